@@ -1,0 +1,85 @@
+/*
+ * shmlink/common.h - conventions shared by every part of the shmlink API.
+ *
+ * Return values: functions returning `int` give >= 0 on success and a negative errno value
+ * (-ENOENT, -EINVAL, ...) on failure; functions returning `ssize_t` give a size or a negative
+ * errno value. The library never prints, never exits and never sets errno as its way of
+ * reporting an error.
+ *
+ * Timeouts are int64_t nanoseconds on the monotonic clock: SHML_FOREVER waits without bound,
+ * 0 never waits.
+ */
+#ifndef SHMLINK_COMMON_H
+#define SHMLINK_COMMON_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SHML_STATIC)
+#define SHML_API
+#elif defined(_WIN32)
+#if defined(SHML_BUILDING)
+#define SHML_API __declspec(dllexport)
+#else
+#define SHML_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define SHML_API __attribute__((visibility("default")))
+#else
+#define SHML_API
+#endif
+
+#define SHML_VERSION_MAJOR 0
+#define SHML_VERSION_MINOR 1
+#define SHML_VERSION_PATCH 0
+#define SHML_VERSION_STRING "0.1.0"
+
+/* Wait without bound. */
+#define SHML_FOREVER ((int64_t)-1)
+
+/*
+ * shmlink-specific meanings given to errno values. They are ordinary errno numbers, so
+ * `-err` always fits the "-errno" convention, and shml_strerror() describes them in shmlink's
+ * terms rather than the C library's.
+ */
+#define SHML_ENOTSHML  EMEDIUMTYPE     /* not a shmlink segment (no header): open it raw */
+#define SHML_EVERSION  EPROTONOSUPPORT /* header layout version this library does not know */
+#define SHML_ECORRUPT  EBADMSG         /* header corrupt, truncated, or its creator died mid-init */
+#define SHML_EWRONGKIND EPROTOTYPE     /* segment is of another kind than the caller asked for */
+#define SHML_ETRUNCATED ENXIO          /* object shrank under us while reading or writing */
+
+/*
+ * Describe an error code returned by any shmlink function.
+ *
+ * Accepts either sign (`-ENOENT` or `ENOENT`). Returns a static string, never NULL; thread-safe.
+ */
+SHML_API const char *shml_strerror(int err);
+
+/*
+ * The detail of the most recent failure in the calling thread, or "" if none was recorded.
+ *
+ * Failing calls record one sentence here that says what was wrong and, where useful, what to
+ * do ("name contains '/'", "/dev/shm is full: 64M free, 100M asked; a container's shm size
+ * can be raised with --shm-size"). Returns a thread-local buffer that stays valid until the
+ * thread's next shmlink call; the caller must not free it. Successful calls do not clear it:
+ * read it only right after a call reported an error.
+ */
+SHML_API const char *shml_last_error(void);
+
+/* The library's version string, e.g. "0.1.0". */
+SHML_API const char *shml_version(void);
+
+/* Free memory that a shmlink function returned to the caller (NULL is fine). */
+SHML_API void shml_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMLINK_COMMON_H */

@@ -1,0 +1,27 @@
+/*
+ * internal.h - helpers shared by every core file of the library (not installed).
+ */
+#ifndef SHML_INTERNAL_H
+#define SHML_INTERNAL_H
+
+#include "shmlink/common.h"
+
+#include <stdarg.h>
+
+/* Non-static internal functions use the shml__ prefix and stay hidden from the shared library. */
+#define SHML_INTERNAL __attribute__((visibility("hidden")))
+
+/*
+ * Record why the current call fails (see shml_last_error()) and return -err, so error paths
+ * read `return shml__fail(EINVAL, "name contains '/'");`. `err` is a positive errno value.
+ */
+SHML_INTERNAL int shml__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, keeping the detail already recorded when there is one (for errors passed up). */
+SHML_INTERNAL int shml__fail_keep(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Forget the recorded detail (at the start of a public call that records its own). */
+SHML_INTERNAL void shml__clear_error(void);
+
+#define SHML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* SHML_INTERNAL_H */

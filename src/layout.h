@@ -1,0 +1,127 @@
+/*
+ * layout.h - the on-memory format: the one place that declares bytes in shared memory.
+ *
+ * Everything here is a wire format read by other processes, other builds of shmlink and other
+ * languages (docs/FORMAT.md documents it byte by byte; the two change together). Fixed-width
+ * types, explicit padding, little-endian (the only byte order shmlink runs on), offsets never
+ * pointers, and a _Static_assert on every size and offset.
+ */
+#ifndef SHML_LAYOUT_H
+#define SHML_LAYOUT_H
+
+#include "atomic.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* "SHMLINK" followed by a NUL: bytes 53 48 4d 4c 49 4e 4b 00. */
+#define SHML_MAGIC_BYTES "SHMLINK"
+#define SHML_MAGIC_LEN   8
+
+/* Layout version of the header below. An opener refuses versions it does not know. */
+#define SHML_LAYOUT_VERSION 1u
+
+/* Bytes of the header page, and so the smallest header_size. */
+#define SHML_HDR_PAGE 4096u
+/* Largest header_size an opener accepts (a 1 GiB huge page). */
+#define SHML_HDR_SIZE_MAX (1u << 30)
+
+/* hdr.state: the word published last. */
+#define SHML_STATE_INIT  0u          /* creator is still writing the header */
+#define SHML_STATE_READY 0x59444552u /* "REDY": every other header field is final */
+
+/* hdr.flags */
+#define SHML_HDRF_HUGEPAGES 0x1u /* backed by huge pages; header_size is one huge page */
+#define SHML_HDRF_KNOWN     0x1u /* flags this version understands */
+
+/* Bytes covered by hdr.check: every field before it, which never changes after creation. */
+#define SHML_HDR_CHECKED_LEN 156u
+
+/* The attach table: where and how large, fixed in version 1. */
+#define SHML_ATTACH_OFF  1024u
+#define SHML_ATTACH_CAP  96u
+#define SHML_ATTACH_SIZE 32u
+
+/*
+ * One process attached to the segment. An entry is free while pid == 0.
+ *
+ * Claim: CAS pid 0 -> own pid; write start_time, since_ns, role (relaxed); then store
+ * valid = 1 (release, pairs with the acquire load of valid by readers, so a reader that sees
+ * valid == 1 sees the fields). Release (close): store valid = 0, then pid = 0 (release).
+ * Reclaim of a dead process's entry: CAS pid DEAD -> SHML_ATTACH_BUSY, valid = 0, pid = 0.
+ */
+struct shml_attach {
+    shml_atomic_u32 pid;        /* 0: free; SHML_ATTACH_BUSY: being reclaimed */
+    shml_atomic_u32 valid;      /* 1 once the fields below are written */
+    shml_atomic_u64 start_time; /* process start time, clock ticks since boot */
+    shml_atomic_u64 since_ns;   /* CLOCK_REALTIME ns of the attach */
+    shml_atomic_u32 role;       /* SHML_ROLE_* or application-defined */
+    uint32_t reserved;          /* zero */
+};
+#define SHML_ATTACH_BUSY 0xffffffffu
+
+_Static_assert(sizeof(struct shml_attach) == SHML_ATTACH_SIZE, "attach entry size");
+_Static_assert(offsetof(struct shml_attach, pid) == 0, "attach.pid");
+_Static_assert(offsetof(struct shml_attach, valid) == 4, "attach.valid");
+_Static_assert(offsetof(struct shml_attach, start_time) == 8, "attach.start_time");
+_Static_assert(offsetof(struct shml_attach, since_ns) == 16, "attach.since_ns");
+_Static_assert(offsetof(struct shml_attach, role) == 24, "attach.role");
+_Static_assert(offsetof(struct shml_attach, reserved) == 28, "attach.reserved");
+
+/*
+ * The managed segment header: the first SHML_HDR_PAGE bytes of the object. The caller's data
+ * starts at header_size (a multiple of the page size; one huge page for huge-page segments).
+ *
+ * Creation: the creator makes the object (all zero), writes every field with state == INIT,
+ * computes check, then stores state = READY with release (pairs with the opener's acquire load
+ * of state: an opener that sees READY sees every field). Fields before `check` never change
+ * afterwards; state, untracked and the attach table do.
+ */
+struct shml_hdr {
+    uint8_t magic[SHML_MAGIC_LEN];   /*   0: "SHMLINK\0" */
+    uint32_t version;                /*   8: SHML_LAYOUT_VERSION */
+    uint32_t header_size;            /*  12: bytes before the data; page multiple >= 4096 */
+    uint32_t kind;                   /*  16: SHML_KIND_* (never 0) */
+    uint32_t flags;                  /*  20: SHML_HDRF_* */
+    uint64_t size;                   /*  24: logical size of the data, > 0 */
+    uint64_t map_size;               /*  32: header_size + size rounded up to the page */
+    int32_t creator_pid;             /*  40 */
+    uint32_t owner_uid;              /*  44: euid of the creator */
+    uint64_t creator_start;          /*  48: creator start time, ticks since boot */
+    int64_t created_ns;              /*  56: CLOCK_REALTIME ns at creation */
+    uint8_t boot_id[16];             /*  64: /proc/sys/kernel/random/boot_id of that boot */
+    char label[64];                  /*  80: NUL-terminated, NUL-padded */
+    uint32_t attach_off;             /* 144: SHML_ATTACH_OFF */
+    uint32_t attach_cap;             /* 148: SHML_ATTACH_CAP */
+    uint32_t attach_size;            /* 152: SHML_ATTACH_SIZE */
+    uint32_t check;                  /* 156: FNV-1a 32 of bytes 0..155 */
+    shml_atomic_u32 state;           /* 160: SHML_STATE_*, published last */
+    shml_atomic_u32 untracked;       /* 164: attaches that found the table full */
+    uint8_t reserved[SHML_ATTACH_OFF - 168]; /* 168: zero, reserved */
+    struct shml_attach attach[SHML_ATTACH_CAP]; /* 1024 */
+};
+
+_Static_assert(sizeof(struct shml_hdr) == SHML_HDR_PAGE, "header is one 4 KiB page");
+_Static_assert(offsetof(struct shml_hdr, magic) == 0, "hdr.magic");
+_Static_assert(offsetof(struct shml_hdr, version) == 8, "hdr.version");
+_Static_assert(offsetof(struct shml_hdr, header_size) == 12, "hdr.header_size");
+_Static_assert(offsetof(struct shml_hdr, kind) == 16, "hdr.kind");
+_Static_assert(offsetof(struct shml_hdr, flags) == 20, "hdr.flags");
+_Static_assert(offsetof(struct shml_hdr, size) == 24, "hdr.size");
+_Static_assert(offsetof(struct shml_hdr, map_size) == 32, "hdr.map_size");
+_Static_assert(offsetof(struct shml_hdr, creator_pid) == 40, "hdr.creator_pid");
+_Static_assert(offsetof(struct shml_hdr, owner_uid) == 44, "hdr.owner_uid");
+_Static_assert(offsetof(struct shml_hdr, creator_start) == 48, "hdr.creator_start");
+_Static_assert(offsetof(struct shml_hdr, created_ns) == 56, "hdr.created_ns");
+_Static_assert(offsetof(struct shml_hdr, boot_id) == 64, "hdr.boot_id");
+_Static_assert(offsetof(struct shml_hdr, label) == 80, "hdr.label");
+_Static_assert(offsetof(struct shml_hdr, attach_off) == 144, "hdr.attach_off");
+_Static_assert(offsetof(struct shml_hdr, attach_cap) == 148, "hdr.attach_cap");
+_Static_assert(offsetof(struct shml_hdr, attach_size) == 152, "hdr.attach_size");
+_Static_assert(offsetof(struct shml_hdr, check) == SHML_HDR_CHECKED_LEN, "hdr.check");
+_Static_assert(offsetof(struct shml_hdr, state) == 160, "hdr.state");
+_Static_assert(offsetof(struct shml_hdr, untracked) == 164, "hdr.untracked");
+_Static_assert(offsetof(struct shml_hdr, reserved) == 168, "hdr.reserved");
+_Static_assert(offsetof(struct shml_hdr, attach) == SHML_ATTACH_OFF, "hdr.attach");
+
+#endif /* SHML_LAYOUT_H */

@@ -1,0 +1,240 @@
+/*
+ * linux.c - the platform mechanisms of os.h on Linux.
+ */
+#include "os/os.h"
+#include "shmlink/segment.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *shml__os_strerror(int err)
+{
+    /* strerror() may format unknown codes into a shared buffer; strerrordesc_np never does. */
+    const char *s = strerrordesc_np(err);
+    return s ? s : "unknown error";
+}
+
+size_t shml__os_page_size(void)
+{
+    long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? (size_t)v : 4096;
+}
+
+/* Read one "Key:   value kB" line of /proc/meminfo; returns the number, or -errno. */
+static long meminfo_value(const char *key)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return -errno;
+    char line[256];
+    size_t klen = strlen(key);
+    long v = -ENOENT;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+size_t shml__os_hugepage_size(void)
+{
+    long kb = meminfo_value("Hugepagesize");
+    return kb > 0 ? (size_t)kb * 1024 : 0;
+}
+
+long shml__os_hugepages_free(void)
+{
+    return meminfo_value("HugePages_Free");
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t shml__os_mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t shml__os_real_ns(void)
+{
+    return clock_ns(CLOCK_REALTIME);
+}
+
+void shml__os_sleep_ns(int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int32_t shml__os_pid(void)
+{
+    return (int32_t)getpid();
+}
+
+uint32_t shml__os_euid(void)
+{
+    return (uint32_t)geteuid();
+}
+
+/* Read state (field 3) and starttime (field 22) of /proc/PID/stat. */
+static int read_stat(int32_t pid, char *state, uint64_t *start)
+{
+    if (pid <= 0)
+        return -ESRCH;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int saved = errno;
+    close(fd);
+    if (n < 0)
+        return saved == ESRCH ? -ESRCH : -saved;
+    buf[n] = '\0';
+    /*
+     * The command name (field 2) may itself hold spaces and parentheses, so the fields are
+     * counted from the last ')'. Field 3 (state) follows it; starttime is field 22.
+     */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || p[2] == '\0')
+        return -EIO;
+    *state = p[2];
+    p++;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return -EIO;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p + 1, &end, 10);
+    if (errno != 0 || end == p + 1)
+        return -EIO;
+    *start = v;
+    return 0;
+}
+
+int shml__os_proc_start(int32_t pid, uint64_t *start)
+{
+    char state;
+    return read_stat(pid, &state, start);
+}
+
+int shml__os_proc_alive(int32_t pid, uint64_t start)
+{
+    char state;
+    uint64_t now;
+    int r = read_stat(pid, &state, &now);
+    if (r == -ESRCH)
+        return 0;
+    if (r < 0)
+        return -1;
+    /* A zombie keeps its /proc entry but is dead for every purpose of ours; so is a reused pid. */
+    if (state == 'Z' || state == 'X')
+        return 0;
+    return start == 0 || now == start ? 1 : 0;
+}
+
+int shml__os_boot_id(uint8_t id[16])
+{
+    memset(id, 0, 16);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[64];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 32)
+        return -EIO;
+    buf[n] = '\0';
+    /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx": 32 hex digits, dashes skipped. */
+    int nib = 0;
+    for (ssize_t i = 0; i < n && nib < 32; i++) {
+        char c = buf[i];
+        int v;
+        if (c >= '0' && c <= '9')
+            v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v = c - 'A' + 10;
+        else
+            continue;
+        id[nib / 2] = (uint8_t)(id[nib / 2] | (nib % 2 ? v : v << 4));
+        nib++;
+    }
+    return nib == 32 ? 0 : -EIO;
+}
+
+int shml__os_fd_address(int fd, char *buf, size_t cap)
+{
+    char link[64], target[4096 + 32];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0)
+        return errno == ENOENT ? -EBADF : -errno;
+    target[n] = '\0';
+    /* A memfd reads "/memfd:NAME (deleted)"; a POSIX object lives in /dev/shm. */
+    if (strncmp(target, "/memfd:", 7) == 0) {
+        char *del = strstr(target, " (deleted)");
+        if (del)
+            *del = '\0';
+        snprintf(buf, cap, "memfd:%s", target + 7);
+        return SHML_BACKEND_MEMFD;
+    }
+    if (strncmp(target, "/dev/shm/", 9) == 0 && strchr(target + 9, '/') == NULL) {
+        snprintf(buf, cap, "posix:/%s", target + 9);
+        return SHML_BACKEND_POSIX;
+    }
+    snprintf(buf, cap, "file:%s", target);
+    return SHML_BACKEND_FILE;
+}
+
+int shml__os_path_mapped(const char *path)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -errno;
+    size_t plen = strlen(path);
+    int found = 0;
+    struct dirent *e;
+    char line[4096 + 256];
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char maps[300];
+        snprintf(maps, sizeof(maps), "/proc/%s/maps", e->d_name);
+        FILE *f = fopen(maps, "re");
+        if (!f)
+            continue; /* gone, or not ours to read */
+        while (fgets(line, sizeof(line), f)) {
+            /* The path is the last field; a deleted object is followed by " (deleted)". */
+            char *p = strchr(line, '/');
+            if (p && strncmp(p, path, plen) == 0 && (p[plen] == '\n' || p[plen] == ' ')) {
+                found = 1;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}

@@ -1,0 +1,69 @@
+/*
+ * os.h - the platform mechanisms the core needs, one implementation file per platform
+ * (linux.c now, win32.c later). Core files include this and never a platform header's
+ * #ifdef. Every function is thread-safe.
+ */
+#ifndef SHML_OS_H
+#define SHML_OS_H
+
+#include "internal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Size of a normal page, and of a default huge page (0 if the system has none). */
+SHML_INTERNAL size_t shml__os_page_size(void);
+SHML_INTERNAL size_t shml__os_hugepage_size(void);
+/* Free huge pages of the default size reserved in the system (HugePages_Free), or -errno. */
+SHML_INTERNAL long shml__os_hugepages_free(void);
+
+/* Text of a system errno value: static, thread-safe, never NULL. */
+SHML_INTERNAL const char *shml__os_strerror(int err);
+
+/* Clocks, in nanoseconds. */
+SHML_INTERNAL int64_t shml__os_mono_ns(void);
+SHML_INTERNAL int64_t shml__os_real_ns(void);
+/* Sleep for ns nanoseconds (restarted on EINTR). */
+SHML_INTERNAL void shml__os_sleep_ns(int64_t ns);
+
+/* Identity of the calling process. */
+SHML_INTERNAL int32_t shml__os_pid(void);
+SHML_INTERNAL uint32_t shml__os_euid(void);
+
+/*
+ * Start time of process `pid` in clock ticks since boot (immutable for the life of a process,
+ * so pid + start time name one process even after the pid is reused). Returns 0, -ESRCH if no
+ * such process, -errno otherwise.
+ */
+SHML_INTERNAL int shml__os_proc_start(int32_t pid, uint64_t *start);
+/*
+ * Is the process (pid, start) alive? start == 0 checks the pid alone. Returns 1 alive, 0 dead
+ * (or the pid now belongs to another process), -1 unknown.
+ */
+SHML_INTERNAL int shml__os_proc_alive(int32_t pid, uint64_t start);
+/* 16 bytes naming the current boot (the same for every process until reboot). */
+SHML_INTERNAL int shml__os_boot_id(uint8_t id[16]);
+
+/*
+ * Send one fd with `len` bytes of payload over a connected Unix socket, and receive it.
+ * recv waits up to timeout_ns (SHML_FOREVER, 0 = poll). Returns 0 / the payload length, or
+ * -errno: -ETIMEDOUT, -ECONNRESET (peer closed), -EPROTO (no fd came with the payload).
+ */
+SHML_INTERNAL int shml__os_fd_send(int sock, int fd, const void *payload, size_t len);
+SHML_INTERNAL ssize_t shml__os_fd_recv(int sock, int *fd, void *payload, size_t cap,
+                                       int64_t timeout_ns);
+
+/*
+ * Describe what an open fd refers to as an address ("posix:/name", "memfd:name",
+ * "file:/path") into buf. Returns the SHML_BACKEND_* it belongs to, or -errno.
+ */
+SHML_INTERNAL int shml__os_fd_address(int fd, char *buf, size_t cap);
+
+/*
+ * Does any process map the file at `path` (a /dev/shm object)? Scans /proc/PID/maps.
+ * Returns 1 yes, 0 no, -errno if it cannot tell.
+ */
+SHML_INTERNAL int shml__os_path_mapped(const char *path);
+
+#endif /* SHML_OS_H */

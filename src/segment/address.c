@@ -1,0 +1,218 @@
+/*
+ * address.c - one string names a segment and its backend (the table is in shmlink/segment.h).
+ *
+ * Parsing is pure: no system object is touched, so it is safe to run on hostile input (it is
+ * fuzzed) and an error always says which rule the address broke.
+ */
+#include "segment/backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char NAME_CHARS[] = "._-+@=,~";
+
+/* Check a POSIX/memfd/win32 name; `what` names the backend in the reason. */
+static int check_name(const char *name, const char *what)
+{
+    size_t len = strlen(name);
+    if (len == 0)
+        return shml__fail(EINVAL, "%s address has an empty name", what);
+    if (len > SHML_NAME_MAX)
+        return shml__fail(EINVAL, "%s name is %zu characters long; at most %d are allowed", what,
+                          len, SHML_NAME_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return shml__fail(EINVAL, "%s name contains control character 0x%02x", what, c);
+        if (c == '/')
+            return shml__fail(EINVAL, "%s name contains '/': names are flat, not paths", what);
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && strchr(NAME_CHARS, c) != NULL);
+        if (!ok) {
+            if (c >= 0x80)
+                return shml__fail(EINVAL, "%s name contains non-ASCII byte 0x%02x", what, c);
+            return shml__fail(EINVAL,
+                              "%s name contains '%c' (allowed: letters, digits and %s)", what, c,
+                              NAME_CHARS);
+        }
+    }
+    if (strcmp(name, ".") == 0 || strstr(name, "..") != NULL)
+        return shml__fail(EINVAL, "%s name may not be '.' or contain '..'", what);
+    return 0;
+}
+
+/* Parse an unsigned number (decimal, or hex with 0x) that must fit `max`; -EINVAL otherwise. */
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+    if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+        return -EINVAL;
+    int base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+        if (*s == '\0')
+            return -EINVAL;
+    }
+    uint64_t v = 0;
+    for (; *s; s++) {
+        int d;
+        if (*s >= '0' && *s <= '9')
+            d = *s - '0';
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            d = *s - 'a' + 10;
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            d = *s - 'A' + 10;
+        else
+            return -EINVAL;
+        v = v * (uint64_t)base + (uint64_t)d;
+        if (v > max)
+            return -ERANGE;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int check_path(const char *path, const char *what)
+{
+    size_t len = strlen(path);
+    if (len == 0)
+        return shml__fail(EINVAL, "%s address has an empty path", what);
+    if (len >= PATH_MAX)
+        return shml__fail(EINVAL, "%s path is %zu bytes long; at most %d are allowed", what, len,
+                          PATH_MAX - 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c < 0x20 || c == 0x7f)
+            return shml__fail(EINVAL, "%s path contains control character 0x%02x", what, c);
+    }
+    return 0;
+}
+
+static int parse_sysv(const char *rest, struct shml__addr *a)
+{
+    uint32_t v;
+    int r;
+    if (strncmp(rest, "id=", 3) == 0) {
+        r = parse_u32(rest + 3, INT32_MAX, &v);
+        if (r < 0)
+            return shml__fail(EINVAL, "sysv id '%s' is not a number from 0 to %d", rest + 3,
+                              INT32_MAX);
+        a->has_id = true;
+        a->shmid = (int32_t)v;
+        snprintf(a->canon, sizeof(a->canon), "sysv:id=%u", v);
+        return 0;
+    }
+    const char *hash = strrchr(rest, '#');
+    if (rest[0] == '/' || rest[0] == '.' || hash != NULL) {
+        if (!hash)
+            return shml__fail(EINVAL, "sysv ftok address needs '#PROJ' after the path, as in "
+                                      "sysv:/path/to/file#102");
+        size_t plen = (size_t)(hash - rest);
+        if (plen == 0)
+            return shml__fail(EINVAL, "sysv ftok address has an empty path");
+        if (plen >= sizeof(a->path))
+            return shml__fail(EINVAL, "sysv ftok path is too long");
+        memcpy(a->path, rest, plen);
+        a->path[plen] = '\0';
+        r = check_path(a->path, "sysv");
+        if (r < 0)
+            return r;
+        if (parse_u32(hash + 1, 255, &v) < 0 || v == 0)
+            return shml__fail(EINVAL, "sysv ftok project id '%s' is not a number from 1 to 255",
+                              hash + 1);
+        a->proj = (int)v;
+        a->has_key = true;
+        snprintf(a->canon, sizeof(a->canon), "sysv:%s#%u", a->path, v);
+        return 0;
+    }
+    r = parse_u32(rest, UINT32_MAX, &v);
+    if (r < 0)
+        return shml__fail(EINVAL, "sysv key '%s' is not a number (decimal or 0x hex) from 1 to "
+                                  "0xffffffff",
+                          rest);
+    if (v == 0)
+        return shml__fail(EINVAL, "sysv key 0 is IPC_PRIVATE, which no other process can open; "
+                                  "use sysv:id=N for an existing private segment");
+    a->has_key = true;
+    a->key = (int32_t)v;
+    snprintf(a->canon, sizeof(a->canon), "sysv:0x%08x", v);
+    return 0;
+}
+
+int shml__addr_parse(const char *s, struct shml__addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->shmid = -1;
+    if (s == NULL || *s == '\0')
+        return shml__fail(EINVAL, "missing address");
+    size_t slen = strnlen(s, SHML_ADDR_MAX);
+    if (slen >= SHML_ADDR_MAX)
+        return shml__fail(EINVAL, "address longer than %d bytes", SHML_ADDR_MAX - 1);
+
+    const char *colon = strchr(s, ':');
+    const char *rest = s;
+    a->backend = SHML_BACKEND_POSIX;
+    if (colon) {
+        size_t plen = (size_t)(colon - s);
+        rest = colon + 1;
+        if (plen == 5 && strncmp(s, "posix", 5) == 0)
+            a->backend = SHML_BACKEND_POSIX;
+        else if (plen == 4 && strncmp(s, "sysv", 4) == 0)
+            a->backend = SHML_BACKEND_SYSV;
+        else if (plen == 4 && strncmp(s, "file", 4) == 0)
+            a->backend = SHML_BACKEND_FILE;
+        else if (plen == 5 && strncmp(s, "memfd", 5) == 0)
+            a->backend = SHML_BACKEND_MEMFD;
+        else if (plen == 3 && strncmp(s, "win", 3) == 0)
+            a->backend = SHML_BACKEND_WIN32;
+        else
+            return shml__fail(EINVAL, "unknown backend '%.*s' (known: posix, sysv, file, memfd, "
+                                      "win)",
+                              (int)(plen > 32 ? 32 : plen), s);
+    }
+
+    int r;
+    switch (a->backend) {
+    case SHML_BACKEND_POSIX:
+        if (*rest == '/')
+            rest++;
+        r = check_name(rest, "posix");
+        if (r < 0)
+            return r;
+        a->name[0] = '/';
+        memcpy(a->name + 1, rest, strlen(rest) + 1);
+        snprintf(a->canon, sizeof(a->canon), "posix:%s", a->name);
+        return 0;
+    case SHML_BACKEND_MEMFD:
+        r = check_name(rest, "memfd");
+        if (r < 0)
+            return r;
+        memcpy(a->name, rest, strlen(rest) + 1);
+        snprintf(a->canon, sizeof(a->canon), "memfd:%s", a->name);
+        return 0;
+    case SHML_BACKEND_WIN32: {
+        /* An optional session namespace, then a flat name. */
+        const char *name = rest;
+        if (strncmp(rest, "Local\\", 6) == 0)
+            name = rest + 6;
+        else if (strncmp(rest, "Global\\", 7) == 0)
+            name = rest + 7;
+        r = check_name(name, "win");
+        if (r < 0)
+            return r;
+        memcpy(a->name, rest, strlen(rest) + 1);
+        snprintf(a->canon, sizeof(a->canon), "win:%s", a->name);
+        return 0;
+    }
+    case SHML_BACKEND_FILE:
+        r = check_path(rest, "file");
+        if (r < 0)
+            return r;
+        memcpy(a->path, rest, strlen(rest) + 1);
+        snprintf(a->canon, sizeof(a->canon), "file:%s", a->path);
+        return 0;
+    default:
+        return parse_sysv(rest, a);
+    }
+}

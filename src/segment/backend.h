@@ -1,0 +1,133 @@
+/*
+ * backend.h - what segment.c needs from each backend (posix, sysv, file, memfd, win32), and the
+ * parsed form of an address. One backend per file; the build picks the files of the platform.
+ */
+#ifndef SHML_SEGMENT_BACKEND_H
+#define SHML_SEGMENT_BACKEND_H
+
+#include "internal.h"
+#include "layout.h"
+#include "shmlink/segment.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+/* A parsed address (see shmlink/segment.h for the syntax). */
+struct shml__addr {
+    int backend;                   /* SHML_BACKEND_* */
+    char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win32: [Local\\]name */
+    char path[PATH_MAX];           /* file: the path; sysv ftok: the path */
+    int proj;                      /* sysv ftok: project id 1..255 */
+    bool has_key;                  /* sysv: key given (number or ftok) */
+    int32_t key;                   /* sysv: the key (resolved at open for ftok) */
+    bool has_id;                   /* sysv: id= given */
+    int32_t shmid;                 /* sysv: the id */
+    char canon[SHML_ADDR_MAX];     /* canonical address */
+};
+
+/*
+ * Parse `s` into `a`. Returns 0 or -EINVAL (with the reason recorded), -ENOTSUP for a backend
+ * that this build lacks. Pure: touches no system object (ftok keys are resolved by the backend).
+ */
+SHML_INTERNAL int shml__addr_parse(const char *s, struct shml__addr *a);
+
+/* An OS object opened by a backend. */
+struct shml__obj {
+    int fd;       /* posix, file, memfd: the descriptor; -1 for sysv */
+    int shmid;    /* sysv: the id; -1 otherwise */
+    bool created; /* made by this call */
+};
+
+/* What a backend knows of its object without mapping it. */
+struct shml__objstat {
+    uint64_t size;     /* bytes the object has now */
+    uint32_t mode;     /* permission bits */
+    uint32_t uid;      /* owner */
+    int64_t ctime_ns;  /* last status change, CLOCK_REALTIME ns */
+    int32_t cpid;      /* sysv: creator pid, else 0 */
+    int32_t nattch;    /* sysv: attach count, else -1 */
+};
+
+struct shml__backend {
+    const char *name;
+    /*
+     * Create the object with exactly `size` bytes, memory reserved (fallocate or the system's
+     * equivalent), `mode` permissions. -EEXIST if it exists. On error nothing is left.
+     */
+    int (*create)(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
+                  struct shml__obj *o);
+    /* Open the existing object. */
+    int (*open)(const struct shml__addr *a, bool rdonly, struct shml__obj *o);
+    int (*stat)(const struct shml__obj *o, struct shml__objstat *st);
+    /* Map `len` bytes from offset 0. */
+    int (*map)(const struct shml__obj *o, size_t len, bool rdonly, uint32_t flags, void **base);
+    void (*unmap)(const struct shml__obj *o, void *base, size_t len);
+    /*
+     * Copy bytes at object offset `off` without touching the mapping where the backend can
+     * (so a truncated object gives -SHML_ETRUNCATED, not SIGBUS). `base` is the mapping (may be
+     * NULL when nothing is mapped yet, for backends that do not need it).
+     */
+    ssize_t (*pread)(const struct shml__obj *o, void *base, uint64_t off, void *buf, size_t len);
+    ssize_t (*pwrite)(const struct shml__obj *o, void *base, uint64_t off, const void *buf,
+                      size_t len);
+    /* Flush to backing store (file backend); NULL when meaningless. */
+    int (*sync)(const struct shml__obj *o, void *base, size_t len);
+    int (*unlink)(const struct shml__addr *a);
+    /* Remove a just-created object after a failure later in create (best effort). */
+    void (*discard)(const struct shml__addr *a, const struct shml__obj *o);
+    void (*release)(struct shml__obj *o);
+};
+
+SHML_INTERNAL const struct shml__backend *shml__backend_get(int backend);
+
+/* Backends of this platform (NULL where the build has none). */
+extern SHML_INTERNAL const struct shml__backend shml__backend_posix;
+extern SHML_INTERNAL const struct shml__backend shml__backend_sysv;
+extern SHML_INTERNAL const struct shml__backend shml__backend_file;
+extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
+
+/* Shared by the fd-based backends (fd_common.c). */
+SHML_INTERNAL int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st);
+SHML_INTERNAL int shml__fd_map(const struct shml__obj *o, size_t len, bool rdonly, uint32_t flags,
+                               void **base);
+SHML_INTERNAL void shml__fd_unmap(const struct shml__obj *o, void *base, size_t len);
+SHML_INTERNAL ssize_t shml__fd_pread(const struct shml__obj *o, void *base, uint64_t off,
+                                     void *buf, size_t len);
+SHML_INTERNAL ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off,
+                                      const void *buf, size_t len);
+SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
+/* Size a new fd-backed object and reserve its memory; `what` names it in error details. */
+SHML_INTERNAL int shml__fd_reserve(int fd, uint64_t size, const char *what);
+
+/* ---- the managed header (header.c) ---- */
+
+/* Fill a fresh header (state stays INIT; check computed). */
+SHML_INTERNAL void shml__hdr_init(struct shml_hdr *h, uint32_t kind, uint32_t flags,
+                                  uint32_t header_size, uint64_t size, uint64_t map_size,
+                                  const char *label);
+/* FNV-1a 32 over the checked bytes. */
+SHML_INTERNAL uint32_t shml__hdr_checksum(const struct shml_hdr *h);
+/*
+ * Validate a header image of `len` bytes read from an object of `object_size` bytes. Reads the
+ * image only; never follows an offset before checking it. Returns 0, -SHML_ENOTSHML,
+ * -SHML_EVERSION, -SHML_ECORRUPT (reason recorded), or -EAGAIN if the header is still being
+ * initialised (blank or state INIT).
+ */
+SHML_INTERNAL int shml__hdr_validate(const void *image, size_t len, uint64_t object_size);
+/* Round up to a multiple of `align` (a power of two); 0 on overflow. */
+SHML_INTERNAL uint64_t shml__round_up(uint64_t v, uint64_t align);
+
+/* ---- attach table (header.c) ---- */
+
+/* Record (pid, start, role) in a free entry; returns the slot or -ENOSPC (table full). */
+SHML_INTERNAL int shml__attach_add(struct shml_hdr *h, int32_t pid, uint64_t start, uint32_t role);
+SHML_INTERNAL void shml__attach_remove(struct shml_hdr *h, int slot, int32_t pid);
+/* Free entries whose process is dead; returns how many were reclaimed. */
+SHML_INTERNAL int shml__attach_reap(struct shml_hdr *h);
+
+#endif /* SHML_SEGMENT_BACKEND_H */

@@ -1,0 +1,104 @@
+/*
+ * file.c - the file backend: a regular file mapped MAP_SHARED. It persists across reboots, and
+ * is flushed with msync on demand (shml_segment_sync) and on close.
+ */
+#include "os/os.h"
+#include "segment/backend.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int file_error(int err, const struct shml__addr *a, const char *doing)
+{
+    switch (err) {
+    case ENOENT:
+        return shml__fail(ENOENT, "no file %s", a->path);
+    case EEXIST:
+        return shml__fail(EEXIST, "file %s already exists", a->path);
+    case EACCES:
+        return shml__fail(EACCES, "permission denied on file %s", a->path);
+    default:
+        return shml__fail(err, "%s file %s: %s", doing, a->path, shml__os_strerror(err));
+    }
+}
+
+static int file_create(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
+                       struct shml__obj *o)
+{
+    if (flags & SHML_HUGEPAGES)
+        return shml__fail(ENOTSUP, "the file backend cannot use huge pages: use sysv: or memfd: "
+                                   "with huge pages");
+    int fd = open(a->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    if (fd < 0)
+        return file_error(errno, a, "creating");
+    int r = 0;
+    if (fchmod(fd, (mode_t)mode) != 0)
+        r = file_error(errno, a, "setting the mode of");
+    if (r == 0)
+        r = shml__fd_reserve(fd, size, "the file");
+    if (r < 0) {
+        unlink(a->path);
+        close(fd);
+        return r;
+    }
+    o->fd = fd;
+    o->created = true;
+    return 0;
+}
+
+static int file_open(const struct shml__addr *a, bool rdonly, struct shml__obj *o)
+{
+    int fd = open(a->path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return file_error(errno, a, "opening");
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return shml__fail(EINVAL, "%s is not a regular file", a->path);
+    }
+    o->fd = fd;
+    return 0;
+}
+
+static int file_sync(const struct shml__obj *o, void *base, size_t len)
+{
+    (void)o;
+    if (base && msync(base, len, MS_SYNC) != 0)
+        return shml__fail(errno, "msync: %s", shml__os_strerror(errno));
+    return 0;
+}
+
+static int file_unlink(const struct shml__addr *a)
+{
+    struct stat sb;
+    if (lstat(a->path, &sb) != 0)
+        return file_error(errno, a, "removing");
+    if (!S_ISREG(sb.st_mode))
+        return shml__fail(EINVAL, "%s is not a regular file: not removed", a->path);
+    if (unlink(a->path) != 0)
+        return file_error(errno, a, "removing");
+    return 0;
+}
+
+static void file_discard(const struct shml__addr *a, const struct shml__obj *o)
+{
+    (void)o;
+    unlink(a->path);
+}
+
+const struct shml__backend shml__backend_file = {
+    .name = "file",
+    .create = file_create,
+    .open = file_open,
+    .stat = shml__fd_stat,
+    .map = shml__fd_map,
+    .unmap = shml__fd_unmap,
+    .pread = shml__fd_pread,
+    .pwrite = shml__fd_pwrite,
+    .sync = file_sync,
+    .unlink = file_unlink,
+    .discard = file_discard,
+    .release = shml__fd_release,
+};

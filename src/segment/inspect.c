@@ -1,0 +1,344 @@
+/*
+ * inspect.c - what exists, who is attached, what can be cleaned: shml_segment_stat(),
+ * shml_segment_list() and shml_gc().
+ *
+ * Inspection never attaches and never trusts a header it has not validated; it reads headers
+ * through the backend (pread or a transient read-only shmat), so a foreign, corrupt or
+ * shrinking object is described, not crashed on.
+ */
+#include "os/os.h"
+#include "segment/backend.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Fill `info` (and the attach array) for an address already parsed. */
+static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *info,
+                       struct shml_attach_info *att, size_t att_cap, size_t *att_n)
+{
+    memset(info, 0, sizeof(*info));
+    if (att_n)
+        *att_n = 0;
+    snprintf(info->address, sizeof(info->address), "%s", a->canon);
+    info->backend = a->backend;
+    info->creator_alive = -1;
+    const struct shml__backend *be = shml__backend_get(a->backend);
+    if (!be)
+        return shml__fail(ENOTSUP, "the backend of %s is not available here", a->canon);
+    if (a->backend == SHML_BACKEND_MEMFD)
+        return shml__fail(ENOTSUP, "a memfd segment has no name to look up");
+
+    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    int r = be->open(a, true, &obj);
+    if (r < 0)
+        return r;
+    struct shml__objstat st;
+    r = be->stat(&obj, &st);
+    if (r < 0) {
+        be->release(&obj);
+        return shml__fail_keep(-r, "stat %s: %s", a->canon, shml__os_strerror(-r));
+    }
+    info->object_size = st.size;
+    info->size = st.size;
+    info->mode = st.mode;
+    info->uid = st.uid;
+    info->created_ns = st.ctime_ns;
+    info->creator_pid = st.cpid;
+    if (st.nattch >= 0)
+        info->attached = (uint32_t)st.nattch;
+    if (st.cpid > 0)
+        info->creator_alive = shml__os_proc_alive(st.cpid, 0);
+
+    uint8_t image[SHML_HDR_PAGE];
+    size_t len = st.size < sizeof(image) ? (size_t)st.size : sizeof(image);
+    ssize_t n = len ? be->pread(&obj, NULL, 0, image, len) : 0;
+    be->release(&obj);
+    if (n < 0) {
+        info->status = (int)n;
+        return 0;
+    }
+    r = shml__hdr_validate(image, len, st.size);
+    if (r == -EAGAIN && len >= SHML_MAGIC_LEN && memcmp(image, SHML_MAGIC_BYTES, 8) != 0)
+        r = -SHML_ENOTSHML; /* blank: for inspection, a foreign object */
+    if (r < 0) {
+        info->status = r;
+        return 0;
+    }
+
+    const struct shml_hdr *h = (const struct shml_hdr *)image;
+    uint8_t boot[16];
+    info->managed = true;
+    info->kind = h->kind;
+    info->version = h->version;
+    info->header_size = h->header_size;
+    info->hdr_flags = h->flags;
+    info->size = h->size;
+    info->creator_pid = h->creator_pid;
+    info->creator_start = h->creator_start;
+    info->created_ns = h->created_ns;
+    info->uid = h->owner_uid;
+    info->other_boot = shml__os_boot_id(boot) == 0 && memcmp(boot, h->boot_id, 16) != 0;
+    memcpy(info->label, h->label, sizeof(info->label)); /* NUL-terminated: validated */
+    info->creator_alive =
+        info->other_boot ? 0 : shml__os_proc_alive(h->creator_pid, h->creator_start);
+    info->attached = 0;
+    info->untracked = atomic_load_explicit(&h->untracked, memory_order_relaxed);
+
+    size_t total = 0;
+    for (uint32_t i = 0; i < SHML_ATTACH_CAP; i++) {
+        const struct shml_attach *e = &h->attach[i];
+        /* The image is a private copy: relaxed loads read it, ordering nothing. */
+        uint32_t pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
+        if (pid == 0 || pid == SHML_ATTACH_BUSY || pid > INT32_MAX)
+            continue;
+        struct shml_attach_info ai = {.pid = (int32_t)pid};
+        if (atomic_load_explicit(&e->valid, memory_order_relaxed)) {
+            ai.start_time = atomic_load_explicit(&e->start_time, memory_order_relaxed);
+            ai.since_ns = (int64_t)atomic_load_explicit(&e->since_ns, memory_order_relaxed);
+            ai.role = atomic_load_explicit(&e->role, memory_order_relaxed);
+        }
+        ai.alive = info->other_boot ? 0 : shml__os_proc_alive(ai.pid, ai.start_time);
+        if (ai.alive == 0)
+            info->attach_dead++;
+        else
+            info->attached++;
+        if (att && total < att_cap)
+            att[total] = ai;
+        total++;
+    }
+    if (att_n)
+        *att_n = total;
+    return 0;
+}
+
+int shml_segment_stat(const char *addr, struct shml_segment_info *info,
+                      struct shml_attach_info *att, size_t att_cap, size_t *att_n)
+{
+    shml__clear_error();
+    if (!info)
+        return shml__fail(EINVAL, "info is NULL");
+    struct shml__addr a;
+    int r = shml__addr_parse(addr, &a);
+    if (r < 0)
+        return r;
+    return stat_parsed(&a, info, att, att_cap, att_n);
+}
+
+/* A growable array of infos. */
+struct list {
+    struct shml_segment_info *v;
+    size_t n, cap;
+};
+
+static struct shml_segment_info *list_push(struct list *l)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *p = realloc(l->v, cap * sizeof(*l->v));
+        if (!p)
+            return NULL;
+        l->v = p;
+        l->cap = cap;
+    }
+    return &l->v[l->n++];
+}
+
+/* Describe one object that could not be opened from what the directory entry shows. */
+static void describe_unreadable(struct shml_segment_info *info, const char *path, int err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        info->object_size = (uint64_t)sb.st_size;
+        info->size = info->object_size;
+        info->mode = (uint32_t)(sb.st_mode & 07777);
+        info->uid = (uint32_t)sb.st_uid;
+        info->created_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
+    }
+    info->status = err;
+}
+
+static int list_posix(struct list *l, bool all)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return errno == ENOENT ? 0 : shml__fail(errno, "/dev/shm: %s", shml__os_strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+            continue;
+        /* POSIX semaphores live here as sem.NAME: they are not shared memory objects. */
+        if (strncmp(e->d_name, "sem.", 4) == 0)
+            continue;
+        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+            continue;
+        struct shml__addr a;
+        memset(&a, 0, sizeof(a));
+        a.backend = SHML_BACKEND_POSIX;
+        a.shmid = -1;
+        struct shml_segment_info tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.backend = SHML_BACKEND_POSIX;
+        tmp.creator_alive = -1;
+        snprintf(tmp.address, sizeof(tmp.address), "posix:/%s", e->d_name);
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+        if (strlen(e->d_name) > SHML_NAME_MAX) {
+            /* Not a name shmlink would make: describe it, don't open it. */
+            describe_unreadable(&tmp, path, -ENAMETOOLONG);
+        } else {
+            a.name[0] = '/';
+            memcpy(a.name + 1, e->d_name, strlen(e->d_name) + 1);
+            snprintf(a.canon, sizeof(a.canon), "posix:%s", a.name);
+            int r = stat_parsed(&a, &tmp, NULL, 0, NULL);
+            if (r == -ENOENT)
+                continue; /* removed meanwhile */
+            if (r < 0)
+                describe_unreadable(&tmp, path, r);
+        }
+        if (!all && !tmp.managed)
+            continue;
+        struct shml_segment_info *slot = list_push(l);
+        if (!slot) {
+            closedir(d);
+            return -ENOMEM;
+        }
+        *slot = tmp;
+    }
+    closedir(d);
+    return 0;
+}
+
+static int list_sysv(struct list *l, bool all)
+{
+    FILE *f = fopen("/proc/sysvipc/shm", "re");
+    if (!f)
+        return errno == ENOENT ? 0 : shml__fail(errno, "/proc/sysvipc/shm: %s",
+                                                shml__os_strerror(errno));
+    char line[512];
+    if (!fgets(line, sizeof(line), f)) { /* the column titles */
+        fclose(f);
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        long long key;
+        int id;
+        if (sscanf(line, "%lld %d", &key, &id) != 2)
+            continue;
+        struct shml__addr a;
+        memset(&a, 0, sizeof(a));
+        a.backend = SHML_BACKEND_SYSV;
+        a.has_id = true;
+        a.shmid = id;
+        snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", id);
+        struct shml_segment_info tmp;
+        int r = stat_parsed(&a, &tmp, NULL, 0, NULL);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0) {
+            tmp.status = r;
+            tmp.backend = SHML_BACKEND_SYSV;
+        }
+        /* Name it by key where it has one: that is what programs use to find it. */
+        if (key != 0)
+            snprintf(tmp.address, sizeof(tmp.address), "sysv:0x%08x", (unsigned)key);
+        if (!all && !tmp.managed)
+            continue;
+        struct shml_segment_info *slot = list_push(l);
+        if (!slot) {
+            fclose(f);
+            return -ENOMEM;
+        }
+        *slot = tmp;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int by_address(const void *x, const void *y)
+{
+    const struct shml_segment_info *a = x, *b = y;
+    return strcmp(a->address, b->address);
+}
+
+int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *count)
+{
+    shml__clear_error();
+    if (!out || !count)
+        return shml__fail(EINVAL, "out or count is NULL");
+    *out = NULL;
+    *count = 0;
+    struct list l = {0};
+    bool all = (flags & SHML_LIST_ALL) != 0;
+    int r = list_posix(&l, all);
+    if (r == 0)
+        r = list_sysv(&l, all);
+    if (r < 0) {
+        free(l.v);
+        return r;
+    }
+    if (l.n)
+        qsort(l.v, l.n, sizeof(*l.v), by_address);
+    *out = l.v;
+    *count = l.n;
+    return 0;
+}
+
+/* Is the segment abandoned: creator dead, nobody attached, nobody mapping it? */
+static bool abandoned(const struct shml_segment_info *s)
+{
+    if (!s->managed || s->creator_alive != 0 || s->attached != 0 || s->untracked != 0)
+        return false;
+    if (s->backend == SHML_BACKEND_SYSV) {
+        /* nattch counts every shmat, read-only ones that the attach table does not hold. */
+        struct shml__addr a;
+        if (shml__addr_parse(s->address, &a) < 0)
+            return false;
+        const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
+        struct shml__obj obj = {.fd = -1, .shmid = -1};
+        struct shml__objstat st;
+        if (be->open(&a, true, &obj) < 0 || be->stat(&obj, &st) < 0)
+            return false;
+        return st.nattch == 0;
+    }
+    if (s->backend == SHML_BACKEND_POSIX) {
+        /* Read-only and untracked openers map it too: ask the kernel who maps the file. */
+        char path[300];
+        snprintf(path, sizeof(path), "/dev/shm/%s", s->address + strlen("posix:/"));
+        return shml__os_path_mapped(path) == 0;
+    }
+    return false;
+}
+
+int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed)
+{
+    shml__clear_error();
+    if (removed)
+        *removed = NULL;
+    if (n_removed)
+        *n_removed = 0;
+    struct shml_segment_info *all;
+    size_t n;
+    int r = shml_segment_list(0, &all, &n);
+    if (r < 0)
+        return r;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!abandoned(&all[i]))
+            continue;
+        if (!dry_run && shml_segment_unlink(all[i].address) < 0)
+            continue; /* gone meanwhile, or not ours to remove: not fatal */
+        all[kept++] = all[i];
+    }
+    shml__clear_error();
+    if (removed && kept) {
+        *removed = all;
+    } else {
+        free(all);
+    }
+    if (n_removed)
+        *n_removed = kept;
+    return 0;
+}

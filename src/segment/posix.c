@@ -1,0 +1,86 @@
+/*
+ * posix.c - the POSIX backend: shm_open() objects, which Linux keeps as files in /dev/shm.
+ */
+#include "os/os.h"
+#include "segment/backend.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int posix_error(int err, const struct shml__addr *a, const char *doing)
+{
+    switch (err) {
+    case ENOENT:
+        return shml__fail(ENOENT, "no POSIX shared memory object %s (see /dev/shm)", a->name);
+    case EEXIST:
+        return shml__fail(EEXIST, "POSIX object %s already exists", a->name);
+    case EACCES:
+        return shml__fail(EACCES, "permission denied on POSIX object %s", a->name);
+    default:
+        return shml__fail(err, "%s POSIX object %s: %s", doing, a->name, shml__os_strerror(err));
+    }
+}
+
+static int posix_create(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
+                        struct shml__obj *o)
+{
+    if (flags & SHML_HUGEPAGES)
+        return shml__fail(ENOTSUP, "the posix backend cannot use huge pages (/dev/shm is not "
+                                   "hugetlbfs): use sysv: or memfd: with huge pages");
+    int fd = shm_open(a->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    if (fd < 0)
+        return posix_error(errno, a, "creating");
+    /* The umask applied to shm_open; the caller's mode is the contract. */
+    int r = 0;
+    if (fchmod(fd, (mode_t)mode) != 0)
+        r = posix_error(errno, a, "setting the mode of");
+    if (r == 0)
+        r = shml__fd_reserve(fd, size, "the POSIX object in /dev/shm");
+    if (r < 0) {
+        shm_unlink(a->name);
+        close(fd);
+        return r;
+    }
+    o->fd = fd;
+    o->created = true;
+    return 0;
+}
+
+static int posix_open(const struct shml__addr *a, bool rdonly, struct shml__obj *o)
+{
+    int fd = shm_open(a->name, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+    if (fd < 0)
+        return posix_error(errno, a, "opening");
+    o->fd = fd;
+    return 0;
+}
+
+static int posix_unlink(const struct shml__addr *a)
+{
+    if (shm_unlink(a->name) != 0)
+        return posix_error(errno, a, "removing");
+    return 0;
+}
+
+static void posix_discard(const struct shml__addr *a, const struct shml__obj *o)
+{
+    (void)o;
+    shm_unlink(a->name);
+}
+
+const struct shml__backend shml__backend_posix = {
+    .name = "posix",
+    .create = posix_create,
+    .open = posix_open,
+    .stat = shml__fd_stat,
+    .map = shml__fd_map,
+    .unmap = shml__fd_unmap,
+    .pread = shml__fd_pread,
+    .pwrite = shml__fd_pwrite,
+    .sync = NULL,
+    .unlink = posix_unlink,
+    .discard = posix_discard,
+    .release = shml__fd_release,
+};

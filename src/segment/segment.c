@@ -1,0 +1,571 @@
+/*
+ * segment.c - named segments: create, open, close, unlink, and the managed header's life.
+ *
+ * Creation: the backend makes the object with its memory reserved; the creator maps it, writes
+ * the header with state INIT, records itself in the attach table and publishes state READY
+ * last. Opening: the header is read through the backend (a private copy, never the mapping, so
+ * a truncated object cannot SIGBUS us), validated completely, and only then mapped; a header
+ * still being initialised is waited for, bounded by the caller's timeout; a creator that died
+ * before publishing makes the segment corrupt, not a hang.
+ */
+#include "os/os.h"
+#include "segment/backend.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct shml_segment {
+    struct shml__addr addr;
+    const struct shml__backend *be;
+    struct shml__obj obj;
+    void *base;          /* the mapping */
+    size_t map_len;      /* its length */
+    struct shml_hdr *hdr; /* managed: the header at base; NULL when raw */
+    char *data;          /* the caller's bytes */
+    size_t size;         /* their number */
+    size_t data_off;     /* their offset in the object */
+    uint32_t flags;      /* SHML_* open flags */
+    int slot;            /* attach table entry, or -1 */
+    bool untracked;      /* counted in hdr->untracked instead of holding an entry */
+    int32_t pid;         /* the process that attached (entries are per process) */
+};
+
+/* Blank headers this young may still be a creator at work; older ones are foreign objects. */
+#define BLANK_GRACE_NS ((int64_t)5000000000)
+
+const struct shml__backend *shml__backend_get(int backend)
+{
+    switch (backend) {
+    case SHML_BACKEND_POSIX:
+        return &shml__backend_posix;
+    case SHML_BACKEND_SYSV:
+        return &shml__backend_sysv;
+    case SHML_BACKEND_FILE:
+        return &shml__backend_file;
+    case SHML_BACKEND_MEMFD:
+        return &shml__backend_memfd;
+    default:
+        return NULL;
+    }
+}
+
+static const struct shml_segment_opts default_opts = SHML_SEGMENT_OPTS_INIT;
+
+/* Check options and fill in the defaults. */
+static int normalize_opts(const struct shml_segment_opts *in, struct shml_segment_opts *o)
+{
+    *o = in ? *in : default_opts;
+    if (o->mode == 0)
+        o->mode = 0600;
+    if (o->mode & ~07777u)
+        return shml__fail(EINVAL, "mode %o has bits outside 07777", o->mode);
+    const uint32_t known = SHML_RDONLY | SHML_RAW | SHML_OPEN_OR_CREATE | SHML_HUGEPAGES |
+                           SHML_PREFAULT | SHML_NOATTACH;
+    if (o->flags & ~known)
+        return shml__fail(EINVAL, "unknown flags 0x%x", o->flags & ~known);
+    if (o->label && strnlen(o->label, SHML_LABEL_MAX) >= SHML_LABEL_MAX)
+        return shml__fail(EINVAL, "label is longer than %d bytes", SHML_LABEL_MAX - 1);
+    return 0;
+}
+
+static int resolve(const char *addr, struct shml__addr *a, const struct shml__backend **be)
+{
+    int r = shml__addr_parse(addr, a);
+    if (r < 0)
+        return r;
+    *be = shml__backend_get(a->backend);
+    if (!*be)
+        return shml__fail(ENOTSUP, "the %s backend is not available on this platform",
+                          a->backend == SHML_BACKEND_WIN32 ? "win" : "requested");
+    return 0;
+}
+
+static void seg_free(shml_segment *seg)
+{
+    if (seg->base)
+        seg->be->unmap(&seg->obj, seg->base, seg->map_len);
+    seg->be->release(&seg->obj);
+    free(seg);
+}
+
+static shml_segment *seg_new(const struct shml__addr *a, const struct shml__backend *be)
+{
+    shml_segment *seg = calloc(1, sizeof(*seg));
+    if (!seg)
+        return NULL;
+    seg->addr = *a;
+    seg->be = be;
+    seg->obj.fd = -1;
+    seg->obj.shmid = -1;
+    seg->slot = -1;
+    return seg;
+}
+
+/* Record this process in the attach table (managed, writable, not NOATTACH). */
+static void attach(shml_segment *seg, uint32_t role)
+{
+    if (!seg->hdr || (seg->flags & (SHML_RDONLY | SHML_NOATTACH)))
+        return;
+    seg->pid = shml__os_pid();
+    uint64_t start = 0;
+    (void)shml__os_proc_start(seg->pid, &start);
+    shml__attach_reap(seg->hdr);
+    int slot = shml__attach_add(seg->hdr, seg->pid, start, role);
+    if (slot >= 0) {
+        seg->slot = slot;
+    } else {
+        /* Relaxed: a statistic for inspection, ordered by nothing else. */
+        atomic_fetch_add_explicit(&seg->hdr->untracked, 1, memory_order_relaxed);
+        seg->untracked = true;
+    }
+}
+
+/*
+ * Read, wait for and validate the header of an opened object, then map it. On success the
+ * segment's base, hdr, data and size are set.
+ */
+static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
+{
+    const struct shml__backend *be = seg->be;
+    int64_t deadline = o->timeout_ns < 0 ? INT64_MAX : shml__os_mono_ns() + o->timeout_ns;
+    int64_t nap = 100000; /* 0.1 ms, doubling to 10 ms: a creator needs well under a second */
+    uint8_t image[SHML_HDR_PAGE];
+    struct shml__objstat st;
+    int r;
+    for (;;) {
+        r = be->stat(&seg->obj, &st);
+        if (r < 0)
+            return shml__fail_keep(-r, "stat: %s", shml__os_strerror(-r));
+        size_t len = st.size < sizeof(image) ? (size_t)st.size : sizeof(image);
+        r = 0;
+        if (len > 0) {
+            ssize_t n = be->pread(&seg->obj, NULL, 0, image, len);
+            if (n == -SHML_ETRUNCATED)
+                continue; /* shrank between stat and read: look again */
+            if (n < 0)
+                return shml__fail_keep((int)-n, "reading the header: %s",
+                                       shml__os_strerror((int)-n));
+        }
+        shml__clear_error();
+        r = shml__hdr_validate(image, len, st.size);
+        if (r != -EAGAIN)
+            break;
+        /* Still being initialised, or a blank foreign object: tell them apart. */
+        struct shml_hdr *h = (struct shml_hdr *)image;
+        bool has_magic = len >= SHML_MAGIC_LEN && memcmp(image, SHML_MAGIC_BYTES, 8) == 0;
+        if (has_magic && len >= sizeof(*h) && h->creator_pid != 0 &&
+            shml__os_proc_alive(h->creator_pid, h->creator_start) == 0)
+            return shml__fail(SHML_ECORRUPT, "creator (pid %d) died before it finished "
+                                             "initialising the header; remove the segment",
+                              h->creator_pid);
+        if (!has_magic && shml__os_real_ns() - st.ctime_ns > BLANK_GRACE_NS)
+            return shml__fail(SHML_ENOTSHML, "%s: no shmlink header (the object is %s): open "
+                                             "it raw",
+                              seg->addr.canon, st.size ? "blank" : "empty");
+        int64_t now = shml__os_mono_ns();
+        if (now >= deadline)
+            return shml__fail(ETIMEDOUT, "%s: its creator has not finished initialising the "
+                                         "header within the timeout",
+                              seg->addr.canon);
+        shml__os_sleep_ns(nap < deadline - now ? nap : deadline - now);
+        if (nap < 10000000)
+            nap *= 2;
+    }
+    if (r < 0) {
+        /* Validation recorded the reason: prefix the address so the caller knows which. */
+        char reason[400];
+        snprintf(reason, sizeof(reason), "%s", shml_last_error());
+        return shml__fail(-r, "%s: %s", seg->addr.canon, reason);
+    }
+    const struct shml_hdr *img = (const struct shml_hdr *)image;
+    if (o->kind != SHML_KIND_ANY && img->kind != o->kind)
+        return shml__fail(SHML_EWRONGKIND, "%s is of kind %u, not the %u asked for",
+                          seg->addr.canon, img->kind, o->kind);
+
+    size_t map_len = (size_t)img->map_size;
+    uint8_t first[SHML_HDR_CHECKED_LEN];
+    memcpy(first, image, sizeof(first));
+    r = be->map(&seg->obj, map_len, (o->flags & SHML_RDONLY) != 0, o->flags, &seg->base);
+    if (r < 0)
+        return r;
+    seg->map_len = map_len;
+    struct shml_hdr *h = seg->base;
+    /*
+     * Acquire pairs with the creator's release store of READY: the header we validate from the
+     * mapping is the finished one. Validate the mapped copy again so that what we trust is what
+     * is mapped, not what pread saw a moment ago.
+     */
+    (void)atomic_load_explicit(&h->state, memory_order_acquire);
+    memcpy(image, h, sizeof(image));
+    if (be->stat(&seg->obj, &st) < 0)
+        st.size = 0;
+    r = shml__hdr_validate(image, sizeof(image), st.size);
+    if (r < 0 || memcmp(image, first, sizeof(first)) != 0)
+        return shml__fail(SHML_ECORRUPT, "%s: header changed while opening", seg->addr.canon);
+    seg->hdr = h;
+    seg->data_off = h->header_size;
+    seg->data = (char *)seg->base + h->header_size;
+    seg->size = (size_t)h->size;
+    return 0;
+}
+
+static int map_raw(shml_segment *seg, const struct shml_segment_opts *o)
+{
+    struct shml__objstat st;
+    int r = seg->be->stat(&seg->obj, &st);
+    if (r < 0)
+        return shml__fail_keep(-r, "stat: %s", shml__os_strerror(-r));
+    if (st.size == 0)
+        return shml__fail(EINVAL, "%s has 0 bytes: nothing to map", seg->addr.canon);
+    if (st.size > SIZE_MAX / 2)
+        return shml__fail(EOVERFLOW, "%s is too large to map", seg->addr.canon);
+    r = seg->be->map(&seg->obj, (size_t)st.size, (o->flags & SHML_RDONLY) != 0, o->flags,
+                     &seg->base);
+    if (r < 0)
+        return r;
+    seg->map_len = (size_t)st.size;
+    seg->data = seg->base;
+    seg->size = (size_t)st.size;
+    seg->data_off = 0;
+    return 0;
+}
+
+/* Map an opened object and attach; frees seg on failure. */
+static int finish_open(shml_segment *seg, const struct shml_segment_opts *o, shml_segment **out)
+{
+    seg->flags = o->flags;
+    int r = (o->flags & SHML_RAW) ? map_raw(seg, o) : map_managed(seg, o);
+    if (r < 0) {
+        seg_free(seg);
+        return r;
+    }
+    attach(seg, o->role);
+    *out = seg;
+    return 0;
+}
+
+int shml_segment_open(const char *addr, const struct shml_segment_opts *opts, shml_segment **out)
+{
+    shml__clear_error();
+    if (!out)
+        return shml__fail(EINVAL, "out is NULL");
+    *out = NULL;
+    struct shml_segment_opts o;
+    struct shml__addr a;
+    const struct shml__backend *be;
+    int r = normalize_opts(opts, &o);
+    if (r == 0)
+        r = resolve(addr, &a, &be);
+    if (r < 0)
+        return r;
+    if (o.flags & SHML_OPEN_OR_CREATE)
+        return shml__fail(EINVAL, "SHML_OPEN_OR_CREATE belongs to shml_segment_create");
+    shml_segment *seg = seg_new(&a, be);
+    if (!seg)
+        return -ENOMEM;
+    r = be->open(&a, (o.flags & SHML_RDONLY) != 0, &seg->obj);
+    if (r < 0) {
+        free(seg);
+        return r;
+    }
+    return finish_open(seg, &o, out);
+}
+
+int shml_segment_from_fd(int fd, const struct shml_segment_opts *opts, shml_segment **out)
+{
+    shml__clear_error();
+    if (!out)
+        return shml__fail(EINVAL, "out is NULL");
+    *out = NULL;
+    struct shml_segment_opts o;
+    int r = normalize_opts(opts, &o);
+    if (r < 0)
+        return r;
+    if (fd < 0)
+        return shml__fail(EBADF, "fd %d is not open", fd);
+    struct shml__addr a;
+    memset(&a, 0, sizeof(a));
+    a.shmid = -1;
+    int backend = shml__os_fd_address(fd, a.canon, sizeof(a.canon));
+    if (backend < 0)
+        return shml__fail(-backend, "fd %d: %s", fd, shml__os_strerror(-backend));
+    a.backend = backend;
+    const struct shml__backend *be = shml__backend_get(backend);
+    shml_segment *seg = seg_new(&a, be);
+    if (!seg)
+        return -ENOMEM;
+    seg->obj.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (seg->obj.fd < 0) {
+        r = shml__fail(errno, "fd %d: %s", fd, shml__os_strerror(errno));
+        free(seg);
+        return r;
+    }
+    return finish_open(seg, &o, out);
+}
+
+int shml_segment_create(const char *addr, size_t size, const struct shml_segment_opts *opts,
+                        shml_segment **out)
+{
+    shml__clear_error();
+    if (!out)
+        return shml__fail(EINVAL, "out is NULL");
+    *out = NULL;
+    struct shml_segment_opts o;
+    struct shml__addr a;
+    const struct shml__backend *be;
+    int r = normalize_opts(opts, &o);
+    if (r == 0)
+        r = resolve(addr, &a, &be);
+    if (r < 0)
+        return r;
+    if (size == 0)
+        return shml__fail(EINVAL, "size is 0: a segment needs at least one byte");
+    if (o.flags & (SHML_RDONLY | SHML_NOATTACH))
+        return shml__fail(EINVAL, "SHML_RDONLY and SHML_NOATTACH are open flags, not create "
+                                  "flags");
+    bool raw = (o.flags & SHML_RAW) != 0;
+    bool huge = (o.flags & SHML_HUGEPAGES) != 0;
+    uint64_t page = huge ? shml__os_hugepage_size() : shml__os_page_size();
+    if (page == 0)
+        return shml__fail(ENOTSUP, "this system has no huge pages");
+    uint64_t header_size = raw ? 0 : (page > SHML_HDR_PAGE ? page : SHML_HDR_PAGE);
+    uint64_t object_size = (uint64_t)size + header_size;
+    if (object_size < size || object_size > (uint64_t)INT64_MAX || size > SIZE_MAX / 2 ||
+        header_size > SHML_HDR_SIZE_MAX)
+        return shml__fail(EOVERFLOW, "size %zu is too large", size);
+    if (!raw || huge)
+        object_size = shml__round_up(object_size, page);
+    if (object_size == 0)
+        return shml__fail(EOVERFLOW, "size %zu is too large", size);
+
+    shml_segment *seg = seg_new(&a, be);
+    if (!seg)
+        return -ENOMEM;
+    r = be->create(&a, object_size, o.mode, o.flags, &seg->obj);
+    if (r == -EEXIST && (o.flags & SHML_OPEN_OR_CREATE)) {
+        free(seg);
+        struct shml_segment_opts oo = o;
+        oo.flags &= ~SHML_OPEN_OR_CREATE;
+        shml_segment *s2;
+        r = shml_segment_open(addr, &oo, &s2);
+        if (r < 0)
+            return r;
+        if (s2->size < size) {
+            size_t have = s2->size;
+            shml_segment_close(s2);
+            return shml__fail(EINVAL, "%s exists with %zu bytes, fewer than the %zu asked for",
+                              a.canon, have, size);
+        }
+        *out = s2;
+        return 0;
+    }
+    if (r < 0) {
+        free(seg);
+        return r;
+    }
+    seg->flags = o.flags;
+    r = be->map(&seg->obj, (size_t)object_size, false, o.flags, &seg->base);
+    if (r < 0) {
+        be->discard(&a, &seg->obj);
+        be->release(&seg->obj);
+        free(seg);
+        return r;
+    }
+    seg->map_len = (size_t)object_size;
+    if (raw) {
+        seg->data = seg->base;
+        seg->size = size;
+        *out = seg;
+        return 0;
+    }
+    struct shml_hdr *h = seg->base;
+    shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, huge ? SHML_HDRF_HUGEPAGES : 0,
+                   (uint32_t)header_size, size, object_size, o.label);
+    seg->hdr = h;
+    seg->data_off = (size_t)header_size;
+    seg->data = (char *)seg->base + header_size;
+    seg->size = size;
+    attach(seg, SHML_ROLE_CREATOR);
+    /*
+     * Release pairs with the opener's acquire load of state in map_managed(): every header
+     * field written above is visible to whoever sees READY.
+     */
+    atomic_store_explicit(&h->state, SHML_STATE_READY, memory_order_release);
+    *out = seg;
+    return 0;
+}
+
+int shml_segment_close(shml_segment *seg)
+{
+    if (!seg)
+        return 0;
+    int r = 0;
+    if (seg->hdr) {
+        if (seg->slot >= 0)
+            shml__attach_remove(seg->hdr, seg->slot, seg->pid);
+        if (seg->untracked)
+            atomic_fetch_sub_explicit(&seg->hdr->untracked, 1, memory_order_relaxed);
+    }
+    if (seg->be->sync && !(seg->flags & SHML_RDONLY))
+        r = seg->be->sync(&seg->obj, seg->base, seg->map_len);
+    seg_free(seg);
+    return r;
+}
+
+int shml_segment_unlink(const char *addr)
+{
+    shml__clear_error();
+    struct shml__addr a;
+    const struct shml__backend *be;
+    int r = resolve(addr, &a, &be);
+    if (r < 0)
+        return r;
+    return be->unlink(&a);
+}
+
+void *shml_segment_data(const shml_segment *seg)
+{
+    return seg ? seg->data : NULL;
+}
+
+size_t shml_segment_size(const shml_segment *seg)
+{
+    return seg ? seg->size : 0;
+}
+
+const char *shml_segment_address(const shml_segment *seg)
+{
+    return seg ? seg->addr.canon : "";
+}
+
+int shml_segment_backend(const shml_segment *seg)
+{
+    return seg ? seg->addr.backend : -EINVAL;
+}
+
+bool shml_segment_is_managed(const shml_segment *seg)
+{
+    return seg && seg->hdr != NULL;
+}
+
+int shml_segment_fd(const shml_segment *seg)
+{
+    if (!seg)
+        return -EINVAL;
+    if (seg->obj.fd < 0)
+        return shml__fail(ENOTSUP, "System V segments have no file descriptor");
+    return seg->obj.fd;
+}
+
+static int check_range(const shml_segment *seg, size_t offset, size_t len)
+{
+    if (offset > seg->size || len > seg->size - offset)
+        return shml__fail(ERANGE, "%zu bytes at offset %zu run past the end of the %zu-byte "
+                                  "segment",
+                          len, offset, seg->size);
+    return 0;
+}
+
+ssize_t shml_segment_read(const shml_segment *seg, size_t offset, void *buf, size_t len)
+{
+    shml__clear_error();
+    if (!seg || (!buf && len))
+        return shml__fail(EINVAL, "NULL segment or buffer");
+    int r = check_range(seg, offset, len);
+    if (r < 0)
+        return r;
+    if (len == 0)
+        return 0;
+    return seg->be->pread(&seg->obj, seg->base, seg->data_off + offset, buf, len);
+}
+
+ssize_t shml_segment_write(shml_segment *seg, size_t offset, const void *buf, size_t len)
+{
+    shml__clear_error();
+    if (!seg || (!buf && len))
+        return shml__fail(EINVAL, "NULL segment or buffer");
+    if (seg->flags & SHML_RDONLY)
+        return shml__fail(EBADF, "segment was opened read-only");
+    int r = check_range(seg, offset, len);
+    if (r < 0)
+        return r;
+    if (len == 0)
+        return 0;
+    return seg->be->pwrite(&seg->obj, seg->base, seg->data_off + offset, buf, len);
+}
+
+int shml_segment_check(const shml_segment *seg)
+{
+    shml__clear_error();
+    if (!seg)
+        return -EINVAL;
+    struct shml__objstat st;
+    int r = seg->be->stat(&seg->obj, &st);
+    if (r < 0)
+        return r;
+    if (st.size < seg->map_len)
+        return shml__fail(SHML_ETRUNCATED, "object has %llu bytes, %zu are mapped: another "
+                                           "process truncated it",
+                          (unsigned long long)st.size, seg->map_len);
+    return 0;
+}
+
+int shml_segment_sync(shml_segment *seg)
+{
+    shml__clear_error();
+    if (!seg)
+        return -EINVAL;
+    if (!seg->be->sync || (seg->flags & SHML_RDONLY))
+        return 0;
+    return seg->be->sync(&seg->obj, seg->base, seg->map_len);
+}
+
+/* The payload of a segment passed over a socket: a tag, then the address. */
+static const char FD_TAG[8] = "SHMLFD1";
+
+int shml_segment_send(int sock, const shml_segment *seg)
+{
+    shml__clear_error();
+    if (!seg)
+        return -EINVAL;
+    if (seg->obj.fd < 0)
+        return shml__fail(ENOTSUP, "System V segments have no fd to send: send the address");
+    char payload[sizeof(FD_TAG) + SHML_ADDR_MAX];
+    memcpy(payload, FD_TAG, sizeof(FD_TAG));
+    size_t alen = strlen(seg->addr.canon) + 1;
+    memcpy(payload + sizeof(FD_TAG), seg->addr.canon, alen);
+    int r = shml__os_fd_send(sock, seg->obj.fd, payload, sizeof(FD_TAG) + alen);
+    if (r < 0)
+        return shml__fail(-r, "sending the fd: %s", shml__os_strerror(-r));
+    return 0;
+}
+
+int shml_segment_recv(int sock, const struct shml_segment_opts *opts, int64_t timeout_ns,
+                      shml_segment **out)
+{
+    shml__clear_error();
+    if (!out)
+        return shml__fail(EINVAL, "out is NULL");
+    *out = NULL;
+    char payload[sizeof(FD_TAG) + SHML_ADDR_MAX];
+    int fd;
+    ssize_t n = shml__os_fd_recv(sock, &fd, payload, sizeof(payload), timeout_ns);
+    if (n < 0)
+        return shml__fail((int)-n, "receiving a segment: %s", shml__os_strerror((int)-n));
+    if ((size_t)n <= sizeof(FD_TAG) || memcmp(payload, FD_TAG, sizeof(FD_TAG)) != 0 ||
+        payload[n - 1] != '\0') {
+        close(fd);
+        return shml__fail(EPROTO, "the peer sent an fd that is not a shmlink segment message");
+    }
+    int r = shml_segment_from_fd(fd, opts, out);
+    close(fd);
+    if (r == 0) {
+        /* The sender's name is the better one (a memfd's name is not unique to /proc). */
+        snprintf((*out)->addr.canon, sizeof((*out)->addr.canon), "%s",
+                 payload + sizeof(FD_TAG));
+    }
+    return r;
+}
