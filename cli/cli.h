@@ -1,0 +1,185 @@
+/*
+ * cli.h - what the files of the shmlink tool share: exit codes, error reporting, the argument
+ * parser, the formatters and the JSON writer, and the verbs themselves.
+ *
+ * The tool is a client of the public API only (include/shmlink.h): anything it needs from the
+ * library that the header does not offer is a gap to report, not something to reach around.
+ */
+#ifndef SHML_CLI_H
+#define SHML_CLI_H
+
+#include "shmlink.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses, documented in docs/CLI.md. */
+#define CLI_EXIT_OK    0 /* success */
+#define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
+#define CLI_EXIT_USAGE 2 /* the command line is malformed; a usage line on stderr */
+
+/* Room to display any address or library detail, every byte escaped as \xNN. */
+#define CLI_SHOW_CAP (4 * SHML_ADDR_MAX + 16)
+
+/* Bytes moved per shml_segment_read() call by cat and dump, so memory stays bounded. */
+#define CLI_CHUNK ((size_t)1 << 20)
+
+/* ---- verbs (one function per verb; argv holds the arguments after the verb) ---- */
+
+struct cli_verb {
+    const char *name;
+    const char *usage;  /* "ADDR SIZE [--mode MODE] ..." (after "shmlink VERB ") */
+    const char *help;   /* the body of `shmlink VERB --help` */
+    int (*run)(const struct cli_verb *verb, int argc, char **argv);
+};
+
+int cli_ls(const struct cli_verb *verb, int argc, char **argv);
+int cli_info(const struct cli_verb *verb, int argc, char **argv);
+int cli_gc(const struct cli_verb *verb, int argc, char **argv);
+int cli_create(const struct cli_verb *verb, int argc, char **argv);
+int cli_rm(const struct cli_verb *verb, int argc, char **argv);
+int cli_cat(const struct cli_verb *verb, int argc, char **argv);
+int cli_dump(const struct cli_verb *verb, int argc, char **argv);
+int cli_write(const struct cli_verb *verb, int argc, char **argv);
+
+/* ---- argument parser (args.c) ---- */
+
+/*
+ * One option of a verb. A flag (metavar == NULL) sets *flag; an option with a value stores the
+ * text in *value (the last occurrence wins). Both "--name VALUE" and "--name=VALUE" work.
+ */
+struct cli_opt {
+    const char *name;    /* without the leading "--" */
+    const char *metavar; /* NULL for a flag */
+    bool *flag;
+    const char **value;
+};
+
+/* What cli_parse() tells the verb to do. */
+enum cli_parsed {
+    CLI_PARSED_RUN,   /* go on: options stored, positionals in pos[] */
+    CLI_PARSED_HELP,  /* --help was given and printed: exit 0 */
+    CLI_PARSED_USAGE, /* a usage error was printed: exit CLI_EXIT_USAGE */
+};
+
+/*
+ * Parse a verb's arguments. Positionals go to pos[] (capacity argc is always enough) and their
+ * number to *npos; fewer than min_pos or more than max_pos (SIZE_MAX: no limit) is a usage
+ * error, named after pos_names (e.g. "ADDR SIZE") for the message. An argument that looks like
+ * a negative number ("-1") is a positional, so `create x -1` reports a bad size rather than an
+ * unknown option.
+ */
+enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
+                          const struct cli_opt *opts, size_t nopts, const char **pos,
+                          size_t min_pos, size_t max_pos, const char *pos_names, size_t *npos);
+
+/* Print "shmlink: VERB: message" and the verb's usage line to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Print `shmlink VERB --help` to stdout. */
+void cli_print_verb_help(const struct cli_verb *verb);
+
+/* ---- error reporting (main.c) ---- */
+
+/*
+ * Report a library failure as the one line "shmlink: VERB ADDR: reason", where reason is
+ * shml_strerror(err) followed by shml_last_error() in parentheses when it says anything.
+ * `detail` is that text captured right after the failing call (pass shml_last_error() at once,
+ * before any other shmlink call can replace it), `hint` an optional suffix ("use --raw ...").
+ * addr may be NULL for verbs without one. Returns CLI_EXIT_FAIL.
+ */
+int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail,
+                 const char *hint);
+/* Report a failure the tool itself found: "shmlink: VERB ADDR: message". */
+int cli_fail(const char *verb, const char *addr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Write n bytes to stdout. Returns 0; 1 if the reader went away (EPIPE), after which the verb
+ * should stop quietly because `cat | head` is normal use, not an error worth a message; or -1
+ * after reporting any other write error.
+ */
+int cli_stdout_write(const char *verb, const void *p, size_t n);
+/* True once a write to stdout failed with EPIPE. */
+bool cli_stdout_closed(void);
+/* Flush stdout; returns false (after noting EPIPE or reporting the error) if that failed. */
+bool cli_flush_stdout(const char *verb);
+
+/* ---- formatting (fmt.c) ---- */
+
+/*
+ * Parse a byte count: decimal digits with an optional binary suffix K, M, G, T (or KiB, MiB,
+ * GiB, TiB), case-insensitive. Returns 0 and *out, or -1 with *why naming the problem (empty,
+ * negative, zero when !allow_zero, garbage, too large for size_t).
+ */
+int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **why);
+
+/* Parse octal permission bits ("0640", "640"): 1..0777. Returns 0, or -1 with *why. */
+int cli_parse_mode(const char *s, uint32_t *out, const char **why);
+
+/* "4K", "1.5M", "512B": a byte count for people. */
+void cli_fmt_size(uint64_t bytes, char *buf, size_t cap);
+/* "5s", "3m", "2h", "4d": the age of a CLOCK_REALTIME ns timestamp; "-" if unknown (0). */
+void cli_fmt_age(int64_t stamp_ns, int64_t now_ns, char *buf, size_t cap);
+/* "2024-05-01T12:00:00Z"; "-" if unknown (0). */
+void cli_fmt_time(int64_t stamp_ns, char *buf, size_t cap);
+/* The user name of `uid`, or its number if it has none. */
+void cli_fmt_user(uint32_t uid, char *buf, size_t cap);
+/* CLOCK_REALTIME now, in ns. */
+int64_t cli_now_ns(void);
+
+/* "posix", "sysv", ...; "?" for an unknown value. */
+const char *cli_backend_name(int backend);
+/* "plain", "kind#7" for kinds this tool does not know. */
+void cli_fmt_kind(uint32_t kind, char *buf, size_t cap);
+/* "alive", "dead", "?" for 1, 0, -1. */
+const char *cli_alive_name(int alive);
+
+/*
+ * Copy `s` into buf for display on a terminal: control characters, DEL, C1 controls,
+ * invalid UTF-8 and backslash are escaped (\n, \t, \xNN, \\), so a hostile segment name or
+ * label cannot inject escape sequences or break a line. An empty string shows as "".
+ * Truncates (ending with "...") if buf is too small.
+ */
+const char *cli_display(const char *s, char *buf, size_t cap);
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes), storing its code point in
+ * *cp; 0 if the bytes there are not well-formed UTF-8 (overlong, surrogate, truncated, > U+10FFFF).
+ */
+size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* ---- JSON writer (json.c) ---- */
+
+#define CLI_JSON_DEPTH 16
+
+/*
+ * Writes indented JSON to a FILE: the caller opens and closes objects and arrays and the writer
+ * places commas, newlines and indentation. Strings are escaped per RFC 8259; bytes that are
+ * not well-formed UTF-8 become U+FFFD so the output is always valid JSON.
+ */
+struct cli_json {
+    FILE *f;
+    int depth;
+    bool has_items[CLI_JSON_DEPTH]; /* the container at this depth has an element already */
+    bool after_key;                 /* a key was written; its value comes next */
+};
+
+void cli_json_init(struct cli_json *j, FILE *f);
+void cli_json_begin_object(struct cli_json *j);
+void cli_json_end_object(struct cli_json *j);
+void cli_json_begin_array(struct cli_json *j);
+void cli_json_end_array(struct cli_json *j);
+void cli_json_key(struct cli_json *j, const char *key);
+void cli_json_string(struct cli_json *j, const char *s); /* NULL writes null */
+void cli_json_int(struct cli_json *j, int64_t v);
+void cli_json_uint(struct cli_json *j, uint64_t v);
+void cli_json_bool(struct cli_json *j, bool v);
+void cli_json_null(struct cli_json *j);
+/* End the document with a newline. */
+void cli_json_finish(struct cli_json *j);
+
+#endif /* SHML_CLI_H */

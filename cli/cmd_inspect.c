@@ -1,0 +1,598 @@
+/*
+ * cmd_inspect.c - the verbs that look without touching: ls, info, and gc (which removes only
+ * what the library judges abandoned). All three describe segments the same way, in text and
+ * in JSON, through the helpers at the top of this file.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+
+/* ---- what a segment_info means, shared by ls, info and gc ---- */
+
+/*
+ * The header could not be read or failed validation. A foreign object is not such a case: it
+ * simply has no header (status 0, or -SHML_ENOTSHML depending on how it was found).
+ */
+static bool header_failed(const struct shml_segment_info *s)
+{
+    return !s->managed && s->status != 0 && s->status != -SHML_ENOTSHML;
+}
+
+/* A creator pid is known for managed segments (the header) and System V ones (shm_cpid). */
+static bool has_creator(const struct shml_segment_info *s)
+{
+    return s->managed || (s->backend == SHML_BACKEND_SYSV && s->creator_pid > 0);
+}
+
+/* An attach count is known from the attach table (managed) or shm_nattch (System V). */
+static bool has_attached(const struct shml_segment_info *s)
+{
+    return s->managed || s->backend == SHML_BACKEND_SYSV;
+}
+
+/*
+ * The strings in an info are fixed arrays filled by the library; terminate them here so a
+ * missing NUL (a library bug, or a hostile label copied verbatim) cannot make the tool read
+ * past them.
+ */
+static void terminate_strings(struct shml_segment_info *s)
+{
+    s->address[sizeof s->address - 1] = '\0';
+    s->label[sizeof s->label - 1] = '\0';
+}
+
+static void kind_text(const struct shml_segment_info *s, char *buf, size_t cap)
+{
+    if (s->managed)
+        cli_fmt_kind(s->kind, buf, cap);
+    else
+        snprintf(buf, cap, "%s", header_failed(s) ? "?" : "raw");
+}
+
+static void creator_text(const struct shml_segment_info *s, char *buf, size_t cap)
+{
+    if (has_creator(s))
+        snprintf(buf, cap, "%d %s", (int)s->creator_pid, cli_alive_name(s->creator_alive));
+    else
+        snprintf(buf, cap, "-");
+}
+
+/* "2", "2+1d" (one dead entry), "2+3u" (three untracked attaches), "-" when unknown. */
+static void attached_text(const struct shml_segment_info *s, char *buf, size_t cap)
+{
+    if (!has_attached(s)) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    int n = snprintf(buf, cap, "%u", s->attached);
+    if (s->managed && s->attach_dead && n >= 0 && (size_t)n < cap)
+        n += snprintf(buf + n, cap - (size_t)n, "+%ud", s->attach_dead);
+    if (s->managed && s->untracked && n >= 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "+%uu", s->untracked);
+}
+
+static const char *role_name(uint32_t role, char *buf, size_t cap)
+{
+    if (role == SHML_ROLE_USER)
+        return "user";
+    if (role == SHML_ROLE_CREATOR)
+        return "creator";
+    snprintf(buf, cap, "role#%u", role);
+    return buf;
+}
+
+/* Header flags as created: the public SHML_* flag bits that are recorded. */
+static void flags_text(uint32_t flags, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "0x%x", flags);
+    const char *sep = " (";
+    if (flags & SHML_HUGEPAGES && n >= 0 && (size_t)n < cap) {
+        n += snprintf(buf + n, cap - (size_t)n, "%shugepages", sep);
+        sep = ", ";
+    }
+    if (flags & SHML_PREFAULT && n >= 0 && (size_t)n < cap) {
+        n += snprintf(buf + n, cap - (size_t)n, "%sprefault", sep);
+        sep = ", ";
+    }
+    if (n >= 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "%s", strcmp(sep, ", ") == 0 ? ")" : "");
+}
+
+static void json_segment_fields(struct cli_json *j, const struct shml_segment_info *s,
+                                int64_t now)
+{
+    char buf[64];
+    bool m = s->managed;
+
+    cli_json_key(j, "address");
+    cli_json_string(j, s->address);
+    cli_json_key(j, "backend");
+    cli_json_string(j, cli_backend_name(s->backend));
+    cli_json_key(j, "status");
+    cli_json_int(j, s->status);
+    cli_json_key(j, "status_text");
+    cli_json_string(j, s->status ? shml_strerror(s->status) : NULL);
+    cli_json_key(j, "managed");
+    cli_json_bool(j, m);
+    cli_json_key(j, "kind");
+    if (m)
+        cli_json_uint(j, s->kind);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "kind_name");
+    kind_text(s, buf, sizeof buf);
+    cli_json_string(j, header_failed(s) ? NULL : buf);
+    cli_json_key(j, "version");
+    if (m)
+        cli_json_uint(j, s->version);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "header_size");
+    if (m)
+        cli_json_uint(j, s->header_size);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "flags");
+    if (m)
+        cli_json_uint(j, s->hdr_flags);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "size");
+    cli_json_uint(j, s->size);
+    cli_json_key(j, "object_size");
+    cli_json_uint(j, s->object_size);
+    cli_json_key(j, "mode");
+    snprintf(buf, sizeof buf, "%04o", s->mode & 07777u);
+    cli_json_string(j, buf);
+    cli_json_key(j, "uid");
+    cli_json_uint(j, s->uid);
+    cli_json_key(j, "user");
+    cli_fmt_user(s->uid, buf, sizeof buf);
+    cli_json_string(j, buf);
+    cli_json_key(j, "creator_pid");
+    if (has_creator(s))
+        cli_json_int(j, s->creator_pid);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "creator_start");
+    if (m)
+        cli_json_uint(j, s->creator_start);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "creator_alive");
+    if (has_creator(s) && s->creator_alive >= 0)
+        cli_json_bool(j, s->creator_alive > 0);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "attached");
+    if (has_attached(s))
+        cli_json_uint(j, s->attached);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "attach_dead");
+    if (m)
+        cli_json_uint(j, s->attach_dead);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "untracked");
+    if (m)
+        cli_json_uint(j, s->untracked);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "created_ns");
+    if (s->created_ns)
+        cli_json_int(j, s->created_ns);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "created");
+    cli_fmt_time(s->created_ns, buf, sizeof buf);
+    cli_json_string(j, s->created_ns ? buf : NULL);
+    cli_json_key(j, "age_s");
+    if (s->created_ns)
+        cli_json_int(j, now > s->created_ns ? (now - s->created_ns) / 1000000000 : 0);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "other_boot");
+    if (m)
+        cli_json_bool(j, s->other_boot);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "label");
+    cli_json_string(j, m ? s->label : NULL);
+}
+
+static void json_segment(struct cli_json *j, const struct shml_segment_info *s, int64_t now)
+{
+    cli_json_begin_object(j);
+    json_segment_fields(j, s, now);
+    cli_json_end_object(j);
+}
+
+/* ---- a text table with columns sized to their contents ---- */
+
+#define LS_COLS 10
+
+struct table {
+    size_t nrows;
+    char **cells; /* nrows * LS_COLS strings, row-major */
+};
+
+/* Display width: one column per code point (shown names are escaped, so no controls). */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        w += (*p & 0xc0) != 0x80;
+    return w;
+}
+
+static int table_add(struct table *t, const char *const cols[LS_COLS])
+{
+    char **cells = realloc(t->cells, (t->nrows + 1) * LS_COLS * sizeof *cells);
+    if (!cells)
+        return -1;
+    t->cells = cells;
+    for (size_t c = 0; c < LS_COLS; c++) {
+        char *copy = strdup(cols[c]);
+        if (!copy) {
+            for (size_t k = 0; k < c; k++)
+                free(cells[t->nrows * LS_COLS + k]);
+            return -1;
+        }
+        cells[t->nrows * LS_COLS + c] = copy;
+    }
+    t->nrows++;
+    return 0;
+}
+
+/* Columns are separated by two spaces; the last one is not padded. */
+static void table_print(const struct table *t)
+{
+    size_t width[LS_COLS] = {0};
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < LS_COLS; c++) {
+            size_t w = text_width(t->cells[r * LS_COLS + c]);
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (size_t r = 0; r < t->nrows; r++) {
+        /* The NOTE column is often empty: trim the padding that would trail it. */
+        size_t last = LS_COLS;
+        while (last > 1 && t->cells[r * LS_COLS + last - 1][0] == '\0')
+            last--;
+        for (size_t c = 0; c < last; c++) {
+            const char *cell = t->cells[r * LS_COLS + c];
+            fputs(cell, stdout);
+            if (c + 1 < last)
+                printf("%*s", (int)(width[c] - text_width(cell) + 2), "");
+        }
+        putchar('\n');
+    }
+}
+
+static void table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->nrows * LS_COLS; i++)
+        free(t->cells[i]);
+    free(t->cells);
+}
+
+static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t now)
+{
+    char *addr = malloc(CLI_SHOW_CAP);
+    char kind[32], size[32], mode[16], owner[64], creator[48], attached[48], age[16];
+    char note[4 * SHML_LABEL_MAX + 16];
+    if (!addr)
+        return -1;
+    cli_display(s->address, addr, CLI_SHOW_CAP);
+    kind_text(s, kind, sizeof kind);
+    cli_fmt_size(s->size, size, sizeof size);
+    snprintf(mode, sizeof mode, "%04o", s->mode & 07777u);
+    cli_fmt_user(s->uid, owner, sizeof owner);
+    creator_text(s, creator, sizeof creator);
+    attached_text(s, attached, sizeof attached);
+    cli_fmt_age(s->created_ns, now, age, sizeof age);
+    if (header_failed(s))
+        snprintf(note, sizeof note, "%s", shml_strerror(s->status));
+    else if (s->managed && s->label[0])
+        cli_display(s->label, note, sizeof note);
+    else
+        note[0] = '\0';
+    const char *cols[LS_COLS] = {addr,    cli_backend_name(s->backend), kind, size, mode, owner,
+                                 creator, attached,                     age,  note};
+    int rc = table_add(t, cols);
+    free(addr);
+    return rc;
+}
+
+/* ---- ls ---- */
+
+int cli_ls(const struct cli_verb *verb, int argc, char **argv)
+{
+    bool all = false, json = false;
+    const struct cli_opt opts[] = {{"all", NULL, &all, NULL}, {"json", NULL, &json, NULL}};
+    const char *pos[1];
+    size_t npos;
+    switch (cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos)) {
+    case CLI_PARSED_HELP:
+        return CLI_EXIT_OK;
+    case CLI_PARSED_USAGE:
+        return CLI_EXIT_USAGE;
+    case CLI_PARSED_RUN:
+        break;
+    }
+
+    struct shml_segment_info *list = NULL;
+    size_t count = 0;
+    int rc = shml_segment_list(all ? SHML_LIST_ALL : 0, &list, &count);
+    if (rc < 0)
+        return cli_fail_lib(verb->name, NULL, rc, shml_last_error(), NULL);
+    int64_t now = cli_now_ns();
+    for (size_t i = 0; i < count; i++)
+        terminate_strings(&list[i]);
+
+    if (json) {
+        struct cli_json j;
+        cli_json_init(&j, stdout);
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "segments");
+        cli_json_begin_array(&j);
+        for (size_t i = 0; i < count; i++)
+            json_segment(&j, &list[i], now);
+        cli_json_end_array(&j);
+        cli_json_end_object(&j);
+        cli_json_finish(&j);
+        shml_free(list);
+        return CLI_EXIT_OK;
+    }
+
+    struct table t = {0, NULL};
+    static const char *const head[LS_COLS] = {"ADDRESS", "BACKEND",  "KIND", "SIZE", "MODE",
+                                              "OWNER",   "CREATOR", "ATTACHED", "AGE", "NOTE"};
+    rc = table_add(&t, head);
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = ls_row(&t, &list[i], now);
+    shml_free(list);
+    if (rc != 0) {
+        table_free(&t);
+        return cli_fail(verb->name, NULL, "out of memory");
+    }
+    table_print(&t);
+    table_free(&t);
+    return CLI_EXIT_OK;
+}
+
+/* ---- info ---- */
+
+/*
+ * stat with the whole attach table: the header does not say how large the table is, so ask
+ * with a guess and again with the count the first call reports if that was too small.
+ */
+static int stat_all(const char *addr, struct shml_segment_info *info,
+                    struct shml_attach_info **att, size_t *n_att, size_t *n_table)
+{
+    size_t cap = 128;
+    for (int tries = 0; tries < 4; tries++) {
+        struct shml_attach_info *a = calloc(cap, sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        size_t n = 0;
+        int rc = shml_segment_stat(addr, info, a, cap, &n);
+        if (rc < 0) {
+            free(a);
+            return rc;
+        }
+        if (n <= cap || tries == 3) {
+            *att = a;
+            *n_att = n < cap ? n : cap;
+            *n_table = n;
+            return 0;
+        }
+        free(a);
+        cap = n;
+    }
+    return -ENOMEM; /* not reached */
+}
+
+static void info_text(const struct shml_segment_info *s, const struct shml_attach_info *att,
+                      size_t n_att, size_t n_table, int64_t now)
+{
+    char *addr = malloc(CLI_SHOW_CAP);
+    char a[64], b[64], c[4 * SHML_LABEL_MAX + 16];
+    bool m = s->managed;
+
+    printf("address:      %s\n", addr ? cli_display(s->address, addr, CLI_SHOW_CAP) : "?");
+    free(addr);
+    printf("backend:      %s\n", cli_backend_name(s->backend));
+    if (s->status == 0 || s->status == -SHML_ENOTSHML)
+        printf("status:       ok\n");
+    else
+        printf("status:       %s\n", shml_strerror(s->status));
+    kind_text(s, a, sizeof a);
+    if (m)
+        printf("kind:         %s (%u)\n", a, s->kind);
+    else
+        printf("kind:         %s\n", a);
+    if (m) {
+        printf("version:      %u\n", s->version);
+        printf("header size:  %u\n", s->header_size);
+        flags_text(s->hdr_flags, b, sizeof b);
+        printf("flags:        %s\n", b);
+    }
+    cli_fmt_size(s->size, a, sizeof a);
+    printf("size:         %llu (%s)\n", (unsigned long long)s->size, a);
+    cli_fmt_size(s->object_size, a, sizeof a);
+    printf("object size:  %llu (%s)\n", (unsigned long long)s->object_size, a);
+    printf("mode:         %04o\n", s->mode & 07777u);
+    cli_fmt_user(s->uid, a, sizeof a);
+    printf("owner:        %s (uid %u)\n", a, s->uid);
+    if (m)
+        printf("creator:      pid %d (%s), start %llu\n", (int)s->creator_pid,
+               cli_alive_name(s->creator_alive), (unsigned long long)s->creator_start);
+    else if (has_creator(s))
+        printf("creator:      pid %d (%s)\n", (int)s->creator_pid,
+               cli_alive_name(s->creator_alive));
+    cli_fmt_time(s->created_ns, a, sizeof a);
+    cli_fmt_age(s->created_ns, now, b, sizeof b);
+    if (s->created_ns)
+        printf("%s %s (%s ago)\n", m ? "created:     " : "changed:     ", a, b);
+    if (m) {
+        printf("boot:         %s\n", s->other_boot ? "an earlier boot" : "this boot");
+        printf("label:        %s\n", cli_display(s->label, c, sizeof c));
+        printf("attached:     %u live, %u dead, %u untracked\n", s->attached, s->attach_dead,
+               s->untracked);
+        printf("attach table: %zu %s\n", n_table, n_table == 1 ? "entry" : "entries");
+        for (size_t i = 0; i < n_att; i++) {
+            cli_fmt_time(att[i].since_ns, a, sizeof a);
+            cli_fmt_age(att[i].since_ns, now, b, sizeof b);
+            char role[32];
+            printf("  pid %d  %s  %s  since %s (%s ago)  start %llu\n", (int)att[i].pid,
+                   role_name(att[i].role, role, sizeof role), cli_alive_name(att[i].alive), a, b,
+                   (unsigned long long)att[i].start_time);
+        }
+        if (n_att < n_table)
+            printf("  (%zu more not shown)\n", n_table - n_att);
+    } else if (has_attached(s)) {
+        printf("attached:     %u\n", s->attached);
+    }
+}
+
+static void info_json(const struct shml_segment_info *s, const struct shml_attach_info *att,
+                      size_t n_att, int64_t now)
+{
+    struct cli_json j;
+    char buf[64];
+    cli_json_init(&j, stdout);
+    cli_json_begin_object(&j);
+    json_segment_fields(&j, s, now);
+    cli_json_key(&j, "attach");
+    cli_json_begin_array(&j);
+    for (size_t i = 0; i < n_att; i++) {
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "pid");
+        cli_json_int(&j, att[i].pid);
+        cli_json_key(&j, "role");
+        cli_json_uint(&j, att[i].role);
+        cli_json_key(&j, "role_name");
+        cli_json_string(&j, role_name(att[i].role, buf, sizeof buf));
+        cli_json_key(&j, "start_time");
+        cli_json_uint(&j, att[i].start_time);
+        cli_json_key(&j, "since_ns");
+        cli_json_int(&j, att[i].since_ns);
+        cli_json_key(&j, "since");
+        cli_fmt_time(att[i].since_ns, buf, sizeof buf);
+        cli_json_string(&j, att[i].since_ns ? buf : NULL);
+        cli_json_key(&j, "alive");
+        if (att[i].alive >= 0)
+            cli_json_bool(&j, att[i].alive > 0);
+        else
+            cli_json_null(&j);
+        cli_json_end_object(&j);
+    }
+    cli_json_end_array(&j);
+    cli_json_end_object(&j);
+    cli_json_finish(&j);
+}
+
+int cli_info(const struct cli_verb *verb, int argc, char **argv)
+{
+    bool json = false;
+    const struct cli_opt opts[] = {{"json", NULL, &json, NULL}};
+    const char *pos[1];
+    size_t npos;
+    switch (cli_parse(verb, argc, argv, opts, 1, pos, 1, 1, "ADDR", &npos)) {
+    case CLI_PARSED_HELP:
+        return CLI_EXIT_OK;
+    case CLI_PARSED_USAGE:
+        return CLI_EXIT_USAGE;
+    case CLI_PARSED_RUN:
+        break;
+    }
+
+    const char *addr = pos[0];
+    struct shml_segment_info *info = calloc(1, sizeof *info);
+    struct shml_attach_info *att = NULL;
+    size_t n_att = 0, n_table = 0;
+    if (!info)
+        return cli_fail(verb->name, addr, "out of memory");
+    int rc = stat_all(addr, info, &att, &n_att, &n_table);
+    if (rc < 0) {
+        free(info);
+        return cli_fail_lib(verb->name, addr, rc, shml_last_error(), NULL);
+    }
+    int64_t now = cli_now_ns();
+    terminate_strings(info);
+    if (json)
+        info_json(info, att, n_att, now);
+    else
+        info_text(info, att, n_att, n_table, now);
+    free(att);
+    free(info);
+    return CLI_EXIT_OK;
+}
+
+/* ---- gc ---- */
+
+int cli_gc(const struct cli_verb *verb, int argc, char **argv)
+{
+    bool dry_run = false, json = false;
+    const struct cli_opt opts[] = {{"dry-run", NULL, &dry_run, NULL},
+                                   {"json", NULL, &json, NULL}};
+    const char *pos[1];
+    size_t npos;
+    switch (cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos)) {
+    case CLI_PARSED_HELP:
+        return CLI_EXIT_OK;
+    case CLI_PARSED_USAGE:
+        return CLI_EXIT_USAGE;
+    case CLI_PARSED_RUN:
+        break;
+    }
+
+    struct shml_segment_info *removed = NULL;
+    size_t n = 0;
+    int rc = shml_gc(dry_run, &removed, &n);
+    if (rc < 0)
+        return cli_fail_lib(verb->name, NULL, rc, shml_last_error(), NULL);
+    int64_t now = cli_now_ns();
+    for (size_t i = 0; i < n; i++)
+        terminate_strings(&removed[i]);
+
+    if (json) {
+        struct cli_json j;
+        cli_json_init(&j, stdout);
+        cli_json_begin_object(&j);
+        cli_json_key(&j, "dry_run");
+        cli_json_bool(&j, dry_run);
+        cli_json_key(&j, "removed");
+        cli_json_begin_array(&j);
+        for (size_t i = 0; i < n; i++)
+            json_segment(&j, &removed[i], now);
+        cli_json_end_array(&j);
+        cli_json_end_object(&j);
+        cli_json_finish(&j);
+    } else {
+        char *addr = malloc(CLI_SHOW_CAP);
+        for (size_t i = 0; i < n && addr; i++) {
+            const struct shml_segment_info *s = &removed[i];
+            char size[32], age[16];
+            cli_fmt_size(s->size, size, sizeof size);
+            cli_fmt_age(s->created_ns, now, age, sizeof age);
+            printf("%s %s  %s, creator pid %d %s, age %s\n",
+                   dry_run ? "would remove" : "removed",
+                   cli_display(s->address, addr, CLI_SHOW_CAP), size, (int)s->creator_pid,
+                   cli_alive_name(s->creator_alive), age);
+        }
+        free(addr);
+        if (n == 0)
+            printf("gc: nothing to remove\n");
+        else
+            printf("gc: %zu %s %s\n", n, n == 1 ? "segment" : "segments",
+                   dry_run ? "would be removed" : "removed");
+    }
+    shml_free(removed);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,289 @@
+/*
+ * fmt.c - parsing and formatting of what people type and read: byte counts, modes, ages,
+ * times, user names, and text from shared memory made safe for a terminal.
+ */
+#include "cli.h"
+
+#include <ctype.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct size_suffix {
+    const char *text;
+    unsigned shift;
+};
+
+/*
+ * Binary multiples only: "K" is 1024 as in dd, ls -h and the kernel's own size= options.
+ * "KB" is refused rather than guessed, because some tools read it as 1000.
+ */
+static const struct size_suffix size_suffixes[] = {
+    {"", 0},    {"k", 10}, {"kib", 10}, {"m", 20}, {"mib", 20},
+    {"g", 30},  {"gib", 30}, {"t", 40}, {"tib", 40},
+};
+
+int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **why)
+{
+    static const char garbage[] =
+        "expected a number of bytes with an optional K, M, G or T suffix (powers of 1024)";
+    const char *p = s;
+    uint64_t v = 0;
+
+    if (*p == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    if (*p == '-') {
+        *why = isdigit((unsigned char)p[1]) ? "must not be negative" : garbage;
+        return -1;
+    }
+    if (!isdigit((unsigned char)*p)) {
+        *why = garbage;
+        return -1;
+    }
+    bool too_large = false;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            too_large = true;
+        else
+            v = v * 10 + d;
+    }
+    const struct size_suffix *suffix = NULL;
+    for (size_t i = 0; i < sizeof size_suffixes / sizeof size_suffixes[0]; i++) {
+        if (strcasecmp(p, size_suffixes[i].text) == 0) {
+            suffix = &size_suffixes[i];
+            break;
+        }
+    }
+    if (!suffix) {
+        *why = garbage;
+        return -1;
+    }
+    /* Checked after the suffix so "99999999999999999999x" is garbage, not "too large". */
+    if (too_large || v > (uint64_t)SIZE_MAX >> suffix->shift) {
+        *why = "too large (more than SIZE_MAX bytes)";
+        return -1;
+    }
+    v <<= suffix->shift;
+    if (v == 0 && !allow_zero) {
+        *why = "must be at least 1 byte";
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_mode(const char *s, uint32_t *out, const char **why)
+{
+    static const char bad[] = "expected octal permission bits such as 0640";
+    uint32_t v = 0;
+    const char *p = s;
+
+    if (*p == '\0' || strlen(p) > 5) {
+        *why = bad;
+        return -1;
+    }
+    for (; *p; p++) {
+        if (*p < '0' || *p > '7') {
+            *why = bad;
+            return -1;
+        }
+        v = v * 8 + (uint32_t)(*p - '0');
+    }
+    if (v > 0777) {
+        *why = "only permission bits (at most 0777) are allowed";
+        return -1;
+    }
+    if (v == 0) {
+        /* The library reads mode 0 as "default" (0600), so 0 cannot mean "no access". */
+        *why = "mode 0 is not supported (the library takes 0 to mean the default 0600)";
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void cli_fmt_size(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char units[] = "KMGTPE";
+    if (bytes < 1024) {
+        snprintf(buf, cap, "%lluB", (unsigned long long)bytes);
+        return;
+    }
+    unsigned u = 0;
+    while (u + 1 < sizeof units - 1 && bytes >> (10 * (u + 2)) != 0)
+        u++;
+    unsigned shift = 10 * (u + 1);
+    if ((bytes & (((uint64_t)1 << shift) - 1)) == 0)
+        snprintf(buf, cap, "%llu%c", (unsigned long long)(bytes >> shift), units[u]);
+    else
+        snprintf(buf, cap, "%.1f%c", (double)bytes / (double)((uint64_t)1 << shift), units[u]);
+}
+
+int64_t cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void cli_fmt_age(int64_t stamp_ns, int64_t now_ns, char *buf, size_t cap)
+{
+    if (stamp_ns == 0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    /* A stamp in the future (clock stepped back, another host's file) reads as brand new. */
+    int64_t s = now_ns > stamp_ns ? (now_ns - stamp_ns) / 1000000000 : 0;
+    if (s < 60)
+        snprintf(buf, cap, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%lldm", (long long)(s / 60));
+    else if (s < 86400)
+        snprintf(buf, cap, "%lldh", (long long)(s / 3600));
+    else
+        snprintf(buf, cap, "%lldd", (long long)(s / 86400));
+}
+
+void cli_fmt_time(int64_t stamp_ns, char *buf, size_t cap)
+{
+    if (stamp_ns == 0) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    /* Floor division, so a stamp before 1970 still names the right second. */
+    int64_t s = stamp_ns / 1000000000;
+    if (stamp_ns % 1000000000 < 0)
+        s--;
+    time_t t = (time_t)s;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "?");
+}
+
+void cli_fmt_user(uint32_t uid, char *buf, size_t cap)
+{
+    char pwbuf[1024];
+    struct passwd pw, *res = NULL;
+    if (getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res && res->pw_name)
+        cli_display(res->pw_name, buf, cap);
+    else
+        snprintf(buf, cap, "%u", uid);
+}
+
+const char *cli_backend_name(int backend)
+{
+    switch (backend) {
+    case SHML_BACKEND_POSIX:
+        return "posix";
+    case SHML_BACKEND_SYSV:
+        return "sysv";
+    case SHML_BACKEND_FILE:
+        return "file";
+    case SHML_BACKEND_MEMFD:
+        return "memfd";
+    case SHML_BACKEND_WIN32:
+        return "win";
+    default:
+        return "?";
+    }
+}
+
+void cli_fmt_kind(uint32_t kind, char *buf, size_t cap)
+{
+    if (kind == SHML_KIND_PLAIN)
+        snprintf(buf, cap, "plain");
+    else
+        snprintf(buf, cap, "kind#%u", kind);
+}
+
+const char *cli_alive_name(int alive)
+{
+    return alive > 0 ? "alive" : alive == 0 ? "dead" : "?";
+}
+
+size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    if (n == 0)
+        return 0;
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2, v = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3, v = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+const char *cli_display(const char *s, char *buf, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), o = 0;
+
+    if (cap < 8) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    if (n == 0) {
+        snprintf(buf, cap, "\"\"");
+        return buf;
+    }
+    for (size_t i = 0; i < n;) {
+        char piece[8];
+        size_t plen;
+        uint32_t cp;
+        size_t seq = cli_utf8_seq(p + i, n - i, &cp);
+        if (seq == 1 && cp >= 0x20 && cp != 0x7f) {
+            piece[0] = (char)cp;
+            plen = 1;
+        } else if (seq > 1 && !(cp >= 0x80 && cp <= 0x9f)) {
+            memcpy(piece, p + i, seq);
+            plen = seq;
+        } else {
+            /* A control character, C1 control or a byte that is not UTF-8: show it, inertly. */
+            unsigned char c = p[i];
+            if (c == '\n')
+                plen = (size_t)snprintf(piece, sizeof piece, "\\n");
+            else if (c == '\t')
+                plen = (size_t)snprintf(piece, sizeof piece, "\\t");
+            else if (c == '\r')
+                plen = (size_t)snprintf(piece, sizeof piece, "\\r");
+            else
+                plen = (size_t)snprintf(piece, sizeof piece, "\\x%02x", c);
+            seq = 1;
+        }
+        if (o + plen + 4 > cap) {
+            memcpy(buf + o, "...", 4);
+            return buf;
+        }
+        memcpy(buf + o, piece, plen);
+        o += plen;
+        i += seq;
+    }
+    buf[o] = '\0';
+    return buf;
+}

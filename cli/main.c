@@ -1,0 +1,283 @@
+/*
+ * main.c - the shmlink tool: verb dispatch, help, version, and how failures are reported.
+ *
+ * Every verb lives in its own function (cmd_*.c) and reports through cli_fail*() so the tool
+ * has exactly one error format: "shmlink: VERB ADDR: reason" on one line of stderr.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+static const struct cli_verb verbs[] = {
+    {"ls", "[--all] [--json]",
+     "List shmlink segments (POSIX and System V; file and memfd segments cannot be\n"
+     "enumerated).\n"
+     "\n"
+     "Columns: ADDRESS, BACKEND, KIND (plain, raw for a foreign object, ? when the header\n"
+     "could not be read), SIZE, MODE, OWNER, CREATOR (pid and alive/dead), ATTACHED (live\n"
+     "attaches, +Nd dead entries, +Nu untracked), AGE, NOTE (the label, or why the header\n"
+     "could not be read).\n"
+     "\n"
+     "Options:\n"
+     "  --all    also list foreign POSIX objects in /dev/shm and System V segments\n"
+     "  --json   print a JSON object {\"segments\": [...]} instead of the table\n",
+     cli_ls},
+    {"info", "ADDR [--json]",
+     "Show everything a segment's header records and its attach table, without attaching.\n"
+     "Foreign objects are shown as raw.\n"
+     "\n"
+     "Options:\n"
+     "  --json   print a JSON object instead of text\n",
+     cli_info},
+    {"create", "ADDR SIZE [--mode MODE] [--raw] [--label TEXT]",
+     "Create a segment of SIZE bytes at ADDR, memory reserved up front.\n"
+     "\n"
+     "SIZE is a number of bytes with an optional suffix K, M, G or T (or KiB, MiB, GiB,\n"
+     "TiB; any case), all powers of 1024: 4096, 64K, 16M, 1G. It must be at least 1 and fit\n"
+     "in size_t.\n"
+     "\n"
+     "Options:\n"
+     "  --mode MODE    octal permission bits, 1 to 0777 (default 0600; umask does not apply)\n"
+     "  --raw          no shmlink header: a plain object of exactly SIZE bytes\n"
+     "  --label TEXT   free-form label stored in the header (at most 63 bytes)\n",
+     cli_create},
+    {"rm", "ADDR...",
+     "Remove each segment. Processes that have it mapped keep their mapping.\n"
+     "Every failure is reported; the exit status is 1 if any removal failed.\n",
+     cli_rm},
+    {"gc", "[--dry-run] [--json]",
+     "Remove abandoned shmlink segments: managed POSIX and System V segments whose creator\n"
+     "is dead and that no live process is attached to. Foreign objects are never touched.\n"
+     "\n"
+     "Options:\n"
+     "  --dry-run   only say what would be removed\n"
+     "  --json      print a JSON object {\"dry_run\": ..., \"removed\": [...]}\n",
+     cli_gc},
+    {"cat", "ADDR [--offset N] [--length N] [--raw]",
+     "Copy a segment's bytes to stdout: a shmlink segment's data, or a foreign object whole.\n"
+     "A segment truncated by another process while it is read is an error, not a crash.\n"
+     "\n"
+     "Options:\n"
+     "  --offset N   start N bytes in (default 0; K/M/G/T suffixes as for create)\n"
+     "  --length N   copy N bytes (default: to the end)\n"
+     "  --raw        read the whole object, header included\n",
+     cli_cat},
+    {"dump", "ADDR [--offset N] [--length N] [--raw]",
+     "Show a segment's bytes in hex and ASCII, 16 per line, like hexdump -C: the offset\n"
+     "column counts from the start of the data (or object with --raw), and a '*' line stands\n"
+     "for lines equal to the one before.\n"
+     "\n"
+     "Options:\n"
+     "  --offset N   start N bytes in (default 0)\n"
+     "  --length N   show N bytes (default: to the end)\n"
+     "  --raw        show the whole object, header included\n",
+     cli_dump},
+    {"write", "ADDR [--offset N] [--raw]",
+     "Copy stdin into a segment at offset N. All of stdin is read first: if it does not fit\n"
+     "between the offset and the end of the segment, nothing is written.\n"
+     "\n"
+     "Options:\n"
+     "  --offset N   write N bytes in (default 0)\n"
+     "  --raw        write into the object as plain bytes (a foreign object, or a shmlink\n"
+     "               segment's header)\n",
+     cli_write},
+};
+
+#define N_VERBS (sizeof verbs / sizeof verbs[0])
+
+static const char main_usage[] = "usage: shmlink VERB [ARGS] [OPTIONS]   (shmlink --help)\n";
+
+static void print_main_help(void)
+{
+    printf("usage: shmlink VERB [ARGS] [OPTIONS]\n"
+           "\n"
+           "Inspect and edit shared memory: shmlink's own segments and foreign ones.\n"
+           "\n"
+           "Verbs:\n"
+           "  ls       list segments\n"
+           "  info     show a segment's header and attach table\n"
+           "  create   create a segment\n"
+           "  rm       remove segments\n"
+           "  gc       remove abandoned shmlink segments\n"
+           "  cat      copy a segment's bytes to stdout\n"
+           "  dump     show a segment's bytes in hex and ASCII\n"
+           "  write    copy stdin into a segment\n"
+           "\n"
+           "Addresses:\n"
+           "  name, posix:name, posix:/name     POSIX shared memory (the default backend)\n"
+           "  sysv:1234, sysv:0x4d2             System V key\n"
+           "  sysv:/path#102, sysv:id=32769     System V key from ftok(), or segment id\n"
+           "  file:/path                        a regular file mapped shared\n"
+           "\n"
+           "Options:\n"
+           "  --help      this text; 'shmlink VERB --help' describes a verb\n"
+           "  --version   print the version\n"
+           "\n"
+           "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.\n");
+}
+
+static const struct cli_verb *find_verb(const char *name)
+{
+    for (size_t i = 0; i < N_VERBS; i++) {
+        if (strcmp(verbs[i].name, name) == 0)
+            return &verbs[i];
+    }
+    return NULL;
+}
+
+/* "shmlink: <msg> '<arg>'" and the short usage line; msg names what is wrong with arg. */
+static int top_usage_error(const char *msg, const char *arg)
+{
+    char shown[256];
+    fprintf(stderr, "shmlink: %s '%s'\n", msg, cli_display(arg, shown, sizeof shown));
+    fputs(main_usage, stderr);
+    return CLI_EXIT_USAGE;
+}
+
+/* `shmlink help [VERB]`, `shmlink --help`. */
+static int run_help(int argc, char **argv)
+{
+    if (argc == 0) {
+        print_main_help();
+        return CLI_EXIT_OK;
+    }
+    const struct cli_verb *verb = find_verb(argv[0]);
+    if (!verb)
+        return top_usage_error("unknown verb", argv[0]);
+    if (argc > 1)
+        return top_usage_error("help takes one verb; unexpected", argv[1]);
+    cli_print_verb_help(verb);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    /*
+     * A closed pipe must not kill the tool mid-write: with SIGPIPE ignored, the write fails with
+     * EPIPE and the verb stops quietly (see cli_stdout_write()).
+     */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        fputs("shmlink: missing verb\n", stderr);
+        fputs(main_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *first = argv[1];
+    if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0 || strcmp(first, "help") == 0)
+        return run_help(argc - 2, argv + 2);
+    if (strcmp(first, "--version") == 0) {
+        if (argc > 2)
+            return top_usage_error("--version takes no arguments; unexpected", argv[2]);
+        printf("shmlink %s\n", shml_version());
+        return cli_flush_stdout("--version") || cli_stdout_closed() ? CLI_EXIT_OK
+                                                                     : CLI_EXIT_FAIL;
+    }
+    if (first[0] == '-')
+        return top_usage_error("unknown option", first);
+    const struct cli_verb *verb = find_verb(first);
+    if (!verb)
+        return top_usage_error("unknown verb", first);
+
+    int rc = verb->run(verb, argc - 2, argv + 2);
+    if (!cli_flush_stdout(verb->name) && !cli_stdout_closed())
+        rc = CLI_EXIT_FAIL;
+    return rc;
+}
+
+/* ---- error reporting ---- */
+
+static void put_prefix(const char *verb, const char *addr)
+{
+    fprintf(stderr, "shmlink: %s", verb);
+    if (addr) {
+        char *shown = malloc(CLI_SHOW_CAP);
+        fprintf(stderr, " %s", shown ? cli_display(addr, shown, CLI_SHOW_CAP) : "?");
+        free(shown);
+    }
+    fputs(": ", stderr);
+}
+
+int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail,
+                 const char *hint)
+{
+    /* Copy the detail first: printing the address must not be able to change it. */
+    char *shown = malloc(CLI_SHOW_CAP);
+    if (shown && detail && *detail)
+        cli_display(detail, shown, CLI_SHOW_CAP);
+    else if (shown)
+        shown[0] = '\0';
+    put_prefix(verb, addr);
+    fputs(shml_strerror(err), stderr);
+    if (shown && *shown)
+        fprintf(stderr, " (%s)", shown);
+    if (hint)
+        fprintf(stderr, "; %s", hint);
+    fputc('\n', stderr);
+    free(shown);
+    return CLI_EXIT_FAIL;
+}
+
+int cli_fail(const char *verb, const char *addr, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    put_prefix(verb, addr);
+    fprintf(stderr, "%s\n", msg);
+    return CLI_EXIT_FAIL;
+}
+
+/* ---- stdout ---- */
+
+static bool stdout_closed;   /* the reader went away: stop quietly */
+static bool stdout_reported; /* another write error was reported already: say it once */
+
+bool cli_stdout_closed(void)
+{
+    return stdout_closed;
+}
+
+/* Classify a failed write to stdout; errno is the write's. Returns 1 (EPIPE) or -1. */
+static int stdout_failed(const char *verb)
+{
+    if (errno == EPIPE) {
+        stdout_closed = true;
+        return 1;
+    }
+    if (!stdout_reported) {
+        stdout_reported = true;
+        cli_fail(verb, NULL, "cannot write to stdout: %s", errno ? strerror(errno) : "I/O error");
+    }
+    return -1;
+}
+
+int cli_stdout_write(const char *verb, const void *p, size_t n)
+{
+    if (stdout_closed)
+        return 1;
+    if (stdout_reported)
+        return -1;
+    errno = 0;
+    if (n == 0 || fwrite(p, 1, n, stdout) == n)
+        return 0;
+    return stdout_failed(verb);
+}
+
+bool cli_flush_stdout(const char *verb)
+{
+    if (stdout_closed || stdout_reported)
+        return false;
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return true;
+    stdout_failed(verb);
+    return false;
+}
