@@ -1,0 +1,24 @@
+# Sourced by scripts/demo and scripts/test: make sure the Debian packages they need are there.
+# As root, missing packages are installed; otherwise the one apt-get line is printed.
+# Usage: shml_deps PACKAGE...
+shml_deps() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "shmlink needs these Debian packages; install them with:" >&2
+        echo "  sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The packages every build needs.
+SHML_BASE_PKGS=(cmake make gcc libc6-dev python3)
+# Sanitizer and fuzzing builds.
+SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)
