@@ -70,12 +70,12 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
 
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
-        bool is_option = !only_positionals && arg[0] == '-' && arg[1] != '\0' &&
-                         !looks_negative(arg);
+        bool is_option =
+            !only_positionals && arg[0] == '-' && arg[1] != '\0' && !looks_negative(arg);
         if (!is_option) {
             if (n >= max_pos) {
-                cli_usage_error(verb, "unexpected argument '%s'",
-                                cli_display(arg, shown, sizeof shown));
+                cli_usage_error(verb, "unexpected argument %s",
+                                cli_quote(arg, shown, sizeof shown));
                 return CLI_PARSED_USAGE;
             }
             pos[n++] = arg;
@@ -91,7 +91,7 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
         }
         if (arg[1] != '-') {
             /* No single-letter options besides -h: long names keep scripts readable. */
-            cli_usage_error(verb, "unknown option '%s'", cli_display(arg, shown, sizeof shown));
+            cli_usage_error(verb, "unknown option %s", cli_quote(arg, shown, sizeof shown));
             return CLI_PARSED_USAGE;
         }
         const char *name = arg + 2;
@@ -101,7 +101,7 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
         if (!opt) {
             char raw[256];
             snprintf(raw, sizeof raw, "--%.*s", (int)name_len, name);
-            cli_usage_error(verb, "unknown option '%s'", cli_display(raw, shown, sizeof shown));
+            cli_usage_error(verb, "unknown option %s", cli_quote(raw, shown, sizeof shown));
             return CLI_PARSED_USAGE;
         }
         if (!opt->metavar) {

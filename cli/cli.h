@@ -30,8 +30,8 @@
 
 struct cli_verb {
     const char *name;
-    const char *usage;  /* "ADDR SIZE [--mode MODE] ..." (after "shmlink VERB ") */
-    const char *help;   /* the body of `shmlink VERB --help` */
+    const char *usage; /* "ADDR SIZE [--mode MODE] ..." (after "shmlink VERB ") */
+    const char *help;  /* the body of `shmlink VERB --help` */
     int (*run)(const struct cli_verb *verb, int argc, char **argv);
 };
 
@@ -91,8 +91,7 @@ void cli_print_verb_help(const struct cli_verb *verb);
  * before any other shmlink call can replace it), `hint` an optional suffix ("use --raw ...").
  * addr may be NULL for verbs without one. Returns CLI_EXIT_FAIL.
  */
-int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail,
-                 const char *hint);
+int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail, const char *hint);
 /* Report a failure the tool itself found: "shmlink: VERB ADDR: message". */
 int cli_fail(const char *verb, const char *addr, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -145,6 +144,9 @@ const char *cli_alive_name(int alive);
  * Truncates (ending with "...") if buf is too small.
  */
 const char *cli_display(const char *s, char *buf, size_t cap);
+
+/* cli_display() between single quotes, for a value inside a message: 'abc', '' when empty. */
+const char *cli_quote(const char *s, char *buf, size_t cap);
 
 /*
  * Length of the well-formed UTF-8 sequence at s (at most n bytes), storing its code point in

@@ -33,15 +33,15 @@ int cli_create(const struct cli_verb *verb, int argc, char **argv)
     char shown[256];
     uint64_t size;
     if (cli_parse_size(pos[1], false, &size, &why) < 0)
-        return cli_fail(verb->name, addr, "invalid size '%s': %s",
-                        cli_display(pos[1], shown, sizeof shown), why);
+        return cli_fail(verb->name, addr, "invalid size %s: %s",
+                        cli_quote(pos[1], shown, sizeof shown), why);
     uint32_t mode = 0600;
     if (mode_text && cli_parse_mode(mode_text, &mode, &why) < 0)
-        return cli_fail(verb->name, addr, "invalid mode '%s': %s",
-                        cli_display(mode_text, shown, sizeof shown), why);
+        return cli_fail(verb->name, addr, "invalid mode %s: %s",
+                        cli_quote(mode_text, shown, sizeof shown), why);
     if (label && strlen(label) >= SHML_LABEL_MAX)
-        return cli_fail(verb->name, addr, "label is %zu bytes long; at most %d fit",
-                        strlen(label), SHML_LABEL_MAX - 1);
+        return cli_fail(verb->name, addr, "label is %zu bytes long; at most %d fit", strlen(label),
+                        SHML_LABEL_MAX - 1);
     /*
      * A memfd segment lives only as long as a descriptor to it, and the tool's descriptor is
      * gone when it exits: "created" would be a lie.

@@ -54,11 +54,11 @@ static int select_range(const char *verb, const char *addr, size_t size, const c
     char shown[256], detail[160];
 
     if (off_text && cli_parse_size(off_text, true, &o, &why) < 0)
-        return cli_fail(verb, addr, "invalid offset '%s': %s",
-                        cli_display(off_text, shown, sizeof shown), why);
+        return cli_fail(verb, addr, "invalid offset %s: %s",
+                        cli_quote(off_text, shown, sizeof shown), why);
     if (len_text && cli_parse_size(len_text, true, &l, &why) < 0)
-        return cli_fail(verb, addr, "invalid length '%s': %s",
-                        cli_display(len_text, shown, sizeof shown), why);
+        return cli_fail(verb, addr, "invalid length %s: %s",
+                        cli_quote(len_text, shown, sizeof shown), why);
     if (o > size) {
         snprintf(detail, sizeof detail, "offset %llu, segment size %zu", (unsigned long long)o,
                  size);
@@ -149,8 +149,8 @@ static int run_read_verb(const struct cli_verb *verb, int argc, char **argv, siz
     if (open_for_read(verb->name, a.addr, a.raw, &seg) != 0)
         return CLI_EXIT_FAIL;
     size_t off = 0, len = 0;
-    int status = select_range(verb->name, a.addr, shml_segment_size(seg), a.offset, a.length,
-                              &off, &len);
+    int status =
+        select_range(verb->name, a.addr, shml_segment_size(seg), a.offset, a.length, &off, &len);
     if (status == CLI_EXIT_OK)
         status = copy_range(verb->name, a.addr, seg, off, len, chunk, sink, ctx);
     if (status == CLI_EXIT_OK && finish && !cli_stdout_closed() && finish(ctx, off + len) < 0)
@@ -176,11 +176,11 @@ int cli_cat(const struct cli_verb *verb, int argc, char **argv)
 
 struct dump_state {
     const char *verb;
-    char *out;                /* text of one chunk */
-    unsigned char prev[16];   /* the last full line shown or skipped */
+    char *out;              /* text of one chunk */
+    unsigned char prev[16]; /* the last full line shown or skipped */
     bool have_prev;
-    bool starred;             /* a '*' stands for the lines since the last one shown */
-    bool any;                 /* some bytes were shown */
+    bool starred; /* a '*' stands for the lines since the last one shown */
+    bool any;     /* some bytes were shown */
 };
 
 static size_t dump_line(char *o, size_t pos, const unsigned char *p, size_t n)
@@ -311,8 +311,8 @@ int cli_write(const struct cli_verb *verb, int argc, char **argv)
     char shown[256], detail[200];
     uint64_t off = 0;
     if (off_text && cli_parse_size(off_text, true, &off, &why) < 0)
-        return cli_fail(verb->name, addr, "invalid offset '%s': %s",
-                        cli_display(off_text, shown, sizeof shown), why);
+        return cli_fail(verb->name, addr, "invalid offset %s: %s",
+                        cli_quote(off_text, shown, sizeof shown), why);
 
     /* Unlike cat, no silent fallback to raw: writing at offset 0 of a foreign object is a
      * different act from writing a shmlink segment's data, so the user says which. */
@@ -338,8 +338,8 @@ int cli_write(const struct cli_verb *verb, int argc, char **argv)
     /* One byte more than fits tells "exactly full" from "too long" without reading it all. */
     rc = read_stdin(room < SIZE_MAX ? room + 1 : room, &buf, &n);
     if (rc < 0) {
-        status = cli_fail(verb->name, addr, "cannot read stdin: %s; nothing was written",
-                          strerror(-rc));
+        status =
+            cli_fail(verb->name, addr, "cannot read stdin: %s; nothing was written", strerror(-rc));
         goto out;
     }
     if (n > room) {

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* ---- what a segment_info means, shared by ls, info and gc ---- */
 
 /*
@@ -100,8 +99,7 @@ static void flags_text(uint32_t flags, char *buf, size_t cap)
         snprintf(buf + n, cap - (size_t)n, "%s", strcmp(sep, ", ") == 0 ? ")" : "");
 }
 
-static void json_segment_fields(struct cli_json *j, const struct shml_segment_info *s,
-                                int64_t now)
+static void json_segment_fields(struct cli_json *j, const struct shml_segment_info *s, int64_t now)
 {
     char buf[64];
     bool m = s->managed;
@@ -301,8 +299,8 @@ static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t no
         cli_display(s->label, note, sizeof note);
     else
         note[0] = '\0';
-    const char *cols[LS_COLS] = {addr,    cli_backend_name(s->backend), kind, size, mode, owner,
-                                 creator, attached,                     age,  note};
+    const char *cols[LS_COLS] = {
+        addr, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age, note};
     int rc = table_add(t, cols);
     free(addr);
     return rc;
@@ -350,8 +348,8 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     }
 
     struct table t = {0, NULL};
-    static const char *const head[LS_COLS] = {"ADDRESS", "BACKEND",  "KIND", "SIZE", "MODE",
-                                              "OWNER",   "CREATOR", "ATTACHED", "AGE", "NOTE"};
+    static const char *const head[LS_COLS] = {"ADDRESS", "BACKEND", "KIND",     "SIZE", "MODE",
+                                              "OWNER",   "CREATOR", "ATTACHED", "AGE",  "NOTE"};
     rc = table_add(&t, head);
     for (size_t i = 0; i < count && rc == 0; i++)
         rc = ls_row(&t, &list[i], now);
@@ -371,8 +369,8 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
  * stat with the whole attach table: the header does not say how large the table is, so ask
  * with a guess and again with the count the first call reports if that was too small.
  */
-static int stat_all(const char *addr, struct shml_segment_info *info,
-                    struct shml_attach_info **att, size_t *n_att, size_t *n_table)
+static int stat_all(const char *addr, struct shml_segment_info *info, struct shml_attach_info **att,
+                    size_t *n_att, size_t *n_table)
 {
     size_t cap = 128;
     for (int tries = 0; tries < 4; tries++) {
@@ -539,8 +537,7 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
 int cli_gc(const struct cli_verb *verb, int argc, char **argv)
 {
     bool dry_run = false, json = false;
-    const struct cli_opt opts[] = {{"dry-run", NULL, &dry_run, NULL},
-                                   {"json", NULL, &json, NULL}};
+    const struct cli_opt opts[] = {{"dry-run", NULL, &dry_run, NULL}, {"json", NULL, &json, NULL}};
     const char *pos[1];
     size_t npos;
     switch (cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos)) {
@@ -581,8 +578,7 @@ int cli_gc(const struct cli_verb *verb, int argc, char **argv)
             char size[32], age[16];
             cli_fmt_size(s->size, size, sizeof size);
             cli_fmt_age(s->created_ns, now, age, sizeof age);
-            printf("%s %s  %s, creator pid %d %s, age %s\n",
-                   dry_run ? "would remove" : "removed",
+            printf("%s %s  %s, creator pid %d %s, age %s\n", dry_run ? "would remove" : "removed",
                    cli_display(s->address, addr, CLI_SHOW_CAP), size, (int)s->creator_pid,
                    cli_alive_name(s->creator_alive), age);
         }

@@ -21,8 +21,8 @@ struct size_suffix {
  * "KB" is refused rather than guessed, because some tools read it as 1000.
  */
 static const struct size_suffix size_suffixes[] = {
-    {"", 0},    {"k", 10}, {"kib", 10}, {"m", 20}, {"mib", 20},
-    {"g", 30},  {"gib", 30}, {"t", 40}, {"tib", 40},
+    {"", 0},   {"k", 10},   {"kib", 10}, {"m", 20},   {"mib", 20},
+    {"g", 30}, {"gib", 30}, {"t", 40},   {"tib", 40},
 };
 
 int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **why)
@@ -285,5 +285,23 @@ const char *cli_display(const char *s, char *buf, size_t cap)
         i += seq;
     }
     buf[o] = '\0';
+    return buf;
+}
+
+const char *cli_quote(const char *s, char *buf, size_t cap)
+{
+    if (cap < 10) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    buf[0] = '\'';
+    if (*s)
+        cli_display(s, buf + 1, cap - 2);
+    else
+        buf[1] = '\0';
+    size_t n = strlen(buf);
+    buf[n] = '\'';
+    buf[n + 1] = '\0';
     return buf;
 }

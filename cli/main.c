@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static const struct cli_verb verbs[] = {
     {"ls", "[--all] [--json]",
      "List shmlink segments (POSIX and System V; file and memfd segments cannot be\n"
@@ -134,7 +133,7 @@ static const struct cli_verb *find_verb(const char *name)
 static int top_usage_error(const char *msg, const char *arg)
 {
     char shown[256];
-    fprintf(stderr, "shmlink: %s '%s'\n", msg, cli_display(arg, shown, sizeof shown));
+    fprintf(stderr, "shmlink: %s %s\n", msg, cli_quote(arg, shown, sizeof shown));
     fputs(main_usage, stderr);
     return CLI_EXIT_USAGE;
 }
@@ -175,8 +174,7 @@ int main(int argc, char **argv)
         if (argc > 2)
             return top_usage_error("--version takes no arguments; unexpected", argv[2]);
         printf("shmlink %s\n", shml_version());
-        return cli_flush_stdout("--version") || cli_stdout_closed() ? CLI_EXIT_OK
-                                                                     : CLI_EXIT_FAIL;
+        return cli_flush_stdout("--version") || cli_stdout_closed() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     }
     if (first[0] == '-')
         return top_usage_error("unknown option", first);
@@ -203,8 +201,7 @@ static void put_prefix(const char *verb, const char *addr)
     fputs(": ", stderr);
 }
 
-int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail,
-                 const char *hint)
+int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail, const char *hint)
 {
     /* Copy the detail first: printing the address must not be able to change it. */
     char *shown = malloc(CLI_SHOW_CAP);
