@@ -79,7 +79,6 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     info->creator_pid = h->creator_pid;
     info->creator_start = h->creator_start;
     info->created_ns = h->created_ns;
-    info->uid = h->owner_uid;
     info->other_boot = shml__os_boot_id(boot) == 0 && memcmp(boot, h->boot_id, 16) != 0;
     memcpy(info->label, h->label, sizeof(info->label)); /* NUL-terminated: validated */
     info->creator_alive =

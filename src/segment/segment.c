@@ -143,7 +143,7 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
         r = 0;
         if (len > 0) {
             ssize_t n = be->pread(&seg->obj, NULL, 0, image, len);
-            if (n == -SHML_ETRUNCATED)
+            if (n == -SHML_ETRUNCATED && shml__os_mono_ns() < deadline)
                 continue; /* shrank between stat and read: look again */
             if (n < 0)
                 return shml__fail_keep((int)-n, "reading the header: %s",
