@@ -1,0 +1,49 @@
+# tests/harness.cmake - the test harness library, and shml_add_test_binary() which builds a
+# test binary and registers each of its TESTs as its own ctest entry. Every test area
+# include()s this file; the harness target is defined once, by whichever area comes first.
+
+if(NOT TARGET shml_harness)
+  add_library(shml_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/harness.c)
+  target_include_directories(shml_harness PUBLIC
+    ${CMAKE_CURRENT_LIST_DIR} ${PROJECT_SOURCE_DIR}/include)
+  target_compile_definitions(shml_harness PRIVATE SHMT_AREA="harness")
+endif()
+
+# shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [RESOURCE_LOCKS name=test,...])
+#
+# Test names come from the sources at configure time: every line that starts with
+# TEST(name) or TEST_TIMEOUT(name, seconds) becomes the ctest entry AREA.name, which runs
+# `TARGET --run AREA.name`, with a ctest TIMEOUT a margin above the harness's own timeout,
+# SKIP_RETURN_CODE 77 and the label AREA. Editing a source re-runs the configure step.
+function(shml_add_test_binary target area)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL" ${ARGN})
+  add_executable(${target} ${ARG_SOURCES})
+  target_link_libraries(${target} PRIVATE shml_harness ${ARG_LIBS})
+  target_compile_definitions(${target} PRIVATE SHMT_AREA="${area}")
+  foreach(src IN LISTS ARG_SOURCES)
+    get_filename_component(abs ${src} ABSOLUTE)
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${abs})
+    file(STRINGS ${abs} lines REGEX "^TEST(_TIMEOUT)?\\(")
+    foreach(line IN LISTS lines)
+      if(line MATCHES "^TEST\\(([A-Za-z0-9_]+)\\)")
+        set(name ${CMAKE_MATCH_1})
+        set(timeout 30)
+      elseif(line MATCHES "^TEST_TIMEOUT\\(([A-Za-z0-9_]+), *([0-9]+)\\)")
+        set(name ${CMAKE_MATCH_1})
+        set(timeout ${CMAKE_MATCH_2})
+      else()
+        message(FATAL_ERROR "${abs}: cannot read the test name in: ${line}")
+      endif()
+      set(full ${area}.${name})
+      add_test(NAME ${full} COMMAND ${target} --run ${full})
+      math(EXPR ctest_timeout "${timeout} + 30")
+      set_tests_properties(${full} PROPERTIES
+        TIMEOUT ${ctest_timeout} SKIP_RETURN_CODE 77 LABELS "${area}")
+      # Tests that look at or change machine-wide state (gc, /dev/shm free space) never run
+      # at the same time as each other.
+      if(name IN_LIST ARG_SERIAL)
+        set_tests_properties(${full} PROPERTIES RESOURCE_LOCK shml_global)
+      endif()
+    endforeach()
+  endforeach()
+endfunction()
