@@ -68,6 +68,14 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
     bool only_positionals = false;
     char shown[256];
 
+    /* --help anywhere before "--" wins over any error: whoever asks for help gets it. */
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            cli_print_verb_help(verb);
+            return CLI_PARSED_HELP;
+        }
+    }
+
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         bool is_option =
@@ -84,10 +92,6 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
         if (strcmp(arg, "--") == 0) {
             only_positionals = true;
             continue;
-        }
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            cli_print_verb_help(verb);
-            return CLI_PARSED_HELP;
         }
         if (arg[1] != '-') {
             /* No single-letter options besides -h: long names keep scripts readable. */

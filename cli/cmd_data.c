@@ -18,10 +18,15 @@
 /* Longest dump line: 16-digit offset, 16 hex pairs, the ASCII column, newline. */
 #define DUMP_LINE_MAX 96
 
-/* Header failures that --raw gets past: the bytes are there, only the header is not usable. */
+/*
+ * Header failures that --raw gets past: the bytes are there, only the header is not usable.
+ * -ETIMEDOUT is among them because a header that never becomes ready may be no header at
+ * all: an object whose first bytes are zero looks like a segment still being initialised.
+ */
 static const char *raw_hint(int err, const char *what)
 {
-    if (err == -SHML_ENOTSHML || err == -SHML_ECORRUPT || err == -SHML_EVERSION)
+    if (err == -SHML_ENOTSHML || err == -SHML_ECORRUPT || err == -SHML_EVERSION ||
+        err == -ETIMEDOUT)
         return what;
     return NULL;
 }
@@ -344,9 +349,9 @@ int cli_write(const struct cli_verb *verb, int argc, char **argv)
     }
     if (n > room) {
         snprintf(detail, sizeof detail,
-                 "stdin holds more than the %zu bytes from offset %llu to the end; nothing was "
+                 "stdin holds more than the %zu %s from offset %llu to the end; nothing was "
                  "written",
-                 room, (unsigned long long)off);
+                 room, room == 1 ? "byte" : "bytes", (unsigned long long)off);
         status = cli_fail_lib(verb->name, addr, -ERANGE, detail, NULL);
         goto out;
     }

@@ -53,7 +53,7 @@ static void kind_text(const struct shml_segment_info *s, char *buf, size_t cap)
 static void creator_text(const struct shml_segment_info *s, char *buf, size_t cap)
 {
     if (has_creator(s))
-        snprintf(buf, cap, "%d %s", (int)s->creator_pid, cli_alive_name(s->creator_alive));
+        snprintf(buf, cap, "%d (%s)", (int)s->creator_pid, cli_alive_name(s->creator_alive));
     else
         snprintf(buf, cap, "-");
 }
@@ -578,7 +578,7 @@ int cli_gc(const struct cli_verb *verb, int argc, char **argv)
             char size[32], age[16];
             cli_fmt_size(s->size, size, sizeof size);
             cli_fmt_age(s->created_ns, now, age, sizeof age);
-            printf("%s %s  %s, creator pid %d %s, age %s\n", dry_run ? "would remove" : "removed",
+            printf("%s %s  %s, creator pid %d (%s), age %s\n", dry_run ? "would remove" : "removed",
                    cli_display(s->address, addr, CLI_SHOW_CAP), size, (int)s->creator_pid,
                    cli_alive_name(s->creator_alive), age);
         }

@@ -18,7 +18,7 @@ static const struct cli_verb verbs[] = {
      "enumerated).\n"
      "\n"
      "Columns: ADDRESS, BACKEND, KIND (plain, raw for a foreign object, ? when the header\n"
-     "could not be read), SIZE, MODE, OWNER, CREATOR (pid and alive/dead), ATTACHED (live\n"
+     "could not be read), SIZE, MODE, OWNER, CREATOR (pid and (alive) or (dead)), ATTACHED (live\n"
      "attaches, +Nd dead entries, +Nu untracked), AGE, NOTE (the label, or why the header\n"
      "could not be read).\n"
      "\n"

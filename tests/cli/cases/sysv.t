@@ -1,0 +1,38 @@
+# Round trip on the System V backend, by key (hex and decimal) and by id.
+$ shmlink create "sysv:$KEY" 5000 --label sysv --mode 0600
+$ shmlink ls | grep -e '^ADDRESS' -e "$KEY"
+$ shmlink info "sysv:$KEY"
+$ shmlink info "sysv:$KEY" --json | shmltest json info
+$ printf 'system five' | shmlink write "sysv:$KEY" --offset 4990
+$ printf 'system five' | shmlink write "sysv:$KEY" --offset 4989
+$ shmlink cat "sysv:$((KEY))" --offset 4989; echo
+$ shmlink dump "sysv:$KEY" --offset 4976
+$ printf 'too long' | shmlink write "sysv:$KEY" --offset 4993
+$ shmlink cat "sysv:$KEY" --offset 4990; echo
+# The same segment by the id ipcs shows.
+$ id=$(awk -v k=$((KEY)) '$1 == k { print $2 }' /proc/sysvipc/shm)
+> shmlink info "sysv:id=$id" | head -n 3
+> shmlink cat "sysv:id=$id" --offset 4989; echo
+$ shmlink create "sysv:$KEY" 4K
+# Raw System V segment: no header, shown by ls --all only.
+$ shmlink create "sysv:$KEY2" 3000 --raw
+$ shmlink ls | grep -c "$KEY2"
+$ shmlink ls --all | grep -e '^ADDRESS' -e "$KEY" -e "$KEY2"
+$ shmlink info "sysv:$KEY2"
+$ printf 'raw' | shmlink write "sysv:$KEY2" --raw --offset 2997
+$ printf 'Raw' | shmlink write "sysv:$KEY2" --raw
+$ shmlink dump "sysv:$KEY2"
+$ printf 'x' | shmlink write "sysv:$KEY2"
+$ shmlink rm "sysv:$KEY" "sysv:$KEY2"
+$ shmlink info "sysv:$KEY"
+$ shmlink rm "sysv:$KEY"
+$ grep -c -i -e "$((KEY))" -e "$((KEY2))" /proc/sysvipc/shm
+# A key from ftok(): the address names it, whatever key it turns out to be.
+%cleanup sysv:$TMP/keyfile#7
+$ touch keyfile
+$ shmlink create "sysv:$TMP/keyfile#7" 4K --label ftok
+$ shmlink info "sysv:$TMP/keyfile#7" | grep -e ^address -e ^label
+$ shmlink create "sysv:$TMP/keyfile#0" 4K
+$ shmlink create "sysv:$TMP/missing#7" 4K
+$ shmlink rm "sysv:$TMP/keyfile#7"
+$ shmlink info "sysv:$TMP/keyfile#7"

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Helpers for the CLI golden tests, called from cases/*.t as `shmltest VERB ...`.
+
+    shmltest json ls|info|gc     parse stdin as JSON, check its keys, print it normalised
+                                 (volatile values replaced; ls and gc keep only entries whose
+                                 address contains $SEG, $KEY or $KEY2)
+    shmltest foreign NAME TEXT [--mp]
+                                 create the POSIX object /dev/shm/NAME holding TEXT as a
+                                 foreign program would: os.open, or with --mp
+                                 multiprocessing.shared_memory (\\n, \\xNN escapes are
+                                 understood in TEXT, and in NAME without --mp)
+    shmltest pattern N           write N bytes of a repeating pattern to stdout
+    shmltest truncate PATH SIZE  truncate a file or /dev/shm object
+    shmltest cat-truncated ADDR PATH NEWSIZE
+                                 run `shmlink cat ADDR`, and once it has written its first
+                                 bytes (it is then blocked writing to the pipe), truncate PATH
+                                 to NEWSIZE; report how cat ended (exit status or signal)
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+# Keys of a segment in ls, info and gc output, in the order the tool writes them.
+SEGMENT_KEYS = [
+    "address", "backend", "status", "status_text", "managed", "kind", "kind_name", "version",
+    "header_size", "flags", "size", "object_size", "mode", "uid", "user", "creator_pid",
+    "creator_start", "creator_alive", "attached", "attach_dead", "untracked", "created_ns",
+    "created", "age_s", "other_boot", "label",
+]
+ATTACH_KEYS = ["pid", "role", "role_name", "start_time", "since_ns", "since", "alive"]
+# Values that differ from run to run: shown as their type only.
+VOLATILE = {"uid", "user", "creator_pid", "creator_start", "created_ns", "created", "age_s",
+            "pid", "start_time", "since_ns", "since"}
+
+
+def fail(msg):
+    print("shmltest: " + msg)
+    sys.exit(1)
+
+
+def check_keys(obj, keys, what):
+    if not isinstance(obj, dict):
+        fail("%s is not an object" % what)
+    if list(obj) != keys:
+        fail("%s keys differ: missing %s, unexpected %s, order %s" % (
+            what, [k for k in keys if k not in obj], [k for k in obj if k not in keys],
+            list(obj)))
+
+
+def scrub(value, key=None):
+    if isinstance(value, dict):
+        return {k: scrub(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if key in VOLATILE and value is not None:
+        return "<%s>" % type(value).__name__
+    return value
+
+
+def cmd_json(kind):
+    text = sys.stdin.read()
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        fail("not JSON: %s\n%s" % (e, text))
+    ours = (os.environ["SEG"], os.environ["KEY"], os.environ["KEY2"])
+
+    def mine(s):
+        return any(o in s["address"] for o in ours)
+
+    if kind == "ls":
+        check_keys(doc, ["segments"], "ls output")
+        for s in doc["segments"]:
+            check_keys(s, SEGMENT_KEYS, "segment")
+        doc["segments"] = [s for s in doc["segments"] if mine(s)]
+    elif kind == "gc":
+        check_keys(doc, ["dry_run", "removed"], "gc output")
+        for s in doc["removed"]:
+            check_keys(s, SEGMENT_KEYS, "segment")
+        doc["removed"] = [s for s in doc["removed"] if mine(s)]
+    elif kind == "info":
+        check_keys(doc, SEGMENT_KEYS + ["attach"], "info output")
+        for a in doc["attach"]:
+            check_keys(a, ATTACH_KEYS, "attach entry")
+    else:
+        fail("unknown json kind %r" % kind)
+    print(json.dumps(scrub(doc), indent=2, ensure_ascii=False))
+
+
+def unescape(text):
+    return text.encode("utf-8").decode("unicode_escape").encode("latin-1")
+
+
+def cmd_foreign(name, text, mp):
+    data = unescape(text)
+    if mp:
+        from multiprocessing import resource_tracker, shared_memory
+        shm = shared_memory.SharedMemory(name=name, create=True, size=len(data))
+        shm.buf[:len(data)] = data
+        # The tracker would unlink it when this process exits; the test wants it to persist,
+        # as a long-running Python producer's segment does.
+        resource_tracker.unregister(shm._name, "shared_memory")
+        shm.close()
+        return
+    fd = os.open(os.path.join(b"/dev/shm", unescape(name)),
+                 os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def cmd_pattern(n):
+    unit = bytes(range(32, 127))
+    out = (unit * (n // len(unit) + 1))[:n]
+    sys.stdout.buffer.write(out)
+
+
+def cmd_cat_truncated(addr, path, newsize):
+    p = subprocess.Popen(["shmlink", "cat", addr], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.read(1)
+    os.truncate(path, newsize)
+    rest = p.stdout.read()
+    err = p.stderr.read().decode(errors="backslashreplace")
+    p.wait()
+    got = len(first) + len(rest)
+    if p.returncode < 0:
+        how = "killed by %s" % signal.Signals(-p.returncode).name
+    else:
+        how = "exit %d" % p.returncode
+    print("cat: %s after %d bytes" % (how, got))
+    sys.stdout.write(err)
+
+
+def main(argv):
+    if len(argv) < 2:
+        fail("usage: see helper.py")
+    verb, args = argv[1], argv[2:]
+    if verb == "json" and len(args) == 1:
+        cmd_json(args[0])
+    elif verb == "foreign" and len(args) in (2, 3):
+        cmd_foreign(args[0], args[1], args[2:] == ["--mp"])
+    elif verb == "pattern" and len(args) == 1:
+        cmd_pattern(int(args[0]))
+    elif verb == "truncate" and len(args) == 2:
+        os.truncate(args[0], int(args[1]))
+    elif verb == "cat-truncated" and len(args) == 3:
+        cmd_cat_truncated(args[0], args[1], int(args[2]))
+    else:
+        fail("bad arguments: %r" % argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
