@@ -20,7 +20,9 @@ Case file syntax:
     %release NAME                  let the holder close its segments and exit
     %kill NAME                     SIGKILL the holder: its attach entries stay, dead
     %cleanup ADDR...               `shmlink rm` these at the end, whatever happened (for
-                                   objects the automatic cleanup below cannot find)
+                                   objects the automatic cleanup below cannot find); a
+                                   command can do the same for an address it only learns
+                                   when it runs by appending it to the file $TMP/.cleanup
 
 Commands see: PATH starting with the tool's directory (so `shmlink` is the tool under test)
 and a directory holding `shmltest` (helper.py); SEG, a name prefix unique to this run
@@ -156,6 +158,7 @@ class Run:
             text = re.sub(r"0x0*%x\b" % key, name, text, flags=re.I)
             text = re.sub(r"\b%d\b" % key, name, text)
         text = re.sub(r"sysv:id=\d+", "sysv:id=ID", text)
+        text = re.sub(r"\bwith id \d+", "with id ID", text)
         text = re.sub(r"\bshmlink %s\b" % re.escape(self.args.version), "shmlink VERSION", text)
         text = re.sub(r"\b%s\b" % re.escape(self.user), "USER", text)
         text = re.sub(r"\buid \d+", "uid UID", text)
@@ -282,6 +285,11 @@ class Run:
             p = self.holders.pop(name)
             p.kill()
             p.wait()
+        try:
+            with open(os.path.join(self.tmp, ".cleanup")) as f:
+                self.to_remove.extend(line.strip() for line in f if line.strip())
+        except OSError:
+            pass
         for addr in self.to_remove:
             subprocess.run([self.args.cli, "rm", addr], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=self.env, cwd=self.tmp,
