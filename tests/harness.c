@@ -860,10 +860,18 @@ static int run_one(const struct test_entry *t)
     int64_t t0 = shmt_now_ms();
     fflush(stdout);
     fflush(stderr);
-    pid_t pid = fork();
+    /* SHMT_NOFORK=1: run in this process, for a debugger (no timeout; cleanup still runs). */
+    pid_t pid = getenv("SHMT_NOFORK") ? 0 : fork();
     if (pid < 0) {
         printf("FAIL %s: fork: %s\n", t->name, strerror(errno));
         return R_FAIL;
+    }
+    if (pid == 0 && getenv("SHMT_NOFORK")) {
+        current_name = t->name;
+        t->fn();
+        run_cleanup(getpid());
+        printf("PASS %s\n", t->name);
+        return R_PASS;
     }
     if (pid == 0) {
         setpgid(0, 0);
@@ -946,7 +954,8 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s               run every test\n"
             "       %s --list        list the tests\n"
-            "       %s --run PATTERN run the tests matching PATTERN (also: %s PATTERN)\n",
+            "       %s --run PATTERN run the tests matching PATTERN (also: %s PATTERN)\n"
+            "environment: SHMT_NOFORK=1 runs a test in the runner itself (for a debugger)\n",
             argv0, argv0, argv0, argv0);
 }
 
