@@ -178,9 +178,12 @@ class Run:
     # ---- directives ----
 
     def hold(self, name, addrs):
-        p = subprocess.Popen([self.args.holder] + addrs, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
-                             cwd=self.tmp)
+        try:
+            p = subprocess.Popen([self.args.holder] + addrs, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+                                 cwd=self.tmp)
+        except OSError as e:
+            return "holder %s cannot start: %s" % (name, e)
         self.holders[name] = p
         line = p.stdout.readline()
         if line != b"ready\n":
@@ -320,6 +323,9 @@ def main():
                          "cleanup always runs")
     ap.add_argument("case", help="cases/NAME.t")
     args = ap.parse_args()
+    # Commands run in TMP: relative paths given on the command line must not depend on that.
+    args.cli = os.path.abspath(args.cli)
+    args.holder = os.path.abspath(args.holder)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
