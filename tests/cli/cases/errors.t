@@ -60,14 +60,17 @@ $ shmlink create "$SEG.s" 18446744073709551615
 $ shmlink create "$SEG.s" 16777215T
 $ shmlink info "$SEG.s"
 
-# Every spelling of a suffix, and the size that results.
+# Every spelling of a suffix, and the size that results. (Each segment is held attached
+# until rm, so that a gc run elsewhere on the machine cannot take it first.)
 $ shmlink create "$SEG.k" 1k
 $ shmlink create "$SEG.kib" 2KiB
 $ shmlink create "$SEG.kib2" 3kib
 $ shmlink create "$SEG.m" 1M
 $ shmlink create "$SEG.mib" 1MiB
 $ shmlink create "$SEG.b" 4097
+%hold sizes $SEG.k $SEG.kib $SEG.kib2 $SEG.m $SEG.mib $SEG.b
 $ shmlink rm "$SEG.k" "$SEG.kib" "$SEG.kib2" "$SEG.m" "$SEG.mib" "$SEG.b"
+%release sizes
 
 # Modes and labels.
 $ shmlink create "$SEG.mode" 4K --mode 999
@@ -77,10 +80,12 @@ $ shmlink create "$SEG.mode" 4K --mode rw
 $ shmlink create "$SEG.mode" 4K --mode ""
 $ shmlink create "$SEG.label" 4K --label "$(printf 'L%.0s' $(seq 64))"
 $ shmlink create "$SEG.mode" 4K --mode 644 --label "$(printf 'L%.0s' $(seq 63))"
+%hold mode $SEG.mode
 $ stat -c '%a %s' "/dev/shm/$SEG.mode"
 $ shmlink info "$SEG.mode" | grep -e ^mode -e ^label
 $ shmlink create "$SEG.mode" 4K
 $ shmlink rm "$SEG.mode"
+%release mode
 
 # A segment that does not exist.
 $ shmlink cat "$SEG.none"
@@ -93,11 +98,14 @@ $ shmlink rm "$SEG.none"
 # rm tries every address, reports each failure, and exits 1 if any failed.
 $ shmlink create "$SEG.r1" 1K
 $ shmlink create "$SEG.r2" 1K
+%hold r $SEG.r1 $SEG.r2
 $ shmlink rm "$SEG.none" "$SEG.r1" "bad/name" "$SEG.r2"
+%release r
 $ ls /dev/shm | grep -c "$SEG"
 
 # Offsets and lengths.
 $ shmlink create "$SEG.o" 100
+%hold o $SEG.o
 $ shmlink cat "$SEG.o" --offset 101
 $ shmlink cat "$SEG.o" --offset 50 --length 51
 $ shmlink cat "$SEG.o" --length 101
@@ -114,3 +122,4 @@ $ printf abc | shmlink write "$SEG.o" --offset=97
 $ printf abc | shmlink write "$SEG.o" --offset nope
 $ shmlink dump "$SEG.o" --offset=96
 $ shmlink rm "$SEG.o"
+%release o

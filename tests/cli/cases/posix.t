@@ -1,5 +1,8 @@
 # Round trip on the POSIX backend: create, ls, info, write, cat, dump, rm.
+# A segment made by `shmlink create` is abandoned once the tool exits, and a gc run by any
+# other program on the machine would remove it: the holder keeps it attached meanwhile.
 $ shmlink create "$SEG.a" 4K --label "demo label" --mode 0640
+%hold keep $SEG.a
 $ stat -c '%a %s' "/dev/shm/$SEG.a"
 $ shmlink ls | grep -e '^ADDRESS' -e "$SEG"
 $ shmlink ls --json | shmltest json ls
@@ -39,10 +42,13 @@ $ shmlink cat "$SEG.a" --raw --offset 4096 --length 16; echo
 
 # A 64 MiB segment streams in chunks.
 $ shmlink create "$SEG.big" 64M
+%hold keepbig $SEG.big
 $ shmlink cat "$SEG.big" | wc -c
 $ shmlink dump "$SEG.big"
 
 $ shmlink rm "$SEG.a" "$SEG.big"
+%release keep
+%release keepbig
 $ shmlink info "$SEG.a"
 $ shmlink rm "$SEG.a"
 $ shmlink ls | grep -c "$SEG"

@@ -34,9 +34,11 @@ $ shmlink ls --all --json | grep -a '"address": ".*nl'
 
 # A managed segment can be read raw too, header included.
 $ shmlink create "$SEG.managed" 16
+%hold keep $SEG.managed
 $ shmlink dump "$SEG.managed" --raw --length 16
 $ shmlink cat "$SEG.managed" | wc -c
 $ shmlink cat "$SEG.managed" --raw | wc -c
 $ shmlink rm "$SEG.raw" "$SEG.py" "$SEG.mp" "$SEG.managed"
+%release keep
 $ rm "/dev/shm/$SEG.nl"*
 $ ls /dev/shm | grep -c "$SEG"

@@ -1,5 +1,8 @@
 # Round trip on the System V backend, by key (hex and decimal) and by id.
+# A segment made by `shmlink create` is abandoned once the tool exits, and a gc run by any
+# other program on the machine would remove it: the holder keeps it attached meanwhile.
 $ shmlink create "sysv:$KEY" 5000 --label sysv --mode 0600
+%hold keep sysv:$KEY
 $ shmlink ls | grep -e '^ADDRESS' -e "$KEY"
 $ shmlink info "sysv:$KEY"
 $ shmlink info "sysv:$KEY" --json | shmltest json info
@@ -24,6 +27,7 @@ $ printf 'Raw' | shmlink write "sysv:$KEY2" --raw
 $ shmlink dump "sysv:$KEY2"
 $ printf 'x' | shmlink write "sysv:$KEY2"
 $ shmlink rm "sysv:$KEY" "sysv:$KEY2"
+%release keep
 $ shmlink info "sysv:$KEY"
 $ shmlink rm "sysv:$KEY"
 $ grep -c -i -e "$((KEY))" -e "$((KEY2))" /proc/sysvipc/shm
@@ -31,10 +35,12 @@ $ grep -c -i -e "$((KEY))" -e "$((KEY2))" /proc/sysvipc/shm
 %cleanup sysv:$TMP/keyfile#7
 $ touch keyfile
 $ shmlink create "sysv:$TMP/keyfile#7" 4K --label ftok
+%hold keepftok sysv:$TMP/keyfile#7
 $ shmlink info "sysv:$TMP/keyfile#7" | grep -e ^address -e ^label
 $ shmlink create "sysv:$TMP/keyfile#0" 4K
 $ shmlink create "sysv:$TMP/missing#7" 4K
 $ shmlink rm "sysv:$TMP/keyfile#7"
+%release keepftok
 $ shmlink info "sysv:$TMP/keyfile#7"
 
 # A segment made by another program (ipcmk, from util-linux) reads as raw.

@@ -3,6 +3,7 @@
 # Truncated while cat is streaming it (cat is blocked writing its first 1 MiB chunk when the
 # object shrinks; its next read finds the bytes gone).
 $ shmlink create "$SEG.t" 3M
+%hold keep $SEG.t
 $ shmltest cat-truncated "$SEG.t" "/dev/shm/$SEG.t" $((4096 + 1536 * 1024))
 # Now the header promises more than the object has: open refuses, --raw still reads.
 $ shmlink cat "$SEG.t" | wc -c
@@ -24,3 +25,4 @@ $ shmltest truncate "/dev/shm/$SEG.f" $((3 * 1024 * 1024))
 $ shmlink cat "$SEG.f" | head -c 7; echo
 $ shmlink dump "$SEG.f" | head -n 1
 $ shmlink rm "$SEG.t" "$SEG.f" "file:$TMP/t.bin"
+%release keep
