@@ -70,6 +70,28 @@ const char *shml_strerror(int err)
         return "segment already exists";
     case ERANGE:
         return "offset or length past the end of the segment";
+    case EINVAL:
+        return "invalid argument";
+    case EACCES:
+        return "permission denied";
+    case EPERM:
+        return "operation not permitted";
+    case ENOSPC:
+        return "not enough shared memory space";
+    case EFBIG:
+        return "larger than the file size limit";
+    case EOVERFLOW:
+        return "size too large";
+    case ETIMEDOUT:
+        return "timed out";
+    case ENOMEM:
+        return "out of memory";
+    case ENOTSUP:
+        return "not supported";
+    case EBADF:
+        return "bad file descriptor or read-only handle";
+    case EAGAIN:
+        return "not ready yet";
     default:
         return shml__os_strerror(err);
     }

@@ -12,8 +12,10 @@
  *                                   or by passing the fd over a Unix socket
  *   win:name, win:Local\name        Windows named file mapping (Windows builds only)
  *
- * POSIX and memfd names are 1 to SHML_NAME_MAX characters from [A-Za-z0-9._-+@=,~]; they may
- * not be "." or contain "..". A bad address fails with -EINVAL and shml_last_error() says why.
+ * POSIX and memfd names are 1 to SHML_NAME_MAX bytes: printable ASCII other than '/' (a name
+ * is flat, never a path), or UTF-8; no control characters; not "." and no "..". A relative
+ * file path is made absolute against the working directory at the call. A bad address fails
+ * with -EINVAL and shml_last_error() says why.
  *
  * A *managed* segment (the default) starts with a header page described byte by byte in
  * docs/FORMAT.md: magic, layout version, kind, logical size, creator, an attach table. The
@@ -38,8 +40,8 @@ extern "C" {
 
 typedef struct shml_segment shml_segment; /* opaque, process-local */
 
-/* Longest POSIX or memfd name, in characters, without the leading '/'. */
-#define SHML_NAME_MAX 200
+/* Longest POSIX or memfd name, in bytes, without the leading '/' (the file name limit). */
+#define SHML_NAME_MAX 255
 /* Longest canonical address string, including the terminating NUL. */
 #define SHML_ADDR_MAX 4200
 /* Length of the label field in a managed header, including the terminating NUL. */
@@ -225,10 +227,12 @@ struct shml_segment_info {
     int backend;                 /* SHML_BACKEND_* */
     int status;                  /* 0, or why the header could not be read (-EACCES, -SHML_*) */
     bool managed;                /* has a valid shmlink header */
+    bool shmlink;                /* made by shmlink: managed, or its header failed validation
+                                    (status says why: corrupt, other version, initialising) */
     uint32_t kind;               /* managed: SHML_KIND_* */
     uint32_t version;            /* managed: layout version */
     uint32_t header_size;        /* managed: bytes before the caller's data */
-    uint32_t hdr_flags;          /* managed: SHML_HUGEPAGES etc. as created */
+    uint32_t hdr_flags;          /* managed: SHML_HUGEPAGES if created with huge pages */
     uint64_t size;               /* caller's bytes: logical size, or the object's size if raw */
     uint64_t object_size;        /* bytes the object has in the system */
     uint32_t mode;               /* permission bits */
@@ -258,17 +262,21 @@ SHML_API int shml_segment_stat(const char *addr, struct shml_segment_info *info,
 #define SHML_LIST_ALL 0x1u /* also foreign POSIX objects in /dev/shm and System V segments */
 
 /*
- * List segments: shmlink's POSIX and System V segments, and with SHML_LIST_ALL every POSIX
- * object in /dev/shm and every System V segment. File and memfd segments cannot be enumerated.
+ * List segments: shmlink's POSIX and System V segments (`shmlink` set, including those whose
+ * header fails validation), and with SHML_LIST_ALL every POSIX object in /dev/shm and every
+ * System V segment. File and memfd segments cannot be enumerated.
  * On success *out is an array of *count entries sorted by address, which the caller frees
  * with shml_free(). Errors: -ENOMEM, -errno reading /dev/shm or /proc/sysvipc/shm.
  */
 SHML_API int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *count);
 
 /*
- * Remove abandoned shmlink segments: managed POSIX and System V segments whose creator is dead
- * and whose attach table holds no live process and no untracked attach. Foreign segments are
- * never touched. With `dry_run` nothing is removed. If `removed` is not NULL, *removed gets an
+ * Remove abandoned shmlink segments: managed POSIX and System V segments whose creator is dead,
+ * whose attach table holds no live process and no untracked attach, and that no process maps
+ * (System V nattch, /proc/PID/maps); shmlink segments whose header is corrupt (a creator died
+ * while writing it) that no process maps and that are older than 5 seconds; and temporary
+ * objects of creators that died (/dev/shm/.shml-tmp-PID-N). Foreign segments and segments of
+ * other layout versions are never touched. With `dry_run` nothing is removed. If `removed` is not NULL, *removed gets an
  * array (free with shml_free()) of the segments removed (or that would be), *n_removed their
  * number. Returns 0 or -errno (-ENOMEM; per-segment failures are skipped, not fatal).
  */

@@ -82,6 +82,11 @@ void shml__os_sleep_ns(int64_t ns)
     }
 }
 
+int shml__os_cwd(char *buf, size_t cap)
+{
+    return getcwd(buf, cap) ? 0 : -errno;
+}
+
 int32_t shml__os_pid(void)
 {
     return (int32_t)getpid();

@@ -31,17 +31,29 @@ struct shml__addr {
 };
 
 /*
- * Parse `s` into `a`. Returns 0 or -EINVAL (with the reason recorded), -ENOTSUP for a backend
- * that this build lacks. Pure: touches no system object (ftok keys are resolved by the backend).
+ * Parse `s` into `a`. Returns 0 or -EINVAL (with the reason recorded). Pure: touches no system
+ * object (ftok keys are resolved by the backend) and accepts every backend's syntax on every
+ * platform; a backend this build lacks is -ENOTSUP when a call tries to use it.
  */
 SHML_INTERNAL int shml__addr_parse(const char *s, struct shml__addr *a);
 
+/*
+ * Parse `s` as shml__addr_parse() does, then make a relative file path absolute against the
+ * working directory, so the canonical address means the same thing from any directory.
+ */
+SHML_INTERNAL int shml__addr_resolve(const char *s, struct shml__addr *a);
+
 /* An OS object opened by a backend. */
 struct shml__obj {
-    int fd;       /* posix, file, memfd: the descriptor; -1 for sysv */
-    int shmid;    /* sysv: the id; -1 otherwise */
-    bool created; /* made by this call */
+    int fd;              /* posix, file, memfd: the descriptor; -1 for sysv */
+    int shmid;           /* sysv: the id; -1 otherwise */
+    bool created;        /* made by this call */
+    char tmp[PATH_MAX];  /* created hidden: the temporary name until published, else "" */
 };
+
+/* Temporary objects of creators at work are named PREFIX-PID-N (in /dev/shm, or beside the
+   file); shml_gc() removes those whose PID is dead. */
+#define SHML_TMP_PREFIX ".shml-tmp"
 
 /* What a backend knows of its object without mapping it. */
 struct shml__objstat {
@@ -57,10 +69,18 @@ struct shml__backend {
     const char *name;
     /*
      * Create the object with exactly `size` bytes, memory reserved (fallocate or the system's
-     * equivalent), `mode` permissions. -EEXIST if it exists. On error nothing is left.
+     * equivalent), `mode` permissions. -EEXIST if it exists. On error nothing is left. With
+     * `hidden` (only asked of backends that have publish), the object is made under a
+     * temporary name that no opener looks for, and appears under its own name at publish.
      */
     int (*create)(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
-                  struct shml__obj *o);
+                  bool hidden, struct shml__obj *o);
+    /*
+     * Give a hidden object its name, atomically: openers see nothing, then the finished
+     * object. -EEXIST if the name is taken (the hidden object stays, for discard). NULL for
+     * backends whose objects are visible from creation (sysv) or never named (memfd).
+     */
+    int (*publish)(const struct shml__addr *a, struct shml__obj *o);
     /* Open the existing object. */
     int (*open)(const struct shml__addr *a, bool rdonly, struct shml__obj *o);
     int (*stat)(const struct shml__obj *o, struct shml__objstat *st);
@@ -78,7 +98,7 @@ struct shml__backend {
     /* Flush to backing store (file backend); NULL when meaningless. */
     int (*sync)(const struct shml__obj *o, void *base, size_t len);
     int (*unlink)(const struct shml__addr *a);
-    /* Remove a just-created object after a failure later in create (best effort). */
+    /* Remove a just-created object (hidden or not) after a failure later in create. */
     void (*discard)(const struct shml__addr *a, const struct shml__obj *o);
     void (*release)(struct shml__obj *o);
 };
@@ -101,6 +121,8 @@ SHML_INTERNAL ssize_t shml__fd_pread(const struct shml__obj *o, void *base, uint
 SHML_INTERNAL ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off,
                                       const void *buf, size_t len);
 SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
+/* A fresh temporary name "BEFORE.shml-tmp-PID-N" into buf; 0 or -ENAMETOOLONG. */
+SHML_INTERNAL int shml__tmp_name(char *buf, size_t cap, const char *before);
 /* Size a new fd-backed object and reserve its memory; `what` names it in error details. */
 SHML_INTERNAL int shml__fd_reserve(int fd, uint64_t size, const char *what);
 

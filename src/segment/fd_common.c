@@ -6,6 +6,7 @@
 #include "segment/backend.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -143,6 +144,17 @@ ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off, con
         done += (size_t)n;
     }
     return (ssize_t)done;
+}
+
+int shml__tmp_name(char *buf, size_t cap, const char *before)
+{
+    /* Relaxed: only uniqueness within the process matters; the pid covers other processes. */
+    static atomic_uint counter;
+    unsigned n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+    int len = snprintf(buf, cap, "%s%s-%d-%u", before, SHML_TMP_PREFIX, (int)shml__os_pid(), n);
+    if (len < 0 || (size_t)len >= cap)
+        return shml__fail(ENAMETOOLONG, "no room for a temporary name beside %s", before);
+    return 0;
 }
 
 void shml__fd_release(struct shml__obj *o)

@@ -6,6 +6,7 @@
 #include "segment/backend.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,12 +26,24 @@ static int file_error(int err, const struct shml__addr *a, const char *doing)
 }
 
 static int file_create(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
-                       struct shml__obj *o)
+                       bool hidden, struct shml__obj *o)
 {
     if (flags & SHML_HUGEPAGES)
         return shml__fail(ENOTSUP, "the file backend cannot use huge pages: use sysv: or memfd: "
                                    "with huge pages");
-    int fd = open(a->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    char tmp[PATH_MAX];
+    const char *path = a->path;
+    if (hidden) {
+        struct stat sb;
+        if (lstat(a->path, &sb) == 0)
+            return file_error(EEXIST, a, "creating");
+        /* Beside the file, so that link() stays within one file system. */
+        int r = shml__tmp_name(tmp, sizeof(tmp), a->path);
+        if (r < 0)
+            return r;
+        path = tmp;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
     if (fd < 0)
         return file_error(errno, a, "creating");
     int r = 0;
@@ -39,12 +52,24 @@ static int file_create(const struct shml__addr *a, uint64_t size, uint32_t mode,
     if (r == 0)
         r = shml__fd_reserve(fd, size, "the file");
     if (r < 0) {
-        unlink(a->path);
+        unlink(path);
         close(fd);
         return r;
     }
     o->fd = fd;
     o->created = true;
+    if (hidden)
+        snprintf(o->tmp, sizeof(o->tmp), "%s", tmp);
+    return 0;
+}
+
+static int file_publish(const struct shml__addr *a, struct shml__obj *o)
+{
+    /* link() never replaces: the name appears atomically, or EEXIST. */
+    if (link(o->tmp, a->path) != 0)
+        return file_error(errno, a, "publishing");
+    unlink(o->tmp);
+    o->tmp[0] = '\0';
     return 0;
 }
 
@@ -84,13 +109,13 @@ static int file_unlink(const struct shml__addr *a)
 
 static void file_discard(const struct shml__addr *a, const struct shml__obj *o)
 {
-    (void)o;
-    unlink(a->path);
+    unlink(o->tmp[0] ? o->tmp : a->path);
 }
 
 const struct shml__backend shml__backend_file = {
     .name = "file",
     .create = file_create,
+    .publish = file_publish,
     .open = file_open,
     .stat = shml__fd_stat,
     .map = shml__fd_map,

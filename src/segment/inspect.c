@@ -10,10 +10,14 @@
 #include "segment/backend.h"
 
 #include <dirent.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* A corrupt shmlink segment younger than this may be a creator at work on an older library. */
+#define SHML_CORRUPT_GRACE_NS ((int64_t)5000000000)
 
 /* Fill `info` (and the attach array) for an address already parsed. */
 static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *info,
@@ -61,8 +65,16 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
         return 0;
     }
     r = shml__hdr_validate(image, len, st.size);
-    if (r == -EAGAIN && len >= SHML_MAGIC_LEN && memcmp(image, SHML_MAGIC_BYTES, 8) != 0)
+    bool magic = len >= SHML_MAGIC_LEN && memcmp(image, SHML_MAGIC_BYTES, SHML_MAGIC_LEN) == 0;
+    if (r == -EAGAIN && !magic)
         r = -SHML_ENOTSHML; /* blank: for inspection, a foreign object */
+    info->shmlink = magic;
+    if (r == -EAGAIN && len >= sizeof(struct shml_hdr)) {
+        /* Initialising: or abandoned by a creator that died before publishing READY. */
+        const struct shml_hdr *h = (const struct shml_hdr *)image;
+        if (h->creator_pid != 0 && shml__os_proc_alive(h->creator_pid, h->creator_start) == 0)
+            r = -SHML_ECORRUPT;
+    }
     if (r < 0) {
         info->status = r;
         return 0;
@@ -74,7 +86,7 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     info->kind = h->kind;
     info->version = h->version;
     info->header_size = h->header_size;
-    info->hdr_flags = h->flags;
+    info->hdr_flags = (h->flags & SHML_HDRF_HUGEPAGES) ? SHML_HUGEPAGES : 0;
     info->size = h->size;
     info->creator_pid = h->creator_pid;
     info->creator_start = h->creator_start;
@@ -120,7 +132,7 @@ int shml_segment_stat(const char *addr, struct shml_segment_info *info,
     if (!info)
         return shml__fail(EINVAL, "info is NULL");
     struct shml__addr a;
-    int r = shml__addr_parse(addr, &a);
+    int r = shml__addr_resolve(addr, &a);
     if (r < 0)
         return r;
     return stat_parsed(&a, info, att, att_cap, att_n);
@@ -197,7 +209,7 @@ static int list_posix(struct list *l, bool all)
             if (r < 0)
                 describe_unreadable(&tmp, path, r);
         }
-        if (!all && !tmp.managed)
+        if (!all && !tmp.shmlink)
             continue;
         struct shml_segment_info *slot = list_push(l);
         if (!slot) {
@@ -243,7 +255,7 @@ static int list_sysv(struct list *l, bool all)
         /* Name it by key where it has one: that is what programs use to find it. */
         if (key != 0)
             snprintf(tmp.address, sizeof(tmp.address), "sysv:0x%08x", (unsigned)key);
-        if (!all && !tmp.managed)
+        if (!all && !tmp.shmlink)
             continue;
         struct shml_segment_info *slot = list_push(l);
         if (!slot) {
@@ -285,30 +297,76 @@ int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *co
     return 0;
 }
 
-/* Is the segment abandoned: creator dead, nobody attached, nobody mapping it? */
-static bool abandoned(const struct shml_segment_info *s)
+/* Does any process map the segment? Asks the kernel, which also sees untracked openers. */
+static bool mapped_by_anyone(const struct shml_segment_info *s)
 {
-    if (!s->managed || s->creator_alive != 0 || s->attached != 0 || s->untracked != 0)
-        return false;
     if (s->backend == SHML_BACKEND_SYSV) {
-        /* nattch counts every shmat, read-only ones that the attach table does not hold. */
         struct shml__addr a;
-        if (shml__addr_parse(s->address, &a) < 0)
-            return false;
-        const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
         struct shml__obj obj = {.fd = -1, .shmid = -1};
         struct shml__objstat st;
-        if (be->open(&a, true, &obj) < 0 || be->stat(&obj, &st) < 0)
-            return false;
-        return st.nattch == 0;
+        const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
+        if (shml__addr_parse(s->address, &a) < 0 || be->open(&a, true, &obj) < 0 ||
+            be->stat(&obj, &st) < 0)
+            return true; /* cannot tell: assume so */
+        return st.nattch != 0;
     }
     if (s->backend == SHML_BACKEND_POSIX) {
-        /* Read-only and untracked openers map it too: ask the kernel who maps the file. */
         char path[300];
         snprintf(path, sizeof(path), "/dev/shm/%s", s->address + strlen("posix:/"));
-        return shml__os_path_mapped(path) == 0;
+        return shml__os_path_mapped(path) != 0;
     }
-    return false;
+    return true;
+}
+
+/* Is the segment abandoned (see shml_gc() for the rules)? */
+static bool abandoned(const struct shml_segment_info *s)
+{
+    if (!s->shmlink)
+        return false;
+    if (s->managed) {
+        if (s->creator_alive != 0 || s->attached != 0 || s->untracked != 0)
+            return false;
+    } else if (s->status == -SHML_ECORRUPT) {
+        if (shml__os_real_ns() - s->created_ns < SHML_CORRUPT_GRACE_NS)
+            return false;
+    } else {
+        return false; /* another layout version, or still initialising */
+    }
+    return !mapped_by_anyone(s);
+}
+
+/* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-N. */
+static int gc_temporaries(bool dry_run, struct list *out)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    size_t plen = strlen(SHML_TMP_PREFIX);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, SHML_TMP_PREFIX "-", plen + 1) != 0)
+            continue;
+        int pid = atoi(e->d_name + plen + 1);
+        if (pid <= 0 || shml__os_proc_alive(pid, 0) != 0)
+            continue;
+        char name[300];
+        snprintf(name, sizeof(name), "/%s", e->d_name);
+        if (!dry_run && shm_unlink(name) != 0)
+            continue;
+        struct shml_segment_info *slot = list_push(out);
+        if (!slot) {
+            closedir(d);
+            return -ENOMEM;
+        }
+        memset(slot, 0, sizeof(*slot));
+        snprintf(slot->address, sizeof(slot->address), "posix:%s", name);
+        slot->backend = SHML_BACKEND_POSIX;
+        slot->creator_pid = pid;
+        slot->status = -SHML_ECORRUPT;
+        slot->shmlink = true;
+    }
+    closedir(d);
+    return 0;
 }
 
 int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed)
@@ -323,21 +381,21 @@ int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed)
     int r = shml_segment_list(0, &all, &n);
     if (r < 0)
         return r;
-    size_t kept = 0;
+    struct list gone = {.v = all, .n = 0, .cap = n};
     for (size_t i = 0; i < n; i++) {
         if (!abandoned(&all[i]))
             continue;
         if (!dry_run && shml_segment_unlink(all[i].address) < 0)
             continue; /* gone meanwhile, or not ours to remove: not fatal */
-        all[kept++] = all[i];
+        all[gone.n++] = all[i];
     }
+    r = gc_temporaries(dry_run, &gone);
     shml__clear_error();
-    if (removed && kept) {
-        *removed = all;
-    } else {
-        free(all);
-    }
-    if (n_removed)
-        *n_removed = kept;
-    return 0;
+    if (r == 0 && removed && gone.n)
+        *removed = gone.v;
+    else
+        free(gone.v);
+    if (r == 0 && n_removed)
+        *n_removed = gone.n;
+    return r;
 }

@@ -8,12 +8,13 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int memfd_create_obj(const struct shml__addr *a, uint64_t size, uint32_t mode,
-                            uint32_t flags, struct shml__obj *o)
+                            uint32_t flags, bool hidden, struct shml__obj *o)
 {
-    (void)mode; /* an anonymous object has no name for others to open: permissions are moot */
+    (void)hidden; /* never named: nothing to hide */
     unsigned mfd = MFD_CLOEXEC | MFD_ALLOW_SEALING;
     if (flags & SHML_HUGEPAGES) {
         long free_pages = shml__os_hugepages_free();
@@ -27,7 +28,12 @@ static int memfd_create_obj(const struct shml__addr *a, uint64_t size, uint32_t 
     int fd = memfd_create(a->name, mfd);
     if (fd < 0)
         return shml__fail(errno, "memfd_create: %s", shml__os_strerror(errno));
-    int r = shml__fd_reserve(fd, size, "the memfd");
+    /* Others can still reach it through /proc/PID/fd/N, where the mode is what protects it. */
+    int r = 0;
+    if (fchmod(fd, (mode_t)mode) != 0)
+        r = shml__fail(errno, "setting the mode of the memfd: %s", shml__os_strerror(errno));
+    if (r == 0)
+        r = shml__fd_reserve(fd, size, "the memfd");
     if (r == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         r = shml__fail(errno, "sealing the memfd: %s", shml__os_strerror(errno));
     if (r < 0) {

@@ -5,6 +5,7 @@
 #include "segment/backend.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,13 +24,29 @@ static int posix_error(int err, const struct shml__addr *a, const char *doing)
     }
 }
 
+/* Where shm_open() keeps its objects on Linux, so that a name can be linked to another. */
+#define SHM_DIR "/dev/shm"
+
 static int posix_create(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
-                        struct shml__obj *o)
+                        bool hidden, struct shml__obj *o)
 {
     if (flags & SHML_HUGEPAGES)
         return shml__fail(ENOTSUP, "the posix backend cannot use huge pages (/dev/shm is not "
                                    "hugetlbfs): use sysv: or memfd: with huge pages");
-    int fd = shm_open(a->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    char tmp[64];
+    const char *name = a->name;
+    if (hidden) {
+        /* Fail before reserving memory if the name is taken (publish checks again). */
+        char path[sizeof(SHM_DIR) + sizeof(a->name)];
+        snprintf(path, sizeof(path), SHM_DIR "%s", a->name);
+        if (access(path, F_OK) == 0)
+            return posix_error(EEXIST, a, "creating");
+        int r = shml__tmp_name(tmp, sizeof(tmp), "/");
+        if (r < 0)
+            return r;
+        name = tmp;
+    }
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
         return posix_error(errno, a, "creating");
     /* The umask applied to shm_open; the caller's mode is the contract. */
@@ -39,12 +56,27 @@ static int posix_create(const struct shml__addr *a, uint64_t size, uint32_t mode
     if (r == 0)
         r = shml__fd_reserve(fd, size, "the POSIX object in /dev/shm");
     if (r < 0) {
-        shm_unlink(a->name);
+        shm_unlink(name);
         close(fd);
         return r;
     }
     o->fd = fd;
     o->created = true;
+    if (hidden)
+        snprintf(o->tmp, sizeof(o->tmp), "%s", tmp);
+    return 0;
+}
+
+static int posix_publish(const struct shml__addr *a, struct shml__obj *o)
+{
+    char from[sizeof(SHM_DIR) + sizeof(o->tmp)], to[sizeof(SHM_DIR) + sizeof(a->name)];
+    snprintf(from, sizeof(from), SHM_DIR "%s", o->tmp);
+    snprintf(to, sizeof(to), SHM_DIR "%s", a->name);
+    /* link() never replaces: the name appears atomically, or EEXIST. */
+    if (link(from, to) != 0)
+        return posix_error(errno, a, "publishing");
+    shm_unlink(o->tmp);
+    o->tmp[0] = '\0';
     return 0;
 }
 
@@ -66,13 +98,13 @@ static int posix_unlink(const struct shml__addr *a)
 
 static void posix_discard(const struct shml__addr *a, const struct shml__obj *o)
 {
-    (void)o;
-    shm_unlink(a->name);
+    shm_unlink(o->tmp[0] ? o->tmp : a->name);
 }
 
 const struct shml__backend shml__backend_posix = {
     .name = "posix",
     .create = posix_create,
+    .publish = posix_publish,
     .open = posix_open,
     .stat = shml__fd_stat,
     .map = shml__fd_map,

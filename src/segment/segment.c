@@ -71,9 +71,31 @@ static int normalize_opts(const struct shml_segment_opts *in, struct shml_segmen
     return 0;
 }
 
+int shml__addr_resolve(const char *s, struct shml__addr *a)
+{
+    int r = shml__addr_parse(s, a);
+    if (r < 0 || a->backend != SHML_BACKEND_FILE || a->path[0] == '/')
+        return r;
+    char cwd[PATH_MAX];
+    r = shml__os_cwd(cwd, sizeof(cwd));
+    if (r < 0)
+        return shml__fail(-r, "resolving the relative path %s: %s", a->path,
+                          shml__os_strerror(-r));
+    size_t clen = strlen(cwd), plen = strlen(a->path);
+    if (clen + 1 + plen >= sizeof(a->path))
+        return shml__fail(EINVAL, "%s/%s is longer than %d bytes", cwd, a->path, PATH_MAX - 1);
+    if (clen == 1)
+        clen = 0; /* the root: "/" + "/" + path would double the slash */
+    memmove(a->path + clen + 1, a->path, plen + 1);
+    memcpy(a->path, cwd, clen);
+    a->path[clen] = '/';
+    snprintf(a->canon, sizeof(a->canon), "file:%s", a->path);
+    return 0;
+}
+
 static int resolve(const char *addr, struct shml__addr *a, const struct shml__backend **be)
 {
-    int r = shml__addr_parse(addr, a);
+    int r = shml__addr_resolve(addr, a);
     if (r < 0)
         return r;
     *be = shml__backend_get(a->backend);
@@ -124,6 +146,22 @@ static void attach(shml_segment *seg, uint32_t role)
 }
 
 /*
+ * Could a blank object be a shmlink segment whose creator has not written the header yet?
+ * Backends that publish a managed segment only once its header is READY (posix, file) never
+ * show one blank. A System V segment is visible from shmget() on, so a blank one may be a
+ * creator at work if that creator is alive and made it moments ago. Anything else blank is a
+ * foreign object, reported at once rather than after the whole timeout.
+ */
+static bool creator_may_be_at_work(const struct shml_segment *seg, const struct shml__objstat *st)
+{
+    if (seg->be->publish != NULL || st->cpid <= 0)
+        return false;
+    if (shml__os_real_ns() - st->ctime_ns > BLANK_GRACE_NS)
+        return false;
+    return shml__os_proc_alive(st->cpid, 0) != 0;
+}
+
+/*
  * Read, wait for and validate the header of an opened object, then map it. On success the
  * segment's base, hdr, data and size are set.
  */
@@ -161,7 +199,7 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
             return shml__fail(SHML_ECORRUPT, "creator (pid %d) died before it finished "
                                              "initialising the header; remove the segment",
                               h->creator_pid);
-        if (!has_magic && shml__os_real_ns() - st.ctime_ns > BLANK_GRACE_NS)
+        if (!has_magic && !creator_may_be_at_work(seg, &st))
             return shml__fail(SHML_ENOTSHML, "%s: no shmlink header (the object is %s): open "
                                              "it raw",
                               seg->addr.canon, st.size ? "blank" : "empty");
@@ -306,6 +344,28 @@ int shml_segment_from_fd(int fd, const struct shml_segment_opts *opts, shml_segm
     return finish_open(seg, &o, out);
 }
 
+/* SHML_OPEN_OR_CREATE found the segment there: open it, provided it is large enough. */
+static int open_existing(const char *addr, const struct shml_segment_opts *o, size_t size,
+                         shml_segment **out)
+{
+    struct shml_segment_opts oo = *o;
+    oo.flags &= ~SHML_OPEN_OR_CREATE;
+    shml_segment *seg;
+    int r = shml_segment_open(addr, &oo, &seg);
+    if (r < 0)
+        return r;
+    if (seg->size < size) {
+        size_t have = seg->size;
+        char canon[SHML_ADDR_MAX];
+        snprintf(canon, sizeof(canon), "%s", seg->addr.canon);
+        shml_segment_close(seg);
+        return shml__fail(EINVAL, "%s exists with %zu bytes, fewer than the %zu asked for",
+                          canon, have, size);
+    }
+    *out = seg;
+    return 0;
+}
+
 int shml_segment_create(const char *addr, size_t size, const struct shml_segment_opts *opts,
                         shml_segment **out)
 {
@@ -344,26 +404,13 @@ int shml_segment_create(const char *addr, size_t size, const struct shml_segment
     shml_segment *seg = seg_new(&a, be);
     if (!seg)
         return -ENOMEM;
-    r = be->create(&a, object_size, o.mode, o.flags, &seg->obj);
-    if (r == -EEXIST && (o.flags & SHML_OPEN_OR_CREATE)) {
-        free(seg);
-        struct shml_segment_opts oo = o;
-        oo.flags &= ~SHML_OPEN_OR_CREATE;
-        shml_segment *s2;
-        r = shml_segment_open(addr, &oo, &s2);
-        if (r < 0)
-            return r;
-        if (s2->size < size) {
-            size_t have = s2->size;
-            shml_segment_close(s2);
-            return shml__fail(EINVAL, "%s exists with %zu bytes, fewer than the %zu asked for",
-                              a.canon, have, size);
-        }
-        *out = s2;
-        return 0;
-    }
+    /* Managed segments appear under their name only once READY, where the backend can. */
+    bool hidden = !raw && be->publish != NULL;
+    r = be->create(&a, object_size, o.mode, o.flags, hidden, &seg->obj);
     if (r < 0) {
         free(seg);
+        if (r == -EEXIST && (o.flags & SHML_OPEN_OR_CREATE))
+            return open_existing(addr, &o, size, out);
         return r;
     }
     seg->flags = o.flags;
@@ -375,25 +422,32 @@ int shml_segment_create(const char *addr, size_t size, const struct shml_segment
         return r;
     }
     seg->map_len = (size_t)object_size;
-    if (raw) {
-        seg->data = seg->base;
-        seg->size = size;
-        *out = seg;
-        return 0;
-    }
-    struct shml_hdr *h = seg->base;
-    shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, huge ? SHML_HDRF_HUGEPAGES : 0,
-                   (uint32_t)header_size, size, object_size, o.label);
-    seg->hdr = h;
-    seg->data_off = (size_t)header_size;
-    seg->data = (char *)seg->base + header_size;
+    seg->data = seg->base;
     seg->size = size;
-    attach(seg, SHML_ROLE_CREATOR);
-    /*
-     * Release pairs with the opener's acquire load of state in map_managed(): every header
-     * field written above is visible to whoever sees READY.
-     */
-    atomic_store_explicit(&h->state, SHML_STATE_READY, memory_order_release);
+    if (!raw) {
+        struct shml_hdr *h = seg->base;
+        shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, huge ? SHML_HDRF_HUGEPAGES : 0,
+                       (uint32_t)header_size, size, object_size, o.label);
+        seg->hdr = h;
+        seg->data_off = (size_t)header_size;
+        seg->data = (char *)seg->base + header_size;
+        attach(seg, SHML_ROLE_CREATOR);
+        /*
+         * Release pairs with the opener's acquire load of state in map_managed(): every
+         * header field written above is visible to whoever sees READY.
+         */
+        atomic_store_explicit(&h->state, SHML_STATE_READY, memory_order_release);
+    }
+    if (hidden) {
+        r = be->publish(&a, &seg->obj);
+        if (r < 0) {
+            be->discard(&a, &seg->obj);
+            seg_free(seg);
+            if (r == -EEXIST && (o.flags & SHML_OPEN_OR_CREATE))
+                return open_existing(addr, &o, size, out);
+            return r;
+        }
+    }
     *out = seg;
     return 0;
 }
@@ -403,7 +457,13 @@ int shml_segment_close(shml_segment *seg)
     if (!seg)
         return 0;
     int r = 0;
-    if (seg->hdr) {
+    struct shml__objstat st;
+    /*
+     * Leaving the attach table writes to the header page: if another process truncated the
+     * object below it, touching it would raise SIGBUS, and the table is gone anyway.
+     */
+    bool header_there = seg->be->stat(&seg->obj, &st) == 0 && st.size >= SHML_HDR_PAGE;
+    if (seg->hdr && header_there) {
         if (seg->slot >= 0)
             shml__attach_remove(seg->hdr, seg->slot, seg->pid);
         if (seg->untracked)

@@ -50,8 +50,9 @@ static int sysv_error(int err, const struct shml__addr *a, const char *doing)
 }
 
 static int sysv_create(const struct shml__addr *a, uint64_t size, uint32_t mode, uint32_t flags,
-                       struct shml__obj *o)
+                       bool hidden, struct shml__obj *o)
 {
+    (void)hidden; /* no publish: a System V segment is visible from shmget() on */
     if (a->has_id)
         return shml__fail(EINVAL, "sysv:id= names an existing segment; create with a key "
                                   "(sysv:0x1234) or ftok path (sysv:/path#1)");

@@ -25,8 +25,8 @@ $ shmlink create "$SEG..x" 4K
 $ shmlink create ".." 4K
 $ shmlink create "$SEG.$(printf 'a\001b')" 4K
 $ shmlink create "$SEG.$(printf 'tab\there')" 4K
-$ shmlink create "$SEG.sp ace" 4K
-$ shmlink create "$(printf 'x%.0s' $(seq 201))" 4K
+$ shmlink create "$SEG.back\\slash" 4K
+$ shmlink create "$(printf 'x%.0s' $(seq 256))" 4K
 $ shmlink create sysv:nokey 4K
 $ shmlink create sysv:0 4K
 $ shmlink create sysv:0x100000000 4K

@@ -4,10 +4,7 @@ $ stat -c '%a %s' "/dev/shm/$SEG.raw"
 $ shmlink info "$SEG.raw"
 $ shmlink ls | grep -c "$SEG"
 $ shmlink ls --all | grep -e '^ADDRESS' -e "$SEG"
-# KNOWN LIBRARY BUG (reported): a fresh raw object is all zeros, and open takes that for a
-# header still being written: it waits 1 s and fails with -ETIMEDOUT, not -SHML_ENOTSHML,
-# so cat does not fall back to raw. When it is fixed this prints 100 and the golden file
-# must be regenerated.
+# A fresh raw object is all zeros: cat must see at once that it is foreign and read it raw.
 $ shmlink cat "$SEG.raw" | wc -c
 # Writing a foreign object takes --raw: the tool will not guess.
 $ printf 'raw bytes' | shmlink write "$SEG.raw" --raw
