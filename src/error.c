@@ -5,6 +5,7 @@
 #include "os/os.h"
 #include "shmlink/segment.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,8 @@ const char *shml_last_error(void)
 
 const char *shml_strerror(int err)
 {
+    if (err == INT_MIN)
+        return "unknown error"; /* -INT_MIN does not exist */
     if (err < 0)
         err = -err;
     switch (err) {
