@@ -160,7 +160,7 @@ const char *shmt_errname(intmax_t err)
 static void fmt_val(char *buf, size_t cap, struct shmt_val v)
 {
     if (v.is_signed) {
-        if (v.s < 0 && v.s > -4096)
+        if (v.s < -1 && v.s > -4096) /* probably an error code */
             snprintf(buf, cap, "%jd (-%s)", v.s, shmt_errname(v.s));
         else
             snprintf(buf, cap, "%jd", v.s);

@@ -141,20 +141,41 @@ TEST(addr_bad_dots)
 
 TEST(addr_bad_characters)
 {
-    PARSE_BAD("a b");
+    /* Control characters, anywhere, in any backend's name. */
     PARSE_BAD("a\tb");
     PARSE_BAD("a\nb");
     PARSE_BAD("a\rb");
     PARSE_BAD("a\x01");
     PARSE_BAD("\x1b[31m");
     PARSE_BAD("a\x7f");
-    PARSE_BAD("caf\xc3\xa9"); /* UTF-8 e-acute */
-    PARSE_BAD("a*b");
-    PARSE_BAD("a\\b");
-    PARSE_BAD("a\"b");
-    PARSE_BAD("posix:a b");
+    PARSE_BAD("posix:a\nb");
+    PARSE_BAD("posix:/a\x01");
     PARSE_BAD("memfd:a\nb");
-    PARSE_BAD("memfd:a b");
+    PARSE_BAD("memfd:\x7f");
+}
+
+TEST(addr_printable_and_utf8_names)
+{
+    /* segment.h: printable ASCII other than '/', or UTF-8 (what /dev/shm can hold). */
+    PARSE_OK("a b");
+    ASSERT_EQ(addr.backend, SHML_BACKEND_POSIX);
+    ASSERT_STR_EQ(addr.name, "/a b");
+    ASSERT_STR_EQ(addr.canon, "posix:/a b");
+    PARSE_OK("posix:/a*b?\"c'");
+    ASSERT_STR_EQ(addr.name, "/a*b?\"c'");
+    PARSE_OK("caf\xc3\xa9");
+    ASSERT_STR_EQ(addr.name, "/caf\xc3\xa9");
+    PARSE_OK("memfd:\xe6\x97\xa5\xe6\x9c\xac");
+    ASSERT_STR_EQ(addr.name, "\xe6\x97\xa5\xe6\x9c\xac");
+}
+
+TEST(addr_name_invalid_utf8)
+{
+    /* segment.h allows "printable ASCII ... or UTF-8": bytes that are not UTF-8 are not. */
+    PARSE_BAD("a\xff");
+    PARSE_BAD("caf\xc3");         /* truncated sequence */
+    PARSE_BAD("\xc3\x28");         /* bad continuation byte */
+    PARSE_BAD("memfd:\xfe\xfe");
 }
 
 TEST(addr_unknown_prefix)
