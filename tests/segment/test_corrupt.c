@@ -58,7 +58,26 @@ static void expect_open_error(const char *addr, int err)
     struct shml_segment_info info;
     STAT_OK(addr, &info, NULL, NULL);
     ASSERT_FALSE(info.managed);
+    ASSERT_TRUE(info.shmlink); /* made by shmlink, header fails validation */
     ASSERT_EQ(info.status, err);
+    /* And it is listed among shmlink's segments (list covers POSIX and System V). */
+    if (strncmp(addr, "file:", 5) != 0) {
+        struct shml_segment_info *v = NULL;
+        size_t n = 0;
+        ASSERT_OK(shml_segment_list(0, &v, &n));
+        bool found = false;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(v[i].address, info.address) == 0) {
+                found = true;
+                ASSERT_TRUE(v[i].shmlink);
+                ASSERT_FALSE(v[i].managed);
+                ASSERT_EQ(v[i].status, err);
+            }
+        shml_free(v);
+        if (!found)
+            shmt_fail(__FILE__, __LINE__, "%s (status %d) is not in shml_segment_list(0)",
+                      info.address, err);
+    }
     /* Raw opens still work: that is how one looks at a broken segment. */
     struct shml_segment_opts raw = opts_of(SHML_RAW);
     ASSERT_OK(shml_segment_open(addr, &raw, &seg));

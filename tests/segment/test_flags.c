@@ -79,6 +79,7 @@ static void check_raw(const char *addr, size_t size, unsigned seed)
     struct shml_segment_info info;
     STAT_OK(addr, &info, NULL, NULL);
     ASSERT_FALSE(info.managed);
+    ASSERT_FALSE(info.shmlink);
     ASSERT_EQ(info.size, size);
 }
 

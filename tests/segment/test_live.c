@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/shm.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -557,4 +558,241 @@ TEST_TIMEOUT(stress_open_close_memfd, 240)
     ASSERT_EQ(used, 1u);
     ASSERT_EQ(atomic_load_explicit(&h->untracked, memory_order_acquire), 0u);
     ASSERT_OK(shml_segment_close(seg));
+}
+
+/* ---- gc of corrupt segments and of creators' temporaries ---- */
+
+/* Flip a label byte of segment `addr` (raw handle, closed again): the checksum breaks. */
+static void break_checksum(const char *addr)
+{
+    struct shml_segment_opts raw = opts_of(SHML_RAW);
+    shml_segment *seg = NULL;
+    ASSERT_OK(shml_segment_open(addr, &raw, &seg));
+    uint8_t c;
+    ASSERT_EQ(shml_segment_read(seg, 80, &c, 1), 1);
+    c ^= 0x01;
+    ASSERT_EQ(shml_segment_write(seg, 80, &c, 1), 1);
+    ASSERT_OK(shml_segment_close(seg));
+}
+
+static void bump_version(const char *addr)
+{
+    struct shml_segment_opts raw = opts_of(SHML_RAW);
+    shml_segment *seg = NULL;
+    ASSERT_OK(shml_segment_open(addr, &raw, &seg));
+    struct shml_hdr h;
+    ASSERT_EQ(shml_segment_read(seg, 0, &h, sizeof h), (ssize_t)sizeof h);
+    h.version = SHML_LAYOUT_VERSION + 1;
+    h.check = hdr_check(&h);
+    ASSERT_EQ(shml_segment_write(seg, 0, &h, SHML_HDR_CHECKED_LEN + 4),
+              (ssize_t)SHML_HDR_CHECKED_LEN + 4);
+    ASSERT_OK(shml_segment_close(seg));
+}
+
+static void make_temporary(const char *name)
+{
+    shmt_cleanup_posix(name);
+    int fd = shm_open(shmt_fmt("/%s", name), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    ASSERT_SYS(fd);
+    ASSERT_SYS(ftruncate(fd, 8192));
+    close(fd);
+}
+
+static bool posix_exists(const char *name)
+{
+    return access(shmt_fmt("/dev/shm/%s", name), F_OK) == 0;
+}
+
+TEST_TIMEOUT(gc_corrupt_and_temporaries, 90)
+{
+    /* Corrupt, old, nobody maps it: removed. The same but mapped by someone: kept. */
+    const char *old_corrupt = new_addr(BK_POSIX), *old_corrupt_sysv = new_addr(BK_SYSV_KEY);
+    const char *mapped_corrupt = new_addr(BK_POSIX);
+    /* Another layout version: never touched, however old and abandoned. */
+    const char *other_version = new_addr(BK_POSIX);
+    create_by_dead(old_corrupt, "managed");
+    create_by_dead(old_corrupt_sysv, "managed");
+    create_by_dead(mapped_corrupt, "managed");
+    create_by_dead(other_version, "managed");
+    break_checksum(old_corrupt);
+    break_checksum(old_corrupt_sysv);
+    break_checksum(mapped_corrupt);
+    bump_version(other_version);
+    pid_t holder = hold(mapped_corrupt, SHML_RAW | SHML_NOATTACH, 0);
+
+    /* Temporaries of a dead creator and of a live one (us). */
+    pid_t dead = spawn_peer("report_and_wait_live");
+    ASSERT_EQ(peer_expect(dead, "up", 10000), 0);
+    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    const char *tmp_dead = shmt_fmt(".shml-tmp-%d-1", (int)dead);
+    const char *tmp_live = shmt_fmt(".shml-tmp-%d-1", (int)getpid());
+    make_temporary(tmp_dead);
+    make_temporary(tmp_live);
+
+    /* Let the corrupt ones age past 5 s; then make a young corrupt one. */
+    shmt_sleep_ms(5600);
+    const char *young_corrupt = new_addr(BK_POSIX);
+    create_by_dead(young_corrupt, "managed");
+    break_checksum(young_corrupt);
+
+    struct shml_segment_info info;
+    STAT_OK(old_corrupt, &info, NULL, NULL);
+    ASSERT_TRUE(info.shmlink);
+    ASSERT_EQ(info.status, -SHML_ECORRUPT);
+    STAT_OK(other_version, &info, NULL, NULL);
+    ASSERT_TRUE(info.shmlink);
+    ASSERT_EQ(info.status, -SHML_EVERSION);
+
+    struct shml_segment_info *v;
+    size_t n;
+    gc_ok(true, &v, &n); /* dry run removes nothing */
+    shml_free(v);
+    ASSERT_TRUE(exists(old_corrupt));
+    ASSERT_TRUE(posix_exists(tmp_dead));
+
+    gc_ok(false, &v, &n);
+    shml_free(v);
+    ASSERT_FALSE(exists(old_corrupt));
+    ASSERT_FALSE(exists(old_corrupt_sysv));
+    ASSERT_FALSE(posix_exists(tmp_dead));
+    ASSERT_TRUE(exists(mapped_corrupt));
+    ASSERT_TRUE(exists(young_corrupt));
+    ASSERT_TRUE(exists(other_version));
+    ASSERT_TRUE(posix_exists(tmp_live));
+
+    ASSERT_EQ(peer_send(holder, "bye"), 0);
+    ASSERT_EQ(wait_peer(holder, 20000), 0);
+    ASSERT_OK(shml_segment_unlink(mapped_corrupt));
+    ASSERT_OK(shml_segment_unlink(young_corrupt));
+    ASSERT_OK(shml_segment_unlink(other_version));
+}
+
+PEER(report_and_wait_live)
+{
+    (void)argc;
+    (void)argv;
+    ASSERT_EQ(parent_send("up"), 0);
+    parent_expect("bye", 30000);
+    return 0;
+}
+
+/* ---- many processes creating the same segment at once ---- */
+
+#define RACE_PEERS 4
+#define RACE_ROUNDS 25
+
+/*
+ * For each round: wait for "go", create argv[2 + round] (with SHML_OPEN_OR_CREATE if argv[0]
+ * is "ooc"), and report "created", "eexist" or the error; with "excl", an EEXIST is followed by
+ * an open, which must succeed. Count in slot argv[1] of the data.
+ */
+PEER(create_race)
+{
+    ASSERT_EQ(argc, 2 + RACE_ROUNDS);
+    bool ooc = strcmp(argv[0], "ooc") == 0;
+    int slot = atoi(argv[1]);
+    for (int r = 0; r < RACE_ROUNDS; r++) {
+        const char *addr = argv[2 + r];
+        ASSERT_EQ(parent_expect("go", 30000), 0);
+        struct shml_segment_opts o = opts_of(ooc ? SHML_OPEN_OR_CREATE : 0);
+        shml_segment *seg = NULL;
+        int rc = shml_segment_create(addr, 4096, &o, &seg);
+        const char *what = "created";
+        if (rc == -EEXIST && !ooc) {
+            what = "eexist";
+            rc = shml_segment_open(addr, NULL, &seg);
+        }
+        if (rc < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "error %d %s: %s", rc, shml_strerror(rc), shml_last_error());
+            ASSERT_EQ(parent_send(msg), 0);
+            return 1;
+        }
+        ASSERT_TRUE(shml_segment_is_managed(seg));
+        ASSERT_EQ(shml_segment_size(seg), 4096u);
+        ((uint8_t *)shml_segment_data(seg))[slot] += 1;
+        ASSERT_OK(shml_segment_close(seg));
+        ASSERT_EQ(parent_send(what), 0);
+    }
+    return 0;
+}
+
+static void create_race(enum bk b, bool ooc)
+{
+    const char *addrs[RACE_ROUNDS];
+    for (int r = 0; r < RACE_ROUNDS; r++)
+        addrs[r] = new_addr(b);
+    pid_t p[RACE_PEERS];
+    for (int i = 0; i < RACE_PEERS; i++) {
+        const char *args[3 + RACE_ROUNDS + 1];
+        args[0] = "create_race";
+        args[1] = ooc ? "ooc" : "excl";
+        args[2] = shmt_fmt("%d", i);
+        for (int r = 0; r < RACE_ROUNDS; r++)
+            args[3 + r] = addrs[r];
+        args[3 + RACE_ROUNDS] = NULL;
+        p[i] = shmt_spawn_peer(args);
+    }
+    for (int r = 0; r < RACE_ROUNDS; r++) {
+        for (int i = 0; i < RACE_PEERS; i++)
+            ASSERT_EQ(peer_send(p[i], "go"), 0);
+        int created = 0;
+        for (int i = 0; i < RACE_PEERS; i++) {
+            char line[600];
+            ASSERT_EQ(peer_recv(p[i], line, sizeof line, 30000), 0);
+            if (strcmp(line, "created") == 0)
+                created++;
+            else if (strcmp(line, "eexist") != 0 || ooc)
+                shmt_fail(__FILE__, __LINE__, "round %d, peer %d: %s", r, i, line);
+        }
+        if (!ooc)
+            ASSERT_EQ(created, 1); /* exactly one creator, whatever the interleaving */
+        shml_segment *seg = NULL;
+        struct shml_segment_opts o = opts_of(SHML_NOATTACH);
+        ASSERT_OK(shml_segment_open(addrs[r], &o, &seg));
+        const uint8_t *d = shml_segment_data(seg);
+        for (int i = 0; i < RACE_PEERS; i++)
+            ASSERT_EQ(d[i], 1); /* nobody re-initialised it under another */
+        ASSERT_OK(shml_segment_close(seg));
+        struct shml_segment_info info;
+        STAT_OK(addrs[r], &info, NULL, NULL);
+        ASSERT_EQ(info.attached, 0u);
+        bool by_peer = false;
+        for (int i = 0; i < RACE_PEERS; i++)
+            by_peer = by_peer || info.creator_pid == p[i];
+        ASSERT_TRUE(by_peer);
+        ASSERT_OK(shml_segment_unlink(addrs[r]));
+    }
+    for (int i = 0; i < RACE_PEERS; i++)
+        ASSERT_EQ(wait_peer(p[i], 20000), 0);
+}
+
+TEST_TIMEOUT(create_race_excl_posix, 120)
+{
+    create_race(BK_POSIX, false);
+}
+
+TEST_TIMEOUT(create_race_excl_sysv, 120)
+{
+    create_race(BK_SYSV_KEY, false);
+}
+
+TEST_TIMEOUT(create_race_excl_file, 120)
+{
+    create_race(BK_FILE, false);
+}
+
+TEST_TIMEOUT(create_race_open_or_create_posix, 120)
+{
+    create_race(BK_POSIX, true);
+}
+
+TEST_TIMEOUT(create_race_open_or_create_sysv, 120)
+{
+    create_race(BK_SYSV_KEY, true);
+}
+
+TEST_TIMEOUT(create_race_open_or_create_file, 120)
+{
+    create_race(BK_FILE, true);
 }

@@ -151,6 +151,22 @@ TEST(file_persists_and_is_flushed)
     ASSERT_EQ(access(path, F_OK), -1);
 }
 
+TEST(file_relative_path_is_made_absolute)
+{
+    const char *dir = shmt_tmpdir();
+    ASSERT_SYS(chdir(dir));
+    shml_segment *seg = NULL;
+    ASSERT_OK(shml_segment_create("file:rel.seg", 100, NULL, &seg));
+    ASSERT_STR_EQ(shml_segment_address(seg), shmt_fmt("file:%s/rel.seg", dir));
+    ASSERT_OK(shml_segment_close(seg));
+    /* The address means the same file from anywhere once resolved. */
+    ASSERT_SYS(chdir("/"));
+    ASSERT_OK(shml_segment_open(shmt_fmt("file:%s/rel.seg", dir), NULL, &seg));
+    ASSERT_OK(shml_segment_close(seg));
+    ASSERT_ERR(shml_segment_open("file:rel.seg", NULL, &seg), -ENOENT); /* relative to "/" now */
+    ASSERT_OK(shml_segment_unlink(shmt_fmt("file:%s/rel.seg", dir)));
+}
+
 /* ---- memfd ---- */
 
 /* Open the segment behind inherited fd argv[0], check and write back like verify_and_write. */
