@@ -9,12 +9,14 @@ if(NOT TARGET shml_harness)
   target_compile_definitions(shml_harness PRIVATE SHMT_AREA="harness")
 endif()
 
-# shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [RESOURCE_LOCKS name=test,...])
+# shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [SERIAL name...])
 #
 # Test names come from the sources at configure time: every line that starts with
 # TEST(name) or TEST_TIMEOUT(name, seconds) becomes the ctest entry AREA.name, which runs
 # `TARGET --run AREA.name`, with a ctest TIMEOUT a margin above the harness's own timeout,
 # SKIP_RETURN_CODE 77 and the label AREA. Editing a source re-runs the configure step.
+# Tests named in SERIAL take the RESOURCE_LOCK shml_global (shared with the CLI tests): they
+# run gc or depend on machine-wide state, so they never overlap one another.
 function(shml_add_test_binary target area)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL" ${ARGN})
   add_executable(${target} ${ARG_SOURCES})
