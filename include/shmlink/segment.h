@@ -12,8 +12,9 @@
  *                                   or by passing the fd over a Unix socket
  *   win:name, win:Local\name        Windows named file mapping (Windows builds only)
  *
- * POSIX and memfd names are 1 to SHML_NAME_MAX bytes: printable ASCII other than '/' (a name
- * is flat, never a path), or UTF-8; no control characters; not "." and no "..". A relative
+ * POSIX and memfd names are 1 to SHML_NAME_MAX bytes of printable ASCII or well-formed UTF-8,
+ * except '/' (a name is flat, never a path) and '\' (Windows' namespace separator); no control
+ * characters; not "." and no "..". A relative
  * file path is made absolute against the working directory at the call. A bad address fails
  * with -EINVAL and shml_last_error() says why.
  *

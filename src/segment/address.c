@@ -10,6 +10,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = p[0] & 0x1f;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = p[0] & 0x0f;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the terminating NUL */
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    /* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return n;
+}
+
 /*
  * Check a POSIX/memfd/win32 name; `what` names the backend in the reason. Everything a file
  * name may hold is accepted except what would make it a path or disturb a terminal, so that
@@ -23,14 +54,20 @@ static int check_name(const char *name, const char *what)
     if (len > SHML_NAME_MAX)
         return shml__fail(EINVAL, "%s name is %zu bytes long; at most %d are allowed", what, len,
                           SHML_NAME_MAX);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7f)
             return shml__fail(EINVAL, "%s name contains control character 0x%02x", what, c);
         if (c == '/')
             return shml__fail(EINVAL, "%s name contains '/': names are flat, not paths", what);
         if (c == '\\')
-            return shml__fail(EINVAL, "%s name contains '\\'", what);
+            return shml__fail(EINVAL, "%s name contains '\\' (a namespace separator on Windows)",
+                              what);
+        size_t n = utf8_len((const unsigned char *)name + i);
+        if (n == 0)
+            return shml__fail(EINVAL, "%s name is not valid UTF-8 at byte %zu (0x%02x)", what, i,
+                              c);
+        i += n;
     }
     if (strcmp(name, ".") == 0 || strstr(name, "..") != NULL)
         return shml__fail(EINVAL, "%s name may not be '.' or contain '..'", what);
