@@ -60,9 +60,9 @@ static void nth_name(const char *names, size_t n, char *buf, size_t cap)
     snprintf(buf, cap, "%.*s", (int)len, p);
 }
 
-enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
-                          const struct cli_opt *opts, size_t nopts, const char **pos,
-                          size_t min_pos, size_t max_pos, const char *pos_names, size_t *npos)
+int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct cli_opt *opts,
+              size_t nopts, const char **pos, size_t min_pos, size_t max_pos,
+              const char *pos_names, size_t *npos)
 {
     size_t n = 0;
     bool only_positionals = false;
@@ -72,7 +72,7 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
     for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cli_print_verb_help(verb);
-            return CLI_PARSED_HELP;
+            return CLI_EXIT_OK;
         }
     }
 
@@ -84,7 +84,7 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
             if (n >= max_pos) {
                 cli_usage_error(verb, "unexpected argument %s",
                                 cli_quote(arg, shown, sizeof shown));
-                return CLI_PARSED_USAGE;
+                return CLI_EXIT_USAGE;
             }
             pos[n++] = arg;
             continue;
@@ -96,7 +96,7 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
         if (arg[1] != '-') {
             /* No single-letter options besides -h: long names keep scripts readable. */
             cli_usage_error(verb, "unknown option %s", cli_quote(arg, shown, sizeof shown));
-            return CLI_PARSED_USAGE;
+            return CLI_EXIT_USAGE;
         }
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
@@ -106,12 +106,12 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
             char raw[256];
             snprintf(raw, sizeof raw, "--%.*s", (int)name_len, name);
             cli_usage_error(verb, "unknown option %s", cli_quote(raw, shown, sizeof shown));
-            return CLI_PARSED_USAGE;
+            return CLI_EXIT_USAGE;
         }
         if (!opt->metavar) {
             if (eq) {
                 cli_usage_error(verb, "option '--%s' takes no value", opt->name);
-                return CLI_PARSED_USAGE;
+                return CLI_EXIT_USAGE;
             }
             *opt->flag = true;
             continue;
@@ -122,15 +122,15 @@ enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
             *opt->value = argv[++i];
         } else {
             cli_usage_error(verb, "option '--%s' needs a value (%s)", opt->name, opt->metavar);
-            return CLI_PARSED_USAGE;
+            return CLI_EXIT_USAGE;
         }
     }
     if (n < min_pos) {
         char name[64];
         nth_name(pos_names, n, name, sizeof name);
         cli_usage_error(verb, "missing %s", name);
-        return CLI_PARSED_USAGE;
+        return CLI_EXIT_USAGE;
     }
     *npos = n;
-    return CLI_PARSED_RUN;
+    return CLI_RUN;
 }

@@ -57,23 +57,20 @@ struct cli_opt {
     const char **value;
 };
 
-/* What cli_parse() tells the verb to do. */
-enum cli_parsed {
-    CLI_PARSED_RUN,   /* go on: options stored, positionals in pos[] */
-    CLI_PARSED_HELP,  /* --help was given and printed: exit 0 */
-    CLI_PARSED_USAGE, /* a usage error was printed: exit CLI_EXIT_USAGE */
-};
+/* cli_parse(): go on, options are stored and positionals are in pos[]. */
+#define CLI_RUN (-1)
 
 /*
  * Parse a verb's arguments. Positionals go to pos[] (capacity argc is always enough) and their
  * number to *npos; fewer than min_pos or more than max_pos (SIZE_MAX: no limit) is a usage
  * error, named after pos_names (e.g. "ADDR SIZE") for the message. An argument that looks like
  * a negative number ("-1") is a positional, so `create x -1` reports a bad size rather than an
- * unknown option.
+ * unknown option. Returns CLI_RUN, or the exit status the verb returns at once: CLI_EXIT_OK
+ * after printing --help, CLI_EXIT_USAGE after printing a usage error.
  */
-enum cli_parsed cli_parse(const struct cli_verb *verb, int argc, char **argv,
-                          const struct cli_opt *opts, size_t nopts, const char **pos,
-                          size_t min_pos, size_t max_pos, const char *pos_names, size_t *npos);
+int cli_parse(const struct cli_verb *verb, int argc, char **argv,
+              const struct cli_opt *opts, size_t nopts, const char **pos, size_t min_pos,
+              size_t max_pos, const char *pos_names, size_t *npos);
 
 /* Print "shmlink: VERB: message" and the verb's usage line to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)

@@ -17,14 +17,9 @@ int cli_create(const struct cli_verb *verb, int argc, char **argv)
     };
     const char *pos[2];
     size_t npos;
-    switch (cli_parse(verb, argc, argv, opts, 3, pos, 2, 2, "ADDR SIZE", &npos)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = cli_parse(verb, argc, argv, opts, 3, pos, 2, 2, "ADDR SIZE", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
     if (raw && label)
         return cli_usage_error(verb, "--label needs a header, so it cannot go with --raw");
 
@@ -83,15 +78,10 @@ int cli_rm(const struct cli_verb *verb, int argc, char **argv)
     size_t npos;
     if (!pos)
         return cli_fail(verb->name, NULL, "out of memory");
-    switch (cli_parse(verb, argc, argv, NULL, 0, pos, 1, SIZE_MAX, "ADDR", &npos)) {
-    case CLI_PARSED_HELP:
+    int parsed = cli_parse(verb, argc, argv, NULL, 0, pos, 1, SIZE_MAX, "ADDR", &npos);
+    if (parsed != CLI_RUN) {
         free(pos);
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        free(pos);
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
+        return parsed;
     }
 
     /* Every address gets its try: one bad name must not leave the others in place. */

@@ -121,8 +121,8 @@ struct read_args {
     const char *offset, *length;
 };
 
-static enum cli_parsed parse_read_args(const struct cli_verb *verb, int argc, char **argv,
-                                       struct read_args *a)
+static int parse_read_args(const struct cli_verb *verb, int argc, char **argv,
+                           struct read_args *a)
 {
     const struct cli_opt opts[] = {
         {"offset", "N", NULL, &a->offset},
@@ -132,24 +132,19 @@ static enum cli_parsed parse_read_args(const struct cli_verb *verb, int argc, ch
     const char *pos[1];
     size_t npos;
     memset(a, 0, sizeof *a);
-    enum cli_parsed p = cli_parse(verb, argc, argv, opts, 3, pos, 1, 1, "ADDR", &npos);
-    if (p == CLI_PARSED_RUN)
+    int parsed = cli_parse(verb, argc, argv, opts, 3, pos, 1, 1, "ADDR", &npos);
+    if (parsed == CLI_RUN)
         a->addr = pos[0];
-    return p;
+    return parsed;
 }
 
 static int run_read_verb(const struct cli_verb *verb, int argc, char **argv, size_t chunk,
                          sink_fn sink, int (*finish)(void *ctx, size_t end), void *ctx)
 {
     struct read_args a;
-    switch (parse_read_args(verb, argc, argv, &a)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = parse_read_args(verb, argc, argv, &a);
+    if (parsed != CLI_RUN)
+        return parsed;
     shml_segment *seg = NULL;
     if (open_for_read(verb->name, a.addr, a.raw, &seg) != 0)
         return CLI_EXIT_FAIL;
@@ -302,14 +297,9 @@ int cli_write(const struct cli_verb *verb, int argc, char **argv)
     };
     const char *pos[1];
     size_t npos;
-    switch (cli_parse(verb, argc, argv, opts, 2, pos, 1, 1, "ADDR", &npos)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = cli_parse(verb, argc, argv, opts, 2, pos, 1, 1, "ADDR", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
 
     const char *addr = pos[0];
     const char *why;

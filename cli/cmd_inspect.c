@@ -314,14 +314,9 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     const struct cli_opt opts[] = {{"all", NULL, &all, NULL}, {"json", NULL, &json, NULL}};
     const char *pos[1];
     size_t npos;
-    switch (cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
 
     struct shml_segment_info *list = NULL;
     size_t count = 0;
@@ -501,14 +496,9 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
     const struct cli_opt opts[] = {{"json", NULL, &json, NULL}};
     const char *pos[1];
     size_t npos;
-    switch (cli_parse(verb, argc, argv, opts, 1, pos, 1, 1, "ADDR", &npos)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = cli_parse(verb, argc, argv, opts, 1, pos, 1, 1, "ADDR", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
 
     const char *addr = pos[0];
     struct shml_segment_info *info = calloc(1, sizeof *info);
@@ -540,14 +530,9 @@ int cli_gc(const struct cli_verb *verb, int argc, char **argv)
     const struct cli_opt opts[] = {{"dry-run", NULL, &dry_run, NULL}, {"json", NULL, &json, NULL}};
     const char *pos[1];
     size_t npos;
-    switch (cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos)) {
-    case CLI_PARSED_HELP:
-        return CLI_EXIT_OK;
-    case CLI_PARSED_USAGE:
-        return CLI_EXIT_USAGE;
-    case CLI_PARSED_RUN:
-        break;
-    }
+    int parsed = cli_parse(verb, argc, argv, opts, 2, pos, 0, 0, "", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
 
     struct shml_segment_info *removed = NULL;
     size_t n = 0;
