@@ -111,6 +111,9 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_sysv;
 extern SHML_INTERNAL const struct shml__backend shml__backend_file;
 extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
 
+/* Huge pages enough for `size` bytes are free, or -ENOMEM saying how to reserve them. */
+SHML_INTERNAL int shml__hugepages_check(uint64_t size);
+
 /* Shared by the fd-based backends (fd_common.c). */
 SHML_INTERNAL int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st);
 SHML_INTERNAL int shml__fd_map(const struct shml__obj *o, size_t len, bool rdonly, uint32_t flags,
@@ -123,8 +126,11 @@ SHML_INTERNAL ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uin
 SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
 /* A fresh temporary name "BEFORE.shml-tmp-PID-N" into buf; 0 or -ENAMETOOLONG. */
 SHML_INTERNAL int shml__tmp_name(char *buf, size_t cap, const char *before);
-/* Size a new fd-backed object and reserve its memory; `what` names it in error details. */
-SHML_INTERNAL int shml__fd_reserve(int fd, uint64_t size, const char *what);
+/*
+ * Prepare a new fd-backed object: set its mode (the umask must not apply), size it and reserve
+ * its memory; `what` names it in error details.
+ */
+SHML_INTERNAL int shml__fd_setup(int fd, uint32_t mode, uint64_t size, const char *what);
 
 /* ---- the managed header (header.c) ---- */
 

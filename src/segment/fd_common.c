@@ -14,7 +14,23 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-int shml__fd_reserve(int fd, uint64_t size, const char *what)
+int shml__hugepages_check(uint64_t size)
+{
+    long free_pages = shml__os_hugepages_free();
+    uint64_t hp = shml__os_hugepage_size();
+    if (hp == 0)
+        return shml__fail(ENOMEM, "this system has no huge pages");
+    uint64_t need = size / hp + (size % hp != 0);
+    if (free_pages < 0 || (uint64_t)free_pages < need)
+        return shml__fail(ENOMEM, "%llu huge pages of %llu bytes needed, %ld free "
+                                  "(HugePages_Free): reserve them with sysctl vm.nr_hugepages=N",
+                          (unsigned long long)need, (unsigned long long)hp,
+                          free_pages < 0 ? 0 : free_pages);
+    return 0;
+}
+
+/* Size the object and reserve every byte of it. */
+static int fd_reserve(int fd, uint64_t size, const char *what)
 {
     if (size > (uint64_t)INT64_MAX)
         return shml__fail(EOVERFLOW, "size %llu does not fit a file offset",
@@ -63,6 +79,13 @@ int shml__fd_reserve(int fd, uint64_t size, const char *what)
                           (unsigned long long)size);
     return shml__fail(err, "reserving %llu bytes for %s: %s", (unsigned long long)size, what,
                       shml__os_strerror(err));
+}
+
+int shml__fd_setup(int fd, uint32_t mode, uint64_t size, const char *what)
+{
+    if (fchmod(fd, (mode_t)mode) != 0)
+        return shml__fail(errno, "setting the mode of %s: %s", what, shml__os_strerror(errno));
+    return fd_reserve(fd, size, what);
 }
 
 int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st)

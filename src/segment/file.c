@@ -46,11 +46,7 @@ static int file_create(const struct shml__addr *a, uint64_t size, uint32_t mode,
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
     if (fd < 0)
         return file_error(errno, a, "creating");
-    int r = 0;
-    if (fchmod(fd, (mode_t)mode) != 0)
-        r = file_error(errno, a, "setting the mode of");
-    if (r == 0)
-        r = shml__fd_reserve(fd, size, "the file");
+    int r = shml__fd_setup(fd, mode, size, "the file");
     if (r < 0) {
         unlink(path);
         close(fd);

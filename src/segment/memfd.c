@@ -17,23 +17,16 @@ static int memfd_create_obj(const struct shml__addr *a, uint64_t size, uint32_t 
     (void)hidden; /* never named: nothing to hide */
     unsigned mfd = MFD_CLOEXEC | MFD_ALLOW_SEALING;
     if (flags & SHML_HUGEPAGES) {
-        long free_pages = shml__os_hugepages_free();
-        size_t hp = shml__os_hugepage_size();
-        if (free_pages <= 0 || hp == 0 || (uint64_t)free_pages < size / hp)
-            return shml__fail(ENOMEM, "not enough huge pages free (HugePages_Free = %ld of %zu "
-                                      "bytes): reserve them with sysctl vm.nr_hugepages=N",
-                              free_pages < 0 ? 0 : free_pages, hp);
+        int r = shml__hugepages_check(size);
+        if (r < 0)
+            return r;
         mfd |= MFD_HUGETLB;
     }
     int fd = memfd_create(a->name, mfd);
     if (fd < 0)
         return shml__fail(errno, "memfd_create: %s", shml__os_strerror(errno));
     /* Others can still reach it through /proc/PID/fd/N, where the mode is what protects it. */
-    int r = 0;
-    if (fchmod(fd, (mode_t)mode) != 0)
-        r = shml__fail(errno, "setting the mode of the memfd: %s", shml__os_strerror(errno));
-    if (r == 0)
-        r = shml__fd_reserve(fd, size, "the memfd");
+    int r = shml__fd_setup(fd, mode, size, "the memfd");
     if (r == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         r = shml__fail(errno, "sealing the memfd: %s", shml__os_strerror(errno));
     if (r < 0) {

@@ -49,12 +49,7 @@ static int posix_create(const struct shml__addr *a, uint64_t size, uint32_t mode
     int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
         return posix_error(errno, a, "creating");
-    /* The umask applied to shm_open; the caller's mode is the contract. */
-    int r = 0;
-    if (fchmod(fd, (mode_t)mode) != 0)
-        r = posix_error(errno, a, "setting the mode of");
-    if (r == 0)
-        r = shml__fd_reserve(fd, size, "the POSIX object in /dev/shm");
+    int r = shml__fd_setup(fd, mode, size, "the POSIX object in /dev/shm");
     if (r < 0) {
         shm_unlink(name);
         close(fd);

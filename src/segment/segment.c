@@ -105,6 +105,19 @@ static int resolve(const char *addr, struct shml__addr *a, const struct shml__ba
     return 0;
 }
 
+/* The start of every call that names a segment: check out, options, address. */
+static int begin(const char *addr, const struct shml_segment_opts *opts, shml_segment **out,
+                 struct shml_segment_opts *o, struct shml__addr *a,
+                 const struct shml__backend **be)
+{
+    shml__clear_error();
+    if (!out)
+        return shml__fail(EINVAL, "out is NULL");
+    *out = NULL;
+    int r = normalize_opts(opts, o);
+    return r < 0 ? r : resolve(addr, a, be);
+}
+
 static void seg_free(shml_segment *seg)
 {
     if (seg->base)
@@ -287,16 +300,10 @@ static int finish_open(shml_segment *seg, const struct shml_segment_opts *o, shm
 
 int shml_segment_open(const char *addr, const struct shml_segment_opts *opts, shml_segment **out)
 {
-    shml__clear_error();
-    if (!out)
-        return shml__fail(EINVAL, "out is NULL");
-    *out = NULL;
     struct shml_segment_opts o;
     struct shml__addr a;
     const struct shml__backend *be;
-    int r = normalize_opts(opts, &o);
-    if (r == 0)
-        r = resolve(addr, &a, &be);
+    int r = begin(addr, opts, out, &o, &a, &be);
     if (r < 0)
         return r;
     if (o.flags & SHML_OPEN_OR_CREATE)
@@ -369,16 +376,10 @@ static int open_existing(const char *addr, const struct shml_segment_opts *o, si
 int shml_segment_create(const char *addr, size_t size, const struct shml_segment_opts *opts,
                         shml_segment **out)
 {
-    shml__clear_error();
-    if (!out)
-        return shml__fail(EINVAL, "out is NULL");
-    *out = NULL;
     struct shml_segment_opts o;
     struct shml__addr a;
     const struct shml__backend *be;
-    int r = normalize_opts(opts, &o);
-    if (r == 0)
-        r = resolve(addr, &a, &be);
+    int r = begin(addr, opts, out, &o, &a, &be);
     if (r < 0)
         return r;
     if (size == 0)

@@ -64,12 +64,9 @@ static int sysv_create(const struct shml__addr *a, uint64_t size, uint32_t mode,
         return shml__fail(EOVERFLOW, "size too large");
     int shmflg = IPC_CREAT | IPC_EXCL | (int)(mode & 0777);
     if (flags & SHML_HUGEPAGES) {
-        long free_pages = shml__os_hugepages_free();
-        size_t hp = shml__os_hugepage_size();
-        if (free_pages <= 0 || hp == 0 || (uint64_t)free_pages < size / hp)
-            return shml__fail(ENOMEM, "not enough huge pages free (HugePages_Free = %ld of %zu "
-                                      "bytes): reserve them with sysctl vm.nr_hugepages=N",
-                              free_pages < 0 ? 0 : free_pages, hp);
+        r = shml__hugepages_check(size);
+        if (r < 0)
+            return r;
         shmflg |= SHM_HUGETLB;
     }
     /*
