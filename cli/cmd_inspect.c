@@ -83,20 +83,10 @@ static const char *role_name(uint32_t role, char *buf, size_t cap)
 }
 
 /* Header flags as created: the public SHML_* flag bits that are recorded. */
+/* The header flags in hex, named: SHML_HUGEPAGES is the only one a header records. */
 static void flags_text(uint32_t flags, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "0x%x", flags);
-    const char *sep = " (";
-    if (flags & SHML_HUGEPAGES && n >= 0 && (size_t)n < cap) {
-        n += snprintf(buf + n, cap - (size_t)n, "%shugepages", sep);
-        sep = ", ";
-    }
-    if (flags & SHML_PREFAULT && n >= 0 && (size_t)n < cap) {
-        n += snprintf(buf + n, cap - (size_t)n, "%sprefault", sep);
-        sep = ", ";
-    }
-    if (n >= 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, "%s", strcmp(sep, ", ") == 0 ? ")" : "");
+    snprintf(buf, cap, "0x%x%s", flags, (flags & SHML_HUGEPAGES) ? " (hugepages)" : "");
 }
 
 static void json_segment_fields(struct cli_json *j, const struct shml_segment_info *s, int64_t now)
