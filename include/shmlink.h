@@ -4,6 +4,7 @@
  * This umbrella header includes the whole public API:
  *   shmlink/common.h    return conventions, error codes, shml_strerror(), version
  *   shmlink/segment.h   named segments over POSIX, System V, file and memfd backends
+ *   shmlink/sync.h      process-shared mutex (robust), event and semaphore
  *
  * Link with -lshmlink (pkg-config shmlink). Define SHML_STATIC when linking the static library
  * on platforms where that matters (Windows).
@@ -13,5 +14,6 @@
 
 #include "shmlink/common.h"
 #include "shmlink/segment.h"
+#include "shmlink/sync.h"
 
 #endif /* SHMLINK_H */

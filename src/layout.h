@@ -69,6 +69,29 @@ _Static_assert(offsetof(struct shml_attach, role) == 24, "attach.role");
 _Static_assert(offsetof(struct shml_attach, reserved) == 28, "attach.reserved");
 
 /*
+ * The directory of declared objects (shml_segment_declare()): up to SHML_DECL_MAX entries
+ * at SHML_DECL_OFF in the header, naming synchronisation objects in the data so that tools
+ * can show their state. An entry is free while type == 0.
+ *
+ * Declare: CAS type 0 -> SHML_DECL_BUSY (acquire), write offset and name, then store the real
+ * type (release, pairs with the acquire load of type by readers: a reader that sees a type
+ * sees the offset and name). Entries are never removed.
+ */
+struct shml_decl {
+    shml_atomic_u32 type; /* 0 free, SHML_DECL_BUSY being written, else SHML_DECL_* */
+    uint32_t reserved;    /* zero */
+    uint64_t offset;      /* from the start of the data */
+    char name[24];        /* NUL-terminated */
+};
+#define SHML_DECL_OFF  256u
+#define SHML_DECL_BUSY 0xffffffffu
+_Static_assert(sizeof(struct shml_decl) == 40, "declared-object entry size");
+_Static_assert(offsetof(struct shml_decl, type) == 0, "decl.type");
+_Static_assert(offsetof(struct shml_decl, reserved) == 4, "decl.reserved");
+_Static_assert(offsetof(struct shml_decl, offset) == 8, "decl.offset");
+_Static_assert(offsetof(struct shml_decl, name) == 16, "decl.name");
+
+/*
  * The managed segment header: the first SHML_HDR_PAGE bytes of the object. The caller's data
  * starts at header_size (a multiple of the page size; one huge page for huge-page segments).
  *
@@ -97,7 +120,9 @@ struct shml_hdr {
     uint32_t check;                  /* 156: FNV-1a 32 of bytes 0..155 */
     shml_atomic_u32 state;           /* 160: SHML_STATE_*, published last */
     shml_atomic_u32 untracked;       /* 164: attaches that found the table full */
-    uint8_t reserved[SHML_ATTACH_OFF - 168]; /* 168: zero, reserved */
+    uint8_t reserved[SHML_DECL_OFF - 168]; /* 168: zero, reserved */
+    struct shml_decl decl[8];        /* 256: declared objects (SHML_DECL_MAX) */
+    uint8_t reserved2[SHML_ATTACH_OFF - 576]; /* 576: zero, reserved */
     struct shml_attach attach[SHML_ATTACH_CAP]; /* 1024 */
 };
 
@@ -122,6 +147,62 @@ _Static_assert(offsetof(struct shml_hdr, check) == SHML_HDR_CHECKED_LEN, "hdr.ch
 _Static_assert(offsetof(struct shml_hdr, state) == 160, "hdr.state");
 _Static_assert(offsetof(struct shml_hdr, untracked) == 164, "hdr.untracked");
 _Static_assert(offsetof(struct shml_hdr, reserved) == 168, "hdr.reserved");
+_Static_assert(offsetof(struct shml_hdr, decl) == SHML_DECL_OFF, "hdr.decl");
+_Static_assert(offsetof(struct shml_hdr, reserved2) == 576, "hdr.reserved2");
 _Static_assert(offsetof(struct shml_hdr, attach) == SHML_ATTACH_OFF, "hdr.attach");
+
+/*
+ * Synchronisation objects (shmlink/sync.h), embedded by applications in their own layouts.
+ * Their public types are opaque byte arrays of the same size and alignment; these are the
+ * bytes inside.
+ */
+
+/*
+ * shml_mutex: the platform's robust process-shared lock in the first SHML_MUTEX_OS_BYTES
+ * (on Linux a glibc pthread_mutex_t: 40 bytes, whose int at offset 0 is the robust futex word
+ * (holder's thread id | 0x80000000 waiters | 0x40000000 owner died) and whose int at offset 8
+ * is the holder's thread id), then the initialisation mark, stored last at init (release, pairs
+ * with the acquire load at every call).
+ */
+#define SHML_MUTEX_OS_BYTES 48u
+#define SHML_MUTEX_MAGIC    0x5854554du /* "MUTX" */
+struct shml_mutex_layout {
+    _Alignas(8) uint8_t os[SHML_MUTEX_OS_BYTES]; /*  0: the platform's lock */
+    shml_atomic_u32 magic;                      /* 48: SHML_MUTEX_MAGIC once initialised */
+    uint32_t reserved[3];                       /* 52: zero */
+};
+_Static_assert(sizeof(struct shml_mutex_layout) == 64, "mutex size");
+_Static_assert(offsetof(struct shml_mutex_layout, magic) == 48, "mutex.magic");
+
+/*
+ * shml_event: gen is the futex word that waiters sleep on; waiters counts threads that have
+ * announced a sleep (so notify skips the wake-up system call when it is 0); spin is the
+ * number of polls before sleeping.
+ */
+#define SHML_EVENT_MAGIC 0x544e5645u /* "EVNT" */
+struct shml_event_layout {
+    shml_atomic_u32 gen;     /*  0: generation, the futex word */
+    shml_atomic_u32 waiters; /*  4: threads in (or entering) a futex wait */
+    shml_atomic_u32 spin;    /*  8: polls before sleeping */
+    shml_atomic_u32 magic;   /* 12: SHML_EVENT_MAGIC once initialised */
+};
+_Static_assert(sizeof(struct shml_event_layout) == 16, "event size");
+_Static_assert(offsetof(struct shml_event_layout, gen) == 0, "event.gen");
+_Static_assert(offsetof(struct shml_event_layout, waiters) == 4, "event.waiters");
+_Static_assert(offsetof(struct shml_event_layout, spin) == 8, "event.spin");
+_Static_assert(offsetof(struct shml_event_layout, magic) == 12, "event.magic");
+
+/* shml_sem: value is the count and the futex word; waiters as in the event. */
+#define SHML_SEM_MAGIC 0x414d4553u /* "SEMA" */
+struct shml_sem_layout {
+    shml_atomic_u32 value;   /*  0: the count, the futex word */
+    shml_atomic_u32 waiters; /*  4: threads in (or entering) a futex wait */
+    uint32_t reserved;       /*  8: zero */
+    shml_atomic_u32 magic;   /* 12: SHML_SEM_MAGIC once initialised */
+};
+_Static_assert(sizeof(struct shml_sem_layout) == 16, "semaphore size");
+_Static_assert(offsetof(struct shml_sem_layout, value) == 0, "sem.value");
+_Static_assert(offsetof(struct shml_sem_layout, waiters) == 4, "sem.waiters");
+_Static_assert(offsetof(struct shml_sem_layout, magic) == 12, "sem.magic");
 
 #endif /* SHML_LAYOUT_H */

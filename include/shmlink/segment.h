@@ -211,6 +211,26 @@ SHML_API int shml_segment_send(int sock, const shml_segment *seg);
 SHML_API int shml_segment_recv(int sock, const struct shml_segment_opts *opts, int64_t timeout_ns,
                                shml_segment **out);
 
+/* ---- declared objects: synchronisation objects a segment names, for tools to show ---- */
+
+#define SHML_DECL_MUTEX    1u /* a shml_mutex */
+#define SHML_DECL_EVENT    2u /* a shml_event */
+#define SHML_DECL_SEM      3u /* a shml_sem */
+#define SHML_DECL_MAX      8  /* entries in a header's directory */
+#define SHML_DECL_NAME_MAX 24 /* bytes of a name, including the terminating NUL */
+
+/*
+ * Record in the header that the data holds a synchronisation object of `type` at `offset`
+ * (bytes from shml_segment_data()), under `name`, so that `shmlink info` and
+ * shml_segment_declared() can show its state (a mutex's holder and whether it is alive, an
+ * event's generation, a semaphore's count). The object itself is not touched.
+ * Errors: -EINVAL (raw segment, bad type, empty or too long name, offset misaligned or the
+ * object past the end), -EBADF (read-only handle), -EEXIST (name declared), -ENOSPC (all
+ * SHML_DECL_MAX entries used). Safe against concurrent declarations from any process.
+ */
+SHML_API int shml_segment_declare(shml_segment *seg, const char *name, uint32_t type,
+                                  size_t offset);
+
 /* ---- inspection: what exists, who is attached, what can be cleaned ---- */
 
 /* One process in a managed segment's attach table. */

@@ -6,7 +6,9 @@
 #ifndef SHML_OS_H
 #define SHML_OS_H
 
+#include "atomic.h"
 #include "internal.h"
+#include "shmlink/sync.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,5 +70,34 @@ SHML_INTERNAL int shml__os_fd_address(int fd, char *buf, size_t cap);
  * Returns 1 yes, 0 no, -errno if it cannot tell.
  */
 SHML_INTERNAL int shml__os_path_mapped(const char *path);
+
+/* ---- waiting on a word shared between processes ---- */
+
+/* Tell the core it is in a spin loop (a pause instruction where the CPU has one). */
+static inline void shml__os_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/*
+ * Sleep while *word == expected, until woken or until deadline_ns on the monotonic clock
+ * (negative: no deadline). Works across processes. Returns 0 (woken, or spuriously),
+ * -EAGAIN (*word != expected on entry), -ETIMEDOUT, -EINTR (a signal handler ran).
+ */
+SHML_INTERNAL int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected,
+                                      int64_t deadline_ns);
+/* Wake up to n sleepers on word (INT_MAX: all). Returns how many were woken, or -errno. */
+SHML_INTERNAL int shml__os_futex_wake(shml_atomic_u32 *word, int n);
+
+/* ---- the platform's robust process-shared mutex, in SHML_MUTEX_OS_BYTES bytes ---- */
+
+/* As the shml_mutex_* calls of the same name (sync.h); `os` is the mutex's platform area. */
+SHML_INTERNAL int shml__os_mutex_init(void *os);
+SHML_INTERNAL int shml__os_mutex_lock(void *os, int64_t timeout_ns);
+SHML_INTERNAL int shml__os_mutex_unlock(void *os);
+SHML_INTERNAL int shml__os_mutex_consistent(void *os);
+SHML_INTERNAL void shml__os_mutex_inspect(const void *os, struct shml_mutex_state *st);
 
 #endif /* SHML_OS_H */

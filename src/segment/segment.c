@@ -584,6 +584,85 @@ int shml_segment_sync(shml_segment *seg)
     return seg->be->sync(&seg->obj, seg->base, seg->map_len);
 }
 
+/* Bytes and alignment each declared type needs. */
+static int decl_shape(uint32_t type, size_t *size, size_t *align)
+{
+    switch (type) {
+    case SHML_DECL_MUTEX:
+        *size = sizeof(struct shml_mutex_layout);
+        *align = 8;
+        return 0;
+    case SHML_DECL_EVENT:
+        *size = sizeof(struct shml_event_layout);
+        *align = 4;
+        return 0;
+    case SHML_DECL_SEM:
+        *size = sizeof(struct shml_sem_layout);
+        *align = 4;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+int shml_segment_declare(shml_segment *seg, const char *name, uint32_t type, size_t offset)
+{
+    shml__clear_error();
+    size_t size, align;
+    if (!seg || !name)
+        return shml__fail(EINVAL, "NULL segment or name");
+    if (!seg->hdr)
+        return shml__fail(EINVAL, "a raw segment has no header to declare objects in");
+    if (seg->flags & SHML_RDONLY)
+        return shml__fail(EBADF, "segment was opened read-only");
+    if (decl_shape(type, &size, &align) < 0)
+        return shml__fail(EINVAL, "unknown declared type %u", type);
+    size_t nlen = strlen(name);
+    if (nlen == 0 || nlen >= SHML_DECL_NAME_MAX)
+        return shml__fail(EINVAL, "declared name must be 1 to %d bytes", SHML_DECL_NAME_MAX - 1);
+    if (offset % align != 0 || offset > seg->size || size > seg->size - offset)
+        return shml__fail(EINVAL, "offset %zu is misaligned (needs %zu) or the object runs past "
+                                  "the %zu-byte data",
+                          offset, align, seg->size);
+    struct shml_decl *d = seg->hdr->decl;
+    int mine = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        /*
+         * Pass 0 refuses a name already published; pass 1, after publishing ours, withdraws
+         * it if a concurrent declarer published the same name in an earlier entry.
+         */
+        for (int i = 0; i < SHML_DECL_MAX; i++) {
+            /* Acquire pairs with the release store of type below: name is final. */
+            uint32_t t = atomic_load_explicit(&d[i].type, memory_order_acquire);
+            if (i == mine || t == 0 || t == SHML_DECL_BUSY)
+                continue;
+            if (strncmp(d[i].name, name, sizeof(d[i].name)) == 0 && (pass == 0 || i < mine)) {
+                if (mine >= 0)
+                    atomic_store_explicit(&d[mine].type, SHML_DECL_BUSY, memory_order_relaxed);
+                return shml__fail(EEXIST, "an object named '%s' is already declared", name);
+            }
+        }
+        if (pass == 1)
+            break;
+        for (int i = 0; i < SHML_DECL_MAX && mine < 0; i++) {
+            uint32_t expect = 0;
+            /* Acquire: nothing to pair with yet (entries are never freed); claim only. */
+            if (atomic_compare_exchange_strong_explicit(&d[i].type, &expect, SHML_DECL_BUSY,
+                                                        memory_order_acquire,
+                                                        memory_order_relaxed))
+                mine = i;
+        }
+        if (mine < 0)
+            return shml__fail(ENOSPC, "all %d declared-object entries are used", SHML_DECL_MAX);
+        d[mine].offset = offset;
+        memset(d[mine].name, 0, sizeof(d[mine].name));
+        memcpy(d[mine].name, name, nlen);
+        /* Release pairs with the acquire loads of type by readers: they see offset and name. */
+        atomic_store_explicit(&d[mine].type, type, memory_order_release);
+    }
+    return 0;
+}
+
 /* The payload of a segment passed over a socket: a tag, then the address. */
 static const char FD_TAG[8] = "SHMLFD1";
 
