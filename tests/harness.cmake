@@ -9,7 +9,8 @@ if(NOT TARGET shml_harness)
   target_compile_definitions(shml_harness PRIVATE SHMT_AREA="harness")
 endif()
 
-# shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [SERIAL name...])
+# shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [SERIAL name...]
+#                      [LABELS label...])
 #
 # Test names come from the sources at configure time: every line that starts with
 # TEST(name) or TEST_TIMEOUT(name, seconds) becomes the ctest entry AREA.name, which runs
@@ -17,11 +18,14 @@ endif()
 # SKIP_RETURN_CODE 77 and the label AREA. Editing a source re-runs the configure step.
 # Tests named in SERIAL take the RESOURCE_LOCK shml_global (shared with the CLI tests): they
 # run gc or depend on machine-wide state, so they never overlap one another.
+# LABELS adds ctest labels to every test of the binary, besides AREA: `inproc` marks binaries
+# whose tests use threads of one process only, which the TSan phase of scripts/test runs.
 function(shml_add_test_binary target area)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL;LABELS" ${ARGN})
   add_executable(${target} ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE shml_harness ${ARG_LIBS})
   target_compile_definitions(${target} PRIVATE SHMT_AREA="${area}")
+  set(labels ${area} ${ARG_LABELS})
   foreach(src IN LISTS ARG_SOURCES)
     get_filename_component(abs ${src} ABSOLUTE)
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${abs})
@@ -40,7 +44,7 @@ function(shml_add_test_binary target area)
       add_test(NAME ${full} COMMAND ${target} --run ${full})
       math(EXPR ctest_timeout "${timeout} + 30")
       set_tests_properties(${full} PROPERTIES
-        TIMEOUT ${ctest_timeout} SKIP_RETURN_CODE 77 LABELS "${area}")
+        TIMEOUT ${ctest_timeout} SKIP_RETURN_CODE 77 LABELS "${labels}")
       # Tests that look at or change machine-wide state (gc, /dev/shm free space) never run
       # at the same time as each other.
       if(name IN_LIST ARG_SERIAL)
