@@ -348,6 +348,235 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* ---- declared objects (shml_segment_declared) ---- */
+
+/*
+ * What info shows of the synchronisation objects a segment declares. A segment that cannot
+ * declare anything (raw, header failed) has no list at all (`ok` false, `err` 0); a read that
+ * failed has `err` set.
+ */
+struct declared {
+    bool ok;
+    int err;
+    size_t n;
+    struct shml_decl_info d[SHML_DECL_MAX];
+};
+
+static void read_declared(const struct shml_segment_info *s, struct declared *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->managed)
+        return;
+    size_t n = 0;
+    int rc = shml_segment_declared(s->address, out->d, SHML_DECL_MAX, &n);
+    if (rc < 0) {
+        out->err = rc;
+        return;
+    }
+    out->ok = true;
+    out->n = n < SHML_DECL_MAX ? n : SHML_DECL_MAX;
+    /* Names come from shared memory: terminate them here, as terminate_strings() does. */
+    for (size_t i = 0; i < out->n; i++)
+        out->d[i].name[sizeof out->d[i].name - 1] = '\0';
+}
+
+static const char *decl_type_name(uint32_t type, char *buf, size_t cap)
+{
+    switch (type) {
+    case SHML_DECL_MUTEX:
+        return "mutex";
+    case SHML_DECL_EVENT:
+        return "event";
+    case SHML_DECL_SEM:
+        return "sem";
+    default:
+        snprintf(buf, cap, "type#%u", type);
+        return buf;
+    }
+}
+
+/* The machine-readable state of a mutex, for JSON: "free", "held", ... */
+static const char *mutex_state_name(int state)
+{
+    switch (state) {
+    case SHML_MUTEX_FREE:
+        return "free";
+    case SHML_MUTEX_HELD:
+        return "held";
+    case SHML_MUTEX_OWNER_DEAD:
+        return "owner_dead";
+    case SHML_MUTEX_NOT_RECOVERABLE:
+        return "not_recoverable";
+    default:
+        return NULL;
+    }
+}
+
+/* "pid 4242 (alive)", "pid 4242 (alive), thread 4250", "thread 4250 (?)", or "". */
+static void mutex_holder_text(const struct shml_mutex_state *m, char *buf, size_t cap)
+{
+    if (m->pid > 0 && m->owner > 0 && m->owner != m->pid)
+        snprintf(buf, cap, "pid %d (%s), thread %d", (int)m->pid, cli_alive_name(m->alive),
+                 (int)m->owner);
+    else if (m->pid > 0)
+        snprintf(buf, cap, "pid %d (%s)", (int)m->pid, cli_alive_name(m->alive));
+    else if (m->owner > 0)
+        snprintf(buf, cap, "thread %d (%s)", (int)m->owner, cli_alive_name(m->alive));
+    else
+        buf[0] = '\0';
+}
+
+/*
+ * One line of state: "free", "held by pid N (alive)", "owner died (pid N): next locker
+ * recovers", "not recoverable"; "generation G, W waiters"; "value V, W waiters"; or why the
+ * state is unknown.
+ */
+static void decl_state_text(const struct shml_decl_info *d, char *buf, size_t cap)
+{
+    if (d->status == -EINVAL) {
+        snprintf(buf, cap, "unknown: not initialised");
+        return;
+    }
+    if (d->status == -ERANGE) {
+        snprintf(buf, cap, "unknown: past the end of the data");
+        return;
+    }
+    if (d->status < 0) {
+        snprintf(buf, cap, "unknown: %s", shml_strerror(d->status));
+        return;
+    }
+    char who[96];
+    const struct shml_mutex_state *m = &d->mutex;
+    int n;
+    switch (d->type) {
+    case SHML_DECL_MUTEX:
+        mutex_holder_text(m, who, sizeof who);
+        if (m->state == SHML_MUTEX_FREE)
+            n = snprintf(buf, cap, "free");
+        else if (m->state == SHML_MUTEX_HELD)
+            n = snprintf(buf, cap, "held%s%s", who[0] ? " by " : "", who);
+        else if (m->state == SHML_MUTEX_OWNER_DEAD && m->pid > 0)
+            n = snprintf(buf, cap, "owner died (pid %d): next locker recovers", (int)m->pid);
+        else if (m->state == SHML_MUTEX_OWNER_DEAD)
+            n = snprintf(buf, cap, "owner died: next locker recovers");
+        else if (m->state == SHML_MUTEX_NOT_RECOVERABLE)
+            n = snprintf(buf, cap, "not recoverable");
+        else
+            n = snprintf(buf, cap, "state#%d", m->state);
+        if (m->waiters && n >= 0 && (size_t)n < cap)
+            snprintf(buf + n, cap - (size_t)n, ", with waiters");
+        break;
+    case SHML_DECL_EVENT:
+        snprintf(buf, cap, "generation %u, %u %s", d->generation, d->waiters,
+                 d->waiters == 1 ? "waiter" : "waiters");
+        break;
+    case SHML_DECL_SEM:
+        snprintf(buf, cap, "value %u, %u %s", d->value, d->waiters,
+                 d->waiters == 1 ? "waiter" : "waiters");
+        break;
+    default:
+        snprintf(buf, cap, "unknown type");
+        break;
+    }
+}
+
+/* The section after the attach table; nothing when the segment declares nothing. */
+static void declared_text(const struct declared *dl)
+{
+    if (dl->err) {
+        printf("declared:     ? (%s)\n", shml_strerror(dl->err));
+        return;
+    }
+    if (!dl->ok || dl->n == 0)
+        return;
+    char names[SHML_DECL_MAX][4 * SHML_DECL_NAME_MAX + 8];
+    char offs[SHML_DECL_MAX][24];
+    int name_w = 0, off_w = 0;
+    for (size_t i = 0; i < dl->n; i++) {
+        cli_display(dl->d[i].name, names[i], sizeof names[i]);
+        snprintf(offs[i], sizeof offs[i], "%llu", (unsigned long long)dl->d[i].offset);
+        int w = (int)text_width(names[i]), o = (int)strlen(offs[i]);
+        name_w = w > name_w ? w : name_w;
+        off_w = o > off_w ? o : off_w;
+    }
+    printf("declared:     %zu %s\n", dl->n, dl->n == 1 ? "object" : "objects");
+    for (size_t i = 0; i < dl->n; i++) {
+        char tbuf[32], state[256];
+        const char *type = decl_type_name(dl->d[i].type, tbuf, sizeof tbuf);
+        decl_state_text(&dl->d[i], state, sizeof state);
+        printf("  %s%*s  %-5s  offset %-*s  %s\n", names[i],
+               name_w - (int)text_width(names[i]), "", type, off_w, offs[i], state);
+    }
+}
+
+static void declared_json(struct cli_json *j, const struct declared *dl)
+{
+    char buf[256];
+    cli_json_key(j, "declared");
+    if (!dl->ok) {
+        cli_json_null(j);
+        return;
+    }
+    cli_json_begin_array(j);
+    for (size_t i = 0; i < dl->n; i++) {
+        const struct shml_decl_info *d = &dl->d[i];
+        bool known = d->status == 0;
+        bool mutex = known && d->type == SHML_DECL_MUTEX;
+        bool held = mutex && d->mutex.state != SHML_MUTEX_FREE &&
+                    d->mutex.state != SHML_MUTEX_NOT_RECOVERABLE;
+        cli_json_begin_object(j);
+        cli_json_key(j, "name");
+        cli_json_string(j, d->name);
+        cli_json_key(j, "type");
+        cli_json_string(j, decl_type_name(d->type, buf, sizeof buf));
+        cli_json_key(j, "offset");
+        cli_json_uint(j, d->offset);
+        cli_json_key(j, "status");
+        cli_json_int(j, d->status);
+        cli_json_key(j, "status_text");
+        cli_json_string(j, d->status ? shml_strerror(d->status) : NULL);
+        cli_json_key(j, "state");
+        cli_json_string(j, mutex ? mutex_state_name(d->mutex.state) : NULL);
+        cli_json_key(j, "state_text");
+        decl_state_text(d, buf, sizeof buf);
+        cli_json_string(j, buf);
+        cli_json_key(j, "owner_tid");
+        if (held && d->mutex.owner > 0)
+            cli_json_int(j, d->mutex.owner);
+        else
+            cli_json_null(j);
+        cli_json_key(j, "owner_pid");
+        if (held && d->mutex.pid > 0)
+            cli_json_int(j, d->mutex.pid);
+        else
+            cli_json_null(j);
+        cli_json_key(j, "owner_alive");
+        if (held && (d->mutex.pid > 0 || d->mutex.owner > 0) && d->mutex.alive >= 0)
+            cli_json_bool(j, d->mutex.alive > 0);
+        else
+            cli_json_null(j);
+        cli_json_key(j, "waiters");
+        if (mutex)
+            cli_json_uint(j, d->mutex.waiters ? 1 : 0);
+        else if (known && (d->type == SHML_DECL_EVENT || d->type == SHML_DECL_SEM))
+            cli_json_uint(j, d->waiters);
+        else
+            cli_json_null(j);
+        cli_json_key(j, "generation");
+        if (known && d->type == SHML_DECL_EVENT)
+            cli_json_uint(j, d->generation);
+        else
+            cli_json_null(j);
+        cli_json_key(j, "value");
+        if (known && d->type == SHML_DECL_SEM)
+            cli_json_uint(j, d->value);
+        else
+            cli_json_null(j);
+        cli_json_end_object(j);
+    }
+    cli_json_end_array(j);
+}
+
 /* ---- info ---- */
 
 /*
@@ -381,7 +610,7 @@ static int stat_all(const char *addr, struct shml_segment_info *info, struct shm
 }
 
 static void info_text(const struct shml_segment_info *s, const struct shml_attach_info *att,
-                      size_t n_att, size_t n_table, int64_t now)
+                      size_t n_att, size_t n_table, const struct declared *dl, int64_t now)
 {
     char *addr = malloc(CLI_SHOW_CAP);
     char a[64], b[64], c[4 * SHML_LABEL_MAX + 16];
@@ -438,13 +667,14 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
         }
         if (n_att < n_table)
             printf("  (%zu more not shown)\n", n_table - n_att);
+        declared_text(dl);
     } else if (has_attached(s)) {
         printf("attached:     %u\n", s->attached);
     }
 }
 
 static void info_json(const struct shml_segment_info *s, const struct shml_attach_info *att,
-                      size_t n_att, int64_t now)
+                      size_t n_att, const struct declared *dl, int64_t now)
 {
     struct cli_json j;
     char buf[64];
@@ -476,6 +706,7 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
         cli_json_end_object(&j);
     }
     cli_json_end_array(&j);
+    declared_json(&j, dl);
     cli_json_end_object(&j);
     cli_json_finish(&j);
 }
@@ -503,10 +734,18 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
     }
     int64_t now = cli_now_ns();
     terminate_strings(info);
+    struct declared *dl = calloc(1, sizeof *dl);
+    if (!dl) {
+        free(att);
+        free(info);
+        return cli_fail(verb->name, addr, "out of memory");
+    }
+    read_declared(info, dl);
     if (json)
-        info_json(info, att, n_att, now);
+        info_json(info, att, n_att, dl, now);
     else
-        info_text(info, att, n_att, n_table, now);
+        info_text(info, att, n_att, n_table, dl, now);
+    free(dl);
     free(att);
     free(info);
     return CLI_EXIT_OK;

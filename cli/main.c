@@ -27,8 +27,10 @@ static const struct cli_verb verbs[] = {
      "  --json   print a JSON object {\"segments\": [...]} instead of the table\n",
      cli_ls},
     {"info", "ADDR [--json]",
-     "Show everything a segment's header records and its attach table, without attaching.\n"
-     "Foreign objects are shown as raw.\n"
+     "Show everything a segment's header records and its attach table, without attaching,\n"
+     "then the synchronisation objects it declares and their state: a mutex free, held by\n"
+     "pid N (alive or dead), owner died, or not recoverable; an event's generation and\n"
+     "waiters; a semaphore's value and waiters. Foreign objects are shown as raw.\n"
      "\n"
      "Options:\n"
      "  --json   print a JSON object instead of text\n",
@@ -99,7 +101,7 @@ static void print_main_help(void)
            "\n"
            "Verbs:\n"
            "  ls       list segments\n"
-           "  info     show a segment's header and attach table\n"
+           "  info     show a segment's header, attach table and declared objects\n"
            "  create   create a segment\n"
            "  rm       remove segments\n"
            "  gc       remove abandoned shmlink segments\n"

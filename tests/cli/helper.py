@@ -31,9 +31,12 @@ SEGMENT_KEYS = [
     "created", "age_s", "other_boot", "label",
 ]
 ATTACH_KEYS = ["pid", "role", "role_name", "start_time", "since_ns", "since", "alive"]
+# Keys of a declared object in info output.
+DECLARED_KEYS = ["name", "type", "offset", "status", "status_text", "state", "state_text",
+                 "owner_tid", "owner_pid", "owner_alive", "waiters", "generation", "value"]
 # Values that differ from run to run: shown as their type only.
 VOLATILE = {"uid", "user", "creator_pid", "creator_start", "created_ns", "created", "age_s",
-            "pid", "start_time", "since_ns", "since"}
+            "pid", "start_time", "since_ns", "since", "owner_tid", "owner_pid"}
 
 
 def fail(msg):
@@ -82,9 +85,11 @@ def cmd_json(kind):
             check_keys(s, SEGMENT_KEYS, "segment")
         doc["removed"] = [s for s in doc["removed"] if mine(s)]
     elif kind == "info":
-        check_keys(doc, SEGMENT_KEYS + ["attach"], "info output")
+        check_keys(doc, SEGMENT_KEYS + ["attach", "declared"], "info output")
         for a in doc["attach"]:
             check_keys(a, ATTACH_KEYS, "attach entry")
+        for d in doc["declared"] or []:
+            check_keys(d, DECLARED_KEYS, "declared object")
     else:
         fail("unknown json kind %r" % kind)
     print(json.dumps(scrub(doc), indent=2, ensure_ascii=False))
