@@ -457,6 +457,11 @@ static void decl_state_text(const struct shml_decl_info *d, char *buf, size_t ca
             n = snprintf(buf, cap, "held%s%s", who[0] ? " by " : "", who);
         else if (m->state == SHML_MUTEX_OWNER_DEAD && m->pid > 0)
             n = snprintf(buf, cap, "owner died (pid %d): next locker recovers", (int)m->pid);
+        else if (m->state == SHML_MUTEX_OWNER_DEAD && m->owner > 0)
+            /* A dead thread's process cannot be looked up; its id is the pid of a
+               single-threaded program. */
+            n = snprintf(buf, cap, "owner died (thread %d): next locker recovers",
+                         (int)m->owner);
         else if (m->state == SHML_MUTEX_OWNER_DEAD)
             n = snprintf(buf, cap, "owner died: next locker recovers");
         else if (m->state == SHML_MUTEX_NOT_RECOVERABLE)

@@ -32,9 +32,9 @@ directory (also the working directory).
 The transcript lists each command, its stdout, its stderr with each line prefixed by "2> ",
 and "[N]" when the exit status N is not 0. Volatile values are normalised before comparing:
 the run's SEG, KEY, KEY2 and TMP become $SEG, $KEY, $KEY2 and $TMP; pids, uids, the user
-name, process start times, timestamps, ages, System V ids and the version become PID, UID,
-USER, N, TIME, AGE, ID and VERSION; in the lines of ls tables, runs of spaces shrink to two,
-so column widths that follow those values do not matter.
+name, thread ids ("thread N"), process start times, timestamps, ages, System V ids and the
+version become PID, UID, USER, TID, N, TIME, AGE, ID and VERSION; in the lines of ls tables,
+runs of spaces shrink to two, so column widths that follow those values do not matter.
 
 Everything the run creates is removed at the end, also when a command fails or the runner is
 interrupted: every /dev/shm object named $SEG*, System V segments with keys KEY and KEY2, and
@@ -163,6 +163,7 @@ class Run:
         text = re.sub(r"\b%s\b" % re.escape(self.user), "USER", text)
         text = re.sub(r"\buid \d+", "uid UID", text)
         text = re.sub(r"\bpid \d+", "pid PID", text)
+        text = re.sub(r"\bthread \d+", "thread TID", text)
         text = re.sub(r"\b\d+ \((alive|dead|\?)\)", r"PID (\1)", text)
         text = re.sub(r"\bstart \d+", "start N", text)
         text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", text)

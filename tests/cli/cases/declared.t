@@ -15,6 +15,7 @@ $ shmlink info "$SEG.d" --json | shmltest json info
 # Killed while holding it: the kernel releases the mutex and marks it for the next locker.
 %kill locker
 $ shmlink info "$SEG.d" | sed -n '/^declared/,$p'
+$ shmlink info "$SEG.d" --json | shmltest json info | sed -n '/^  "declared"/,/}/p'
 # The next locker gets EOWNERDEAD and holds the lock.
 %hold recoverer $SEG.d --lock 0
 $ shmlink info "$SEG.d" | sed -n '/^declared/,$p'
