@@ -8,6 +8,14 @@
  */
 #include "sync_util.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define SHMT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMT_TSAN 1
+#endif
+#endif
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -141,7 +149,11 @@ TEST(inproc_mutex_other_thread)
     ASSERT_EQ(st.owner, p.tid);
     ASSERT_EQ(st.pid, getpid());
     ASSERT_EQ(st.alive, 1);
+#ifndef SHMT_TSAN
+    /* TSan reports any unlock by a thread that does not hold the mutex, even this deliberate
+       one that the library turns into -EPERM; mutex_held_by_another_process checks it too. */
     ASSERT_ERR(shml_mutex_unlock(m), -EPERM);
+#endif
     ASSERT_ERR(shml_mutex_lock(m, 0), -ETIMEDOUT);
     int64_t t0 = now_ns();
     ASSERT_ERR(shml_mutex_lock(m, 30 * MS), -ETIMEDOUT);
