@@ -1,0 +1,1106 @@
+/*
+ * bench_sync.c - what shmlink's synchronisation costs, next to what the machine can do.
+ *
+ * One program measures, in the same run and through the same shared mapping, each shmlink
+ * primitive and the raw mechanism it is built on, so their ratio means something even on a
+ * noisy machine:
+ *
+ *   ping-pong round trip between two processes pinned to two cores
+ *     raw futex       two futex words, FUTEX_WAIT / FUTEX_WAKE (shared, not private)
+ *     shml_event      blocking mode (spin 0): the target is <= 1.1x the raw futex
+ *     raw spin        two words polled with C11 acquire loads, written with release stores
+ *     shml_event      spin mode (spin budget 1000000): the target is <= 1.2x the raw spin
+ *     diagnostics     the raw spin with one of the two things the spin-mode event does
+ *                     differently: a pause instruction in the poll, and a seq_cst
+ *                     read-modify-write plus a waiter-count load as the post
+ *   uncontended lock + unlock in one thread (target: shml_mutex <= 30 ns)
+ *     shml_mutex, pthread_mutex_t (default: not robust, not shared), a robust process-shared
+ *     pthread_mutex_t (the mechanism under shml_mutex, to tell its cost from the wrapper's),
+ *     and an atomic-exchange spinlock
+ *   contended hand-off: two processes each lock, increment a shared counter, unlock, in a loop
+ *     shml_mutex, and a process-shared pthread_mutex_t (not robust) for reference
+ *
+ * Method. Repetitions are interleaved: repetition r runs every benchmark once before
+ * repetition r+1 starts, so a slow minute of a shared machine hurts all of them alike instead
+ * of one. Each ping-pong repetition starts with untimed warm-up round trips, then times
+ * batches of --batch round trips (two clock reads per batch, so the clock's cost is spread
+ * over the batch); the median and p99 are taken over all batches of all repetitions. The same
+ * goes for the uncontended locks with batches of 1000 pairs. A contended repetition is timed
+ * whole (wall time over the locks of both processes), so its median and p99 are over
+ * repetitions. The ratios are of medians.
+ *
+ * The peer process is forked for each repetition, pinned with sched_setaffinity() to the
+ * second CPU (the parent is on the first), and dies with the parent (PR_SET_PDEATHSIG). Every
+ * wait is bounded (WAIT_LIMIT_NS), without reading the clock in a round trip that completes:
+ * a lost wake-up shows as an error, never as a hang. The contended locks wait without a bound,
+ * as the pthread reference does, and an alarm bounds each contended repetition instead. The
+ * shared bytes are a memfd: segment, which vanishes with the processes: nothing is left in
+ * /dev/shm whatever happens.
+ *
+ * Usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N]
+ *                   [--cpus A,B]
+ * Exit status: 0 when every benchmark ran (targets missed or not: this is a measurement, not a
+ * test), 1 when one failed (a timeout, a wrong count, a failed call), 2 for a usage error.
+ */
+#include <shmlink.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* No single wait in a benchmark may take longer than this: past it, the run has failed. */
+#define WAIT_LIMIT_NS ((int64_t)10 * 1000000000)
+/* Uncontended lock pairs per timed batch. */
+#define LOCK_BATCH 1000
+/* The spin budget of shml_event in spin mode: the largest the API accepts. */
+#define EVENT_SPIN 1000000u
+
+/* ---- options ---- */
+
+struct opts {
+    long rounds;     /* ping-pong round trips (and contended iterations per process) per rep */
+    long reps;       /* repetitions of every benchmark */
+    long batch;      /* round trips per timed batch */
+    long lock_pairs; /* uncontended lock+unlock pairs per repetition */
+    int cpu[2];      /* the parent's and the peer's CPU; -1: not pinned */
+    bool quick;
+};
+
+/* ---- the shared mapping ---- */
+
+/*
+ * Everything both processes touch. Each word one process writes and the other polls sits on
+ * its own 128-byte slot (two cache lines, because adjacent-line prefetch pairs them), so the
+ * benchmarks measure the hand-over of one line and not false sharing.
+ */
+struct shared {
+    alignas(128) _Atomic uint32_t ready; /* the peer is pinned and about to start */
+    alignas(128) _Atomic uint32_t done;  /* the peer finished its half */
+    alignas(128) _Atomic uint32_t fail;  /* the peer saw an error (its text is in why[]) */
+    char why[256];
+    alignas(128) _Atomic uint32_t ping; /* raw futex / raw spin: parent -> peer */
+    alignas(128) _Atomic uint32_t pong; /* raw futex / raw spin: peer -> parent */
+    /* Diagnostics: a word and a waiter count on one line, as in shml_event ([0] and [1]). */
+    alignas(128) _Atomic uint32_t ping2[2];
+    alignas(128) _Atomic uint32_t pong2[2];
+    alignas(128) shml_event ev_ping;
+    alignas(128) shml_event ev_pong;
+    alignas(128) shml_mutex mutex;
+    alignas(128) pthread_mutex_t pmutex; /* process-shared, not robust: contended reference */
+    alignas(128) uint64_t counter;       /* protected by the mutex under test */
+    uint32_t last_owner;                 /* 1 parent, 2 peer: who incremented last */
+    uint64_t handoffs;                   /* times the lock changed process */
+};
+
+/* ---- small tools ---- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "bench_sync: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the two processes share the word through a shared mapping. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile (0 < p <= 100) of v[0..n), which it sorts. */
+static double percentile(double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return v[rank - 1];
+}
+
+/* ---- samples of one benchmark, pooled over its repetitions ---- */
+
+struct series {
+    const char *name;
+    const char *unit;
+    double *v;
+    size_t n, cap;
+    double extra; /* contended: hand-offs per second, summed over repetitions */
+    bool failed;
+};
+
+static int series_add(struct series *s, double x)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        double *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+    return 0;
+}
+
+/* ---- the peer process ---- */
+
+static _Noreturn void peer_fail(struct shared *sh, const char *what, int err)
+{
+    snprintf(sh->why, sizeof sh->why, "%s: %s", what, shml_strerror(err));
+    /* Release: the text above is visible to a parent that sees fail != 0 (acquire). */
+    atomic_store_explicit(&sh->fail, 1, memory_order_release);
+    _exit(1);
+}
+
+typedef void (*peer_fn)(struct shared *sh, const struct opts *o, long rounds);
+
+/*
+ * Fork the peer, pinned to the second CPU, and wait until it runs. The peer calls fn, then
+ * reports done and exits; it never closes the segment (the parent's handle owns it).
+ * Returns its pid, or -1.
+ */
+static pid_t start_peer(struct shared *sh, const struct opts *o, peer_fn fn, long rounds)
+{
+    atomic_store_explicit(&sh->ready, 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->fail, 0, memory_order_relaxed);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "bench_sync: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(1);
+        pin(o->cpu[1]);
+        /* Release: pairs with the parent's acquire load of ready; nothing else to publish. */
+        atomic_store_explicit(&sh->ready, 1, memory_order_release);
+        fn(sh, o, rounds);
+        /* Release: the peer's writes (counter, handoffs) are visible once done is seen. */
+        atomic_store_explicit(&sh->done, 1, memory_order_release);
+        _exit(0);
+    }
+    int64_t deadline = now_ns() + WAIT_LIMIT_NS;
+    /* Acquire: pairs with the peer's release store of ready. */
+    while (!atomic_load_explicit(&sh->ready, memory_order_acquire)) {
+        if (now_ns() > deadline) {
+            fprintf(stderr, "bench_sync: the peer did not start\n");
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return -1;
+        }
+        sched_yield();
+    }
+    return pid;
+}
+
+/* Wait for the peer to exit (bounded); report its failure. Returns 0 or -1. */
+static int finish_peer(struct shared *sh, pid_t pid, const char *bench)
+{
+    int64_t deadline = now_ns() + WAIT_LIMIT_NS;
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            fprintf(stderr, "bench_sync: %s: waitpid: %s\n", bench, strerror(errno));
+            return -1;
+        }
+        if (now_ns() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            fprintf(stderr, "bench_sync: %s: the peer did not finish in time (killed)\n", bench);
+            return -1;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    /* Acquire: pairs with peer_fail()'s release store, so why[] is complete. */
+    if (atomic_load_explicit(&sh->fail, memory_order_acquire)) {
+        fprintf(stderr, "bench_sync: %s: peer: %s\n", bench, sh->why);
+        return -1;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "bench_sync: %s: the peer ended abnormally (status 0x%x)\n", bench,
+                status);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- raw futex ping-pong ---- */
+
+/*
+ * Wait until *word == want: sleep in FUTEX_WAIT while it holds anything else. The acquire
+ * load pairs with the other process's release store of the word, although no other data
+ * travels with it here; it is what a real protocol would need, so the baseline pays for it.
+ * The bound is a constant relative timeout per sleep, so the baseline reads no clock.
+ */
+static int futex_wait_for(_Atomic uint32_t *word, uint32_t want)
+{
+    static const struct timespec limit = {WAIT_LIMIT_NS / 1000000000, 0};
+    for (;;) {
+        uint32_t cur = atomic_load_explicit(word, memory_order_acquire);
+        if (cur == want)
+            return 0;
+        if (futex(word, FUTEX_WAIT, cur, &limit) != 0 && errno != EAGAIN && errno != EINTR)
+            return -errno; /* -ETIMEDOUT: nothing came for WAIT_LIMIT_NS */
+    }
+}
+
+static void futex_post(_Atomic uint32_t *word, uint32_t val)
+{
+    /* Release: pairs with the acquire load in futex_wait_for() of the other process. */
+    atomic_store_explicit(word, val, memory_order_release);
+    /* Always a wake: the classic raw futex ping-pong keeps no waiter count. */
+    futex(word, FUTEX_WAKE, 1, NULL);
+}
+
+static void peer_futex(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        int rc = futex_wait_for(&sh->ping, (uint32_t)i);
+        if (rc < 0)
+            peer_fail(sh, "raw futex wait", rc);
+        futex_post(&sh->pong, (uint32_t)i);
+    }
+}
+
+static int round_futex(struct shared *sh, uint32_t i)
+{
+    futex_post(&sh->ping, i);
+    return futex_wait_for(&sh->pong, i);
+}
+
+/* ---- raw spin ping-pong ---- */
+
+/*
+ * Poll until *word == want. A plain loop of acquire loads, no pause instruction and no
+ * yield: the fastest a change can be seen, which is the baseline. The clock is read once
+ * every 2^20 polls (the first read sets the deadline), so the bound costs nothing in a round
+ * trip that completes.
+ */
+static int spin_wait_for(_Atomic uint32_t *word, uint32_t want)
+{
+    uint32_t n = 0;
+    int64_t deadline = 0;
+    /* Acquire: pairs with the other process's release store in spin_post() (or RMW). */
+    while (atomic_load_explicit(word, memory_order_acquire) != want) {
+        if ((++n & 0xfffff) == 0) {
+            int64_t t = now_ns();
+            if (deadline == 0)
+                deadline = t + WAIT_LIMIT_NS;
+            else if (t > deadline)
+                return -ETIMEDOUT;
+        }
+    }
+    return 0;
+}
+
+static void spin_post(_Atomic uint32_t *word, uint32_t val)
+{
+    /* Release: pairs with the acquire load in spin_wait_for() of the other process. */
+    atomic_store_explicit(word, val, memory_order_release);
+}
+
+static void peer_spin(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        int rc = spin_wait_for(&sh->ping, (uint32_t)i);
+        if (rc < 0)
+            peer_fail(sh, "raw spin wait", rc);
+        spin_post(&sh->pong, (uint32_t)i);
+    }
+}
+
+static int round_spin(struct shared *sh, uint32_t i)
+{
+    spin_post(&sh->ping, i);
+    return spin_wait_for(&sh->pong, i);
+}
+
+/*
+ * Diagnostics: the raw spin ping-pong with one of the two things a spin-mode shml_event does
+ * differently, so the table shows where a gap between the two comes from.
+ *
+ * "pause": the poll runs the CPU's pause instruction before each load, as the library's spin
+ * loop does (shml__os_cpu_relax), which saves power and the sibling hyperthread's time but
+ * can see a change later.
+ */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int spin_wait_pause(_Atomic uint32_t *word, uint32_t want)
+{
+    uint32_t n = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        cpu_relax();
+        /* Acquire: pairs with the other process's release store of the word. */
+        if (atomic_load_explicit(word, memory_order_acquire) == want)
+            return 0;
+        if ((++n & 0xfffff) == 0) {
+            int64_t t = now_ns();
+            if (deadline == 0)
+                deadline = t + WAIT_LIMIT_NS;
+            else if (t > deadline)
+                return -ETIMEDOUT;
+        }
+    }
+}
+
+static void peer_spin_pause(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        if (spin_wait_pause(&sh->ping, (uint32_t)i) < 0)
+            peer_fail(sh, "raw spin wait", -ETIMEDOUT);
+        spin_post(&sh->pong, (uint32_t)i);
+    }
+}
+
+static int round_spin_pause(struct shared *sh, uint32_t i)
+{
+    spin_post(&sh->ping, i);
+    return spin_wait_pause(&sh->pong, i);
+}
+
+/*
+ * "RMW post": the post is a seq_cst fetch-add of the word followed by a seq_cst load of a
+ * waiter count on the same line, as shml_event_notify() does (the Dekker handshake that
+ * lets it skip the wake-up call). A locked RMW waits for the line in exclusive state and
+ * drains the store buffer, where a plain release store would retire at once.
+ */
+static void rmw_post(_Atomic uint32_t *w)
+{
+    /* seq_cst: the waker's half of the handshake, as in the library (orders the RMW before
+       the load of the waiter count); also releases to the acquire load of the poller. */
+    atomic_fetch_add_explicit(&w[0], 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&w[1], memory_order_seq_cst) != 0)
+        futex(&w[0], FUTEX_WAKE, 1, NULL); /* never: nobody sleeps in this benchmark */
+}
+
+static void peer_spin_rmw(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        if (spin_wait_for(&sh->ping2[0], (uint32_t)i) < 0)
+            peer_fail(sh, "raw spin wait", -ETIMEDOUT);
+        rmw_post(sh->pong2);
+    }
+}
+
+static int round_spin_rmw(struct shared *sh, uint32_t i)
+{
+    rmw_post(sh->ping2);
+    return spin_wait_for(&sh->pong2[0], i);
+}
+
+/* Both: what a spin-mode shml_event does, minus the library's calls and checks. */
+static void peer_spin_both(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        if (spin_wait_pause(&sh->ping2[0], (uint32_t)i) < 0)
+            peer_fail(sh, "raw spin wait", -ETIMEDOUT);
+        rmw_post(sh->pong2);
+    }
+}
+
+static int round_spin_both(struct shared *sh, uint32_t i)
+{
+    rmw_post(sh->ping2);
+    return spin_wait_pause(&sh->pong2[0], i);
+}
+
+/* ---- shml_event ping-pong (blocking and spin modes: the spin budget is in the events) ---- */
+
+/*
+ * The peer waits for ev_ping to move past the generation it has seen, then notifies ev_pong.
+ * Both events start at generation 0 (initialised before the fork) and move once per round,
+ * so `seen` is simply the previous round's value; no notify can be lost, because a wait
+ * returns at once when the generation already differs from `seen`.
+ */
+static void peer_event(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    uint32_t seen = 0;
+    for (long i = 1; i <= rounds; i++) {
+        int rc = shml_event_wait(&sh->ev_ping, seen, WAIT_LIMIT_NS);
+        if (rc < 0)
+            peer_fail(sh, "shml_event_wait", rc);
+        seen = shml_event_read(&sh->ev_ping);
+        rc = shml_event_notify(&sh->ev_pong, SHML_WAKE_ONE);
+        if (rc < 0)
+            peer_fail(sh, "shml_event_notify", rc);
+    }
+}
+
+static int round_event(struct shared *sh, uint32_t i)
+{
+    (void)i;
+    /* Read the generation to wait past before notifying, or the answer could come first. */
+    uint32_t seen = shml_event_read(&sh->ev_pong);
+    int rc = shml_event_notify(&sh->ev_ping, SHML_WAKE_ONE);
+    if (rc < 0)
+        return rc;
+    return shml_event_wait(&sh->ev_pong, seen, WAIT_LIMIT_NS);
+}
+
+/* ---- one ping-pong repetition ---- */
+
+typedef int (*setup_fn)(struct shared *sh);
+typedef int (*round_fn)(struct shared *sh, uint32_t i);
+
+static int setup_words(struct shared *sh)
+{
+    atomic_store_explicit(&sh->ping, 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->pong, 0, memory_order_relaxed);
+    for (int k = 0; k < 2; k++) {
+        atomic_store_explicit(&sh->ping2[k], 0, memory_order_relaxed);
+        atomic_store_explicit(&sh->pong2[k], 0, memory_order_relaxed);
+    }
+    return 0;
+}
+
+static int setup_events(struct shared *sh, uint32_t spin)
+{
+    int rc = shml_event_init(&sh->ev_ping);
+    if (rc >= 0)
+        rc = shml_event_init(&sh->ev_pong);
+    if (rc >= 0)
+        rc = shml_event_set_spin(&sh->ev_ping, spin);
+    if (rc >= 0)
+        rc = shml_event_set_spin(&sh->ev_pong, spin);
+    return rc;
+}
+
+static int setup_event_block(struct shared *sh)
+{
+    return setup_events(sh, 0);
+}
+
+static int setup_event_spin(struct shared *sh)
+{
+    return setup_events(sh, EVENT_SPIN);
+}
+
+struct pingpong {
+    const char *name;
+    setup_fn setup;
+    peer_fn peer;
+    round_fn round;
+};
+
+/* The order matters: main() takes the ratios of PP_* entries. */
+enum { PP_FUTEX, PP_EVENT_BLOCK, PP_SPIN, PP_EVENT_SPIN, PP_DIAG };
+static const struct pingpong pingpongs[] = {
+    {"raw futex ping-pong", setup_words, peer_futex, round_futex},
+    {"shml_event, blocking (spin 0)", setup_event_block, peer_event, round_event},
+    {"raw spin ping-pong", setup_words, peer_spin, round_spin},
+    {"shml_event, spin 1000000", setup_event_spin, peer_event, round_event},
+    {"  diag: raw spin + pause in poll", setup_words, peer_spin_pause, round_spin_pause},
+    {"  diag: raw spin + RMW post", setup_words, peer_spin_rmw, round_spin_rmw},
+    {"  diag: raw spin + both", setup_words, peer_spin_both, round_spin_both},
+};
+#define N_PINGPONG (sizeof pingpongs / sizeof pingpongs[0])
+
+/*
+ * One repetition: warm-up round trips, then rounds/batch timed batches, each adding its mean
+ * round trip to `s`. The peer runs warm-up + timed rounds in one go.
+ */
+static int run_pingpong(struct shared *sh, const struct opts *o, const struct pingpong *pp,
+                        struct series *s)
+{
+    long batches = o->rounds / o->batch;
+    if (batches < 1)
+        batches = 1;
+    long warm = o->rounds / 10 < 1000 ? o->rounds / 10 : 1000;
+    long total = warm + batches * o->batch;
+    int rc = pp->setup(sh);
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: %s: setup: %s\n", pp->name, shml_strerror(rc));
+        return -1;
+    }
+    pid_t pid = start_peer(sh, o, pp->peer, total);
+    if (pid < 0)
+        return -1;
+    uint32_t i = 0;
+    for (long w = 0; w < warm && rc >= 0; w++)
+        rc = pp->round(sh, ++i);
+    for (long b = 0; b < batches && rc >= 0; b++) {
+        int64_t t0 = now_ns();
+        for (long k = 0; k < o->batch && rc >= 0; k++)
+            rc = pp->round(sh, ++i);
+        int64_t t1 = now_ns();
+        if (rc >= 0 && series_add(s, (double)(t1 - t0) / (double)o->batch) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: %s: round %" PRIu32 ": %s\n", pp->name, i,
+                shml_strerror(rc));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return finish_peer(sh, pid, pp->name);
+}
+
+/* ---- uncontended lock + unlock, one thread ---- */
+
+struct locker {
+    const char *name;
+    int (*setup)(struct shared *sh);
+    int (*pair)(struct shared *sh); /* one lock + unlock; < 0 on failure */
+};
+
+static int setup_shml(struct shared *sh)
+{
+    return shml_mutex_init(&sh->mutex);
+}
+
+static int pair_shml(struct shared *sh)
+{
+    int rc = shml_mutex_lock(&sh->mutex, SHML_FOREVER);
+    if (rc < 0)
+        return rc;
+    return shml_mutex_unlock(&sh->mutex);
+}
+
+/* Process-local references: they live in this process's memory, not in the mapping. */
+static pthread_mutex_t local_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t robust_mutex;
+static alignas(128) _Atomic uint32_t spinlock;
+
+static int setup_none(struct shared *sh)
+{
+    (void)sh;
+    return 0;
+}
+
+static int pair_pthread(struct shared *sh)
+{
+    (void)sh;
+    int rc = pthread_mutex_lock(&local_mutex);
+    if (rc != 0)
+        return -rc;
+    return -pthread_mutex_unlock(&local_mutex);
+}
+
+/*
+ * A robust process-shared mutex, what shml_mutex is made of on Linux. It sits in this
+ * process's memory: those attributes choose glibc's code path, not where the bytes are, and
+ * one thread pays the same either way. Initialised once.
+ */
+static bool robust_ready;
+
+static int setup_robust(struct shared *sh)
+{
+    (void)sh;
+    if (robust_ready)
+        return 0;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(&robust_mutex, &a);
+    pthread_mutexattr_destroy(&a);
+    robust_ready = rc == 0;
+    return -rc;
+}
+
+static int pair_robust(struct shared *sh)
+{
+    (void)sh;
+    int rc = pthread_mutex_lock(&robust_mutex);
+    if (rc != 0)
+        return -rc;
+    return -pthread_mutex_unlock(&robust_mutex);
+}
+
+static int pair_spin(struct shared *sh)
+{
+    (void)sh;
+    /* Acquire: pairs with the release store below (of the previous pair); a real lock's
+     * critical section would be ordered after it. */
+    while (atomic_exchange_explicit(&spinlock, 1, memory_order_acquire) != 0)
+        ;
+    /* Release: orders the (empty) critical section before the next acquirer's exchange. */
+    atomic_store_explicit(&spinlock, 0, memory_order_release);
+    return 0;
+}
+
+static const struct locker lockers[] = {
+    {"shml_mutex", setup_shml, pair_shml},
+    {"pthread_mutex_t (default)", setup_none, pair_pthread},
+    {"pthread robust pshared", setup_robust, pair_robust},
+    {"atomic xchg spinlock", setup_none, pair_spin},
+};
+#define N_LOCKER (sizeof lockers / sizeof lockers[0])
+
+static int run_uncontended(struct shared *sh, const struct opts *o, const struct locker *l,
+                           struct series *s)
+{
+    int rc = l->setup(sh);
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: %s: init: %s\n", l->name, shml_strerror(rc));
+        return -1;
+    }
+    long batches = o->lock_pairs / LOCK_BATCH;
+    if (batches < 1)
+        batches = 1;
+    for (long w = 0; w < LOCK_BATCH && rc >= 0; w++)
+        rc = l->pair(sh);
+    for (long b = 0; b < batches && rc >= 0; b++) {
+        int64_t t0 = now_ns();
+        for (long k = 0; k < LOCK_BATCH && rc >= 0; k++)
+            rc = l->pair(sh);
+        int64_t t1 = now_ns();
+        if (rc >= 0 && series_add(s, (double)(t1 - t0) / LOCK_BATCH) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: %s: lock/unlock: %s\n", l->name, shml_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- contended hand-off between two processes ---- */
+
+/*
+ * Both processes run `rounds` iterations of lock, increment, unlock. The counter and the
+ * hand-off count are plain fields: the mutex under test is what orders them, and the final
+ * count checks that it did.
+ */
+static int contend_shml(struct shared *sh, long rounds, uint32_t me)
+{
+    for (long i = 0; i < rounds; i++) {
+        /* SHML_FOREVER, the call the reference's pthread_mutex_lock() matches (a timed lock
+           reads the clock); run_contended() bounds the whole repetition instead. */
+        int rc = shml_mutex_lock(&sh->mutex, SHML_FOREVER);
+        if (rc < 0)
+            return rc;
+        sh->counter++;
+        if (sh->last_owner != me) {
+            sh->handoffs++;
+            sh->last_owner = me;
+        }
+        rc = shml_mutex_unlock(&sh->mutex);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int contend_pthread(struct shared *sh, long rounds, uint32_t me)
+{
+    for (long i = 0; i < rounds; i++) {
+        int rc = pthread_mutex_lock(&sh->pmutex);
+        if (rc != 0)
+            return -rc;
+        sh->counter++;
+        if (sh->last_owner != me) {
+            sh->handoffs++;
+            sh->last_owner = me;
+        }
+        rc = pthread_mutex_unlock(&sh->pmutex);
+        if (rc != 0)
+            return -rc;
+    }
+    return 0;
+}
+
+static void peer_contend_shml(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    int rc = contend_shml(sh, rounds, 2);
+    if (rc < 0)
+        peer_fail(sh, "shml_mutex", rc);
+}
+
+static void peer_contend_pthread(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    int rc = contend_pthread(sh, rounds, 2);
+    if (rc < 0)
+        peer_fail(sh, "pthread_mutex", rc);
+}
+
+struct contender {
+    const char *name;
+    int (*setup)(struct shared *sh);
+    peer_fn peer;
+    int (*run)(struct shared *sh, long rounds, uint32_t me);
+};
+
+static int setup_pshared(struct shared *sh)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    int rc = pthread_mutex_init(&sh->pmutex, &a);
+    pthread_mutexattr_destroy(&a);
+    return -rc;
+}
+
+static const struct contender contenders[] = {
+    {"shml_mutex", setup_shml, peer_contend_shml, contend_shml},
+    {"pthread pshared (not robust)", setup_pshared, peer_contend_pthread, contend_pthread},
+};
+#define N_CONTENDER (sizeof contenders / sizeof contenders[0])
+
+static int run_contended_rep(struct shared *sh, const struct opts *o, const struct contender *c,
+                             struct series *s)
+{
+    int rc = c->setup(sh);
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: contended %s: init: %s\n", c->name, shml_strerror(rc));
+        return -1;
+    }
+    sh->counter = 0;
+    sh->handoffs = 0;
+    sh->last_owner = 0;
+    pid_t pid = start_peer(sh, o, c->peer, o->rounds);
+    if (pid < 0)
+        return -1;
+    /* The peer is running from here: time from its start, so both halves are inside. */
+    int64_t t0 = now_ns();
+    rc = c->run(sh, o->rounds, 1);
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: contended %s: %s\n", c->name, shml_strerror(rc));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    int64_t deadline = now_ns() + WAIT_LIMIT_NS;
+    /* Acquire: pairs with the peer's release store of done: its increments are visible. */
+    while (!atomic_load_explicit(&sh->done, memory_order_acquire) &&
+           !atomic_load_explicit(&sh->fail, memory_order_acquire) && now_ns() < deadline)
+        ;
+    int64_t t1 = now_ns();
+    if (finish_peer(sh, pid, c->name) < 0)
+        return -1;
+    if (sh->counter != 2 * (uint64_t)o->rounds) {
+        fprintf(stderr, "bench_sync: contended %s: counter %" PRIu64 ", expected %ld: the lock "
+                "did not exclude\n", c->name, sh->counter, 2 * o->rounds);
+        return -1;
+    }
+    double secs = (double)(t1 - t0) / 1e9;
+    if (series_add(s, (double)(t1 - t0) / (double)(2 * o->rounds)) < 0)
+        return -1;
+    s->extra += (double)sh->handoffs / secs;
+    return 0;
+}
+
+/* The watchdog of a contended repetition: the locks there wait without a bound. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "bench_sync: a contended repetition hangs: a lost wake-up?\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing more to say */
+    }
+    _exit(1); /* the peer dies with us (PR_SET_PDEATHSIG) */
+}
+
+static int run_contended(struct shared *sh, const struct opts *o, const struct contender *c,
+                         struct series *s)
+{
+    /* Far more than a repetition needs (about 1 us per lock even on a loaded machine). */
+    unsigned limit = 60 + (unsigned)(o->rounds / 10000);
+    signal(SIGALRM, on_alarm);
+    alarm(limit);
+    int rc = run_contended_rep(sh, o, c, s);
+    alarm(0);
+    return rc;
+}
+
+/* ---- report ---- */
+
+static double median_of(const struct series *s)
+{
+    double *v = malloc((s->n ? s->n : 1) * sizeof *v);
+    if (!v)
+        return 0;
+    memcpy(v, s->v, s->n * sizeof *v);
+    double m = percentile(v, s->n, 50);
+    free(v);
+    return m;
+}
+
+static double p99_of(const struct series *s)
+{
+    double *v = malloc((s->n ? s->n : 1) * sizeof *v);
+    if (!v)
+        return 0;
+    memcpy(v, s->v, s->n * sizeof *v);
+    double m = percentile(v, s->n, 99);
+    free(v);
+    return m;
+}
+
+static void print_row(const struct series *s, const char *note)
+{
+    if (s->failed || s->n == 0) {
+        printf("  %-32s %10s %10s %8s  %s\n", s->name, "failed", "-", "-", s->unit);
+        return;
+    }
+    printf("  %-32s %10.1f %10.1f %8zu  %s%s\n", s->name, median_of(s), p99_of(s), s->n, s->unit,
+           note ? note : "");
+}
+
+static const char *verdict(double value, double target)
+{
+    return value <= target ? "met" : "MISSED";
+}
+
+static void print_machine(const struct opts *o)
+{
+    struct utsname u;
+    char model[128] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    p += 1 + (p[1] == ' ');
+                    p[strcspn(p, "\n")] = '\0';
+                    snprintf(model, sizeof model, "%s", p);
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    uname(&u);
+    printf("bench_sync: shmlink %s, %s %s, %ld CPUs online (%s)\n", shml_version(), u.sysname,
+           u.release, sysconf(_SC_NPROCESSORS_ONLN), model);
+    if (o->cpu[0] >= 0)
+        printf("processes pinned to CPUs %d and %d; ", o->cpu[0], o->cpu[1]);
+    else
+        printf("processes NOT pinned (fewer than 2 CPUs allowed); ");
+    printf("%ld repetitions (interleaved), %ld round trips each in batches of %ld, %ld lock "
+           "pairs in batches of %d%s\n\n",
+           o->reps, o->rounds, o->batch, o->lock_pairs, LOCK_BATCH,
+           o->quick ? " (--quick: a smoke run, numbers mean little)" : "");
+}
+
+/* ---- options ---- */
+
+static _Noreturn void usage(const char *why)
+{
+    if (why)
+        fprintf(stderr, "bench_sync: %s\n", why);
+    fprintf(stderr,
+            "usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N] "
+            "[--cpus A,B]\n"
+            "  --quick         a short smoke run (checks that everything runs)\n"
+            "  --rounds N      ping-pong round trips per repetition, and contended iterations\n"
+            "                  per process (default 50000)\n"
+            "  --reps N        repetitions of every benchmark, interleaved (default 7)\n"
+            "  --batch N       round trips per timed batch (default 100)\n"
+            "  --lock-pairs N  uncontended lock+unlock pairs per repetition (default 2000000)\n"
+            "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n");
+    exit(2);
+}
+
+static long parse_long(const char *s, long min)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min)
+        usage("bad number");
+    return v;
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){50000, 7, 100, 2000000, {-1, -1}, false};
+    bool cpus_given = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--quick") == 0) {
+            o->quick = true;
+            o->rounds = 2000;
+            o->reps = 2;
+            o->lock_pairs = 20000;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(NULL);
+        } else if (!v) {
+            usage("unknown option or missing value");
+        } else if (strcmp(a, "--rounds") == 0) {
+            o->rounds = parse_long(v, 1), i++;
+        } else if (strcmp(a, "--reps") == 0) {
+            o->reps = parse_long(v, 1), i++;
+        } else if (strcmp(a, "--batch") == 0) {
+            o->batch = parse_long(v, 1), i++;
+        } else if (strcmp(a, "--lock-pairs") == 0) {
+            o->lock_pairs = parse_long(v, 1), i++;
+        } else if (strcmp(a, "--cpus") == 0) {
+            if (sscanf(v, "%d,%d", &o->cpu[0], &o->cpu[1]) != 2 || o->cpu[0] < 0 ||
+                o->cpu[1] < 0 || o->cpu[0] == o->cpu[1])
+                usage("--cpus takes two different CPU numbers, e.g. 0,1");
+            cpus_given = true;
+            i++;
+        } else {
+            usage("unknown option");
+        }
+    }
+    if (o->batch > o->rounds)
+        o->batch = o->rounds;
+    if (o->rounds > (long)UINT32_MAX / 2)
+        usage("--rounds too large");
+    if (!cpus_given) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0) {
+            int k = 0;
+            for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
+                if (CPU_ISSET(c, &set))
+                    o->cpu[k++] = c;
+            if (k < 2)
+                o->cpu[0] = o->cpu[1] = -1;
+        }
+    }
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o);
+    print_machine(&o);
+
+    /*
+     * memfd: the bytes are shared with the forked peers by inheritance and vanish with the
+     * last process, so a killed benchmark leaves nothing behind.
+     */
+    shml_segment *seg = NULL;
+    int rc = shml_segment_create("memfd:shml-bench-sync", sizeof(struct shared), NULL, &seg);
+    if (rc < 0) {
+        fprintf(stderr, "bench_sync: create memfd:shml-bench-sync: %s (%s)\n", shml_strerror(rc),
+                shml_last_error());
+        return 1;
+    }
+    struct shared *sh = shml_segment_data(seg);
+    pin(o.cpu[0]);
+
+    struct series pp[N_PINGPONG] = {{0}}, lk[N_LOCKER] = {{0}}, ct[N_CONTENDER] = {{0}};
+    for (size_t b = 0; b < N_PINGPONG; b++)
+        pp[b] = (struct series){.name = pingpongs[b].name, .unit = "ns/round trip"};
+    for (size_t b = 0; b < N_LOCKER; b++)
+        lk[b] = (struct series){.name = lockers[b].name, .unit = "ns/lock+unlock"};
+    for (size_t b = 0; b < N_CONTENDER; b++)
+        ct[b] = (struct series){.name = contenders[b].name, .unit = "ns/lock"};
+
+    bool failed = false, tty = isatty(STDERR_FILENO);
+    for (long r = 0; r < o.reps; r++) {
+        if (tty)
+            fprintf(stderr, "\rrepetition %ld/%ld", r + 1, o.reps);
+        for (size_t b = 0; b < N_PINGPONG; b++)
+            if (!pp[b].failed && run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0)
+                pp[b].failed = failed = true;
+        for (size_t b = 0; b < N_LOCKER; b++)
+            if (!lk[b].failed && run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
+                lk[b].failed = failed = true;
+        for (size_t b = 0; b < N_CONTENDER; b++)
+            if (!ct[b].failed && run_contended(sh, &o, &contenders[b], &ct[b]) < 0)
+                ct[b].failed = failed = true;
+    }
+    if (tty)
+        fprintf(stderr, "\r%*s\r", 30, "");
+
+    printf("  %-32s %10s %10s %8s  %s\n", "benchmark", "median", "p99", "samples", "unit");
+    printf("ping-pong between two processes (round trip; samples are batches)\n");
+    for (size_t b = 0; b < N_PINGPONG; b++)
+        print_row(&pp[b], NULL);
+    printf("uncontended lock+unlock, one thread (samples are batches of %d)\n", LOCK_BATCH);
+    for (size_t b = 0; b < N_LOCKER; b++)
+        print_row(&lk[b], NULL);
+    printf("contended: 2 processes x (lock, increment, unlock) (samples are repetitions)\n");
+    for (size_t b = 0; b < N_CONTENDER; b++) {
+        char note[64] = "";
+        if (!ct[b].failed && ct[b].n)
+            snprintf(note, sizeof note, ", %.2fM hand-offs/s", ct[b].extra / (double)ct[b].n / 1e6);
+        print_row(&ct[b], note);
+    }
+
+    printf("\ntargets (ratios of medians from this run)\n");
+    if (!pp[PP_FUTEX].failed && !pp[PP_EVENT_BLOCK].failed && pp[PP_FUTEX].n &&
+        pp[PP_EVENT_BLOCK].n) {
+        double x = median_of(&pp[PP_EVENT_BLOCK]) / median_of(&pp[PP_FUTEX]);
+        printf("  blocking event RTT / raw futex RTT   %6.2fx   target <= 1.10x  %s\n", x,
+               verdict(x, 1.10));
+    }
+    if (!pp[PP_SPIN].failed && !pp[PP_EVENT_SPIN].failed && pp[PP_SPIN].n &&
+        pp[PP_EVENT_SPIN].n) {
+        double x = median_of(&pp[PP_EVENT_SPIN]) / median_of(&pp[PP_SPIN]);
+        printf("  spin event RTT / raw spin RTT        %6.2fx   target <= 1.20x  %s\n", x,
+               verdict(x, 1.20));
+    }
+    if (!lk[0].failed && lk[0].n) {
+        double x = median_of(&lk[0]);
+        printf("  uncontended shml_mutex lock+unlock  %6.1f ns  target <= 30 ns   %s\n", x,
+               verdict(x, 30.0));
+    }
+
+    for (size_t b = 0; b < N_PINGPONG; b++)
+        free(pp[b].v);
+    for (size_t b = 0; b < N_LOCKER; b++)
+        free(lk[b].v);
+    for (size_t b = 0; b < N_CONTENDER; b++)
+        free(ct[b].v);
+    shml_segment_close(seg);
+    return failed ? 1 : 0;
+}
