@@ -38,7 +38,7 @@
  * /dev/shm whatever happens.
  *
  * Usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N]
- *                   [--cpus A,B]
+ *                   [--cpus A,B] [--only TEXT]
  * Exit status: 0 when every benchmark ran (targets missed or not: this is a measurement, not a
  * test), 1 when one failed (a timeout, a wrong count, a failed call), 2 for a usage error.
  */
@@ -80,7 +80,13 @@ struct opts {
     long lock_pairs; /* uncontended lock+unlock pairs per repetition */
     int cpu[2];      /* the parent's and the peer's CPU; -1: not pinned */
     bool quick;
+    const char *only; /* run only the benchmarks whose name contains this (NULL: all) */
 };
+
+static bool selected(const struct opts *o, const char *name)
+{
+    return !o->only || strstr(name, o->only) != NULL;
+}
 
 /* ---- the shared mapping ---- */
 
@@ -888,12 +894,23 @@ static double p99_of(const struct series *s)
 
 static void print_row(const struct series *s, const char *note)
 {
-    if (s->failed || s->n == 0) {
+    if (!s->failed && s->n == 0)
+        return; /* not selected (--only) */
+    if (s->failed) {
         printf("  %-32s %10s %10s %8s  %s\n", s->name, "failed", "-", "-", s->unit);
         return;
     }
     printf("  %-32s %10.1f %10.1f %8zu  %s%s\n", s->name, median_of(s), p99_of(s), s->n, s->unit,
            note ? note : "");
+}
+
+/* Whether a group has a row to print (a failure, or samples): --only may leave it empty. */
+static bool any_ran(const struct series *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i].failed || s[i].n)
+            return true;
+    return false;
 }
 
 static const char *verdict(double value, double target)
@@ -942,14 +959,15 @@ static _Noreturn void usage(const char *why)
         fprintf(stderr, "bench_sync: %s\n", why);
     fprintf(stderr,
             "usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N] "
-            "[--cpus A,B]\n"
+            "[--cpus A,B] [--only TEXT]\n"
             "  --quick         a short smoke run (checks that everything runs)\n"
             "  --rounds N      ping-pong round trips per repetition, and contended iterations\n"
             "                  per process (default 50000)\n"
             "  --reps N        repetitions of every benchmark, interleaved (default 7)\n"
             "  --batch N       round trips per timed batch (default 100)\n"
             "  --lock-pairs N  uncontended lock+unlock pairs per repetition (default 2000000)\n"
-            "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n");
+            "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n"
+            "  --only TEXT     run only the benchmarks whose name contains TEXT\n");
     exit(2);
 }
 
@@ -965,7 +983,7 @@ static long parse_long(const char *s, long min)
 
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){50000, 7, 100, 2000000, {-1, -1}, false};
+    *o = (struct opts){50000, 7, 100, 2000000, {-1, -1}, false, NULL};
     bool cpus_given = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -978,7 +996,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(NULL);
         } else if (!v) {
-            usage("unknown option or missing value");
+            char word[64];
+            snprintf(word, sizeof word, " %s ", a);
+            usage(strstr(" --rounds --reps --batch --lock-pairs --cpus --only ", word)
+                      ? "missing value"
+                      : "unknown option");
         } else if (strcmp(a, "--rounds") == 0) {
             o->rounds = parse_long(v, 1), i++;
         } else if (strcmp(a, "--reps") == 0) {
@@ -987,6 +1009,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
             o->batch = parse_long(v, 1), i++;
         } else if (strcmp(a, "--lock-pairs") == 0) {
             o->lock_pairs = parse_long(v, 1), i++;
+        } else if (strcmp(a, "--only") == 0) {
+            o->only = v;
+            i++;
         } else if (strcmp(a, "--cpus") == 0) {
             if (sscanf(v, "%d,%d", &o->cpu[0], &o->cpu[1]) != 2 || o->cpu[0] < 0 ||
                 o->cpu[1] < 0 || o->cpu[0] == o->cpu[1])
@@ -1049,26 +1074,32 @@ int main(int argc, char **argv)
         if (tty)
             fprintf(stderr, "\rrepetition %ld/%ld", r + 1, o.reps);
         for (size_t b = 0; b < N_PINGPONG; b++)
-            if (!pp[b].failed && run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0)
+            if (selected(&o, pp[b].name) && !pp[b].failed &&
+                run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0)
                 pp[b].failed = failed = true;
         for (size_t b = 0; b < N_LOCKER; b++)
-            if (!lk[b].failed && run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
+            if (selected(&o, lk[b].name) && !lk[b].failed &&
+                run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
                 lk[b].failed = failed = true;
         for (size_t b = 0; b < N_CONTENDER; b++)
-            if (!ct[b].failed && run_contended(sh, &o, &contenders[b], &ct[b]) < 0)
+            if (selected(&o, ct[b].name) && !ct[b].failed &&
+                run_contended(sh, &o, &contenders[b], &ct[b]) < 0)
                 ct[b].failed = failed = true;
     }
     if (tty)
         fprintf(stderr, "\r%*s\r", 30, "");
 
     printf("  %-32s %10s %10s %8s  %s\n", "benchmark", "median", "p99", "samples", "unit");
-    printf("ping-pong between two processes (round trip; samples are batches)\n");
+    if (any_ran(pp, N_PINGPONG))
+        printf("ping-pong between two processes (round trip; samples are batches)\n");
     for (size_t b = 0; b < N_PINGPONG; b++)
         print_row(&pp[b], NULL);
-    printf("uncontended lock+unlock, one thread (samples are batches of %d)\n", LOCK_BATCH);
+    if (any_ran(lk, N_LOCKER))
+        printf("uncontended lock+unlock, one thread (samples are batches of %d)\n", LOCK_BATCH);
     for (size_t b = 0; b < N_LOCKER; b++)
         print_row(&lk[b], NULL);
-    printf("contended: 2 processes x (lock, increment, unlock) (samples are repetitions)\n");
+    if (any_ran(ct, N_CONTENDER))
+        printf("contended: 2 processes x (lock, increment, unlock) (samples are repetitions)\n");
     for (size_t b = 0; b < N_CONTENDER; b++) {
         char note[64] = "";
         if (!ct[b].failed && ct[b].n)
