@@ -45,7 +45,7 @@ PEER(crash_writer)
             shmt_fail(__FILE__, __LINE__, "writer found a torn record: %ju != %ju",
                       (uintmax_t)c->a, (uintmax_t)c->b);
         c->a = i;
-        /* Most of the loop is spent here, between a and b, so kills land mid-update. */
+        /* Much of the loop is spent here, between a and b, so many kills land mid-update. */
         for (int k = 0; k < 64; k++)
             c->work[k] = c->work[k] * 31 + i;
         c->b = i;
@@ -85,8 +85,8 @@ TEST_TIMEOUT(mutex_holder_killed_repeatedly, 300)
         struct shml_mutex_state st;
         ASSERT_OK(shml_mutex_inspect(&c->m, &st));
         if (said_held) {
-            /* It died holding the lock: the kernel released it for the next locker. */
-            /* (Whether inspect() also names the dead process is mutex_inspect_dead_pid's.) */
+            /* It died holding the lock: the kernel released it for the next locker. (Whether
+               inspect() also names the dead process is mutex_inspect_dead_pid's business.) */
             if (st.state != SHML_MUTEX_OWNER_DEAD || st.owner != w || st.alive != 0)
                 shmt_fail(__FILE__, __LINE__,
                           "round %d: writer %d died holding the lock; inspect: state %d owner "
@@ -126,13 +126,13 @@ TEST_TIMEOUT(mutex_holder_killed_repeatedly, 300)
     shmt_log("%d rounds: the writer died holding the lock %d times (leaving a torn record %d "
              "times), outside it %d times",
              ROUNDS, dead_holding, torn_seen, dead_outside);
-    /* Most of a writer's loop is inside the lock: a run that never saw -EOWNERDEAD tested
+    /* Much of a writer's loop is inside the lock: a run that never saw -EOWNERDEAD tested
        nothing. */
     ASSERT_GT(dead_holding, 0);
     ASSERT_OK(shml_segment_close(seg));
 }
 
-/* Open argv[0], lock: the result, as a line ("0", "-130"); then "bye" ends it. */
+/* Open argv[0], lock with a 100 ms timeout, report the result as a line ("0", "-110"), end. */
 PEER(crash_try_lock)
 {
     ASSERT_EQ(argc, 1);
@@ -146,7 +146,7 @@ PEER(crash_try_lock)
     return 0;
 }
 
-/* Holder of the lock (the mx_hold of test_mutex.c, for this layout). */
+/* Lock, tear the record (a set, b not), say "locked", and wait to be killed. */
 PEER(crash_hold)
 {
     ASSERT_EQ(argc, 1);
