@@ -12,7 +12,8 @@
  *     shml_event      spin mode (spin budget 1000000): the target is <= 1.2x the raw spin
  *     diagnostics     the raw spin with one of the two things the spin-mode event does
  *                     differently: a pause instruction in the poll, and a seq_cst
- *                     read-modify-write plus a waiter-count load as the post
+ *                     read-modify-write plus a waiter-count load as the post; both; and
+ *                     the same handshake with a store and a fence instead of the RMW
  *   uncontended lock + unlock in one thread (target: shml_mutex <= 30 ns)
  *     shml_mutex, pthread_mutex_t (default: not robust, not shared), a robust process-shared
  *     pthread_mutex_t (the mechanism under shml_mutex, to tell its cost from the wrapper's),
@@ -38,7 +39,7 @@
  * /dev/shm whatever happens.
  *
  * Usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N]
- *                   [--cpus A,B] [--only TEXT]
+ *                   [--cpus A,B] [--only TEXT,...]
  * Exit status: 0 when every benchmark ran (targets missed or not: this is a measurement, not a
  * test), 1 when one failed (a timeout, a wrong count, a failed call), 2 for a usage error.
  */
@@ -80,12 +81,25 @@ struct opts {
     long lock_pairs; /* uncontended lock+unlock pairs per repetition */
     int cpu[2];      /* the parent's and the peer's CPU; -1: not pinned */
     bool quick;
-    const char *only; /* run only the benchmarks whose name contains this (NULL: all) */
+    const char *only; /* TEXT[,TEXT...]: run only the benchmarks whose name contains one */
 };
 
 static bool selected(const struct opts *o, const char *name)
 {
-    return !o->only || strstr(name, o->only) != NULL;
+    if (!o->only)
+        return true;
+    for (const char *p = o->only; *p;) {
+        size_t len = strcspn(p, ",");
+        char word[64];
+        if (len > 0 && len < sizeof word) {
+            memcpy(word, p, len);
+            word[len] = '\0';
+            if (strstr(name, word))
+                return true;
+        }
+        p += len + (p[len] == ',');
+    }
+    return false;
 }
 
 /* ---- the shared mapping ---- */
@@ -448,6 +462,39 @@ static int round_spin_rmw(struct shared *sh, uint32_t i)
     return spin_wait_for(&sh->pong2[0], i);
 }
 
+/*
+ * "fence post": the same handshake without a locked instruction: a release store of the
+ * next value, a seq_cst fence (the StoreLoad barrier the handshake needs), then the load of
+ * the waiter count. Correct only with one poster per word (no increment), so it is not a
+ * drop-in for shml_event_notify(); it shows whether the cost is the ordering or the lock.
+ */
+static void fence_post(_Atomic uint32_t *w, uint32_t val)
+{
+    /* Release: pairs with the poller's acquire load of the word. */
+    atomic_store_explicit(&w[0], val, memory_order_release);
+    /* seq_cst fence: orders the store above before the load below (StoreLoad), the waker's
+       half of the handshake, as the RMW does in rmw_post(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&w[1], memory_order_relaxed) != 0)
+        futex(&w[0], FUTEX_WAKE, 1, NULL); /* never: nobody sleeps in this benchmark */
+}
+
+static void peer_spin_fence(struct shared *sh, const struct opts *o, long rounds)
+{
+    (void)o;
+    for (long i = 1; i <= rounds; i++) {
+        if (spin_wait_for(&sh->ping2[0], (uint32_t)i) < 0)
+            peer_fail(sh, "raw spin wait", -ETIMEDOUT);
+        fence_post(sh->pong2, (uint32_t)i);
+    }
+}
+
+static int round_spin_fence(struct shared *sh, uint32_t i)
+{
+    fence_post(sh->ping2, i);
+    return spin_wait_for(&sh->pong2[0], i);
+}
+
 /* Both: what a spin-mode shml_event does, minus the library's calls and checks. */
 static void peer_spin_both(struct shared *sh, const struct opts *o, long rounds)
 {
@@ -554,6 +601,7 @@ static const struct pingpong pingpongs[] = {
     {"  diag: raw spin + pause in poll", setup_words, peer_spin_pause, round_spin_pause},
     {"  diag: raw spin + RMW post", setup_words, peer_spin_rmw, round_spin_rmw},
     {"  diag: raw spin + both", setup_words, peer_spin_both, round_spin_both},
+    {"  diag: raw spin + fence post", setup_words, peer_spin_fence, round_spin_fence},
 };
 #define N_PINGPONG (sizeof pingpongs / sizeof pingpongs[0])
 
@@ -959,7 +1007,7 @@ static _Noreturn void usage(const char *why)
         fprintf(stderr, "bench_sync: %s\n", why);
     fprintf(stderr,
             "usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N] "
-            "[--cpus A,B] [--only TEXT]\n"
+            "[--cpus A,B] [--only TEXT,...]\n"
             "  --quick         a short smoke run (checks that everything runs)\n"
             "  --rounds N      ping-pong round trips per repetition, and contended iterations\n"
             "                  per process (default 50000)\n"
@@ -967,7 +1015,7 @@ static _Noreturn void usage(const char *why)
             "  --batch N       round trips per timed batch (default 100)\n"
             "  --lock-pairs N  uncontended lock+unlock pairs per repetition (default 2000000)\n"
             "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n"
-            "  --only TEXT     run only the benchmarks whose name contains TEXT\n");
+            "  --only TEXT,... run only the benchmarks whose name contains one of the TEXTs\n");
     exit(2);
 }
 
