@@ -169,10 +169,12 @@ _Static_assert(offsetof(struct shml_hdr, attach) == SHML_ATTACH_OFF, "hdr.attach
 struct shml_mutex_layout {
     _Alignas(8) uint8_t os[SHML_MUTEX_OS_BYTES]; /*  0: the platform's lock */
     shml_atomic_u32 magic;                      /* 48: SHML_MUTEX_MAGIC once initialised */
-    uint32_t reserved[3];                       /* 52: zero */
+    shml_atomic_u32 holder_pid;                 /* 52: pid of the last process that locked */
+    uint32_t reserved[2];                       /* 56: zero */
 };
 _Static_assert(sizeof(struct shml_mutex_layout) == 64, "mutex size");
 _Static_assert(offsetof(struct shml_mutex_layout, magic) == 48, "mutex.magic");
+_Static_assert(offsetof(struct shml_mutex_layout, holder_pid) == 52, "mutex.holder_pid");
 
 /*
  * shml_event: gen is the futex word that waiters sleep on; waiters counts threads that have

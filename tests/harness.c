@@ -248,12 +248,7 @@ void shmt_skip(const char *fmt, ...)
     _exit(SHMT_EXIT_SKIP);
 }
 
-/* ---- string pool ---- */
-
-#define POOL_N 128
-#define POOL_SZ 4400
-static char pool[POOL_N][POOL_SZ];
-static unsigned pool_next;
+/* ---- strings that live as long as the test ---- */
 
 /* Names of objects live as long as the test: a pool that is never recycled. */
 #define NAMES_N 512
@@ -271,10 +266,32 @@ static const char *new_name(const char *fmt_prefix)
 
 const char *shmt_fmt(const char *fmt, ...)
 {
-    char *p = pool[pool_next++ % POOL_N];
+    /*
+     * Each string is its own allocation, kept reachable from `kept` until the test process
+     * ends, so that it is valid as long as the header promises however many a test makes.
+     */
+    static char **kept;
+    static size_t n_kept, cap_kept;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p, POOL_SZ, fmt, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = malloc(len < 0 ? 1 : (size_t)len + 1);
+    if (n_kept == cap_kept) {
+        size_t cap = cap_kept ? cap_kept * 2 : 64;
+        char **grown = realloc(kept, cap * sizeof(*kept));
+        if (grown) {
+            kept = grown;
+            cap_kept = cap;
+        }
+    }
+    if (!p || n_kept == cap_kept) {
+        shmt_log("harness: out of memory in shmt_fmt");
+        abort();
+    }
+    kept[n_kept++] = p;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)len + 1, fmt, ap);
     va_end(ap);
     return p;
 }

@@ -85,7 +85,8 @@ SHML_API int shml_mutex_unlock(shml_mutex *m);
 struct shml_mutex_state {
     int state;       /* SHML_MUTEX_FREE, _HELD, _OWNER_DEAD, _NOT_RECOVERABLE */
     int32_t owner;   /* holding thread id (equal to its pid for single-threaded programs) */
-    int32_t pid;     /* process of that thread, 0 if unknown */
+    int32_t pid;     /* process of that thread; for OWNER_DEAD and NOT_RECOVERABLE the
+                        process that died holding it (recorded at lock), 0 if unknown */
     int alive;       /* 1 the holder is alive, 0 dead, -1 unknown */
     bool waiters;    /* some thread sleeps on it */
 };

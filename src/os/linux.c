@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +89,33 @@ int shml__os_cwd(char *buf, size_t cap)
     return getcwd(buf, cap) ? 0 : -errno;
 }
 
+/*
+ * getpid() is a system call in glibc >= 2.25, too slow for a lock's fast path: the pid is
+ * cached, and forgotten in the child of every fork() (pthread_atfork).
+ */
+static _Atomic int32_t cached_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void)
+{
+    atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
 int32_t shml__os_pid(void)
 {
-    return (int32_t)getpid();
+    /* Relaxed: every thread of a process computes the same value. */
+    int32_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+    if (pid == 0) {
+        pthread_once(&atfork_once, register_atfork);
+        pid = (int32_t)getpid();
+        atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+    }
+    return pid;
 }
 
 uint32_t shml__os_euid(void)

@@ -58,6 +58,35 @@ static int owner_of(void *os)
     return __atomic_load_n((int *)((char *)os + 8), __ATOMIC_RELAXED);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define SHML_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHML_TSAN 1
+#endif
+#endif
+
+static int timed_lock(pthread_mutex_t *m, int64_t timeout_ns)
+{
+#ifdef SHML_TSAN
+    /*
+     * ThreadSanitizer (gcc 12, clang 14) does not intercept pthread_mutex_clocklock, so it
+     * would not see the lock taken. Its builds use timedlock, whose realtime deadline moves if
+     * the clock is set; only sanitizer builds accept that.
+     */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t deadline = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + timeout_ns;
+    struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+    return pthread_mutex_timedlock(m, &ts);
+#else
+    /* An absolute deadline on the monotonic clock: immune to the clock being set. */
+    int64_t deadline = shml__os_mono_ns() + timeout_ns;
+    struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
+}
+
 int shml__os_mutex_lock(void *os, int64_t timeout_ns)
 {
     pthread_mutex_t *m = os;
@@ -76,9 +105,7 @@ int shml__os_mutex_lock(void *os, int64_t timeout_ns)
     } else if (timeout_ns < 0) {
         r = pthread_mutex_lock(m);
     } else {
-        int64_t deadline = shml__os_mono_ns() + timeout_ns;
-        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-        r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+        r = timed_lock(m, timeout_ns);
     }
     return -r;
 }

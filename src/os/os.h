@@ -32,7 +32,7 @@ SHML_INTERNAL void shml__os_sleep_ns(int64_t ns);
 /* The working directory, into buf; 0 or -errno (-ERANGE if it does not fit). */
 SHML_INTERNAL int shml__os_cwd(char *buf, size_t cap);
 
-/* Identity of the calling process. */
+/* Identity of the calling process (the pid is cached, and reset in fork()ed children). */
 SHML_INTERNAL int32_t shml__os_pid(void);
 SHML_INTERNAL uint32_t shml__os_euid(void);
 

@@ -82,7 +82,10 @@ int shml_segment_declared(const char *addr, struct shml_decl_info *out, size_t c
     if (r == 0) {
         ssize_t got = be->pread(&obj, NULL, 0, image, sizeof(image));
         r = got < 0 ? (int)got : shml__hdr_validate(image, sizeof(image), st.size);
-        if (r == -EAGAIN)
+        bool magic = memcmp(image, SHML_MAGIC_BYTES, SHML_MAGIC_LEN) == 0;
+        if (r == -EAGAIN && !magic)
+            r = shml__fail(SHML_ENOTSHML, "%s has no shmlink header (it is blank)", a.canon);
+        else if (r == -EAGAIN)
             r = shml__fail(ETIMEDOUT, "%s is still being initialised", a.canon);
     }
     size_t count = 0;
