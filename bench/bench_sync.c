@@ -28,7 +28,9 @@
  * over the batch); the median and p99 are taken over all batches of all repetitions. The same
  * goes for the uncontended locks with batches of 1000 pairs. A contended repetition is timed
  * whole (wall time over the locks of both processes), so its median and p99 are over
- * repetitions. The ratios are of medians.
+ * repetitions. The targets are ratios of those medians; each is followed by the same ratio
+ * taken repetition by repetition (median and range), which a machine that changes between
+ * repetitions disturbs less.
  *
  * The peer process is forked for each repetition, pinned with sched_setaffinity() to the
  * second CPU (the parent is on the first), and dies with the parent (PR_SET_PDEATHSIG). Every
@@ -183,6 +185,8 @@ struct series {
     size_t n, cap;
     double extra; /* contended: hand-offs per second, summed over repetitions */
     bool failed;
+    double *rep;  /* ping-pong: the median of each repetition's batches */
+    size_t nrep;
 };
 
 static int series_add(struct series *s, double x)
@@ -940,6 +944,27 @@ static double p99_of(const struct series *s)
     return m;
 }
 
+/*
+ * A target's ratio, repetition by repetition: each repetition of the two benchmarks ran
+ * within seconds of each other, so a shift of the machine between repetitions (another
+ * tenant, a vCPU moved to another host core) cancels out of that repetition's ratio.
+ */
+static void print_rep_ratios(const struct series *num, const struct series *den)
+{
+    size_t n = num->nrep < den->nrep ? num->nrep : den->nrep;
+    if (n < 2)
+        return;
+    double *r = malloc(n * sizeof *r);
+    if (!r)
+        return;
+    for (size_t i = 0; i < n; i++)
+        r[i] = den->rep[i] > 0 ? num->rep[i] / den->rep[i] : 0;
+    double med = percentile(r, n, 50); /* sorts r */
+    printf("      repetition by repetition: median %.2fx, from %.2fx to %.2fx (%zu)\n", med, r[0],
+           r[n - 1], n);
+    free(r);
+}
+
 static void print_row(const struct series *s, const char *note)
 {
     if (!s->failed && s->n == 0)
@@ -1110,8 +1135,14 @@ int main(int argc, char **argv)
     pin(o.cpu[0]);
 
     struct series pp[N_PINGPONG] = {{0}}, lk[N_LOCKER] = {{0}}, ct[N_CONTENDER] = {{0}};
-    for (size_t b = 0; b < N_PINGPONG; b++)
+    for (size_t b = 0; b < N_PINGPONG; b++) {
         pp[b] = (struct series){.name = pingpongs[b].name, .unit = "ns/round trip"};
+        pp[b].rep = calloc((size_t)o.reps, sizeof *pp[b].rep);
+        if (!pp[b].rep) {
+            fprintf(stderr, "bench_sync: out of memory\n");
+            return 1;
+        }
+    }
     for (size_t b = 0; b < N_LOCKER; b++)
         lk[b] = (struct series){.name = lockers[b].name, .unit = "ns/lock+unlock"};
     for (size_t b = 0; b < N_CONTENDER; b++)
@@ -1121,10 +1152,18 @@ int main(int argc, char **argv)
     for (long r = 0; r < o.reps; r++) {
         if (tty)
             fprintf(stderr, "\rrepetition %ld/%ld", r + 1, o.reps);
-        for (size_t b = 0; b < N_PINGPONG; b++)
-            if (selected(&o, pp[b].name) && !pp[b].failed &&
-                run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0)
+        for (size_t b = 0; b < N_PINGPONG; b++) {
+            if (!selected(&o, pp[b].name) || pp[b].failed)
+                continue;
+            size_t first = pp[b].n;
+            if (run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0) {
                 pp[b].failed = failed = true;
+                continue;
+            }
+            /* This repetition's median, for the per-repetition ratios. */
+            struct series part = {.v = pp[b].v + first, .n = pp[b].n - first};
+            pp[b].rep[pp[b].nrep++] = median_of(&part);
+        }
         for (size_t b = 0; b < N_LOCKER; b++)
             if (selected(&o, lk[b].name) && !lk[b].failed &&
                 run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
@@ -1161,12 +1200,14 @@ int main(int argc, char **argv)
         double x = median_of(&pp[PP_EVENT_BLOCK]) / median_of(&pp[PP_FUTEX]);
         printf("  blocking event RTT / raw futex RTT   %6.2fx   target <= 1.10x  %s\n", x,
                verdict(x, 1.10));
+        print_rep_ratios(&pp[PP_EVENT_BLOCK], &pp[PP_FUTEX]);
     }
     if (!pp[PP_SPIN].failed && !pp[PP_EVENT_SPIN].failed && pp[PP_SPIN].n &&
         pp[PP_EVENT_SPIN].n) {
         double x = median_of(&pp[PP_EVENT_SPIN]) / median_of(&pp[PP_SPIN]);
         printf("  spin event RTT / raw spin RTT        %6.2fx   target <= 1.20x  %s\n", x,
                verdict(x, 1.20));
+        print_rep_ratios(&pp[PP_EVENT_SPIN], &pp[PP_SPIN]);
     }
     if (!lk[0].failed && lk[0].n) {
         double x = median_of(&lk[0]);
@@ -1174,8 +1215,10 @@ int main(int argc, char **argv)
                verdict(x, 30.0));
     }
 
-    for (size_t b = 0; b < N_PINGPONG; b++)
+    for (size_t b = 0; b < N_PINGPONG; b++) {
         free(pp[b].v);
+        free(pp[b].rep);
+    }
     for (size_t b = 0; b < N_LOCKER; b++)
         free(lk[b].v);
     for (size_t b = 0; b < N_CONTENDER; b++)
