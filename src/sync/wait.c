@@ -129,12 +129,22 @@ int shml_event_wait(shml_event *e, uint32_t seen, int64_t timeout_ns)
 
 int shml_event_notify(shml_event *e, int how)
 {
-    struct shml_event_layout *l = event_checked(e);
-    if (!l || (how != SHML_WAKE_ONE && how != SHML_WAKE_ALL))
+    if (!e || ((uintptr_t)e & 3u) != 0 || (how != SHML_WAKE_ONE && how != SHML_WAKE_ALL))
         return -EINVAL;
-    /* seq_cst: releases the notifier's writes to readers of gen, and is the waker's half of
-       the handshake (header) with the read of waiters below. */
+    struct shml_event_layout *l = (struct shml_event_layout *)e;
+    /*
+     * The increment comes before the magic check: the line is polled by the waiters, and
+     * reading it first would fetch it shared and then again exclusive, two transfers between
+     * cores where one will do. An uninitialised event gets its increment undone.
+     *
+     * seq_cst: releases the notifier's writes to readers of gen, and is the waker's half of
+     * the handshake (header) with the read of waiters below.
+     */
     atomic_fetch_add_explicit(&l->gen, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&l->magic, memory_order_relaxed) != SHML_EVENT_MAGIC) {
+        atomic_fetch_sub_explicit(&l->gen, 1, memory_order_relaxed);
+        return -EINVAL;
+    }
     if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) == 0)
         return 0;
     return shml__os_futex_wake(&l->gen, how == SHML_WAKE_ALL ? INT_MAX : 1);
