@@ -405,6 +405,8 @@ static const char *mutex_state_name(int state)
         return "held";
     case SHML_MUTEX_OWNER_DEAD:
         return "owner_dead";
+    case SHML_MUTEX_REPAIRING:
+        return "repairing";
     case SHML_MUTEX_NOT_RECOVERABLE:
         return "not_recoverable";
     default:
@@ -428,7 +430,7 @@ static void mutex_holder_text(const struct shml_mutex_state *m, char *buf, size_
 
 /*
  * One line of state: "free", "held by pid N (alive)", "owner died (pid N): next locker
- * recovers", "not recoverable"; "generation G, W waiters"; "value V, W waiters"; or why the
+ * recovers", "held by pid N (alive), repairing after a holder died", "not recoverable"; "generation G, W waiters"; "value V, W waiters"; or why the
  * state is unknown.
  */
 static void decl_state_text(const struct shml_decl_info *d, char *buf, size_t cap)
@@ -464,6 +466,9 @@ static void decl_state_text(const struct shml_decl_info *d, char *buf, size_t ca
                          (int)m->owner);
         else if (m->state == SHML_MUTEX_OWNER_DEAD)
             n = snprintf(buf, cap, "owner died: next locker recovers");
+        else if (m->state == SHML_MUTEX_REPAIRING)
+            n = snprintf(buf, cap, "held%s%s, repairing after a holder died", who[0] ? " by " : "",
+                         who);
         else if (m->state == SHML_MUTEX_NOT_RECOVERABLE)
             n = snprintf(buf, cap, "not recoverable");
         else

@@ -177,34 +177,56 @@ _Static_assert(offsetof(struct shml_mutex_layout, magic) == 48, "mutex.magic");
 _Static_assert(offsetof(struct shml_mutex_layout, holder_pid) == 52, "mutex.holder_pid");
 
 /*
- * shml_event: gen is the futex word that waiters sleep on; waiters counts threads that have
- * announced a sleep (so notify skips the wake-up system call when it is 0); spin is the
- * number of polls before sleeping.
+ * The sleeper count of events and semaphores (src/sync/wait.c): a waiter adds one to `count`
+ * and to `arrivals` before it sleeps, and takes one from `count` after, unless `epoch` changed
+ * meanwhile. A waker whose wake-up call found nobody asleep although `count` is not 0 resets
+ * `count` and bumps `epoch` with one compare-and-swap of the whole word: `arrivals`, which
+ * only grows, makes that CAS fail if any waiter arrived since the waker read the word, so a
+ * reset never erases a live waiter. It exists to heal the count left by waiters that died.
+ */
+#define SHML_WAITERS_COUNT(w)   ((uint32_t)((w) & 0xffffu))
+#define SHML_WAITERS_EPOCH_ONE  ((uint64_t)1 << 16)
+#define SHML_WAITERS_ARRIVE     (((uint64_t)1 << 32) | 1u)
+#define SHML_WAITERS_EPOCH_MASK ((uint64_t)0xffff0000u)
+
+/*
+ * shml_event: gen is the futex word that waiters sleep on; waiters is the sleeper count
+ * (above), so notify skips the wake-up system call when nobody sleeps; spin is the number of
+ * polls before sleeping.
  */
 #define SHML_EVENT_MAGIC 0x544e5645u /* "EVNT" */
 struct shml_event_layout {
     shml_atomic_u32 gen;     /*  0: generation, the futex word */
-    shml_atomic_u32 waiters; /*  4: threads in (or entering) a futex wait */
-    shml_atomic_u32 spin;    /*  8: polls before sleeping */
-    shml_atomic_u32 magic;   /* 12: SHML_EVENT_MAGIC once initialised */
+    shml_atomic_u32 spin;    /*  4: polls before sleeping */
+    shml_atomic_u64 waiters; /*  8: count (bits 0-15), epoch (16-31), arrivals (32-63) */
+    shml_atomic_u32 magic;   /* 16: SHML_EVENT_MAGIC once initialised */
+    shml_atomic_u32 stale;   /* 20: arrivals | 1 seen by a fruitless wake-up, or 0 */
+    uint32_t reserved[2];    /* 24: zero */
 };
-_Static_assert(sizeof(struct shml_event_layout) == 16, "event size");
+_Static_assert(sizeof(struct shml_event_layout) == 32, "event size");
 _Static_assert(offsetof(struct shml_event_layout, gen) == 0, "event.gen");
-_Static_assert(offsetof(struct shml_event_layout, waiters) == 4, "event.waiters");
-_Static_assert(offsetof(struct shml_event_layout, spin) == 8, "event.spin");
-_Static_assert(offsetof(struct shml_event_layout, magic) == 12, "event.magic");
+_Static_assert(offsetof(struct shml_event_layout, spin) == 4, "event.spin");
+_Static_assert(offsetof(struct shml_event_layout, waiters) == 8, "event.waiters");
+_Static_assert(offsetof(struct shml_event_layout, magic) == 16, "event.magic");
+_Static_assert(offsetof(struct shml_event_layout, stale) == 20, "event.stale");
 
-/* shml_sem: value is the count and the futex word; waiters as in the event. */
+/*
+ * shml_sem: value is the count; posts counts the posts that found sleepers and is the futex
+ * word they sleep on (it never returns to a value a waiter saw, as the count can); waiters as
+ * in the event.
+ */
 #define SHML_SEM_MAGIC 0x414d4553u /* "SEMA" */
 struct shml_sem_layout {
-    shml_atomic_u32 value;   /*  0: the count, the futex word */
-    shml_atomic_u32 waiters; /*  4: threads in (or entering) a futex wait */
-    uint32_t reserved;       /*  8: zero */
-    shml_atomic_u32 magic;   /* 12: SHML_SEM_MAGIC once initialised */
+    shml_atomic_u32 value;   /*  0: the count */
+    shml_atomic_u32 posts;   /*  4: the futex word */
+    shml_atomic_u64 waiters; /*  8: as in the event */
+    shml_atomic_u32 magic;   /* 16: SHML_SEM_MAGIC once initialised */
+    uint32_t reserved[3];    /* 20: zero */
 };
-_Static_assert(sizeof(struct shml_sem_layout) == 16, "semaphore size");
+_Static_assert(sizeof(struct shml_sem_layout) == 32, "semaphore size");
 _Static_assert(offsetof(struct shml_sem_layout, value) == 0, "sem.value");
-_Static_assert(offsetof(struct shml_sem_layout, waiters) == 4, "sem.waiters");
-_Static_assert(offsetof(struct shml_sem_layout, magic) == 12, "sem.magic");
+_Static_assert(offsetof(struct shml_sem_layout, posts) == 4, "sem.posts");
+_Static_assert(offsetof(struct shml_sem_layout, waiters) == 8, "sem.waiters");
+_Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
 
 #endif /* SHML_LAYOUT_H */

@@ -16,7 +16,7 @@
  *
  * A process that dies never blocks the living: a mutex held by a dead process is handed to
  * the next locker with -EOWNERDEAD; a waiter that dies in an event or semaphore wait leaves
- * nothing that blocks others (at most one superfluous wake-up system call later).
+ * nothing that blocks others, and costs one or two superfluous wake-up system calls, once.
  */
 #ifndef SHMLINK_SYNC_H
 #define SHMLINK_SYNC_H
@@ -94,6 +94,8 @@ struct shml_mutex_state {
 #define SHML_MUTEX_HELD            1
 #define SHML_MUTEX_OWNER_DEAD      2 /* released by the kernel; next locker gets -EOWNERDEAD */
 #define SHML_MUTEX_NOT_RECOVERABLE 3
+#define SHML_MUTEX_REPAIRING       4 /* held by a locker that got -EOWNERDEAD and has not yet
+                                        called shml_mutex_consistent() */
 
 /*
  * Describe `m` without locking it (racy by nature: a snapshot). Reads only; `m` may be in a
@@ -104,19 +106,22 @@ SHML_API int shml_mutex_inspect(const shml_mutex *m, struct shml_mutex_state *st
 /* ---- event ---- */
 
 /*
- * An event: a 32-bit generation counter that waiters wait to see change. 16 bytes, 4-byte
- * aligned. notify increments the generation and wakes waiters; a waiter passes the generation
+ * An event: a 32-bit generation counter that waiters wait to see change. 32 bytes, 32-byte
+ * aligned (so it never straddles two cache lines). notify increments the generation and wakes waiters; a waiter passes the generation
  * it has seen and returns as soon as the current one differs, so a notify between reading the
  * generation and waiting is never lost. notify makes no system call when nobody sleeps.
  */
 typedef struct shml_event {
-    _Alignas(8) unsigned char opaque[16];
+    _Alignas(32) unsigned char opaque[32];
 } shml_event;
 
 #define SHML_WAKE_ONE 1
 #define SHML_WAKE_ALL 2
 
-/* Initialise in place: generation 0, no spinning before sleeping. Returns 0 or -EINVAL. */
+/*
+ * Initialise in place: generation 0, no spinning before sleeping. Returns 0, or -EINVAL (NULL
+ * or not 8-byte aligned).
+ */
 SHML_API int shml_event_init(shml_event *e);
 
 /*
@@ -149,15 +154,17 @@ SHML_API int shml_event_notify(shml_event *e, int how);
 /* ---- semaphore ---- */
 
 /*
- * A counting semaphore: 16 bytes, 4-byte aligned. The count is at most SHML_SEM_MAX.
+ * A counting semaphore: 32 bytes, 32-byte aligned (so it never straddles two cache lines).
+ * The count is at most SHML_SEM_MAX.
  */
 typedef struct shml_sem {
-    _Alignas(8) unsigned char opaque[16];
+    _Alignas(32) unsigned char opaque[32];
 } shml_sem;
 
 #define SHML_SEM_MAX 0x7fffffffu
 
-/* Initialise in place with `value` (<= SHML_SEM_MAX). Returns 0 or -EINVAL. */
+/* Initialise in place with `value` (<= SHML_SEM_MAX). Returns 0 or -EINVAL (also: NULL, or
+   not 8-byte aligned). */
 SHML_API int shml_sem_init(shml_sem *s, uint32_t value);
 
 /*
@@ -190,7 +197,7 @@ struct shml_decl_info {
     struct shml_mutex_state mutex; /* SHML_DECL_MUTEX */
     uint32_t generation;           /* SHML_DECL_EVENT */
     uint32_t value;                /* SHML_DECL_SEM: the count */
-    uint32_t waiters;              /* event, semaphore: threads asleep in a wait */
+    uint32_t waiters;              /* event, semaphore: threads counted asleep in a wait */
 };
 
 /*

@@ -166,7 +166,7 @@ void shml__os_mutex_inspect(const void *os, struct shml_mutex_state *st)
         st->state = SHML_MUTEX_FREE;
         return;
     }
-    st->state = SHML_MUTEX_HELD;
+    st->state = owner == OWNER_INCONSISTENT ? SHML_MUTEX_REPAIRING : SHML_MUTEX_HELD;
     st->owner = tid;
     st->pid = tid_process(tid);
     st->alive = st->pid != 0 ? shml__os_proc_alive(st->pid, 0) : 0;

@@ -594,11 +594,11 @@ static int decl_shape(uint32_t type, size_t *size, size_t *align)
         return 0;
     case SHML_DECL_EVENT:
         *size = sizeof(struct shml_event_layout);
-        *align = 4;
+        *align = 8;
         return 0;
     case SHML_DECL_SEM:
         *size = sizeof(struct shml_sem_layout);
-        *align = 4;
+        *align = 8;
         return 0;
     default:
         return -EINVAL;

@@ -24,7 +24,7 @@ static void describe(struct shml_decl_info *di, const void *bytes)
             break;
         }
         di->generation = atomic_load_explicit(&e->gen, memory_order_relaxed);
-        di->waiters = atomic_load_explicit(&e->waiters, memory_order_relaxed);
+        di->waiters = SHML_WAITERS_COUNT(atomic_load_explicit(&e->waiters, memory_order_relaxed));
         break;
     }
     case SHML_DECL_SEM: {
@@ -34,7 +34,7 @@ static void describe(struct shml_decl_info *di, const void *bytes)
             break;
         }
         di->value = atomic_load_explicit(&s->value, memory_order_relaxed);
-        di->waiters = atomic_load_explicit(&s->waiters, memory_order_relaxed);
+        di->waiters = SHML_WAITERS_COUNT(atomic_load_explicit(&s->waiters, memory_order_relaxed));
         break;
     }
     default:
@@ -103,7 +103,7 @@ int shml_segment_declared(const char *addr, struct shml_decl_info *out, size_t c
             di->type = type;
             di->offset = d->offset;
             size_t size = shape(type);
-            _Alignas(8) uint8_t bytes[64];
+            _Alignas(32) uint8_t bytes[64];
             if (size == 0) {
                 di->status = -EINVAL;
             } else if (d->offset > h->size || size > h->size - d->offset) {

@@ -2,23 +2,41 @@
  * wait.c - shml_event and shml_sem: futex words with a count of sleepers.
  *
  * Both use the same handshake so that a wake-up is never lost and never costs a system call
- * when nobody sleeps. A waiter increments `waiters`, then reads the futex word, then sleeps
- * only if the word still holds the value it waits to see change (the kernel re-checks that
- * atomically). A waker changes the word, then reads `waiters`, and calls the kernel only if it
- * is not 0. All four accesses are seq_cst: in the single total order either the waker's read
- * of `waiters` comes after the waiter's increment (it wakes), or the waiter's read of the word
- * comes after the waker's change (it does not sleep). This is Dekker's pattern; acquire and
- * release alone would allow both reads to miss.
+ * when nobody sleeps. A waiter announces itself in the sleeper count, then checks its
+ * condition, then sleeps on a futex word only if the word still holds the value it saw (the
+ * kernel re-checks that atomically). A waker makes the condition true, then reads the count,
+ * and calls the kernel only if it is not 0. Those four accesses are seq_cst: in the single
+ * total order either the waker's read of the count comes after the waiter's announcement (it
+ * wakes), or the waiter's check comes after the waker's change (it does not sleep). This is
+ * Dekker's pattern; acquire and release alone would allow both reads to miss.
  *
- * Progress: notify and post are wait-free (one atomic RMW, one load, at most one system call).
- * A waiter that dies (kill -9) inside a wait leaves `waiters` one too high: later wakers make
- * one needless system call each; nothing blocks.
+ * The futex word never returns to a value a waiter saw: the event sleeps on its generation,
+ * the semaphore on a post counter of its own, not on its count (a count can go 0, 1, 0 while a
+ * waiter is on its way to sleep).
+ *
+ * The count heals itself after a waiter dies inside a wait (kill -9), which leaves its
+ * announcement behind. When a wake-up system call finds nobody asleep although the count says
+ * otherwise, each counted waiter is dead, or has just woken, or is on its way to sleep; the
+ * last kind will find the futex word changed (the kernel refuses to sleep then) if it read the
+ * word before the waker changed it. The semaphore's waker reads the count before it changes the
+ * word, so that holds for all it counted, and it resets the count at once. The event's waker
+ * changes the word first (its generation is what waiters read), so a waiter that arrived in
+ * between may sleep on the new generation, legitimately; the event therefore resets only at
+ * the second fruitless wake-up that sees no new arrival since the first. A reset starts a new
+ * epoch, so that the late departures of the waiters it erased are dropped instead of erasing
+ * new waiters; and it is a compare-and-swap of the whole word, whose arrivals field only grows,
+ * so it fails if anyone arrived meanwhile (layout.h). A dead waiter thus costs one or two
+ * needless system calls, once.
+ *
+ * Progress: notify is wait-free, post lock-free (a CAS loop on the bounded count); at most
+ * one system call each. Waits are blocking, bounded by their deadline.
  */
 #include "layout.h"
 #include "os/os.h"
 #include "sync/futex.h"
 
 #include <limits.h>
+#include <stdbool.h>
 
 _Static_assert(sizeof(shml_event) == sizeof(struct shml_event_layout), "public event size");
 _Static_assert(sizeof(shml_sem) == sizeof(struct shml_sem_layout), "public semaphore size");
@@ -33,32 +51,56 @@ int64_t shml__deadline(int64_t timeout_ns)
     return timeout_ns > INT64_MAX - now ? -1 : now + timeout_ns;
 }
 
-/*
- * Sleep while *word == value, announced in *waiters, until the deadline. Returns 0 when it is
- * worth looking at the word again (woken, spurious wake-up, word changed, or a signal that
- * the caller does not want to see), -ETIMEDOUT, or -EINTR (flags has SHML_WAIT_EINTR).
- */
-static int sleep_on(shml_atomic_u32 *word, shml_atomic_u32 *waiters, uint32_t value,
-                    int64_t deadline, unsigned flags)
+/* Announce a sleep; returns the epoch to depart from (bit 0 set if not counted). */
+static uint64_t arrive(shml_atomic_u64 *waiters)
 {
-    /* seq_cst: the announcement must be ordered before our read of the word (header). */
-    atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-    int r = 0;
-    if (atomic_load_explicit(word, memory_order_seq_cst) == value)
-        r = shml__os_futex_wait(word, value, deadline);
-    /* Relaxed: the count only decides whether wakers call the kernel; a late decrement costs
-       at most one needless wake-up. */
-    atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(waiters, memory_order_relaxed);
+    uint64_t add;
+    do {
+        /* At 65535 sleepers, arrive without counting rather than carry into the epoch. */
+        add = SHML_WAITERS_COUNT(w) == 0xffffu ? SHML_WAITERS_ARRIVE - 1 : SHML_WAITERS_ARRIVE;
+        /* seq_cst: the waiter's half of the handshake, before it checks its condition. */
+    } while (!atomic_compare_exchange_weak_explicit(waiters, &w, w + add, memory_order_seq_cst,
+                                                    memory_order_relaxed));
+    return (w & SHML_WAITERS_EPOCH_MASK) | ((add & 1u) ? 0u : 1u);
+}
+
+/* Take back an arrival's count, unless a waker reset the count since (a new epoch). */
+static void depart(shml_atomic_u64 *waiters, uint64_t epoch)
+{
+    if (epoch & 1u)
+        return; /* was not counted */
+    /* Relaxed: the count only decides whether wakers call the kernel. */
+    uint64_t w = atomic_load_explicit(waiters, memory_order_relaxed);
+    while ((w & SHML_WAITERS_EPOCH_MASK) == epoch && SHML_WAITERS_COUNT(w) != 0 &&
+           !atomic_compare_exchange_weak_explicit(waiters, &w, w - 1, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+/* Map a futex wait's result: 0 to look again, -ETIMEDOUT, or -EINTR if the caller wants it. */
+static int wait_result(int r, unsigned flags)
+{
     if (r == -EINTR && (flags & SHML_WAIT_EINTR))
         return -EINTR;
     return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+/* A count in w that only departed or dead waiters can hold: reset it in a new epoch. */
+static void reset_count(shml_atomic_u64 *waiters, uint64_t w)
+{
+    uint64_t reset = (w & ~(SHML_WAITERS_EPOCH_MASK | 0xffffu)) |
+                     ((w + SHML_WAITERS_EPOCH_ONE) & SHML_WAITERS_EPOCH_MASK);
+    /* Relaxed: a hint; the CAS fails if anyone arrived since w was read (header). */
+    atomic_compare_exchange_strong_explicit(waiters, &w, reset, memory_order_relaxed,
+                                            memory_order_relaxed);
 }
 
 /* ---- event ---- */
 
 static struct shml_event_layout *event_checked(const shml_event *e)
 {
-    if (!e || ((uintptr_t)e & 3u) != 0)
+    if (!e || ((uintptr_t)e & 7u) != 0)
         return NULL;
     struct shml_event_layout *l = (struct shml_event_layout *)e;
     /* Relaxed: the magic guards against use before init, and orders nothing else. */
@@ -67,12 +109,14 @@ static struct shml_event_layout *event_checked(const shml_event *e)
 
 int shml_event_init(shml_event *e)
 {
-    if (!e || ((uintptr_t)e & 3u) != 0)
+    if (!e || ((uintptr_t)e & 7u) != 0)
         return -EINVAL;
     struct shml_event_layout *l = (struct shml_event_layout *)e;
     atomic_store_explicit(&l->gen, 0, memory_order_relaxed);
     atomic_store_explicit(&l->waiters, 0, memory_order_relaxed);
     atomic_store_explicit(&l->spin, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->stale, 0, memory_order_relaxed);
+    l->reserved[0] = l->reserved[1] = 0;
     /* Release: a process that sees the magic sees the fields above (it publishes them). */
     atomic_store_explicit(&l->magic, SHML_EVENT_MAGIC, memory_order_release);
     return 0;
@@ -113,7 +157,13 @@ int shml_event_wait_flags(shml_event *e, uint32_t seen, int64_t timeout_ns, unsi
         return -ETIMEDOUT;
     int64_t deadline = shml__deadline(timeout_ns);
     for (;;) {
-        int r = sleep_on(&l->gen, &l->waiters, seen, deadline, flags);
+        uint64_t epoch = arrive(&l->waiters);
+        int r = 0;
+        /* seq_cst: the waiter's check, after its announcement (header). */
+        if (atomic_load_explicit(&l->gen, memory_order_seq_cst) == seen)
+            r = shml__os_futex_wait(&l->gen, seen, deadline);
+        depart(&l->waiters, epoch);
+        r = wait_result(r, flags);
         /* Acquire, as above: the caller reads what the notifier published. */
         if (atomic_load_explicit(&l->gen, memory_order_acquire) != seen)
             return 0;
@@ -129,7 +179,7 @@ int shml_event_wait(shml_event *e, uint32_t seen, int64_t timeout_ns)
 
 int shml_event_notify(shml_event *e, int how)
 {
-    if (!e || ((uintptr_t)e & 3u) != 0 || (how != SHML_WAKE_ONE && how != SHML_WAKE_ALL))
+    if (!e || ((uintptr_t)e & 7u) != 0 || (how != SHML_WAKE_ONE && how != SHML_WAKE_ALL))
         return -EINVAL;
     struct shml_event_layout *l = (struct shml_event_layout *)e;
     /*
@@ -145,16 +195,29 @@ int shml_event_notify(shml_event *e, int how)
         atomic_fetch_sub_explicit(&l->gen, 1, memory_order_relaxed);
         return -EINVAL;
     }
-    if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) == 0)
+    /* seq_cst: the waker's read of the count, after its change of gen (header). */
+    uint64_t w = atomic_load_explicit(&l->waiters, memory_order_seq_cst);
+    if (SHML_WAITERS_COUNT(w) == 0)
         return 0;
-    return shml__os_futex_wake(&l->gen, how == SHML_WAKE_ALL ? INT_MAX : 1);
+    int r = shml__os_futex_wake(&l->gen, how == SHML_WAKE_ALL ? INT_MAX : 1);
+    if (r == 0) {
+        /*
+         * Counted, yet nobody asleep. Reset only if the previous fruitless wake-up saw the same
+         * arrivals: then every counted waiter arrived before our increment of gen (header).
+         * Relaxed: a hint between wakers.
+         */
+        uint32_t arrivals = (uint32_t)(w >> 32) | 1u; /* never 0, the "no suspicion" mark */
+        if (atomic_exchange_explicit(&l->stale, arrivals, memory_order_relaxed) == arrivals)
+            reset_count(&l->waiters, w);
+    }
+    return r;
 }
 
 /* ---- semaphore ---- */
 
 static struct shml_sem_layout *sem_checked(const shml_sem *s)
 {
-    if (!s || ((uintptr_t)s & 3u) != 0)
+    if (!s || ((uintptr_t)s & 7u) != 0)
         return NULL;
     struct shml_sem_layout *l = (struct shml_sem_layout *)s;
     /* Relaxed: the magic guards against use before init, and orders nothing else. */
@@ -163,12 +226,13 @@ static struct shml_sem_layout *sem_checked(const shml_sem *s)
 
 int shml_sem_init(shml_sem *s, uint32_t value)
 {
-    if (!s || ((uintptr_t)s & 3u) != 0 || value > SHML_SEM_MAX)
+    if (!s || ((uintptr_t)s & 7u) != 0 || value > SHML_SEM_MAX)
         return -EINVAL;
     struct shml_sem_layout *l = (struct shml_sem_layout *)s;
     atomic_store_explicit(&l->value, value, memory_order_relaxed);
+    atomic_store_explicit(&l->posts, 0, memory_order_relaxed);
     atomic_store_explicit(&l->waiters, 0, memory_order_relaxed);
-    l->reserved = 0;
+    l->reserved[0] = l->reserved[1] = l->reserved[2] = 0;
     /* Release: a process that sees the magic sees the fields above. */
     atomic_store_explicit(&l->magic, SHML_SEM_MAGIC, memory_order_release);
     return 0;
@@ -199,7 +263,18 @@ int shml_sem_wait_flags(shml_sem *s, int64_t timeout_ns, unsigned flags)
         return -ETIMEDOUT;
     int64_t deadline = shml__deadline(timeout_ns);
     for (;;) {
-        int r = sleep_on(&l->value, &l->waiters, 0, deadline, flags);
+        /* Acquire pairs with the increment of posts in shml_sem_post(); read before arrive so
+           that a post after this read changes the word we would sleep on. */
+        uint32_t posts = atomic_load_explicit(&l->posts, memory_order_acquire);
+        uint64_t epoch = arrive(&l->waiters);
+        /* seq_cst: the waiter's check, after its announcement (header). */
+        if (atomic_load_explicit(&l->value, memory_order_seq_cst) != 0 && sem_take(l)) {
+            depart(&l->waiters, epoch);
+            return 0;
+        }
+        int r = shml__os_futex_wait(&l->posts, posts, deadline);
+        depart(&l->waiters, epoch);
+        r = wait_result(r, flags);
         if (sem_take(l))
             return 0;
         if (r < 0)
@@ -230,12 +305,17 @@ int shml_sem_post(shml_sem *s)
            sem_take()) and is the waker's half of the handshake (header). */
     } while (!atomic_compare_exchange_weak_explicit(&l->value, &v, v + 1, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) != 0) {
-        int r = shml__os_futex_wake(&l->value, 1);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    /* seq_cst: the waker's read of the count, after its change of value (header); read before
+       the increment of posts, so every waiter it counts slept, or will see posts change. */
+    uint64_t w = atomic_load_explicit(&l->waiters, memory_order_seq_cst);
+    if (SHML_WAITERS_COUNT(w) == 0)
+        return 0;
+    /* Release pairs with the waiter's acquire load of posts. */
+    atomic_fetch_add_explicit(&l->posts, 1, memory_order_release);
+    int r = shml__os_futex_wake(&l->posts, 1);
+    if (r == 0)
+        reset_count(&l->waiters, w); /* counted, yet nobody asleep: stale (header) */
+    return r < 0 ? r : 0;
 }
 
 uint32_t shml_sem_value(const shml_sem *s)

@@ -15,12 +15,11 @@
 struct decl_area {
     shml_mutex m;     /* offset 0 */
     shml_event e;     /* 64 */
-    shml_sem s;       /* 80 */
-    uint8_t pad[32];  /* 96 */
+    shml_sem s;       /* 96 */
     shml_mutex blank; /* 128: declared, never initialised */
 };
 _Static_assert(offsetof(struct decl_area, e) == 64, "layout");
-_Static_assert(offsetof(struct decl_area, s) == 80, "layout");
+_Static_assert(offsetof(struct decl_area, s) == 96, "layout");
 _Static_assert(offsetof(struct decl_area, blank) == 128, "layout");
 
 static const struct shml_decl_info *find_decl(const struct shml_decl_info *d, size_t n,
@@ -78,7 +77,7 @@ TEST(declared_state)
 
     ASSERT_OK(shml_segment_declare(seg, "lock", SHML_DECL_MUTEX, 0));
     ASSERT_OK(shml_segment_declare(seg, "tick", SHML_DECL_EVENT, 64));
-    ASSERT_OK(shml_segment_declare(seg, "slots", SHML_DECL_SEM, 80));
+    ASSERT_OK(shml_segment_declare(seg, "slots", SHML_DECL_SEM, 96));
     ASSERT_OK(shml_segment_declare(seg, "blank", SHML_DECL_MUTEX, 128));
     read_decls(addr, d, 4);
     const struct shml_decl_info *m = find_decl(d, 4, "lock");
@@ -95,7 +94,7 @@ TEST(declared_state)
     ASSERT_EQ(e->generation, 0u);
     ASSERT_EQ(e->waiters, 0u);
     ASSERT_EQ(s->type, SHML_DECL_SEM);
-    ASSERT_EQ(s->offset, 80u);
+    ASSERT_EQ(s->offset, 96u);
     ASSERT_EQ(s->status, 0);
     ASSERT_EQ(s->value, 2u);
     ASSERT_EQ(s->waiters, 0u);

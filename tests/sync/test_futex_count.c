@@ -9,7 +9,10 @@
 #include "sync/futex.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static uint64_t wake_calls(void)
@@ -126,4 +129,54 @@ TEST(sem_post_without_waiters_no_syscall)
         ASSERT_ERR(shml_sem_post(s), 0);
     ASSERT_EQ(wake_calls(), c2);
     ASSERT_OK(shml_segment_close(seg));
+}
+
+/*
+ * A waiter killed in its sleep leaves its count behind; the library heals it, so the dead
+ * waiter costs a needless wake-up system call once (twice for an event, whose waker must see
+ * two fruitless wake-ups before it may reset the count), not one per notify forever.
+ */
+static void killed_sleeper_heals(bool sem)
+{
+    const char *addr;
+    shml_segment *seg;
+    struct {
+        shml_event e;
+        shml_sem s;
+    } *o = sync_seg_create(4096, &addr, &seg);
+    ASSERT_OK(shml_event_init(&o->e));
+    ASSERT_OK(shml_sem_init(&o->s, 0));
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        if (sem)
+            shml_sem_wait(&o->s, WAIT_BOUND);
+        else
+            shml_event_wait(&o->e, 0, WAIT_BOUND);
+        _exit(0);
+    }
+    AWAIT_FUTEX(child, child, 10000);
+    ASSERT_EQ(kill(child, SIGKILL), 0);
+    int status;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+
+    uint64_t c0 = wake_calls();
+    for (int i = 0; i < 1000; i++) {
+        if (sem)
+            ASSERT_ERR(shml_sem_post(&o->s), 0);
+        else
+            ASSERT_ERR(shml_event_notify(&o->e, SHML_WAKE_ONE), 0);
+    }
+    ASSERT_LE(wake_calls() - c0, sem ? 1u : 2u);
+    ASSERT_OK(shml_segment_close(seg));
+}
+
+TEST(event_killed_sleeper_heals)
+{
+    killed_sleeper_heals(false);
+}
+
+TEST(sem_killed_sleeper_heals)
+{
+    killed_sleeper_heals(true);
 }
