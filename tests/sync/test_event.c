@@ -102,10 +102,11 @@ static void pingpong(long rounds, uint32_t spin)
     ASSERT_OK(shml_segment_close(seg));
 }
 
-/* 10^6 notify/wait hand-offs between two processes, blocking: none may be lost. */
+/* 10^6 round trips (2 x 10^6 notify/wait hand-offs) between two processes, blocking: none
+   may be lost. */
 TEST_TIMEOUT(event_pingpong_procs, 600)
 {
-    pingpong(sync_iters(500000, 2000), 0);
+    pingpong(sync_iters(1000000, 2000), 0);
 }
 
 /* The same with a spin budget: waiters poll before they sleep. Shorter: it burns a core. */
