@@ -5,6 +5,7 @@
  *   shmlink/common.h    return conventions, error codes, shml_strerror(), version
  *   shmlink/segment.h   named segments over POSIX, System V, file and memfd backends
  *   shmlink/sync.h      process-shared mutex (robust), event and semaphore
+ *   shmlink/channel.h   message channels (the queue), copy and zero-copy
  *
  * Link with -lshmlink (pkg-config shmlink). Define SHML_STATIC when linking the static library
  * on platforms where that matters (Windows).
@@ -15,5 +16,6 @@
 #include "shmlink/common.h"
 #include "shmlink/segment.h"
 #include "shmlink/sync.h"
+#include "shmlink/channel.h"
 
 #endif /* SHMLINK_H */

@@ -229,4 +229,66 @@ _Static_assert(offsetof(struct shml_sem_layout, posts) == 4, "sem.posts");
 _Static_assert(offsetof(struct shml_sem_layout, waiters) == 8, "sem.waiters");
 _Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
 
+/*
+ * Channels (shmlink/channel.h). A channel is a managed segment whose kind is the channel kind
+ * (SHML_QUEUE = 2); its data starts with this control block, followed by the message slots at
+ * slots_off. Each index and each event sits on its own 128-byte line, so producers and
+ * consumers do not share a line on the hot path.
+ */
+#define SHML_CHAN_MAGIC   0x4e414843u /* "CHAN" */
+#define SHML_CHAN_VERSION 1u
+#define SHML_CHAN_HDR     1024u /* bytes of the control block; slots_off in version 1 */
+#define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer */
+
+struct shml_chan_hdr {
+    uint32_t magic;                 /*    0: SHML_CHAN_MAGIC */
+    uint32_t version;               /*    4: SHML_CHAN_VERSION */
+    uint32_t kind;                  /*    8: SHML_QUEUE */
+    uint32_t flags;                 /*   12: SHML_CHANF_* */
+    uint32_t nslots;                /*   16: a power of two >= 2 */
+    uint32_t stride;                /*   20: bytes per slot, a multiple of 64 */
+    uint64_t max_msg;               /*   24: largest message; stride >= 16 + max_msg */
+    uint64_t slots_off;             /*   32: from the start of the data: SHML_CHAN_HDR */
+    uint8_t reserved0[88];          /*   40: zero */
+    _Alignas(128) shml_atomic_u64 enq; /* 128: next position to claim for sending */
+    uint8_t pad1[120];
+    _Alignas(128) shml_atomic_u64 deq; /* 256: next position to claim for receiving */
+    uint8_t pad2[120];
+    _Alignas(128) struct shml_event_layout not_empty; /* 384: consumers sleep here */
+    uint8_t pad3[96];
+    _Alignas(128) struct shml_event_layout not_full;  /* 512: producers sleep here */
+    uint8_t pad4[96];
+    _Alignas(128) shml_atomic_u64 lost; /* 640: messages freed because a holder died */
+    uint8_t reserved1[SHML_CHAN_HDR - 648]; /* 648: zero */
+};
+_Static_assert(sizeof(struct shml_chan_hdr) == SHML_CHAN_HDR, "channel header size");
+_Static_assert(offsetof(struct shml_chan_hdr, nslots) == 16, "chan.nslots");
+_Static_assert(offsetof(struct shml_chan_hdr, max_msg) == 24, "chan.max_msg");
+_Static_assert(offsetof(struct shml_chan_hdr, slots_off) == 32, "chan.slots_off");
+_Static_assert(offsetof(struct shml_chan_hdr, enq) == 128, "chan.enq");
+_Static_assert(offsetof(struct shml_chan_hdr, deq) == 256, "chan.deq");
+_Static_assert(offsetof(struct shml_chan_hdr, not_empty) == 384, "chan.not_empty");
+_Static_assert(offsetof(struct shml_chan_hdr, not_full) == 512, "chan.not_full");
+_Static_assert(offsetof(struct shml_chan_hdr, lost) == 640, "chan.lost");
+
+/*
+ * A message slot. `state` says whose the slot is, for which position p (free-running 64-bit
+ * counters; the state keeps their low 32 bits, compared by unsigned difference):
+ *   seq (bits 32-63)   holder pid (bits 1-31)   busy (bit 0)
+ *   p                  0                        0   free for the producer of position p
+ *   p                  producer                 1   claimed: being written
+ *   p + 1              0                        0   full: message p is ready
+ *   p + 1              consumer                 1   being read
+ * and after the read, free for position p + nslots. Changes of owner are compare-and-swaps
+ * (acquire); hand-overs (publish, release) are release stores.
+ */
+struct shml_chan_slot {
+    shml_atomic_u64 state; /*  0 */
+    uint32_t len;          /*  8: length of the message, written before it is published */
+    uint32_t reserved;     /* 12: zero */
+    /* 16: the message, max_msg bytes, then padding to the stride */
+};
+#define SHML_SLOT_HDR 16u
+_Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size");
+
 #endif /* SHML_LAYOUT_H */

@@ -61,8 +61,11 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
 #define SHML_KIND_PLAIN 1u /* a plain block of bytes */
 
 /* Roles recorded in the attach table (free for applications above 0xff). */
-#define SHML_ROLE_USER    0u
-#define SHML_ROLE_CREATOR 1u
+#define SHML_ROLE_USER     0u
+#define SHML_ROLE_CREATOR  1u
+#define SHML_ROLE_PRODUCER 2u /* a channel endpoint that sends */
+#define SHML_ROLE_CONSUMER 3u /* a channel endpoint that receives */
+#define SHML_ROLE_ENDPOINT 4u /* a channel endpoint that does both */
 
 /* Backends. */
 #define SHML_BACKEND_POSIX 1

@@ -111,6 +111,16 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_sysv;
 extern SHML_INTERNAL const struct shml__backend shml__backend_file;
 extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
 
+/*
+ * shml_segment_create(), calling init(data, size, ctx) on the fresh (all-zero) data of a
+ * managed segment before it is published READY, so that no opener ever sees the data before
+ * the creator's layout is in it (channels build their control block this way).
+ */
+typedef void (*shml__init_fn)(void *data, size_t size, void *ctx);
+SHML_INTERNAL int shml__segment_create_with(const char *addr, size_t size,
+                                            const struct shml_segment_opts *opts,
+                                            shml__init_fn init, void *ctx, shml_segment **out);
+
 /* Huge pages enough for `size` bytes are free, or -ENOMEM saying how to reserve them. */
 SHML_INTERNAL int shml__hugepages_check(uint64_t size);
 

@@ -376,6 +376,13 @@ static int open_existing(const char *addr, const struct shml_segment_opts *o, si
 int shml_segment_create(const char *addr, size_t size, const struct shml_segment_opts *opts,
                         shml_segment **out)
 {
+    return shml__segment_create_with(addr, size, opts, NULL, NULL, out);
+}
+
+int shml__segment_create_with(const char *addr, size_t size,
+                              const struct shml_segment_opts *opts, shml__init_fn init,
+                              void *ctx, shml_segment **out)
+{
     struct shml_segment_opts o;
     struct shml__addr a;
     const struct shml__backend *be;
@@ -433,6 +440,8 @@ int shml_segment_create(const char *addr, size_t size, const struct shml_segment
         seg->data_off = (size_t)header_size;
         seg->data = (char *)seg->base + header_size;
         attach(seg, SHML_ROLE_CREATOR);
+        if (init)
+            init(seg->data, size, ctx);
         /*
          * Release pairs with the opener's acquire load of state in map_managed(): every
          * header field written above is visible to whoever sees READY.

@@ -213,6 +213,43 @@ int shml_event_notify(shml_event *e, int how)
     return r;
 }
 
+/* ---- waits on other conditions (futex.h) ---- */
+
+uint32_t shml__event_gen(struct shml_event_layout *e)
+{
+    /* Acquire pairs with the increment in shml_event_notify(), as shml_event_read() does. */
+    return atomic_load_explicit(&e->gen, memory_order_acquire);
+}
+
+uint64_t shml__event_arrive(struct shml_event_layout *e)
+{
+    uint64_t ticket = arrive(&e->waiters);
+    /* seq_cst: the caller's check of its condition comes after the announcement (header). */
+    atomic_thread_fence(memory_order_seq_cst);
+    return ticket;
+}
+
+void shml__event_depart(struct shml_event_layout *e, uint64_t ticket)
+{
+    depart(&e->waiters, ticket);
+}
+
+int shml__event_sleep(struct shml_event_layout *e, uint32_t gen, uint64_t ticket,
+                      int64_t deadline)
+{
+    int r = shml__os_futex_wait(&e->gen, gen, deadline);
+    depart(&e->waiters, ticket);
+    return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+}
+
+void shml__event_wake(struct shml_event_layout *e)
+{
+    /* seq_cst: the waker's change of the condition comes before its read of the count. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (SHML_WAITERS_COUNT(atomic_load_explicit(&e->waiters, memory_order_relaxed)) != 0)
+        shml_event_notify((shml_event *)e, SHML_WAKE_ONE);
+}
+
 /* ---- semaphore ---- */
 
 static struct shml_sem_layout *sem_checked(const shml_sem *s)

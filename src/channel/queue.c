@@ -1,0 +1,432 @@
+/*
+ * queue.c - the queue: a bounded ring of message slots, any number of producers and consumers.
+ *
+ * Algorithm: a ring of nslots slots, each with a state word (layout.h) in the manner of
+ * Vyukov's bounded MPMC queue, with the holder's pid in the state so that a dead holder can be
+ * recognised. Positions are free-running 64-bit counters; enq and deq are the next positions
+ * to claim for sending and for receiving. A producer claims the slot of position p by CAS of
+ * its state from "free for p" to "claimed by me", then advances enq past p (anyone may help
+ * advance it); it writes the message and publishes it with a release store of "full for p".
+ * A consumer claims "full for p" by CAS to "read by me", advances deq, reads, and releases
+ * the slot with a release store of "free for p + nslots". With SHML_SPSC, each side is alone,
+ * so claims and index updates are plain stores.
+ *
+ * Invariants: enq >= deq; the slot of p holds seq p (free or claimed) or p + 1 (full or being
+ * read) for the lap in progress; every state change is made by the slot's holder, or by a CAS
+ * that names the expected holder, so two endpoints never both believe they own a slot.
+ *
+ * Progress: lock-free between live endpoints (a claim fails only because another succeeded).
+ * A waiting endpoint sleeps on an event (not_empty, not_full) only after announcing itself,
+ * so publishers make no system call while nobody sleeps.
+ *
+ * Death: a producer that dies between claim and publish leaves "claimed by P"; the consumer
+ * that reaches that slot finds P dead and frees it ("free for p + nslots", the message lost).
+ * A consumer that dies between claim and release leaves "read by C"; the producer that needs
+ * the slot finds C dead and frees it. Either way `lost` counts it. A waiter that sleeps
+ * behind a live holder wakes every 50 ms to look again, so a holder's later death is noticed.
+ */
+#include "channel/channel.h"
+#include "os/os.h"
+#include "sync/futex.h"
+
+#include <string.h>
+
+/* How long a waiter blocked behind another endpoint's slot sleeps before it looks again. */
+#define HOLDER_CHECK_NS ((int64_t)50000000)
+
+/* A slot state: seq in the upper half, holder pid and busy bit in the lower. */
+static inline uint64_t state_of(uint64_t seq, uint32_t pid, bool busy)
+{
+    return ((seq & 0xffffffffu) << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (busy ? 1u : 0u);
+}
+
+static inline uint32_t state_seq(uint64_t s)
+{
+    return (uint32_t)(s >> 32);
+}
+
+static inline uint32_t state_pid(uint64_t s)
+{
+    return (uint32_t)(s >> 1) & 0x7fffffffu;
+}
+
+static inline bool state_busy(uint64_t s)
+{
+    return (s & 1u) != 0;
+}
+
+static inline struct shml_chan_slot *slot_at(const shml_channel *ch, uint64_t pos)
+{
+    return (struct shml_chan_slot *)(ch->slots + (pos & ch->mask) * ch->stride);
+}
+
+static inline void *payload(struct shml_chan_slot *s)
+{
+    return (char *)s + SHML_SLOT_HDR;
+}
+
+/* Is the holder recorded in a busy state dead? */
+static bool holder_dead(uint64_t s)
+{
+    return shml__os_proc_alive((int32_t)state_pid(s), 0) == 0;
+}
+
+/* Free a slot whose holder died (state still s), for position `next`; count the loss. */
+static bool reclaim(shml_channel *ch, struct shml_chan_slot *slot, uint64_t s, uint64_t next)
+{
+    /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
+    if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, state_of(next, 0, false),
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    /* Relaxed: a statistic. */
+    atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Advance an index from pos to pos + 1 if nobody did (helping is harmless). */
+static void advance(shml_channel *ch, shml_atomic_u64 *index, uint64_t pos)
+{
+    if (ch->spsc) {
+        /* Release: pairs with the other side's acquire of the index in stats and waits. */
+        atomic_store_explicit(index, pos + 1, memory_order_release);
+        return;
+    }
+    atomic_compare_exchange_strong_explicit(index, &pos, pos + 1, memory_order_release,
+                                            memory_order_relaxed);
+}
+
+/*
+ * Try once to claim a slot for sending. Returns 0 with *slot and *pos set, or -EAGAIN (full;
+ * *behind is set when the blocking slot is held by a live consumer).
+ */
+static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64_t *pos,
+                          bool *behind)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    /* Acquire pairs with the release in advance(): the slots of earlier positions are ours
+       to look at. */
+    uint64_t p = atomic_load_explicit(&h->enq, memory_order_acquire);
+    for (;;) {
+        struct shml_chan_slot *s = slot_at(ch, p);
+        /* Acquire pairs with the consumer's release of the slot: its reads are done. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        int32_t d = (int32_t)(state_seq(st) - (uint32_t)p);
+        if (d == 0 && !state_busy(st)) {
+            uint64_t mine = state_of(p, ch->me, true);
+            if (ch->spsc) {
+                atomic_store_explicit(&s->state, mine, memory_order_relaxed); /* alone */
+            } else if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed)) {
+                continue; /* another producer, or a spurious failure: look again */
+            }
+            advance(ch, &h->enq, p);
+            *slot = s;
+            *pos = p;
+            return 0;
+        }
+        if (d == 0 || d == 1) {
+            /* Claimed, published or being read for p: enq lags; help it on. */
+            advance(ch, &h->enq, p);
+            p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
+            continue;
+        }
+        if (d < 0) {
+            /* The slot still holds the message of the previous lap: full. */
+            if (state_busy(st) && holder_dead(st)) {
+                reclaim(ch, s, st, p);
+                continue;
+            }
+            *behind = state_busy(st);
+            return -EAGAIN;
+        }
+        p = atomic_load_explicit(&h->enq, memory_order_acquire); /* stale: reload, as above */
+    }
+}
+
+/*
+ * Try once to claim the next message. Returns 0 with *slot and *pos set, -EAGAIN (empty;
+ * *behind set when a live producer is writing the next message), or -EMSGSIZE (the next
+ * message is longer than cap; not claimed).
+ */
+static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **slot,
+                          uint64_t *pos, bool *behind)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    uint64_t p = atomic_load_explicit(&h->deq, memory_order_acquire); /* as in send */
+    for (;;) {
+        struct shml_chan_slot *s = slot_at(ch, p);
+        /* Acquire pairs with the producer's release store of "full": the message is there. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1));
+        if (d == 0 && !state_busy(st)) {
+            if (s->len > cap)
+                return -EMSGSIZE;
+            uint64_t mine = state_of(p + 1, ch->me, true);
+            if (ch->spsc) {
+                atomic_store_explicit(&s->state, mine, memory_order_relaxed); /* alone */
+            } else if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
+                                                              memory_order_acquire,
+                                                              memory_order_relaxed)) {
+                continue;
+            }
+            advance(ch, &h->deq, p);
+            *slot = s;
+            *pos = p;
+            return 0;
+        }
+        if (d == 0) {
+            /* Being read by another consumer: deq lags; help it on. */
+            advance(ch, &h->deq, p);
+            p = atomic_load_explicit(&h->deq, memory_order_acquire);
+            continue;
+        }
+        if (d < 0) {
+            /* Free or claimed for p (or still the previous lap's): nothing to read yet. */
+            if (state_busy(st) && holder_dead(st)) {
+                uint32_t seq = state_seq(st);
+                if (seq == (uint32_t)p) {
+                    /* A producer died writing message p: skip it. */
+                    if (reclaim(ch, s, st, p + ch->mask + 1))
+                        advance(ch, &h->deq, p);
+                } else {
+                    /* A consumer died reading the previous lap's message. */
+                    reclaim(ch, s, st, (uint64_t)seq - 1 + ch->mask + 1);
+                }
+                continue;
+            }
+            *behind = state_busy(st);
+            return -EAGAIN;
+        }
+        /*
+         * Already free for a later lap: message p was consumed (deq has moved on, and the CAS in
+         * advance() fails), or its slot was freed without a message (a producer died or
+         * abandoned its claim), and deq must skip p.
+         */
+        if (!ch->spsc || state_seq(st) == (uint32_t)(p + ch->mask + 1))
+            advance(ch, &h->deq, p);
+        p = atomic_load_explicit(&h->deq, memory_order_acquire);
+    }
+}
+
+typedef int (*try_fn)(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
+                      uint64_t *pos, bool *behind);
+
+static int try_send_fn(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
+                       uint64_t *pos, bool *behind)
+{
+    (void)arg;
+    return try_claim_send(ch, slot, pos, behind);
+}
+
+static int try_recv_fn(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
+                       uint64_t *pos, bool *behind)
+{
+    return try_claim_recv(ch, arg, slot, pos, behind);
+}
+
+/*
+ * Claim a slot with `try`, waiting on event `e` as the endpoint's strategy says: spin, then
+ * announce and sleep (module header). Returns try's result or -ETIMEDOUT.
+ */
+static int claim_waiting(shml_channel *ch, try_fn try, size_t arg, struct shml_event_layout *e,
+                         int64_t timeout_ns, struct shml_chan_slot **slot, uint64_t *pos)
+{
+    bool behind = false;
+    int r = try(ch, arg, slot, pos, &behind);
+    if (r != -EAGAIN)
+        return r;
+    if (timeout_ns == 0)
+        return -ETIMEDOUT;
+    int64_t deadline = shml__deadline(timeout_ns);
+    if (ch->wait != SHML_WAIT_BLOCK) {
+        uint32_t spins = ch->wait == SHML_WAIT_SPIN ? UINT32_MAX : ch->spin;
+        for (uint32_t i = 0; i < spins; i++) {
+            shml__os_cpu_relax();
+            r = try(ch, arg, slot, pos, &behind);
+            if (r != -EAGAIN)
+                return r;
+            if ((i & 1023) == 1023 && deadline >= 0 && shml__os_mono_ns() >= deadline)
+                return -ETIMEDOUT;
+        }
+    }
+    for (;;) {
+        uint32_t gen = shml__event_gen(e);
+        uint64_t ticket = shml__event_arrive(e);
+        r = try(ch, arg, slot, pos, &behind);
+        if (r != -EAGAIN) {
+            shml__event_depart(e, ticket);
+            return r;
+        }
+        int64_t until = deadline;
+        if (behind) {
+            /* A live endpoint holds the slot we need: look again soon, in case it dies. */
+            int64_t soon = shml__os_mono_ns() + HOLDER_CHECK_NS;
+            if (until < 0 || soon < until)
+                until = soon;
+        }
+        int timed_out = shml__event_sleep(e, gen, ticket, until) == -ETIMEDOUT;
+        r = try(ch, arg, slot, pos, &behind);
+        if (r != -EAGAIN)
+            return r;
+        if (timed_out && deadline >= 0 && shml__os_mono_ns() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+/* Publish a claimed slot (release: the message before the state) and wake a consumer. */
+static void publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len)
+{
+    s->len = (uint32_t)len;
+    /* Release pairs with the consumer's acquire load of the state: it sees len and bytes. */
+    atomic_store_explicit(&s->state, state_of(pos + 1, 0, false), memory_order_release);
+    shml__event_wake(&ch->hdr->not_empty);
+}
+
+/* Give a read slot back to producers (release: our reads before the state) and wake one. */
+static void give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
+{
+    /* Release pairs with the producer's acquire load of the state. */
+    atomic_store_explicit(&s->state, state_of(pos + ch->mask + 1, 0, false),
+                          memory_order_release);
+    shml__event_wake(&ch->hdr->not_full);
+}
+
+static int check_send(shml_channel *ch, size_t len)
+{
+    if (!ch)
+        return -EINVAL;
+    if (!(ch->role & SHML_PRODUCER))
+        return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
+    if (ch->claimed)
+        return shml__fail(EBUSY, "a claim is open on this endpoint: commit it first");
+    if (len > ch->max_msg)
+        return shml__fail(EMSGSIZE, "message of %zu bytes; the channel takes at most %llu", len,
+                          (unsigned long long)ch->max_msg);
+    return 0;
+}
+
+static int check_recv(shml_channel *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    if (!(ch->role & SHML_CONSUMER))
+        return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
+    if (ch->peeked)
+        return shml__fail(EBUSY, "a peek is open on this endpoint: release it first");
+    return 0;
+}
+
+ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
+{
+    int r = check_send(ch, len);
+    if (r < 0)
+        return r;
+    if (!msg && len)
+        return -EINVAL;
+    struct shml_chan_slot *s;
+    uint64_t pos;
+    r = claim_waiting(ch, try_send_fn, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    if (len)
+        memcpy(payload(s), msg, len);
+    publish(ch, s, pos, len);
+    return (ssize_t)len;
+}
+
+ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+    int r = check_recv(ch);
+    if (r < 0)
+        return r;
+    if (!buf && cap)
+        return -EINVAL;
+    struct shml_chan_slot *s;
+    uint64_t pos;
+    r = claim_waiting(ch, try_recv_fn, cap, &ch->hdr->not_empty, timeout_ns, &s, &pos);
+    if (r == -EMSGSIZE)
+        return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
+    if (r < 0)
+        return r;
+    size_t len = s->len;
+    if (len)
+        memcpy(buf, payload(s), len);
+    give_back(ch, s, pos);
+    return (ssize_t)len;
+}
+
+int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    int r = check_send(ch, len);
+    if (r < 0)
+        return r;
+    if (!buf)
+        return -EINVAL;
+    struct shml_chan_slot *s;
+    uint64_t pos;
+    r = claim_waiting(ch, try_send_fn, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    ch->claimed = s;
+    ch->claimed_pos = pos;
+    ch->claimed_len = len;
+    *buf = payload(s);
+    return 0;
+}
+
+int shml_commit(shml_channel *ch, size_t len)
+{
+    if (!ch || !ch->claimed)
+        return -EINVAL;
+    if (len > ch->claimed_len)
+        return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
+                          ch->claimed_len);
+    publish(ch, ch->claimed, ch->claimed_pos, len);
+    ch->claimed = NULL;
+    return 0;
+}
+
+int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_ns)
+{
+    int r = check_recv(ch);
+    if (r < 0)
+        return r;
+    if (!buf || !len)
+        return -EINVAL;
+    struct shml_chan_slot *s;
+    uint64_t pos;
+    r = claim_waiting(ch, try_recv_fn, SIZE_MAX, &ch->hdr->not_empty, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    ch->peeked = s;
+    ch->peeked_pos = pos;
+    *buf = payload(s);
+    *len = s->len;
+    return 0;
+}
+
+int shml_release(shml_channel *ch)
+{
+    if (!ch || !ch->peeked)
+        return -EINVAL;
+    give_back(ch, ch->peeked, ch->peeked_pos);
+    ch->peeked = NULL;
+    return 0;
+}
+
+void shml__queue_abandon(shml_channel *ch)
+{
+    if (ch->claimed) {
+        /* Publishing an empty message would deliver something never sent: free it instead. */
+        uint64_t st = state_of(ch->claimed_pos, ch->me, true);
+        if (reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
+            shml__event_wake(&ch->hdr->not_empty);
+        ch->claimed = NULL;
+    }
+    if (ch->peeked) {
+        give_back(ch, ch->peeked, ch->peeked_pos);
+        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        ch->peeked = NULL;
+    }
+}
