@@ -1,0 +1,124 @@
+#include "chan_util.h"
+
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *chan_addr(void)
+{
+    /* Not shmt_fmt(): its pool is reused after 128 strings, and chaos tests make many. */
+    static char addrs[16][300];
+    static unsigned n;
+    if (n == 16)
+        shmt_fail(__FILE__, __LINE__, "more than 16 channels in one test");
+    char *a = addrs[n++];
+    snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
+    return a;
+}
+
+void *chan_shared_create(size_t size, const char **addr, shml_segment **seg)
+{
+    /* Not shmt_fmt(): its pool is reused, and peers get this address many times. */
+    static char addrs[8][300];
+    static unsigned n;
+    if (n == 8)
+        shmt_fail(__FILE__, __LINE__, "more than 8 shared segments in one test");
+    char *a = addrs[n++];
+    snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
+    ASSERT_OK(shml_segment_create(a, size, NULL, seg));
+    void *data = shml_segment_data(*seg);
+    ASSERT_NOT_NULL(data);
+    memset(data, 0, size);
+    *addr = a;
+    return data;
+}
+
+void *chan_shared_open(const char *addr, shml_segment **seg)
+{
+    ASSERT_OK(shml_segment_open(addr, NULL, seg));
+    void *data = shml_segment_data(*seg);
+    ASSERT_NOT_NULL(data);
+    return data;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t msg_sum(const struct chan_msg *m, const uint8_t *payload, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    h = fnv(h, &m->producer, sizeof m->producer);
+    h = fnv(h, &m->len, sizeof m->len);
+    h = fnv(h, &m->seq, sizeof m->seq);
+    return fnv(h, payload, n);
+}
+
+static unsigned msg_seed(uint32_t producer, uint64_t seq)
+{
+    return (unsigned)(seq * 2654435761u) ^ (producer * 40503u);
+}
+
+void chan_msg_fill(void *buf, uint32_t len, uint32_t producer, uint64_t seq)
+{
+    struct chan_msg m = {producer, len, seq, 0};
+    uint8_t *payload = (uint8_t *)buf + sizeof m;
+    size_t n = len - sizeof m;
+    shmt_fill(payload, n, msg_seed(producer, seq));
+    m.sum = msg_sum(&m, payload, n);
+    memcpy(buf, &m, sizeof m);
+}
+
+const char *chan_msg_check(const void *buf, size_t len)
+{
+    static char why[200];
+    struct chan_msg m;
+    if (len < sizeof m) {
+        snprintf(why, sizeof why, "message of %zu bytes is shorter than its header", len);
+        return why;
+    }
+    memcpy(&m, buf, sizeof m);
+    if (m.len != len) {
+        snprintf(why, sizeof why, "message says %u bytes, received %zu (producer %u seq %ju)",
+                 m.len, len, m.producer, (uintmax_t)m.seq);
+        return why;
+    }
+    const uint8_t *payload = (const uint8_t *)buf + sizeof m;
+    if (msg_sum(&m, payload, len - sizeof m) != m.sum) {
+        ptrdiff_t off = shmt_check(payload, len - sizeof m, msg_seed(m.producer, m.seq));
+        snprintf(why, sizeof why, "checksum mismatch (producer %u seq %ju len %zu, payload byte %td)",
+                 m.producer, (uintmax_t)m.seq, len, off);
+        return why;
+    }
+    return NULL;
+}
+
+long chan_iters(long n, long min)
+{
+    const char *d = getenv("SHMT_CHAN_DIV");
+    long div = d ? strtol(d, NULL, 10) : 1;
+    if (div > 1)
+        n /= div;
+    return n < min ? min : n;
+}
+
+int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
+}
+
+unsigned chan_seed(void)
+{
+    const char *s = getenv("SHMT_SEED");
+    unsigned seed = s ? (unsigned)strtoul(s, NULL, 0) : (unsigned)(now_ns() ^ getpid());
+    shmt_log("seed %u (set SHMT_SEED=%u to repeat)", seed, seed);
+    return seed;
+}

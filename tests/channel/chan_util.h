@@ -1,0 +1,48 @@
+/*
+ * chan_util.h - what the channel tests share: unique channel addresses, a plain shared segment
+ * for results, the test message (producer id, sequence number, checksum over a pattern of
+ * random length), the iteration scale and the seed.
+ *
+ * Every wait is bounded and none asserts on speed: the CI machine has 2 cores and these tests
+ * oversubscribe it, so endpoints use the adaptive or blocking strategy.
+ */
+#ifndef SHMT_CHAN_UTIL_H
+#define SHMT_CHAN_UTIL_H
+
+#include "harness.h"
+
+#include <stdatomic.h>
+
+#define MS ((int64_t)1000000)
+#define SEC ((int64_t)1000000000)
+/* The bound on a wait that must succeed: reaching it is a failure. */
+#define WAIT_BOUND (10 * SEC)
+
+/* A fresh channel address, registered for removal after the test (valid until it ends). */
+const char *chan_addr(void);
+
+/* Create a managed plain segment of `size` zeroed bytes at a fresh address; returns the data. */
+void *chan_shared_create(size_t size, const char **addr, shml_segment **seg);
+void *chan_shared_open(const char *addr, shml_segment **seg);
+
+/* The header every test message starts with; the rest is shmt_pattern(seed = msg_seed()). */
+struct chan_msg {
+    uint32_t producer;
+    uint32_t len; /* whole message, header included */
+    uint64_t seq;
+    uint64_t sum; /* FNV-1a of producer, len, seq and the payload */
+};
+#define CHAN_MSG_MIN ((uint32_t)sizeof(struct chan_msg))
+
+/* Write message (producer, seq) of `len` bytes (>= CHAN_MSG_MIN) into buf. */
+void chan_msg_fill(void *buf, uint32_t len, uint32_t producer, uint64_t seq);
+/* Check a received message of `len` bytes; 0 if whole, else a description (static). */
+const char *chan_msg_check(const void *buf, size_t len);
+
+/* Iterations divided by SHMT_CHAN_DIV (sanitizer/valgrind runs), never below min. */
+long chan_iters(long n, long min);
+/* SHMT_SEED if set, else from the clock; logged. */
+unsigned chan_seed(void);
+int64_t now_ns(void);
+
+#endif
