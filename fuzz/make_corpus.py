@@ -37,6 +37,15 @@ def header(size=100, kind=1, flags=0, version=1, header_size=4096, map_size=None
     return bytes(h), map_size
 
 
+def chan_block(magic=0x4E414843, version=1, kind=2, flags=0, nslots=8, stride=128,
+               max_msg=100, slots_off=1024, length=1024):
+    """A channel control block as docs/FORMAT.md ("Channels") lays it out."""
+    b = bytearray(1024)
+    struct.pack_into("<IIIIIIQQ", b, 0, magic, version, kind, flags, nslots, stride, max_msg,
+                     slots_off)
+    return bytes(b[:length])
+
+
 def write(kind, name, data):
     d = os.path.join(HERE, "corpus", kind)
     os.makedirs(d, exist_ok=True)
@@ -74,6 +83,39 @@ def main():
     seed("attach_moved", header(attach=(2048, 96, 32))[0], ms)
     seed("huge_size", header(size=(1 << 64) - 4096, map_size=4096)[0], 1 << 62)
     seed("label_unterminated", header(label=b"x" * 64)[0], ms)
+
+    # Channel seeds: 8 bytes of data size, then the control block. Seed 'valid' (8 slots of
+    # 128 bytes after the 1024-byte block) must be accepted.
+    def chan(name, data_size, **kw):
+        write("channel", name, struct.pack("<Q", data_size) + chan_block(**kw))
+
+    fits = 1024 + 8 * 128
+    chan("valid", fits)
+    chan("valid_spsc", fits, flags=1)
+    chan("valid_big", 1024 + 256 * 4160, nslots=256, stride=4160, max_msg=4096)
+    chan("valid_two_slots", 1024 + 2 * 64, nslots=2, stride=64, max_msg=48)
+    chan("data_one_short", fits - 1)
+    chan("data_smaller_than_block", 100)
+    chan("data_zero", 0)
+    chan("short_image", fits, length=40)
+    chan("bad_magic", fits, magic=0x4348414E)
+    chan("version0", fits, version=0)
+    chan("version2", fits, version=2)
+    chan("kind_bus", fits, kind=3)
+    chan("kind0", fits, kind=0)
+    chan("nslots0", fits, nslots=0)
+    chan("nslots1", fits, nslots=1)
+    chan("nslots3", fits, nslots=3)
+    chan("nslots_2_31", 1 << 40, nslots=1 << 31)
+    chan("nslots_max", 1 << 62, nslots=0xFFFFFFFF)
+    chan("stride_odd", fits, stride=100)
+    chan("stride_small", fits, stride=64)
+    chan("stride_huge", 1 << 62, nslots=1 << 30, stride=0xFFFFFFC0, max_msg=1 << 30)
+    chan("max_msg_huge", fits, max_msg=1 << 63)
+    chan("max_msg_2_30_plus", 1 << 40, stride=(1 << 30) + 64, max_msg=(1 << 30) + 1)
+    chan("slots_off0", fits, slots_off=0)
+    chan("slots_off_far", fits, slots_off=1 << 63)
+    chan("size_huge", (1 << 64) - 1)
 
 
 if __name__ == "__main__":

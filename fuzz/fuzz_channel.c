@@ -1,0 +1,60 @@
+/*
+ * fuzz_channel.c - libFuzzer target for channel control-block validation (untrusted: any
+ * process that can write the segment can write the block). The first 8 bytes of the input give
+ * the data size the segment claims; the rest is the start of the data, zero-padded to the
+ * 1024-byte block. The image is an exact-size heap copy of min(claimed size, 1024) bytes, so
+ * ASan catches a read of the block when the data is too small to hold one. Validation must
+ * return 0, -SHML_ECORRUPT or -SHML_EVERSION, never crash; and what it accepts must satisfy
+ * every invariant the queue relies on (docs/FORMAT.md, "Channels").
+ */
+#include "channel/channel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 8)
+        return 0;
+    uint64_t claimed;
+    memcpy(&claimed, data, 8);
+    if (claimed > SIZE_MAX)
+        return 0;
+    size_t len = claimed < SHML_CHAN_HDR ? (size_t)claimed : SHML_CHAN_HDR;
+    uint8_t *image = calloc(1, len ? len : 1);
+    if (!image)
+        return 0;
+    size_t avail = size - 8;
+    memcpy(image, data + 8, avail < len ? avail : len);
+    int r = shml__chan_validate((const struct shml_chan_hdr *)image, (size_t)claimed);
+    switch (r) {
+    case 0: {
+        if (len < SHML_CHAN_HDR)
+            abort();
+        const struct shml_chan_hdr *h = (const struct shml_chan_hdr *)image;
+        uint64_t n = h->nslots;
+        if (h->magic != SHML_CHAN_MAGIC || h->version != SHML_CHAN_VERSION ||
+            h->kind != SHML_QUEUE || n < 2 || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
+            h->max_msg > ((uint64_t)1 << 30) || h->stride < SHML_SLOT_HDR + h->max_msg ||
+            h->slots_off != SHML_CHAN_HDR)
+            abort();
+        /* The slots fit in the data, computed without overflow. */
+        if ((unsigned __int128)n * h->stride + h->slots_off > (unsigned __int128)claimed)
+            abort();
+        /* The last slot's message ends inside the data. */
+        uint64_t end = h->slots_off + (n - 1) * h->stride + SHML_SLOT_HDR + h->max_msg;
+        if (end > claimed)
+            abort();
+        break;
+    }
+    case -SHML_ECORRUPT:
+    case -SHML_EVERSION:
+        break;
+    default:
+        abort();
+    }
+    free(image);
+    return 0;
+}
