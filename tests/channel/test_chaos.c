@@ -84,6 +84,7 @@ PEER(chaos_producer)
                           shml_strerror(r), shml_last_error());
             if (atomic_load(&a->stop_producers)) {
                 shml_channel_close(ch);
+                shml_segment_close(seg);
                 return 0;
             }
         }
@@ -92,6 +93,7 @@ PEER(chaos_producer)
     while (!atomic_load(&a->stop_producers))
         shmt_sleep_ms(5);
     shml_channel_close(ch);
+    shml_segment_close(seg);
     return 0;
 }
 
@@ -130,6 +132,7 @@ PEER(chaos_consumer)
         atomic_fetch_add(&a->received[id], 1);
     }
     shml_channel_close(ch);
+    shml_segment_close(seg);
     return 0;
 }
 
