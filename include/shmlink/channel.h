@@ -133,13 +133,14 @@ struct shml_channel_stats {
     uint32_t kind;
     uint32_t slots;    /* number of message slots */
     uint64_t max_msg;  /* largest message */
-    uint64_t sent;     /* messages committed */
-    uint64_t received; /* messages consumed */
+    uint64_t sent;     /* messages committed (and claims lost with a producer that died) */
+    uint64_t received; /* messages consumed (and reads lost with a consumer that died) */
     uint64_t lost;     /* messages freed because their producer or consumer died */
     uint64_t queued;   /* messages waiting now (a snapshot) */
 };
 
-/* Fill `st` from the channel behind `ch`. Returns 0 or -EINVAL. */
+/* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
+   Returns 0 or -EINVAL. */
 SHML_API int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st);
 
 /* The segment behind the channel (for its address, fd, stat ...). Owned by the channel. */

@@ -204,12 +204,30 @@ int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st)
     st->kind = h->kind;
     st->slots = h->nslots;
     st->max_msg = h->max_msg;
-    /* Relaxed: a snapshot. Positions count every claim; the lost ones are in `lost`. */
+    /*
+     * Relaxed: a snapshot. The indices count claims; claims still open (being written or
+     * read) are found in the slots, so that sent and received count finished messages. This
+     * reads every slot's state: it costs the caller, never the hot path.
+     */
     struct shml_chan_hdr *m = (struct shml_chan_hdr *)h;
     uint64_t enq = atomic_load_explicit(&m->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&m->deq, memory_order_relaxed);
-    st->sent = enq;
-    st->received = deq;
+    uint64_t writing = 0, reading = 0;
+    for (uint64_t i = 0; i <= ch->mask; i++) {
+        const struct shml_chan_slot *s =
+            (const struct shml_chan_slot *)(ch->slots + i * ch->stride);
+        uint64_t state = atomic_load_explicit(&((struct shml_chan_slot *)s)->state,
+                                              memory_order_relaxed);
+        if (!(state & 1u))
+            continue;
+        /* Busy: claimed for writing holds seq p (== i mod nslots), being read holds p + 1. */
+        if (((state >> 32) & ch->mask) == i)
+            writing++;
+        else
+            reading++;
+    }
+    st->sent = enq > writing ? enq - writing : 0;
+    st->received = deq > reading ? deq - reading : 0;
     st->lost = atomic_load_explicit(&m->lost, memory_order_relaxed);
     st->queued = enq > deq ? enq - deq : 0;
     return 0;

@@ -83,6 +83,27 @@ static bool reclaim(shml_channel *ch, struct shml_chan_slot *slot, uint64_t s, u
     return true;
 }
 
+/*
+ * A claim that keeps failing for many more rounds than contention explains has met indices
+ * and slot states that disagree (a corrupt or hostile channel): check the indices, and give
+ * -SHML_ECORRUPT rather than loop for ever.
+ */
+static int too_many_rounds(shml_channel *ch, unsigned *rounds)
+{
+    if (++*rounds < 1024u + 2u * (unsigned)(ch->mask + 1))
+        return 0;
+    *rounds = 0;
+    /* Relaxed: a consistency check of two snapshots. */
+    uint64_t enq = atomic_load_explicit(&ch->hdr->enq, memory_order_relaxed);
+    uint64_t deq = atomic_load_explicit(&ch->hdr->deq, memory_order_relaxed);
+    if (deq > enq + 2 * (ch->mask + 1) || enq - deq > 4 * (ch->mask + 1))
+        return shml__fail(SHML_ECORRUPT, "channel indices are inconsistent (enq %llu, deq %llu, "
+                                         "%llu slots)",
+                          (unsigned long long)enq, (unsigned long long)deq,
+                          (unsigned long long)(ch->mask + 1));
+    return -EAGAIN; /* consistent, just busy: let the caller wait */
+}
+
 /* Advance an index from pos to pos + 1 if nobody did (helping is harmless). */
 static void advance(shml_channel *ch, shml_atomic_u64 *index, uint64_t pos)
 {
@@ -106,7 +127,11 @@ static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64
     /* Acquire pairs with the release in advance(): the slots of earlier positions are ours
        to look at. */
     uint64_t p = atomic_load_explicit(&h->enq, memory_order_acquire);
+    unsigned rounds = 0;
     for (;;) {
+        int bad = too_many_rounds(ch, &rounds);
+        if (bad < 0)
+            return bad;
         struct shml_chan_slot *s = slot_at(ch, p);
         /* Acquire pairs with the consumer's release of the slot: its reads are done. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -154,7 +179,11 @@ static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **
 {
     struct shml_chan_hdr *h = ch->hdr;
     uint64_t p = atomic_load_explicit(&h->deq, memory_order_acquire); /* as in send */
+    unsigned rounds = 0;
     for (;;) {
+        int bad = too_many_rounds(ch, &rounds);
+        if (bad < 0)
+            return bad;
         struct shml_chan_slot *s = slot_at(ch, p);
         /* Acquire pairs with the producer's release store of "full": the message is there. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
