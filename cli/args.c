@@ -93,14 +93,25 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct c
             only_positionals = true;
             continue;
         }
+        const char *name, *eq;
+        size_t name_len;
         if (arg[1] != '-') {
-            /* No single-letter options besides -h: long names keep scripts readable. */
-            cli_usage_error(verb, "unknown option %s", cli_quote(arg, shown, sizeof shown));
-            return CLI_EXIT_USAGE;
+            /*
+             * Long names keep scripts readable; the only short options are -h and the
+             * one-letter names a verb declares (recv -n), as "-n VALUE".
+             */
+            if (arg[2] != '\0' || !find_opt(opts, nopts, arg + 1, 1)) {
+                cli_usage_error(verb, "unknown option %s", cli_quote(arg, shown, sizeof shown));
+                return CLI_EXIT_USAGE;
+            }
+            name = arg + 1;
+            eq = NULL;
+            name_len = 1;
+        } else {
+            name = arg + 2;
+            eq = strchr(name, '=');
+            name_len = eq ? (size_t)(eq - name) : strlen(name);
         }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
         const struct cli_opt *opt = find_opt(opts, nopts, name, name_len);
         if (!opt) {
             char raw[256];
@@ -121,7 +132,8 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv, const struct c
         } else if (i + 1 < argc) {
             *opt->value = argv[++i];
         } else {
-            cli_usage_error(verb, "option '--%s' needs a value (%s)", opt->name, opt->metavar);
+            cli_usage_error(verb, "option '%s%s' needs a value (%s)", opt->name[1] ? "--" : "-",
+                            opt->name, opt->metavar);
             return CLI_EXIT_USAGE;
         }
     }

@@ -43,12 +43,35 @@ int cli_rm(const struct cli_verb *verb, int argc, char **argv);
 int cli_cat(const struct cli_verb *verb, int argc, char **argv);
 int cli_dump(const struct cli_verb *verb, int argc, char **argv);
 int cli_write(const struct cli_verb *verb, int argc, char **argv);
+int cli_mk(const struct cli_verb *verb, int argc, char **argv);
+int cli_send(const struct cli_verb *verb, int argc, char **argv);
+int cli_recv(const struct cli_verb *verb, int argc, char **argv);
+
+/* ---- channels for info (cmd_channel.c) ---- */
+
+struct cli_json;
+
+/*
+ * What info shows about a channel. Reading it opens the channel as a consumer for a moment
+ * (the API has no way to read a channel's counters by address without attaching).
+ */
+struct cli_channel_info {
+    bool present;     /* the segment is of a channel kind: show the section */
+    int err;          /* < 0: the channel could not be read; detail says why */
+    char detail[256]; /* shml_last_error() of the failure */
+    struct shml_channel_stats st;
+};
+
+void cli_channel_read(const char *addr, uint32_t seg_kind, struct cli_channel_info *ci);
+void cli_channel_text(const struct cli_channel_info *ci);
+void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci);
 
 /* ---- argument parser (args.c) ---- */
 
 /*
  * One option of a verb. A flag (metavar == NULL) sets *flag; an option with a value stores the
- * text in *value (the last occurrence wins). Both "--name VALUE" and "--name=VALUE" work.
+ * text in *value (the last occurrence wins). Both "--name VALUE" and "--name=VALUE" work; an
+ * option whose name is one letter is also given as "-n VALUE" (recv's -n, as head's).
  */
 struct cli_opt {
     const char *name;    /* without the leading "--" */
@@ -116,6 +139,12 @@ int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **w
 /* Parse octal permission bits ("0640", "640"): 1..0777. Returns 0, or -1 with *why. */
 int cli_parse_mode(const char *s, uint32_t *out, const char **why);
 
+/*
+ * Parse a duration: decimal digits with a unit ns, us, ms, s, m or h (no unit: seconds), or
+ * "forever" (SHML_FOREVER). Returns 0 and *out_ns, or -1 with *why.
+ */
+int cli_parse_duration(const char *s, int64_t *out_ns, const char **why);
+
 /* "4K", "1.5M", "512B": a byte count for people. */
 void cli_fmt_size(uint64_t bytes, char *buf, size_t cap);
 /* "5s", "3m", "2h", "4d": the age of a CLOCK_REALTIME ns timestamp; "-" if unknown (0). */
@@ -141,6 +170,15 @@ const char *cli_alive_name(int alive);
  * Truncates (ending with "...") if buf is too small.
  */
 const char *cli_display(const char *s, char *buf, size_t cap);
+
+/*
+ * Escape n bytes as cli_display() does (and backslash as \\ when `backslash`, so the result
+ * can be read back unambiguously) into buf, without a terminating NUL. Stops before a piece
+ * that would not fit in cap bytes; returns how many input bytes were escaped and sets
+ * *out_len to the bytes written.
+ */
+size_t cli_escape_bytes(const void *data, size_t n, bool backslash, char *buf, size_t cap,
+                        size_t *out_len);
 
 /* cli_display() between single quotes, for a value inside a message: 'abc', '' when empty. */
 const char *cli_quote(const char *s, char *buf, size_t cap);

@@ -620,7 +620,8 @@ static int stat_all(const char *addr, struct shml_segment_info *info, struct shm
 }
 
 static void info_text(const struct shml_segment_info *s, const struct shml_attach_info *att,
-                      size_t n_att, size_t n_table, const struct declared *dl, int64_t now)
+                      size_t n_att, size_t n_table, const struct declared *dl,
+                      const struct cli_channel_info *ci, int64_t now)
 {
     char *addr = malloc(CLI_SHOW_CAP);
     char a[64], b[64], c[4 * SHML_LABEL_MAX + 16];
@@ -678,13 +679,15 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
         if (n_att < n_table)
             printf("  (%zu more not shown)\n", n_table - n_att);
         declared_text(dl);
+        cli_channel_text(ci);
     } else if (has_attached(s)) {
         printf("attached:     %u\n", s->attached);
     }
 }
 
 static void info_json(const struct shml_segment_info *s, const struct shml_attach_info *att,
-                      size_t n_att, const struct declared *dl, int64_t now)
+                      size_t n_att, const struct declared *dl, const struct cli_channel_info *ci,
+                      int64_t now)
 {
     struct cli_json j;
     char buf[64];
@@ -717,6 +720,7 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
     }
     cli_json_end_array(&j);
     declared_json(&j, dl);
+    cli_channel_json(&j, ci);
     cli_json_end_object(&j);
     cli_json_finish(&j);
 }
@@ -751,10 +755,16 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "out of memory");
     }
     read_declared(info, dl);
-    if (json)
-        info_json(info, att, n_att, dl, now);
+    /* After the stat, so the attach table shown does not list this tool's own brief attach. */
+    struct cli_channel_info ci;
+    if (info->managed && info->status == 0)
+        cli_channel_read(addr, info->kind, &ci);
     else
-        info_text(info, att, n_att, n_table, dl, now);
+        memset(&ci, 0, sizeof ci);
+    if (json)
+        info_json(info, att, n_att, dl, &ci, now);
+    else
+        info_text(info, att, n_att, n_table, dl, &ci, now);
     free(dl);
     free(att);
     free(info);

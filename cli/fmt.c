@@ -197,6 +197,14 @@ void cli_fmt_kind(uint32_t kind, char *buf, size_t cap)
 {
     if (kind == SHML_KIND_PLAIN)
         snprintf(buf, cap, "plain");
+    else if (kind == SHML_QUEUE)
+        snprintf(buf, cap, "queue");
+    else if (kind == SHML_BUS)
+        snprintf(buf, cap, "bus");
+    else if (kind == SHML_LATEST)
+        snprintf(buf, cap, "latest");
+    else if (kind == SHML_RPC)
+        snprintf(buf, cap, "rpc");
     else
         snprintf(buf, cap, "kind#%u", kind);
 }
@@ -238,26 +246,19 @@ size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-const char *cli_display(const char *s, char *buf, size_t cap)
+size_t cli_escape_bytes(const void *data, size_t n, bool backslash, char *buf, size_t cap,
+                        size_t *out_len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), o = 0;
-
-    if (cap < 8) {
-        if (cap)
-            buf[0] = '\0';
-        return buf;
-    }
-    if (n == 0) {
-        snprintf(buf, cap, "\"\"");
-        return buf;
-    }
-    for (size_t i = 0; i < n;) {
+    const unsigned char *p = data;
+    size_t o = 0, i = 0;
+    while (i < n) {
         char piece[8];
         size_t plen;
         uint32_t cp;
         size_t seq = cli_utf8_seq(p + i, n - i, &cp);
-        if (seq == 1 && cp >= 0x20 && cp != 0x7f) {
+        if (seq == 1 && backslash && cp == '\\') {
+            plen = (size_t)snprintf(piece, sizeof piece, "\\\\");
+        } else if (seq == 1 && cp >= 0x20 && cp != 0x7f) {
             piece[0] = (char)cp;
             plen = 1;
         } else if (seq > 1 && !(cp >= 0x80 && cp <= 0x9f)) {
@@ -276,13 +277,33 @@ const char *cli_display(const char *s, char *buf, size_t cap)
                 plen = (size_t)snprintf(piece, sizeof piece, "\\x%02x", c);
             seq = 1;
         }
-        if (o + plen + 4 > cap) {
-            memcpy(buf + o, "...", 4);
-            return buf;
-        }
+        if (o + plen > cap)
+            break;
         memcpy(buf + o, piece, plen);
         o += plen;
         i += seq;
+    }
+    *out_len = o;
+    return i;
+}
+
+const char *cli_display(const char *s, char *buf, size_t cap)
+{
+    size_t n = strlen(s), o;
+
+    if (cap < 8) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    if (n == 0) {
+        snprintf(buf, cap, "\"\"");
+        return buf;
+    }
+    /* Keep room for "..." and the terminating NUL. */
+    if (cli_escape_bytes(s, n, false, buf, cap - 4, &o) < n) {
+        memcpy(buf + o, "...", 4);
+        return buf;
     }
     buf[o] = '\0';
     return buf;
@@ -304,4 +325,50 @@ const char *cli_quote(const char *s, char *buf, size_t cap)
     buf[n] = '\'';
     buf[n + 1] = '\0';
     return buf;
+}
+
+int cli_parse_duration(const char *s, int64_t *out_ns, const char **why)
+{
+    static const struct {
+        const char *suffix;
+        int64_t ns;
+    } units[] = {{"", 1000000000}, {"s", 1000000000}, {"ms", 1000000}, {"us", 1000},
+                 {"ns", 1},        {"m", 60000000000}, {"h", 3600000000000}};
+    if (strcmp(s, "forever") == 0) {
+        *out_ns = SHML_FOREVER;
+        return 0;
+    }
+    if (*s == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    if (*s == '-') {
+        *why = "negative";
+        return -1;
+    }
+    uint64_t v = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9') {
+        *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+        return -1;
+    }
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (uint64_t)INT64_MAX / 10) {
+            *why = "too large";
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(p, units[i].suffix) != 0)
+            continue;
+        if (v > (uint64_t)(INT64_MAX / units[i].ns)) {
+            *why = "too large";
+            return -1;
+        }
+        *out_ns = (int64_t)v * units[i].ns;
+        return 0;
+    }
+    *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+    return -1;
 }

@@ -87,6 +87,47 @@ static const struct cli_verb verbs[] = {
      "  --raw        write into the object as plain bytes (a foreign object, or a shmlink\n"
      "               segment's header)\n",
      cli_write},
+    {"mk", "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--mode MODE] [--spsc]",
+     "Create a channel of KIND at ADDR; it persists until 'shmlink rm ADDR'.\n"
+     "\n"
+     "KIND is queue (each message goes to exactly one receiver). bus, latest and rpc are\n"
+     "not implemented yet: asking for one fails (exit 1); any other KIND is a usage error.\n"
+     "The queue holds the largest power of two of slots of max-msg bytes (plus a slot\n"
+     "header) that fits in the capacity, and at least 2.\n"
+     "\n"
+     "Options:\n"
+     "  --capacity SIZE   bytes of message slots (default 1M; K/M/G/T suffixes as for create)\n"
+     "  --max-msg SIZE    largest message in bytes (default 4K, at most 1G)\n"
+     "  --mode MODE       octal permission bits, 1 to 0777 (default 0600)\n"
+     "  --spsc            one producer and one consumer at a time (faster; not enforced)\n",
+     cli_mk},
+    {"send", "ADDR [MSG...] [--binary] [--timeout DURATION]",
+     "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
+     "each line of stdin is one (without its newline). Stops at the first failure.\n"
+     "\n"
+     "Options:\n"
+     "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
+     "                       length, then that many bytes\n"
+     "  --timeout DURATION   how long to wait for room in a full queue, per message:\n"
+     "                       a number with a unit ns, us, ms, s, m or h (none: seconds),\n"
+     "                       0 (fail at once) or forever (the default)\n",
+     cli_send},
+    {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION]",
+     "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
+     "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
+     "Received messages are consumed: no other receiver gets them.\n"
+     "\n"
+     "By default, receive what is queued now and exit (exit 0 also when nothing was).\n"
+     "SIGINT or SIGTERM ends recv cleanly between two messages (exit 0).\n"
+     "\n"
+     "Options:\n"
+     "  -n N, --count N      stop after N messages, waiting for them (fewer: exit 1)\n"
+     "  --follow             keep waiting for messages until interrupted\n"
+     "  --binary             print messages as-is, length-framed as send --binary reads them\n"
+     "  --timeout DURATION   wait at most this long for each message (as for send); when it\n"
+     "                       passes, recv ends: exit 1 with -n, else exit 0. Default 0\n"
+     "                       (drain), forever with -n or --follow\n",
+     cli_recv},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
@@ -108,6 +149,9 @@ static void print_main_help(void)
            "  cat      copy a segment's bytes to stdout\n"
            "  dump     show a segment's bytes in hex and ASCII\n"
            "  write    copy stdin into a segment\n"
+           "  mk       create a channel (queue)\n"
+           "  send     send messages to a channel\n"
+           "  recv     receive messages from a channel\n"
            "\n"
            "Addresses:\n"
            "  name, posix:name, posix:/name     POSIX shared memory (the default backend)\n"
