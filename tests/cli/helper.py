@@ -44,6 +44,8 @@ def fail(msg):
     sys.exit(1)
 
 
+CHANNEL_KEYS = ["kind", "kind_name", "slots", "max_msg", "sent", "received", "queued", "lost"]
+
 def check_keys(obj, keys, what):
     if not isinstance(obj, dict):
         fail("%s is not an object" % what)
@@ -85,7 +87,12 @@ def cmd_json(kind):
             check_keys(s, SEGMENT_KEYS, "segment")
         doc["removed"] = [s for s in doc["removed"] if mine(s)]
     elif kind == "info":
-        check_keys(doc, SEGMENT_KEYS + ["attach", "declared"], "info output")
+        keys = SEGMENT_KEYS + ["attach", "declared"]
+        if "channel" in doc:  # a segment of a channel kind: its counters come last
+            keys.append("channel")
+            if "error" not in doc["channel"]:
+                check_keys(doc["channel"], CHANNEL_KEYS, "channel")
+        check_keys(doc, keys, "info output")
         for a in doc["attach"]:
             check_keys(a, ATTACH_KEYS, "attach entry")
         for d in doc["declared"] or []:

@@ -12,6 +12,9 @@ $ shmlink gc --help
 $ shmlink cat --help
 $ shmlink dump -h
 $ shmlink write --help
+$ shmlink mk --help
+$ shmlink send --help
+$ shmlink recv --help
 # Help wins over everything else on the line.
 $ shmlink create --bogus --help
 # Usage errors.
