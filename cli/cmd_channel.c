@@ -530,8 +530,9 @@ void cli_channel_text(const struct cli_channel_info *ci)
     char kind[32], human[32];
     cli_fmt_kind(ci->st.kind, kind, sizeof kind);
     cli_fmt_size(ci->st.max_msg, human, sizeof human);
-    printf("channel:      %s, %u slots, messages up to %llu bytes (%s)\n", kind, ci->st.slots,
-           (unsigned long long)ci->st.max_msg, human);
+    printf("channel:      %s%s, %u slots of %u bytes, messages up to %llu bytes (%s)\n", kind,
+           (ci->st.flags & SHML_SPSC) ? " (one producer, one consumer)" : "", ci->st.slots,
+           ci->st.slot_size, (unsigned long long)ci->st.max_msg, human);
     printf("messages:     %llu sent, %llu received, %llu queued, %llu lost\n",
            (unsigned long long)ci->st.sent, (unsigned long long)ci->st.received,
            (unsigned long long)ci->st.queued, (unsigned long long)ci->st.lost);
@@ -557,8 +558,12 @@ void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci)
     cli_json_uint(j, ci->st.kind);
     cli_json_key(j, "kind_name");
     cli_json_string(j, kind);
+    cli_json_key(j, "spsc");
+    cli_json_bool(j, (ci->st.flags & SHML_SPSC) != 0);
     cli_json_key(j, "slots");
     cli_json_uint(j, ci->st.slots);
+    cli_json_key(j, "slot_size");
+    cli_json_uint(j, ci->st.slot_size);
     cli_json_key(j, "max_msg");
     cli_json_uint(j, ci->st.max_msg);
     cli_json_key(j, "sent");

@@ -95,6 +95,10 @@ const char *shml_strerror(int err)
         return "bad file descriptor or read-only handle";
     case EAGAIN:
         return "not ready yet";
+    case EMSGSIZE:
+        return "message too long";
+    case EBUSY:
+        return "busy";
     default:
         return shml__os_strerror(err);
     }

@@ -131,7 +131,9 @@ SHML_API int shml_release(shml_channel *ch);
 /* Counters kept in shared memory, read without touching the hot path. */
 struct shml_channel_stats {
     uint32_t kind;
+    uint32_t flags;    /* SHML_SPSC if created so */
     uint32_t slots;    /* number of message slots */
+    uint32_t slot_size; /* bytes per slot (header, message, padding) */
     uint64_t max_msg;  /* largest message */
     uint64_t sent;     /* messages committed (and claims lost with a producer that died) */
     uint64_t received; /* messages consumed (and reads lost with a consumer that died) */

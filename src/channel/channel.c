@@ -202,7 +202,9 @@ int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st)
     const struct shml_chan_hdr *h = ch->hdr;
     memset(st, 0, sizeof(*st));
     st->kind = h->kind;
+    st->flags = (h->flags & SHML_CHANF_SPSC) ? SHML_SPSC : 0;
     st->slots = h->nslots;
+    st->slot_size = h->stride;
     st->max_msg = h->max_msg;
     /*
      * Relaxed: a snapshot. The indices count claims; claims still open (being written or

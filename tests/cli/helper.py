@@ -44,7 +44,8 @@ def fail(msg):
     sys.exit(1)
 
 
-CHANNEL_KEYS = ["kind", "kind_name", "slots", "max_msg", "sent", "received", "queued", "lost"]
+CHANNEL_KEYS = ["kind", "kind_name", "spsc", "slots", "slot_size", "max_msg", "sent",
+                "received", "queued", "lost"]
 
 def check_keys(obj, keys, what):
     if not isinstance(obj, dict):

@@ -99,6 +99,7 @@ $ shmlink mk queue "$SEG.d"
 $ shmlink mk queue "$SEG.s" --spsc --capacity 64K --max-msg 1K
 %hold keepd $SEG.d $SEG.s
 $ shmlink send "$SEG.s" x && shmlink recv "$SEG.s"
+$ shmlink info "$SEG.s" | grep ^channel
 
 $ shmlink rm "$SEG.q" "$SEG.p" "$SEG.d" "$SEG.s"
 %release keep
