@@ -186,7 +186,7 @@ const char *cli_backend_name(int backend)
         return "file";
     case SHML_BACKEND_MEMFD:
         return "memfd";
-    case SHML_BACKEND_WIN32:
+    case SHML_BACKEND_WINDOWS:
         return "win";
     default:
         return "?";

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct shml__addr a, b;
     int r = shml__addr_parse(s, &a);
     if (r == 0) {
-        if (a.backend < SHML_BACKEND_POSIX || a.backend > SHML_BACKEND_WIN32 || a.canon[0] == 0)
+        if (a.backend < SHML_BACKEND_POSIX || a.backend > SHML_BACKEND_WINDOWS || a.canon[0] == 0)
             abort();
         if (shml__addr_parse(a.canon, &b) != 0 || strcmp(a.canon, b.canon) != 0)
             abort();

@@ -72,7 +72,7 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
 #define SHML_BACKEND_SYSV  2
 #define SHML_BACKEND_FILE  3
 #define SHML_BACKEND_MEMFD 4
-#define SHML_BACKEND_WIN32 5
+#define SHML_BACKEND_WINDOWS 5
 
 /* How long shml_segment_open() waits by default for a creator still initialising. */
 #define SHML_OPEN_TIMEOUT_DEFAULT ((int64_t)1000000000)

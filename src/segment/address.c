@@ -197,7 +197,7 @@ int shml__addr_parse(const char *s, struct shml__addr *a)
         else if (plen == 5 && strncmp(s, "memfd", 5) == 0)
             a->backend = SHML_BACKEND_MEMFD;
         else if (plen == 3 && strncmp(s, "win", 3) == 0)
-            a->backend = SHML_BACKEND_WIN32;
+            a->backend = SHML_BACKEND_WINDOWS;
         else
             return shml__fail(EINVAL, "unknown backend '%.*s' (known: posix, sysv, file, memfd, "
                                       "win)",
@@ -223,7 +223,7 @@ int shml__addr_parse(const char *s, struct shml__addr *a)
         memcpy(a->name, rest, strlen(rest) + 1);
         snprintf(a->canon, sizeof(a->canon), "memfd:%s", a->name);
         return 0;
-    case SHML_BACKEND_WIN32: {
+    case SHML_BACKEND_WINDOWS: {
         /* An optional session namespace, then a flat name. */
         const char *name = rest;
         if (strncmp(rest, "Local\\", 6) == 0)

@@ -101,7 +101,7 @@ static int resolve(const char *addr, struct shml__addr *a, const struct shml__ba
     *be = shml__backend_get(a->backend);
     if (!*be)
         return shml__fail(ENOTSUP, "the %s backend is not available on this platform",
-                          a->backend == SHML_BACKEND_WIN32 ? "win" : "requested");
+                          a->backend == SHML_BACKEND_WINDOWS ? "win" : "requested");
     return 0;
 }
 

@@ -191,7 +191,7 @@ TEST(addr_win_not_here)
     /* Parsing accepts every backend's syntax on every platform (the fuzzer relies on it)... */
     struct shml__addr a;
     ASSERT_OK(shml__addr_parse("win:name", &a));
-    ASSERT_EQ(a.backend, SHML_BACKEND_WIN32);
+    ASSERT_EQ(a.backend, SHML_BACKEND_WINDOWS);
     ASSERT_OK(shml__addr_parse("win:Local\\name", &a));
     ASSERT_STR_EQ(a.canon, "win:Local\\name");
     /* ...and a call that would use a backend this build lacks says so. */
