@@ -44,8 +44,20 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* -EINTR: a stop signal arrived; -ETIMEDOUT: timeout_ns passed; else the call's result. */
-static ssize_t send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
+/* shml_send or shml_recv, one signature for both (send never writes through buf). */
+typedef ssize_t (*chan_op)(shml_channel *ch, void *buf, size_t len, int64_t timeout_ns);
+
+static ssize_t op_send(shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
+{
+    return shml_send(ch, buf, len, timeout_ns);
+}
+
+/*
+ * Run op in slices of WAIT_SLICE_NS, so that a stop signal (which the library's waits
+ * resume after) ends the wait between two slices. -EINTR: a stop signal arrived;
+ * -ETIMEDOUT: timeout_ns passed; else op's result.
+ */
+static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns < 0 ? 0 : mono_ns() + timeout_ns;
     for (;;) {
@@ -56,27 +68,20 @@ static ssize_t send_sliced(shml_channel *ch, const void *msg, size_t len, int64_
             int64_t left = deadline - mono_ns();
             slice = left <= 0 ? 0 : left < slice ? left : slice;
         }
-        ssize_t r = shml_send(ch, msg, len, slice);
+        ssize_t r = op(ch, buf, len, slice);
         if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
             return r;
     }
 }
 
+static ssize_t send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
+{
+    return sliced(op_send, ch, (void *)msg, len, timeout_ns);
+}
+
 static ssize_t recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
-    int64_t deadline = timeout_ns < 0 ? 0 : mono_ns() + timeout_ns;
-    for (;;) {
-        if (stop_requested)
-            return -EINTR;
-        int64_t slice = WAIT_SLICE_NS;
-        if (timeout_ns >= 0) {
-            int64_t left = deadline - mono_ns();
-            slice = left <= 0 ? 0 : left < slice ? left : slice;
-        }
-        ssize_t r = shml_recv(ch, buf, cap, slice);
-        if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
-            return r;
-    }
+    return sliced(shml_recv, ch, buf, cap, timeout_ns);
 }
 
 /* "3 messages", "1 message". */
