@@ -96,7 +96,8 @@ static int too_many_rounds(shml_channel *ch, unsigned *rounds)
     /* Relaxed: a consistency check of two snapshots. */
     uint64_t enq = atomic_load_explicit(&ch->hdr->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&ch->hdr->deq, memory_order_relaxed);
-    if (deq > enq + 2 * (ch->mask + 1) || enq - deq > 4 * (ch->mask + 1))
+    /* deq may pass enq by the claims of producers that died before advancing enq. */
+    if (deq > enq + 2 * (ch->mask + 1) || (enq > deq && enq - deq > 4 * (ch->mask + 1)))
         return shml__fail(SHML_ECORRUPT, "channel indices are inconsistent (enq %llu, deq %llu, "
                                          "%llu slots)",
                           (unsigned long long)enq, (unsigned long long)deq,
@@ -114,6 +115,26 @@ static void advance(shml_channel *ch, shml_atomic_u64 *index, uint64_t pos)
     }
     atomic_compare_exchange_strong_explicit(index, &pos, pos + 1, memory_order_release,
                                             memory_order_relaxed);
+}
+
+/*
+ * Take slot s, seen in state st, as `mine` (claimed or being read by us), then move the index
+ * past position p. Alone (SPSC) a plain store does; otherwise a CAS, which fails (false) if
+ * anyone changed the state since st was read.
+ */
+static bool take(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t mine,
+                 shml_atomic_u64 *index, uint64_t p)
+{
+    if (ch->spsc) {
+        atomic_store_explicit(&s->state, mine, memory_order_relaxed); /* alone */
+    } else if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine, memory_order_acquire,
+                                                      memory_order_relaxed)) {
+        /* Acquire on success pairs with the release that handed the slot over (publish or
+           give_back): its writes or reads are done before ours begin. */
+        return false;
+    }
+    advance(ch, index, p);
+    return true;
 }
 
 /*
@@ -137,15 +158,8 @@ static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)p);
         if (d == 0 && !state_busy(st)) {
-            uint64_t mine = state_of(p, ch->me, true);
-            if (ch->spsc) {
-                atomic_store_explicit(&s->state, mine, memory_order_relaxed); /* alone */
-            } else if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
-                                                              memory_order_acquire,
-                                                              memory_order_relaxed)) {
+            if (!take(ch, s, st, state_of(p, ch->me, true), &h->enq, p))
                 continue; /* another producer, or a spurious failure: look again */
-            }
-            advance(ch, &h->enq, p);
             *slot = s;
             *pos = p;
             return 0;
@@ -165,7 +179,14 @@ static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64
             *behind = state_busy(st);
             return -EAGAIN;
         }
-        p = atomic_load_explicit(&h->enq, memory_order_acquire); /* stale: reload, as above */
+        /*
+         * Already past position p: p was written and read (enq has moved on, and the CAS in
+         * advance() fails), or a consumer freed the claim of a producer that died before it
+         * advanced enq, and enq must skip p.
+         */
+        if (!ch->spsc || state_seq(st) == (uint32_t)(p + ch->mask + 1))
+            advance(ch, &h->enq, p);
+        p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
     }
 }
 
@@ -191,15 +212,8 @@ static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **
         if (d == 0 && !state_busy(st)) {
             if (s->len > cap)
                 return -EMSGSIZE;
-            uint64_t mine = state_of(p + 1, ch->me, true);
-            if (ch->spsc) {
-                atomic_store_explicit(&s->state, mine, memory_order_relaxed); /* alone */
-            } else if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
-                                                              memory_order_acquire,
-                                                              memory_order_relaxed)) {
-                continue;
-            }
-            advance(ch, &h->deq, p);
+            if (!take(ch, s, st, state_of(p + 1, ch->me, true), &h->deq, p))
+                continue; /* another consumer, or a spurious failure: look again */
             *slot = s;
             *pos = p;
             return 0;
