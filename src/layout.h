@@ -231,64 +231,181 @@ _Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
 
 /*
  * Channels (shmlink/channel.h). A channel is a managed segment whose kind is the channel kind
- * (SHML_QUEUE = 2); its data starts with this control block, followed by the message slots at
- * slots_off. Each index and each event sits on its own 128-byte line, so producers and
+ * (SHML_QUEUE 2, SHML_BUS 3, SHML_LATEST 4, SHML_RPC 5). Its data starts with the control
+ * block, then the endpoint table at ep_off, the RPC mailboxes at box_off (rpc only), and the
+ * slots at slots_off. Each index and each event sits on its own 128-byte line, so producers and
  * consumers do not share a line on the hot path.
  */
 #define SHML_CHAN_MAGIC   0x4e414843u /* "CHAN" */
-#define SHML_CHAN_VERSION 1u
-#define SHML_CHAN_HDR     1024u /* bytes of the control block; slots_off in version 1 */
-#define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer */
+#define SHML_CHAN_VERSION 2u
+#define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off in version 2 */
+#define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer (queue) */
+
+/* Totals of endpoints that closed or were reclaimed (their counters folded in at that time). */
+struct shml_chan_totals {
+    shml_atomic_u64 sent;           /* messages sent */
+    shml_atomic_u64 bytes_sent;
+    shml_atomic_u64 received;       /* messages received */
+    shml_atomic_u64 bytes_received;
+    shml_atomic_u64 drops;
+    shml_atomic_u64 sleeps;
+};
+_Static_assert(sizeof(struct shml_chan_totals) == 48, "channel totals size");
 
 struct shml_chan_hdr {
     uint32_t magic;                 /*    0: SHML_CHAN_MAGIC */
     uint32_t version;               /*    4: SHML_CHAN_VERSION */
-    uint32_t kind;                  /*    8: SHML_QUEUE */
+    uint32_t kind;                  /*    8: SHML_QUEUE .. SHML_RPC, as the segment's kind */
     uint32_t flags;                 /*   12: SHML_CHANF_* */
-    uint32_t nslots;                /*   16: a power of two >= 2 */
+    uint32_t nslots;                /*   16: a power of two >= 2 (latest: >= 4) */
     uint32_t stride;                /*   20: bytes per slot, a multiple of 64 */
-    uint64_t max_msg;               /*   24: largest message; stride >= 16 + max_msg */
-    uint64_t slots_off;             /*   32: from the start of the data: SHML_CHAN_HDR */
-    uint8_t reserved0[88];          /*   40: zero */
-    _Alignas(128) shml_atomic_u64 enq; /* 128: next position to claim for sending */
+    uint64_t max_msg;               /*   24: largest message (rpc: without its 8-byte tag) */
+    uint64_t slots_off;             /*   32: from the start of the data */
+    uint32_t policy;                /*   40: SHML_BLOCK or SHML_OVERWRITE (bus) */
+    uint32_t nendpoints;            /*   44: entries in the endpoint table, 1..4096 */
+    uint64_t ep_off;                /*   48: the endpoint table: SHML_CHAN_HDR */
+    uint64_t box_off;               /*   56: rpc: the mailboxes (one per endpoint); else 0 */
+    uint32_t box_stride;            /*   64: rpc: bytes per mailbox, a multiple of 64; else 0 */
+    uint8_t reserved0[60];          /*   68: zero */
+    _Alignas(128) shml_atomic_u64 enq; /* 128: queue, bus, rpc: next position to claim for
+                                          sending; latest: the current value (version << 16 |
+                                          buffer), 0 before the first write */
     uint8_t pad1[120];
-    _Alignas(128) shml_atomic_u64 deq; /* 256: next position to claim for receiving */
+    _Alignas(128) shml_atomic_u64 deq; /* 256: queue, rpc: next position to claim for
+                                          receiving; bus, latest: unused (0) */
     uint8_t pad2[120];
-    _Alignas(128) struct shml_event_layout not_empty; /* 384: consumers sleep here */
+    _Alignas(128) struct shml_event_layout not_empty; /* 384: receivers sleep here */
     uint8_t pad3[96];
-    _Alignas(128) struct shml_event_layout not_full;  /* 512: producers sleep here */
+    _Alignas(128) struct shml_event_layout not_full;  /* 512: senders sleep here */
     uint8_t pad4[96];
     _Alignas(128) shml_atomic_u64 lost; /* 640: messages freed because a holder died */
-    uint8_t reserved1[SHML_CHAN_HDR - 648]; /* 648: zero */
+    shml_atomic_u64 servers;        /* 648: rpc: servers that ever opened; else 0 */
+    struct shml_chan_totals closed; /* 656: counters of endpoints gone */
+    uint8_t reserved1[SHML_CHAN_HDR - 704]; /* 704: zero */
 };
 _Static_assert(sizeof(struct shml_chan_hdr) == SHML_CHAN_HDR, "channel header size");
 _Static_assert(offsetof(struct shml_chan_hdr, nslots) == 16, "chan.nslots");
 _Static_assert(offsetof(struct shml_chan_hdr, max_msg) == 24, "chan.max_msg");
 _Static_assert(offsetof(struct shml_chan_hdr, slots_off) == 32, "chan.slots_off");
+_Static_assert(offsetof(struct shml_chan_hdr, policy) == 40, "chan.policy");
+_Static_assert(offsetof(struct shml_chan_hdr, ep_off) == 48, "chan.ep_off");
+_Static_assert(offsetof(struct shml_chan_hdr, box_off) == 56, "chan.box_off");
+_Static_assert(offsetof(struct shml_chan_hdr, box_stride) == 64, "chan.box_stride");
 _Static_assert(offsetof(struct shml_chan_hdr, enq) == 128, "chan.enq");
 _Static_assert(offsetof(struct shml_chan_hdr, deq) == 256, "chan.deq");
 _Static_assert(offsetof(struct shml_chan_hdr, not_empty) == 384, "chan.not_empty");
 _Static_assert(offsetof(struct shml_chan_hdr, not_full) == 512, "chan.not_full");
 _Static_assert(offsetof(struct shml_chan_hdr, lost) == 640, "chan.lost");
+_Static_assert(offsetof(struct shml_chan_hdr, servers) == 648, "chan.servers");
+_Static_assert(offsetof(struct shml_chan_hdr, closed) == 656, "chan.closed");
 
 /*
- * A message slot. `state` says whose the slot is, for which position p (free-running 64-bit
- * counters; the state keeps their low 32 bits, compared by unsigned difference):
+ * An endpoint table entry: one per open handle, 128 bytes so that no two endpoints share a
+ * line. `state` is gen (bits 32-63, +1 at each free) | pid (bits 1-31) | used (bit 0).
+ *
+ * Claim: CAS state from free (used 0) to used by own pid (acquire); write start, counters,
+ * cursor, pin (relaxed); then store role (seq_cst, pairs with the loads of role by publishers
+ * and inspectors: who sees a role sees the fields). Free (close, or reclaim of an entry whose
+ * owner died): CAS state to used by the freeing process (so that one process frees it), store
+ * role 0 (seq_cst), add the counters to the channel's totals, then store state free with
+ * gen + 1 (release). A freer that dies in between leaves an entry used by a dead process,
+ * which the next one frees again (its counters may then be counted twice).
+ * The counters are written by the owner alone (relaxed stores) and read by anyone (relaxed).
+ */
+#define SHML_EP_SIZE    128u
+#define SHML_EP_MAX     4096u
+#define SHML_EP_DEFAULT 64u
+
+struct shml_chan_ep {
+    shml_atomic_u64 state;          /*   0: gen | pid | used */
+    shml_atomic_u64 start;          /*   8: owner's process start time (0: unknown) */
+    shml_atomic_u32 role;           /*  16: SHML_PRODUCER | SHML_CONSUMER; 0 while not ready */
+    shml_atomic_u32 pin;            /*  20: latest: buffer + 1 pinned by this reader; else 0 */
+    shml_atomic_u64 sent;           /*  24: messages sent */
+    shml_atomic_u64 bytes_sent;     /*  32 */
+    shml_atomic_u64 received;       /*  40: messages received */
+    shml_atomic_u64 bytes_received; /*  48 */
+    shml_atomic_u64 drops;          /*  56: bus: missed; latest: skipped; rpc server: dropped */
+    shml_atomic_u64 sleeps;         /*  64: times the owner slept in a wait */
+    shml_atomic_u64 cursor;         /*  72: bus subscriber: next position to read; latest
+                                            reader: last version read; rpc client: ticket of
+                                            the last request */
+    uint8_t reserved[SHML_EP_SIZE - 80]; /* 80: zero */
+};
+_Static_assert(sizeof(struct shml_chan_ep) == SHML_EP_SIZE, "endpoint entry size");
+_Static_assert(offsetof(struct shml_chan_ep, role) == 16, "ep.role");
+_Static_assert(offsetof(struct shml_chan_ep, sent) == 24, "ep.sent");
+_Static_assert(offsetof(struct shml_chan_ep, sleeps) == 64, "ep.sleeps");
+_Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
+
+/*
+ * A message slot (queue, bus, rpc). `state` says whose the slot is, for which position p
+ * (free-running 64-bit counters; the state keeps their low 32 bits, compared by unsigned
+ * difference):
  *   seq (bits 32-63)   holder pid (bits 1-31)   busy (bit 0)
+ * Queue and rpc:
  *   p                  0                        0   free for the producer of position p
  *   p                  producer                 1   claimed: being written
  *   p + 1              0                        0   full: message p is ready
  *   p + 1              consumer                 1   being read
- * and after the read, free for position p + nslots. Changes of owner are compare-and-swaps
- * (acquire); hand-overs (publish, release) are release stores.
+ * and after the read, free for position p + nslots.
+ * Bus (subscribers only read; nobody frees a slot):
+ *   p + 1 - nslots     0                        0   holds message p - nslots: free for p
+ *   p                  publisher                1   being written
+ *   p + 1              0                        0   holds message p
+ *   p + 1              SHML_SLOT_HOLE           0   no message p (its publisher died)
+ * Changes of owner are compare-and-swaps (acquire); hand-overs (publish, release) are release
+ * stores. An rpc request starts with a tag: the client's endpoint index and ticket (u32 each).
  */
 struct shml_chan_slot {
     shml_atomic_u64 state; /*  0 */
     uint32_t len;          /*  8: length of the message, written before it is published */
     uint32_t reserved;     /* 12: zero */
-    /* 16: the message, max_msg bytes, then padding to the stride */
+    /* 16: the message, max_msg bytes (rpc: 8 more for the tag), then padding to the stride */
 };
-#define SHML_SLOT_HDR 16u
+#define SHML_SLOT_HDR  16u
+#define SHML_SLOT_HOLE 0x7fffffffu
+#define SHML_RPC_TAG   8u
 _Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size");
+
+/*
+ * A latest-value buffer (the slots of a latest channel). `state` is readers (bits 32-47, the
+ * readers inside a read) | writer pid (bits 1-31) | writing (bit 0). A writer takes a buffer
+ * that is not the current one and has no reader by CAS 0 -> writing by me, writes version, len
+ * and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
+ * pins the current buffer by CAS readers + 1 (acquire; it fails while a writer holds the
+ * buffer), reads, and unpins by an atomic decrement (release).
+ */
+struct shml_latest_buf {
+    shml_atomic_u64 state;  /*  0: readers | writer pid | writing */
+    uint64_t version;       /*  8: version of the value held (1, 2, ...) */
+    uint32_t len;           /* 16: length of the value */
+    uint32_t reserved[3];   /* 20: zero */
+    /* 32: the value, max_msg bytes, then padding to the stride */
+};
+#define SHML_LATEST_HDR 32u
+_Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer size");
+
+/*
+ * An rpc mailbox: where a client receives its reply. `state` is ticket (bits 32-63) | server
+ * pid (bits 2-31) | writing (bit 1) | replied (bit 0):
+ *   ticket             0         0  0   request `ticket` sent, not yet taken by a server
+ *   ticket             server    0  0   taken by that server
+ *   ticket             server    1  0   the server is writing the reply
+ *   ticket             server    0  1   replied: len and the reply are there
+ * The client stores (ticket, 0, 0, 0) before it sends request `ticket` (release); a server
+ * CASes it to taken when it receives the request, to writing when it replies, and publishes
+ * with a release store of replied, then wakes `ready`.
+ */
+struct shml_rpc_box {
+    struct shml_event_layout ready; /*  0: the client sleeps here */
+    shml_atomic_u64 state;          /* 32 */
+    uint32_t len;                   /* 40: length of the reply */
+    uint32_t reserved[5];           /* 44: zero */
+    /* 64: the reply, max_msg bytes, then padding to box_stride */
+};
+#define SHML_BOX_HDR 64u
+_Static_assert(sizeof(struct shml_rpc_box) == SHML_BOX_HDR, "rpc mailbox header size");
+_Static_assert(offsetof(struct shml_rpc_box, state) == 32, "box.state");
 
 #endif /* SHML_LAYOUT_H */

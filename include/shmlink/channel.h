@@ -1,24 +1,43 @@
 /*
  * shmlink/channel.h - message channels over shared memory.
  *
- * A channel is a managed segment of a channel kind. This version implements the queue: a
- * bounded queue of messages of up to max_msg bytes, each delivered to exactly one consumer,
- * with any number of producers and consumers in any number of processes (and a fast path when
- * created with SHML_SPSC for one producer and one consumer). The bus, latest-value and
- * request/reply kinds are declared and answer -ENOTSUP until they land.
+ * A channel is a managed segment of a channel kind (docs/FORMAT.md has every byte). Four kinds:
  *
- * Two ways to move a message: copy (shml_send, shml_recv), or zero-copy (shml_claim a slot,
- * write the message in place, shml_commit it; shml_peek at the next message in place,
- * shml_release it). The bytes are documented in docs/FORMAT.md.
+ *   SHML_QUEUE   bounded queue; each message goes to exactly one consumer. Any number of
+ *                producers and consumers, with a fast path when created SHML_SPSC.
+ *   SHML_BUS     publish/subscribe; every subscriber (SHML_CONSUMER) sees every message sent
+ *                after it joined (a late joiner starts at the next message). Policy SHML_BLOCK:
+ *                publishers wait for the slowest live subscriber; SHML_OVERWRITE: publishers
+ *                never wait, and a lapped subscriber skips ahead and learns exactly how many
+ *                messages it missed (shml_recv_gap()).
+ *   SHML_LATEST  one newest value. Writers never wait; a reader gets a complete copy of the
+ *                newest value it has not read yet (a torn read is impossible: the buffer it
+ *                reads is pinned, and writers write elsewhere).
+ *   SHML_RPC     request/reply. A client (SHML_CLIENT) sends a request and receives its reply;
+ *                a server (SHML_SERVER) receives a request and its next send is the reply to
+ *                that request's client. One request in flight per client handle.
+ *
+ * Two ways to move a message: copy (shml_send, shml_recv, and the batch forms), or zero-copy
+ * (shml_claim a slot, write in place, shml_commit; shml_peek at the next message in place,
+ * shml_release it).
+ *
+ * Endpoints: every open handle takes an entry in the channel's endpoint table (its size is
+ * fixed at create, struct shml_channel_opts.endpoints), where it keeps its counters (messages,
+ * bytes, drops, sleeps) and, for a subscriber or reader, its cursor. Entries of processes that
+ * died are reclaimed by whoever needs one, and a dead subscriber is detached by the publisher
+ * it would block. shml_channel_inspect() and the `shmlink` tool read the table without
+ * touching any endpoint's hot path.
  *
  * Crash safety: a producer that dies between claim and commit, or a consumer that dies between
- * peek and release, cannot wedge the queue: the next endpoint to reach its slot finds the
- * holder dead (by pid) and frees the slot; the message is lost and counted in
- * struct shml_channel_stats.lost. Delivery is therefore at most once for messages in flight
- * when an endpoint dies, exactly once otherwise.
+ * peek and release, cannot wedge a channel: the next endpoint to need the slot finds the
+ * holder dead and frees it; the message is lost and counted (stats.lost). Delivery is at most
+ * once for messages in flight when an endpoint dies, exactly once otherwise. An RPC client
+ * whose server died while holding its request gets -ECONNRESET instead of waiting for ever;
+ * replies to a client that died are dropped and counted.
  *
  * Concurrency: a shml_channel handle is used by one thread at a time (open one handle per
- * thread); any number of handles in any number of processes use one channel concurrently.
+ * thread); any number of handles in any number of processes use one channel concurrently,
+ * within the endpoint table's size.
  */
 #ifndef SHMLINK_CHANNEL_H
 #define SHMLINK_CHANNEL_H
@@ -36,48 +55,61 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 
 /* Kinds (also the kind of the segment). */
 #define SHML_QUEUE  2u
-#define SHML_BUS    3u /* not yet: -ENOTSUP */
-#define SHML_LATEST 4u /* not yet: -ENOTSUP */
-#define SHML_RPC    5u /* not yet: -ENOTSUP */
+#define SHML_BUS    3u
+#define SHML_LATEST 4u
+#define SHML_RPC    5u
 
 /* Policies when the channel is full. */
-#define SHML_BLOCK     0u /* the producer waits, bounded by its timeout (the queue's only one) */
-#define SHML_OVERWRITE 1u /* bus only: the producer never waits */
+#define SHML_BLOCK     0u /* the producer waits, bounded by its timeout */
+#define SHML_OVERWRITE 1u /* bus only: the publisher never waits; lapped subscribers skip */
 
 /* How an endpoint waits. */
 #define SHML_WAIT_ADAPTIVE 0u /* spin briefly, then sleep (the default) */
 #define SHML_WAIT_SPIN     1u /* poll without sleeping: lowest latency, burns a core */
 #define SHML_WAIT_BLOCK    2u /* sleep at once */
 
-/* Roles for shml_channel_open(). */
+/* Roles for shml_channel_open(). Queue: producer/consumer; bus: publisher/subscriber;
+   latest: writer/reader; rpc: client/server. */
 #define SHML_PRODUCER 1u
 #define SHML_CONSUMER 2u
+#define SHML_CLIENT   SHML_PRODUCER /* rpc: sends requests, receives replies */
+#define SHML_SERVER   SHML_CONSUMER /* rpc: receives requests, sends replies */
 
 /* Flags for struct shml_channel_opts.flags. */
-#define SHML_SPSC 0x1u /* create: one producer and one consumer at a time (no CAS per message) */
+#define SHML_SPSC 0x1u /* create, queue: one producer and one consumer at a time (no CAS) */
 
 /*
- * Options. `opts` may be NULL for the defaults: a queue of 1 MiB with messages up to 4 KiB,
- * mode 0600, adaptive waits. At create, capacity and max_msg fix the geometry: the queue has
- * the largest power of two of slots of max_msg bytes (plus 16 bytes of slot header, rounded up
- * to 64) that fits in capacity, and at least 2. At open, only `wait` matters.
+ * Options. `opts` may be NULL for the defaults: 1 MiB of slots for messages up to 4 KiB, 64
+ * endpoints, mode 0600, adaptive waits.
+ *
+ * At create, capacity and max_msg fix the geometry: the channel has the largest power of two
+ * of slots of max_msg bytes (plus 16 bytes of slot header, rounded up to 64) that fits in
+ * capacity, and at least 2. A latest channel has at least 4 buffers and takes at most
+ * nslots - 2 readers (a writer needs a buffer that is neither current nor pinned by a reader:
+ * with that bound one always exists, so writers never wait). At open, only `wait` and `spin`
+ * matter.
  */
 struct shml_channel_opts {
-    uint32_t kind;     /* SHML_QUEUE (0 = SHML_QUEUE) */
-    size_t capacity;   /* bytes of message slots (0 = 1 MiB) */
-    size_t max_msg;    /* largest message in bytes (0 = 4096) */
-    uint32_t policy;   /* SHML_BLOCK */
-    uint32_t wait;     /* SHML_WAIT_* for this endpoint */
-    uint32_t mode;     /* permission bits of the segment (0 = 0600) */
-    uint32_t flags;    /* SHML_SPSC */
-    uint32_t spin;     /* adaptive: polls before sleeping (0 = 2000) */
+    uint32_t kind;      /* SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC (0 = SHML_QUEUE) */
+    size_t capacity;    /* bytes of message slots (0 = 1 MiB) */
+    size_t max_msg;     /* largest message in bytes (0 = 4096) */
+    uint32_t policy;    /* SHML_BLOCK, or SHML_OVERWRITE (bus) */
+    uint32_t wait;      /* SHML_WAIT_* for this endpoint */
+    uint32_t mode;      /* permission bits of the segment (0 = 0600) */
+    uint32_t flags;     /* SHML_SPSC */
+    uint32_t spin;      /* adaptive: polls before sleeping (0 = 2000) */
+    uint32_t endpoints; /* create: entries in the endpoint table, 1..4096 (0 = 64) */
+    uint32_t role;      /* create: the creator's role (0: queue and latest both, bus
+                           publisher, rpc server) */
 };
 
 /*
  * Create the channel at `addr` (any segment address but memfd:) and open it as an endpoint
- * that may both send and receive. Errors as shml_segment_create(), and -EINVAL (bad options:
- * max_msg larger than 1 GiB or capacity below two slots' worth is rounded up, not refused),
- * -ENOTSUP (a kind not implemented yet).
+ * in opts->role (by default: producer and consumer of a queue, writer and reader of a latest
+ * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: an unknown kind, policy,
+ * wait or flag; SHML_OVERWRITE on a kind other than bus; SHML_SPSC on a kind other than queue;
+ * max_msg larger than 1 GiB; endpoints above 4096; an rpc endpoint both client and server),
+ * -EOVERFLOW (geometry too large).
  * Ownership: *out is the caller's, closed with shml_channel_close(); the channel persists
  * until shml_segment_unlink(addr).
  */
@@ -87,26 +119,35 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -EINVAL (role 0).
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, or both roles on an rpc channel), -EUSERS (the endpoint table is full of
+ * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,
                                const struct shml_channel_opts *opts, shml_channel **out);
 
-/* Close an endpoint (NULL is fine). An uncommitted claim or unreleased peek is abandoned:
-   the slot is freed and the message counted as lost. Returns 0. */
+/* Close an endpoint (NULL is fine): free its table entry, adding its counters to the
+   channel's totals. An uncommitted claim or unreleased peek is abandoned: the slot is freed
+   and the message counted as lost. Returns 0. */
 SHML_API int shml_channel_close(shml_channel *ch);
 
 /*
- * Send `len` bytes, waiting at most timeout_ns for room. Returns len, or -ETIMEDOUT (full),
- * -EMSGSIZE (len > max_msg: at once, whatever the timeout), -EBADF (not a producer), -EBUSY
- * (a claim is open on this handle), -EINTR is never returned. Lock-free among producers.
+ * Send `len` bytes, waiting at most timeout_ns for room (negative: no limit; 0: do not wait).
+ * Returns len, or -ETIMEDOUT (full), -EMSGSIZE (len > max_msg: at once, whatever the
+ * timeout), -EBADF (not a producer), -EBUSY (a claim is open on this handle), -EINTR
+ * (shml_channel_interrupt()), -SHML_ECORRUPT. Queue and bus: lock-free among producers.
+ * Latest: never waits. RPC server: the reply to the request last received (-EPROTO if there
+ * is none; the reply is dropped, and counted, when its client has gone); RPC client: the
+ * request (-EBUSY while a reply is awaited).
  */
 SHML_API ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns);
 
 /*
  * Receive the next message into buf, waiting at most timeout_ns for one. Returns its length,
  * or -ETIMEDOUT (empty), -EMSGSIZE (cap smaller than the next message, which stays queued),
- * -EBADF (not a consumer), -EBUSY (a peek is open on this handle).
+ * -EBADF (not a consumer), -EBUSY (a peek is open on this handle), -EINTR, -SHML_ECORRUPT.
+ * Latest: the newest value this handle has not read (the first read of a handle returns the
+ * current value at once). RPC client: the reply (-EPROTO if no request was sent,
+ * -ECONNRESET if the server that took the request died, or every server is gone).
  */
 SHML_API ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 
@@ -121,29 +162,120 @@ SHML_API int shml_commit(shml_channel *ch, size_t len);
 
 /*
  * Zero-copy receive: point *buf at the next message in place and *len at its length; read it,
- * then shml_release() it. The bytes stay valid, untouched by producers, until the release.
- * Errors as shml_recv() but -EMSGSIZE.
+ * then shml_release() it. Until the release, producers leave the bytes alone (queue, latest,
+ * rpc, bus with SHML_BLOCK). Errors as shml_recv() but -EMSGSIZE.
  */
 SHML_API int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_ns);
-/* Give the peeked slot back to producers. -EINVAL if no peek is open. */
+/* Give the peeked message back. -EINVAL if no peek is open. Bus with SHML_OVERWRITE, whose
+   publishers never wait: -ESTALE if a publisher lapped the message during the peek, so that
+   what was read may be torn (the gap is counted as for shml_recv). */
 SHML_API int shml_release(shml_channel *ch);
 
-/* Counters kept in shared memory, read without touching the hot path. */
+/* A message for shml_send_batch(). */
+struct shml_iov {
+    const void *base;
+    size_t len;
+};
+
+/*
+ * Send up to n messages with one wake-up of the receivers: waits (as shml_send) for room for
+ * the first, then sends as many as fit without waiting. Returns the number sent (>= 1), or
+ * the error of the first as shml_send() (-EMSGSIZE if any message is too long: none is sent).
+ * Queue and bus; other kinds: -ENOTSUP.
+ */
+SHML_API ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                                 int64_t timeout_ns);
+
+/*
+ * Receive up to n messages with one wake-up of the senders: waits (as shml_recv) for the
+ * first, then takes those already there, packed back to back into buf (cap bytes), their
+ * lengths into lens[]. Returns the number received (>= 1), or the error as shml_recv() for the
+ * first (-EMSGSIZE: the first does not fit in cap). Stops early at a message that does not
+ * fit in what is left of buf. Queue and bus; other kinds: -ENOTSUP.
+ */
+SHML_API ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens,
+                                 size_t n, int64_t timeout_ns);
+
+/*
+ * Messages (bus with SHML_OVERWRITE) or values (latest) this handle skipped just before the
+ * message its last successful recv, peek or batch returned. 0 for other kinds.
+ */
+SHML_API uint64_t shml_recv_gap(const shml_channel *ch);
+
+/*
+ * Make the waits of this handle (current and next) return -EINTR, once, from another thread
+ * or a signal handler (async-signal-safe). Returns 0, or -EINVAL for NULL.
+ */
+SHML_API int shml_channel_interrupt(shml_channel *ch);
+
+/* Channel-wide facts and counters (the totals include endpoints that have closed or died). */
 struct shml_channel_stats {
     uint32_t kind;
-    uint32_t flags;    /* SHML_SPSC if created so */
-    uint32_t slots;    /* number of message slots */
+    uint32_t flags;     /* SHML_SPSC if created so */
+    uint32_t slots;     /* number of message slots (latest: buffers) */
     uint32_t slot_size; /* bytes per slot (header, message, padding) */
-    uint64_t max_msg;  /* largest message */
-    uint64_t sent;     /* messages committed (and claims lost with a producer that died) */
-    uint64_t received; /* messages consumed (and reads lost with a consumer that died) */
-    uint64_t lost;     /* messages freed because their producer or consumer died */
-    uint64_t queued;   /* messages waiting now (a snapshot) */
+    uint64_t max_msg;   /* largest message */
+    uint32_t policy;    /* SHML_BLOCK or SHML_OVERWRITE */
+    uint32_t endpoints; /* entries in the endpoint table */
+    uint32_t attached;  /* entries in use now, live or not yet reclaimed */
+    uint32_t reserved;
+    uint64_t sent;      /* messages sent (latest: values written; rpc: requests and replies) */
+    uint64_t received;  /* messages received (bus: deliveries to subscribers; rpc: requests
+                           taken and replies read) */
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    uint64_t lost;      /* messages freed because their producer or consumer died, replies to
+                           dead clients, requests lost with a dead server */
+    uint64_t drops;     /* bus: messages lapped subscribers missed; latest: values readers
+                           skipped */
+    uint64_t sleeps;    /* times an endpoint went to sleep in a wait */
+    uint64_t queued;    /* messages waiting now (bus: newest - slowest subscriber); snapshot */
+};
+
+/* One endpoint table entry. */
+struct shml_endpoint_stats {
+    uint32_t index;     /* its entry in the table */
+    int32_t pid;        /* its process */
+    uint32_t role;      /* SHML_PRODUCER | SHML_CONSUMER */
+    uint32_t alive;     /* 1 if its process runs, 0 if it died without closing */
+    uint64_t messages;  /* sent plus received */
+    uint64_t bytes;
+    uint64_t drops;     /* bus subscriber: missed; latest reader: skipped; rpc server: replies
+                           dropped */
+    uint64_t sleeps;
+    uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
 };
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
    Returns 0 or -EINVAL. */
 SHML_API int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st);
+
+/*
+ * Read a channel's stats and endpoint table by address, without opening an endpoint (the
+ * segment is mapped read-only, not attached). eps may be NULL (cap 0); *n (if not NULL)
+ * receives the number of entries in use, which may exceed cap. Errors as
+ * shml_channel_open() but -EUSERS, and -EACCES where the segment cannot be read.
+ */
+SHML_API int shml_channel_inspect(const char *addr, struct shml_channel_stats *st,
+                                  struct shml_endpoint_stats *eps, size_t cap, size_t *n);
+
+/* What shml_channel_check() reports through its callback. */
+#define SHML_CHECK_REPAIR 0x1u /* flags: repair what can be repaired */
+typedef void (*shml_check_fn)(void *ctx, int repaired, const char *finding);
+
+/*
+ * Validate the channel at `addr`: its control block, every slot's state against the indices,
+ * holders and endpoints of dead processes, pins, mailboxes. Each finding is passed to `fn`
+ * (may be NULL) as one line of text, with repaired = 1 if it was repaired. With
+ * SHML_CHECK_REPAIR (which needs write access), dead holders' slots are freed and the
+ * messages counted lost (a bus: made holes), dead endpoints are detached and their counters
+ * folded into the totals (undoing their pins and requests). Inconsistent indices or slot
+ * states are reported, never "repaired" by guesswork. Repair is safe while other endpoints run: it
+ * changes only what belongs to dead processes, by the same compare-and-swaps they use.
+ * Returns the number of findings left unrepaired (0: healthy), or a negative error as
+ * shml_channel_inspect().
+ */
+SHML_API int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void *ctx);
 
 /* The segment behind the channel (for its address, fd, stat ...). Owned by the channel. */
 SHML_API shml_segment *shml_channel_segment(const shml_channel *ch);

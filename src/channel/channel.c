@@ -1,5 +1,7 @@
 /*
- * channel.c - creating, opening and closing channels; the kind-independent parts.
+ * channel.c - creating, opening and closing channels; the endpoint table; waiting; the public
+ * calls, checked here and dispatched to the kind's operations (queue.c, bus.c, latest.c,
+ * rpc.c); stats and inspection.
  *
  * A channel is a managed segment of the channel's kind whose data starts with the control
  * block of layout.h. The creator initialises the block before the segment is published (the
@@ -9,6 +11,7 @@
 #include "channel/channel.h"
 #include "os/os.h"
 #include "segment/backend.h"
+#include "sync/futex.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +21,52 @@
 #define MAX_MAX_MSG      ((size_t)1 << 30)
 #define MAX_SLOTS        ((uint64_t)1 << 30)
 #define DEFAULT_SPIN     2000u
+#define LATEST_MIN_BUFS  4u
+
+/* How long a waiter blocked behind another endpoint sleeps before it looks again. */
+#define HOLDER_CHECK_NS ((int64_t)50000000)
 
 static const struct shml_channel_opts default_opts = {0};
+
+static bool is_kind(uint32_t k)
+{
+    return k == SHML_QUEUE || k == SHML_BUS || k == SHML_LATEST || k == SHML_RPC;
+}
+
+static const struct shml__chan_ops *ops_of(const shml_channel *ch)
+{
+    switch (ch->kind) {
+    case SHML_BUS:
+        return &shml__bus_ops;
+    case SHML_LATEST:
+        return &shml__latest_ops;
+    case SHML_RPC:
+        return &shml__rpc_ops;
+    default:
+        return &shml__queue_ops;
+    }
+}
+
+/* Bytes of slot header plus whatever a message carries besides its bytes, per kind. */
+static uint64_t slot_overhead(uint32_t kind)
+{
+    return kind == SHML_LATEST ? SHML_LATEST_HDR
+           : kind == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
+                               : SHML_SLOT_HDR;
+}
+
+/* Where the slots start, from the table sizes. */
+static uint64_t layout_slots_off(uint32_t kind, uint32_t nep, uint64_t box_stride,
+                                 uint64_t *box_off)
+{
+    uint64_t end = SHML_CHAN_HDR + (uint64_t)nep * SHML_EP_SIZE;
+    *box_off = 0;
+    if (kind == SHML_RPC) {
+        *box_off = end;
+        end += (uint64_t)nep * box_stride;
+    }
+    return shml__round_up(end, 128);
+}
 
 int shml__chan_validate(const struct shml_chan_hdr *h, size_t size)
 {
@@ -28,19 +75,192 @@ int shml__chan_validate(const struct shml_chan_hdr *h, size_t size)
     if (h->version != SHML_CHAN_VERSION)
         return shml__fail(SHML_EVERSION, "channel layout version %u; this library reads %u",
                           h->version, SHML_CHAN_VERSION);
+    if (!is_kind(h->kind))
+        return shml__fail(SHML_ECORRUPT, "channel kind %u is unknown", h->kind);
     uint64_t n = h->nslots;
-    if (n < 2 || n > MAX_SLOTS || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
-        h->max_msg > MAX_MAX_MSG || h->stride < SHML_SLOT_HDR + h->max_msg ||
-        h->slots_off != SHML_CHAN_HDR)
+    uint64_t minimum = h->kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
+    if (n < minimum || n > MAX_SLOTS || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
+        h->max_msg > MAX_MAX_MSG || h->stride < slot_overhead(h->kind) + h->max_msg)
         return shml__fail(SHML_ECORRUPT, "channel geometry is inconsistent (%u slots of %u "
                                          "bytes for messages of %llu)",
                           h->nslots, h->stride, (unsigned long long)h->max_msg);
-    if (n * h->stride > size - h->slots_off)
+    if (h->policy > SHML_OVERWRITE || (h->policy == SHML_OVERWRITE && h->kind != SHML_BUS) ||
+        (h->flags & ~SHML_CHANF_SPSC) || ((h->flags & SHML_CHANF_SPSC) && h->kind != SHML_QUEUE))
+        return shml__fail(SHML_ECORRUPT, "channel policy %u or flags 0x%x are invalid",
+                          h->policy, h->flags);
+    if (h->nendpoints < 1 || h->nendpoints > SHML_EP_MAX || h->ep_off != SHML_CHAN_HDR)
+        return shml__fail(SHML_ECORRUPT, "channel endpoint table is inconsistent (%u entries "
+                                         "at %llu)",
+                          h->nendpoints, (unsigned long long)h->ep_off);
+    uint64_t want_box_stride =
+        h->kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + h->max_msg, 64) : 0;
+    uint64_t box_off;
+    uint64_t slots_off = layout_slots_off(h->kind, h->nendpoints, want_box_stride, &box_off);
+    if (h->box_stride != want_box_stride || h->box_off != box_off || h->slots_off != slots_off)
+        return shml__fail(SHML_ECORRUPT, "channel tables are misplaced (mailboxes at %llu, "
+                                         "slots at %llu)",
+                          (unsigned long long)h->box_off, (unsigned long long)h->slots_off);
+    if (slots_off > size || n * h->stride > size - slots_off)
         return shml__fail(SHML_ECORRUPT, "channel slots run past the %zu-byte data", size);
-    if (h->kind != SHML_QUEUE)
-        return shml__fail(SHML_ECORRUPT, "channel kind %u is unknown", h->kind);
     return 0;
 }
+
+/* ---- the endpoint table ---- */
+
+static inline uint64_t ep_state(uint64_t gen, uint32_t pid, bool used)
+{
+    return (gen << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (used ? 1u : 0u);
+}
+
+int shml__chan_ep_alive(struct shml_chan_ep *e)
+{
+    /* Relaxed: liveness is a fact about the process, re-checked by whoever acts on it. */
+    uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    if (!(st & 1u))
+        return 0;
+    uint64_t start = atomic_load_explicit(&e->start, memory_order_relaxed);
+    return shml__os_proc_alive((int32_t)((st >> 1) & 0x7fffffffu), start);
+}
+
+bool shml__chan_pid_dead(uint32_t pid)
+{
+    return shml__os_proc_alive((int32_t)pid, 0) == 0;
+}
+
+/* Add an entry's counters to the channel's totals. Relaxed: statistics. */
+static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
+{
+    struct shml_chan_totals *t = &h->closed;
+#define FOLD(f)                                                                                \
+    atomic_fetch_add_explicit(&t->f, atomic_load_explicit(&e->f, memory_order_relaxed),        \
+                              memory_order_relaxed)
+    FOLD(sent);
+    FOLD(bytes_sent);
+    FOLD(received);
+    FOLD(bytes_received);
+    FOLD(drops);
+    FOLD(sleeps);
+#undef FOLD
+}
+
+/* Undo what an entry's owner held: a latest pin, an rpc request or an unread reply. */
+static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
+{
+    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_relaxed);
+    if (h->kind == SHML_LATEST && pin != 0 && pin <= h->nslots) {
+        struct shml_latest_buf *b =
+            (struct shml_latest_buf *)((char *)h + h->slots_off + (uint64_t)(pin - 1) * h->stride);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        /* Release: the dead reader's reads (if any finished) before the buffer's reuse. */
+        while (((st >> 32) & 0xffffu) != 0 &&
+               !atomic_compare_exchange_weak_explicit(&b->state, &st, st - ((uint64_t)1 << 32),
+                                                      memory_order_release,
+                                                      memory_order_relaxed))
+            ;
+    }
+    if (h->kind == SHML_RPC) {
+        struct shml_rpc_box *b = shml__chan_box(h, i);
+        for (int tries = 0; tries < 100000; tries++) {
+            /* Acquire pairs with the server's release of "replied". */
+            uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+            uint64_t idle = (st & 0xffffffff00000000u) | 1u;
+            if (st == idle)
+                break;
+            if (st & 2u) {
+                /* A server is writing the reply: let it finish, unless it died. */
+                if (shml__chan_pid_dead((uint32_t)(st >> 2) & 0x3fffffffu)) {
+                    atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
+                                                            memory_order_relaxed,
+                                                            memory_order_relaxed);
+                    break;
+                }
+                shml__os_cpu_relax();
+                continue;
+            }
+            /* Waiting, taken or replied: make it idle so that no server delivers to it; an
+               unread reply is lost (a pending request is counted by the server that drops
+               it). Relaxed: nothing is handed over. */
+            if (atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed)) {
+                if ((st & 1u) && ((st >> 2) & 0x3fffffffu) != 0)
+                    atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
+                break;
+            }
+        }
+    }
+}
+
+/* Free entry i, which this process holds in state `mine`: fold, clear, publish free. */
+static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
+{
+    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    /* seq_cst: publishers and inspectors stop counting it (pairs with their role loads). */
+    atomic_store_explicit(&e->role, 0, memory_order_seq_cst);
+    fold(h, e);
+    atomic_store_explicit(&e->sent, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->bytes_sent, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->received, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->bytes_received, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->drops, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->sleeps, 0, memory_order_relaxed);
+    /* Release: the clearing above before the entry is anyone's again (pairs with the claim's
+       acquire CAS). */
+    atomic_store_explicit(&e->state, ep_state((mine >> 32) + 1, 0, false), memory_order_release);
+}
+
+bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st)
+{
+    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    uint64_t mine = ep_state(st >> 32, (uint32_t)shml__os_pid(), true);
+    /* Acquire: the dead owner's writes to the entry before our reading of it. */
+    if (!(st & 1u) || !atomic_compare_exchange_strong_explicit(&e->state, &st, mine,
+                                                               memory_order_acquire,
+                                                               memory_order_relaxed))
+        return false;
+    ep_undo(h, i);
+    ep_free(h, i, mine);
+    return true;
+}
+
+/* Take a free entry (reclaiming the dead's on the way). 0 or -EUSERS. */
+static int ep_claim(shml_channel *ch)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    uint64_t start = 0;
+    shml__os_proc_start((int32_t)ch->me, &start);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < h->nendpoints; i++) {
+            struct shml_chan_ep *e = shml__chan_ep(h, i);
+            uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+            if (st & 1u) {
+                /* Second pass: free the entries of processes that died. */
+                if (pass == 0 || shml__chan_ep_alive(e) != 0 || !shml__chan_ep_reclaim(h, i, st))
+                    continue;
+                st = atomic_load_explicit(&e->state, memory_order_relaxed);
+                if (st & 1u)
+                    continue;
+            }
+            uint64_t mine = ep_state(st >> 32, ch->me, true);
+            /* Acquire pairs with the release that freed the entry. */
+            if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                continue;
+            atomic_store_explicit(&e->start, start, memory_order_relaxed);
+            atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
+            atomic_store_explicit(&e->cursor, 0, memory_order_relaxed);
+            ch->ep = e;
+            ch->ep_index = i;
+            return 0;
+        }
+    }
+    return shml__fail(EUSERS, "all %u endpoints of the channel are in use by live processes",
+                      h->nendpoints);
+}
+
+/* ---- create, open, close ---- */
 
 /* Build the endpoint for a mapped, validated channel. */
 static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_opts *o,
@@ -54,19 +274,39 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
     ch->slots = (char *)ch->hdr + ch->hdr->slots_off;
     ch->mask = ch->hdr->nslots - 1;
     ch->stride = ch->hdr->stride;
+    ch->kind = ch->hdr->kind;
     ch->max_msg = ch->hdr->max_msg;
+    ch->policy = ch->hdr->policy;
     ch->role = role;
     ch->wait = o->wait;
     ch->spin = o->spin ? o->spin : DEFAULT_SPIN;
     ch->spsc = (ch->hdr->flags & SHML_CHANF_SPSC) != 0;
     ch->me = (uint32_t)shml__os_pid();
+    int r = ep_claim(ch);
+    if (r < 0) {
+        free(ch);
+        return r;
+    }
+    if (ch->kind == SHML_BUS && (role & SHML_CONSUMER))
+        shml__bus_subscribe(ch); /* stores the role itself, in the order joining needs */
+    else
+        /* seq_cst: pairs with the role loads of publishers and inspectors. */
+        atomic_store_explicit(&ch->ep->role, role, memory_order_seq_cst);
+    if (ch->kind == SHML_RPC)
+        shml__rpc_attach(ch);
+    if (ch->kind == SHML_LATEST && (r = shml__latest_attach(ch)) < 0) {
+        uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
+        ep_free(ch->hdr, ch->ep_index, mine);
+        free(ch);
+        return r;
+    }
     *out = ch;
     return 0;
 }
 
 /*
- * Write the control block and free every slot, in the fresh data of a segment nobody can open
- * yet (shml__segment_create_with() publishes it READY afterwards, with release).
+ * Write the control block, the tables and every slot, in the fresh data of a segment nobody
+ * can open yet (shml__segment_create_with() publishes it READY afterwards, with release).
  */
 static void init_block(void *data, size_t size, void *ctx)
 {
@@ -81,31 +321,52 @@ static void init_block(void *data, size_t size, void *ctx)
     h->stride = g->stride;
     h->max_msg = g->max_msg;
     h->slots_off = g->slots_off;
+    h->policy = g->policy;
+    h->nendpoints = g->nendpoints;
+    h->ep_off = g->ep_off;
+    h->box_off = g->box_off;
+    h->box_stride = g->box_stride;
     shml_event_init((shml_event *)&h->not_empty);
     shml_event_init((shml_event *)&h->not_full);
+    /* Relaxed stores below: all published with the segment. */
+    for (uint32_t i = 0; g->kind == SHML_RPC && i < g->nendpoints; i++) {
+        struct shml_rpc_box *b = shml__chan_box(h, i);
+        shml_event_init((shml_event *)&b->ready);
+        atomic_store_explicit(&b->state, 1u, memory_order_relaxed); /* idle, ticket 0 */
+    }
     char *slots = (char *)h + h->slots_off;
-    for (uint64_t i = 0; i < h->nslots; i++) {
+    for (uint64_t i = 0; g->kind != SHML_LATEST && i < h->nslots; i++) {
         struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
-        /* Free for position i: seq i, no holder. Relaxed: published with the segment. */
-        atomic_store_explicit(&s->state, i << 32, memory_order_relaxed);
+        /* Queue, rpc: free for position i. Bus: holds message i - nslots, free for i. */
+        uint64_t seq = g->kind == SHML_BUS ? i + 1 - h->nslots : i;
+        atomic_store_explicit(&s->state, (seq & 0xffffffffu) << 32, memory_order_relaxed);
     }
 }
 
 static int check_opts(const struct shml_channel_opts *o)
 {
-    if (o->kind != 0 && o->kind != SHML_QUEUE) {
-        if (o->kind == SHML_BUS || o->kind == SHML_LATEST || o->kind == SHML_RPC)
-            return shml__fail(ENOTSUP, "channel kind %u is not implemented yet", o->kind);
+    uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
+    if (!is_kind(kind))
         return shml__fail(EINVAL, "unknown channel kind %u", o->kind);
-    }
-    if (o->policy != SHML_BLOCK)
-        return shml__fail(EINVAL, "a queue's only policy is SHML_BLOCK");
+    if (o->policy > SHML_OVERWRITE)
+        return shml__fail(EINVAL, "unknown policy %u", o->policy);
+    if (o->policy == SHML_OVERWRITE && kind != SHML_BUS)
+        return shml__fail(EINVAL, "SHML_OVERWRITE is a bus policy; this kind only blocks");
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
     if (o->flags & ~SHML_SPSC)
         return shml__fail(EINVAL, "unknown channel flags 0x%x", o->flags & ~SHML_SPSC);
+    if ((o->flags & SHML_SPSC) && kind != SHML_QUEUE)
+        return shml__fail(EINVAL, "SHML_SPSC is for queues");
     if (o->max_msg > MAX_MAX_MSG)
         return shml__fail(EINVAL, "max_msg %zu is larger than %zu", o->max_msg, MAX_MAX_MSG);
+    if (o->role & ~(SHML_PRODUCER | SHML_CONSUMER))
+        return shml__fail(EINVAL, "unknown role 0x%x", o->role);
+    if (kind == SHML_RPC && o->role == (SHML_CLIENT | SHML_SERVER))
+        return shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
+    if (o->endpoints > SHML_EP_MAX)
+        return shml__fail(EINVAL, "%u endpoints; a channel has at most %u", o->endpoints,
+                          SHML_EP_MAX);
     return 0;
 }
 
@@ -120,40 +381,79 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
     int r = check_opts(o);
     if (r < 0)
         return r;
+    uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
     size_t max_msg = o->max_msg ? o->max_msg : DEFAULT_MAX_MSG;
     size_t capacity = o->capacity ? o->capacity : DEFAULT_CAPACITY;
-    uint64_t stride = shml__round_up(SHML_SLOT_HDR + (uint64_t)max_msg, 64);
-    uint64_t n = 2;
+    uint32_t nep = o->endpoints ? o->endpoints : SHML_EP_DEFAULT;
+    uint64_t stride = shml__round_up(slot_overhead(kind) + (uint64_t)max_msg, 64);
+    uint64_t n = kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
     while (n * 2 <= MAX_SLOTS && n * 2 * stride <= capacity)
         n *= 2;
-    if (n * stride > SIZE_MAX - SHML_CHAN_HDR || stride > UINT32_MAX)
+    uint64_t box_stride = kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + max_msg, 64) : 0;
+    uint64_t box_off;
+    uint64_t slots_off = layout_slots_off(kind, nep, box_stride, &box_off);
+    if (stride > UINT32_MAX || box_stride > UINT32_MAX ||
+        n * stride > SIZE_MAX - slots_off - 4096 || nep * box_stride > SIZE_MAX / 2)
         return shml__fail(EOVERFLOW, "channel of %llu slots of %llu bytes is too large",
                           (unsigned long long)n, (unsigned long long)stride);
 
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
     so.mode = o->mode;
-    so.kind = SHML_QUEUE;
+    so.kind = kind;
     struct shml_chan_hdr geometry = {
         .magic = SHML_CHAN_MAGIC,
         .version = SHML_CHAN_VERSION,
-        .kind = SHML_QUEUE,
+        .kind = kind,
         .flags = (o->flags & SHML_SPSC) ? SHML_CHANF_SPSC : 0,
         .nslots = (uint32_t)n,
         .stride = (uint32_t)stride,
         .max_msg = max_msg,
-        .slots_off = SHML_CHAN_HDR,
+        .slots_off = slots_off,
+        .policy = o->policy,
+        .nendpoints = nep,
+        .ep_off = SHML_CHAN_HDR,
+        .box_off = box_off,
+        .box_stride = (uint32_t)box_stride,
     };
     shml_segment *seg;
-    r = shml__segment_create_with(addr, SHML_CHAN_HDR + (size_t)(n * stride), &so, init_block,
+    r = shml__segment_create_with(addr, (size_t)(slots_off + n * stride), &so, init_block,
                                   &geometry, &seg);
     if (r < 0)
         return r;
-    r = endpoint(seg, SHML_PRODUCER | SHML_CONSUMER, o, out);
+    unsigned role = o->role ? o->role
+                    : kind == SHML_BUS ? SHML_PRODUCER
+                    : kind == SHML_RPC ? SHML_SERVER
+                                       : SHML_PRODUCER | SHML_CONSUMER;
+    r = endpoint(seg, role, o, out);
     if (r < 0) {
         shml_segment_close(seg);
         shml_segment_unlink(addr);
     }
     return r;
+}
+
+/* Open the segment at addr and check that it holds a channel. */
+static int open_checked(const char *addr, struct shml_segment_opts *so, shml_segment **out)
+{
+    shml_segment *seg;
+    int r = shml_segment_open(addr, so, &seg);
+    if (r < 0)
+        return r;
+    uint32_t kind = shml__segment_kind(seg);
+    if (!is_kind(kind))
+        r = shml__fail(SHML_EWRONGKIND, "%s is a segment of kind %u, not a channel", addr,
+                       kind);
+    if (r == 0)
+        r = shml__chan_validate(shml_segment_data(seg), shml_segment_size(seg));
+    if (r == 0 && ((const struct shml_chan_hdr *)shml_segment_data(seg))->kind != kind)
+        r = shml__fail(SHML_ECORRUPT, "channel kind %u differs from the segment's %u",
+                       ((const struct shml_chan_hdr *)shml_segment_data(seg))->kind, kind);
+    if (r < 0) {
+        shml_segment_close(seg);
+        return r;
+    }
+    *out = seg;
+    return 0;
 }
 
 int shml_channel_open(const char *addr, unsigned role, const struct shml_channel_opts *opts,
@@ -169,16 +469,16 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
-    so.kind = SHML_QUEUE;
     so.role = role == SHML_PRODUCER   ? SHML_ROLE_PRODUCER
               : role == SHML_CONSUMER ? SHML_ROLE_CONSUMER
                                       : SHML_ROLE_ENDPOINT;
     shml_segment *seg;
-    int r = shml_segment_open(addr, &so, &seg);
+    int r = open_checked(addr, &so, &seg);
     if (r < 0)
         return r;
-    r = shml__chan_validate(shml_segment_data(seg), shml_segment_size(seg));
-    if (r == 0)
+    if (shml__segment_kind(seg) == SHML_RPC && role == (SHML_CLIENT | SHML_SERVER))
+        r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
+    else
         r = endpoint(seg, role, o, out);
     if (r < 0)
         shml_segment_close(seg);
@@ -189,50 +489,366 @@ int shml_channel_close(shml_channel *ch)
 {
     if (!ch)
         return 0;
-    shml__queue_abandon(ch);
+    ops_of(ch)->abandon(ch);
+    uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
+    ep_undo(ch->hdr, ch->ep_index);
+    ep_free(ch->hdr, ch->ep_index, mine);
     shml_segment_close(ch->seg);
     free(ch);
     return 0;
 }
 
-int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st)
+/* ---- waiting ---- */
+
+int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_event_layout *e,
+                    int64_t timeout_ns, void **slot, uint64_t *pos)
 {
-    if (!ch || !st)
+    bool behind = false;
+    int r = try(ch, arg, slot, pos, &behind);
+    if (r != -EAGAIN)
+        return r;
+    if (timeout_ns == 0)
+        return -ETIMEDOUT;
+    int64_t deadline = shml__deadline(timeout_ns);
+    if (ch->wait != SHML_WAIT_BLOCK) {
+        uint32_t spins = ch->wait == SHML_WAIT_SPIN ? UINT32_MAX : ch->spin;
+        for (uint32_t i = 0; i < spins; i++) {
+            shml__os_cpu_relax();
+            r = try(ch, arg, slot, pos, &behind);
+            if (r != -EAGAIN)
+                return r;
+            if ((i & 1023) == 1023) {
+                /* Relaxed: the interrupt flag is a request, re-read at every look. */
+                if (atomic_exchange_explicit(&ch->intr, 0, memory_order_relaxed))
+                    return -EINTR;
+                if (deadline >= 0 && shml__os_mono_ns() >= deadline)
+                    return -ETIMEDOUT;
+            }
+        }
+    }
+    atomic_store_explicit(&ch->sleeping_on, e, memory_order_seq_cst);
+    for (;;) {
+        uint32_t gen = shml__event_gen(e);
+        uint64_t ticket = shml__event_arrive(e);
+        r = try(ch, arg, slot, pos, &behind);
+        /* seq_cst: pairs with the store of intr in shml_channel_interrupt(), which then reads
+           sleeping_on: either we see the flag here, or it wakes the event we sleep on. */
+        if (r == -EAGAIN && atomic_exchange_explicit(&ch->intr, 0, memory_order_seq_cst))
+            r = -EINTR;
+        if (r != -EAGAIN) {
+            shml__event_depart(e, ticket);
+            break;
+        }
+        int64_t until = deadline;
+        if (behind) {
+            /* A live endpoint holds what we need: look again soon, in case it dies. */
+            int64_t soon = shml__os_mono_ns() + HOLDER_CHECK_NS;
+            if (until < 0 || soon < until)
+                until = soon;
+        }
+        atomic_store_explicit(&ch->ep->sleeps, ++ch->n_sleeps, memory_order_relaxed);
+        int timed_out = shml__event_sleep(e, gen, ticket, until) == -ETIMEDOUT;
+        ch->probe = true;
+        r = try(ch, arg, slot, pos, &behind);
+        if (r != -EAGAIN)
+            break;
+        if (timed_out && deadline >= 0 && shml__os_mono_ns() >= deadline) {
+            r = -ETIMEDOUT;
+            break;
+        }
+    }
+    atomic_store_explicit(&ch->sleeping_on, NULL, memory_order_relaxed);
+    return r;
+}
+
+int shml_channel_interrupt(shml_channel *ch)
+{
+    if (!ch)
         return -EINVAL;
-    const struct shml_chan_hdr *h = ch->hdr;
+    /* seq_cst: pairs with the exchange in shml__chan_wait() (see there). */
+    atomic_store_explicit(&ch->intr, 1, memory_order_seq_cst);
+    struct shml_event_layout *e = atomic_load_explicit(&ch->sleeping_on, memory_order_seq_cst);
+    if (e)
+        shml_event_notify((shml_event *)e, SHML_WAKE_ALL);
+    return 0;
+}
+
+/* ---- the public calls ---- */
+
+static int check_send(shml_channel *ch, size_t len)
+{
+    if (!ch)
+        return -EINVAL;
+    if (!(ch->role & SHML_PRODUCER) && ch->kind != SHML_RPC)
+        return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
+    if (ch->claimed)
+        return shml__fail(EBUSY, "a claim is open on this endpoint: commit it first");
+    if (len > ch->max_msg)
+        return shml__fail(EMSGSIZE, "message of %zu bytes; the channel takes at most %llu", len,
+                          (unsigned long long)ch->max_msg);
+    return 0;
+}
+
+static int check_recv(shml_channel *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    if (!(ch->role & SHML_CONSUMER) && ch->kind != SHML_RPC)
+        return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
+    if (ch->peeked)
+        return shml__fail(EBUSY, "a peek is open on this endpoint: release it first");
+    return 0;
+}
+
+ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
+{
+    int r = check_send(ch, len);
+    if (r < 0)
+        return r;
+    if (!msg && len)
+        return -EINVAL;
+    const struct shml__chan_ops *ops = ops_of(ch);
+    void *buf;
+    r = ops->claim(ch, len, &buf, timeout_ns);
+    if (r < 0)
+        return r;
+    if (len)
+        memcpy(buf, msg, len);
+    r = ops->commit(ch, len);
+    return r < 0 ? r : (ssize_t)len;
+}
+
+ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
+{
+    int r = check_recv(ch);
+    if (r < 0)
+        return r;
+    if (!buf && cap)
+        return -EINVAL;
+    const struct shml__chan_ops *ops = ops_of(ch);
+    int64_t deadline = shml__deadline(timeout_ns);
+    uint64_t gap = 0;
+    for (;;) {
+        const void *src;
+        size_t len;
+        r = ops->peek(ch, cap, &src, &len, timeout_ns);
+        if (r == -EMSGSIZE)
+            return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer",
+                              cap);
+        if (r < 0)
+            return r;
+        gap += ch->gap;
+        if (len)
+            memcpy(buf, src, len);
+        r = ops->release(ch);
+        if (r != -ESTALE) {
+            ch->gap = gap;
+            return r < 0 ? r : (ssize_t)len;
+        }
+        /* Bus, overwrite: lapped while copying; the gap is counted; read the next one. */
+        gap += ch->gap;
+        if (timeout_ns >= 0) {
+            int64_t left = deadline - shml__os_mono_ns();
+            timeout_ns = left > 0 ? left : 0;
+        }
+    }
+}
+
+int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    int r = check_send(ch, len);
+    if (r < 0)
+        return r;
+    if (!buf)
+        return -EINVAL;
+    return ops_of(ch)->claim(ch, len, buf, timeout_ns);
+}
+
+int shml_commit(shml_channel *ch, size_t len)
+{
+    if (!ch || !ch->claimed)
+        return -EINVAL;
+    if (len > ch->claimed_len)
+        return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
+                          ch->claimed_len);
+    return ops_of(ch)->commit(ch, len);
+}
+
+int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_ns)
+{
+    int r = check_recv(ch);
+    if (r < 0)
+        return r;
+    if (!buf || !len)
+        return -EINVAL;
+    return ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns);
+}
+
+int shml_release(shml_channel *ch)
+{
+    if (!ch || !ch->peeked)
+        return -EINVAL;
+    return ops_of(ch)->release(ch);
+}
+
+ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                        int64_t timeout_ns)
+{
+    int r = check_send(ch, 0);
+    if (r < 0)
+        return r;
+    if (!msgs || n == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].len > ch->max_msg)
+            return shml__fail(EMSGSIZE, "message %zu of the batch has %zu bytes; the channel "
+                                        "takes at most %llu",
+                              i, msgs[i].len, (unsigned long long)ch->max_msg);
+        if (!msgs[i].base && msgs[i].len)
+            return -EINVAL;
+    }
+    if (ch->kind == SHML_QUEUE)
+        return shml__queue_send_batch(ch, msgs, n, timeout_ns);
+    if (ch->kind == SHML_BUS)
+        return shml__bus_send_batch(ch, msgs, n, timeout_ns);
+    return shml__fail(ENOTSUP, "batch calls are for queues and buses");
+}
+
+ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, size_t n,
+                        int64_t timeout_ns)
+{
+    int r = check_recv(ch);
+    if (r < 0)
+        return r;
+    if ((!buf && cap) || !lens || n == 0)
+        return -EINVAL;
+    ssize_t got;
+    if (ch->kind == SHML_QUEUE)
+        got = shml__queue_recv_batch(ch, buf, cap, lens, n, timeout_ns);
+    else if (ch->kind == SHML_BUS)
+        got = shml__bus_recv_batch(ch, buf, cap, lens, n, timeout_ns);
+    else
+        return shml__fail(ENOTSUP, "batch calls are for queues and buses");
+    if (got == -EMSGSIZE)
+        return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
+    return got;
+}
+
+uint64_t shml_recv_gap(const shml_channel *ch)
+{
+    return ch ? ch->gap : 0;
+}
+
+/* ---- stats and inspection ---- */
+
+/* Stats from a control block (mapped, validated), plus the endpoint table into eps. */
+static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
+                       struct shml_endpoint_stats *eps, size_t cap, size_t *count)
+{
     memset(st, 0, sizeof(*st));
     st->kind = h->kind;
     st->flags = (h->flags & SHML_CHANF_SPSC) ? SHML_SPSC : 0;
     st->slots = h->nslots;
     st->slot_size = h->stride;
     st->max_msg = h->max_msg;
-    /*
-     * Relaxed: a snapshot. The indices count claims; claims still open (being written or
-     * read) are found in the slots, so that sent and received count finished messages. This
-     * reads every slot's state: it costs the caller, never the hot path.
-     */
-    struct shml_chan_hdr *m = (struct shml_chan_hdr *)h;
-    uint64_t enq = atomic_load_explicit(&m->enq, memory_order_relaxed);
-    uint64_t deq = atomic_load_explicit(&m->deq, memory_order_relaxed);
-    uint64_t writing = 0, reading = 0;
-    for (uint64_t i = 0; i <= ch->mask; i++) {
-        const struct shml_chan_slot *s =
-            (const struct shml_chan_slot *)(ch->slots + i * ch->stride);
-        uint64_t state = atomic_load_explicit(&((struct shml_chan_slot *)s)->state,
-                                              memory_order_relaxed);
+    st->policy = h->policy;
+    st->endpoints = h->nendpoints;
+    /* Relaxed loads throughout: a snapshot of statistics. */
+    uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
+    uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
+    st->sent = atomic_load_explicit(&h->closed.sent, memory_order_relaxed);
+    st->bytes_sent = atomic_load_explicit(&h->closed.bytes_sent, memory_order_relaxed);
+    st->received = atomic_load_explicit(&h->closed.received, memory_order_relaxed);
+    st->bytes_received = atomic_load_explicit(&h->closed.bytes_received, memory_order_relaxed);
+    st->drops = atomic_load_explicit(&h->closed.drops, memory_order_relaxed);
+    st->sleeps = atomic_load_explicit(&h->closed.sleeps, memory_order_relaxed);
+    st->lost = atomic_load_explicit(&h->lost, memory_order_relaxed);
+    uint64_t newest = h->kind == SHML_LATEST ? enq >> 16 : enq;
+    uint64_t slowest = UINT64_MAX;
+    size_t used = 0;
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        uint64_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
+        uint32_t role = atomic_load_explicit(&e->role, memory_order_seq_cst);
         if (!(state & 1u))
             continue;
-        /* Busy: claimed for writing holds seq p (== i mod nslots), being read holds p + 1. */
-        if (((state >> 32) & ch->mask) == i)
-            writing++;
-        else
-            reading++;
+        used++;
+        struct shml_endpoint_stats es = {
+            .index = i,
+            .pid = (int32_t)((state >> 1) & 0x7fffffffu),
+            .role = role,
+            .alive = shml__chan_ep_alive(e) != 0,
+            .messages = atomic_load_explicit(&e->sent, memory_order_relaxed) +
+                        atomic_load_explicit(&e->received, memory_order_relaxed),
+            .bytes = atomic_load_explicit(&e->bytes_sent, memory_order_relaxed) +
+                     atomic_load_explicit(&e->bytes_received, memory_order_relaxed),
+            .drops = atomic_load_explicit(&e->drops, memory_order_relaxed),
+            .sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed),
+        };
+        uint64_t cursor = atomic_load_explicit(&e->cursor, memory_order_relaxed);
+        if ((role & SHML_CONSUMER) && (h->kind == SHML_BUS || h->kind == SHML_LATEST)) {
+            es.lag = newest > cursor ? newest - cursor : 0;
+            if (h->kind == SHML_BUS && cursor < slowest)
+                slowest = cursor;
+        }
+        st->sent += atomic_load_explicit(&e->sent, memory_order_relaxed);
+        st->bytes_sent += atomic_load_explicit(&e->bytes_sent, memory_order_relaxed);
+        st->received += atomic_load_explicit(&e->received, memory_order_relaxed);
+        st->bytes_received += atomic_load_explicit(&e->bytes_received, memory_order_relaxed);
+        st->drops += es.drops;
+        st->sleeps += es.sleeps;
+        if (used <= cap)
+            eps[used - 1] = es;
     }
-    st->sent = enq > writing ? enq - writing : 0;
-    st->received = deq > reading ? deq - reading : 0;
-    st->lost = atomic_load_explicit(&m->lost, memory_order_relaxed);
-    st->queued = enq > deq ? enq - deq : 0;
+    st->attached = (uint32_t)used;
+    if (count)
+        *count = used;
+    if (h->kind == SHML_QUEUE || h->kind == SHML_RPC)
+        st->queued = enq > deq ? enq - deq : 0;
+    else if (h->kind == SHML_BUS && slowest != UINT64_MAX)
+        st->queued = enq > slowest ? enq - slowest : 0;
+}
+
+int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st)
+{
+    if (!ch || !st)
+        return -EINVAL;
+    fill_stats(ch->hdr, st, NULL, 0, NULL);
     return 0;
+}
+
+int shml_channel_inspect(const char *addr, struct shml_channel_stats *st,
+                         struct shml_endpoint_stats *eps, size_t cap, size_t *n)
+{
+    shml__clear_error();
+    if (!st || (!eps && cap))
+        return shml__fail(EINVAL, "st is NULL, or eps is NULL with cap %zu", cap);
+    struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
+    so.flags = SHML_RDONLY | SHML_NOATTACH;
+    shml_segment *seg;
+    int r = open_checked(addr, &so, &seg);
+    if (r < 0)
+        return r;
+    fill_stats(shml_segment_data(seg), st, eps, cap, n);
+    shml_segment_close(seg);
+    return 0;
+}
+
+int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void *ctx)
+{
+    shml__clear_error();
+    if (flags & ~SHML_CHECK_REPAIR)
+        return shml__fail(EINVAL, "unknown check flags 0x%x", flags);
+    bool repair = (flags & SHML_CHECK_REPAIR) != 0;
+    struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
+    so.flags = SHML_NOATTACH | (repair ? 0 : SHML_RDONLY);
+    shml_segment *seg;
+    int r = shml_segment_open(addr, &so, &seg);
+    if (r < 0)
+        return r;
+    r = shml__chan_check(seg, repair, fn, ctx);
+    shml_segment_close(seg);
+    return r;
 }
 
 shml_segment *shml_channel_segment(const shml_channel *ch)

@@ -1,5 +1,6 @@
 /*
- * channel.h - what the channel files share: the endpoint and the kind-independent parts.
+ * channel.h - what the channel files share: the endpoint handle, the endpoint table, waiting,
+ * and each kind's operations (queue.c, bus.c, latest.c, rpc.c), which channel.c dispatches to.
  */
 #ifndef SHML_CHANNEL_INTERNAL_H
 #define SHML_CHANNEL_INTERNAL_H
@@ -16,25 +17,191 @@ struct shml_channel {
     char *slots;          /* the first slot */
     uint64_t mask;        /* nslots - 1 */
     uint32_t stride;
+    uint32_t kind;        /* SHML_QUEUE .. SHML_RPC */
     uint64_t max_msg;
+    uint32_t policy;
     unsigned role;        /* SHML_PRODUCER | SHML_CONSUMER */
     uint32_t wait;        /* SHML_WAIT_* */
     uint32_t spin;        /* polls before sleeping (adaptive) */
     bool spsc;
     uint32_t me;          /* own pid, as slot states hold it */
+    /* this handle's endpoint table entry and the counters it mirrors there */
+    struct shml_chan_ep *ep;
+    uint32_t ep_index;
+    uint64_t n_sent, b_sent, n_recv, b_recv, n_drops, n_sleeps;
+    /* shml_channel_interrupt(): a pending interrupt, and the event a wait sleeps on */
+    _Atomic int intr;
+    _Atomic(struct shml_event_layout *) sleeping_on;
+    uint64_t gap;         /* shml_recv_gap() */
+    bool probe;           /* set after a sleep: look for dead holders (system calls) now */
+    uint32_t ticks;       /* tries since the last such look */
+    void *scratch;        /* rpc server: where a reply to a client that has gone is written */
     /* an open zero-copy operation on this handle */
-    struct shml_chan_slot *claimed; /* shml_claim() .. shml_commit() */
+    void *claimed;        /* shml_claim() .. shml_commit(): the slot or buffer */
     uint64_t claimed_pos;
     size_t claimed_len;
-    struct shml_chan_slot *peeked;  /* shml_peek() .. shml_release() */
+    void *peeked;         /* shml_peek() .. shml_release() */
     uint64_t peeked_pos;
+    uint64_t peeked_state; /* bus: the slot state the peek saw */
+    /* bus subscriber: next position to read */
+    uint64_t cursor;
+    uint64_t min_cache;   /* bus publisher: a lower bound of the subscribers' cursors */
+    /* latest reader: last version read */
+    uint64_t last_version;
+    /* rpc client: ticket of the request in flight (awaiting) ; server: the request taken */
+    uint32_t ticket;
+    bool awaiting;
+    bool has_request;
+    uint32_t req_client;  /* endpoint index of the client */
+    uint32_t req_ticket;
 };
 
+/* Each kind's operations. Arguments are checked by channel.c (role, open claims, sizes). */
+struct shml__chan_ops {
+    int (*claim)(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns);
+    int (*commit)(shml_channel *ch, size_t len);
+    int (*peek)(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                int64_t timeout_ns);
+    int (*release)(shml_channel *ch);
+    void (*abandon)(shml_channel *ch); /* close: give up an open claim or peek */
+};
+SHML_INTERNAL extern const struct shml__chan_ops shml__queue_ops, shml__bus_ops,
+    shml__latest_ops, shml__rpc_ops;
+
+/* Bus and rpc hooks beyond the common operations. */
+SHML_INTERNAL void shml__bus_subscribe(shml_channel *ch);
+SHML_INTERNAL void shml__rpc_attach(shml_channel *ch);
+/*
+ * Rpc: request `ticket` of the client at entry `client` will never be answered (the server
+ * reading it died): make its mailbox idle. True if this call did it (so the caller counts the
+ * loss), false if the mailbox no longer waited for that request.
+ */
+SHML_INTERNAL bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t client,
+                                          uint32_t ticket);
+/* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
+SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
+
 /* Check a channel control block read from a segment of `size` data bytes. 0 or
-   -SHML_ECORRUPT (reason recorded). */
+   -SHML_ECORRUPT / -SHML_EVERSION (reason recorded). */
 SHML_INTERNAL int shml__chan_validate(const struct shml_chan_hdr *h, size_t size);
 
-/* Abandon an open claim or peek (close): free the slot, count the message as lost. */
-SHML_INTERNAL void shml__queue_abandon(shml_channel *ch);
+/* The endpoint table entry i, and the rpc mailbox i. */
+static inline struct shml_chan_ep *shml__chan_ep(const struct shml_chan_hdr *h, uint32_t i)
+{
+    return (struct shml_chan_ep *)((char *)h + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+}
+static inline struct shml_rpc_box *shml__chan_box(const struct shml_chan_hdr *h, uint32_t i)
+{
+    return (struct shml_rpc_box *)((char *)h + h->box_off + (uint64_t)i * h->box_stride);
+}
+
+/* Is the owner recorded in an endpoint entry alive? 1, 0 dead, -1 unknown. */
+SHML_INTERNAL int shml__chan_ep_alive(struct shml_chan_ep *e);
+/*
+ * Free entry i if its owner is dead (state still `st`): fold its counters into the totals and
+ * undo what it held (a latest pin, an rpc request). Returns true if this call freed it.
+ */
+SHML_INTERNAL bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st);
+
+/* A slot state: seq in the upper half, holder pid and busy bit in the lower. */
+static inline uint64_t state_of(uint64_t seq, uint32_t pid, bool busy)
+{
+    return ((seq & 0xffffffffu) << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (busy ? 1u : 0u);
+}
+
+static inline uint32_t state_seq(uint64_t s)
+{
+    return (uint32_t)(s >> 32);
+}
+
+static inline uint32_t state_pid(uint64_t s)
+{
+    return (uint32_t)(s >> 1) & 0x7fffffffu;
+}
+
+static inline bool state_busy(uint64_t s)
+{
+    return (s & 1u) != 0;
+}
+
+/* The slot of position pos. */
+static inline void *shml__chan_slot(const shml_channel *ch, uint64_t pos)
+{
+    return ch->slots + (pos & ch->mask) * ch->stride;
+}
+
+/* Is the process `pid` (as slot states hold it) dead? */
+SHML_INTERNAL bool shml__chan_pid_dead(uint32_t pid);
+
+/*
+ * Try once to claim something (a slot to send into, a message to read): 0 with *slot and *pos
+ * set, -EAGAIN to wait (*behind: a live endpoint holds what we need, so look again now and
+ * then in case it dies), or another error to return.
+ */
+typedef int (*shml__try_fn)(shml_channel *ch, size_t arg, void **slot, uint64_t *pos,
+                            bool *behind);
+
+/*
+ * Call `try` until it stops answering -EAGAIN, waiting on event `e` as the endpoint's strategy
+ * says: spin, then announce and sleep (whoever makes `try` succeed wakes `e`). Returns try's
+ * result, -ETIMEDOUT, or -EINTR (shml_channel_interrupt()).
+ */
+SHML_INTERNAL int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg,
+                                  struct shml_event_layout *e, int64_t timeout_ns, void **slot,
+                                  uint64_t *pos);
+
+/* Time for the system calls that find dead holders? After a sleep, and every 256 tries. */
+static inline bool shml__chan_probe(shml_channel *ch)
+{
+    if (ch->probe || (++ch->ticks & 255u) == 0) {
+        ch->probe = false;
+        return true;
+    }
+    return false;
+}
+
+/* Count a message sent or received by this handle (in its endpoint entry). */
+static inline void shml__chan_count_sent(shml_channel *ch, size_t len)
+{
+    /* Relaxed: counters written by this handle alone, read as statistics. */
+    atomic_store_explicit(&ch->ep->sent, ++ch->n_sent, memory_order_relaxed);
+    atomic_store_explicit(&ch->ep->bytes_sent, ch->b_sent += len, memory_order_relaxed);
+}
+static inline void shml__chan_count_recv(shml_channel *ch, size_t len)
+{
+    /* Relaxed: as above. */
+    atomic_store_explicit(&ch->ep->received, ++ch->n_recv, memory_order_relaxed);
+    atomic_store_explicit(&ch->ep->bytes_received, ch->b_recv += len, memory_order_relaxed);
+}
+static inline void shml__chan_count_drops(shml_channel *ch, uint64_t n)
+{
+    /* Relaxed: as above. */
+    atomic_store_explicit(&ch->ep->drops, ch->n_drops += n, memory_order_relaxed);
+}
+
+/* Queue internals that rpc reuses for its request ring. */
+SHML_INTERNAL int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos,
+                                       bool *behind);
+SHML_INTERNAL int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos,
+                                       bool *behind);
+SHML_INTERNAL void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
+                                       size_t len);
+SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s,
+                                         uint64_t pos);
+SHML_INTERNAL bool shml__queue_reclaim(shml_channel *ch, struct shml_chan_slot *slot,
+                                       uint64_t s, uint64_t next);
+
+/* Batch calls (queue and bus). */
+SHML_INTERNAL ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs,
+                                             size_t n, int64_t timeout_ns);
+SHML_INTERNAL ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap,
+                                             size_t *lens, size_t n, int64_t timeout_ns);
+SHML_INTERNAL ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs,
+                                           size_t n, int64_t timeout_ns);
+SHML_INTERNAL ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap,
+                                           size_t *lens, size_t n, int64_t timeout_ns);
+
+/* Check and repair (check.c) */
+SHML_INTERNAL int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx);
 
 #endif /* SHML_CHANNEL_INTERNAL_H */

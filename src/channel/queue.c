@@ -31,33 +31,9 @@
 
 #include <string.h>
 
-/* How long a waiter blocked behind another endpoint's slot sleeps before it looks again. */
-#define HOLDER_CHECK_NS ((int64_t)50000000)
-
-/* A slot state: seq in the upper half, holder pid and busy bit in the lower. */
-static inline uint64_t state_of(uint64_t seq, uint32_t pid, bool busy)
-{
-    return ((seq & 0xffffffffu) << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (busy ? 1u : 0u);
-}
-
-static inline uint32_t state_seq(uint64_t s)
-{
-    return (uint32_t)(s >> 32);
-}
-
-static inline uint32_t state_pid(uint64_t s)
-{
-    return (uint32_t)(s >> 1) & 0x7fffffffu;
-}
-
-static inline bool state_busy(uint64_t s)
-{
-    return (s & 1u) != 0;
-}
-
 static inline struct shml_chan_slot *slot_at(const shml_channel *ch, uint64_t pos)
 {
-    return (struct shml_chan_slot *)(ch->slots + (pos & ch->mask) * ch->stride);
+    return shml__chan_slot(ch, pos);
 }
 
 static inline void *payload(struct shml_chan_slot *s)
@@ -68,16 +44,24 @@ static inline void *payload(struct shml_chan_slot *s)
 /* Is the holder recorded in a busy state dead? */
 static bool holder_dead(uint64_t s)
 {
-    return shml__os_proc_alive((int32_t)state_pid(s), 0) == 0;
+    return shml__chan_pid_dead(state_pid(s));
 }
 
 /* Free a slot whose holder died (state still s), for position `next`; count the loss. */
-static bool reclaim(shml_channel *ch, struct shml_chan_slot *slot, uint64_t s, uint64_t next)
+bool shml__queue_reclaim(shml_channel *ch, struct shml_chan_slot *slot, uint64_t s, uint64_t next)
 {
+    /* An rpc request being read by a server that died: its client must learn it. The tag is
+       read before the slot is freed (the dead holder no longer changes it). */
+    bool being_read = (uint32_t)next - state_seq(s) == (uint32_t)ch->mask;
+    uint32_t tag[2] = {0, 0};
+    if (ch->kind == SHML_RPC && being_read)
+        memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
     /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
     if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, state_of(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
+    if (ch->kind == SHML_RPC && being_read && !shml__rpc_drop_request(ch->hdr, tag[0], tag[1]))
+        return true; /* the client had counted it already */
     /* Relaxed: a statistic. */
     atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed);
     return true;
@@ -141,9 +125,9 @@ static bool take(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64
  * Try once to claim a slot for sending. Returns 0 with *slot and *pos set, or -EAGAIN (full;
  * *behind is set when the blocking slot is held by a live consumer).
  */
-static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64_t *pos,
-                          bool *behind)
+int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bool *behind)
 {
+    (void)arg;
     struct shml_chan_hdr *h = ch->hdr;
     /* Acquire pairs with the release in advance(): the slots of earlier positions are ours
        to look at. */
@@ -173,7 +157,7 @@ static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
             if (state_busy(st) && holder_dead(st)) {
-                reclaim(ch, s, st, p);
+                shml__queue_reclaim(ch, s, st, p);
                 continue;
             }
             *behind = state_busy(st);
@@ -195,8 +179,7 @@ static int try_claim_send(shml_channel *ch, struct shml_chan_slot **slot, uint64
  * *behind set when a live producer is writing the next message), or -EMSGSIZE (the next
  * message is longer than cap; not claimed).
  */
-static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **slot,
-                          uint64_t *pos, bool *behind)
+int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
 {
     struct shml_chan_hdr *h = ch->hdr;
     uint64_t p = atomic_load_explicit(&h->deq, memory_order_acquire); /* as in send */
@@ -230,11 +213,11 @@ static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **
                 uint32_t seq = state_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */
-                    if (reclaim(ch, s, st, p + ch->mask + 1))
+                    if (shml__queue_reclaim(ch, s, st, p + ch->mask + 1))
                         advance(ch, &h->deq, p);
                 } else {
                     /* A consumer died reading the previous lap's message. */
-                    reclaim(ch, s, st, (uint64_t)seq - 1 + ch->mask + 1);
+                    shml__queue_reclaim(ch, s, st, (uint64_t)seq - 1 + ch->mask + 1);
                 }
                 continue;
             }
@@ -252,163 +235,42 @@ static int try_claim_recv(shml_channel *ch, size_t cap, struct shml_chan_slot **
     }
 }
 
-typedef int (*try_fn)(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
-                      uint64_t *pos, bool *behind);
-
-static int try_send_fn(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
-                       uint64_t *pos, bool *behind)
-{
-    (void)arg;
-    return try_claim_send(ch, slot, pos, behind);
-}
-
-static int try_recv_fn(shml_channel *ch, size_t arg, struct shml_chan_slot **slot,
-                       uint64_t *pos, bool *behind)
-{
-    return try_claim_recv(ch, arg, slot, pos, behind);
-}
-
-/*
- * Claim a slot with `try`, waiting on event `e` as the endpoint's strategy says: spin, then
- * announce and sleep (module header). Returns try's result or -ETIMEDOUT.
- */
-static int claim_waiting(shml_channel *ch, try_fn try, size_t arg, struct shml_event_layout *e,
-                         int64_t timeout_ns, struct shml_chan_slot **slot, uint64_t *pos)
-{
-    bool behind = false;
-    int r = try(ch, arg, slot, pos, &behind);
-    if (r != -EAGAIN)
-        return r;
-    if (timeout_ns == 0)
-        return -ETIMEDOUT;
-    int64_t deadline = shml__deadline(timeout_ns);
-    if (ch->wait != SHML_WAIT_BLOCK) {
-        uint32_t spins = ch->wait == SHML_WAIT_SPIN ? UINT32_MAX : ch->spin;
-        for (uint32_t i = 0; i < spins; i++) {
-            shml__os_cpu_relax();
-            r = try(ch, arg, slot, pos, &behind);
-            if (r != -EAGAIN)
-                return r;
-            if ((i & 1023) == 1023 && deadline >= 0 && shml__os_mono_ns() >= deadline)
-                return -ETIMEDOUT;
-        }
-    }
-    for (;;) {
-        uint32_t gen = shml__event_gen(e);
-        uint64_t ticket = shml__event_arrive(e);
-        r = try(ch, arg, slot, pos, &behind);
-        if (r != -EAGAIN) {
-            shml__event_depart(e, ticket);
-            return r;
-        }
-        int64_t until = deadline;
-        if (behind) {
-            /* A live endpoint holds the slot we need: look again soon, in case it dies. */
-            int64_t soon = shml__os_mono_ns() + HOLDER_CHECK_NS;
-            if (until < 0 || soon < until)
-                until = soon;
-        }
-        int timed_out = shml__event_sleep(e, gen, ticket, until) == -ETIMEDOUT;
-        r = try(ch, arg, slot, pos, &behind);
-        if (r != -EAGAIN)
-            return r;
-        if (timed_out && deadline >= 0 && shml__os_mono_ns() >= deadline)
-            return -ETIMEDOUT;
-    }
-}
-
 /* Publish a claimed slot (release: the message before the state) and wake a consumer. */
-static void publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len)
+static void publish_quiet(struct shml_chan_slot *s, uint64_t pos, size_t len)
 {
     s->len = (uint32_t)len;
     /* Release pairs with the consumer's acquire load of the state: it sees len and bytes. */
     atomic_store_explicit(&s->state, state_of(pos + 1, 0, false), memory_order_release);
+}
+
+void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len)
+{
+    publish_quiet(s, pos, len);
     shml__event_wake(&ch->hdr->not_empty);
 }
 
 /* Give a read slot back to producers (release: our reads before the state) and wake one. */
-static void give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
+static void give_back_quiet(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
 {
     /* Release pairs with the producer's acquire load of the state. */
     atomic_store_explicit(&s->state, state_of(pos + ch->mask + 1, 0, false),
                           memory_order_release);
+}
+
+void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
+{
+    give_back_quiet(ch, s, pos);
     shml__event_wake(&ch->hdr->not_full);
 }
 
-static int check_send(shml_channel *ch, size_t len)
-{
-    if (!ch)
-        return -EINVAL;
-    if (!(ch->role & SHML_PRODUCER))
-        return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
-    if (ch->claimed)
-        return shml__fail(EBUSY, "a claim is open on this endpoint: commit it first");
-    if (len > ch->max_msg)
-        return shml__fail(EMSGSIZE, "message of %zu bytes; the channel takes at most %llu", len,
-                          (unsigned long long)ch->max_msg);
-    return 0;
-}
+/* ---- the queue's operations ---- */
 
-static int check_recv(shml_channel *ch)
+static int q_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 {
-    if (!ch)
-        return -EINVAL;
-    if (!(ch->role & SHML_CONSUMER))
-        return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
-    if (ch->peeked)
-        return shml__fail(EBUSY, "a peek is open on this endpoint: release it first");
-    return 0;
-}
-
-ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
-{
-    int r = check_send(ch, len);
-    if (r < 0)
-        return r;
-    if (!msg && len)
-        return -EINVAL;
-    struct shml_chan_slot *s;
+    void *s;
     uint64_t pos;
-    r = claim_waiting(ch, try_send_fn, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
-    if (r < 0)
-        return r;
-    if (len)
-        memcpy(payload(s), msg, len);
-    publish(ch, s, pos, len);
-    return (ssize_t)len;
-}
-
-ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
-{
-    int r = check_recv(ch);
-    if (r < 0)
-        return r;
-    if (!buf && cap)
-        return -EINVAL;
-    struct shml_chan_slot *s;
-    uint64_t pos;
-    r = claim_waiting(ch, try_recv_fn, cap, &ch->hdr->not_empty, timeout_ns, &s, &pos);
-    if (r == -EMSGSIZE)
-        return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
-    if (r < 0)
-        return r;
-    size_t len = s->len;
-    if (len)
-        memcpy(buf, payload(s), len);
-    give_back(ch, s, pos);
-    return (ssize_t)len;
-}
-
-int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
-{
-    int r = check_send(ch, len);
-    if (r < 0)
-        return r;
-    if (!buf)
-        return -EINVAL;
-    struct shml_chan_slot *s;
-    uint64_t pos;
-    r = claim_waiting(ch, try_send_fn, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
+    int r = shml__chan_wait(ch, shml__queue_try_send, 0, &ch->hdr->not_full, timeout_ns, &s,
+                            &pos);
     if (r < 0)
         return r;
     ch->claimed = s;
@@ -418,58 +280,117 @@ int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
     return 0;
 }
 
-int shml_commit(shml_channel *ch, size_t len)
+static int q_commit(shml_channel *ch, size_t len)
 {
-    if (!ch || !ch->claimed)
-        return -EINVAL;
-    if (len > ch->claimed_len)
-        return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
-                          ch->claimed_len);
-    publish(ch, ch->claimed, ch->claimed_pos, len);
+    shml__queue_publish(ch, ch->claimed, ch->claimed_pos, len);
     ch->claimed = NULL;
+    shml__chan_count_sent(ch, len);
     return 0;
 }
 
-int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_ns)
+static int q_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                  int64_t timeout_ns)
 {
-    int r = check_recv(ch);
-    if (r < 0)
-        return r;
-    if (!buf || !len)
-        return -EINVAL;
-    struct shml_chan_slot *s;
+    void *s;
     uint64_t pos;
-    r = claim_waiting(ch, try_recv_fn, SIZE_MAX, &ch->hdr->not_empty, timeout_ns, &s, &pos);
+    int r = shml__chan_wait(ch, shml__queue_try_recv, cap, &ch->hdr->not_empty, timeout_ns, &s,
+                            &pos);
     if (r < 0)
         return r;
     ch->peeked = s;
     ch->peeked_pos = pos;
     *buf = payload(s);
-    *len = s->len;
+    *len = ((struct shml_chan_slot *)s)->len;
     return 0;
 }
 
-int shml_release(shml_channel *ch)
+static int q_release(shml_channel *ch)
 {
-    if (!ch || !ch->peeked)
-        return -EINVAL;
-    give_back(ch, ch->peeked, ch->peeked_pos);
+    struct shml_chan_slot *s = ch->peeked;
+    size_t len = s->len;
+    shml__queue_give_back(ch, s, ch->peeked_pos);
     ch->peeked = NULL;
+    shml__chan_count_recv(ch, len);
     return 0;
 }
 
-void shml__queue_abandon(shml_channel *ch)
+static void q_abandon(shml_channel *ch)
 {
     if (ch->claimed) {
         /* Publishing an empty message would deliver something never sent: free it instead. */
         uint64_t st = state_of(ch->claimed_pos, ch->me, true);
-        if (reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
+        if (shml__queue_reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
             shml__event_wake(&ch->hdr->not_empty);
         ch->claimed = NULL;
     }
     if (ch->peeked) {
-        give_back(ch, ch->peeked, ch->peeked_pos);
+        shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
         ch->peeked = NULL;
     }
+}
+
+const struct shml__chan_ops shml__queue_ops = {
+    .claim = q_claim,
+    .commit = q_commit,
+    .peek = q_peek,
+    .release = q_release,
+    .abandon = q_abandon,
+};
+
+/* ---- batches: one wake-up for the lot ---- */
+
+ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                               int64_t timeout_ns)
+{
+    void *s;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, shml__queue_try_send, 0, &ch->hdr->not_full, timeout_ns, &s,
+                            &pos);
+    if (r < 0)
+        return r;
+    size_t i = 0;
+    for (;;) {
+        if (msgs[i].len)
+            memcpy(payload(s), msgs[i].base, msgs[i].len);
+        publish_quiet(s, pos, msgs[i].len);
+        shml__chan_count_sent(ch, msgs[i].len);
+        if (++i == n)
+            break;
+        bool behind = false;
+        if (shml__queue_try_send(ch, 0, &s, &pos, &behind) < 0)
+            break;
+    }
+    shml__event_wake(&ch->hdr->not_empty);
+    return (ssize_t)i;
+}
+
+ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *lens, size_t n,
+                               int64_t timeout_ns)
+{
+    void *sv;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, shml__queue_try_recv, cap, &ch->hdr->not_empty, timeout_ns,
+                            &sv, &pos);
+    if (r < 0)
+        return r;
+    size_t i = 0, used = 0;
+    for (;;) {
+        struct shml_chan_slot *s = sv;
+        size_t len = s->len;
+        if (len)
+            memcpy(buf + used, payload(s), len);
+        give_back_quiet(ch, s, pos);
+        shml__chan_count_recv(ch, len);
+        lens[i] = len;
+        used += len;
+        if (++i == n)
+            break;
+        bool behind = false;
+        if (shml__queue_try_recv(ch, cap - used, &sv, &pos, &behind) < 0)
+            break;
+    }
+    ch->gap = 0;
+    shml__event_wake(&ch->hdr->not_full);
+    return (ssize_t)i;
 }

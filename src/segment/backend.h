@@ -117,6 +117,8 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
  * the creator's layout is in it (channels build their control block this way).
  */
 typedef void (*shml__init_fn)(void *data, size_t size, void *ctx);
+/* The kind recorded in a managed segment's header; 0 for a raw one. */
+SHML_INTERNAL uint32_t shml__segment_kind(const shml_segment *seg);
 SHML_INTERNAL int shml__segment_create_with(const char *addr, size_t size,
                                             const struct shml_segment_opts *opts,
                                             shml__init_fn init, void *ctx, shml_segment **out);

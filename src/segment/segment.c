@@ -506,6 +506,12 @@ size_t shml_segment_size(const shml_segment *seg)
     return seg ? seg->size : 0;
 }
 
+uint32_t shml__segment_kind(const shml_segment *seg)
+{
+    /* The kind is before hdr.check: fixed since the segment was published. */
+    return seg && seg->hdr ? seg->hdr->kind : 0;
+}
+
 const char *shml_segment_address(const shml_segment *seg)
 {
     return seg ? seg->addr.canon : "";

@@ -36,5 +36,7 @@ SHML_INTERNAL void shml__event_depart(struct shml_event_layout *e, uint64_t tick
 SHML_INTERNAL int shml__event_sleep(struct shml_event_layout *e, uint32_t gen, uint64_t ticket,
                                     int64_t deadline);
 SHML_INTERNAL void shml__event_wake(struct shml_event_layout *e);
+/* As shml__event_wake(), waking every sleeper (for conditions every waiter needs). */
+SHML_INTERNAL void shml__event_wake_all(struct shml_event_layout *e);
 
 #endif /* SHML_SYNC_FUTEX_H */

@@ -250,6 +250,14 @@ void shml__event_wake(struct shml_event_layout *e)
         shml_event_notify((shml_event *)e, SHML_WAKE_ONE);
 }
 
+void shml__event_wake_all(struct shml_event_layout *e)
+{
+    /* seq_cst: as in shml__event_wake(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (SHML_WAITERS_COUNT(atomic_load_explicit(&e->waiters, memory_order_relaxed)) != 0)
+        shml_event_notify((shml_event *)e, SHML_WAKE_ALL);
+}
+
 /* ---- semaphore ---- */
 
 static struct shml_sem_layout *sem_checked(const shml_sem *s)

@@ -1,0 +1,400 @@
+/*
+ * bus.c - publish/subscribe: every subscriber reads every message, from its own cursor.
+ *
+ * Algorithm: a ring of nslots slots written by publishers in position order, read by any
+ * number of subscribers, each with a cursor (the next position it reads) in its endpoint
+ * table entry. Slot states are in layout.h. A publisher claims the slot of position p = enq by
+ * CAS of its state from "holds p - nslots" to "being written by me", then advances enq past p
+ * (anyone may help), writes, and publishes "holds p" with a release store. A subscriber at
+ * cursor c reads the slot while it says "holds c", then stores cursor c + 1 (release).
+ *
+ * Policies. SHML_BLOCK: a publisher claims position p only while p - nslots is below every
+ * live subscriber's cursor (it keeps a lower bound of the cursors, and recomputes it from the
+ * table when the bound says full), so no subscriber is ever lapped; a full bus makes the
+ * publisher wait on not_full, which subscribers wake. SHML_OVERWRITE: publishers ignore the
+ * cursors; a subscriber reads with a check before and after (the state must be the same, or
+ * the copy may be torn), and one that finds its slot rewritten jumps to half a ring behind the
+ * newest position and adds the distance to its gap and its drops.
+ *
+ * Joining: a subscriber stores a provisional cursor, publishes its role (seq_cst), reads enq
+ * again and starts there. A publisher whose bound was computed before the role became visible
+ * computed it no higher than enq was then, which is no higher than the cursor the subscriber
+ * starts at: the bound never lets it lap a subscriber that was joining.
+ *
+ * Death. A publisher that dies between claim and publish leaves "being written by P"; the
+ * subscriber (or publisher, a lap later) that needs the slot finds P dead and turns it into a
+ * hole, which subscribers skip; the message is counted lost once, by whoever made the hole. A
+ * subscriber that dies stops advancing its cursor; a blocked publisher looks at the owners of
+ * the slowest cursors and detaches the dead (frees their entries).
+ */
+#include "channel/channel.h"
+#include "os/os.h"
+#include "sync/futex.h"
+
+#include <string.h>
+
+static inline struct shml_chan_slot *slot_at(const shml_channel *ch, uint64_t pos)
+{
+    return shml__chan_slot(ch, pos);
+}
+
+static inline void *payload(struct shml_chan_slot *s)
+{
+    return (char *)s + SHML_SLOT_HDR;
+}
+
+/* Turn the slot of position p, claimed by a publisher that died (state st), into a hole. */
+static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p)
+{
+    /* Release: a subscriber that sees the hole sees nothing else of the slot; the pairing is
+       with its acquire load of the state. */
+    if (atomic_compare_exchange_strong_explicit(&s->state, &st,
+                                                state_of(p + 1, SHML_SLOT_HOLE, false),
+                                                memory_order_release, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        shml__event_wake_all(&ch->hdr->not_empty);
+    }
+}
+
+/*
+ * The lowest cursor of the live subscribers, or p if there is none. With `probe`, subscribers
+ * whose process died are detached on the way (their cursors no longer count).
+ */
+static uint64_t min_cursor(shml_channel *ch, uint64_t p, bool probe)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    uint64_t low = p;
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        /* seq_cst: pairs with the subscriber's store of its role when joining (bus.c head). */
+        if (!(atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_CONSUMER))
+            continue;
+        /* Acquire pairs with the subscriber's release store of its cursor: its reads of the
+           slots below the cursor are done before we reuse them. */
+        uint64_t c = atomic_load_explicit(&e->cursor, memory_order_acquire);
+        if ((int64_t)(p - c) <= (int64_t)(p - low))
+            continue;
+        if (probe && (int64_t)(p - c) > (int64_t)ch->mask && e != ch->ep) {
+            uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+            if (shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(h, i, st))
+                continue;
+        }
+        low = c;
+    }
+    return low;
+}
+
+static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bool *behind)
+{
+    (void)arg;
+    struct shml_chan_hdr *h = ch->hdr;
+    uint64_t n = ch->mask + 1;
+    /* Acquire pairs with the release in the CAS that advanced enq. */
+    uint64_t p = atomic_load_explicit(&h->enq, memory_order_acquire);
+    for (unsigned rounds = 0;; rounds++) {
+        if (rounds > 1024u + 4u * (unsigned)n)
+            return shml__fail(SHML_ECORRUPT, "bus slots disagree with enq %llu",
+                              (unsigned long long)p);
+        if (ch->policy == SHML_BLOCK && p - ch->min_cache >= n) {
+            bool probe = shml__chan_probe(ch);
+            ch->min_cache = min_cursor(ch, p, probe);
+            if (p - ch->min_cache >= n) {
+                *behind = true; /* look for dead subscribers now and then */
+                return -EAGAIN;
+            }
+        }
+        struct shml_chan_slot *s = slot_at(ch, p);
+        /* Acquire pairs with the release store that published the previous lap's message. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1 - n));
+        if (d == 0 && !state_busy(st)) {
+            uint64_t mine = state_of(p, ch->me, true);
+            /* Acquire on success: as the load above. */
+            if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
+                                                       memory_order_acquire,
+                                                       memory_order_relaxed))
+                continue;
+            uint64_t q = p;
+            /* Release: pairs with the acquire loads of enq. */
+            atomic_compare_exchange_strong_explicit(&h->enq, &q, p + 1, memory_order_release,
+                                                    memory_order_relaxed);
+            *slot = s;
+            *pos = p;
+            return 0;
+        }
+        if (d == -1 && state_busy(st)) {
+            /* A publisher of the previous lap is still writing this slot. */
+            if (shml__chan_probe(ch) && shml__chan_pid_dead(state_pid(st))) {
+                make_hole(ch, s, st, p - n);
+                continue;
+            }
+            *behind = true;
+            return -EAGAIN;
+        }
+        if ((d == (int32_t)n - 1 && state_busy(st)) || d == (int32_t)n) {
+            /* Claimed or published for p: enq lags; help it on. */
+            uint64_t q = p;
+            atomic_compare_exchange_strong_explicit(&h->enq, &q, p + 1, memory_order_release,
+                                                    memory_order_relaxed); /* as above */
+        }
+        p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
+    }
+}
+
+static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    uint64_t n = ch->mask + 1;
+    for (unsigned rounds = 0;; rounds++) {
+        if (rounds > 1024u + 4u * (unsigned)n)
+            return shml__fail(SHML_ECORRUPT, "bus slots disagree with the cursor %llu",
+                              (unsigned long long)ch->cursor);
+        uint64_t c = ch->cursor;
+        struct shml_chan_slot *s = slot_at(ch, c);
+        /* Acquire pairs with the publisher's release store of "holds c". */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(c + 1));
+        if (d == 0 && !state_busy(st)) {
+            if (state_pid(st) == SHML_SLOT_HOLE) {
+                ch->cursor = c + 1; /* no message c: its publisher died */
+                /* Release: as in release() (a publisher may reuse the slot). */
+                atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
+                continue;
+            }
+            size_t len = s->len;
+            if (ch->policy == SHML_OVERWRITE) {
+                /* Acquire fence: the len read above is done before the state is read again;
+                   pairs with the publisher's acquire CAS of the state before it writes. */
+                atomic_thread_fence(memory_order_acquire);
+                if (atomic_load_explicit(&s->state, memory_order_relaxed) != st)
+                    continue; /* rewritten meanwhile: look again (lapped) */
+            }
+            if (len > cap)
+                return -EMSGSIZE;
+            ch->peeked_state = st;
+            *slot = s;
+            *pos = c;
+            return 0;
+        }
+        if (d < 0) {
+            /* Not yet: holds an older lap's message, or message c is being written. */
+            if (state_busy(st) && state_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
+                shml__chan_pid_dead(state_pid(st))) {
+                make_hole(ch, s, st, c);
+                continue;
+            }
+            *behind = state_busy(st);
+            return -EAGAIN;
+        }
+        /* Lapped: the slot holds (or is being written for) a later message. Jump to half a
+           ring behind the newest position; what lies between is what this subscriber missed. */
+        uint64_t e = atomic_load_explicit(&h->enq, memory_order_acquire); /* as in send */
+        uint64_t to = e > n / 2 ? e - n / 2 : 0;
+        if (to <= c)
+            to = c + 1;
+        ch->gap += to - c;
+        shml__chan_count_drops(ch, to - c);
+        ch->cursor = to;
+        /* Release: as in release(). */
+        atomic_store_explicit(&ch->ep->cursor, to, memory_order_release);
+    }
+}
+
+void shml__bus_subscribe(shml_channel *ch)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    /* The joining order of the header comment: provisional cursor, role, cursor. seq_cst
+       throughout: pairs with the publishers' seq_cst loads of role in min_cursor(). */
+    uint64_t c0 = atomic_load_explicit(&h->enq, memory_order_seq_cst);
+    atomic_store_explicit(&ch->ep->cursor, c0, memory_order_seq_cst);
+    atomic_store_explicit(&ch->ep->role, ch->role, memory_order_seq_cst);
+    uint64_t c1 = atomic_load_explicit(&h->enq, memory_order_seq_cst);
+    atomic_store_explicit(&ch->ep->cursor, c1, memory_order_seq_cst);
+    ch->cursor = c1;
+}
+
+/* ---- the bus's operations ---- */
+
+static int b_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    void *s;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, bus_try_send, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    ch->claimed = s;
+    ch->claimed_pos = pos;
+    ch->claimed_len = len;
+    *buf = payload(s);
+    return 0;
+}
+
+static void publish_quiet(shml_channel *ch, size_t len)
+{
+    struct shml_chan_slot *s = ch->claimed;
+    s->len = (uint32_t)len;
+    /* Release pairs with the subscribers' acquire loads of the state. */
+    atomic_store_explicit(&s->state, state_of(ch->claimed_pos + 1, 0, false),
+                          memory_order_release);
+    ch->claimed = NULL;
+    shml__chan_count_sent(ch, len);
+}
+
+static int b_commit(shml_channel *ch, size_t len)
+{
+    publish_quiet(ch, len);
+    shml__event_wake_all(&ch->hdr->not_empty);
+    return 0;
+}
+
+static int b_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                  int64_t timeout_ns)
+{
+    void *s;
+    uint64_t pos;
+    ch->gap = 0;
+    int r = shml__chan_wait(ch, bus_try_recv, cap, &ch->hdr->not_empty, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    ch->peeked = s;
+    ch->peeked_pos = pos;
+    *buf = payload(s);
+    *len = ((struct shml_chan_slot *)s)->len;
+    if (*len > ch->max_msg)
+        *len = ch->max_msg; /* torn (overwrite): release() will say so */
+    return 0;
+}
+
+/* Move past the peeked message; -ESTALE if it was rewritten while read (overwrite). */
+static int release_quiet(shml_channel *ch)
+{
+    struct shml_chan_slot *s = ch->peeked;
+    uint64_t c = ch->peeked_pos;
+    size_t len = s->len;
+    ch->peeked = NULL;
+    ch->cursor = c + 1;
+    int r = 0;
+    if (ch->policy == SHML_OVERWRITE) {
+        /* Acquire fence: our reads of the message come before this second look at the state
+           (pairs with the publisher's acquire CAS that precedes its writes). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) != ch->peeked_state) {
+            ch->gap = 1;
+            shml__chan_count_drops(ch, 1);
+            r = -ESTALE;
+        }
+    }
+    /* Release pairs with the publishers' acquire loads of cursors in min_cursor(): our reads
+       are done before they reuse the slot. */
+    atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
+    if (r == 0)
+        shml__chan_count_recv(ch, len);
+    return r;
+}
+
+static int b_release(shml_channel *ch)
+{
+    int r = release_quiet(ch);
+    if (ch->policy == SHML_BLOCK)
+        shml__event_wake(&ch->hdr->not_full);
+    return r;
+}
+
+static void b_abandon(shml_channel *ch)
+{
+    if (ch->claimed) {
+        /* Never published: a hole, so that subscribers skip it. */
+        struct shml_chan_slot *s = ch->claimed;
+        make_hole(ch, s, state_of(ch->claimed_pos, ch->me, true), ch->claimed_pos);
+        ch->claimed = NULL;
+    }
+    ch->peeked = NULL; /* the entry is freed: the cursor no longer counts */
+}
+
+const struct shml__chan_ops shml__bus_ops = {
+    .claim = b_claim,
+    .commit = b_commit,
+    .peek = b_peek,
+    .release = b_release,
+    .abandon = b_abandon,
+};
+
+/* ---- batches ---- */
+
+ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                             int64_t timeout_ns)
+{
+    void *s;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, bus_try_send, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
+    if (r < 0)
+        return r;
+    size_t i = 0;
+    for (;;) {
+        ch->claimed = s;
+        ch->claimed_pos = pos;
+        if (msgs[i].len)
+            memcpy(payload(s), msgs[i].base, msgs[i].len);
+        publish_quiet(ch, msgs[i].len);
+        if (++i == n)
+            break;
+        bool behind = false;
+        if (bus_try_send(ch, 0, &s, &pos, &behind) < 0)
+            break;
+    }
+    shml__event_wake_all(&ch->hdr->not_empty);
+    return (ssize_t)i;
+}
+
+ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *lens, size_t n,
+                             int64_t timeout_ns)
+{
+    uint64_t gap = 0;
+    size_t i = 0, used = 0;
+    int64_t deadline = shml__deadline(timeout_ns);
+    ch->gap = 0;
+    while (i < n) {
+        void *s;
+        uint64_t pos;
+        int r;
+        if (i == 0) {
+            r = shml__chan_wait(ch, bus_try_recv, cap, &ch->hdr->not_empty, timeout_ns, &s,
+                                &pos);
+        } else {
+            bool behind = false;
+            r = bus_try_recv(ch, cap - used, &s, &pos, &behind);
+        }
+        gap += ch->gap;
+        ch->gap = 0;
+        if (r < 0) {
+            if (i == 0) {
+                ch->gap = gap;
+                return r;
+            }
+            break; /* nothing more without waiting, or it does not fit */
+        }
+        size_t len = ((struct shml_chan_slot *)s)->len;
+        if (len > cap - used)
+            len = cap - used; /* torn (overwrite): the check below discards it */
+        if (len)
+            memcpy(buf + used, payload(s), len);
+        ch->peeked = s;
+        ch->peeked_pos = pos;
+        r = release_quiet(ch);
+        gap += ch->gap;
+        ch->gap = 0;
+        if (r == -ESTALE) {
+            if (i == 0 && timeout_ns >= 0) {
+                int64_t left = deadline - shml__os_mono_ns();
+                timeout_ns = left > 0 ? left : 0;
+            }
+            continue;
+        }
+        lens[i++] = len;
+        used += len;
+    }
+    ch->gap = gap;
+    if (ch->policy == SHML_BLOCK)
+        shml__event_wake(&ch->hdr->not_full);
+    return (ssize_t)i;
+}

@@ -1,0 +1,254 @@
+/*
+ * check.c - validating a channel, and repairing what dead processes left behind.
+ *
+ * What is checked: the control block (as an open does), the endpoint table (owners that died
+ * without closing), the indices against each other, every slot's state against its index
+ * (queue, bus, rpc) or every buffer (latest), and holders that died. Repair changes only what
+ * belongs to dead processes, with the same compare-and-swaps the endpoints use, so it is safe
+ * while the channel is in use; anything else is reported and left alone.
+ */
+#include "channel/channel.h"
+#include "os/os.h"
+#include "segment/backend.h"
+#include "sync/futex.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct checker {
+    shml_check_fn fn;
+    void *ctx;
+    bool repair;
+    int left; /* findings not repaired */
+};
+
+static void finding(struct checker *c, bool repaired, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finding(struct checker *c, bool repaired, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (!repaired)
+        c->left++;
+    if (c->fn)
+        c->fn(c->ctx, repaired, line);
+}
+
+static const char *role_name(uint32_t kind, uint32_t role)
+{
+    if (kind == SHML_RPC)
+        return role == SHML_SERVER ? "server" : role == SHML_CLIENT ? "client" : "endpoint";
+    if (kind == SHML_BUS)
+        return role == SHML_CONSUMER ? "subscriber" : role == SHML_PRODUCER ? "publisher"
+                                                                             : "endpoint";
+    if (kind == SHML_LATEST)
+        return role == SHML_CONSUMER ? "reader" : role == SHML_PRODUCER ? "writer" : "endpoint";
+    return role == SHML_CONSUMER ? "consumer" : role == SHML_PRODUCER ? "producer" : "endpoint";
+}
+
+static void check_endpoints(struct checker *c, struct shml_chan_hdr *h)
+{
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        /* Relaxed: a snapshot; repair acts by CAS on what it saw. */
+        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+        if (!(st & 1u) || shml__chan_ep_alive(e) != 0)
+            continue;
+        uint32_t role = atomic_load_explicit(&e->role, memory_order_relaxed);
+        uint32_t pid = (uint32_t)(st >> 1) & 0x7fffffffu;
+        bool fixed = c->repair && shml__chan_ep_reclaim(h, i, st);
+        finding(c, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
+                role_name(h->kind, role), pid, fixed ? ": detached, counters kept" : "");
+    }
+}
+
+/* Queue and rpc slots. */
+static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
+{
+    uint64_t n = h->nslots, mask = n - 1;
+    char *slots = (char *)h + h->slots_off;
+    uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
+    uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
+    if ((deq > enq && deq - enq > h->nendpoints) || (enq > deq && enq - deq > n + h->nendpoints))
+        finding(c, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
+                (unsigned long long)enq, (unsigned long long)deq, (unsigned long long)n);
+    uint64_t limit = h->max_msg + (h->kind == SHML_RPC ? SHML_RPC_TAG : 0);
+    for (uint64_t i = 0; i < n; i++) {
+        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t seq = state_seq(st);
+        uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
+        if (phase > 1 && n > 2) {
+            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+                    (unsigned long long)i, (unsigned long long)st);
+            continue;
+        }
+        if (phase == 1 && !state_busy(st) && s->len > limit)
+            finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
+                    (unsigned long long)i, s->len, (unsigned long long)limit);
+        if (!state_busy(st) || !shml__chan_pid_dead(state_pid(st)))
+            continue;
+        /* A dead holder: a claim being written (seq p) or a message being read (seq p + 1);
+           either way the slot becomes free for the next lap, and the message is lost. */
+        bool writing = phase == 0;
+        uint64_t next = writing ? (uint64_t)seq + n : (uint64_t)seq - 1 + n;
+        bool fixed = false;
+        if (c->repair) {
+            uint64_t want = st;
+            uint32_t tag[2] = {0, 0};
+            if (h->kind == SHML_RPC && !writing)
+                memcpy(tag, (char *)s + SHML_SLOT_HDR, sizeof(tag)); /* as the queue's reclaim */
+            /* Acquire: the dead holder's writes before our reuse (as the queue's reclaim). */
+            fixed = atomic_compare_exchange_strong_explicit(&s->state, &want,
+                                                            ((next & 0xffffffffu) << 32),
+                                                            memory_order_acq_rel,
+                                                            memory_order_relaxed);
+            if (fixed && (h->kind != SHML_RPC || writing ||
+                          shml__rpc_drop_request(h, tag[0], tag[1])))
+                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+            if (fixed)
+                shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
+        }
+        finding(c, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
+                writing ? "being written" : "being read", state_pid(st),
+                fixed ? ": freed, 1 message lost" : "");
+    }
+}
+
+static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
+{
+    uint64_t n = h->nslots, mask = n - 1;
+    char *slots = (char *)h + h->slots_off;
+    for (uint64_t i = 0; i < n; i++) {
+        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t seq = state_seq(st);
+        uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
+        if ((state_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
+            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+                    (unsigned long long)i, (unsigned long long)st);
+            continue;
+        }
+        if (!state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0)
+            finding(c, false, "slot %llu: a published message names pid %u",
+                    (unsigned long long)i, state_pid(st));
+        if (!state_busy(st) || !shml__chan_pid_dead(state_pid(st)))
+            continue;
+        bool fixed = false;
+        if (c->repair) {
+            uint64_t want = st;
+            /* Release: as make_hole() in bus.c. */
+            fixed = atomic_compare_exchange_strong_explicit(
+                &s->state, &want, state_of((uint64_t)seq + 1, SHML_SLOT_HOLE, false),
+                memory_order_release, memory_order_relaxed);
+            if (fixed) {
+                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+                shml__event_wake_all(&h->not_empty);
+            }
+        }
+        finding(c, fixed, "slot %llu: being written by pid %u, which died%s",
+                (unsigned long long)i, state_pid(st), fixed ? ": skipped, 1 message lost" : "");
+    }
+}
+
+static void check_latest(struct checker *c, struct shml_chan_hdr *h)
+{
+    uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
+    char *slots = (char *)h + h->slots_off;
+    if ((cur >> 16) && (cur & 0xffffu) >= h->nslots) {
+        finding(c, false, "the current value names buffer %llu of %u",
+                (unsigned long long)(cur & 0xffffu), h->nslots);
+        return;
+    }
+    for (uint32_t i = 0; i < h->nslots; i++) {
+        struct shml_latest_buf *b = (struct shml_latest_buf *)(slots + (uint64_t)i * h->stride);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        uint32_t readers = (uint32_t)(st >> 32) & 0xffffu;
+        uint32_t pins = 0;
+        for (uint32_t k = 0; k < h->nendpoints; k++) {
+            struct shml_chan_ep *e = shml__chan_ep(h, k);
+            if ((atomic_load_explicit(&e->state, memory_order_relaxed) & 1u) &&
+                atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
+                pins++;
+        }
+        if (readers > pins)
+            finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
+                              "pinning it; the buffer stays out of use)",
+                    i, readers, pins);
+        if ((st & 1u) && shml__chan_pid_dead((uint32_t)(st >> 1) & 0x7fffffffu)) {
+            bool fixed = false;
+            if (c->repair) {
+                uint64_t want = st;
+                /* Release: as clear_dead() in latest.c. */
+                fixed = atomic_compare_exchange_strong_explicit(
+                    &b->state, &want, st & ~(uint64_t)0xffffffffu, memory_order_release,
+                    memory_order_relaxed);
+            }
+            finding(c, fixed, "buffer %u: being written by pid %u, which died%s", i,
+                    (uint32_t)(st >> 1) & 0x7fffffffu, fixed ? ": freed" : "");
+        }
+        if (!(st & 1u) && b->len > h->max_msg)
+            finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, b->len,
+                    (unsigned long long)h->max_msg);
+    }
+}
+
+/* rpc: requests taken by servers that died: the clients would learn it only by probing. */
+static void check_mailboxes(struct checker *c, struct shml_chan_hdr *h)
+{
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_rpc_box *b = shml__chan_box(h, i);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        uint32_t server = (uint32_t)(st >> 2) & 0x3fffffffu;
+        if ((st & 1u) || server == 0 || !shml__chan_pid_dead(server))
+            continue;
+        bool fixed = false;
+        if (c->repair) {
+            uint64_t want = st;
+            /* Relaxed: as the client's own reset in rpc.c; whoever makes it idle counts it. */
+            fixed = atomic_compare_exchange_strong_explicit(
+                &b->state, &want, (st & 0xffffffff00000000u) | 1u, memory_order_relaxed,
+                memory_order_relaxed);
+            if (fixed) {
+                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+                shml__event_wake_all(&b->ready);
+            }
+        }
+        finding(c, fixed, "mailbox %u: request %u taken by pid %u, which died%s", i,
+                (uint32_t)(st >> 32), server, fixed ? ": client told, 1 request lost" : "");
+    }
+}
+
+int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx)
+{
+    struct checker c = {.fn = fn, .ctx = ctx, .repair = repair};
+    struct shml_chan_hdr *h = shml_segment_data(seg);
+    uint32_t kind = shml__segment_kind(seg);
+    if (kind < SHML_QUEUE || kind > SHML_RPC)
+        return shml__fail(SHML_EWRONGKIND, "%s is a segment of kind %u, not a channel",
+                          shml_segment_address(seg), kind);
+    int r = shml__chan_validate(h, shml_segment_size(seg));
+    if (r < 0) {
+        finding(&c, false, "control block: %s", shml_last_error());
+        return c.left;
+    }
+    if (h->kind != kind) {
+        finding(&c, false, "channel kind %u differs from the segment's %u", h->kind, kind);
+        return c.left;
+    }
+    check_endpoints(&c, h);
+    if (kind == SHML_BUS)
+        check_bus_slots(&c, h);
+    else if (kind == SHML_LATEST)
+        check_latest(&c, h);
+    else
+        check_queue_slots(&c, h);
+    if (kind == SHML_RPC)
+        check_mailboxes(&c, h);
+    return c.left;
+}

@@ -1,0 +1,277 @@
+/*
+ * latest.c - one newest value: writers never wait, readers never see a torn value.
+ *
+ * Algorithm: nslots buffers (at least 4) and one word, hdr.enq, naming the current value
+ * (version << 16 | buffer). A writer takes a buffer that is neither current nor read by
+ * anyone (CAS of its state from 0 to "writing by me"), writes the value and its version, makes
+ * it current by CAS of hdr.enq (retrying with a newer version if another writer got there
+ * first: the last to publish wins), and only then drops its writing mark (release store of 0).
+ * A reader pins the current buffer (CAS readers + 1, which fails while a writer holds it),
+ * reads, and unpins (atomic decrement). A pinned buffer is never chosen by a writer, and the
+ * buffer a writer holds is never pinned, so no read overlaps a write: no value is ever torn.
+ *
+ * Writers never wait: a handle pins at most one buffer, and a channel takes at most
+ * nslots - 2 readers (shml__latest_attach() refuses more), so some buffer is neither current
+ * nor pinned. Pins of readers that died count until their entries are reclaimed, which a
+ * writer that finds no buffer does at once. Only a pin leaked in the window described below
+ * can make a writer wait, bounded by its timeout, while a reader holds another; `shmlink info
+ * --check` reports such a pin.
+ *
+ * Readers wait for a version newer than the last they read, on not_empty, which writers wake.
+ * A reader's pin is also recorded in its endpoint entry, so that the pin of a reader that died
+ * inside a read is undone when its entry is reclaimed. A reader that dies between the pin and
+ * the record (two instructions) leaves the buffer pinned for ever: one buffer fewer.
+ */
+#include "channel/channel.h"
+#include "os/os.h"
+#include "sync/futex.h"
+
+#include <string.h>
+
+#define READER_ONE ((uint64_t)1 << 32)
+
+static inline struct shml_latest_buf *buf_at(const shml_channel *ch, uint32_t i)
+{
+    return (struct shml_latest_buf *)(ch->slots + (uint64_t)i * ch->stride);
+}
+
+static inline uint32_t readers_of(uint64_t st)
+{
+    return (uint32_t)(st >> 32) & 0xffffu;
+}
+
+static inline uint32_t writer_of(uint64_t st)
+{
+    return (uint32_t)(st >> 1) & 0x7fffffffu;
+}
+
+/* Clear what dead processes hold: pins of dead readers, buffers of dead writers. */
+static void clear_dead(shml_channel *ch)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+        if ((st & 1u) && atomic_load_explicit(&e->pin, memory_order_relaxed) != 0 &&
+            shml__chan_ep_alive(e) == 0)
+            shml__chan_ep_reclaim(h, i, st);
+    }
+    for (uint32_t i = 0; i <= ch->mask; i++) {
+        struct shml_latest_buf *b = buf_at(ch, i);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        if ((st & 1u) && shml__chan_pid_dead(writer_of(st))) {
+            /* A dead writer's buffer: its value is whole if it is current (published before
+               the mark is dropped), and unused otherwise. Release: pairs with the readers'
+               acquire CAS. */
+            atomic_compare_exchange_strong_explicit(&b->state, &st, st & ~(uint64_t)0xffffffffu,
+                                                    memory_order_release, memory_order_relaxed);
+        }
+    }
+}
+
+/* Take a buffer that is neither current nor pinned. 0 with *slot, or -EAGAIN. */
+static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bool *behind)
+{
+    /* Acquire pairs with the CAS that published the current value. */
+    uint64_t cur = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
+    uint32_t n = (uint32_t)ch->mask + 1;
+    uint32_t current = (cur >> 16) ? (uint32_t)(cur & 0xffffu) : n;
+    for (uint32_t k = 1; k <= n; k++) {
+        uint32_t i = (current + k) % n;
+        if (i == current)
+            continue;
+        struct shml_latest_buf *b = buf_at(ch, i);
+        uint64_t st = 0;
+        /* Acquire pairs with the readers' release decrement: their reads are done. */
+        if (atomic_compare_exchange_strong_explicit(&b->state, &st,
+                                                    ((uint64_t)ch->me << 1) | 1u,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            /* Another writer may have made it current since we read enq (it held it then):
+               give it back. Nobody else can make it current while we hold it. Acquire: as
+               above. */
+            uint64_t now = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
+            if ((now >> 16) && (uint32_t)(now & 0xffffu) == i) {
+                atomic_store_explicit(&b->state, 0, memory_order_release); /* as in commit */
+                continue;
+            }
+            *slot = b;
+            *pos = i;
+            return 0;
+        }
+    }
+    /* Only pins of dead readers (or a leaked one) can leave no buffer: clear them, once. */
+    if (arg == 0) {
+        clear_dead(ch);
+        return try_pick(ch, 1, slot, pos, behind);
+    }
+    *behind = true;
+    return -EAGAIN;
+}
+
+/* Pin the current buffer if it holds a version newer than the last read. */
+static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
+{
+    for (unsigned rounds = 0; rounds < 100000u; rounds++) {
+        /* Acquire pairs with the writer's release CAS of enq. */
+        uint64_t cur = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
+        uint64_t v = cur >> 16;
+        uint32_t i = (uint32_t)(cur & 0xffffu);
+        if (v == 0 || v <= ch->last_version)
+            return -EAGAIN;
+        if (i > ch->mask)
+            return shml__fail(SHML_ECORRUPT, "latest value names buffer %u of %llu", i,
+                              (unsigned long long)(ch->mask + 1));
+        struct shml_latest_buf *b = buf_at(ch, i);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        if (st & 1u) {
+            /* Its writer is between publishing and dropping its mark (or died there). */
+            if (shml__chan_probe(ch) && shml__chan_pid_dead(writer_of(st)))
+                clear_dead(ch);
+            *behind = true;
+            return -EAGAIN;
+        }
+        if (readers_of(st) == 0xffffu)
+            return -EAGAIN;
+        /* Acquire pairs with the writer's release store of state 0: the value is whole. */
+        if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + READER_ONE,
+                                                   memory_order_acquire, memory_order_relaxed))
+            continue;
+        atomic_store_explicit(&ch->ep->pin, i + 1, memory_order_relaxed); /* for reclaim */
+        uint64_t version = b->version;
+        if (b->len > cap || b->len > ch->max_msg) {
+            atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
+            /* Release: pairs with the writers' acquire CAS. */
+            atomic_fetch_sub_explicit(&b->state, READER_ONE, memory_order_release);
+            return b->len > ch->max_msg
+                       ? shml__fail(SHML_ECORRUPT, "latest value of %u bytes in a channel "
+                                                   "of %llu",
+                                    b->len, (unsigned long long)ch->max_msg)
+                       : -EMSGSIZE;
+        }
+        *slot = b;
+        *pos = version;
+        return 0;
+    }
+    return shml__fail(SHML_ECORRUPT, "latest value keeps changing under the reader");
+}
+
+int shml__latest_attach(shml_channel *ch)
+{
+    if (!(ch->role & SHML_CONSUMER))
+        return 0;
+    /* Count after our role is visible (seq_cst, as every role load): two openers racing may
+       both give up, never both stay past the bound. */
+    uint32_t readers = 0;
+    for (uint32_t i = 0; i < ch->hdr->nendpoints; i++)
+        if (atomic_load_explicit(&shml__chan_ep(ch->hdr, i)->role, memory_order_seq_cst) &
+            SHML_CONSUMER)
+            readers++;
+    if (readers + 2 > ch->mask + 1)
+        return shml__fail(EUSERS, "the latest channel's %llu buffers take at most %llu readers",
+                          (unsigned long long)(ch->mask + 1),
+                          (unsigned long long)(ch->mask - 1));
+    return 0;
+}
+
+/* ---- the latest channel's operations ---- */
+
+static int l_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    void *b;
+    uint64_t i;
+    int r = shml__chan_wait(ch, try_pick, 0, &ch->hdr->not_full, timeout_ns, &b, &i);
+    if (r < 0)
+        return r;
+    ch->claimed = b;
+    ch->claimed_pos = i;
+    ch->claimed_len = len;
+    *buf = (char *)b + SHML_LATEST_HDR;
+    return 0;
+}
+
+static int l_commit(shml_channel *ch, size_t len)
+{
+    struct shml_latest_buf *b = ch->claimed;
+    struct shml_chan_hdr *h = ch->hdr;
+    b->len = (uint32_t)len;
+    /* Acquire pairs with the release CAS of another writer (its version is ours to exceed). */
+    uint64_t cur = atomic_load_explicit(&h->enq, memory_order_acquire);
+    for (;;) {
+        uint64_t v = (cur >> 16) + 1;
+        b->version = v;
+        /* Release pairs with the readers' acquire load of enq: value, len and version are
+           written before the buffer is current. */
+        if (atomic_compare_exchange_weak_explicit(&h->enq, &cur, (v << 16) | ch->claimed_pos,
+                                                  memory_order_release, memory_order_acquire))
+            break;
+    }
+    /* Release pairs with the readers' acquire CAS that pins it. */
+    atomic_store_explicit(&b->state, 0, memory_order_release);
+    ch->claimed = NULL;
+    shml__chan_count_sent(ch, len);
+    shml__event_wake_all(&h->not_empty);
+    return 0;
+}
+
+static int l_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                  int64_t timeout_ns)
+{
+    void *b;
+    uint64_t version;
+    int r = shml__chan_wait(ch, try_pin, cap, &ch->hdr->not_empty, timeout_ns, &b, &version);
+    if (r < 0)
+        return r;
+    ch->gap = ch->last_version && version > ch->last_version + 1
+                  ? version - ch->last_version - 1
+                  : 0;
+    ch->peeked = b;
+    ch->peeked_pos = version;
+    *buf = (char *)b + SHML_LATEST_HDR;
+    *len = ((struct shml_latest_buf *)b)->len;
+    return 0;
+}
+
+static void unpin(shml_channel *ch)
+{
+    struct shml_latest_buf *b = ch->peeked;
+    ch->peeked = NULL;
+    atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
+    /* Release: our reads are done before a writer takes the buffer (its acquire CAS). */
+    atomic_fetch_sub_explicit(&b->state, READER_ONE, memory_order_release);
+    shml__event_wake(&ch->hdr->not_full);
+}
+
+static int l_release(shml_channel *ch)
+{
+    struct shml_latest_buf *b = ch->peeked;
+    size_t len = b->len;
+    ch->last_version = ch->peeked_pos;
+    /* Relaxed: a statistic (the lag shown by inspection). */
+    atomic_store_explicit(&ch->ep->cursor, ch->last_version, memory_order_relaxed);
+    if (ch->gap)
+        shml__chan_count_drops(ch, ch->gap);
+    unpin(ch);
+    shml__chan_count_recv(ch, len);
+    return 0;
+}
+
+static void l_abandon(shml_channel *ch)
+{
+    if (ch->claimed) {
+        /* Release: nothing was published; the buffer is free again. */
+        atomic_store_explicit(&((struct shml_latest_buf *)ch->claimed)->state, 0,
+                              memory_order_release);
+        ch->claimed = NULL;
+    }
+    if (ch->peeked)
+        unpin(ch);
+}
+
+const struct shml__chan_ops shml__latest_ops = {
+    .claim = l_claim,
+    .commit = l_commit,
+    .peek = l_peek,
+    .release = l_release,
+    .abandon = l_abandon,
+};

@@ -1,0 +1,392 @@
+/*
+ * rpc.c - request/reply: requests go through the queue's ring, replies into mailboxes.
+ *
+ * A client (SHML_CLIENT) has a mailbox, the one of its endpoint table entry (layout.h has the
+ * states). To make request `t`, it stores "waiting for t" in its mailbox, then sends through
+ * the queue ring a message tagged with its entry index and t. A server (SHML_SERVER) receives
+ * it like a queue consumer, and takes the request by CAS of the mailbox from "waiting for t" to
+ * "taken by me"; the CAS fails if the client has gone (its entry was freed, which makes the
+ * mailbox idle), and the request is dropped and counted. The server's next send is the reply:
+ * CAS "taken" to "writing", write it into the mailbox, release-store "replied", wake the
+ * client. The client reads the reply in place and stores "idle".
+ *
+ * Death. A client that waits for a reply looks now and then (after each sleep, at most every
+ * 50 ms) at the server that took its request, and at whether any server is left; if the server
+ * died, or every server did, it gets -ECONNRESET rather than a hang, and its mailbox is made
+ * idle so that a late reply is dropped. A server that closes with a request unanswered
+ * publishes a reply of length SHML_RPC_GONE, which the client reads as -ECONNRESET.
+ */
+#include "channel/channel.h"
+#include "os/os.h"
+#include "sync/futex.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SHML_RPC_GONE 0xffffffffu /* reply length: the server closed without replying */
+
+static inline uint64_t box_state(uint32_t ticket, uint32_t pid, bool writing, bool replied)
+{
+    return ((uint64_t)ticket << 32) | ((uint64_t)(pid & 0x3fffffffu) << 2) |
+           (writing ? 2u : 0u) | (replied ? 1u : 0u);
+}
+
+static inline uint32_t box_ticket(uint64_t st)
+{
+    return (uint32_t)(st >> 32);
+}
+
+static inline uint32_t box_pid(uint64_t st)
+{
+    return (uint32_t)(st >> 2) & 0x3fffffffu;
+}
+
+static inline void *box_payload(struct shml_rpc_box *b)
+{
+    return (char *)b + SHML_BOX_HDR;
+}
+
+void shml__rpc_attach(shml_channel *ch)
+{
+    if (ch->role & SHML_SERVER)
+        atomic_fetch_add_explicit(&ch->hdr->servers, 1, memory_order_relaxed); /* a fact */
+    /* Relaxed: the entry is ours, and its mailbox idle (made so when the entry was freed). */
+    uint64_t st = atomic_load_explicit(&shml__chan_box(ch->hdr, ch->ep_index)->state,
+                                       memory_order_relaxed);
+    ch->ticket = box_ticket(st);
+}
+
+bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t client, uint32_t ticket)
+{
+    if (client >= h->nendpoints)
+        return true;
+    struct shml_rpc_box *b = shml__chan_box(h, client);
+    uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+    /* Waiting for that request, or taken (by the server that died): nothing replied yet. */
+    if (box_ticket(st) != ticket || (st & 3u) != 0)
+        return false;
+    /* Relaxed: as in client_reset(); the client, waking, finds it idle: dropped. */
+    if (!atomic_compare_exchange_strong_explicit(&b->state, &st, box_state(ticket, 0, false, true),
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return false;
+    shml__event_wake_all(&b->ready);
+    return true;
+}
+
+/* Is any server alive? */
+static bool server_alive(shml_channel *ch)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        /* seq_cst: as the role loads of min_cursor() in bus.c. */
+        if ((atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_SERVER) &&
+            shml__chan_ep_alive(e) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- client: the request (claim, commit) and the reply (peek, release) ---- */
+
+static int client_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    if (ch->awaiting)
+        return shml__fail(EBUSY, "the reply to the last request has not been received");
+    void *s;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, shml__queue_try_send, 0, &ch->hdr->not_full, timeout_ns, &s,
+                            &pos);
+    if (r < 0)
+        return r;
+    ch->claimed = s;
+    ch->claimed_pos = pos;
+    ch->claimed_len = len;
+    *buf = (char *)s + SHML_SLOT_HDR + SHML_RPC_TAG;
+    return 0;
+}
+
+static int client_commit(shml_channel *ch, size_t len)
+{
+    struct shml_chan_slot *s = ch->claimed;
+    uint32_t t = ch->ticket + 1;
+    uint32_t tag[2] = {ch->ep_index, t};
+    memcpy((char *)s + SHML_SLOT_HDR, tag, sizeof(tag));
+    /* Release pairs with the server's acquire CAS that takes the request. */
+    atomic_store_explicit(&shml__chan_box(ch->hdr, ch->ep_index)->state,
+                          box_state(t, 0, false, false), memory_order_release);
+    shml__queue_publish(ch, s, ch->claimed_pos, len + SHML_RPC_TAG);
+    ch->claimed = NULL;
+    ch->ticket = t;
+    ch->awaiting = true;
+    shml__chan_count_sent(ch, len);
+    return 0;
+}
+
+/* The request is lost: make the mailbox idle (so that no server delivers), report it. */
+static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, const char *why)
+{
+    /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. Whoever
+       makes a pending request idle counts it lost (a repair may have done it already). */
+    uint64_t idle = box_state(ch->ticket, 0, false, true);
+    if (st != idle && atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed))
+        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+    ch->awaiting = false;
+    return shml__fail(ECONNRESET, "%s", why);
+}
+
+static int try_reply(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
+{
+    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->ep_index);
+    /* Acquire pairs with the server's release store of "replied": the reply is there. */
+    uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+    if (box_ticket(st) != ch->ticket)
+        return client_reset(ch, b, st, "the mailbox was reset (by a repair?)");
+    if ((st & 1u) && box_pid(st) != 0) {
+        if (b->len == SHML_RPC_GONE)
+            return client_reset(ch, b, st, "the server closed without replying");
+        if (b->len > ch->max_msg)
+            return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", b->len,
+                              (unsigned long long)ch->max_msg);
+        if (b->len > cap)
+            return -EMSGSIZE;
+        *slot = b;
+        *pos = st;
+        return 0;
+    }
+    if (st & 1u)
+        return client_reset(ch, b, st, "the request was dropped");
+    *behind = true; /* keep looking at the servers now and then */
+    if (shml__chan_probe(ch)) {
+        uint32_t server = box_pid(st);
+        if (server != 0 && shml__chan_pid_dead(server))
+            return client_reset(ch, b, st, "the server that took the request died");
+        if (server == 0 && atomic_load_explicit(&ch->hdr->servers, memory_order_relaxed) != 0 &&
+            !server_alive(ch))
+            return client_reset(ch, b, st, "every server of the channel has gone");
+    }
+    return -EAGAIN;
+}
+
+static int client_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                       int64_t timeout_ns)
+{
+    if (!ch->awaiting)
+        return shml__fail(EPROTO, "no request is waiting for a reply: send one first");
+    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->ep_index);
+    void *slot;
+    uint64_t st;
+    ch->probe = true;
+    int r = shml__chan_wait(ch, try_reply, cap, &b->ready, timeout_ns, &slot, &st);
+    if (r < 0)
+        return r;
+    ch->peeked = b;
+    ch->peeked_pos = st;
+    *buf = box_payload(b);
+    *len = b->len;
+    return 0;
+}
+
+static int client_release(shml_channel *ch)
+{
+    struct shml_rpc_box *b = ch->peeked;
+    size_t len = b->len;
+    /* Release: our reads of the reply are done before a server may write the next one. */
+    atomic_store_explicit(&b->state, box_state(ch->ticket, 0, false, true), memory_order_release);
+    ch->peeked = NULL;
+    ch->awaiting = false;
+    shml__chan_count_recv(ch, len);
+    return 0;
+}
+
+/* ---- server: the request (peek, release) and the reply (claim, commit) ---- */
+
+static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                       int64_t timeout_ns)
+{
+    if (ch->has_request)
+        return shml__fail(EBUSY, "reply to the request received first");
+    struct shml_chan_hdr *h = ch->hdr;
+    int64_t deadline = shml__deadline(timeout_ns);
+    size_t room = cap > SIZE_MAX - SHML_RPC_TAG ? SIZE_MAX : cap + SHML_RPC_TAG;
+    for (;;) {
+        void *sv;
+        uint64_t pos;
+        int r = shml__chan_wait(ch, shml__queue_try_recv, room, &h->not_empty, timeout_ns, &sv,
+                                &pos);
+        if (r < 0)
+            return r;
+        struct shml_chan_slot *s = sv;
+        uint32_t tag[2];
+        memcpy(tag, (char *)s + SHML_SLOT_HDR, sizeof(tag));
+        bool ok = s->len >= SHML_RPC_TAG && tag[0] < h->nendpoints;
+        if (ok) {
+            struct shml_rpc_box *b = shml__chan_box(h, tag[0]);
+            uint64_t want = box_state(tag[1], 0, false, false);
+            /* Acquire pairs with the client's release store of "waiting". */
+            ok = atomic_compare_exchange_strong_explicit(&b->state, &want,
+                                                         box_state(tag[1], ch->me, false, false),
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed);
+        }
+        if (ok) {
+            ch->peeked = s;
+            ch->peeked_pos = pos;
+            ch->has_request = true;
+            ch->req_client = tag[0];
+            ch->req_ticket = tag[1];
+            *buf = (char *)s + SHML_SLOT_HDR + SHML_RPC_TAG;
+            *len = s->len - SHML_RPC_TAG;
+            return 0;
+        }
+        /* Its client has gone (or the tag is bad): drop it, count it, wait for the next. */
+        shml__queue_give_back(ch, s, pos);
+        atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+        shml__chan_count_drops(ch, 1);
+        if (timeout_ns >= 0) {
+            int64_t left = deadline - shml__os_mono_ns();
+            timeout_ns = left > 0 ? left : 0;
+        }
+    }
+}
+
+static int server_release(shml_channel *ch)
+{
+    struct shml_chan_slot *s = ch->peeked;
+    size_t len = s->len - SHML_RPC_TAG;
+    shml__queue_give_back(ch, s, ch->peeked_pos);
+    ch->peeked = NULL;
+    shml__chan_count_recv(ch, len);
+    return 0;
+}
+
+static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    (void)timeout_ns;
+    if (!ch->has_request)
+        return shml__fail(EPROTO, "no request to reply to: receive one first");
+    struct shml_chan_hdr *h = ch->hdr;
+    struct shml_rpc_box *b = shml__chan_box(h, ch->req_client);
+    /* A client that died: free its entry (which makes its mailbox idle), so that the CAS
+       below fails and the reply is dropped and counted now, not when the entry is reused. */
+    struct shml_chan_ep *e = shml__chan_ep(h, ch->req_client);
+    uint64_t est = atomic_load_explicit(&e->state, memory_order_relaxed);
+    if ((est & 1u) && shml__chan_pid_dead((uint32_t)(est >> 1) & 0x7fffffffu))
+        shml__chan_ep_reclaim(h, ch->req_client, est);
+    uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
+    /* Acquire pairs with the client's release of "idle" after reading an earlier reply. */
+    if (atomic_compare_exchange_strong_explicit(&b->state, &want,
+                                                box_state(ch->req_ticket, ch->me, true, false),
+                                                memory_order_acquire, memory_order_relaxed)) {
+        *buf = box_payload(b);
+        ch->claimed = b;
+    } else {
+        /* The client has gone: the reply goes nowhere. */
+        if (!ch->scratch && !(ch->scratch = malloc(ch->max_msg ? ch->max_msg : 1)))
+            return -ENOMEM;
+        *buf = ch->scratch;
+        ch->claimed = ch->scratch;
+    }
+    ch->claimed_len = len;
+    return 0;
+}
+
+/* Publish a reply of `len` bytes (or SHML_RPC_GONE) into the claimed mailbox. */
+static void deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
+{
+    b->len = len;
+    /* Release pairs with the client's acquire load of the state: it sees len and the reply. */
+    atomic_store_explicit(&b->state, box_state(ch->req_ticket, ch->me, false, true),
+                          memory_order_release);
+    shml__event_wake(&b->ready);
+}
+
+static int server_commit(shml_channel *ch, size_t len)
+{
+    if (ch->claimed == ch->scratch) {
+        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        shml__chan_count_drops(ch, 1);
+    } else {
+        deliver(ch, ch->claimed, (uint32_t)len);
+        shml__chan_count_sent(ch, len);
+    }
+    ch->claimed = NULL;
+    ch->has_request = false;
+    return 0;
+}
+
+static void server_abandon(shml_channel *ch)
+{
+    if (ch->peeked)
+        server_release(ch);
+    if (!ch->has_request)
+        return;
+    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->req_client);
+    if (ch->claimed == b) {
+        deliver(ch, b, SHML_RPC_GONE);
+    } else if (!ch->claimed) {
+        uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
+        /* Acquire: as in server_claim(). */
+        if (atomic_compare_exchange_strong_explicit(&b->state, &want,
+                                                    box_state(ch->req_ticket, ch->me, true,
+                                                              false),
+                                                    memory_order_acquire, memory_order_relaxed))
+            deliver(ch, b, SHML_RPC_GONE);
+    }
+    ch->claimed = NULL;
+    ch->has_request = false;
+}
+
+/* ---- dispatch on the role ---- */
+
+static int r_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
+{
+    return ch->role == SHML_SERVER ? server_claim(ch, len, buf, timeout_ns)
+                                   : client_claim(ch, len, buf, timeout_ns);
+}
+
+static int r_commit(shml_channel *ch, size_t len)
+{
+    return ch->role == SHML_SERVER ? server_commit(ch, len) : client_commit(ch, len);
+}
+
+static int r_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
+                  int64_t timeout_ns)
+{
+    return ch->role == SHML_SERVER ? server_peek(ch, cap, buf, len, timeout_ns)
+                                   : client_peek(ch, cap, buf, len, timeout_ns);
+}
+
+static int r_release(shml_channel *ch)
+{
+    return ch->role == SHML_SERVER ? server_release(ch) : client_release(ch);
+}
+
+static void r_abandon(shml_channel *ch)
+{
+    if (ch->role == SHML_SERVER) {
+        server_abandon(ch);
+    } else {
+        if (ch->claimed) {
+            struct shml_chan_slot *s = ch->claimed;
+            uint64_t st = state_of(ch->claimed_pos, ch->me, true);
+            if (shml__queue_reclaim(ch, s, st, ch->claimed_pos + ch->mask + 1))
+                shml__event_wake(&ch->hdr->not_empty);
+            ch->claimed = NULL;
+        }
+        if (ch->peeked)
+            client_release(ch);
+    }
+    free(ch->scratch);
+    ch->scratch = NULL;
+}
+
+const struct shml__chan_ops shml__rpc_ops = {
+    .claim = r_claim,
+    .commit = r_commit,
+    .peek = r_peek,
+    .release = r_release,
+    .abandon = r_abandon,
+};
