@@ -99,6 +99,18 @@ const char *shml_strerror(int err)
         return "message too long";
     case EBUSY:
         return "busy";
+    case EUSERS:
+        return "too many endpoints";
+    case ECONNRESET:
+        return "the peer died or went away";
+    case EPROTO:
+        return "call out of order";
+    case ESTALE:
+        return "message overwritten while read";
+    case EINTR:
+        return "interrupted";
+    case EOWNERDEAD:
+        return "previous owner died";
     default:
         return shml__os_strerror(err);
     }

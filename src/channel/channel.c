@@ -178,14 +178,13 @@ static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
                 shml__os_cpu_relax();
                 continue;
             }
-            /* Waiting, taken or replied: make it idle so that no server delivers to it; an
-               unread reply is lost (a pending request is counted by the server that drops
-               it). Relaxed: nothing is handed over. */
+            /* Waiting, taken or replied: make it idle so that no server delivers to it; the
+               pending request or unread reply is lost, and counted here (whoever makes a
+               pending mailbox idle counts it). Relaxed: nothing is handed over. */
             if (atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
                                                         memory_order_relaxed,
                                                         memory_order_relaxed)) {
-                if ((st & 1u) && ((st >> 2) & 0x3fffffffu) != 0)
-                    atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
                 break;
             }
         }

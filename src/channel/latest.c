@@ -160,6 +160,10 @@ int shml__latest_attach(shml_channel *ch)
 {
     if (!(ch->role & SHML_CONSUMER))
         return 0;
+    /* The current value counts as unread: the lag starts at 1 (or 0 before any write).
+       Relaxed: a statistic. */
+    uint64_t v = atomic_load_explicit(&ch->hdr->enq, memory_order_relaxed) >> 16;
+    atomic_store_explicit(&ch->ep->cursor, v ? v - 1 : 0, memory_order_relaxed);
     /* Count after our role is visible (seq_cst, as every role load): two openers racing may
        both give up, never both stay past the bound. */
     uint32_t readers = 0;

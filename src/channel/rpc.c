@@ -241,9 +241,11 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
             *len = s->len - SHML_RPC_TAG;
             return 0;
         }
-        /* Its client has gone (or the tag is bad): drop it, count it, wait for the next. */
+        /* Its client has gone, or gave up on it (whoever made its mailbox idle counted the
+           loss), or the tag is bad (counted here): drop it, wait for the next. */
         shml__queue_give_back(ch, s, pos);
-        atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+        if (s->len < SHML_RPC_TAG || tag[0] >= h->nendpoints)
+            atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
         shml__chan_count_drops(ch, 1);
         if (timeout_ns >= 0) {
             int64_t left = deadline - shml__os_mono_ns();
@@ -306,7 +308,7 @@ static void deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
 static int server_commit(shml_channel *ch, size_t len)
 {
     if (ch->claimed == ch->scratch) {
-        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        /* Counted lost by whoever made the mailbox idle (the freeing of the client's entry). */
         shml__chan_count_drops(ch, 1);
     } else {
         deliver(ch, ch->claimed, (uint32_t)len);
