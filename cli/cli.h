@@ -13,12 +13,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 /* Exit statuses, documented in docs/CLI.md. */
 #define CLI_EXIT_OK    0 /* success */
 #define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
 #define CLI_EXIT_USAGE 2 /* the command line is malformed; a usage line on stderr */
+#define CLI_EXIT_FOUND 3 /* info --check/--repair: the channel has problems left unrepaired */
 
 /* Room to display any address or library detail, every byte escaped as \xNN. */
 #define CLI_SHOW_CAP (4 * SHML_ADDR_MAX + 16)
@@ -46,25 +48,89 @@ int cli_write(const struct cli_verb *verb, int argc, char **argv);
 int cli_mk(const struct cli_verb *verb, int argc, char **argv);
 int cli_send(const struct cli_verb *verb, int argc, char **argv);
 int cli_recv(const struct cli_verb *verb, int argc, char **argv);
+int cli_serve(const struct cli_verb *verb, int argc, char **argv);
+int cli_top(const struct cli_verb *verb, int argc, char **argv);
 
-/* ---- channels for info (cmd_channel.c) ---- */
+/* ---- what the channel verbs share (cmd_channel.c) ---- */
+
+/* Set by SIGINT or SIGTERM once cli_catch_stop_signals() ran: stop between two messages. */
+extern volatile sig_atomic_t cli_stop_requested;
+
+/*
+ * Catch SIGINT and SIGTERM: the handler sets cli_stop_requested and, when `ch` is not NULL,
+ * interrupts that handle's wait (shml_channel_interrupt), so a blocked send, recv or serve
+ * ends at once. No SA_RESTART, so a read blocked on stdin returns as well.
+ */
+void cli_catch_stop_signals(shml_channel *ch);
+
+/* CLOCK_MONOTONIC now, in ns. */
+int64_t cli_mono_ns(void);
+
+/* True for the kinds of a channel segment (queue, bus, latest, rpc). */
+bool cli_is_channel_kind(uint32_t kind);
+
+/* "producer", "subscriber", "client+server" ...: an endpoint's role in words of its kind. */
+const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap);
+
+/*
+ * shml_send / shml_recv in slices of 100 ms, so a stop signal ends the wait between two
+ * slices even where the interrupt does not reach it. -EINTR: a stop signal arrived;
+ * -ETIMEDOUT: timeout_ns passed (negative: no limit); else the call's result.
+ */
+ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns);
+ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
+
+/*
+ * Open the channel at addr with `role` and read its stats into *st; on failure report it
+ * (with what to do when the endpoint table is full) and return the exit status, else 0.
+ */
+int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_channel **ch,
+                      struct shml_channel_stats *st);
+
+/* The channel's canonical address, escaped for display (malloc'ed; NULL if out of memory). */
+char *cli_channel_address(shml_channel *ch);
+
+/* Parse --timeout text (NULL: leave *out); returns 0, or the exit status after reporting. */
+int cli_parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out);
+
+/* Parse a count: a whole number >= 1. Returns 0, or -1. */
+int cli_parse_count(const char *text, uint64_t *out);
+
+/* "" for 1, "s" otherwise: "1 message", "3 messages". */
+const char *cli_plural(uint64_t n);
+
+/* "block", "overwrite", "policy#N". */
+const char *cli_policy_name(uint32_t policy, char *buf, size_t cap);
+
+/* ---- channels for info (cmd_chinfo.c) ---- */
 
 struct cli_json;
 
 /*
- * What info shows about a channel. Reading it opens the channel as a consumer for a moment
- * (the API has no way to read a channel's counters by address without attaching).
+ * What info shows about a channel, read by address with shml_channel_inspect(): no endpoint
+ * is opened, so reading never changes what is read.
  */
 struct cli_channel_info {
     bool present;     /* the segment is of a channel kind: show the section */
     int err;          /* < 0: the channel could not be read; detail says why */
     char detail[256]; /* shml_last_error() of the failure */
     struct shml_channel_stats st;
+    struct shml_endpoint_stats *eps; /* entries in use (malloc'ed; NULL if none) */
+    size_t n_eps;                    /* entries in eps */
+    size_t n_used;                   /* entries in use, as the library counted them */
 };
 
-void cli_channel_read(const char *addr, uint32_t seg_kind, struct cli_channel_info *ci);
+/*
+ * Read the stats and endpoint table of the channel at addr into ci (ci->eps is allocated;
+ * free it with cli_channel_free). Returns 0 or the negative error (also in ci->err).
+ */
+int cli_channel_read(const char *addr, uint32_t seg_kind, struct cli_channel_info *ci);
+void cli_channel_free(struct cli_channel_info *ci);
 void cli_channel_text(const struct cli_channel_info *ci);
 void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci);
+
+/* `info --check ADDR` / `info --repair ADDR`: returns the exit status. */
+int cli_channel_check(const char *verb, const char *addr, bool repair, bool json);
 
 /* ---- argument parser (args.c) ---- */
 

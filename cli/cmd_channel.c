@@ -1,9 +1,12 @@
 /*
- * cmd_channel.c - the channel verbs: mk, send, recv, and the channel section of info.
+ * cmd_channel.c - the channel verbs that move messages: mk, send, recv, and what they share
+ * with serve and top (signals, sliced waits, names of kinds and roles).
  *
- * Waits are cut into short slices so SIGINT and SIGTERM end a blocked send or recv between
- * two messages, never inside one: the library retries its own waits when a signal arrives, so
- * a flag set by the handler is looked at after each slice. A message is never lost to Ctrl-C.
+ * A stop signal (SIGINT, SIGTERM) ends a blocked send or recv between two messages, never
+ * inside one: the handler sets a flag and interrupts the handle's wait
+ * (shml_channel_interrupt), and waits are also cut into short slices after which the flag is
+ * looked at, so a stop is seen even where a wait does not end on the interrupt. A message is
+ * never lost to Ctrl-C.
  */
 #include "cli.h"
 
@@ -17,17 +20,23 @@
 /* Longest single wait inside the library before the stop flag is looked at again. */
 #define WAIT_SLICE_NS ((int64_t)100 * 1000 * 1000)
 
-static volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t cli_stop_requested;
+
+/* The handle whose waits a stop signal interrupts; set before the handler is installed. */
+static shml_channel *volatile interrupt_target;
 
 static void on_stop(int sig)
 {
     (void)sig;
-    stop_requested = 1;
+    cli_stop_requested = 1;
+    /* Async-signal-safe by contract: it only marks the handle and wakes its waiter. */
+    if (interrupt_target)
+        shml_channel_interrupt(interrupt_target);
 }
 
-/* SIGINT and SIGTERM set the flag instead of killing the tool; reads from stdin see EINTR. */
-static void catch_stop_signals(void)
+void cli_catch_stop_signals(shml_channel *ch)
 {
+    interrupt_target = ch;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -37,11 +46,48 @@ static void catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static int64_t mono_ns(void)
+int64_t cli_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+bool cli_is_channel_kind(uint32_t kind)
+{
+    return kind == SHML_QUEUE || kind == SHML_BUS || kind == SHML_LATEST || kind == SHML_RPC;
+}
+
+const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
+{
+    static const char *const names[][2] = {
+        {"producer", "consumer"},    /* queue */
+        {"publisher", "subscriber"}, /* bus */
+        {"writer", "reader"},        /* latest */
+        {"client", "server"},        /* rpc */
+    };
+    const char *const *n = names[0];
+    if (kind >= SHML_QUEUE && kind <= SHML_RPC)
+        n = names[kind - SHML_QUEUE];
+    if (role == SHML_PRODUCER)
+        return n[0];
+    if (role == SHML_CONSUMER)
+        return n[1];
+    if (role == (SHML_PRODUCER | SHML_CONSUMER))
+        snprintf(buf, cap, "%s+%s", n[0], n[1]);
+    else
+        snprintf(buf, cap, "role#%u", role);
+    return buf;
+}
+
+const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
+{
+    if (policy == SHML_BLOCK)
+        return "block";
+    if (policy == SHML_OVERWRITE)
+        return "overwrite";
+    snprintf(buf, cap, "policy#%u", policy);
+    return buf;
 }
 
 /* shml_send or shml_recv, one signature for both (send never writes through buf). */
@@ -53,19 +99,19 @@ static ssize_t op_send(shml_channel *ch, void *buf, size_t len, int64_t timeout_
 }
 
 /*
- * Run op in slices of WAIT_SLICE_NS, so that a stop signal (which the library's waits
- * resume after) ends the wait between two slices. -EINTR: a stop signal arrived;
- * -ETIMEDOUT: timeout_ns passed; else op's result.
+ * Run op in slices of WAIT_SLICE_NS, so that a stop signal ends the wait between two slices
+ * even where the interrupt does not reach it. -EINTR: a stop signal arrived; -ETIMEDOUT:
+ * timeout_ns passed; else op's result.
  */
 static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
 {
-    int64_t deadline = timeout_ns < 0 ? 0 : mono_ns() + timeout_ns;
+    int64_t deadline = timeout_ns < 0 ? 0 : cli_mono_ns() + timeout_ns;
     for (;;) {
-        if (stop_requested)
+        if (cli_stop_requested)
             return -EINTR;
         int64_t slice = WAIT_SLICE_NS;
         if (timeout_ns >= 0) {
-            int64_t left = deadline - mono_ns();
+            int64_t left = deadline - cli_mono_ns();
             slice = left <= 0 ? 0 : left < slice ? left : slice;
         }
         ssize_t r = op(ch, buf, len, slice);
@@ -74,24 +120,23 @@ static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64
     }
 }
 
-static ssize_t send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
+ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
 {
     return sliced(op_send, ch, (void *)msg, len, timeout_ns);
 }
 
-static ssize_t recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
+ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     return sliced(shml_recv, ch, buf, cap, timeout_ns);
 }
 
 /* "3 messages", "1 message". */
-static const char *plural(uint64_t n)
+const char *cli_plural(uint64_t n)
 {
     return n == 1 ? "" : "s";
 }
 
-/* Parse --timeout; returns 0, or the exit status after reporting. */
-static int parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out)
+int cli_parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out)
 {
     const char *why;
     char shown[256];
@@ -101,8 +146,18 @@ static int parse_timeout(const char *verb, const char *addr, const char *text, i
     return 0;
 }
 
-/* The channel's canonical address for messages ("?" if out of memory). */
-static char *channel_address(shml_channel *ch)
+int cli_parse_count(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end || errno || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+char *cli_channel_address(shml_channel *ch)
 {
     char *shown = malloc(CLI_SHOW_CAP);
     if (shown)
@@ -110,21 +165,36 @@ static char *channel_address(shml_channel *ch)
     return shown;
 }
 
+int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_channel **ch,
+                      struct shml_channel_stats *st)
+{
+    int rc = shml_channel_open(addr, role, NULL, ch);
+    if (rc == -EUSERS)
+        return cli_fail_lib(verb, addr, rc, shml_last_error(),
+                            "stop a process that has it open, or make the channel again with a "
+                            "larger --endpoints");
+    if (rc < 0)
+        return cli_fail_lib(verb, addr, rc, shml_last_error(), NULL);
+    memset(st, 0, sizeof *st);
+    shml_channel_stats(*ch, st);
+    return 0;
+}
+
 /* ---- mk ---- */
 
 int cli_mk(const struct cli_verb *verb, int argc, char **argv)
 {
     bool spsc = false;
-    const char *cap_text = NULL, *max_text = NULL, *mode_text = NULL;
+    const char *cap_text = NULL, *max_text = NULL, *mode_text = NULL, *policy_text = NULL,
+               *ep_text = NULL;
     const struct cli_opt opts[] = {
-        {"capacity", "SIZE", NULL, &cap_text},
-        {"max-msg", "SIZE", NULL, &max_text},
-        {"mode", "MODE", NULL, &mode_text},
-        {"spsc", NULL, &spsc, NULL},
+        {"capacity", "SIZE", NULL, &cap_text},    {"max-msg", "SIZE", NULL, &max_text},
+        {"policy", "POLICY", NULL, &policy_text}, {"endpoints", "N", NULL, &ep_text},
+        {"mode", "MODE", NULL, &mode_text},       {"spsc", NULL, &spsc, NULL},
     };
     const char *pos[2];
     size_t npos;
-    int parsed = cli_parse(verb, argc, argv, opts, 4, pos, 2, 2, "KIND ADDR", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 6, pos, 2, 2, "KIND ADDR", &npos);
     if (parsed != CLI_RUN)
         return parsed;
 
@@ -145,13 +215,38 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
 
     const char *addr = pos[1];
     const char *why;
-    uint64_t capacity = (uint64_t)1 << 20, max_msg = 4096;
+    uint64_t capacity = (uint64_t)1 << 20, max_msg = 4096, endpoints = 64;
     if (cap_text && cli_parse_size(cap_text, false, &capacity, &why) < 0)
         return cli_fail(verb->name, addr, "invalid capacity %s: %s",
                         cli_quote(cap_text, shown, sizeof shown), why);
     if (max_text && cli_parse_size(max_text, false, &max_msg, &why) < 0)
         return cli_fail(verb->name, addr, "invalid max-msg %s: %s",
                         cli_quote(max_text, shown, sizeof shown), why);
+    uint32_t policy = SHML_BLOCK;
+    if (policy_text && strcmp(policy_text, "block") == 0) {
+        policy = SHML_BLOCK;
+    } else if (policy_text && strcmp(policy_text, "overwrite") == 0) {
+        if (kind != SHML_BUS)
+            return cli_fail(verb->name, addr,
+                            "policy 'overwrite' is for bus channels only (%s): use --policy "
+                            "block, or mk bus",
+                            kind == SHML_QUEUE    ? "a queue's producers wait for room"
+                            : kind == SHML_LATEST ? "a latest channel's writers never wait"
+                                                  : "an rpc channel's clients wait for room");
+        policy = SHML_OVERWRITE;
+    } else if (policy_text) {
+        return cli_fail(verb->name, addr, "invalid policy %s: expected block or overwrite",
+                        cli_quote(policy_text, shown, sizeof shown));
+    }
+    if (ep_text && (cli_parse_count(ep_text, &endpoints) < 0 || endpoints > 4096))
+        return cli_fail(verb->name, addr,
+                        "invalid endpoints %s: expected a whole number from 1 "
+                        "to 4096",
+                        cli_quote(ep_text, shown, sizeof shown));
+    if (spsc && kind != SHML_QUEUE)
+        return cli_fail(verb->name, addr,
+                        "--spsc is for queue channels only (the fast path of one producer and "
+                        "one consumer): leave it out, or mk queue");
     uint32_t mode = 0600;
     if (mode_text && cli_parse_mode(mode_text, &mode, &why) < 0)
         return cli_fail(verb->name, addr, "invalid mode %s: %s",
@@ -162,9 +257,10 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
     o.kind = kind;
     o.capacity = (size_t)capacity;
     o.max_msg = (size_t)max_msg;
-    o.policy = SHML_BLOCK;
+    o.policy = policy;
     o.mode = mode;
     o.flags = spsc ? SHML_SPSC : 0;
+    o.endpoints = (uint32_t)endpoints;
     shml_channel *ch = NULL;
     int rc = shml_channel_create(addr, &o, &ch);
     if (rc < 0)
@@ -173,16 +269,44 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
     struct shml_channel_stats st;
     memset(&st, 0, sizeof st);
     shml_channel_stats(ch, &st);
-    char *canon = channel_address(ch);
+    char *canon = cli_channel_address(ch);
     /* The channel persists: the segment stays until `shmlink rm`. */
     shml_channel_close(ch);
     char human[32];
     cli_fmt_size(st.max_msg, human, sizeof human);
-    printf("created %s %s: %u slots, messages up to %llu bytes (%s), mode %04o%s\n", pos[0],
-           canon ? canon : "?", st.slots, (unsigned long long)st.max_msg, human, mode,
-           spsc ? ", spsc" : "");
+    unsigned eps = st.endpoints ? st.endpoints : (unsigned)endpoints;
+    printf("created %s %s: %u %s, messages up to %llu bytes (%s), %u endpoint%s, mode %04o", pos[0],
+           canon ? canon : "?", st.slots, kind == SHML_LATEST ? "buffers" : "slots",
+           (unsigned long long)st.max_msg, human, eps, cli_plural(eps), mode);
+    if (kind == SHML_BUS)
+        printf(", policy %s", policy == SHML_OVERWRITE ? "overwrite" : "block");
+    printf("%s\n", spsc ? ", spsc" : "");
     free(canon);
     return CLI_EXIT_OK;
+}
+
+/* ---- printing a message (recv, and the replies of send to an rpc channel) ---- */
+
+/* Print one message; 0 go on, 1 stdout went away, -1 write error (reported). */
+static int print_message(const char *verb, const unsigned char *msg, size_t len, bool binary)
+{
+    int w;
+    if (binary) {
+        unsigned char hdr[4] = {(unsigned char)len, (unsigned char)(len >> 8),
+                                (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
+        w = cli_stdout_write(verb, hdr, 4);
+        return w ? w : cli_stdout_write(verb, msg, len);
+    }
+    char out[4096];
+    size_t done = 0;
+    while (done < len) {
+        size_t o;
+        done += cli_escape_bytes(msg + done, len - done, true, out, sizeof out, &o);
+        w = cli_stdout_write(verb, out, o);
+        if (w)
+            return w;
+    }
+    return cli_stdout_write(verb, "\n", 1);
 }
 
 /* ---- send ---- */
@@ -193,26 +317,70 @@ struct sender {
     shml_channel *ch;
     int64_t timeout;
     uint64_t sent;
+    bool binary;
+    uint32_t kind;
+    /* rpc: send each message as a request and print its reply. */
+    bool rpc;
+    unsigned char *reply;
+    size_t reply_cap;
 };
 
-/* Send one message; returns 0, or the exit status after reporting. */
-static int send_one(struct sender *s, const void *msg, size_t len)
+/* rpc: the reply to the request just sent; returns 0, or the exit status after reporting. */
+static int await_reply(struct sender *s, int64_t deadline)
 {
-    if (stop_requested)
-        return cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
-                        (unsigned long long)s->sent, plural(s->sent));
-    ssize_t r = send_sliced(s->ch, msg, len, s->timeout);
-    if (r >= 0) {
-        s->sent++;
-        return 0;
+    int64_t left = SHML_FOREVER;
+    if (s->timeout >= 0) {
+        left = deadline - cli_mono_ns();
+        if (left < 0)
+            left = 0;
     }
+    ssize_t r = cli_recv_sliced(s->ch, s->reply, s->reply_cap, left);
     char hint[128];
-    snprintf(hint, sizeof hint, "message %llu not sent, %llu sent before it",
-             (unsigned long long)s->sent + 1, (unsigned long long)s->sent);
+    snprintf(hint, sizeof hint, "request %llu got no reply, %llu answered before it",
+             (unsigned long long)s->sent, (unsigned long long)s->sent - 1);
     if (r == -EINTR)
         return cli_fail(s->verb, s->addr, "interrupted; %s", hint);
     if (r == -ETIMEDOUT)
-        return cli_fail_lib(s->verb, s->addr, (int)r, "the queue stayed full", hint);
+        return cli_fail_lib(s->verb, s->addr, (int)r, "no reply came; is 'shmlink serve' running?",
+                            hint);
+    if (r == -ECONNRESET)
+        return cli_fail_lib(s->verb, s->addr, (int)r,
+                            "the server that took the request died, or no server is left", hint);
+    if (r < 0)
+        return cli_fail_lib(s->verb, s->addr, (int)r, shml_last_error(), hint);
+    int w = print_message(s->verb, s->reply, (size_t)r, s->binary);
+    if (w < 0)
+        return CLI_EXIT_FAIL;
+    /* The next request may wait: show this reply first (a reader on a pipe sees it now). */
+    if (w == 0 && !cli_flush_stdout(s->verb) && !cli_stdout_closed())
+        return CLI_EXIT_FAIL;
+    return 0;
+}
+
+/* Send one message (rpc: and print its reply); returns 0, or the exit status after reporting. */
+static int send_one(struct sender *s, const void *msg, size_t len)
+{
+    if (cli_stop_requested)
+        return cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
+                        (unsigned long long)s->sent, cli_plural(s->sent));
+    int64_t deadline = s->timeout >= 0 ? cli_mono_ns() + s->timeout : 0;
+    ssize_t r = cli_send_sliced(s->ch, msg, len, s->timeout);
+    if (r >= 0) {
+        s->sent++;
+        return s->rpc ? await_reply(s, deadline) : 0;
+    }
+    char hint[128];
+    snprintf(hint, sizeof hint, "%s %llu not sent, %llu sent before it",
+             s->rpc ? "request" : "message", (unsigned long long)s->sent + 1,
+             (unsigned long long)s->sent);
+    if (r == -EINTR)
+        return cli_fail(s->verb, s->addr, "interrupted; %s", hint);
+    if (r == -ETIMEDOUT)
+        return cli_fail_lib(s->verb, s->addr, (int)r,
+                            s->kind == SHML_BUS   ? "the bus stayed full: a subscriber is behind"
+                            : s->kind == SHML_RPC ? "the request queue stayed full"
+                                                  : "the queue stayed full",
+                            hint);
     return cli_fail_lib(s->verb, s->addr, (int)r, shml_last_error(), hint);
 }
 
@@ -224,7 +392,7 @@ static int read_full(void *buf, size_t n)
         size_t k = fread((char *)buf + got, 1, n - got, stdin);
         got += k;
         if (k == 0) {
-            if (ferror(stdin) && errno == EINTR && !stop_requested) {
+            if (ferror(stdin) && errno == EINTR && !cli_stop_requested) {
                 clearerr(stdin);
                 continue;
             }
@@ -242,18 +410,18 @@ static int send_framed(struct sender *s, uint64_t max_msg)
     for (;;) {
         unsigned char hdr[4];
         int r = read_full(hdr, 4);
-        if (r == 0 && !stop_requested && !ferror(stdin))
+        if (r == 0 && !cli_stop_requested && !ferror(stdin))
             break;
-        if (stop_requested) {
+        if (cli_stop_requested) {
             status = cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
-                              (unsigned long long)s->sent, plural(s->sent));
+                              (unsigned long long)s->sent, cli_plural(s->sent));
             break;
         }
         if (r <= 0) {
             status = ferror(stdin)
                          ? cli_fail(s->verb, s->addr, "cannot read stdin: %s", strerror(errno))
                          : cli_fail(s->verb, s->addr, "truncated frame header after %llu message%s",
-                                    (unsigned long long)s->sent, plural(s->sent));
+                                    (unsigned long long)s->sent, cli_plural(s->sent));
             break;
         }
         size_t len =
@@ -278,9 +446,9 @@ static int send_framed(struct sender *s, uint64_t max_msg)
             bufcap = len;
         }
         if (len && read_full(buf, len) != 1) {
-            status = stop_requested
+            status = cli_stop_requested
                          ? cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
-                                    (unsigned long long)s->sent, plural(s->sent))
+                                    (unsigned long long)s->sent, cli_plural(s->sent))
                          : cli_fail(s->verb, s->addr,
                                     "truncated frame: message %llu is shorter than its length %zu",
                                     (unsigned long long)s->sent + 1, len);
@@ -303,9 +471,9 @@ static int send_lines(struct sender *s)
         errno = 0;
         ssize_t n = getline(&line, &cap, stdin);
         if (n < 0) {
-            if (stop_requested) {
+            if (cli_stop_requested) {
                 status = cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
-                                  (unsigned long long)s->sent, plural(s->sent));
+                                  (unsigned long long)s->sent, cli_plural(s->sent));
             } else if (ferror(stdin) && errno == EINTR) {
                 clearerr(stdin);
                 continue;
@@ -346,63 +514,77 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
         return cli_usage_error(verb, "--binary reads stdin, so it takes no MSG arguments");
     }
     const char *addr = pos[0];
-    struct sender s = {verb->name, addr, NULL, SHML_FOREVER, 0};
-    int status = parse_timeout(verb->name, addr, timeout_text, &s.timeout);
+    struct sender s = {verb->name, addr, NULL, SHML_FOREVER, 0, binary, 0, false, NULL, 0};
+    int status = cli_parse_timeout(verb->name, addr, timeout_text, &s.timeout);
     if (status != CLI_EXIT_OK) {
         free(pos);
         return status;
     }
-    int rc = shml_channel_open(addr, SHML_PRODUCER, NULL, &s.ch);
-    if (rc < 0) {
-        free(pos);
-        return cli_fail_lib(verb->name, addr, rc, shml_last_error(), NULL);
-    }
+    /* SHML_PRODUCER is also SHML_CLIENT: one open serves every kind. */
     struct shml_channel_stats st;
-    memset(&st, 0, sizeof st);
-    shml_channel_stats(s.ch, &st);
+    status = cli_open_endpoint(verb->name, addr, SHML_PRODUCER, &s.ch, &st);
+    if (status != CLI_EXIT_OK) {
+        free(pos);
+        return status;
+    }
+    s.kind = st.kind;
+    if (st.kind == SHML_RPC) {
+        s.rpc = true;
+        s.reply_cap = st.max_msg ? (size_t)st.max_msg : 1;
+        s.reply = malloc(s.reply_cap);
+        if (!s.reply) {
+            shml_channel_close(s.ch);
+            free(pos);
+            return cli_fail(verb->name, addr, "out of memory for a %zu-byte reply", s.reply_cap);
+        }
+    }
 
-    catch_stop_signals();
+    cli_catch_stop_signals(s.ch);
     if (npos > 1) {
-        for (size_t i = 1; i < npos && status == CLI_EXIT_OK; i++)
+        for (size_t i = 1; i < npos && status == CLI_EXIT_OK && !cli_stdout_closed(); i++)
             status = send_one(&s, pos[i], strlen(pos[i]));
     } else if (binary) {
         status = send_framed(&s, st.max_msg);
     } else {
         status = send_lines(&s);
     }
-    if (status == CLI_EXIT_OK) {
-        char *canon = channel_address(s.ch);
-        printf("sent %llu message%s to %s\n", (unsigned long long)s.sent, plural(s.sent),
+    /* rpc: stdout holds the replies, and nothing else. */
+    if (status == CLI_EXIT_OK && !s.rpc) {
+        char *canon = cli_channel_address(s.ch);
+        printf("sent %llu message%s to %s\n", (unsigned long long)s.sent, cli_plural(s.sent),
                canon ? canon : "?");
         free(canon);
     }
+    cli_catch_stop_signals(NULL);
     shml_channel_close(s.ch);
+    free(s.reply);
     free(pos);
     return status;
 }
 
 /* ---- recv ---- */
 
-/* Print one message; 0 go on, 1 stdout went away, -1 write error (reported). */
-static int print_message(const char *verb, const unsigned char *msg, size_t len, bool binary)
+/*
+ * Say on stderr what the subscriber (bus) or reader (latest) skipped before the message it
+ * just received. stdout is flushed first, so on a terminal the line sits where the gap is.
+ */
+static void report_gap(const char *verb, const char *addr, uint32_t kind, uint64_t gap)
 {
-    int w;
-    if (binary) {
-        unsigned char hdr[4] = {(unsigned char)len, (unsigned char)(len >> 8),
-                                (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
-        w = cli_stdout_write(verb, hdr, 4);
-        return w ? w : cli_stdout_write(verb, msg, len);
-    }
-    char out[4096];
-    size_t done = 0;
-    while (done < len) {
-        size_t o;
-        done += cli_escape_bytes(msg + done, len - done, true, out, sizeof out, &o);
-        w = cli_stdout_write(verb, out, o);
-        if (w)
-            return w;
-    }
-    return cli_stdout_write(verb, "\n", 1);
+    if (gap == 0)
+        return;
+    cli_flush_stdout(verb);
+    char *shown = malloc(CLI_SHOW_CAP);
+    if (kind == SHML_LATEST)
+        fprintf(stderr, "shmlink: %s %s: skipped %llu value%s (newer ones replaced them)\n", verb,
+                shown ? cli_display(addr, shown, CLI_SHOW_CAP) : "?", (unsigned long long)gap,
+                cli_plural(gap));
+    else
+        fprintf(stderr,
+                "shmlink: %s %s: missed %llu message%s (the publisher overwrote them before "
+                "they were read)\n",
+                verb, shown ? cli_display(addr, shown, CLI_SHOW_CAP) : "?", (unsigned long long)gap,
+                cli_plural(gap));
+    free(shown);
 }
 
 int cli_recv(const struct cli_verb *verb, int argc, char **argv)
@@ -425,28 +607,27 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
     const char *addr = pos[0];
     char shown[256];
     uint64_t count = 0;
-    if (count_text) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(count_text, &end, 10);
-        if (count_text[0] < '0' || count_text[0] > '9' || *end || errno || v == 0)
-            return cli_fail(verb->name, addr, "invalid count %s: expected a whole number >= 1",
-                            cli_quote(count_text, shown, sizeof shown));
-        count = v;
-    }
+    if (count_text && cli_parse_count(count_text, &count) < 0)
+        return cli_fail(verb->name, addr, "invalid count %s: expected a whole number >= 1",
+                        cli_quote(count_text, shown, sizeof shown));
     /* Draining waits for nothing; -n and --follow wait as long as it takes. */
     int64_t timeout = (count || follow) ? SHML_FOREVER : 0;
-    int status = parse_timeout(verb->name, addr, timeout_text, &timeout);
+    int status = cli_parse_timeout(verb->name, addr, timeout_text, &timeout);
     if (status != CLI_EXIT_OK)
         return status;
 
     shml_channel *ch = NULL;
-    int rc = shml_channel_open(addr, SHML_CONSUMER, NULL, &ch);
-    if (rc < 0)
-        return cli_fail_lib(verb->name, addr, rc, shml_last_error(), NULL);
     struct shml_channel_stats st;
-    memset(&st, 0, sizeof st);
-    shml_channel_stats(ch, &st);
+    status = cli_open_endpoint(verb->name, addr, SHML_CONSUMER, &ch, &st);
+    if (status != CLI_EXIT_OK)
+        return status;
+    if (st.kind == SHML_RPC) {
+        /* A request taken here would never be answered: its client would wait in vain. */
+        shml_channel_close(ch);
+        return cli_fail(verb->name, addr,
+                        "is an rpc channel: answer its requests with 'shmlink serve', send "
+                        "requests with 'shmlink send'");
+    }
     size_t cap = st.max_msg ? (size_t)st.max_msg : 1;
     unsigned char *buf = malloc(cap);
     if (!buf) {
@@ -454,9 +635,9 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "out of memory for a %zu-byte message", cap);
     }
 
-    catch_stop_signals();
+    cli_catch_stop_signals(ch);
     uint64_t got = 0;
-    while ((!count || got < count) && !stop_requested) {
+    while ((!count || got < count) && !cli_stop_requested) {
         /* Whatever is queued goes out at once; stdout is flushed before any wait. */
         ssize_t r = shml_recv(ch, buf, cap, 0);
         if (r == -ETIMEDOUT && timeout != 0) {
@@ -465,7 +646,7 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
                     status = CLI_EXIT_FAIL;
                 break;
             }
-            r = recv_sliced(ch, buf, cap, timeout);
+            r = cli_recv_sliced(ch, buf, cap, timeout);
         }
         if (r == -EINTR)
             break; /* SIGINT or SIGTERM: a clean end */
@@ -474,7 +655,7 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
                 /* -n promised N messages: fewer is a failure, drain and --follow just end. */
                 char hint[96];
                 snprintf(hint, sizeof hint, "received %llu of %llu message%s",
-                         (unsigned long long)got, (unsigned long long)count, plural(count));
+                         (unsigned long long)got, (unsigned long long)count, cli_plural(count));
                 status = cli_fail_lib(verb->name, addr, (int)r, NULL, hint);
             }
             break;
@@ -484,100 +665,15 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
             break;
         }
         got++;
+        report_gap(verb->name, addr, st.kind, shml_recv_gap(ch));
         int w = print_message(verb->name, buf, (size_t)r, binary);
         if (w < 0)
             status = CLI_EXIT_FAIL;
         if (w)
             break;
     }
+    cli_catch_stop_signals(NULL);
     free(buf);
     shml_channel_close(ch);
     return status;
-}
-
-/* ---- info ---- */
-
-void cli_channel_read(const char *addr, uint32_t seg_kind, struct cli_channel_info *ci)
-{
-    memset(ci, 0, sizeof *ci);
-    if (seg_kind != SHML_QUEUE && seg_kind != SHML_BUS && seg_kind != SHML_LATEST &&
-        seg_kind != SHML_RPC)
-        return;
-    ci->present = true;
-    shml_channel *ch = NULL;
-    int rc = shml_channel_open(addr, SHML_CONSUMER, NULL, &ch);
-    if (rc < 0) {
-        ci->err = rc;
-        snprintf(ci->detail, sizeof ci->detail, "%s", shml_last_error());
-        return;
-    }
-    rc = shml_channel_stats(ch, &ci->st);
-    if (rc < 0) {
-        ci->err = rc;
-        snprintf(ci->detail, sizeof ci->detail, "%s", shml_last_error());
-    }
-    shml_channel_close(ch);
-}
-
-void cli_channel_text(const struct cli_channel_info *ci)
-{
-    if (!ci->present)
-        return;
-    if (ci->err) {
-        char shown[4 * sizeof ci->detail];
-        if (ci->detail[0])
-            printf("channel:      ? (%s (%s))\n", shml_strerror(ci->err),
-                   cli_display(ci->detail, shown, sizeof shown));
-        else
-            printf("channel:      ? (%s)\n", shml_strerror(ci->err));
-        return;
-    }
-    char kind[32], human[32];
-    cli_fmt_kind(ci->st.kind, kind, sizeof kind);
-    cli_fmt_size(ci->st.max_msg, human, sizeof human);
-    printf("channel:      %s%s, %u slots of %u bytes, messages up to %llu bytes (%s)\n", kind,
-           (ci->st.flags & SHML_SPSC) ? " (one producer, one consumer)" : "", ci->st.slots,
-           ci->st.slot_size, (unsigned long long)ci->st.max_msg, human);
-    printf("messages:     %llu sent, %llu received, %llu queued, %llu lost\n",
-           (unsigned long long)ci->st.sent, (unsigned long long)ci->st.received,
-           (unsigned long long)ci->st.queued, (unsigned long long)ci->st.lost);
-}
-
-void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci)
-{
-    if (!ci->present)
-        return;
-    cli_json_key(j, "channel");
-    cli_json_begin_object(j);
-    if (ci->err) {
-        cli_json_key(j, "error");
-        cli_json_string(j, shml_strerror(ci->err));
-        cli_json_key(j, "detail");
-        cli_json_string(j, ci->detail[0] ? ci->detail : NULL);
-        cli_json_end_object(j);
-        return;
-    }
-    char kind[32];
-    cli_fmt_kind(ci->st.kind, kind, sizeof kind);
-    cli_json_key(j, "kind");
-    cli_json_uint(j, ci->st.kind);
-    cli_json_key(j, "kind_name");
-    cli_json_string(j, kind);
-    cli_json_key(j, "spsc");
-    cli_json_bool(j, (ci->st.flags & SHML_SPSC) != 0);
-    cli_json_key(j, "slots");
-    cli_json_uint(j, ci->st.slots);
-    cli_json_key(j, "slot_size");
-    cli_json_uint(j, ci->st.slot_size);
-    cli_json_key(j, "max_msg");
-    cli_json_uint(j, ci->st.max_msg);
-    cli_json_key(j, "sent");
-    cli_json_uint(j, ci->st.sent);
-    cli_json_key(j, "received");
-    cli_json_uint(j, ci->st.received);
-    cli_json_key(j, "queued");
-    cli_json_uint(j, ci->st.queued);
-    cli_json_key(j, "lost");
-    cli_json_uint(j, ci->st.lost);
-    cli_json_end_object(j);
 }

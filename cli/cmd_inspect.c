@@ -727,15 +727,21 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
 
 int cli_info(const struct cli_verb *verb, int argc, char **argv)
 {
-    bool json = false;
-    const struct cli_opt opts[] = {{"json", NULL, &json, NULL}};
+    bool json = false, check = false, repair = false;
+    const struct cli_opt opts[] = {
+        {"json", NULL, &json, NULL},
+        {"check", NULL, &check, NULL},
+        {"repair", NULL, &repair, NULL},
+    };
     const char *pos[1];
     size_t npos;
-    int parsed = cli_parse(verb, argc, argv, opts, 1, pos, 1, 1, "ADDR", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 3, pos, 1, 1, "ADDR", &npos);
     if (parsed != CLI_RUN)
         return parsed;
 
     const char *addr = pos[0];
+    if (check || repair)
+        return cli_channel_check(verb->name, addr, repair, json);
     struct shml_segment_info *info = calloc(1, sizeof *info);
     struct shml_attach_info *att = NULL;
     size_t n_att = 0, n_table = 0;
@@ -755,7 +761,6 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "out of memory");
     }
     read_declared(info, dl);
-    /* After the stat, so the attach table shown does not list this tool's own brief attach. */
     struct cli_channel_info ci;
     if (info->managed && info->status == 0)
         cli_channel_read(addr, info->kind, &ci);
@@ -765,6 +770,7 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
         info_json(info, att, n_att, dl, &ci, now);
     else
         info_text(info, att, n_att, n_table, dl, &ci, now);
+    cli_channel_free(&ci);
     free(dl);
     free(att);
     free(info);

@@ -26,14 +26,23 @@ static const struct cli_verb verbs[] = {
      "  --all    also list foreign POSIX objects in /dev/shm and System V segments\n"
      "  --json   print a JSON object {\"segments\": [...]} instead of the table\n",
      cli_ls},
-    {"info", "ADDR [--json]",
+    {"info", "ADDR [--json] [--check | --repair]",
      "Show everything a segment's header records and its attach table, without attaching,\n"
      "then the synchronisation objects it declares and their state: a mutex free, held by\n"
      "pid N (alive or dead), owner died, or not recoverable; an event's generation and\n"
      "waiters; a semaphore's value and waiters. Foreign objects are shown as raw.\n"
+     "A channel adds its kind, policy, geometry, totals and endpoint table (each endpoint's\n"
+     "pid, role, alive or dead, messages, bytes, drops, sleeps and lag), read without\n"
+     "opening an endpoint.\n"
      "\n"
      "Options:\n"
-     "  --json   print a JSON object instead of text\n",
+     "  --json     print a JSON object instead of text\n"
+     "  --check    check a channel instead: print each problem found (slots held by dead\n"
+     "             processes, dead endpoints, stale sleeper counts, a corrupt control block)\n"
+     "  --repair   check, and repair what dead processes left (needs write access)\n"
+     "\n"
+     "Exit status of --check and --repair: 0 healthy (or all repaired), 3 problems left,\n"
+     "1 the check could not run.\n",
      cli_info},
     {"create", "ADDR SIZE [--mode MODE] [--raw] [--label TEXT]",
      "Create a segment of SIZE bytes at ADDR, memory reserved up front.\n"
@@ -87,37 +96,56 @@ static const struct cli_verb verbs[] = {
      "  --raw        write into the object as plain bytes (a foreign object, or a shmlink\n"
      "               segment's header)\n",
      cli_write},
-    {"mk", "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--mode MODE] [--spsc]",
+    {"mk",
+     "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--policy POLICY] [--endpoints N]\n"
+     "          [--mode MODE] [--spsc]",
      "Create a channel of KIND at ADDR; it persists until 'shmlink rm ADDR'.\n"
      "\n"
-     "KIND is queue (each message goes to exactly one receiver). bus, latest and rpc are\n"
-     "not implemented yet: asking for one fails (exit 1); any other KIND is a usage error.\n"
-     "The queue holds the largest power of two of slots of max-msg bytes (plus a slot\n"
-     "header) that fits in the capacity, and at least 2.\n"
+     "KIND is one of:\n"
+     "  queue    each message goes to exactly one receiver\n"
+     "  bus      each message goes to every subscriber (a receiver joins at the next message)\n"
+     "  latest   one newest value: writers never wait, a reader gets the newest value\n"
+     "  rpc      request/reply: 'shmlink send' asks, 'shmlink serve' answers\n"
+     "Any other KIND is a usage error. The channel holds the largest power of two of slots\n"
+     "of max-msg bytes (plus a slot header) that fits in the capacity, and at least 2 (a\n"
+     "latest channel: at least 4 buffers).\n"
      "\n"
      "Options:\n"
      "  --capacity SIZE   bytes of message slots (default 1M; K/M/G/T suffixes as for create)\n"
      "  --max-msg SIZE    largest message in bytes (default 4K, at most 1G)\n"
+     "  --policy POLICY   when the channel is full: block (the default: senders wait) or,\n"
+     "                    for a bus only, overwrite (publishers never wait; a subscriber that\n"
+     "                    falls behind skips ahead and is told how many messages it missed)\n"
+     "  --endpoints N     entries in the endpoint table, 1 to 4096 (default 64): how many\n"
+     "                    handles can have the channel open at once\n"
      "  --mode MODE       octal permission bits, 1 to 0777 (default 0600)\n"
-     "  --spsc            one producer and one consumer at a time (faster; not enforced)\n",
+     "  --spsc            queue: one producer and one consumer at a time (faster; not\n"
+     "                    enforced)\n",
      cli_mk},
     {"send", "ADDR [MSG...] [--binary] [--timeout DURATION]",
      "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
      "each line of stdin is one (without its newline). Stops at the first failure.\n"
+     "A queue or bus gets each message once; a latest channel takes each as its new value.\n"
+     "To an rpc channel, each message is a request: send waits for its reply and prints it\n"
+     "(escaped as recv prints messages; length-framed with --binary), then sends the next.\n"
      "\n"
      "Options:\n"
      "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
      "                       length, then that many bytes\n"
-     "  --timeout DURATION   how long to wait for room in a full queue, per message:\n"
-     "                       a number with a unit ns, us, ms, s, m or h (none: seconds),\n"
-     "                       0 (fail at once) or forever (the default)\n",
+     "  --timeout DURATION   how long to wait for room in a full channel (rpc: and for the\n"
+     "                       reply), per message: a number with a unit ns, us, ms, s, m or h\n"
+     "                       (none: seconds), 0 (fail at once) or forever (the default)\n",
      cli_send},
     {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION]",
      "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
      "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
-     "Received messages are consumed: no other receiver gets them.\n"
+     "From a queue, received messages are consumed: no other receiver gets them.\n"
      "\n"
      "By default, receive what is queued now and exit (exit 0 also when nothing was).\n"
+     "On a bus, recv subscribes from the next message sent, so it needs -n or --follow;\n"
+     "on a latest channel it prints the newest value (and with -n or --follow, each newer\n"
+     "one). What a bus subscriber missed (policy overwrite) or a latest reader skipped is\n"
+     "said on stderr: 'shmlink: recv ADDR: missed N messages ...'.\n"
      "SIGINT or SIGTERM ends recv cleanly between two messages (exit 0).\n"
      "\n"
      "Options:\n"
@@ -128,6 +156,33 @@ static const struct cli_verb verbs[] = {
      "                       passes, recv ends: exit 1 with -n, else exit 0. Default 0\n"
      "                       (drain), forever with -n or --follow\n",
      cli_recv},
+    {"serve", "ADDR (--echo | -- CMD [ARGS...]) [-n N] [--timeout DURATION]",
+     "Answer the requests of the rpc channel at ADDR, one at a time, until interrupted:\n"
+     "with the request itself (--echo), or with what CMD prints on stdout when run with the\n"
+     "request on its stdin (one trailing newline removed, as the shell's $(...) does; cut\n"
+     "to the channel's largest message). CMD's stderr passes through; a CMD that fails is\n"
+     "reported on stderr and its output is still the reply. At the end, prints\n"
+     "'served N requests on ADDR'. SIGINT or SIGTERM ends serve cleanly (exit 0); a\n"
+     "request whose CMD was still running gets no reply.\n"
+     "\n"
+     "Options:\n"
+     "  --echo               reply with the request\n"
+     "  -- CMD [ARGS...]     reply with CMD's output (everything after -- is the command)\n"
+     "  -n N, --count N      stop after N requests\n"
+     "  --timeout DURATION   stop when no request came for this long (default forever)\n",
+     cli_serve},
+    {"top", "[ADDR...] [--interval DURATION] [--once]",
+     "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"
+     "bytes sent per second since the last refresh, messages sent and queued, endpoints\n"
+     "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages.\n"
+     "On a terminal the view is redrawn in place; q or Ctrl-C quits. Otherwise each refresh\n"
+     "is printed as a table followed by an empty line, until interrupted.\n"
+     "\n"
+     "Options:\n"
+     "  --interval DURATION  time between refreshes: seconds (0.5, 2) or a duration with a\n"
+     "                       unit as for send (250ms); at least 10ms, default 1s\n"
+     "  --once               read twice, an interval apart, print one table and exit\n",
+     cli_top},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
@@ -149,9 +204,11 @@ static void print_main_help(void)
            "  cat      copy a segment's bytes to stdout\n"
            "  dump     show a segment's bytes in hex and ASCII\n"
            "  write    copy stdin into a segment\n"
-           "  mk       create a channel (queue)\n"
-           "  send     send messages to a channel\n"
+           "  mk       create a channel (queue, bus, latest, rpc)\n"
+           "  send     send messages to a channel, or requests to an rpc channel\n"
            "  recv     receive messages from a channel\n"
+           "  serve    answer the requests of an rpc channel\n"
+           "  top      show channels' traffic live\n"
            "\n"
            "Addresses:\n"
            "  name, posix:name, posix:/name     POSIX shared memory (the default backend)\n"
@@ -163,7 +220,8 @@ static void print_main_help(void)
            "  --help      this text; 'shmlink VERB --help' describes a verb\n"
            "  --version   print the version\n"
            "\n"
-           "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.\n");
+           "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error,\n"
+           "3 info --check or --repair found problems left.\n");
 }
 
 static const struct cli_verb *find_verb(const char *name)

@@ -19,6 +19,6 @@ shml_deps() {
 }
 
 # The packages every build needs.
-SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind)
+SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind tmux)
 # Sanitizer and fuzzing builds.
 SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)

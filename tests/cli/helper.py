@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Helpers for the CLI golden tests, called from cases/*.t as `shmltest VERB ...`.
 
-    shmltest json ls|info|gc     parse stdin as JSON, check its keys, print it normalised
+    shmltest json ls|info|gc|check
+                                 parse stdin as JSON, check its keys, print it normalised
                                  (volatile values replaced; ls and gc keep only entries whose
                                  address contains $SEG, $KEY or $KEY2)
     shmltest foreign NAME TEXT [--mp]
@@ -36,7 +37,7 @@ DECLARED_KEYS = ["name", "type", "offset", "status", "status_text", "state", "st
                  "owner_tid", "owner_pid", "owner_alive", "waiters", "generation", "value"]
 # Values that differ from run to run: shown as their type only.
 VOLATILE = {"uid", "user", "creator_pid", "creator_start", "created_ns", "created", "age_s",
-            "pid", "start_time", "since_ns", "since", "owner_tid", "owner_pid"}
+            "pid", "start_time", "since_ns", "since", "owner_tid", "owner_pid", "sleeps"}
 
 
 def fail(msg):
@@ -44,8 +45,13 @@ def fail(msg):
     sys.exit(1)
 
 
-CHANNEL_KEYS = ["kind", "kind_name", "spsc", "slots", "slot_size", "max_msg", "sent",
-                "received", "queued", "lost"]
+CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "max_msg",
+                "endpoints", "attached", "sent", "received", "bytes_sent", "bytes_received",
+                "queued", "lost", "drops", "sleeps", "endpoint_table"]
+ENDPOINT_KEYS = ["index", "pid", "role", "role_name", "alive", "messages", "bytes", "drops",
+                 "sleeps", "lag"]
+CHECK_KEYS = ["address", "repair", "findings", "repaired", "left", "healthy"]
+FINDING_KEYS = ["finding", "repaired"]
 
 def check_keys(obj, keys, what):
     if not isinstance(obj, dict):
@@ -93,11 +99,17 @@ def cmd_json(kind):
             keys.append("channel")
             if "error" not in doc["channel"]:
                 check_keys(doc["channel"], CHANNEL_KEYS, "channel")
+                for e in doc["channel"]["endpoint_table"]:
+                    check_keys(e, ENDPOINT_KEYS, "endpoint")
         check_keys(doc, keys, "info output")
         for a in doc["attach"]:
             check_keys(a, ATTACH_KEYS, "attach entry")
         for d in doc["declared"] or []:
             check_keys(d, DECLARED_KEYS, "declared object")
+    elif kind == "check":
+        check_keys(doc, CHECK_KEYS, "check output")
+        for f in doc["findings"]:
+            check_keys(f, FINDING_KEYS, "finding")
     else:
         fail("unknown json kind %r" % kind)
     print(json.dumps(scrub(doc), indent=2, ensure_ascii=False))

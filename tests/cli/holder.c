@@ -20,12 +20,20 @@
  *   --wait-event OFF       a thread waits on the event at OFF (woken at EOF by a notify)
  *   --wait-sem OFF         a thread waits on the semaphore at OFF (woken at EOF by a post)
  *
+ * For the channel cases, on the first segment (a channel):
+ *
+ *   --endpoint ROLE        open an endpoint: producer, consumer or both (a bus: publisher,
+ *                          subscriber; rpc: client, server), closed at EOF; killed with
+ *                          SIGKILL, the holder leaves it in the endpoint table, dead
+ *   --send TEXT            send TEXT through the last endpoint opened (timeout 1 s)
+ *
  * Waiting threads are asleep before "ready" is printed (the holder watches the object's
  * waiter count through shml_segment_declared(), so the object must be declared).
  * Killed with SIGKILL, the holder leaves its mutexes to the kernel's owner-death handling.
  */
 #include "shmlink.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,13 +154,46 @@ int main(int argc, char **argv)
     unsigned char *data = shml_segment_data(segs[0]);
     shml_mutex *locked[MAX_OPS];
     struct waiter waiters[MAX_OPS];
-    int nlocked = 0, nwaiters = 0, status = 0;
+    shml_channel *chans[MAX_OPS];
+    int nlocked = 0, nwaiters = 0, nchans = 0, status = 0;
     for (int k = 0; k < nops && status == 0; k++) {
         const char *op = ops[k][0] + 2, *arg = ops[k][1];
         char name[SHML_DECL_NAME_MAX + 8];
         size_t off = 0;
         unsigned long value = 0;
         int rc = 0;
+        if (!strcmp(op, "endpoint") || !strcmp(op, "send")) {
+            static const struct {
+                const char *name;
+                unsigned role;
+            } roles[] = {{"producer", SHML_PRODUCER},
+                         {"publisher", SHML_PRODUCER},
+                         {"writer", SHML_PRODUCER},
+                         {"client", SHML_CLIENT},
+                         {"consumer", SHML_CONSUMER},
+                         {"subscriber", SHML_CONSUMER},
+                         {"reader", SHML_CONSUMER},
+                         {"server", SHML_SERVER},
+                         {"both", SHML_PRODUCER | SHML_CONSUMER}};
+            if (!strcmp(op, "send")) {
+                rc = nchans ? (int)shml_send(chans[nchans - 1], arg, strlen(arg), 1000000000)
+                            : -EINVAL;
+            } else {
+                unsigned role = 0;
+                for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++)
+                    if (!strcmp(arg, roles[r].name))
+                        role = roles[r].role;
+                rc = role ? shml_channel_open(addrs[0], role, NULL, &chans[nchans]) : -EINVAL;
+                if (rc >= 0)
+                    nchans++;
+            }
+            if (rc < 0) {
+                fprintf(stderr, "holder: --%s %s: %s (%s)\n", op, arg, shml_strerror(rc),
+                        shml_last_error());
+                status = 1;
+            }
+            continue;
+        }
         bool is_decl = !strcmp(op, "mutex") || !strcmp(op, "event") || !strcmp(op, "sem");
         if (is_decl ? parse_decl(arg, name, sizeof name, &off, &value, !strcmp(op, "sem")) < 0
                     : parse_off(arg, &off) < 0) {
@@ -227,6 +268,8 @@ int main(int argc, char **argv)
     }
     for (int k = nlocked - 1; k >= 0; k--)
         shml_mutex_unlock(locked[k]);
+    for (int k = 0; k < nchans; k++)
+        shml_channel_close(chans[k]);
     for (int i = 0; i < n; i++)
         shml_segment_close(segs[i]);
     return status;

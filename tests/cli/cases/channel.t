@@ -46,7 +46,7 @@ $ printf '\145\000\000\000' | shmlink send "$SEG.q" --binary
 $ shmlink recv "$SEG.q"
 
 # --follow waits until SIGINT or SIGTERM, then exits 0 cleanly.
-$ shmlink recv "$SEG.q" --follow > got & pid=$!
+$ : > got; shmlink recv "$SEG.q" --follow > got & pid=$!
 > shmlink send "$SEG.q" f1 f2
 > until [ "$(wc -l < got)" = 2 ]; do sleep 0.05; done
 > kill -INT $pid; wait $pid; echo "recv exit $?"; cat got
@@ -88,10 +88,16 @@ $ shmlink mk queue "$SEG.bad" --max-msg -1
 $ shmlink mk queue "$SEG.bad" --max-msg 2G
 $ shmlink mk queue "$SEG.bad" --mode 999
 $ shmlink mk queue "$SEG.q"
-$ shmlink mk bus "$SEG.bad"
-$ shmlink mk latest "$SEG.bad"
-$ shmlink mk rpc "$SEG.bad"
 $ shmlink mk pipe "$SEG.bad"
+$ shmlink mk queue "$SEG.bad" --policy overwrite
+$ shmlink mk latest "$SEG.bad" --policy overwrite
+$ shmlink mk rpc "$SEG.bad" --policy overwrite
+$ shmlink mk bus "$SEG.bad" --policy sometimes
+$ shmlink mk bus "$SEG.bad" --policy
+$ shmlink mk bus "$SEG.bad" --spsc
+$ shmlink mk queue "$SEG.bad" --endpoints 0
+$ shmlink mk queue "$SEG.bad" --endpoints 4097
+$ shmlink mk queue "$SEG.bad" --endpoints x
 $ ls /dev/shm | grep -c "$SEG.bad"
 
 # Defaults, and --spsc.
@@ -105,3 +111,18 @@ $ shmlink rm "$SEG.q" "$SEG.p" "$SEG.d" "$SEG.s"
 %release keep
 %release keepp
 %release keepd
+
+# The endpoint table is full of live endpoints: EUSERS, with what to do. A dead entry is
+# reclaimed by the next opener.
+$ shmlink mk queue "$SEG.u" --endpoints 1 --capacity 1K --max-msg 64
+%hold full $SEG.u --endpoint consumer
+$ shmlink send "$SEG.u" hi
+$ shmlink recv "$SEG.u"
+$ shmlink info "$SEG.u" | sed -n '/^endpoints/,$p'
+%hold keepu $SEG.u
+%kill full
+$ shmlink info "$SEG.u" | sed -n '/^endpoints/,$p'
+$ shmlink send "$SEG.u" hi
+$ shmlink info "$SEG.u" | sed -n '/^endpoints/,$p'
+$ shmlink rm "$SEG.u"
+%release keepu

@@ -15,6 +15,9 @@ $ shmlink write --help
 $ shmlink mk --help
 $ shmlink send --help
 $ shmlink recv --help
+$ shmlink serve --help
+$ shmlink top --help
+$ shmlink help serve
 # Help wins over everything else on the line.
 $ shmlink create --bogus --help
 # Usage errors.

@@ -1,0 +1,302 @@
+/*
+ * cmd_serve.c - `shmlink serve`: a server of an rpc channel that answers each request with
+ * the request itself (--echo) or with what a command prints when given the request.
+ *
+ * One request at a time: take it, compute the reply, send it, take the next. A stop signal
+ * ends serve between two requests, or while the command runs (the command is stopped and
+ * that request gets no reply: its client learns that its server is gone).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Longest wait for room to send a reply (a reply goes to its client's own slot). */
+#define REPLY_TIMEOUT_NS ((int64_t)5 * 1000 * 1000 * 1000)
+
+struct server {
+    const char *verb;
+    const char *addr;
+    shml_channel *ch;
+    char **cmd;         /* NULL: --echo */
+    unsigned char *out; /* the reply being built */
+    size_t cap;         /* the channel's max_msg */
+    uint64_t served;
+};
+
+/* Report "shmlink: serve ADDR: request N: ..." as a warning (serve goes on). */
+__attribute__((format(printf, 2, 3))) static void warn(const struct server *sv, const char *fmt,
+                                                       ...)
+{
+    char *shown = malloc(CLI_SHOW_CAP);
+    cli_flush_stdout(sv->verb);
+    fprintf(stderr, "shmlink: %s %s: request %llu: ", sv->verb,
+            shown ? cli_display(sv->addr, shown, CLI_SHOW_CAP) : "?",
+            (unsigned long long)sv->served + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    free(shown);
+}
+
+/* Close both ends of a pipe that are still open. */
+static void close_pipe(int p[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (p[i] >= 0)
+            close(p[i]);
+        p[i] = -1;
+    }
+}
+
+/*
+ * Run the command with the request on its stdin and its stdout into sv->out (at most cap
+ * bytes; more is read and counted, so the command never blocks on a full pipe). Returns the
+ * reply length; -1 after reporting a failure that ends serve (the command cannot be run);
+ * -2 when a stop signal arrived meanwhile (the command is stopped).
+ */
+static ssize_t run_command(struct server *sv, const unsigned char *req, size_t len)
+{
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, ex[2] = {-1, -1};
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0) {
+        int e = errno;
+        close_pipe(in);
+        close_pipe(out);
+        close_pipe(ex);
+        cli_fail(sv->verb, sv->addr, "cannot make a pipe for the command: %s", strerror(e));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close_pipe(in);
+        close_pipe(out);
+        close_pipe(ex);
+        cli_fail(sv->verb, sv->addr, "cannot start the command: %s", strerror(e));
+        return -1;
+    }
+    if (pid == 0) {
+        /* The tool ignores SIGPIPE; the command gets the default, as from a shell. */
+        signal(SIGPIPE, SIG_DFL);
+        if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        execvp(sv->cmd[0], sv->cmd);
+        /* Tell the parent why through the close-on-exec pipe: it stays empty on success. */
+        int e = errno;
+        ssize_t w = write(ex[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(ex[1]);
+    in[0] = out[1] = ex[1] = -1;
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+
+    size_t written = 0, got = 0, total = 0;
+    bool stopped = false;
+    if (len == 0) {
+        close(in[1]);
+        in[1] = -1;
+    }
+    while (out[0] >= 0) {
+        if (cli_stop_requested) {
+            stopped = true;
+            break;
+        }
+        struct pollfd pf[2] = {{out[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+        int np = poll(pf, in[1] >= 0 ? 2 : 1, 100);
+        if (np < 0 && errno != EINTR)
+            break;
+        if (np <= 0)
+            continue;
+        if (in[1] >= 0 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(in[1], req + written, len - written);
+            if (w > 0)
+                written += (size_t)w;
+            /* A command that stops reading (EPIPE) does not get the rest. */
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == len) {
+                close(in[1]);
+                in[1] = -1;
+            }
+        }
+        if (pf[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+            unsigned char scratch[4096];
+            unsigned char *dst = got < sv->cap ? sv->out + got : scratch;
+            size_t room = got < sv->cap ? sv->cap - got : sizeof scratch;
+            ssize_t r = read(out[0], dst, room);
+            if (r > 0) {
+                total += (size_t)r;
+                if (got < sv->cap)
+                    got += (size_t)r;
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(out[0]);
+                out[0] = -1;
+            }
+        }
+    }
+    if (stopped)
+        kill(pid, SIGTERM);
+    close_pipe(in);
+    close_pipe(out);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    int exec_err = 0;
+    ssize_t er = read(ex[0], &exec_err, sizeof exec_err);
+    close_pipe(ex);
+    if (er == (ssize_t)sizeof exec_err) {
+        char shown[256];
+        cli_fail(sv->verb, sv->addr, "cannot run %s: %s",
+                 cli_quote(sv->cmd[0], shown, sizeof shown), strerror(exec_err));
+        return -1;
+    }
+    if (stopped)
+        return -2;
+    char name[256];
+    cli_quote(sv->cmd[0], name, sizeof name);
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        warn(sv, "%s exited with status %d; its output is the reply", name, WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        warn(sv, "%s was killed by signal %d; its output is the reply", name, WTERMSIG(status));
+    /* Like the shell's $(...), but only one: a line-oriented command answers with a line. */
+    if (got > 0 && got == total && sv->out[got - 1] == '\n')
+        got--, total--;
+    if (total > got)
+        warn(sv, "%s printed %zu bytes; the reply is cut to the channel's largest message, %zu",
+             name, total, sv->cap);
+    return (ssize_t)got;
+}
+
+/* Send the reply to the request just taken; 0, or the exit status after reporting. */
+static int reply(struct server *sv, const void *msg, size_t len)
+{
+    /* A stop signal must not cost the reply the client is waiting for: the interrupt fires
+       once, so one retry gets past it. */
+    ssize_t r = shml_send(sv->ch, msg, len, REPLY_TIMEOUT_NS);
+    if (r == -EINTR)
+        r = shml_send(sv->ch, msg, len, REPLY_TIMEOUT_NS);
+    if (r >= 0)
+        return 0;
+    char hint[96];
+    snprintf(hint, sizeof hint, "the reply to request %llu was not sent",
+             (unsigned long long)sv->served + 1);
+    return cli_fail_lib(sv->verb, sv->addr, (int)r, shml_last_error(), hint);
+}
+
+int cli_serve(const struct cli_verb *verb, int argc, char **argv)
+{
+    /* Everything after "--" is the command, whatever it looks like. */
+    int own = 0;
+    while (own < argc && strcmp(argv[own], "--") != 0)
+        own++;
+    char **cmd = own < argc ? argv + own + 1 : NULL;
+    int ncmd = own < argc ? argc - own - 1 : 0;
+
+    bool echo = false;
+    const char *timeout_text = NULL, *count_text = NULL;
+    const struct cli_opt opts[] = {
+        {"echo", NULL, &echo, NULL},
+        {"timeout", "DURATION", NULL, &timeout_text},
+        {"n", "N", NULL, &count_text},
+        {"count", "N", NULL, &count_text},
+    };
+    const char *pos[1];
+    size_t npos;
+    int parsed = cli_parse(verb, own, argv, opts, 4, pos, 1, 1, "ADDR", &npos);
+    if (parsed != CLI_RUN)
+        return parsed;
+    if (echo && ncmd > 0)
+        return cli_usage_error(verb, "--echo and a command exclude each other");
+    if (!echo && ncmd == 0)
+        return cli_usage_error(verb, cmd ? "missing CMD after '--'"
+                                         : "say how to answer: --echo, or -- CMD [ARGS...]");
+
+    const char *addr = pos[0];
+    char shown[256];
+    uint64_t count = 0;
+    if (count_text && cli_parse_count(count_text, &count) < 0)
+        return cli_fail(verb->name, addr, "invalid count %s: expected a whole number >= 1",
+                        cli_quote(count_text, shown, sizeof shown));
+    int64_t timeout = SHML_FOREVER;
+    int status = cli_parse_timeout(verb->name, addr, timeout_text, &timeout);
+    if (status != CLI_EXIT_OK)
+        return status;
+
+    struct server sv = {verb->name, addr, NULL, echo ? NULL : cmd, NULL, 0, 0};
+    struct shml_channel_stats st;
+    status = cli_open_endpoint(verb->name, addr, SHML_SERVER, &sv.ch, &st);
+    if (status != CLI_EXIT_OK)
+        return status;
+    if (st.kind != SHML_RPC) {
+        char kind[32];
+        cli_fmt_kind(st.kind, kind, sizeof kind);
+        shml_channel_close(sv.ch);
+        return cli_fail(verb->name, addr,
+                        "is a %s channel, not rpc: serve answers the requests of an rpc channel "
+                        "(make one with 'shmlink mk rpc ADDR')",
+                        kind);
+    }
+    sv.cap = st.max_msg ? (size_t)st.max_msg : 1;
+    unsigned char *req = malloc(sv.cap);
+    sv.out = malloc(sv.cap);
+    if (!req || !sv.out) {
+        free(req);
+        free(sv.out);
+        shml_channel_close(sv.ch);
+        return cli_fail(verb->name, addr, "out of memory for %zu-byte messages", sv.cap);
+    }
+
+    cli_catch_stop_signals(sv.ch);
+    while ((!count || sv.served < count) && !cli_stop_requested) {
+        if (!cli_flush_stdout(verb->name) && !cli_stdout_closed()) {
+            status = CLI_EXIT_FAIL;
+            break;
+        }
+        ssize_t r = cli_recv_sliced(sv.ch, req, sv.cap, timeout);
+        if (r == -EINTR || r == -ETIMEDOUT)
+            break; /* a stop signal, or --timeout passed without a request: a clean end */
+        if (r < 0) {
+            status = cli_fail_lib(verb->name, addr, (int)r, shml_last_error(), NULL);
+            break;
+        }
+        if (echo) {
+            status = reply(&sv, req, (size_t)r);
+        } else {
+            ssize_t n = run_command(&sv, req, (size_t)r);
+            if (n == -2)
+                break;
+            if (n == -1) {
+                /* The client must not wait for ever: it gets an empty reply. */
+                reply(&sv, "", 0);
+                status = CLI_EXIT_FAIL;
+                break;
+            }
+            status = reply(&sv, sv.out, (size_t)n);
+        }
+        if (status != CLI_EXIT_OK)
+            break;
+        sv.served++;
+    }
+    if (status == CLI_EXIT_OK) {
+        char *canon = cli_channel_address(sv.ch);
+        printf("served %llu request%s on %s\n", (unsigned long long)sv.served,
+               cli_plural(sv.served), canon ? canon : "?");
+        free(canon);
+    }
+    cli_catch_stop_signals(NULL);
+    free(req);
+    free(sv.out);
+    shml_channel_close(sv.ch);
+    return status;
+}

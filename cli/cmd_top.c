@@ -1,0 +1,543 @@
+/*
+ * cmd_top.c - `shmlink top`: a live view of channels, refreshed every interval.
+ *
+ * Each refresh reads every channel with shml_channel_inspect() (no endpoint is opened) and
+ * shows rates as the difference of the totals between two refreshes. On a terminal the view
+ * is redrawn in place on the alternate screen with plain ANSI sequences (no curses), and 'q'
+ * or Ctrl-C quits, leaving the terminal as it was; elsewhere each refresh is printed as plain
+ * lines, so `shmlink top > log` records a history.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define TOP_COLS 11
+
+/* One channel in one refresh. */
+struct top_row {
+    char *addr; /* as listed (canonical) or as given */
+    int err;    /* < 0: could not be read */
+    char detail[256];
+    struct shml_channel_stats st;
+    size_t live, dead;
+    bool has_lag;
+    uint64_t max_lag;
+};
+
+struct top_snap {
+    int64_t t_ns; /* CLOCK_MONOTONIC when read */
+    size_t n;
+    struct top_row *rows;
+};
+
+static void snap_free(struct top_snap *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->rows[i].addr);
+    free(s->rows);
+    s->rows = NULL;
+    s->n = 0;
+}
+
+static int snap_add(struct top_snap *s, const char *addr)
+{
+    struct top_row *rows = realloc(s->rows, (s->n + 1) * sizeof *rows);
+    if (!rows)
+        return -1;
+    s->rows = rows;
+    struct top_row *r = &rows[s->n];
+    memset(r, 0, sizeof *r);
+    r->addr = strdup(addr);
+    if (!r->addr)
+        return -1;
+    s->n++;
+
+    struct cli_channel_info ci;
+    cli_channel_read(addr, SHML_QUEUE /* any channel kind: read it */, &ci);
+    if (ci.err) {
+        r->err = ci.err;
+        snprintf(r->detail, sizeof r->detail, "%s", ci.detail);
+        return 0;
+    }
+    r->st = ci.st;
+    for (size_t i = 0; i < ci.n_eps; i++) {
+        const struct shml_endpoint_stats *e = &ci.eps[i];
+        if (e->alive)
+            r->live++;
+        else
+            r->dead++;
+        if ((ci.st.kind == SHML_BUS || ci.st.kind == SHML_LATEST) && (e->role & SHML_CONSUMER)) {
+            r->has_lag = true;
+            r->max_lag = e->lag > r->max_lag ? e->lag : r->max_lag;
+        }
+    }
+    cli_channel_free(&ci);
+    return 0;
+}
+
+/*
+ * Read every channel: the addresses given, or every listed managed segment of a channel kind.
+ * Returns 0, or the negative error of the list (reported by the caller).
+ */
+static int snap_take(struct top_snap *s, const char *const *addrs, size_t naddrs)
+{
+    memset(s, 0, sizeof *s);
+    if (naddrs) {
+        for (size_t i = 0; i < naddrs; i++) {
+            if (snap_add(s, addrs[i]) < 0)
+                return -ENOMEM;
+        }
+    } else {
+        struct shml_segment_info *list = NULL;
+        size_t count = 0;
+        int rc = shml_segment_list(0, &list, &count);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < count; i++) {
+            list[i].address[sizeof list[i].address - 1] = '\0';
+            if (list[i].managed && list[i].status == 0 && cli_is_channel_kind(list[i].kind) &&
+                snap_add(s, list[i].address) < 0) {
+                shml_free(list);
+                return -ENOMEM;
+            }
+        }
+        shml_free(list);
+    }
+    s->t_ns = cli_mono_ns();
+    return 0;
+}
+
+/* "950", "12.3k", "4.5M": a count per second for people. */
+static void fmt_rate(double v, char *buf, size_t cap)
+{
+    if (v < 10000)
+        snprintf(buf, cap, "%.0f", v);
+    else if (v < 1e6)
+        snprintf(buf, cap, "%.1fk", v / 1e3);
+    else if (v < 1e9)
+        snprintf(buf, cap, "%.1fM", v / 1e6);
+    else
+        snprintf(buf, cap, "%.1fG", v / 1e9);
+}
+
+/* The same channel in the refresh before, if it was there and readable. */
+static const struct top_row *find_prev(const struct top_snap *prev, const char *addr)
+{
+    for (size_t i = 0; prev && i < prev->n; i++) {
+        if (prev->rows[i].err == 0 && strcmp(prev->rows[i].addr, addr) == 0)
+            return &prev->rows[i];
+    }
+    return NULL;
+}
+
+/* The text of the table: rows of TOP_COLS cells, a header first. */
+struct top_table {
+    size_t nrows;
+    char (*cells)[TOP_COLS][CLI_SHOW_CAP];
+};
+
+static int build_table(const struct top_snap *cur, const struct top_snap *prev, struct top_table *t)
+{
+    static const char *const head[TOP_COLS] = {"ADDRESS", "KIND",   "MSG/S",     "BYTES/S",
+                                               "SENT",    "QUEUED", "ENDPOINTS", "LAG",
+                                               "DROPS",   "LOST",   "NOTE"};
+    t->nrows = cur->n + 1;
+    t->cells = calloc(t->nrows, sizeof *t->cells);
+    if (!t->cells)
+        return -1;
+    for (size_t c = 0; c < TOP_COLS; c++)
+        snprintf(t->cells[0][c], CLI_SHOW_CAP, "%s", head[c]);
+    double dt = prev ? (double)(cur->t_ns - prev->t_ns) / 1e9 : 0;
+    for (size_t i = 0; i < cur->n; i++) {
+        const struct top_row *r = &cur->rows[i];
+        char(*row)[CLI_SHOW_CAP] = t->cells[i + 1];
+        cli_display(r->addr, row[0], CLI_SHOW_CAP);
+        if (r->err) {
+            snprintf(row[1], CLI_SHOW_CAP, "?");
+            for (size_t c = 2; c < TOP_COLS - 1; c++)
+                snprintf(row[c], CLI_SHOW_CAP, "-");
+            char shown[4 * sizeof r->detail];
+            if (r->detail[0])
+                snprintf(row[10], CLI_SHOW_CAP, "%s (%s)", shml_strerror(r->err),
+                         cli_display(r->detail, shown, sizeof shown));
+            else
+                snprintf(row[10], CLI_SHOW_CAP, "%s", shml_strerror(r->err));
+            continue;
+        }
+        const struct shml_channel_stats *st = &r->st;
+        cli_fmt_kind(st->kind, row[1], CLI_SHOW_CAP);
+        const struct top_row *p = find_prev(prev, r->addr);
+        /* A channel made again under the same name counts from 0: no rate across that. */
+        if (p && dt > 0 && st->sent >= p->st.sent && st->bytes_sent >= p->st.bytes_sent) {
+            char b[32];
+            fmt_rate((double)(st->sent - p->st.sent) / dt, row[2], CLI_SHOW_CAP);
+            cli_fmt_size((uint64_t)((double)(st->bytes_sent - p->st.bytes_sent) / dt), b, sizeof b);
+            snprintf(row[3], CLI_SHOW_CAP, "%s", b);
+        } else {
+            snprintf(row[2], CLI_SHOW_CAP, "-");
+            snprintf(row[3], CLI_SHOW_CAP, "-");
+        }
+        snprintf(row[4], CLI_SHOW_CAP, "%llu", (unsigned long long)st->sent);
+        snprintf(row[5], CLI_SHOW_CAP, "%llu", (unsigned long long)st->queued);
+        if (r->dead)
+            snprintf(row[6], CLI_SHOW_CAP, "%zu+%zud", r->live, r->dead);
+        else
+            snprintf(row[6], CLI_SHOW_CAP, "%zu", r->live);
+        if (r->has_lag)
+            snprintf(row[7], CLI_SHOW_CAP, "%llu", (unsigned long long)r->max_lag);
+        else
+            snprintf(row[7], CLI_SHOW_CAP, "-");
+        snprintf(row[8], CLI_SHOW_CAP, "%llu", (unsigned long long)st->drops);
+        snprintf(row[9], CLI_SHOW_CAP, "%llu", (unsigned long long)st->lost);
+        row[10][0] = '\0';
+    }
+    return 0;
+}
+
+/* Display width: one column per code point (cells are escaped, so no controls). */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        w += (*p & 0xc0) != 0x80;
+    return w;
+}
+
+/*
+ * Print the table: columns two spaces apart, the NOTE column only when some row has one.
+ * On a terminal (eol = "\033[K") each line clears what the previous frame left on it, and
+ * lines are cut at `width` columns (0: no limit) and after `max_lines` lines.
+ */
+static void print_table(const struct top_table *t, const char *eol, size_t width, size_t max_lines)
+{
+    size_t w[TOP_COLS] = {0};
+    bool notes = false;
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < TOP_COLS; c++) {
+            size_t cw = text_width(t->cells[r][c]);
+            w[c] = cw > w[c] ? cw : w[c];
+        }
+        notes |= r > 0 && t->cells[r][TOP_COLS - 1][0] != '\0';
+    }
+    size_t ncols = notes ? TOP_COLS : TOP_COLS - 1;
+    for (size_t r = 0; r < t->nrows && (!max_lines || r < max_lines); r++) {
+        char line[TOP_COLS * (CLI_SHOW_CAP + 2)];
+        size_t len = 0;
+        size_t last = ncols;
+        while (last > 1 && t->cells[r][last - 1][0] == '\0')
+            last--;
+        for (size_t c = 0; c < last; c++) {
+            const char *cell = t->cells[r][c];
+            int n = snprintf(line + len, sizeof line - len, "%s%*s", cell,
+                             c + 1 < last ? (int)(w[c] - text_width(cell) + 2) : 0, "");
+            if (n < 0 || (size_t)n >= sizeof line - len)
+                break;
+            len += (size_t)n;
+        }
+        line[len] = '\0';
+        if (width) {
+            /* Cut at `width` code points, so the terminal never wraps a line. */
+            size_t cols = 0, i = 0;
+            for (; line[i] && cols < width; i++)
+                cols += ((unsigned char)line[i + 1] & 0xc0) != 0x80;
+            line[i] = '\0';
+        }
+        printf("%s%s\n", line, eol);
+    }
+}
+
+/* ---- the terminal ---- */
+
+static struct termios saved_tio;
+static bool tio_saved;
+static volatile sig_atomic_t resized;
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    resized = 1;
+}
+
+static const char enter_seq[] = "\033[?1049h\033[?25l"; /* alternate screen, cursor hidden */
+static const char leave_seq[] = "\033[?25h\033[?1049l";
+
+static void put_seq(const char *seq, size_t len)
+{
+    ssize_t w = write(STDOUT_FILENO, seq, len);
+    (void)w; /* nothing better to do from a signal handler */
+}
+
+/*
+ * Ctrl-Z: give the terminal back as it was before stopping, and take it again when continued
+ * (then redraw). Only async-signal-safe calls: write, tcsetattr, sigaction, raise.
+ */
+static void on_tstp(int sig)
+{
+    int saved_errno = errno;
+    put_seq(leave_seq, sizeof leave_seq - 1);
+    struct termios raw;
+    bool restore = tio_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
+    if (restore)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+    struct sigaction dfl, mine;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, &mine);
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    raise(sig);
+    /* Stopped here; SIGTSTP is blocked while its handler runs, so unblock it to stop. */
+    sigprocmask(SIG_UNBLOCK, &set, &old);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    sigaction(sig, &mine, NULL);
+    if (restore)
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    put_seq(enter_seq, sizeof enter_seq - 1);
+    resized = 1; /* redraw at once */
+    errno = saved_errno;
+}
+
+/* Enter the alternate screen, hide the cursor, read keys one by one without echo. */
+static void term_enter(bool keys)
+{
+    if (keys && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
+        struct termios raw = saved_tio;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        raw.c_cc[VMIN] = 0;
+        raw.c_cc[VTIME] = 0;
+        if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+            tio_saved = true;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_winch;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGWINCH, &sa, NULL);
+    sa.sa_handler = on_tstp;
+    sigaction(SIGTSTP, &sa, NULL);
+    fputs(enter_seq, stdout);
+    fflush(stdout);
+}
+
+/* Leave the terminal as it was found. */
+static void term_leave(void)
+{
+    signal(SIGTSTP, SIG_DFL);
+    fputs(leave_seq, stdout);
+    fflush(stdout);
+    if (tio_saved)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+    tio_saved = false;
+}
+
+static void term_size(size_t *cols, size_t *rows)
+{
+    struct winsize ws;
+    *cols = 0;
+    *rows = 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+        *cols = ws.ws_col;
+        *rows = ws.ws_row;
+    }
+}
+
+/*
+ * Wait until `deadline` (CLOCK_MONOTONIC ns), reading keys if `keys`. Returns 1 if the view
+ * should end ('q', a stop signal), 0 to refresh (the deadline, or the terminal was resized).
+ */
+static int wait_tick(int64_t deadline, bool keys)
+{
+    for (;;) {
+        if (cli_stop_requested)
+            return 1;
+        if (resized) {
+            resized = 0;
+            return 0;
+        }
+        int64_t left = deadline - cli_mono_ns();
+        if (left <= 0)
+            return 0;
+        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+        int ms = (int)((left + 999999) / 1000000);
+        int n = poll(keys ? &pf : NULL, keys ? 1 : 0, ms);
+        if (n > 0 && (pf.revents & POLLIN)) {
+            char c[32];
+            ssize_t r = read(STDIN_FILENO, c, sizeof c);
+            for (ssize_t i = 0; i < r; i++) {
+                if (c[i] == 'q' || c[i] == 'Q' || c[i] == 3 /* Ctrl-C without ISIG */)
+                    return 1;
+            }
+            if (r == 0)
+                keys = false; /* stdin ended: only signals and the clock now */
+        } else if (n > 0) {
+            keys = false; /* POLLHUP or POLLERR: the same */
+        }
+    }
+}
+
+/* Parse --interval: seconds with an optional decimal fraction ("0.5"), or a duration. */
+static int parse_interval(const char *text, int64_t *out, const char **why)
+{
+    const char *dot = strchr(text, '.');
+    if (dot && strspn(text, "0123456789.") == strlen(text) && dot > text && dot[1] &&
+        !strchr(dot + 1, '.') && strlen(dot + 1) <= 9) {
+        char whole[32];
+        size_t wl = (size_t)(dot - text);
+        if (wl >= sizeof whole) {
+            *why = "too large";
+            return -1;
+        }
+        memcpy(whole, text, wl);
+        whole[wl] = '\0';
+        int64_t s;
+        if (cli_parse_duration(whole, &s, why) < 0)
+            return -1;
+        int64_t frac = 0;
+        size_t fl = strlen(dot + 1);
+        for (size_t i = 0; i < 9; i++)
+            frac = frac * 10 + (i < fl ? dot[1 + i] - '0' : 0);
+        *out = s + frac;
+    } else if (cli_parse_duration(text, out, why) < 0) {
+        return -1;
+    }
+    if (*out < 0) {
+        *why = "must be a length of time, not forever";
+        return -1;
+    }
+    if (*out < 10 * 1000 * 1000) {
+        *why = "must be at least 10ms";
+        return -1;
+    }
+    return 0;
+}
+
+int cli_top(const struct cli_verb *verb, int argc, char **argv)
+{
+    bool once = false;
+    const char *interval_text = NULL;
+    const struct cli_opt opts[] = {
+        {"interval", "DURATION", NULL, &interval_text},
+        {"once", NULL, &once, NULL},
+    };
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    size_t npos;
+    if (!pos)
+        return cli_fail(verb->name, NULL, "out of memory");
+    int parsed = cli_parse(verb, argc, argv, opts, 2, pos, 0, SIZE_MAX, "ADDR", &npos);
+    if (parsed != CLI_RUN) {
+        free(pos);
+        return parsed;
+    }
+    /* Show given addresses as listed ones are, canonical, when the segment is there now. */
+    char **canon = calloc(npos + 1, sizeof *canon);
+    if (!canon) {
+        free(pos);
+        return cli_fail(verb->name, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < npos; i++) {
+        struct shml_segment_info info;
+        if (shml_segment_stat(pos[i], &info, NULL, 0, NULL) == 0) {
+            info.address[sizeof info.address - 1] = '\0';
+            canon[i] = strdup(info.address);
+        }
+        if (canon[i])
+            pos[i] = canon[i];
+    }
+    int64_t interval = (int64_t)1000 * 1000 * 1000;
+    const char *why;
+    char shown[256];
+    if (interval_text && parse_interval(interval_text, &interval, &why) < 0) {
+        for (size_t i = 0; i < npos; i++)
+            free(canon[i]);
+        free(canon);
+        free(pos);
+        return cli_fail(verb->name, NULL, "invalid interval %s: %s",
+                        cli_quote(interval_text, shown, sizeof shown), why);
+    }
+
+    cli_catch_stop_signals(NULL);
+    bool tty = !once && isatty(STDOUT_FILENO);
+    bool keys = tty && isatty(STDIN_FILENO);
+    struct top_snap prev = {0, 0, NULL}, cur;
+    bool have_prev = false;
+    int status = CLI_EXIT_OK;
+    if (tty)
+        term_enter(keys);
+    for (bool first = true;; first = false) {
+        int64_t started = cli_mono_ns();
+        int rc = snap_take(&cur, pos, npos);
+        if (rc < 0) {
+            snap_free(&cur);
+            if (tty)
+                term_leave();
+            status = cli_fail_lib(verb->name, NULL, rc, shml_last_error(), NULL);
+            break;
+        }
+        /* --once: the rates need two readings, an interval apart. */
+        if (once && first) {
+            prev = cur;
+            have_prev = true;
+            if (wait_tick(started + interval, false) == 0)
+                continue;
+            break; /* stopped before the second reading: nothing to show */
+        }
+        struct top_table t;
+        if (build_table(&cur, have_prev ? &prev : NULL, &t) < 0) {
+            snap_free(&cur);
+            if (tty)
+                term_leave();
+            status = cli_fail(verb->name, NULL, "out of memory");
+            break;
+        }
+        if (tty) {
+            size_t cols, rows;
+            term_size(&cols, &rows);
+            char when[64];
+            cli_fmt_time(cli_now_ns(), when, sizeof when);
+            /* Home, then each line overwrites the last frame's; \033[J clears what is left. */
+            fputs("\033[H", stdout);
+            char title[160];
+            snprintf(title, sizeof title, "shmlink top  %s  %zu channel%s  every %.3gs  q quits",
+                     when, cur.n, cli_plural(cur.n), (double)interval / 1e9);
+            if (cols && strlen(title) > cols)
+                title[cols] = '\0';
+            printf("%s\033[K\n\033[K\n", title);
+            print_table(&t, "\033[K", cols, rows > 3 ? rows - 3 : 1);
+            fputs("\033[J", stdout);
+        } else {
+            print_table(&t, "", 0, 0);
+            if (!once)
+                putchar('\n');
+        }
+        free(t.cells);
+        if (have_prev)
+            snap_free(&prev);
+        prev = cur;
+        have_prev = true;
+        if (!cli_flush_stdout(verb->name)) {
+            if (!cli_stdout_closed())
+                status = CLI_EXIT_FAIL;
+            break;
+        }
+        if (once || wait_tick(started + interval, keys))
+            break;
+    }
+    if (have_prev)
+        snap_free(&prev);
+    if (tty && status == CLI_EXIT_OK)
+        term_leave();
+    for (size_t i = 0; i < npos; i++)
+        free(canon[i]);
+    free(canon);
+    free(pos);
+    return status;
+}
