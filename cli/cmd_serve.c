@@ -59,7 +59,8 @@ static void close_pipe(int p[2])
 }
 
 /*
- * Run the command with the request on its stdin and its stdout into sv->out (at most cap
+ * Run the command with the request on its stdin (with a newline added if it has none) and its
+ * stdout into sv->out (at most cap
  * bytes; more is read and counted, so the command never blocks on a full pipe). Returns the
  * reply length; -1 after reporting a failure that ends serve (the command cannot be run);
  * -2 when a stop signal arrived meanwhile (the command is stopped).
@@ -104,6 +105,7 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
     fcntl(out[0], F_SETFL, O_NONBLOCK);
 
     size_t written = 0, got = 0, total = 0;
+    size_t nl = len > 0 && req[len - 1] != '\n' ? 1 : 0;
     bool stopped = false;
     if (len == 0) {
         close(in[1]);
@@ -121,11 +123,14 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
         if (np <= 0)
             continue;
         if (in[1] >= 0 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            ssize_t w = write(in[1], req + written, len - written);
+            /* The request, then the newline it lacks (so that line-oriented commands read
+               a whole line). */
+            ssize_t w = written < len ? write(in[1], req + written, len - written)
+                                      : write(in[1], "\n", 1);
             if (w > 0)
                 written += (size_t)w;
             /* A command that stops reading (EPIPE) does not get the rest. */
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == len) {
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == len + nl) {
                 close(in[1]);
                 in[1] = -1;
             }
