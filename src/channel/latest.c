@@ -167,10 +167,16 @@ int shml__latest_attach(shml_channel *ch)
     /* Count after our role is visible (seq_cst, as every role load): two openers racing may
        both give up, never both stay past the bound. */
     uint32_t readers = 0;
-    for (uint32_t i = 0; i < ch->hdr->nendpoints; i++)
-        if (atomic_load_explicit(&shml__chan_ep(ch->hdr, i)->role, memory_order_seq_cst) &
-            SHML_CONSUMER)
-            readers++;
+    for (uint32_t i = 0; i < ch->hdr->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(ch->hdr, i);
+        if (!(atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_CONSUMER))
+            continue;
+        /* A reader that died gives its place (and its pin) back. */
+        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+        if (e != ch->ep && shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(ch->hdr, i, st))
+            continue;
+        readers++;
+    }
     if (readers + 2 > ch->mask + 1)
         return shml__fail(EUSERS, "the latest channel's %llu buffers take at most %llu readers",
                           (unsigned long long)(ch->mask + 1),

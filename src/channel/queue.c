@@ -193,6 +193,9 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1));
         if (d == 0 && !state_busy(st)) {
+            if (s->len > ch->max_msg + (ch->kind == SHML_RPC ? SHML_RPC_TAG : 0))
+                return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu",
+                                  s->len, (unsigned long long)ch->max_msg);
             if (s->len > cap)
                 return -EMSGSIZE;
             if (!take(ch, s, st, state_of(p + 1, ch->me, true), &h->deq, p))

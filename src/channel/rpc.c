@@ -123,21 +123,27 @@ static int client_commit(shml_channel *ch, size_t len)
     return 0;
 }
 
-/* The request is lost: make the mailbox idle (so that no server delivers), report it. */
+/*
+ * The request is lost: make the mailbox idle (so that no server delivers), report it. Returns
+ * -ECONNRESET, or 1 if the mailbox changed meanwhile (a reply may have landed: look again).
+ */
 static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, const char *why)
 {
     /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. Whoever
        makes a pending request idle counts it lost (a repair may have done it already). */
     uint64_t idle = box_state(ch->ticket, 0, false, true);
-    if (st != idle && atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed))
+    if (st != idle) {
+        if (!atomic_compare_exchange_strong_explicit(&b->state, &st, idle, memory_order_relaxed,
+                                                     memory_order_relaxed))
+            return 1;
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+    }
     ch->awaiting = false;
     return shml__fail(ECONNRESET, "%s", why);
 }
 
-static int try_reply(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
+static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *pos,
+                          bool *behind)
 {
     struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->ep_index);
     /* Acquire pairs with the server's release store of "replied": the reply is there. */
@@ -168,6 +174,14 @@ static int try_reply(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, b
             return client_reset(ch, b, st, "every server of the channel has gone");
     }
     return -EAGAIN;
+}
+
+static int try_reply(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
+{
+    int r;
+    while ((r = try_reply_once(ch, cap, slot, pos, behind)) == 1)
+        ;
+    return r;
 }
 
 static int client_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
