@@ -5,7 +5,8 @@
  * 1024-byte block. The image is an exact-size heap copy of min(claimed size, 1024) bytes, so
  * ASan catches a read of the block when the data is too small to hold one. Validation must
  * return 0, -SHML_ECORRUPT or -SHML_EVERSION, never crash; and what it accepts must satisfy
- * every invariant the queue relies on (docs/FORMAT.md, "Channels").
+ * every invariant the channel kinds rely on (docs/FORMAT.md, "Channels", layout version 2).
+ * fuzz_ring.c fuzzes whole images (indices, endpoint table, slots) through the API.
  */
 #include "channel/channel.h"
 
@@ -35,17 +36,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         const struct shml_chan_hdr *h = (const struct shml_chan_hdr *)image;
         uint64_t n = h->nslots;
+        uint64_t overhead = h->kind == SHML_LATEST ? SHML_LATEST_HDR
+                            : h->kind == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
+                                                   : SHML_SLOT_HDR;
         if (h->magic != SHML_CHAN_MAGIC || h->version != SHML_CHAN_VERSION ||
-            h->kind != SHML_QUEUE || n < 2 || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
-            h->max_msg > ((uint64_t)1 << 30) || h->stride < SHML_SLOT_HDR + h->max_msg ||
-            h->slots_off != SHML_CHAN_HDR)
+            h->kind < SHML_QUEUE || h->kind > SHML_RPC || n < 2 ||
+            (h->kind == SHML_LATEST && n < 4) || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
+            h->max_msg > ((uint64_t)1 << 30) || h->stride < overhead + h->max_msg)
+            abort();
+        if (h->policy > SHML_OVERWRITE || (h->policy == SHML_OVERWRITE && h->kind != SHML_BUS) ||
+            ((h->flags & SHML_CHANF_SPSC) && h->kind != SHML_QUEUE) ||
+            (h->flags & ~SHML_CHANF_SPSC))
+            abort();
+        /* The tables: endpoints right after the block, mailboxes (rpc) after them, each inside
+           the data and before the slots. */
+        if (h->nendpoints < 1 || h->nendpoints > SHML_EP_MAX || h->ep_off != SHML_CHAN_HDR)
+            abort();
+        uint64_t end = h->ep_off + (uint64_t)h->nendpoints * SHML_EP_SIZE;
+        if (h->kind == SHML_RPC) {
+            if (h->box_off != end || h->box_stride % 64 != 0 ||
+                h->box_stride < SHML_BOX_HDR + h->max_msg)
+                abort();
+            end += (uint64_t)h->nendpoints * h->box_stride;
+        } else if (h->box_off != 0 || h->box_stride != 0) {
+            abort();
+        }
+        if (h->slots_off < end || h->slots_off % 128 != 0)
             abort();
         /* The slots fit in the data, computed without overflow. */
         if ((unsigned __int128)n * h->stride + h->slots_off > (unsigned __int128)claimed)
             abort();
         /* The last slot's message ends inside the data. */
-        uint64_t end = h->slots_off + (n - 1) * h->stride + SHML_SLOT_HDR + h->max_msg;
-        if (end > claimed)
+        uint64_t last = h->slots_off + (n - 1) * h->stride + overhead + h->max_msg;
+        if (last > claimed)
             abort();
         break;
     }

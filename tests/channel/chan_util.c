@@ -7,10 +7,10 @@
 const char *chan_addr(void)
 {
     /* Not shmt_fmt(): its pool is reused after 128 strings, and chaos tests make many. */
-    static char addrs[16][300];
+    static char addrs[64][300];
     static unsigned n;
-    if (n == 16)
-        shmt_fail(__FILE__, __LINE__, "more than 16 channels in one test");
+    if (n == 64)
+        shmt_fail(__FILE__, __LINE__, "more than 64 channels in one test");
     char *a = addrs[n++];
     snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
     return a;
@@ -99,10 +99,24 @@ const char *chan_msg_check(const void *buf, size_t len)
     return NULL;
 }
 
+/* ASan builds run the multi-process tests several times slower: unless SHMT_CHAN_DIV says
+   otherwise, they run a tenth of the iterations. (TSan runs only the in-process tests, at
+   full scale in about 30 s.) */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAN_DEFAULT_DIV 10
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAN_DEFAULT_DIV 10
+#endif
+#endif
+#ifndef CHAN_DEFAULT_DIV
+#define CHAN_DEFAULT_DIV 1
+#endif
+
 long chan_iters(long n, long min)
 {
     const char *d = getenv("SHMT_CHAN_DIV");
-    long div = d ? strtol(d, NULL, 10) : 1;
+    long div = d ? strtol(d, NULL, 10) : CHAN_DEFAULT_DIV;
     if (div > 1)
         n /= div;
     return n < min ? min : n;
@@ -121,4 +135,56 @@ unsigned chan_seed(void)
     unsigned seed = s ? (unsigned)strtoul(s, NULL, 0) : (unsigned)(now_ns() ^ getpid());
     shmt_log("seed %u (set SHMT_SEED=%u to repeat)", seed, seed);
     return seed;
+}
+
+shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_t capacity,
+                        size_t max_msg, uint32_t endpoints)
+{
+    struct shml_channel_opts o = {0};
+    o.kind = kind;
+    o.policy = policy;
+    o.capacity = capacity;
+    o.max_msg = max_msg;
+    o.endpoints = endpoints;
+    *addr = chan_addr();
+    shml_channel *ch = NULL;
+    ASSERT_OK(shml_channel_create(*addr, &o, &ch));
+    ASSERT_NOT_NULL(ch);
+    return ch;
+}
+
+shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait)
+{
+    struct shml_channel_opts o = {0};
+    o.wait = wait;
+    shml_channel *ch = NULL;
+    ASSERT_OK(shml_channel_open(addr, role, &o, &ch));
+    ASSERT_NOT_NULL(ch);
+    return ch;
+}
+
+struct shml_channel_stats chan_stats(const shml_channel *ch)
+{
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_stats(ch, &st));
+    return st;
+}
+
+struct shml_channel_stats chan_inspect(const char *addr)
+{
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_inspect(addr, &st, NULL, 0, NULL));
+    return st;
+}
+
+struct shml_endpoint_stats chan_endpoint(const char *addr, int32_t pid, uint32_t role)
+{
+    static struct shml_endpoint_stats eps[256];
+    size_t n = 0;
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_inspect(addr, &st, eps, 256, &n));
+    for (size_t i = 0; i < n && i < 256; i++)
+        if (eps[i].pid == pid && eps[i].role == role)
+            return eps[i];
+    shmt_fail(__FILE__, __LINE__, "no endpoint of pid %d role %u among %zu", (int)pid, role, n);
 }

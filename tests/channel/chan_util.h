@@ -39,10 +39,22 @@ void chan_msg_fill(void *buf, uint32_t len, uint32_t producer, uint64_t seq);
 /* Check a received message of `len` bytes; 0 if whole, else a description (static). */
 const char *chan_msg_check(const void *buf, size_t len);
 
-/* Iterations divided by SHMT_CHAN_DIV (sanitizer/valgrind runs), never below min. */
+/* Iterations divided by SHMT_CHAN_DIV (default 10 in ASan builds, else 1), never below
+   min. */
 long chan_iters(long n, long min);
 /* SHMT_SEED if set, else from the clock; logged. */
 unsigned chan_seed(void);
 int64_t now_ns(void);
+
+/* Create a channel of `kind` at a fresh address (0 for any size: the default). */
+shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_t capacity,
+                        size_t max_msg, uint32_t endpoints);
+/* Open `addr` with `role` and wait strategy `wait`; fails the test on error. */
+shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait);
+/* shml_channel_stats() / shml_channel_inspect() that fail the test on error. */
+struct shml_channel_stats chan_stats(const shml_channel *ch);
+struct shml_channel_stats chan_inspect(const char *addr);
+/* The endpoint entry of process `pid` with role `role` (the first one); fails if none. */
+struct shml_endpoint_stats chan_endpoint(const char *addr, int32_t pid, uint32_t role);
 
 #endif

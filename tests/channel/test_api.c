@@ -151,24 +151,6 @@ TEST(bad_options)
     shml_channel_close(ch);
 }
 
-TEST(unimplemented_kinds)
-{
-    static const uint32_t kinds[] = {SHML_BUS, SHML_LATEST, SHML_RPC};
-    for (size_t i = 0; i < 3; i++) {
-        const char *addr = chan_addr();
-        struct shml_channel_opts o = {0};
-        o.kind = kinds[i];
-        if (kinds[i] == SHML_BUS)
-            o.policy = SHML_OVERWRITE;
-        shml_channel *ch;
-        ASSERT_ERR(shml_channel_create(addr, &o, &ch), -ENOTSUP);
-        o.policy = SHML_BLOCK;
-        ASSERT_ERR(shml_channel_create(addr, &o, &ch), -ENOTSUP);
-        shml_segment *seg;
-        ASSERT_ERR(shml_segment_open(addr, NULL, &seg), -ENOENT);
-    }
-}
-
 TEST(open_plain_segment_is_wrong_kind)
 {
     const char *addr = chan_addr();

@@ -17,6 +17,11 @@
 #define OFF_STRIDE 20
 #define OFF_MAX_MSG 24
 #define OFF_SLOTS_OFF 32
+#define OFF_POLICY 40
+#define OFF_NENDPOINTS 44
+#define OFF_EP_OFF 48
+#define OFF_BOX_OFF 56
+#define OFF_BOX_STRIDE 64
 #define OFF_ENQ 128
 #define OFF_DEQ 256
 #define CHAN_HDR 1024
@@ -86,7 +91,8 @@ TEST(corrupt_control_block)
         {"magic 0", OFF_MAGIC, 4, 0, -SHML_ECORRUPT},
         {"magic swapped", OFF_MAGIC, 4, 0x4348414e, -SHML_ECORRUPT},
         {"version 0", OFF_VERSION, 4, 0, -SHML_EVERSION},
-        {"version 2", OFF_VERSION, 4, 2, -SHML_EVERSION},
+        {"version 1", OFF_VERSION, 4, 1, -SHML_EVERSION},
+        {"version 3", OFF_VERSION, 4, 3, -SHML_EVERSION},
         {"version ~0", OFF_VERSION, 4, 0xffffffff, -SHML_EVERSION},
         {"kind 0", OFF_KIND, 4, 0, -SHML_ECORRUPT},
         {"kind bus", OFF_KIND, 4, 3, -SHML_ECORRUPT},
@@ -109,6 +115,16 @@ TEST(corrupt_control_block)
         {"slots_off 0", OFF_SLOTS_OFF, 8, 0, -SHML_ECORRUPT},
         {"slots_off 2048", OFF_SLOTS_OFF, 8, 2048, -SHML_ECORRUPT},
         {"slots_off ~0", OFF_SLOTS_OFF, 8, ~0ull, -SHML_ECORRUPT},
+        {"policy overwrite on a queue", OFF_POLICY, 4, SHML_OVERWRITE, -SHML_ECORRUPT},
+        {"policy 2", OFF_POLICY, 4, 2, -SHML_ECORRUPT},
+        {"endpoints 0", OFF_NENDPOINTS, 4, 0, -SHML_ECORRUPT},
+        {"endpoints 4097", OFF_NENDPOINTS, 4, 4097, -SHML_ECORRUPT},
+        {"endpoints ~0", OFF_NENDPOINTS, 4, 0xffffffffu, -SHML_ECORRUPT},
+        {"endpoints 4096 (slots move)", OFF_NENDPOINTS, 4, 4096, -SHML_ECORRUPT},
+        {"ep_off 0", OFF_EP_OFF, 8, 0, -SHML_ECORRUPT},
+        {"ep_off ~0", OFF_EP_OFF, 8, ~0ull, -SHML_ECORRUPT},
+        {"box_off on a queue", OFF_BOX_OFF, 8, 2048, -SHML_ECORRUPT},
+        {"box_stride on a queue", OFF_BOX_STRIDE, 4, 128, -SHML_ECORRUPT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(b, good, CHAN_FIXED);
@@ -217,10 +233,13 @@ TEST_TIMEOUT(corrupt_indices_stay_bounded, 120)
         memcpy(b, good, size);
         put64(b, OFF_ENQ, cases[i].enq);
         put64(b, OFF_DEQ, cases[i].deq);
+        uint64_t slots_off;
+        memcpy(&slots_off, b + OFF_SLOTS_OFF, 8);
+        ASSERT_LE(slots_off + 8 * 128, size);
         if (cases[i].slot_garbage)
             for (int s = 0; s < 8; s++)
                 for (int k = 0; k < 16; k++)
-                    b[CHAN_HDR + (size_t)s * 128 + (size_t)k] = (uint8_t)rand_r(&seed);
+                    b[slots_off + (size_t)s * 128 + (size_t)k] = (uint8_t)rand_r(&seed);
         pid_t p = spawn_peer("bounded_calls", addr);
         int r = peer_expect(p, "done", 10000);
         int code = wait_peer(p, 5000);

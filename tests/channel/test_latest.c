@@ -1,0 +1,316 @@
+/*
+ * The latest-value channel's API (SHML_LATEST): the newest value not yet read, the first read
+ * of a handle at once, skipped values counted (shml_recv_gap, stats.drops), writers that
+ * never wait behind readers inside a peek, pinned peeks, -EMSGSIZE, roles, and readers killed
+ * inside a peek.
+ *
+ * A latest channel takes at most nslots - 2 readers (-EUSERS past that), so that a writer
+ * always finds a buffer neither current nor pinned. Reading of the header where it leaves
+ * room: before any value was written, a read has nothing to return and times out.
+ */
+#include "chan_util.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define LV_MAX 200u
+
+static void put(shml_channel *w, uint64_t version, uint32_t len)
+{
+    uint8_t v[LV_MAX];
+    chan_msg_fill(v, len, 7, version);
+    ssize_t r = shml_send(w, v, len, 0); /* never waits */
+    if (r != (ssize_t)len)
+        shmt_fail(__FILE__, __LINE__, "write %ju: %zd (%s) %s", (uintmax_t)version, r,
+                  shml_strerror((int)r), shml_last_error());
+}
+
+static uint64_t get(shml_channel *r)
+{
+    uint8_t buf[LV_MAX];
+    ssize_t n = shml_recv(r, buf, sizeof buf, 0);
+    ASSERT_OK(n);
+    const char *why = chan_msg_check(buf, (size_t)n);
+    if (why)
+        shmt_fail(__FILE__, __LINE__, "%s", why);
+    struct chan_msg m;
+    memcpy(&m, buf, sizeof m);
+    return m.seq;
+}
+
+TEST(latest_create_roles_geometry)
+{
+    const char *addr;
+    /* A tiny capacity still gets 4 buffers. */
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    struct shml_channel_stats st = chan_stats(ch);
+    ASSERT_EQ(st.kind, SHML_LATEST);
+    ASSERT_GE(st.slots, 4);
+    ASSERT_EQ(st.max_msg, LV_MAX);
+    ASSERT_EQ(st.policy, SHML_BLOCK);
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *r = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    uint8_t buf[LV_MAX];
+    void *p;
+    const void *cp;
+    size_t len, lens[2];
+    struct shml_iov iov = {"x", 1};
+    ASSERT_ERR(shml_recv(w, buf, sizeof buf, 0), -EBADF);
+    ASSERT_ERR(shml_peek(w, &cp, &len, 0), -EBADF);
+    ASSERT_ERR(shml_send(r, "x", 1, 0), -EBADF);
+    ASSERT_ERR(shml_claim(r, 1, &p, 0), -EBADF);
+    /* Batches are for queues and buses. */
+    ASSERT_ERR(shml_send_batch(w, &iov, 1, 0), -ENOTSUP);
+    ASSERT_ERR(shml_recv_batch(r, buf, sizeof buf, lens, 2, 0), -ENOTSUP);
+    /* Nothing written yet: nothing to read. */
+    ASSERT_ERR(shml_recv(r, buf, sizeof buf, 0), -ETIMEDOUT);
+    /* The creator writes and reads. */
+    put(ch, 1, 50);
+    ASSERT_EQ(get(ch), 1);
+    ASSERT_EQ(get(r), 1);
+    shml_channel_close(w);
+    shml_channel_close(r);
+    shml_channel_close(ch);
+}
+
+TEST(latest_newest_unread_and_gaps)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 0, LV_MAX, 0);
+    shml_channel_close(ch);
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *r = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    uint8_t buf[LV_MAX];
+    put(w, 1, 40);
+    ASSERT_EQ(get(r), 1);
+    ASSERT_EQ(shml_recv_gap(r), 0);
+    /* Read already: nothing new. */
+    ASSERT_ERR(shml_recv(r, buf, sizeof buf, 0), -ETIMEDOUT);
+    for (int i = 0; i < 2; i++) {
+        int64_t t0 = now_ns();
+        ASSERT_ERR(shml_recv(r, buf, sizeof buf, 50 * MS), -ETIMEDOUT);
+        ASSERT_GE(now_ns() - t0, 50 * MS);
+        const void *p;
+        size_t len;
+        t0 = now_ns();
+        ASSERT_ERR(shml_peek(r, &p, &len, 50 * MS), -ETIMEDOUT);
+        ASSERT_GE(now_ns() - t0, 50 * MS);
+    }
+    put(w, 2, 41);
+    put(w, 3, 42);
+    put(w, 4, 43);
+    ASSERT_EQ(get(r), 4);
+    ASSERT_EQ(shml_recv_gap(r), 2);
+    put(w, 5, LV_MAX);
+    ASSERT_EQ(get(r), 5);
+    ASSERT_EQ(shml_recv_gap(r), 0);
+    ASSERT_EQ(chan_stats(w).drops, 2);
+    /* A reader that opens now gets the current value at once, then only newer ones. (Whether
+       the values before it joined count as skipped is left open: g is taken as reported.) */
+    shml_channel *late = chan_open(addr, SHML_CONSUMER, SHML_WAIT_ADAPTIVE);
+    ASSERT_EQ(get(late), 5);
+    uint64_t g = shml_recv_gap(late);
+    ASSERT_LE(g, 4);
+    ASSERT_ERR(shml_recv(late, buf, sizeof buf, 0), -ETIMEDOUT);
+    put(w, 6, 44);
+    ASSERT_EQ(get(late), 6);
+    ASSERT_EQ(shml_recv_gap(late), 0);
+    /* Too small a buffer: -EMSGSIZE, and the value is still unread. */
+    put(w, 7, 150);
+    ASSERT_ERR(shml_recv(r, buf, 149, 0), -EMSGSIZE);
+    ASSERT_EQ(get(r), 7);
+    ASSERT_EQ(shml_recv_gap(r), 1);
+    /* -EMSGSIZE at once on send. */
+    static uint8_t big[LV_MAX + 1];
+    ASSERT_ERR(shml_send(w, big, LV_MAX + 1, SHML_FOREVER), -EMSGSIZE);
+    void *cl;
+    ASSERT_ERR(shml_claim(w, LV_MAX + 1, &cl, SHML_FOREVER), -EMSGSIZE);
+    struct shml_channel_stats st = chan_stats(w);
+    ASSERT_EQ(st.sent, 7);
+    ASSERT_EQ(st.received, 6);  /* r: 1 4 5 7, late: 5 6 */
+    ASSERT_EQ(st.drops, 3 + g); /* r skipped 2, 3 and 6 */
+    shml_channel_close(late);
+    shml_channel_close(r);
+    shml_channel_close(w);
+}
+
+TEST(latest_claim_commit)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 0, LV_MAX, 0);
+    shml_channel *r = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    void *p;
+    ASSERT_OK(shml_claim(ch, LV_MAX, &p, 0));
+    ASSERT_ERR(shml_send(ch, "x", 1, 0), -EBUSY);
+    chan_msg_fill(p, 77, 7, 1);
+    ASSERT_ERR(shml_commit(ch, LV_MAX + 1), -EINVAL);
+    ASSERT_OK(shml_commit(ch, 77));
+    ASSERT_ERR(shml_commit(ch, 1), -EINVAL);
+    ASSERT_EQ(get(r), 1);
+    /* A claim not committed is not a value. */
+    ASSERT_OK(shml_claim(ch, 10, &p, 0));
+    uint8_t buf[LV_MAX];
+    ASSERT_ERR(shml_recv(r, buf, sizeof buf, 0), -ETIMEDOUT);
+    memset(p, 'z', 10);
+    ASSERT_ERR(shml_commit(ch, 40), -EINVAL);
+    ASSERT_OK(shml_commit(ch, 0));
+    const void *cp;
+    size_t len = 99;
+    ASSERT_OK(shml_peek(r, &cp, &len, 0));
+    ASSERT_EQ(len, 0);
+    ASSERT_OK(shml_release(r));
+    ASSERT_ERR(shml_release(r), -EINVAL);
+    shml_channel_close(r);
+    shml_channel_close(ch);
+}
+
+/* Readers inside peeks: the writer never waits, and the peeked bytes never change. */
+TEST(latest_writer_never_waits_behind_peeks)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    uint32_t bufs = chan_stats(ch).slots;
+    shml_channel_close(ch);
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    /* As many readers inside a read as the buffers allow (two fewer than buffers). */
+    uint32_t nr = bufs - 2 > 8 ? 8 : bufs - 2;
+    shml_channel *r[8];
+    const void *p[8];
+    size_t len[8];
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < nr; i++) {
+        r[i] = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+        put(w, ++v, 60 + i);
+        ASSERT_OK(shml_peek(r[i], &p[i], &len[i], 0));
+        ASSERT_EQ(len[i], 60 + i);
+    }
+    int64_t t0 = now_ns();
+    for (int k = 0; k < 1000; k++)
+        put(w, ++v, CHAN_MSG_MIN + (uint32_t)(k % 150));
+    ASSERT_LT(now_ns() - t0, 5 * SEC); /* sanity, not speed: no write waited */
+    for (uint32_t i = 0; i < nr; i++) {
+        ASSERT_TRUE(chan_msg_check(p[i], len[i]) == NULL);
+        struct chan_msg m;
+        memcpy(&m, p[i], sizeof m);
+        ASSERT_EQ(m.seq, i + 1);
+        ASSERT_OK(shml_release(r[i])); /* pinned: never stale */
+        ASSERT_EQ(get(r[i]), v);
+        ASSERT_EQ(shml_recv_gap(r[i]), v - (i + 1) - 1);
+    }
+    for (uint32_t i = 0; i < nr; i++)
+        shml_channel_close(r[i]);
+    ASSERT_EQ(chan_stats(w).sent, v);
+    shml_channel_close(w);
+}
+
+/* argv: channel. Peek the current value, say "peeked", hang until killed. */
+PEER(latest_peek_hang)
+{
+    ASSERT_EQ(argc, 1);
+    shml_channel *r = chan_open(argv[0], SHML_CONSUMER, SHML_WAIT_BLOCK);
+    const void *p;
+    size_t len;
+    ASSERT_OK(shml_peek(r, &p, &len, WAIT_BOUND));
+    ASSERT_EQ(parent_send("peeked"), 0);
+    shmt_sleep_ms(120000);
+    return 1;
+}
+
+TEST(latest_reader_limit)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    ASSERT_EQ(chan_stats(ch).slots, 4);
+    /* The creator reads too: one more reader fits, then none. */
+    shml_channel *r1 = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    shml_channel *x = (shml_channel *)&x;
+    ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, NULL, &x), -EUSERS);
+    ASSERT_NULL(x);
+    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER | SHML_CONSUMER, NULL, &x), -EUSERS);
+    /* Writers are not limited. */
+    shml_channel *w[5];
+    for (int i = 0; i < 5; i++)
+        w[i] = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    ASSERT_OK(shml_channel_close(ch));
+    shml_channel *r2 = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, NULL, &x), -EUSERS);
+    /* Both readers inside a read, five writers writing: none waits. */
+    put(w[0], 1, 40);
+    const void *p1, *p2;
+    size_t l1, l2;
+    ASSERT_OK(shml_peek(r1, &p1, &l1, 0));
+    put(w[1], 2, 41);
+    ASSERT_OK(shml_peek(r2, &p2, &l2, 0));
+    for (uint64_t v = 3; v < 300; v++)
+        put(w[v % 5], v, 42);
+    ASSERT_OK(shml_release(r1));
+    ASSERT_OK(shml_release(r2));
+    ASSERT_EQ(get(r1), 299);
+    for (int i = 0; i < 5; i++)
+        shml_channel_close(w[i]);
+    shml_channel_close(r1);
+    shml_channel_close(r2);
+}
+
+/* Readers that died (inside a read or not) give their places back to the next opener. */
+TEST_TIMEOUT(latest_dead_readers_reclaimed_at_open, 60)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    ASSERT_EQ(chan_stats(ch).slots, 4);
+    shml_channel_close(ch);
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    put(w, 1, 40);
+    pid_t idle = spawn_peer("ep_hold", addr, shmt_fmt("%u", SHML_CONSUMER), "idle");
+    ASSERT_EQ(peer_expect(idle, "ready", 30000), 0);
+    pid_t peek = spawn_peer("latest_peek_hang", addr);
+    ASSERT_EQ(peer_expect(peek, "peeked", 30000), 0);
+    shml_channel *x = (shml_channel *)&x;
+    ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, NULL, &x), -EUSERS);
+    ASSERT_EQ(kill_peer(idle, SIGKILL), 128 + SIGKILL);
+    ASSERT_EQ(kill_peer(peek, SIGKILL), 128 + SIGKILL);
+    shml_channel *r1 = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    shml_channel *r2 = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    for (uint64_t v = 2; v < 50; v++)
+        put(w, v, 40);
+    ASSERT_EQ(get(r1), 49);
+    ASSERT_EQ(get(r2), 49);
+    shml_channel_close(r1);
+    shml_channel_close(r2);
+    shml_channel_close(w);
+}
+
+TEST_TIMEOUT(latest_reader_killed_inside_peek, 60)
+{
+    const char *addr;
+    /* 8 buffers: 6 readers, r and five that die inside a read each round. */
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 8 * 256, LV_MAX, 0);
+    uint32_t bufs = chan_stats(ch).slots;
+    shml_channel_close(ch);
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *r = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    uint64_t v = 0;
+    /* Round after round, every reader place but r's is taken by a reader that pins a buffer
+       and dies: from the second round on, new readers need the dead readers' places (open
+       reclaims them) and the writer their buffers, and every write has timeout 0 (a writer
+       never waits). */
+    for (int round = 0; round < 4; round++) {
+        pid_t pk[8];
+        uint32_t n = bufs - 3 > 8 ? 8 : bufs - 3;
+        for (uint32_t i = 0; i < n; i++) {
+            put(w, ++v, 50);
+            pk[i] = spawn_peer("latest_peek_hang", addr);
+            ASSERT_EQ(peer_expect(pk[i], "peeked", 30000), 0);
+        }
+        for (uint32_t i = 0; i < n; i++)
+            ASSERT_EQ(kill_peer(pk[i], SIGKILL), 128 + SIGKILL);
+        /* The writer still never waits, and a live reader gets the newest value. */
+        for (int k = 0; k < 200; k++)
+            put(w, ++v, CHAN_MSG_MIN + (uint32_t)(k % 150));
+        ASSERT_EQ(get(r), v);
+    }
+    ASSERT_EQ(chan_stats(w).sent, v);
+    shml_channel_close(r);
+    shml_channel_close(w);
+}
