@@ -492,6 +492,9 @@ int shml_channel_close(shml_channel *ch)
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
     ep_undo(ch->hdr, ch->ep_index);
     ep_free(ch->hdr, ch->ep_index, mine);
+    /* A bus subscriber that leaves may have been the one its publishers wait for. */
+    if (ch->kind == SHML_BUS && (ch->role & SHML_CONSUMER))
+        shml__event_wake_all(&ch->hdr->not_full);
     shml_segment_close(ch->seg);
     free(ch);
     return 0;
