@@ -528,6 +528,7 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
             }
         }
     }
+    /* seq_cst: pairs with the load in shml_channel_interrupt() (see the loop below). */
     atomic_store_explicit(&ch->sleeping_on, e, memory_order_seq_cst);
     for (;;) {
         uint32_t gen = shml__event_gen(e);
@@ -771,6 +772,7 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
     for (uint32_t i = 0; i < h->nendpoints; i++) {
         struct shml_chan_ep *e = shml__chan_ep(h, i);
         uint64_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
+        /* seq_cst: pairs with the store of role when the entry was claimed. */
         uint32_t role = atomic_load_explicit(&e->role, memory_order_seq_cst);
         if (!(state & 1u))
             continue;
