@@ -351,7 +351,6 @@ ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *le
 {
     uint64_t gap = 0;
     size_t i = 0, used = 0;
-    int64_t deadline = shml__deadline(timeout_ns);
     ch->gap = 0;
     while (i < n) {
         void *s;
@@ -383,13 +382,8 @@ ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *le
         r = release_quiet(ch);
         gap += ch->gap;
         ch->gap = 0;
-        if (r == -ESTALE) {
-            if (i == 0 && timeout_ns >= 0) {
-                int64_t left = deadline - shml__os_mono_ns();
-                timeout_ns = left > 0 ? left : 0;
-            }
-            continue;
-        }
+        if (r == -ESTALE)
+            continue; /* torn: skipped (counted); the first waits within the same deadline */
         lens[i++] = len;
         used += len;
     }

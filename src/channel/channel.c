@@ -511,7 +511,11 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
         return r;
     if (timeout_ns == 0)
         return -ETIMEDOUT;
-    int64_t deadline = shml__deadline(timeout_ns);
+    if (!ch->has_deadline) {
+        ch->deadline = shml__deadline(timeout_ns);
+        ch->has_deadline = true;
+    }
+    int64_t deadline = ch->deadline;
     if (ch->wait != SHML_WAIT_BLOCK) {
         uint32_t spins = ch->wait == SHML_WAIT_SPIN ? UINT32_MAX : ch->spin;
         for (uint32_t i = 0; i < spins; i++) {
@@ -612,6 +616,7 @@ ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout
         return -EINVAL;
     const struct shml__chan_ops *ops = ops_of(ch);
     void *buf;
+    ch->has_deadline = false;
     r = ops->claim(ch, len, &buf, timeout_ns);
     if (r < 0)
         return r;
@@ -629,7 +634,7 @@ ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
     if (!buf && cap)
         return -EINVAL;
     const struct shml__chan_ops *ops = ops_of(ch);
-    int64_t deadline = shml__deadline(timeout_ns);
+    ch->has_deadline = false;
     uint64_t gap = 0;
     for (;;) {
         const void *src;
@@ -648,12 +653,9 @@ ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
             ch->gap = gap;
             return r < 0 ? r : (ssize_t)len;
         }
-        /* Bus, overwrite: lapped while copying; the gap is counted; read the next one. */
+        /* Bus, overwrite: lapped while copying; the gap is counted; read the next one
+           (within the same deadline). */
         gap += ch->gap;
-        if (timeout_ns >= 0) {
-            int64_t left = deadline - shml__os_mono_ns();
-            timeout_ns = left > 0 ? left : 0;
-        }
     }
 }
 
@@ -664,6 +666,7 @@ int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
         return r;
     if (!buf)
         return -EINVAL;
+    ch->has_deadline = false;
     return ops_of(ch)->claim(ch, len, buf, timeout_ns);
 }
 
@@ -684,6 +687,7 @@ int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_n
         return r;
     if (!buf || !len)
         return -EINVAL;
+    ch->has_deadline = false;
     return ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns);
 }
 
@@ -710,6 +714,7 @@ ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
         if (!msgs[i].base && msgs[i].len)
             return -EINVAL;
     }
+    ch->has_deadline = false;
     if (ch->kind == SHML_QUEUE)
         return shml__queue_send_batch(ch, msgs, n, timeout_ns);
     if (ch->kind == SHML_BUS)
@@ -726,6 +731,7 @@ ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, s
     if ((!buf && cap) || !lens || n == 0)
         return -EINVAL;
     ssize_t got;
+    ch->has_deadline = false;
     if (ch->kind == SHML_QUEUE)
         got = shml__queue_recv_batch(ch, buf, cap, lens, n, timeout_ns);
     else if (ch->kind == SHML_BUS)

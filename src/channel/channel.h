@@ -33,6 +33,10 @@ struct shml_channel {
     _Atomic int intr;
     _Atomic(struct shml_event_layout *) sleeping_on;
     uint64_t gap;         /* shml_recv_gap() */
+    /* the deadline of the public call in progress, computed at its first wait (so that a call
+       that need not wait reads no clock, and one that waits twice keeps one bound) */
+    int64_t deadline;
+    bool has_deadline;
     bool probe;           /* set after a sleep: look for dead holders (system calls) now */
     uint32_t ticks;       /* tries since the last such look */
     void *scratch;        /* rpc server: where a reply to a client that has gone is written */

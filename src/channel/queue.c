@@ -156,7 +156,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
-            if (state_busy(st) && holder_dead(st)) {
+            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(st)) {
                 shml__queue_reclaim(ch, s, st, p);
                 continue;
             }
@@ -212,7 +212,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* Free or claimed for p (or still the previous lap's): nothing to read yet. */
-            if (state_busy(st) && holder_dead(st)) {
+            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(st)) {
                 uint32_t seq = state_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */

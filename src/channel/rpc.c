@@ -223,7 +223,6 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
     if (ch->has_request)
         return shml__fail(EBUSY, "reply to the request received first");
     struct shml_chan_hdr *h = ch->hdr;
-    int64_t deadline = shml__deadline(timeout_ns);
     size_t room = cap > SIZE_MAX - SHML_RPC_TAG ? SIZE_MAX : cap + SHML_RPC_TAG;
     for (;;) {
         void *sv;
@@ -257,14 +256,11 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
         }
         /* Its client has gone, or gave up on it (whoever made its mailbox idle counted the
            loss), or the tag is bad (counted here): drop it, wait for the next. */
+        bool bad = s->len < SHML_RPC_TAG || tag[0] >= h->nendpoints;
         shml__queue_give_back(ch, s, pos);
-        if (s->len < SHML_RPC_TAG || tag[0] >= h->nendpoints)
+        if (bad)
             atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
-        shml__chan_count_drops(ch, 1);
-        if (timeout_ns >= 0) {
-            int64_t left = deadline - shml__os_mono_ns();
-            timeout_ns = left > 0 ? left : 0;
-        }
+        shml__chan_count_drops(ch, 1); /* then wait again, within the same deadline */
     }
 }
 
