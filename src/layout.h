@@ -281,7 +281,14 @@ struct shml_chan_hdr {
     _Alignas(128) shml_atomic_u64 lost; /* 640: messages freed because a holder died */
     shml_atomic_u64 servers;        /* 648: rpc: servers that ever opened; else 0 */
     struct shml_chan_totals closed; /* 656: counters of endpoints gone */
-    uint8_t reserved1[SHML_CHAN_HDR - 704]; /* 704: zero */
+    uint8_t reserved1[64];          /* 704: zero */
+    /* 768: the type of a message, for typed channels (all zero: untyped bytes). Written at
+       create, never changed. */
+    uint64_t type_itemsize;         /* 768: bytes of one element */
+    uint32_t type_ndim;             /* 776: dimensions, 0 .. SHML_TYPE_NDIM_MAX */
+    uint32_t type_format_len;       /* 780: bytes of type_format before its NUL */
+    uint64_t type_shape[8];         /* 784: the shape; unused dimensions 0 */
+    char type_format[176];          /* 848: PEP 3118 struct format of an element, NUL-ended */
 };
 _Static_assert(sizeof(struct shml_chan_hdr) == SHML_CHAN_HDR, "channel header size");
 _Static_assert(offsetof(struct shml_chan_hdr, nslots) == 16, "chan.nslots");
@@ -298,6 +305,9 @@ _Static_assert(offsetof(struct shml_chan_hdr, not_full) == 512, "chan.not_full")
 _Static_assert(offsetof(struct shml_chan_hdr, lost) == 640, "chan.lost");
 _Static_assert(offsetof(struct shml_chan_hdr, servers) == 648, "chan.servers");
 _Static_assert(offsetof(struct shml_chan_hdr, closed) == 656, "chan.closed");
+_Static_assert(offsetof(struct shml_chan_hdr, type_itemsize) == 768, "chan.type_itemsize");
+_Static_assert(offsetof(struct shml_chan_hdr, type_shape) == 784, "chan.type_shape");
+_Static_assert(offsetof(struct shml_chan_hdr, type_format) == 848, "chan.type_format");
 
 /*
  * An endpoint table entry: one per open handle, 128 bytes so that no two endpoints share a

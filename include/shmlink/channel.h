@@ -79,6 +79,22 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 #define SHML_SPSC 0x1u /* create, queue: one producer and one consumer at a time (no CAS) */
 
 /*
+ * The type of a typed channel's messages, so that programs in any language agree on their
+ * layout: each message is an array of `shape` (ndim dimensions, C order) of elements whose
+ * layout is the PEP 3118 struct format `format` (what Python's buffer protocol and numpy use:
+ * "B" for uint8, "<d" for a little-endian double, "T{<Q:seq:<d:t:}" for a structure) and whose
+ * size is itemsize. The library stores and returns it; it does not parse the format.
+ */
+#define SHML_TYPE_FORMAT_MAX 176u /* bytes of format, its NUL included */
+#define SHML_TYPE_NDIM_MAX   8u
+struct shml_channel_type {
+    char format[SHML_TYPE_FORMAT_MAX]; /* "" for untyped bytes */
+    uint64_t itemsize;                 /* bytes of one element (> 0 when typed) */
+    uint32_t ndim;                     /* 0: one element per message */
+    uint64_t shape[SHML_TYPE_NDIM_MAX];
+};
+
+/*
  * Options. `opts` may be NULL for the defaults: 1 MiB of slots for messages up to 4 KiB, 64
  * endpoints, mode 0600, adaptive waits.
  *
@@ -101,6 +117,8 @@ struct shml_channel_opts {
     uint32_t endpoints; /* create: entries in the endpoint table, 1..4096 (0 = 64) */
     uint32_t role;      /* create: the creator's role (0: queue and latest both, bus
                            publisher, rpc server) */
+    const struct shml_channel_type *type; /* create: typed messages (NULL: untyped bytes);
+                           max_msg 0 then means one message of the type */
 };
 
 /*
@@ -108,7 +126,9 @@ struct shml_channel_opts {
  * in opts->role (by default: producer and consumer of a queue, writer and reader of a latest
  * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: an unknown kind, policy,
  * wait or flag; SHML_OVERWRITE on a kind other than bus; SHML_SPSC on a kind other than queue;
- * max_msg larger than 1 GiB; endpoints above 4096; an rpc endpoint both client and server),
+ * max_msg larger than 1 GiB; endpoints above 4096; an rpc endpoint both client and server; a
+ * type whose format is not NUL-ended printable text, has more than 8 dimensions, a zero
+ * itemsize or a size past max_msg),
  * -EOVERFLOW (geometry too large).
  * Ownership: *out is the caller's, closed with shml_channel_close(); the channel persists
  * until shml_segment_unlink(addr).
@@ -124,6 +144,12 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,
                                const struct shml_channel_opts *opts, shml_channel **out);
+
+/*
+ * The type of the channel's messages (format "" and itemsize 0 if untyped). Returns 0, or
+ * -EINVAL for NULL arguments.
+ */
+SHML_API int shml_channel_type(const shml_channel *ch, struct shml_channel_type *type);
 
 /* Close an endpoint (NULL is fine): free its table entry, adding its counters to the
    channel's totals. An uncommitted claim or unreleased peek is abandoned: the slot is freed

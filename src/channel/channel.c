@@ -68,6 +68,29 @@ static uint64_t layout_slots_off(uint32_t kind, uint32_t nep, uint64_t box_strid
     return shml__round_up(end, 128);
 }
 
+/*
+ * Bytes of one message of a type (itemsize times the shape's product), or 0 if the type is
+ * inconsistent (a bad format, ndim, itemsize, or an overflow).
+ */
+static uint64_t type_size(const char *format, size_t format_cap, uint64_t itemsize,
+                          uint32_t ndim, const uint64_t *shape)
+{
+    size_t len = strnlen(format, format_cap);
+    if (len == format_cap || len == 0 || itemsize == 0 || itemsize > MAX_MAX_MSG ||
+        ndim > SHML_TYPE_NDIM_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)format[i] < 0x20 || (unsigned char)format[i] > 0x7e)
+            return 0;
+    uint64_t n = itemsize;
+    for (uint32_t d = 0; d < ndim; d++) {
+        if (shape[d] == 0 || shape[d] > MAX_MAX_MSG || n > MAX_MAX_MSG / shape[d])
+            return 0;
+        n *= shape[d];
+    }
+    return n;
+}
+
 int shml__chan_validate(const struct shml_chan_hdr *h, size_t size)
 {
     if (size < SHML_CHAN_HDR || h->magic != SHML_CHAN_MAGIC)
@@ -102,6 +125,12 @@ int shml__chan_validate(const struct shml_chan_hdr *h, size_t size)
                           (unsigned long long)h->box_off, (unsigned long long)h->slots_off);
     if (slots_off > size || n * h->stride > size - slots_off)
         return shml__fail(SHML_ECORRUPT, "channel slots run past the %zu-byte data", size);
+    if (h->type_format_len != 0 || h->type_itemsize != 0) {
+        uint64_t ts = type_size(h->type_format, sizeof(h->type_format), h->type_itemsize,
+                                h->type_ndim, h->type_shape);
+        if (ts == 0 || ts > h->max_msg || h->type_format_len != strlen(h->type_format))
+            return shml__fail(SHML_ECORRUPT, "channel message type is inconsistent");
+    }
     return 0;
 }
 
@@ -325,6 +354,11 @@ static void init_block(void *data, size_t size, void *ctx)
     h->ep_off = g->ep_off;
     h->box_off = g->box_off;
     h->box_stride = g->box_stride;
+    h->type_itemsize = g->type_itemsize;
+    h->type_ndim = g->type_ndim;
+    h->type_format_len = g->type_format_len;
+    memcpy(h->type_shape, g->type_shape, sizeof(h->type_shape));
+    memcpy(h->type_format, g->type_format, sizeof(h->type_format));
     shml_event_init((shml_event *)&h->not_empty);
     shml_event_init((shml_event *)&h->not_full);
     /* Relaxed stores below: all published with the segment. */
@@ -363,6 +397,21 @@ static int check_opts(const struct shml_channel_opts *o)
         return shml__fail(EINVAL, "unknown role 0x%x", o->role);
     if (kind == SHML_RPC && o->role == (SHML_CLIENT | SHML_SERVER))
         return shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
+    if (o->type && o->type->format[0] != '\0') {
+        const struct shml_channel_type *t = o->type;
+        uint64_t ts = type_size(t->format, sizeof(t->format), t->itemsize, t->ndim, t->shape);
+        if (ts == 0)
+            return shml__fail(EINVAL, "the message type is invalid: its format must be "
+                                      "printable text of at most %u bytes, its itemsize above "
+                                      "0, its shape at most %u non-zero dimensions",
+                              SHML_TYPE_FORMAT_MAX - 1, SHML_TYPE_NDIM_MAX);
+        if (o->max_msg && ts > o->max_msg)
+            return shml__fail(EINVAL, "a message of the type has %llu bytes, above max_msg %zu",
+                              (unsigned long long)ts, o->max_msg);
+        if (ts > MAX_MAX_MSG)
+            return shml__fail(EINVAL, "a message of the type has %llu bytes, above %zu",
+                              (unsigned long long)ts, MAX_MAX_MSG);
+    }
     if (o->endpoints > SHML_EP_MAX)
         return shml__fail(EINVAL, "%u endpoints; a channel has at most %u", o->endpoints,
                           SHML_EP_MAX);
@@ -381,7 +430,11 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
     if (r < 0)
         return r;
     uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
+    const struct shml_channel_type *type = o->type && o->type->format[0] ? o->type : NULL;
     size_t max_msg = o->max_msg ? o->max_msg : DEFAULT_MAX_MSG;
+    if (type && !o->max_msg)
+        max_msg = (size_t)type_size(type->format, sizeof(type->format), type->itemsize,
+                                    type->ndim, type->shape);
     size_t capacity = o->capacity ? o->capacity : DEFAULT_CAPACITY;
     uint32_t nep = o->endpoints ? o->endpoints : SHML_EP_DEFAULT;
     uint64_t stride = shml__round_up(slot_overhead(kind) + (uint64_t)max_msg, 64);
@@ -414,6 +467,14 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
         .box_off = box_off,
         .box_stride = (uint32_t)box_stride,
     };
+    if (type) {
+        geometry.type_itemsize = type->itemsize;
+        geometry.type_ndim = type->ndim;
+        geometry.type_format_len = (uint32_t)strlen(type->format);
+        memcpy(geometry.type_format, type->format, geometry.type_format_len + 1);
+        for (uint32_t d = 0; d < type->ndim; d++)
+            geometry.type_shape[d] = type->shape[d];
+    }
     shml_segment *seg;
     r = shml__segment_create_with(addr, (size_t)(slots_off + n * stride), &so, init_block,
                                   &geometry, &seg);
@@ -859,6 +920,21 @@ int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void 
     r = shml__chan_check(seg, repair, fn, ctx);
     shml_segment_close(seg);
     return r;
+}
+
+int shml_channel_type(const shml_channel *ch, struct shml_channel_type *type)
+{
+    if (!ch || !type)
+        return -EINVAL;
+    const struct shml_chan_hdr *h = ch->hdr;
+    memset(type, 0, sizeof(*type));
+    /* Validated at open (NUL-ended, ndim <= 8) and never changed since. */
+    memcpy(type->format, h->type_format, sizeof(type->format));
+    type->itemsize = h->type_itemsize;
+    type->ndim = h->type_ndim;
+    for (uint32_t d = 0; d < h->type_ndim && d < SHML_TYPE_NDIM_MAX; d++)
+        type->shape[d] = h->type_shape[d];
+    return 0;
 }
 
 shml_segment *shml_channel_segment(const shml_channel *ch)

@@ -484,3 +484,61 @@ TEST(spsc_basics)
     shml_channel_close(c);
     shml_channel_close(ch);
 }
+
+/* A typed channel: the type is stored at create and read back by any opener. */
+TEST(typed_channel)
+{
+    const char *addr = chan_addr();
+    struct shml_channel_type t = {.format = "T{<Q:seq:<d:t:}", .itemsize = 16, .ndim = 2,
+                                  .shape = {480, 640}};
+    struct shml_channel_opts o = {.kind = SHML_BUS, .type = &t};
+    shml_channel *ch;
+    ASSERT_OK(shml_channel_create(addr, &o, &ch));
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_EQ(st.max_msg, 16u * 480 * 640); /* max_msg 0: one message of the type */
+    shml_channel *r;
+    ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, NULL, &r));
+    struct shml_channel_type got;
+    ASSERT_OK(shml_channel_type(r, &got));
+    ASSERT_STR_EQ(got.format, "T{<Q:seq:<d:t:}");
+    ASSERT_EQ(got.itemsize, 16);
+    ASSERT_EQ(got.ndim, 2);
+    ASSERT_EQ(got.shape[0], 480);
+    ASSERT_EQ(got.shape[1], 640);
+    ASSERT_EQ(got.shape[2], 0);
+    ASSERT_ERR(shml_channel_type(r, NULL), -EINVAL);
+    shml_channel_close(r);
+    shml_channel_close(ch);
+
+    /* Untyped: format "" and itemsize 0. */
+    const char *plain = chan_addr();
+    ASSERT_OK(shml_channel_create(plain, NULL, &ch));
+    ASSERT_OK(shml_channel_type(ch, &got));
+    ASSERT_STR_EQ(got.format, "");
+    ASSERT_EQ(got.itemsize, 0);
+    shml_channel_close(ch);
+
+    /* Invalid types, refused before anything is made. */
+    const char *bad = chan_addr();
+    struct shml_channel_type b = t;
+    b.itemsize = 0;
+    o.type = &b;
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    b = t;
+    b.ndim = 9;
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    b = t;
+    b.shape[1] = 0;
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    b = t;
+    b.format[3] = '\n';
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    b = t;
+    memset(b.format, 'B', sizeof b.format); /* no NUL */
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    o.type = &t;
+    o.max_msg = 1000; /* smaller than one message of the type */
+    ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
+    ASSERT_ERR(shml_segment_unlink(bad), -ENOENT);
+}
