@@ -345,7 +345,7 @@ static int await_reply(struct sender *s, int64_t deadline)
                             hint);
     if (r == -ECONNRESET)
         return cli_fail_lib(s->verb, s->addr, (int)r,
-                            "the server that took the request died, or no server is left", hint);
+                            "the server that took the request died, or every server did", hint);
     if (r < 0)
         return cli_fail_lib(s->verb, s->addr, (int)r, shml_last_error(), hint);
     int w = print_message(s->verb, s->reply, (size_t)r, s->binary);

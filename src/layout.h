@@ -279,7 +279,7 @@ struct shml_chan_hdr {
     _Alignas(128) struct shml_event_layout not_full;  /* 512: senders sleep here */
     uint8_t pad4[96];
     _Alignas(128) shml_atomic_u64 lost; /* 640: messages freed because a holder died */
-    shml_atomic_u64 servers;        /* 648: rpc: servers that ever opened; else 0 */
+    shml_atomic_u64 servers;        /* 648: rpc: entries of servers (live or dead); else 0 */
     struct shml_chan_totals closed; /* 656: counters of endpoints gone */
     uint8_t reserved1[64];          /* 704: zero */
     /* 768: the type of a message, for typed channels (all zero: untyped bytes). Written at

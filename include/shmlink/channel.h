@@ -173,7 +173,8 @@ SHML_API ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_
  * -EBADF (not a consumer), -EBUSY (a peek is open on this handle), -EINTR, -SHML_ECORRUPT.
  * Latest: the newest value this handle has not read (the first read of a handle returns the
  * current value at once). RPC client: the reply (-EPROTO if no request was sent,
- * -ECONNRESET if the server that took the request died, or every server is gone).
+ * -ECONNRESET if the server that took the request died, or every server of the channel died;
+ * with no server at all it waits for one).
  */
 SHML_API ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 

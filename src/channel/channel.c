@@ -225,7 +225,9 @@ static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
 {
     struct shml_chan_ep *e = shml__chan_ep(h, i);
     /* seq_cst: publishers and inspectors stop counting it (pairs with their role loads). */
-    atomic_store_explicit(&e->role, 0, memory_order_seq_cst);
+    uint32_t role = atomic_exchange_explicit(&e->role, 0, memory_order_seq_cst);
+    if (h->kind == SHML_RPC && (role & SHML_SERVER))
+        atomic_fetch_sub_explicit(&h->servers, 1, memory_order_relaxed); /* a fact */
     fold(h, e);
     atomic_store_explicit(&e->sent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->bytes_sent, 0, memory_order_relaxed);

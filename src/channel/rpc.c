@@ -12,7 +12,7 @@
  *
  * Death. A client that waits for a reply looks now and then (after each sleep, at most every
  * 50 ms) at the server that took its request, and at whether any server is left; if the server
- * died, or every server did, it gets -ECONNRESET rather than a hang, and its mailbox is made
+ * died, or every server did (servers that closed do not count), it gets -ECONNRESET rather than a hang, and its mailbox is made
  * idle so that a late reply is dropped. A server that closes with a request unanswered
  * publishes a reply of length SHML_RPC_GONE, which the client reads as -ECONNRESET.
  */
@@ -171,7 +171,7 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
             return client_reset(ch, b, st, "the server that took the request died");
         if (server == 0 && atomic_load_explicit(&ch->hdr->servers, memory_order_relaxed) != 0 &&
             !server_alive(ch))
-            return client_reset(ch, b, st, "every server of the channel has gone");
+            return client_reset(ch, b, st, "every server of the channel died");
     }
     return -EAGAIN;
 }
