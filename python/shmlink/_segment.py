@@ -1,0 +1,33 @@
+"""Segment: a named shared-memory segment, with numpy views that cannot dangle."""
+from . import _shmlink
+
+
+class Segment(_shmlink.Segment):
+    """Segment(addr, create=False, size=0, mode=0o600, readonly=False, raw=False)
+
+    Open (or with create=True, create) the segment at `addr` and map it. `.buf` gives a new
+    memoryview of the bytes each time; the segment counts every export, and close() raises
+    BufferError while any is alive, so no view ever points at unmapped memory. raw=True maps
+    any object (for example one made by multiprocessing.shared_memory) as plain bytes.
+    Pickling re-opens by address (it never creates); the segment is removed only by
+    unlink(), never implicitly.
+    """
+
+    def ndarray(self, dtype="B", shape=None, offset=0):
+        """A numpy array over the bytes at `offset` that holds an export of the segment
+        (so close() raises BufferError while it lives). Do not use np.frombuffer(seg.buf):
+        numpy drops the export and the array would outlive the mapping."""
+        import numpy as np
+        dt = np.dtype(dtype)
+        if shape is None:
+            shape = ((self.size - offset) // dt.itemsize,)
+        elif isinstance(shape, int):
+            shape = (shape,)
+        n = dt.itemsize
+        for d in shape:
+            n *= d
+        raw = np.asarray(self.buf)[offset:offset + n]
+        if raw.nbytes != n:
+            raise ValueError(f"{self.address}: {n} bytes at offset {offset} do not fit in "
+                             f"{self.size}")
+        return raw.view(dt).reshape(shape)

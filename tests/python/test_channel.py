@@ -1,0 +1,158 @@
+import asyncio
+import gc
+
+import pytest
+
+import shmlink
+
+
+def test_queue_send_recv_batch(addr):
+    a = addr()
+    with shmlink.Queue(a, create=True, max_msg=128, capacity=4096) as q:
+        q.send(b"one")
+        q.send(bytearray(b"two"))
+        q.send(memoryview(b"three"))
+        assert [q.recv(0), q.recv(0), q.recv(0)] == [b"one", b"two", b"three"]
+        with pytest.raises(TimeoutError, match=a):
+            q.recv(timeout=0.05)
+        with pytest.raises(ValueError):
+            q.send(b"x" * 129)
+        assert q.send_batch([b"a", b"bb", b"ccc"]) == 3
+        assert q.recv_batch(max_messages=10, timeout=1) == [b"a", b"bb", b"ccc"]
+        st = q.stats()
+        assert st["sent"] == 6 and st["received"] == 6 and st["kind"] == shmlink._shmlink.QUEUE
+        with shmlink.Queue(a, role="consumer") as c:
+            q.send(b"to the other")
+            assert c.recv(1) == b"to the other"
+            with pytest.raises(OSError):
+                c.send(b"not a producer")
+
+
+def test_claim_commit_abort_and_view_lifetime(addr):
+    with shmlink.Queue(addr(), create=True, max_msg=64) as q:
+        with q.claim(16) as v:
+            v[:5] = b"hello"
+            q.commit(5)
+        with pytest.raises(ValueError):
+            v[0] = 1  # released at the end of the block
+        with q.recv_view(1) as r:
+            assert bytes(r) == b"hello" and r.readonly
+        with pytest.raises(ValueError):
+            bytes(r)
+        # an exception in the block publishes nothing
+        with pytest.raises(RuntimeError):
+            with q.claim(8) as v:
+                v[:3] = b"bad"
+                raise RuntimeError("abort")
+        with pytest.raises(TimeoutError):
+            q.recv(0.05)
+        q.send(b"after")  # goes through the reserved slot
+        assert q.recv(1) == b"after"
+        # a slice that outlives the block never dangles: the message is released at the end
+        # of the block (the handle goes on), and close() refuses while the slice lives
+        q.send(b"keep")
+        with q.recv_view(1) as r:
+            part = r[0:2]
+        assert bytes(part) == b"ke"
+        with pytest.raises(TimeoutError):
+            q.recv(0)
+        with pytest.raises(BufferError):
+            q.close()
+        del part
+        gc.collect()
+        q.send(b"next")
+        assert q.recv(1) == b"next"
+
+
+def test_typed_structured_and_arrays(addr):
+    np = pytest.importorskip("numpy")
+    dt = np.dtype([("seq", "<u8"), ("flag", "u1"), ("t", "<f8"), ("px", "u1", (2, 3))],
+                  align=True)
+    a = addr()
+    with shmlink.Queue(a, create=True, dtype=dt, shape=(4,)) as q:
+        assert q.dtype == dt and q.dtype.itemsize == dt.itemsize and q.shape == (4,)
+        x = np.zeros(4, dt)
+        x["seq"] = [1, 2, 3, 4]
+        x["t"] = 0.5
+        q.send_array(x)
+        y = q.recv_array(timeout=1)
+        assert (y == x).all() and y.flags.writeable
+        with pytest.raises(ValueError):
+            q.send_array(np.zeros(3, dt))
+        with pytest.raises(ValueError):
+            q.send_array(np.zeros(4, "u1"))
+        with shmlink.Queue(a) as o:  # the opener reads the type from the channel
+            assert o.dtype == dt and o.shape == (4,)
+            o.send_array(x)
+        with q.recv_view_array(1) as arr:
+            assert arr["seq"].sum() == 10 and not arr.flags.writeable
+            del arr
+        with q.claim_array() as w:
+            w["seq"] = 7
+            del w
+        assert (q.recv_array(1)["seq"] == 7).all()
+
+
+@pytest.mark.parametrize("dtype,shape", [("uint8", (480, 640, 3)), ("<f4", ()), (">i2", (5,)),
+                                         ("complex128", (2, 2))])
+def test_typed_simple(addr, dtype, shape):
+    np = pytest.importorskip("numpy")
+    with shmlink.Queue(addr(), create=True, dtype=dtype, shape=shape) as q:
+        assert q.dtype == np.dtype(dtype) and q.shape == shape
+        x = (np.arange(int(np.prod(shape))) % 100).astype(dtype).reshape(shape)
+        q.send_array(x)
+        assert (q.recv_array(1) == x).all()
+
+
+def test_bus_overwrite_gap(addr):
+    a = addr()
+    with shmlink.Bus(a, create=True, capacity=4096, max_msg=64, policy="overwrite") as pub:
+        with shmlink.Bus(a, role="subscriber") as sub:
+            for i in range(200):
+                pub.send(b"%d" % i)
+            got = sub.recv(1)
+            assert sub.gap > 0 and int(got) == sub.gap
+
+
+def test_latest_and_rpc(addr):
+    a, b = addr(), addr()
+    with shmlink.Latest(a, create=True, max_msg=32) as w, shmlink.Latest(a, role="reader") as r:
+        w.send(b"v1")
+        w.send(b"v2")
+        assert r.recv(1) == b"v2"
+        with pytest.raises(TimeoutError):
+            r.recv(0.05)
+    with shmlink.RPC(b, create=True) as srv, shmlink.RPC(b, role="client") as cl:
+        cl.send(b"ping")
+        assert srv.recv(1) == b"ping"
+        srv.send(b"pong")
+        assert cl.recv(1) == b"pong"
+
+
+def test_asyncio(addr):
+    a = addr()
+
+    async def main(q):
+        t = asyncio.ensure_future(q.arecv(timeout=5))
+        await asyncio.sleep(0.05)
+        with shmlink.Queue(a, role="producer") as p:
+            await p.asend(b"async")
+        return await t
+
+    with shmlink.Queue(a, create=True, role="consumer") as q:
+        assert asyncio.run(main(q)) == b"async"
+        with pytest.raises(OSError):
+            q.fileno()
+
+
+def test_bad_options(addr):
+    with pytest.raises(ValueError):
+        shmlink.Queue(addr(), create=True, policy="nope")
+    with pytest.raises(ValueError):
+        shmlink.RPC(addr(), create=True, role="both")
+    with pytest.raises(FileNotFoundError):
+        shmlink.Queue(addr())
+    a = addr()
+    shmlink.Segment(a, create=True, size=64).close()
+    with pytest.raises(shmlink.WrongKind):
+        shmlink.Queue(a)

@@ -1,0 +1,129 @@
+import gc
+import pickle
+import subprocess
+import sys
+from multiprocessing import shared_memory
+
+import pytest
+
+import shmlink
+from conftest import run_py
+
+
+def test_create_open_write_read(addr):
+    a = addr()
+    with shmlink.Segment(a, create=True, size=4096) as s:
+        assert s.size == 4096 and s.created and s.address == "posix:/" + a
+        s.buf[:5] = b"hello"
+        with shmlink.Segment(a) as t:
+            assert bytes(t.buf[:5]) == b"hello" and not t.created
+    assert s.closed
+
+
+def test_errors_are_builtin_and_name_the_address(addr):
+    a = addr()
+    with pytest.raises(FileNotFoundError, match=a):
+        shmlink.Segment(a)
+    s = shmlink.Segment(a, create=True, size=100)
+    with pytest.raises(FileExistsError, match=a):
+        shmlink.Segment(a, create=True, size=100)
+    with pytest.raises(ValueError):
+        shmlink.Segment("bad/name", create=True, size=10)
+    with pytest.raises(ValueError):
+        shmlink.Segment(a + "x", create=True, size=0)
+    s.close()
+    m = shmlink.Segment(a + "r", create=True, size=10, raw=True)
+    m.close()
+    with pytest.raises(shmlink.NotShmlink):
+        shmlink.Segment(a + "r")
+    assert issubclass(shmlink.NotShmlink, shmlink.Error) and issubclass(shmlink.Error, OSError)
+    shmlink.unlink(a + "r")
+
+
+def test_close_with_live_views_is_buffererror_never_a_crash(addr):
+    s = shmlink.Segment(addr(), create=True, size=4096)
+    v = s.buf
+    w = v[10:20]
+    with pytest.raises(BufferError):
+        s.close()
+    v.release()
+    with pytest.raises(BufferError):  # the slice keeps its export
+        s.close()
+    del w
+    s.close()
+    with pytest.raises(ValueError):
+        s.buf
+    s.close()  # twice is fine
+
+
+def test_numpy_view_keeps_export(addr):
+    np = pytest.importorskip("numpy")
+    s = shmlink.Segment(addr(), create=True, size=4096)
+    arr = s.ndarray("<u4")
+    arr[:4] = [1, 2, 3, 4]
+    assert arr.shape == (1024,)
+    with pytest.raises(BufferError):
+        s.close()
+    del arr
+    gc.collect()
+    s.close()
+
+
+def test_readonly(addr):
+    a = addr()
+    s = shmlink.Segment(a, create=True, size=64)
+    r = shmlink.Segment(a, readonly=True)
+    assert r.buf.readonly
+    with pytest.raises(TypeError):
+        r.buf[0] = 1
+    r.close()
+    s.close()
+
+
+def test_pickle_reattaches_never_creates(addr):
+    a = addr()
+    s = shmlink.Segment(a, create=True, size=64)
+    s.buf[0] = 42
+    data = pickle.dumps(s)
+    t = pickle.loads(data)
+    assert t.buf[0] == 42 and not t.created
+    t.close()
+    s.close()
+    s.unlink()
+    with pytest.raises(FileNotFoundError):
+        pickle.loads(data)
+
+
+def test_never_unlinks_what_it_did_not_create(addr):
+    a = addr()
+    s = shmlink.Segment(a, create=True, size=64)
+    r = run_py(f"import shmlink\ns = shmlink.Segment({a!r})\ns.close()\ndel s\n")
+    assert r.returncode == 0, r.stderr
+    with shmlink.Segment(a) as t:  # still there
+        assert t.size == 64
+    s.close()
+
+
+def test_multiprocessing_shared_memory_interop(addr):
+    a = addr()
+    shm = shared_memory.SharedMemory(name=a, create=True, size=4096)
+    try:
+        shm.buf[:3] = b"abc"
+        with shmlink.Segment(a, raw=True) as s:
+            assert s.size >= 4096 and bytes(s.buf[:3]) == b"abc"
+            s.buf[3:6] = b"def"
+        assert bytes(shm.buf[:6]) == b"abcdef"
+    finally:
+        shm.close()
+    # and the other way: a raw shmlink segment opened by multiprocessing.shared_memory
+    b = addr()
+    s = shmlink.Segment(b, create=True, size=4096, raw=True)
+    s.buf[:2] = b"hi"
+    code = ("from multiprocessing import shared_memory, resource_tracker\n"
+            f"m = shared_memory.SharedMemory(name={b!r})\n"
+            "resource_tracker.unregister(m._name, 'shared_memory')\n"
+            "print(bytes(m.buf[:2]).decode()); m.buf[2:4] = b'yo'; m.close()\n")
+    r = run_py(code)
+    assert r.returncode == 0 and r.stdout.strip() == "hi", r.stderr
+    assert bytes(s.buf[:4]) == b"hiyo"
+    s.close()
