@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo's scripted session with the shmlink tool: create, write, list, read, remove.
-# Usage: scripts/demo-session.sh PATH_TO_SHMLINK   (scripts/demo builds it and runs this;
+# Usage: scripts/demo-session.sh PATH_TO_SHMLINK   (`scripts/demo --session` builds it and runs this;
 # ctest runs it as demo.session so the README's first command cannot rot).
 set -euo pipefail
 shmlink=${1:?usage: demo-session.sh PATH_TO_SHMLINK}
