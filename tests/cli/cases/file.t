@@ -6,7 +6,7 @@ $ shmlink info "file:$TMP/seg.bin" --json | shmltest json info
 $ printf 'persisted\n' | shmlink write "file:$TMP/seg.bin" --offset 1K
 $ shmlink cat "file:$TMP/seg.bin" --offset 1K --length 10
 # The bytes are in the file itself, after the header page.
-$ tail -c +$((4096 + 1024 + 1)) "$TMP/seg.bin" | head -c 10
+$ head -c $((4096 + 1024 + 10)) "$TMP/seg.bin" | tail -c 10
 $ shmlink dump "file:$TMP/seg.bin" --offset 1000 --length 64
 $ shmltest pattern 10241 | shmlink write "file:$TMP/seg.bin"
 $ shmlink cat "file:$TMP/seg.bin" --offset 1K --length 10
