@@ -69,6 +69,8 @@
  */
 #include <shmlink.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -124,24 +126,6 @@ struct opts {
     const char *only; /* TEXT[,TEXT...]: run only the benchmarks whose name contains one */
 };
 
-static bool selected(const struct opts *o, const char *name)
-{
-    if (!o->only)
-        return true;
-    for (const char *p = o->only; *p;) {
-        size_t len = strcspn(p, ",");
-        char word[64];
-        if (len > 0 && len < sizeof word) {
-            memcpy(word, p, len);
-            word[len] = '\0';
-            if (strstr(name, word))
-                return true;
-        }
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
-
 /* ---- the shared mapping of the raw baselines ---- */
 
 /*
@@ -176,13 +160,6 @@ struct shared {
 
 /* ---- small tools ---- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void pin(int cpu)
 {
     if (cpu < 0)
@@ -192,25 +169,6 @@ static void pin(int cpu)
     CPU_SET(cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0)
         fprintf(stderr, "bench_channel: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
-}
-
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
-{
-    /* Not FUTEX_PRIVATE_FLAG: the two processes share the word through a shared mapping. */
-    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Nearest-rank percentile (0 < p <= 100) of the sorted v[0..n). */
@@ -2024,7 +1982,7 @@ static bool any_ran(const struct series *s, size_t n)
 
 static bool runnable(const struct opts *o, const struct series *s)
 {
-    return selected(o, s->name) && !s->failed && !s->na[0];
+    return bench_selected(o->only, s->name) && !s->failed && !s->na[0];
 }
 
 int main(int argc, char **argv)

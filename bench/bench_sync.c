@@ -47,6 +47,8 @@
  */
 #include <shmlink.h>
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/futex.h>
@@ -86,24 +88,6 @@ struct opts {
     const char *only; /* TEXT[,TEXT...]: run only the benchmarks whose name contains one */
 };
 
-static bool selected(const struct opts *o, const char *name)
-{
-    if (!o->only)
-        return true;
-    for (const char *p = o->only; *p;) {
-        size_t len = strcspn(p, ",");
-        char word[64];
-        if (len > 0 && len < sizeof word) {
-            memcpy(word, p, len);
-            word[len] = '\0';
-            if (strstr(name, word))
-                return true;
-        }
-        p += len + (p[len] == ',');
-    }
-    return false;
-}
-
 /* ---- the shared mapping ---- */
 
 /*
@@ -132,13 +116,6 @@ struct shared {
 
 /* ---- small tools ---- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void pin(int cpu)
 {
     if (cpu < 0)
@@ -148,18 +125,6 @@ static void pin(int cpu)
     CPU_SET(cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0)
         fprintf(stderr, "bench_sync: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
-}
-
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
-{
-    /* Not FUTEX_PRIVATE_FLAG: the two processes share the word through a shared mapping. */
-    return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Nearest-rank percentile (0 < p <= 100) of v[0..n), which it sorts. */
@@ -389,17 +354,10 @@ static int round_spin(struct shared *sh, uint32_t i)
  * Diagnostics: the raw spin ping-pong with one of the two things a spin-mode shml_event does
  * differently, so the table shows where a gap between the two comes from.
  *
- * "pause": the poll runs the CPU's pause instruction before each load, as the library's spin
- * loop does (shml__os_cpu_relax), which saves power and the sibling hyperthread's time but
- * can see a change later.
+ * "pause": the poll runs the CPU's pause instruction (cpu_relax()) before each load, as the
+ * library's spin loop does (shml__os_cpu_relax), which saves power and the sibling
+ * hyperthread's time but can see a change later.
  */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 static int spin_wait_pause(_Atomic uint32_t *word, uint32_t want)
 {
     uint32_t n = 0;
@@ -1153,7 +1111,7 @@ int main(int argc, char **argv)
         if (tty)
             fprintf(stderr, "\rrepetition %ld/%ld", r + 1, o.reps);
         for (size_t b = 0; b < N_PINGPONG; b++) {
-            if (!selected(&o, pp[b].name) || pp[b].failed)
+            if (!bench_selected(o.only, pp[b].name) || pp[b].failed)
                 continue;
             size_t first = pp[b].n;
             if (run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0) {
@@ -1165,11 +1123,11 @@ int main(int argc, char **argv)
             pp[b].rep[pp[b].nrep++] = median_of(&part);
         }
         for (size_t b = 0; b < N_LOCKER; b++)
-            if (selected(&o, lk[b].name) && !lk[b].failed &&
+            if (bench_selected(o.only, lk[b].name) && !lk[b].failed &&
                 run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
                 lk[b].failed = failed = true;
         for (size_t b = 0; b < N_CONTENDER; b++)
-            if (selected(&o, ct[b].name) && !ct[b].failed &&
+            if (bench_selected(o.only, ct[b].name) && !ct[b].failed &&
                 run_contended(sh, &o, &contenders[b], &ct[b]) < 0)
                 ct[b].failed = failed = true;
     }
