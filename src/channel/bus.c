@@ -33,16 +33,6 @@
 
 #include <string.h>
 
-static inline struct shml_chan_slot *slot_at(const shml_channel *ch, uint64_t pos)
-{
-    return shml__chan_slot(ch, pos);
-}
-
-static inline void *payload(struct shml_chan_slot *s)
-{
-    return (char *)s + SHML_SLOT_HDR;
-}
-
 /* Turn the slot of position p, claimed by a publisher that died (state st), into a hole. */
 static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p)
 {
@@ -103,7 +93,7 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
                 return -EAGAIN;
             }
         }
-        struct shml_chan_slot *s = slot_at(ch, p);
+        struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the release store that published the previous lap's message. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1 - n));
@@ -150,7 +140,7 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
             return shml__fail(SHML_ECORRUPT, "bus slots disagree with the cursor %llu",
                               (unsigned long long)ch->cursor);
         uint64_t c = ch->cursor;
-        struct shml_chan_slot *s = slot_at(ch, c);
+        struct shml_chan_slot *s = shml__chan_slot(ch, c);
         /* Acquire pairs with the publisher's release store of "holds c". */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)(c + 1));
@@ -217,16 +207,7 @@ void shml__bus_subscribe(shml_channel *ch)
 
 static int b_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 {
-    void *s;
-    uint64_t pos;
-    int r = shml__chan_wait(ch, bus_try_send, 0, &ch->hdr->not_full, timeout_ns, &s, &pos);
-    if (r < 0)
-        return r;
-    ch->claimed = s;
-    ch->claimed_pos = pos;
-    ch->claimed_len = len;
-    *buf = payload(s);
-    return 0;
+    return shml__chan_claim(ch, bus_try_send, len, SHML_SLOT_HDR, buf, timeout_ns);
 }
 
 static void publish_quiet(shml_channel *ch, size_t len)
@@ -258,7 +239,7 @@ static int b_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
         return r;
     ch->peeked = s;
     ch->peeked_pos = pos;
-    *buf = payload(s);
+    *buf = slot_payload(s);
     *len = ((struct shml_chan_slot *)s)->len;
     if (*len > ch->max_msg)
         *len = ch->max_msg; /* torn (overwrite): release() will say so */
@@ -334,7 +315,7 @@ ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size
         ch->claimed = s;
         ch->claimed_pos = pos;
         if (msgs[i].len)
-            memcpy(payload(s), msgs[i].base, msgs[i].len);
+            memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
         publish_quiet(ch, msgs[i].len);
         if (++i == n)
             break;
@@ -376,7 +357,7 @@ ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *le
         if (len > cap - used)
             len = cap - used; /* torn (overwrite): the check below discards it */
         if (len)
-            memcpy(buf + used, payload(s), len);
+            memcpy(buf + used, slot_payload(s), len);
         ch->peeked = s;
         ch->peeked_pos = pos;
         r = release_quiet(ch);

@@ -631,6 +631,21 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
     return r;
 }
 
+int shml__chan_claim(shml_channel *ch, shml__try_fn try, size_t len, size_t skip, void **buf,
+                     int64_t timeout_ns)
+{
+    void *slot;
+    uint64_t pos;
+    int r = shml__chan_wait(ch, try, 0, &ch->hdr->not_full, timeout_ns, &slot, &pos);
+    if (r < 0)
+        return r;
+    ch->claimed = slot;
+    ch->claimed_pos = pos;
+    ch->claimed_len = len;
+    *buf = (char *)slot + skip;
+    return 0;
+}
+
 int shml_channel_interrupt(shml_channel *ch)
 {
     if (!ch)

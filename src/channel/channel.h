@@ -134,6 +134,12 @@ static inline void *shml__chan_slot(const shml_channel *ch, uint64_t pos)
     return ch->slots + (pos & ch->mask) * ch->stride;
 }
 
+/* Where a slot's message starts. */
+static inline void *slot_payload(void *slot)
+{
+    return (char *)slot + SHML_SLOT_HDR;
+}
+
 /* Is the process `pid` (as slot states hold it) dead? */
 SHML_INTERNAL bool shml__chan_pid_dead(uint32_t pid);
 
@@ -164,6 +170,14 @@ static inline bool shml__chan_probe(shml_channel *ch)
     return false;
 }
 
+/*
+ * Wait (on not_full) for `try` to give a slot to send into, and record it as this handle's
+ * open claim of `len` bytes; *buf points `skip` bytes into the slot (past its header). Returns
+ * 0 or the wait's error.
+ */
+SHML_INTERNAL int shml__chan_claim(shml_channel *ch, shml__try_fn try, size_t len, size_t skip,
+                                   void **buf, int64_t timeout_ns);
+
 /* Count a message sent or received by this handle (in its endpoint entry). */
 static inline void shml__chan_count_sent(shml_channel *ch, size_t len)
 {
@@ -192,6 +206,8 @@ SHML_INTERNAL void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *
                                        size_t len);
 SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s,
                                          uint64_t pos);
+/* Close: free an uncommitted claim (counted lost) and wake a consumer. */
+SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch);
 SHML_INTERNAL bool shml__queue_reclaim(shml_channel *ch, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
 

@@ -188,16 +188,7 @@ int shml__latest_attach(shml_channel *ch)
 
 static int l_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 {
-    void *b;
-    uint64_t i;
-    int r = shml__chan_wait(ch, try_pick, 0, &ch->hdr->not_full, timeout_ns, &b, &i);
-    if (r < 0)
-        return r;
-    ch->claimed = b;
-    ch->claimed_pos = i;
-    ch->claimed_len = len;
-    *buf = (char *)b + SHML_LATEST_HDR;
-    return 0;
+    return shml__chan_claim(ch, try_pick, len, SHML_LATEST_HDR, buf, timeout_ns);
 }
 
 static int l_commit(shml_channel *ch, size_t len)

@@ -31,16 +31,6 @@
 
 #include <string.h>
 
-static inline struct shml_chan_slot *slot_at(const shml_channel *ch, uint64_t pos)
-{
-    return shml__chan_slot(ch, pos);
-}
-
-static inline void *payload(struct shml_chan_slot *s)
-{
-    return (char *)s + SHML_SLOT_HDR;
-}
-
 /* Is the holder recorded in a busy state dead? */
 static bool holder_dead(uint64_t s)
 {
@@ -137,7 +127,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         int bad = too_many_rounds(ch, &rounds);
         if (bad < 0)
             return bad;
-        struct shml_chan_slot *s = slot_at(ch, p);
+        struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the consumer's release of the slot: its reads are done. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)p);
@@ -188,7 +178,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         int bad = too_many_rounds(ch, &rounds);
         if (bad < 0)
             return bad;
-        struct shml_chan_slot *s = slot_at(ch, p);
+        struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the producer's release store of "full": the message is there. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1));
@@ -270,17 +260,7 @@ void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t 
 
 static int q_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 {
-    void *s;
-    uint64_t pos;
-    int r = shml__chan_wait(ch, shml__queue_try_send, 0, &ch->hdr->not_full, timeout_ns, &s,
-                            &pos);
-    if (r < 0)
-        return r;
-    ch->claimed = s;
-    ch->claimed_pos = pos;
-    ch->claimed_len = len;
-    *buf = payload(s);
-    return 0;
+    return shml__chan_claim(ch, shml__queue_try_send, len, SHML_SLOT_HDR, buf, timeout_ns);
 }
 
 static int q_commit(shml_channel *ch, size_t len)
@@ -302,7 +282,7 @@ static int q_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
         return r;
     ch->peeked = s;
     ch->peeked_pos = pos;
-    *buf = payload(s);
+    *buf = slot_payload(s);
     *len = ((struct shml_chan_slot *)s)->len;
     return 0;
 }
@@ -317,15 +297,20 @@ static int q_release(shml_channel *ch)
     return 0;
 }
 
+void shml__queue_abandon_claim(shml_channel *ch)
+{
+    if (!ch->claimed)
+        return;
+    /* Publishing an empty message would deliver something never sent: free it instead. */
+    uint64_t st = state_of(ch->claimed_pos, ch->me, true);
+    if (shml__queue_reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
+        shml__event_wake(&ch->hdr->not_empty);
+    ch->claimed = NULL;
+}
+
 static void q_abandon(shml_channel *ch)
 {
-    if (ch->claimed) {
-        /* Publishing an empty message would deliver something never sent: free it instead. */
-        uint64_t st = state_of(ch->claimed_pos, ch->me, true);
-        if (shml__queue_reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
-            shml__event_wake(&ch->hdr->not_empty);
-        ch->claimed = NULL;
-    }
+    shml__queue_abandon_claim(ch);
     if (ch->peeked) {
         shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
@@ -355,7 +340,7 @@ ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, si
     size_t i = 0;
     for (;;) {
         if (msgs[i].len)
-            memcpy(payload(s), msgs[i].base, msgs[i].len);
+            memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
         publish_quiet(s, pos, msgs[i].len);
         shml__chan_count_sent(ch, msgs[i].len);
         if (++i == n)
@@ -382,7 +367,7 @@ ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *
         struct shml_chan_slot *s = sv;
         size_t len = s->len;
         if (len)
-            memcpy(buf + used, payload(s), len);
+            memcpy(buf + used, slot_payload(s), len);
         give_back_quiet(ch, s, pos);
         shml__chan_count_recv(ch, len);
         lens[i] = len;

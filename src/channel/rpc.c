@@ -93,17 +93,8 @@ static int client_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
 {
     if (ch->awaiting)
         return shml__fail(EBUSY, "the reply to the last request has not been received");
-    void *s;
-    uint64_t pos;
-    int r = shml__chan_wait(ch, shml__queue_try_send, 0, &ch->hdr->not_full, timeout_ns, &s,
-                            &pos);
-    if (r < 0)
-        return r;
-    ch->claimed = s;
-    ch->claimed_pos = pos;
-    ch->claimed_len = len;
-    *buf = (char *)s + SHML_SLOT_HDR + SHML_RPC_TAG;
-    return 0;
+    return shml__chan_claim(ch, shml__queue_try_send, len, SHML_SLOT_HDR + SHML_RPC_TAG, buf,
+                            timeout_ns);
 }
 
 static int client_commit(shml_channel *ch, size_t len)
@@ -381,13 +372,7 @@ static void r_abandon(shml_channel *ch)
     if (ch->role == SHML_SERVER) {
         server_abandon(ch);
     } else {
-        if (ch->claimed) {
-            struct shml_chan_slot *s = ch->claimed;
-            uint64_t st = state_of(ch->claimed_pos, ch->me, true);
-            if (shml__queue_reclaim(ch, s, st, ch->claimed_pos + ch->mask + 1))
-                shml__event_wake(&ch->hdr->not_empty);
-            ch->claimed = NULL;
-        }
+        shml__queue_abandon_claim(ch);
         if (ch->peeked)
             client_release(ch);
     }
