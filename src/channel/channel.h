@@ -208,7 +208,7 @@ SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot
                                          uint64_t pos);
 /* Close: free an uncommitted claim (counted lost) and wake a consumer. */
 SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch);
-SHML_INTERNAL bool shml__queue_reclaim(shml_channel *ch, struct shml_chan_slot *slot,
+SHML_INTERNAL bool shml__queue_reclaim(struct shml_chan_hdr *h, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
 
 /* Batch calls (queue and bus). */

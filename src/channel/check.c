@@ -14,7 +14,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 struct checker {
     shml_check_fn fn;
@@ -98,22 +97,8 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
         bool writing = phase == 0;
         uint64_t next = writing ? (uint64_t)seq + n : (uint64_t)seq - 1 + n;
         bool fixed = false;
-        if (c->repair) {
-            uint64_t want = st;
-            uint32_t tag[2] = {0, 0};
-            if (h->kind == SHML_RPC && !writing)
-                memcpy(tag, (char *)s + SHML_SLOT_HDR, sizeof(tag)); /* as the queue's reclaim */
-            /* Acquire: the dead holder's writes before our reuse (as the queue's reclaim). */
-            fixed = atomic_compare_exchange_strong_explicit(&s->state, &want,
-                                                            ((next & 0xffffffffu) << 32),
-                                                            memory_order_acq_rel,
-                                                            memory_order_relaxed);
-            if (fixed && (h->kind != SHML_RPC || writing ||
-                          shml__rpc_drop_request(h, tag[0], tag[1])))
-                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
-            if (fixed)
-                shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
-        }
+        if (c->repair && (fixed = shml__queue_reclaim(h, s, st, next)))
+            shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
         finding(c, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
                 writing ? "being written" : "being read", state_pid(st),
                 fixed ? ": freed, 1 message lost" : "");

@@ -37,23 +37,27 @@ static bool holder_dead(uint64_t s)
     return shml__chan_pid_dead(state_pid(s));
 }
 
-/* Free a slot whose holder died (state still s), for position `next`; count the loss. */
-bool shml__queue_reclaim(shml_channel *ch, struct shml_chan_slot *slot, uint64_t s, uint64_t next)
+/*
+ * Free a slot of channel h (queue or rpc) whose holder died (state still s), for position
+ * `next`; count the loss. Needs no handle, so that a repair uses it too.
+ */
+bool shml__queue_reclaim(struct shml_chan_hdr *h, struct shml_chan_slot *slot, uint64_t s,
+                         uint64_t next)
 {
     /* An rpc request being read by a server that died: its client must learn it. The tag is
        read before the slot is freed (the dead holder no longer changes it). */
-    bool being_read = (uint32_t)next - state_seq(s) == (uint32_t)ch->mask;
+    bool being_read = (uint32_t)next - state_seq(s) == h->nslots - 1;
     uint32_t tag[2] = {0, 0};
-    if (ch->kind == SHML_RPC && being_read)
+    if (h->kind == SHML_RPC && being_read)
         memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
     /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
     if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, state_of(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
-    if (ch->kind == SHML_RPC && being_read && !shml__rpc_drop_request(ch->hdr, tag[0], tag[1]))
+    if (h->kind == SHML_RPC && being_read && !shml__rpc_drop_request(h, tag[0], tag[1]))
         return true; /* the client had counted it already */
     /* Relaxed: a statistic. */
-    atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
     return true;
 }
 
@@ -147,7 +151,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
             if (state_busy(st) && shml__chan_probe(ch) && holder_dead(st)) {
-                shml__queue_reclaim(ch, s, st, p);
+                shml__queue_reclaim(ch->hdr, s, st, p);
                 continue;
             }
             *behind = state_busy(st);
@@ -206,11 +210,11 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                 uint32_t seq = state_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */
-                    if (shml__queue_reclaim(ch, s, st, p + ch->mask + 1))
+                    if (shml__queue_reclaim(ch->hdr, s, st, p + ch->mask + 1))
                         advance(ch, &h->deq, p);
                 } else {
                     /* A consumer died reading the previous lap's message. */
-                    shml__queue_reclaim(ch, s, st, (uint64_t)seq - 1 + ch->mask + 1);
+                    shml__queue_reclaim(ch->hdr, s, st, (uint64_t)seq - 1 + ch->mask + 1);
                 }
                 continue;
             }
@@ -303,7 +307,7 @@ void shml__queue_abandon_claim(shml_channel *ch)
         return;
     /* Publishing an empty message would deliver something never sent: free it instead. */
     uint64_t st = state_of(ch->claimed_pos, ch->me, true);
-    if (shml__queue_reclaim(ch, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
+    if (shml__queue_reclaim(ch->hdr, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
         shml__event_wake(&ch->hdr->not_empty);
     ch->claimed = NULL;
 }
