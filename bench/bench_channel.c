@@ -546,7 +546,7 @@ static void add_sleeps(struct ctx *c, struct series *s, long messages)
     struct shml_channel_stats st;
     double sl = 0;
     for (int k = 0; k < 2; k++)
-        if (c->ch[k] && shml_channel_stats(c->ch[k], &st) == 0)
+        if (c->ch[k] && shml_channel_get_stats(c->ch[k], &st) == 0)
             sl += (double)st.sleeps;
     if (messages > 0) {
         s->sleeps += sl / (double)messages;
@@ -1218,7 +1218,7 @@ static int setup_stream_queue(struct ctx *c)
 static int check_geometry(struct ctx *c)
 {
     struct shml_channel_stats st;
-    int rc = shml_channel_stats(c->ch[0], &st);
+    int rc = shml_channel_get_stats(c->ch[0], &st);
     if (rc < 0)
         return rc;
     struct ctx r = *c;

@@ -176,7 +176,7 @@ int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_ch
     if (rc < 0)
         return cli_fail_lib(verb, addr, rc, shml_last_error(), NULL);
     memset(st, 0, sizeof *st);
-    shml_channel_stats(*ch, st);
+    shml_channel_get_stats(*ch, st);
     return 0;
 }
 
@@ -268,7 +268,7 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
 
     struct shml_channel_stats st;
     memset(&st, 0, sizeof st);
-    shml_channel_stats(ch, &st);
+    shml_channel_get_stats(ch, &st);
     char *canon = cli_channel_address(ch);
     /* The channel persists: the segment stays until `shmlink rm`. */
     shml_channel_close(ch);

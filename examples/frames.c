@@ -142,7 +142,7 @@ static int produce(const char *addr, double seconds, double fps)
        is written for nobody, however long a reader takes to start. */
     int64_t give_up = now_ns() + READER_WAIT_NS;
     struct shml_channel_stats st;
-    while (!stop && now_ns() < give_up && shml_channel_stats(ch, &st) == 0 && st.attached < 2) {
+    while (!stop && now_ns() < give_up && shml_channel_get_stats(ch, &st) == 0 && st.attached < 2) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -203,7 +203,7 @@ static int open_frames(const char *addr, shml_channel **out)
     if (r < 0)
         return fail("open", addr, r);
     struct shml_channel_type type;
-    shml_channel_type(*out, &type);
+    shml_channel_get_type(*out, &type);
     if (strcmp(type.format, FRAME_FORMAT) != 0 || type.itemsize != sizeof(struct frame) ||
         type.ndim != 0) {
         fprintf(stderr,

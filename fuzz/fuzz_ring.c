@@ -164,7 +164,7 @@ static void run_ops(shml_channel *ch, uint8_t ops)
         (void)shml_recv(ch, buf, 1, 0);
     }
     struct shml_channel_stats st;
-    (void)shml_channel_stats(ch, &st);
+    (void)shml_channel_get_stats(ch, &st);
     (void)shml_recv_gap(ch);
     if (ops & 0x80) {
         /* Leave a claim or a peek open: close abandons it. */

@@ -149,7 +149,7 @@ SHML_API int shml_channel_open(const char *addr, unsigned role,
  * The type of the channel's messages (format "" and itemsize 0 if untyped). Returns 0, or
  * -EINVAL for NULL arguments.
  */
-SHML_API int shml_channel_type(const shml_channel *ch, struct shml_channel_type *type);
+SHML_API int shml_channel_get_type(const shml_channel *ch, struct shml_channel_type *type);
 
 /* Close an endpoint (NULL is fine): free its table entry, adding its counters to the
    channel's totals. An uncommitted claim or unreleased peek is abandoned: the slot is freed
@@ -275,7 +275,7 @@ struct shml_endpoint_stats {
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
    Returns 0 or -EINVAL. */
-SHML_API int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st);
+SHML_API int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st);
 
 /*
  * Read a channel's stats and endpoint table by address, without opening an endpoint (the

@@ -1061,7 +1061,8 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     struct shml_channel_stats st;
-    if ((r = shml_channel_stats(ch, &st)) < 0 || (r = shml_channel_type(ch, &self->type)) < 0) {
+    if ((r = shml_channel_get_stats(ch, &st)) < 0 ||
+        (r = shml_channel_get_type(ch, &self->type)) < 0) {
         raise_err(r, "stats of", addr);
         shml_channel_close(ch);
         return -1;
@@ -1518,7 +1519,7 @@ static PyObject *Channel_stats(ChannelObject *self, PyObject *unused)
         return NULL;
     }
     struct shml_channel_stats st;
-    int r = shml_channel_stats(self->ch, &st);
+    int r = shml_channel_get_stats(self->ch, &st);
     if (r < 0)
         return raise_err(r, "stats of", self->addr);
     return stats_dict(&st);

@@ -897,7 +897,7 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
         st->queued = enq > slowest ? enq - slowest : 0;
 }
 
-int shml_channel_stats(const shml_channel *ch, struct shml_channel_stats *st)
+int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st)
 {
     if (!ch || !st)
         return -EINVAL;
@@ -939,7 +939,7 @@ int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void 
     return r;
 }
 
-int shml_channel_type(const shml_channel *ch, struct shml_channel_type *type)
+int shml_channel_get_type(const shml_channel *ch, struct shml_channel_type *type)
 {
     if (!ch || !type)
         return -EINVAL;

@@ -166,7 +166,7 @@ shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait)
 struct shml_channel_stats chan_stats(const shml_channel *ch)
 {
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     return st;
 }
 

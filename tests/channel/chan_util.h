@@ -51,7 +51,7 @@ shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_
                         size_t max_msg, uint32_t endpoints);
 /* Open `addr` with `role` and wait strategy `wait`; fails the test on error. */
 shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait);
-/* shml_channel_stats() / shml_channel_inspect() that fail the test on error. */
+/* shml_channel_get_stats() / shml_channel_inspect() that fail the test on error. */
 struct shml_channel_stats chan_stats(const shml_channel *ch);
 struct shml_channel_stats chan_inspect(const char *addr);
 /* The endpoint entry of process `pid` with role `role` (the first one); fails if none. */

@@ -22,7 +22,7 @@ static shml_channel *mk(const char **addr, size_t capacity, size_t max_msg, uint
 static struct shml_channel_stats stats(shml_channel *ch)
 {
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     return st;
 }
 
@@ -145,8 +145,8 @@ TEST(bad_options)
     ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, NULL, NULL), -EINVAL);
     ASSERT_ERR(shml_channel_open(chan_addr(), SHML_PRODUCER, NULL, &x), -ENOENT);
     struct shml_channel_stats st;
-    ASSERT_ERR(shml_channel_stats(NULL, &st), -EINVAL);
-    ASSERT_ERR(shml_channel_stats(ch, NULL), -EINVAL);
+    ASSERT_ERR(shml_channel_get_stats(NULL, &st), -EINVAL);
+    ASSERT_ERR(shml_channel_get_stats(ch, NULL), -EINVAL);
     ASSERT_NULL(shml_channel_segment(NULL));
     shml_channel_close(ch);
 }
@@ -495,26 +495,26 @@ TEST(typed_channel)
     shml_channel *ch;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     ASSERT_EQ(st.max_msg, 16u * 480 * 640); /* max_msg 0: one message of the type */
     shml_channel *r;
     ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, NULL, &r));
     struct shml_channel_type got;
-    ASSERT_OK(shml_channel_type(r, &got));
+    ASSERT_OK(shml_channel_get_type(r, &got));
     ASSERT_STR_EQ(got.format, "T{<Q:seq:<d:t:}");
     ASSERT_EQ(got.itemsize, 16);
     ASSERT_EQ(got.ndim, 2);
     ASSERT_EQ(got.shape[0], 480);
     ASSERT_EQ(got.shape[1], 640);
     ASSERT_EQ(got.shape[2], 0);
-    ASSERT_ERR(shml_channel_type(r, NULL), -EINVAL);
+    ASSERT_ERR(shml_channel_get_type(r, NULL), -EINVAL);
     shml_channel_close(r);
     shml_channel_close(ch);
 
     /* Untyped: format "" and itemsize 0. */
     const char *plain = chan_addr();
     ASSERT_OK(shml_channel_create(plain, NULL, &ch));
-    ASSERT_OK(shml_channel_type(ch, &got));
+    ASSERT_OK(shml_channel_get_type(ch, &got));
     ASSERT_STR_EQ(got.format, "");
     ASSERT_EQ(got.itemsize, 0);
     shml_channel_close(ch);

@@ -214,13 +214,13 @@ static void chaos(int rounds, int producers, int consumers)
     /* The queue works afterwards; two laps of round trips also reach every slot a dead
        consumer may still hold, so `lost` is complete afterwards. */
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     for (uint32_t i = 0; i < 2 * st.slots + 2; i++) {
         ASSERT_EQ(shml_send(ch, "ping", 4, WAIT_BOUND), 4);
         ASSERT_EQ(shml_recv(ch, buf, sizeof buf, WAIT_BOUND), 4);
         ASSERT_MEM_EQ(buf, "ping", 4);
     }
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     uint64_t published = 0, attempted = 0, received = drained, marked = 0, missing = 0;
     for (int i = 0; i < next_pid; i++) {
         uint64_t s = atomic_load(&a->sent[i]), at = atomic_load(&a->attempted[i]);
@@ -335,7 +335,7 @@ PEER(blocked_send)
 static uint64_t stats_lost_of(shml_channel *ch)
 {
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     return st.lost;
 }
 

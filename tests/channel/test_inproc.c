@@ -174,7 +174,7 @@ static void stress_threads(long producers, long consumers, long n, bool zc, uint
                   (1ull << (s % 64))))
                 shmt_fail(__FILE__, __LINE__, "lost: producer %ld seq %ld", p, s);
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     ASSERT_EQ(st.sent, (uint64_t)(producers * n));
     ASSERT_EQ(st.received, (uint64_t)(producers * n));
     ASSERT_EQ(st.lost, 0);

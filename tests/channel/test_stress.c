@@ -168,7 +168,7 @@ static void stress(long producers, long consumers, long n, bool zc, uint32_t fla
                   (1ull << (s % 64))))
                 shmt_fail(__FILE__, __LINE__, "lost: producer %ld seq %ld", p, s);
     struct shml_channel_stats st;
-    ASSERT_OK(shml_channel_stats(ch, &st));
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
     ASSERT_EQ(st.sent, total);
     ASSERT_EQ(st.received, total);
     ASSERT_EQ(st.queued, 0);
