@@ -20,6 +20,6 @@ shml_deps() {
 
 # The packages every build needs.
 SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind tmux
-    python3-dev python3-numpy python3-pytest python3-setuptools python3-venv)
+    g++ python3-dev python3-numpy python3-pytest python3-setuptools python3-venv)
 # Sanitizer and fuzzing builds.
 SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)

@@ -35,6 +35,14 @@ extern "C" {
 #define SHML_API
 #endif
 
+/* Alignment of the fixed-size shared structs, spelled so that C11 and C++11 both accept the
+   headers. */
+#ifdef __cplusplus
+#define SHML_ALIGNAS(n) alignas(n)
+#else
+#define SHML_ALIGNAS(n) _Alignas(n)
+#endif
+
 #define SHML_VERSION_MAJOR 0
 #define SHML_VERSION_MINOR 1
 #define SHML_VERSION_PATCH 0

@@ -50,7 +50,7 @@ extern "C" {
  * Unlocking a mutex the caller does not hold is -EPERM.
  */
 typedef struct shml_mutex {
-    _Alignas(8) unsigned char opaque[64];
+    SHML_ALIGNAS(8) unsigned char opaque[64];
 } shml_mutex;
 
 /*
@@ -112,7 +112,7 @@ SHML_API int shml_mutex_inspect(const shml_mutex *m, struct shml_mutex_state *st
  * generation and waiting is never lost. notify makes no system call when nobody sleeps.
  */
 typedef struct shml_event {
-    _Alignas(32) unsigned char opaque[32];
+    SHML_ALIGNAS(32) unsigned char opaque[32];
 } shml_event;
 
 #define SHML_WAKE_ONE 1
@@ -158,7 +158,7 @@ SHML_API int shml_event_notify(shml_event *e, int how);
  * The count is at most SHML_SEM_MAX.
  */
 typedef struct shml_sem {
-    _Alignas(32) unsigned char opaque[32];
+    SHML_ALIGNAS(32) unsigned char opaque[32];
 } shml_sem;
 
 #define SHML_SEM_MAX 0x7fffffffu
