@@ -116,6 +116,22 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
     free(cells);
 }
 
+/* A typed channel's line: its element format, its shape and what one message weighs. */
+static void print_type(const struct shml_channel_type *t)
+{
+    if (!t->format[0])
+        return;
+    char shown[4 * SHML_TYPE_FORMAT_MAX];
+    uint64_t bytes = t->itemsize;
+    printf("type:         %s, shape [", cli_display(t->format, shown, sizeof shown));
+    for (uint32_t d = 0; d < t->ndim; d++) {
+        printf("%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+        bytes *= t->shape[d];
+    }
+    printf("], items of %llu bytes, %llu bytes a message\n", (unsigned long long)t->itemsize,
+           (unsigned long long)bytes);
+}
+
 void cli_channel_text(const struct cli_channel_info *ci)
 {
     if (!ci->present)
@@ -140,6 +156,7 @@ void cli_channel_text(const struct cli_channel_info *ci)
     printf(", %u %s of %u bytes, messages up to %llu bytes (%s)\n", st->slots,
            st->kind == SHML_LATEST ? "buffers" : "slots", st->slot_size,
            (unsigned long long)st->max_msg, human);
+    print_type(&st->type);
     printf("messages:     %llu sent, %llu received, %llu queued, %llu lost, %llu dropped\n",
            (unsigned long long)st->sent, (unsigned long long)st->received,
            (unsigned long long)st->queued, (unsigned long long)st->lost,
@@ -190,6 +207,22 @@ void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci)
     cli_json_uint(j, st->slot_size);
     cli_json_key(j, "max_msg");
     cli_json_uint(j, st->max_msg);
+    cli_json_key(j, "type");
+    if (st->type.format[0]) {
+        cli_json_begin_object(j);
+        cli_json_key(j, "format");
+        cli_json_string(j, st->type.format);
+        cli_json_key(j, "itemsize");
+        cli_json_uint(j, st->type.itemsize);
+        cli_json_key(j, "shape");
+        cli_json_begin_array(j);
+        for (uint32_t d = 0; d < st->type.ndim; d++)
+            cli_json_uint(j, st->type.shape[d]);
+        cli_json_end_array(j);
+        cli_json_end_object(j);
+    } else {
+        cli_json_null(j);
+    }
     cli_json_key(j, "endpoints");
     cli_json_uint(j, st->endpoints);
     cli_json_key(j, "attached");

@@ -257,6 +257,7 @@ struct shml_channel_stats {
                            skipped */
     uint64_t sleeps;    /* times an endpoint went to sleep in a wait */
     uint64_t queued;    /* messages waiting now (bus: newest - slowest subscriber); snapshot */
+    struct shml_channel_type type; /* what shml_channel_get_type() returns */
 };
 
 /* One endpoint table entry. */

@@ -1497,12 +1497,37 @@ static PyObject *Channel_get_type(ChannelObject *self, void *c)
                          shape);
 }
 
+/* A stored type as `shmlink info --json` shows it: {"format", "itemsize", "shape": [...]},
+   or None for untyped bytes. */
+static PyObject *type_dict(const struct shml_channel_type *t)
+{
+    if (!t->format[0])
+        Py_RETURN_NONE;
+    PyObject *shape = PyList_New(t->ndim);
+    if (!shape)
+        return NULL;
+    for (uint32_t i = 0; i < t->ndim; i++) {
+        PyObject *d = PyLong_FromUnsignedLongLong(t->shape[i]);
+        if (!d) {
+            Py_DECREF(shape);
+            return NULL;
+        }
+        PyList_SET_ITEM(shape, i, d);
+    }
+    return Py_BuildValue("{s:s,s:K,s:N}", "format", t->format, "itemsize",
+                         (unsigned long long)t->itemsize, "shape", shape);
+}
+
 static PyObject *stats_dict(const struct shml_channel_stats *st)
 {
+    PyObject *type = type_dict(&st->type);
+    if (!type)
+        return NULL;
     return Py_BuildValue(
-        "{s:I,s:O,s:I,s:I,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "kind", st->kind,
-        "spsc", (st->flags & SHML_SPSC) ? Py_True : Py_False, "slots", st->slots, "slot_size",
-        st->slot_size, "max_msg", (unsigned long long)st->max_msg, "policy", st->policy,
+        "{s:I,s:O,s:I,s:I,s:K,s:N,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "kind",
+        st->kind, "spsc", (st->flags & SHML_SPSC) ? Py_True : Py_False, "slots", st->slots,
+        "slot_size", st->slot_size, "max_msg", (unsigned long long)st->max_msg, "type", type,
+        "policy", st->policy,
         "endpoints", st->endpoints, "attached", st->attached, "sent",
         (unsigned long long)st->sent, "received", (unsigned long long)st->received,
         "bytes_sent", (unsigned long long)st->bytes_sent, "bytes_received",
@@ -1570,7 +1595,10 @@ static PyMethodDef Channel_methods[] = {
      "message in place, released (and unusable) at the end of the block."},
     {"commit", (PyCFunction)Channel_commit, METH_O,
      "commit(n)\n\nInside `with claim(N)`: publish only the first n bytes at the end."},
-    {"stats", (PyCFunction)Channel_stats, METH_NOARGS, "stats() -> dict of counters"},
+    {"stats", (PyCFunction)Channel_stats, METH_NOARGS,
+     "stats() -> dict\n\nThe channel's geometry, type and counters: the numbers `shmlink info "
+     "--json` shows\nunder \"channel\", without the endpoint table (policy as 0 block, "
+     "1 overwrite)."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_NOARGS,
      "interrupt()\n\nMake the current or next wait of this handle return early (once)."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS, "close()\n\nClose the endpoint."},

@@ -828,6 +828,18 @@ uint64_t shml_recv_gap(const shml_channel *ch)
 
 /* ---- stats and inspection ---- */
 
+/* The stored type of a validated control block (NUL-ended format, ndim <= 8, fixed at
+   create and never changed since). */
+static void copy_type(const struct shml_chan_hdr *h, struct shml_channel_type *type)
+{
+    memset(type, 0, sizeof(*type));
+    memcpy(type->format, h->type_format, sizeof(type->format));
+    type->itemsize = h->type_itemsize;
+    type->ndim = h->type_ndim;
+    for (uint32_t d = 0; d < h->type_ndim && d < SHML_TYPE_NDIM_MAX; d++)
+        type->shape[d] = h->type_shape[d];
+}
+
 /* Stats from a control block (mapped, validated), plus the endpoint table into eps. */
 static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
                        struct shml_endpoint_stats *eps, size_t cap, size_t *count)
@@ -840,6 +852,7 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
     st->max_msg = h->max_msg;
     st->policy = h->policy;
     st->endpoints = h->nendpoints;
+    copy_type(h, &st->type);
     /* Relaxed loads throughout: a snapshot of statistics. */
     uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
@@ -943,14 +956,7 @@ int shml_channel_get_type(const shml_channel *ch, struct shml_channel_type *type
 {
     if (!ch || !type)
         return -EINVAL;
-    const struct shml_chan_hdr *h = ch->hdr;
-    memset(type, 0, sizeof(*type));
-    /* Validated at open (NUL-ended, ndim <= 8) and never changed since. */
-    memcpy(type->format, h->type_format, sizeof(type->format));
-    type->itemsize = h->type_itemsize;
-    type->ndim = h->type_ndim;
-    for (uint32_t d = 0; d < h->type_ndim && d < SHML_TYPE_NDIM_MAX; d++)
-        type->shape[d] = h->type_shape[d];
+    copy_type(ch->hdr, type);
     return 0;
 }
 

@@ -45,7 +45,7 @@ def fail(msg):
     sys.exit(1)
 
 
-CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "max_msg",
+CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "max_msg", "type",
                 "endpoints", "attached", "sent", "received", "bytes_sent", "bytes_received",
                 "queued", "lost", "drops", "sleeps", "endpoint_table"]
 ENDPOINT_KEYS = ["index", "pid", "role", "role_name", "alive", "messages", "bytes", "drops",

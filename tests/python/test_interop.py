@@ -89,3 +89,24 @@ def test_inspect_matches_tool(addr, cli):
         g = shmlink.gc(dry_run=True)
         assert g["dry_run"] is True and all(s["address"] != mine["address"]
                                             for s in g["removed"])
+
+
+def test_typed_channel_type_in_info(addr, cli):
+    """The type a Python creator stores is what the tool and info() show, and what C reads."""
+    import json
+    import numpy as np
+    a = addr()
+    dt = np.dtype([("seq", "<u8"), ("t", "<f8"), ("px", "u1", (4,))], align=True)
+    with shmlink.Latest(a, create=True, dtype=dt, shape=(2, 3)) as ch:
+        t = json.loads(run([cli, "info", "--json", a]).stdout)["channel"]["type"]
+        assert t == shmlink.info(a)["channel"]["type"] == ch.stats()["type"]
+        assert t["itemsize"] == dt.itemsize == 24 and t["shape"] == [2, 3]
+        with shmlink.Latest(a) as reader:  # an opener rebuilds the creator's dtype from it
+            assert reader.dtype == dt and reader.shape == (2, 3)
+        text = run([cli, "info", a]).stdout
+        assert f"type:         {t['format']}, shape [2, 3], items of 24 bytes, 144 bytes a " \
+               "message\n" in text, text
+    b = addr()
+    with shmlink.Queue(b, create=True) as q:
+        assert shmlink.info(b)["channel"]["type"] is None and q.stats()["type"] is None
+        assert "type:" not in run([cli, "info", b]).stdout
