@@ -14,9 +14,9 @@ class Segment(_shmlink.Segment):
     """
 
     def ndarray(self, dtype="B", shape=None, offset=0):
-        """A numpy array over the bytes at `offset` that holds an export of the segment
-        (so close() raises BufferError while it lives). Do not use np.frombuffer(seg.buf):
-        numpy drops the export and the array would outlive the mapping."""
+        """A numpy array of `dtype` and `shape` (default: as many items as fit) over the bytes
+        at `offset`. Like any array made from seg.buf (np.asarray, np.frombuffer), it holds
+        an export of the segment, so close() raises BufferError while it lives."""
         import numpy as np
         dt = np.dtype(dtype)
         if shape is None:

@@ -66,6 +66,19 @@ def test_numpy_view_keeps_export(addr):
         s.close()
     del arr
     gc.collect()
+    # Arrays numpy makes from a view keep their own export, even once that view is released.
+    with s.buf as mv:
+        a = np.frombuffer(mv, dtype="<u4")
+    with s.buf as mv:
+        b = np.asarray(mv)
+    assert a[0] == 1 and b[4] == 2
+    with pytest.raises(BufferError):
+        s.close()
+    del a
+    with pytest.raises(BufferError):
+        s.close()
+    del b
+    gc.collect()
     s.close()
 
 
