@@ -829,14 +829,17 @@ uint64_t shml_recv_gap(const shml_channel *ch)
 /* ---- stats and inspection ---- */
 
 /* The stored type of a validated control block (NUL-ended format, ndim <= 8, fixed at
-   create and never changed since). */
+   create). The format is NUL-ended and ndim bounded here again: a process with write access
+   could have changed them since the validation, and callers print them. */
 static void copy_type(const struct shml_chan_hdr *h, struct shml_channel_type *type)
 {
     memset(type, 0, sizeof(*type));
     memcpy(type->format, h->type_format, sizeof(type->format));
+    type->format[sizeof(type->format) - 1] = '\0';
     type->itemsize = h->type_itemsize;
-    type->ndim = h->type_ndim;
-    for (uint32_t d = 0; d < h->type_ndim && d < SHML_TYPE_NDIM_MAX; d++)
+    uint32_t ndim = h->type_ndim;
+    type->ndim = ndim < SHML_TYPE_NDIM_MAX ? ndim : SHML_TYPE_NDIM_MAX;
+    for (uint32_t d = 0; d < type->ndim; d++)
         type->shape[d] = h->type_shape[d];
 }
 
