@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 #define KC_MAX 256u
-#define KC_IDS 64
+/* Peer ids per role: its count plus one per kill, so at most count + rounds (checked). */
+#define KC_IDS 128
 
 struct kc_area {
     _Atomic uint32_t stop_senders;   /* publishers, writers, clients: finish and exit */
@@ -336,6 +337,9 @@ static void kc_run(const char *addr, const char *area_addr, struct kc_area *a,
     pid_t pids[2][8];
     int ids[2][8];
     memset(res, 0, sizeof *res);
+    /* Every round may kill a peer of the same role: ids must not run out, whatever the draw. */
+    for (int k = 0; k < 2; k++)
+        ASSERT_LE(roles[k].count + rounds, KC_IDS);
 #define KC_SPAWN(k, i)                                                                             \
     do {                                                                                           \
         ASSERT_LT(res->spawned[k], KC_IDS);                                                        \
