@@ -363,7 +363,8 @@ _Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
  *   p + 1 - nslots     0                        0   holds message p - nslots: free for p
  *   p                  publisher                1   being written
  *   p + 1              0                        0   holds message p
- *   p + 1              SHML_SLOT_HOLE           0   no message p (its publisher died)
+ *   p + 1              SHML_SLOT_HOLE           0   no message p (its publisher died or
+ *                                                   discarded it)
  * Changes of owner are compare-and-swaps (acquire); hand-overs (publish, release) are release
  * stores. An rpc request starts with a tag: the client's endpoint index and ticket (u32 each).
  */

@@ -186,6 +186,13 @@ SHML_API int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
 /* Publish the claimed message with its final length (<= the claimed len). -EINVAL if no claim
    is open or len is larger than claimed. */
 SHML_API int shml_commit(shml_channel *ch, size_t len);
+/*
+ * Withdraw the open claim without publishing anything (the message could not be completed):
+ * no counter changes, and the room is free again. Queue: consumers skip the position; bus:
+ * subscribers skip it; rpc client: no request was sent; rpc server: the request still awaits
+ * its reply (claim again, or send, to give one). Returns 0, or -EINVAL if no claim is open.
+ */
+SHML_API int shml_discard(shml_channel *ch);
 
 /*
  * Zero-copy receive: point *buf at the next message in place and *len at its length; read it,

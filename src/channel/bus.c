@@ -33,15 +33,20 @@
 
 #include <string.h>
 
-/* Turn the slot of position p, claimed by a publisher that died (state st), into a hole. */
-static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p)
+/*
+ * Turn the slot of position p, claimed by a publisher (state st) that died or gave up the
+ * message, into a hole; `lost` counts it (a death, a close) or not (shml_discard()).
+ */
+static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p,
+                      bool lost)
 {
     /* Release: a subscriber that sees the hole sees nothing else of the slot; the pairing is
        with its acquire load of the state. */
     if (atomic_compare_exchange_strong_explicit(&s->state, &st,
                                                 state_of(p + 1, SHML_SLOT_HOLE, false),
                                                 memory_order_release, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        if (lost)
+            atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
         shml__event_wake_all(&ch->hdr->not_empty);
     }
 }
@@ -115,7 +120,7 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         if (d == -1 && state_busy(st)) {
             /* A publisher of the previous lap is still writing this slot. */
             if (shml__chan_probe(ch) && shml__chan_pid_dead(state_pid(st))) {
-                make_hole(ch, s, st, p - n);
+                make_hole(ch, s, st, p - n, true);
                 continue;
             }
             *behind = true;
@@ -170,7 +175,7 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
             /* Not yet: holds an older lap's message, or message c is being written. */
             if (state_busy(st) && state_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
                 shml__chan_pid_dead(state_pid(st))) {
-                make_hole(ch, s, st, c);
+                make_hole(ch, s, st, c, true);
                 continue;
             }
             *behind = state_busy(st);
@@ -281,14 +286,23 @@ static int b_release(shml_channel *ch)
     return r;
 }
 
+/* A claim never published: a hole, so that subscribers skip it. */
+static void hole_claim(shml_channel *ch, bool lost)
+{
+    if (!ch->claimed)
+        return;
+    make_hole(ch, ch->claimed, state_of(ch->claimed_pos, ch->me, true), ch->claimed_pos, lost);
+    ch->claimed = NULL;
+}
+
+static void b_discard(shml_channel *ch)
+{
+    hole_claim(ch, false);
+}
+
 static void b_abandon(shml_channel *ch)
 {
-    if (ch->claimed) {
-        /* Never published: a hole, so that subscribers skip it. */
-        struct shml_chan_slot *s = ch->claimed;
-        make_hole(ch, s, state_of(ch->claimed_pos, ch->me, true), ch->claimed_pos);
-        ch->claimed = NULL;
-    }
+    hole_claim(ch, true);
     ch->peeked = NULL; /* the entry is freed: the cursor no longer counts */
 }
 
@@ -298,6 +312,7 @@ const struct shml__chan_ops shml__bus_ops = {
     .peek = b_peek,
     .release = b_release,
     .abandon = b_abandon,
+    .discard = b_discard,
 };
 
 /* ---- batches ---- */

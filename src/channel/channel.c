@@ -758,6 +758,14 @@ int shml_commit(shml_channel *ch, size_t len)
     return ops_of(ch)->commit(ch, len);
 }
 
+int shml_discard(shml_channel *ch)
+{
+    if (!ch || !ch->claimed)
+        return -EINVAL;
+    ops_of(ch)->discard(ch);
+    return 0;
+}
+
 int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_ns)
 {
     int r = check_recv(ch);

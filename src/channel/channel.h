@@ -68,6 +68,7 @@ struct shml__chan_ops {
                 int64_t timeout_ns);
     int (*release)(shml_channel *ch);
     void (*abandon)(shml_channel *ch); /* close: give up an open claim or peek */
+    void (*discard)(shml_channel *ch); /* shml_discard: withdraw the open claim */
 };
 SHML_INTERNAL extern const struct shml__chan_ops shml__queue_ops, shml__bus_ops,
     shml__latest_ops, shml__rpc_ops;
@@ -207,7 +208,7 @@ SHML_INTERNAL void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *
 SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s,
                                          uint64_t pos);
 /* Close: free an uncommitted claim (counted lost) and wake a consumer. */
-SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch);
+SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch, bool lost);
 SHML_INTERNAL bool shml__queue_reclaim(struct shml_chan_hdr *h, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
 

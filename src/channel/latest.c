@@ -257,14 +257,20 @@ static int l_release(shml_channel *ch)
     return 0;
 }
 
+static void l_discard(shml_channel *ch)
+{
+    if (!ch->claimed)
+        return;
+    /* Release pairs with the acquire CAS of the writer that takes the buffer next: our
+       writes to it are done. Nothing was published: the buffer is simply free again. */
+    atomic_store_explicit(&((struct shml_latest_buf *)ch->claimed)->state, 0,
+                          memory_order_release);
+    ch->claimed = NULL;
+}
+
 static void l_abandon(shml_channel *ch)
 {
-    if (ch->claimed) {
-        /* Release: nothing was published; the buffer is free again. */
-        atomic_store_explicit(&((struct shml_latest_buf *)ch->claimed)->state, 0,
-                              memory_order_release);
-        ch->claimed = NULL;
-    }
+    l_discard(ch);
     if (ch->peeked)
         unpin(ch);
 }
@@ -275,4 +281,5 @@ const struct shml__chan_ops shml__latest_ops = {
     .peek = l_peek,
     .release = l_release,
     .abandon = l_abandon,
+    .discard = l_discard,
 };

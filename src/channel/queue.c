@@ -223,11 +223,12 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         }
         /*
          * Already free for a later lap: message p was consumed (deq has moved on, and the CAS in
-         * advance() fails), or its slot was freed without a message (a producer died or
-         * abandoned its claim), and deq must skip p.
+         * advance() fails), or its slot was freed without a message (a producer died,
+         * discarded or abandoned its claim), and deq must skip p. Alone (SPSC) the consumer
+         * did not consume p, so p was freed; the producer may have reused the slot since
+         * (claimed or published for p + nslots): skip p all the same.
          */
-        if (!ch->spsc || state_seq(st) == (uint32_t)(p + ch->mask + 1))
-            advance(ch, &h->deq, p);
+        advance(ch, &h->deq, p);
         p = atomic_load_explicit(&h->deq, memory_order_acquire);
     }
 }
@@ -301,20 +302,46 @@ static int q_release(shml_channel *ch)
     return 0;
 }
 
-void shml__queue_abandon_claim(shml_channel *ch)
+/*
+ * Free this handle's open claim without publishing it (publishing an empty message would
+ * deliver something never sent): the slot becomes free for the next lap, so consumers skip
+ * its position. `lost` counts it (a close abandons the message), or not (shml_discard()
+ * withdraws it).
+ */
+void shml__queue_abandon_claim(shml_channel *ch, bool lost)
 {
     if (!ch->claimed)
         return;
-    /* Publishing an empty message would deliver something never sent: free it instead. */
+    struct shml_chan_slot *s = ch->claimed;
     uint64_t st = state_of(ch->claimed_pos, ch->me, true);
-    if (shml__queue_reclaim(ch->hdr, ch->claimed, st, ch->claimed_pos + ch->mask + 1))
+    uint64_t next = ch->claimed_pos + ch->mask + 1;
+    bool freed;
+    if (lost) {
+        freed = shml__queue_reclaim(ch->hdr, s, st, next);
+    } else {
+        /* Release pairs with the acquire loads of the state in try_send() and try_recv():
+           our writes to the slot are done before the next lap's producer writes it. */
+        freed = atomic_compare_exchange_strong_explicit(&s->state, &st, state_of(next, 0, false),
+                                                        memory_order_release,
+                                                        memory_order_relaxed);
+    }
+    if (freed) {
+        /* A consumer waiting for this position skips it; a producer waiting for room may
+           take the slot. */
         shml__event_wake(&ch->hdr->not_empty);
+        shml__event_wake(&ch->hdr->not_full);
+    }
     ch->claimed = NULL;
+}
+
+static void q_discard(shml_channel *ch)
+{
+    shml__queue_abandon_claim(ch, false);
 }
 
 static void q_abandon(shml_channel *ch)
 {
-    shml__queue_abandon_claim(ch);
+    shml__queue_abandon_claim(ch, true);
     if (ch->peeked) {
         shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
@@ -328,6 +355,7 @@ const struct shml__chan_ops shml__queue_ops = {
     .peek = q_peek,
     .release = q_release,
     .abandon = q_abandon,
+    .discard = q_discard,
 };
 
 /* ---- batches: one wake-up for the lot ---- */

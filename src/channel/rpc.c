@@ -342,6 +342,26 @@ static void server_abandon(shml_channel *ch)
     ch->has_request = false;
 }
 
+/*
+ * Withdraw the reply's claim: the mailbox goes back to "request taken" (unless its client has
+ * gone meanwhile), and the request still awaits its reply.
+ */
+static void server_discard(shml_channel *ch)
+{
+    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->req_client);
+    if (ch->claimed == b) {
+        uint64_t writing = box_state(ch->req_ticket, ch->me, true, false);
+        /* Relaxed: nothing was delivered for the client to see, and server_claim() takes
+           the mailbox again with its own acquire CAS. A failure means the client's entry
+           was reclaimed (it died): nothing is owed any more. */
+        atomic_compare_exchange_strong_explicit(&b->state, &writing,
+                                                box_state(ch->req_ticket, ch->me, false,
+                                                          false),
+                                                memory_order_relaxed, memory_order_relaxed);
+    }
+    ch->claimed = NULL;
+}
+
 /* ---- dispatch on the role ---- */
 
 static int r_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
@@ -367,12 +387,20 @@ static int r_release(shml_channel *ch)
     return ch->role == SHML_SERVER ? server_release(ch) : client_release(ch);
 }
 
+static void r_discard(shml_channel *ch)
+{
+    if (ch->role == SHML_SERVER)
+        server_discard(ch);
+    else
+        shml__queue_abandon_claim(ch, false);
+}
+
 static void r_abandon(shml_channel *ch)
 {
     if (ch->role == SHML_SERVER) {
         server_abandon(ch);
     } else {
-        shml__queue_abandon_claim(ch);
+        shml__queue_abandon_claim(ch, true);
         if (ch->peeked)
             client_release(ch);
     }
@@ -386,4 +414,5 @@ const struct shml__chan_ops shml__rpc_ops = {
     .peek = r_peek,
     .release = r_release,
     .abandon = r_abandon,
+    .discard = r_discard,
 };
