@@ -1369,6 +1369,24 @@ out:
     return list;
 }
 
+/* A new Message of channel `ch`, every field set (PyObject_New leaves them undefined). */
+static MessageObject *new_message(ChannelObject *ch, bool claim, bool typed, int64_t timeout,
+                                  size_t len)
+{
+    MessageObject *m = PyObject_New(MessageObject, &Message_Type);
+    if (!m)
+        return NULL;
+    memset((char *)m + sizeof(PyObject), 0, sizeof(*m) - sizeof(PyObject));
+    m->chan = (ChannelObject *)Py_NewRef(ch);
+    m->claim = claim;
+    m->typed = typed;
+    m->state = MSG_NEW;
+    m->timeout = timeout;
+    m->len = len;
+    m->commit_len = len;
+    return m;
+}
+
 /* claim(n, timeout=None) -> Message context manager (writable view of n bytes) */
 static PyObject *Channel_claim(ChannelObject *self, PyObject *args, PyObject *kw)
 {
@@ -1384,21 +1402,7 @@ static PyObject *Channel_claim(ChannelObject *self, PyObject *args, PyObject *kw
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return NULL;
     }
-    MessageObject *m = PyObject_New(MessageObject, &Message_Type);
-    if (!m)
-        return NULL;
-    m->chan = (ChannelObject *)Py_NewRef(self);
-    m->claim = true;
-    m->aborted = false;
-    m->typed = typed;
-    m->state = MSG_NEW;
-    m->timeout = ns;
-    m->ptr = NULL;
-    m->len = (size_t)n;
-    m->commit_len = (size_t)n;
-    m->exports = 0;
-    m->view = NULL;
-    return (PyObject *)m;
+    return (PyObject *)new_message(self, true, typed, ns, (size_t)n);
 }
 
 /* recv_view(timeout=None) -> Message context manager (read-only view of the next message) */
@@ -1411,21 +1415,7 @@ static PyObject *Channel_recv_view(ChannelObject *self, PyObject *args, PyObject
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|Op:recv_view", kwlist, &to, &typed) ||
         parse_timeout(to, &ns) < 0 || channel_ready(self) < 0)
         return NULL;
-    MessageObject *m = PyObject_New(MessageObject, &Message_Type);
-    if (!m)
-        return NULL;
-    m->chan = (ChannelObject *)Py_NewRef(self);
-    m->claim = false;
-    m->aborted = false;
-    m->typed = typed;
-    m->state = MSG_NEW;
-    m->timeout = ns;
-    m->ptr = NULL;
-    m->len = 0;
-    m->commit_len = 0;
-    m->exports = 0;
-    m->view = NULL;
-    return (PyObject *)m;
+    return (PyObject *)new_message(self, false, typed, ns, 0);
 }
 
 /* commit(n): inside `with ch.claim(N) as view`, publish only the first n bytes at exit. */

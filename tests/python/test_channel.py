@@ -156,3 +156,21 @@ def test_bad_options(addr):
     shmlink.Segment(a, create=True, size=64).close()
     with pytest.raises(shmlink.WrongKind):
         shmlink.Queue(a)
+
+
+def test_orphaned_views_are_counted_exactly(addr):
+    """A message starts with nothing orphaned, whatever memory it reuses: close() refuses
+    exactly while a view outlives its block, message after message."""
+    for _ in range(5):
+        with shmlink.Queue(addr(), create=True, max_msg=64) as q:
+            for _ in range(4):
+                q.send(b"x")
+                with q.recv_view(1) as r:  # released inside its block
+                    assert bytes(r) == b"x"
+                q.send(b"keep")
+                with q.recv_view(1) as r:
+                    part = r[0:2]  # outlives its block
+                with pytest.raises(BufferError):
+                    q.close()
+                del part
+                gc.collect()
