@@ -863,8 +863,6 @@ typedef struct {
     size_t max_msg;
     bool busy;            /* a call runs with the GIL released */
     MessageObject *open;  /* the open claim or peek (borrowed; it holds a reference to us) */
-    void *reserved;       /* a claim kept after an aborted `with ch.claim()`: reused */
-    size_t reserved_len;
     char *scratch;        /* receive buffer of max_msg bytes, allocated on first recv */
     struct shml_channel_type type;
     Py_ssize_t orphans;   /* exports of finished messages still alive (arrays kept after their
@@ -877,7 +875,7 @@ struct MessageObject {
     ChannelObject *chan;
     bool claim;      /* claim (send side) or peek (receive side) */
     bool typed;      /* export with the channel's format and shape */
-    bool aborted;    /* a claim whose block raised: reserve it, never publish it */
+    bool aborted;    /* a claim whose block raised: discard it, never publish it */
     int state;       /* MSG_NEW, MSG_OPEN, MSG_DONE */
     int64_t timeout; /* for __enter__ */
     void *ptr;
@@ -1136,7 +1134,6 @@ static PyObject *Channel_close(ChannelObject *self, PyObject *unused)
     }
     shml_channel *ch = self->ch;
     self->ch = NULL;
-    self->reserved = NULL;
     shml_channel_close(ch);
     Py_RETURN_NONE;
 }
@@ -1153,21 +1150,6 @@ static ssize_t send_op(void *ctx, int64_t t)
     return shml_send(c->ch, c->p, c->len, t);
 }
 
-/* Publish through the claim an aborted `with claim()` left reserved. */
-static ssize_t send_reserved(ChannelObject *self, const void *p, size_t len)
-{
-    if (len > self->reserved_len) {
-        PyErr_Format(PyExc_BufferError,
-                     "channel %s: an aborted claim of %zu bytes is reserved; send or claim at "
-                     "most that much (or close the channel)", self->addr, self->reserved_len);
-        return WAIT_PYERR;
-    }
-    memcpy(self->reserved, p, len);
-    int r = shml_commit(self->ch, len);
-    self->reserved = NULL;
-    return r < 0 ? r : (ssize_t)len;
-}
-
 /* send(data, timeout=None) -> None */
 static PyObject *Channel_send(ChannelObject *self, PyObject *args, PyObject *kw)
 {
@@ -1181,15 +1163,10 @@ static PyObject *Channel_send(ChannelObject *self, PyObject *args, PyObject *kw)
         PyBuffer_Release(&b);
         return NULL;
     }
-    ssize_t r;
-    if (self->reserved) {
-        r = send_reserved(self, b.buf, (size_t)b.len);
-    } else {
-        struct send_ctx c = {self->ch, b.buf, (size_t)b.len};
-        self->busy = true;
-        r = wait_loop(send_op, &c, ns);
-        self->busy = false;
-    }
+    struct send_ctx c = {self->ch, b.buf, (size_t)b.len};
+    self->busy = true;
+    ssize_t r = wait_loop(send_op, &c, ns);
+    self->busy = false;
     PyBuffer_Release(&b);
     if (r == WAIT_PYERR)
         return NULL;
@@ -1644,12 +1621,11 @@ static ssize_t peek_op(void *ctx, int64_t t)
     return shml_peek(c->ch, c->buf, c->len, t);
 }
 
-/* Keep an unpublished claim's slot reserved for the handle's next claim() or send(). */
+/* Withdraw an unpublished claim (shml_discard): nothing is sent, the room is free again. */
 static void message_abort(MessageObject *m)
 {
     ChannelObject *ch = m->chan;
-    ch->reserved = m->ptr;
-    ch->reserved_len = m->len;
+    shml_discard(ch->ch);
     m->state = MSG_DONE;
     m->ptr = NULL;
     ch->open = NULL;
@@ -1744,18 +1720,7 @@ static PyObject *Message_enter(MessageObject *m, PyObject *unused)
     if (channel_ready(ch) < 0)
         return NULL;
     ssize_t r;
-    if (m->claim && ch->reserved) {
-        /* Reuse the slot an aborted claim left reserved. */
-        if (m->len > ch->reserved_len) {
-            PyErr_Format(PyExc_BufferError,
-                         "channel %s: an aborted claim of %zu bytes is reserved; claim at most "
-                         "that much (or close the channel)", ch->addr, ch->reserved_len);
-            return NULL;
-        }
-        m->ptr = ch->reserved;
-        ch->reserved = NULL;
-        r = 0;
-    } else if (m->claim) {
+    if (m->claim) {
         struct claim_ctx c = {ch->ch, m->len, &m->ptr};
         ch->busy = true;
         r = wait_loop(claim_op, &c, m->timeout);
@@ -1776,7 +1741,7 @@ static PyObject *Message_enter(MessageObject *m, PyObject *unused)
     ch->open = m;
     m->view = PyMemoryView_FromObject((PyObject *)m);
     if (!m->view) {
-        /* Give the slot back at once: an aborted claim stays reserved, a peek is released. */
+        /* Give the slot back at once: the claim is discarded, the peek released. */
         if (m->claim) {
             message_abort(m);
         } else {
@@ -1791,9 +1756,8 @@ static PyObject *Message_enter(MessageObject *m, PyObject *unused)
  * End of the block: release the view we gave (so using it raises ValueError), then commit
  * or release the slot. Views derived from ours that are still alive (a slice, a numpy array)
  * keep pointing into the mapping, which close() keeps while they live (never a dangling
- * pointer), at a slot that may hold other messages from now on. After an
- * exception, a claim is not published: its slot stays reserved for this handle's next
- * claim() or send().
+ * pointer), at a slot that may hold other messages from now on. After an exception, a claim
+ * is discarded (shml_discard): nothing is sent and the room is free again.
  */
 static PyObject *Message_exit(MessageObject *m, PyObject *args)
 {

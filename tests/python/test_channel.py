@@ -46,8 +46,17 @@ def test_claim_commit_abort_and_view_lifetime(addr):
                 raise RuntimeError("abort")
         with pytest.raises(TimeoutError):
             q.recv(0.05)
-        q.send(b"after")  # goes through the reserved slot
+        q.send(b"after")
         assert q.recv(1) == b"after"
+        # the discarded room is free again: more aborted claims than slots, of any size
+        for i in range(3 * q.stats()["slots"]):
+            with pytest.raises(RuntimeError):
+                with q.claim(q.max_msg if i % 2 else 1) as v:
+                    raise RuntimeError("abort")
+        with q.claim(q.max_msg) as v:
+            v[:4] = b"full"
+            q.commit(4)
+        assert q.recv(1) == b"full" and q.stats()["lost"] == 0
         # a slice that outlives the block never dangles: the message is released at the end
         # of the block (the handle goes on), and close() refuses while the slice lives
         q.send(b"keep")
@@ -125,6 +134,13 @@ def test_latest_and_rpc(addr):
     with shmlink.RPC(b, create=True) as srv, shmlink.RPC(b, role="client") as cl:
         cl.send(b"ping")
         assert srv.recv(1) == b"ping"
+        # a reply whose block raises is not sent: the client still waits, the reply is owed
+        with pytest.raises(RuntimeError):
+            with srv.claim(4) as v:
+                v[:4] = b"oops"
+                raise RuntimeError("abort")
+        with pytest.raises(TimeoutError):
+            cl.recv(0.05)
         srv.send(b"pong")
         assert cl.recv(1) == b"pong"
 
