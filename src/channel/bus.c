@@ -119,7 +119,7 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         }
         if (d == -1 && state_busy(st)) {
             /* A publisher of the previous lap is still writing this slot. */
-            if (shml__chan_probe(ch) && shml__chan_pid_dead(state_pid(st))) {
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(ch->hdr, state_pid(st))) {
                 make_hole(ch, s, st, p - n, true);
                 continue;
             }
@@ -174,7 +174,7 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
         if (d < 0) {
             /* Not yet: holds an older lap's message, or message c is being written. */
             if (state_busy(st) && state_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
-                shml__chan_pid_dead(state_pid(st))) {
+                shml__chan_holder_dead(ch->hdr, state_pid(st))) {
                 make_hole(ch, s, st, c, true);
                 continue;
             }

@@ -143,17 +143,29 @@ static inline uint64_t ep_state(uint64_t gen, uint32_t pid, bool used)
 
 int shml__chan_ep_alive(struct shml_chan_ep *e)
 {
-    /* Relaxed: liveness is a fact about the process, re-checked by whoever acts on it. */
-    uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    /* Acquire pairs with the release of the entry's last hand-over (ep_free's store, or the
+       CAS of ep_reclaim): `start` is then the new owner's, or 0 while it is being taken,
+       never the previous owner's. Liveness is re-checked by whoever acts on it (by CAS). */
+    uint64_t st = atomic_load_explicit(&e->state, memory_order_acquire);
     if (!(st & 1u))
         return 0;
     uint64_t start = atomic_load_explicit(&e->start, memory_order_relaxed);
     return shml__os_proc_alive((int32_t)((st >> 1) & 0x7fffffffu), start);
 }
 
-bool shml__chan_pid_dead(uint32_t pid)
+bool shml__chan_holder_dead(struct shml_chan_hdr *h, uint32_t pid)
 {
-    return shml__os_proc_alive((int32_t)pid, 0) == 0;
+    if (shml__os_proc_alive((int32_t)pid, 0) == 0)
+        return true;
+    /* Alive by its pid: is it the holder, or a process that took the pid over since? */
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(h, i);
+        /* Relaxed: a pre-filter; ep_alive() loads the state again as it needs. */
+        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+        if ((st & 1u) && (uint32_t)((st >> 1) & 0x7fffffffu) == pid && shml__chan_ep_alive(e) != 0)
+            return false;
+    }
+    return true;
 }
 
 /* Add an entry's counters to the channel's totals. Relaxed: statistics. */
@@ -198,7 +210,7 @@ static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
                 break;
             if (st & 2u) {
                 /* A server is writing the reply: let it finish, unless it died. */
-                if (shml__chan_pid_dead((uint32_t)(st >> 2) & 0x3fffffffu)) {
+                if (shml__chan_holder_dead(h, (uint32_t)(st >> 2) & 0x3fffffffu)) {
                     atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
                                                             memory_order_relaxed,
                                                             memory_order_relaxed);
@@ -235,8 +247,11 @@ static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
     atomic_store_explicit(&e->bytes_received, 0, memory_order_relaxed);
     atomic_store_explicit(&e->drops, 0, memory_order_relaxed);
     atomic_store_explicit(&e->sleeps, 0, memory_order_relaxed);
+    /* Unknown start until the next owner stores its own: meanwhile ep_alive() goes by the
+       pid alone, so the new owner is never taken for a dead one. */
+    atomic_store_explicit(&e->start, 0, memory_order_relaxed);
     /* Release: the clearing above before the entry is anyone's again (pairs with the claim's
-       acquire CAS). */
+       acquire CAS and with ep_alive()). */
     atomic_store_explicit(&e->state, ep_state((mine >> 32) + 1, 0, false), memory_order_release);
 }
 
@@ -244,10 +259,16 @@ bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st)
 {
     struct shml_chan_ep *e = shml__chan_ep(h, i);
     uint64_t mine = ep_state(st >> 32, (uint32_t)shml__os_pid(), true);
-    /* Acquire: the dead owner's writes to the entry before our reading of it. */
-    if (!(st & 1u) || !atomic_compare_exchange_strong_explicit(&e->state, &st, mine,
-                                                               memory_order_acquire,
-                                                               memory_order_relaxed))
+    if (!(st & 1u))
+        return false;
+    /* The dead owner's start time must not be read with our pid once the CAS below names
+       us (we would look dead): clear it first. Until then it goes with the dead pid, which
+       kill() finds dead, or alive and taken over (harmless: nobody reclaims it then). */
+    atomic_store_explicit(&e->start, 0, memory_order_relaxed);
+    /* Acquire: the dead owner's writes to the entry before our reading of it. Release
+       pairs with ep_alive()'s acquire load: the cleared start comes with our pid. */
+    if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine, memory_order_acq_rel,
+                                                 memory_order_relaxed))
         return false;
     ep_undo(h, i);
     ep_free(h, i, mine);

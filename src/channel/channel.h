@@ -141,8 +141,14 @@ static inline void *slot_payload(void *slot)
     return (char *)slot + SHML_SLOT_HDR;
 }
 
-/* Is the process `pid` (as slot states hold it) dead? */
-SHML_INTERNAL bool shml__chan_pid_dead(uint32_t pid);
+/*
+ * Is the process `pid`, recorded as the holder of a slot, buffer or mailbox of channel h,
+ * gone? Every holder holds an endpoint entry while it holds anything (taken at open, freed
+ * at close after what it held is given back), and the entry records its start time: so a pid
+ * that another process took over since, which kill() finds alive, is dead too when no live
+ * entry of the table has it.
+ */
+SHML_INTERNAL bool shml__chan_holder_dead(struct shml_chan_hdr *h, uint32_t pid);
 
 /*
  * Try once to claim something (a slot to send into, a message to read): 0 with *slot and *pos

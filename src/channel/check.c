@@ -90,7 +90,7 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
         if (phase == 1 && !state_busy(st) && s->len > limit)
             finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
                     (unsigned long long)i, s->len, (unsigned long long)limit);
-        if (!state_busy(st) || !shml__chan_pid_dead(state_pid(st)))
+        if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
             continue;
         /* A dead holder: a claim being written (seq p) or a message being read (seq p + 1);
            either way the slot becomes free for the next lap, and the message is lost. */
@@ -122,7 +122,7 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
         if (!state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0)
             finding(c, false, "slot %llu: a published message names pid %u",
                     (unsigned long long)i, state_pid(st));
-        if (!state_busy(st) || !shml__chan_pid_dead(state_pid(st)))
+        if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
             continue;
         bool fixed = false;
         if (c->repair) {
@@ -165,7 +165,7 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
             finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
                               "pinning it; the buffer stays out of use)",
                     i, readers, pins);
-        if ((st & 1u) && shml__chan_pid_dead((uint32_t)(st >> 1) & 0x7fffffffu)) {
+        if ((st & 1u) && shml__chan_holder_dead(h, (uint32_t)(st >> 1) & 0x7fffffffu)) {
             bool fixed = false;
             if (c->repair) {
                 uint64_t want = st;
@@ -190,7 +190,7 @@ static void check_mailboxes(struct checker *c, struct shml_chan_hdr *h)
         struct shml_rpc_box *b = shml__chan_box(h, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         uint32_t server = (uint32_t)(st >> 2) & 0x3fffffffu;
-        if ((st & 1u) || server == 0 || !shml__chan_pid_dead(server))
+        if ((st & 1u) || server == 0 || !shml__chan_holder_dead(h, server))
             continue;
         bool fixed = false;
         if (c->repair) {

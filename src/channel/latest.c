@@ -59,7 +59,7 @@ static void clear_dead(shml_channel *ch)
     for (uint32_t i = 0; i <= ch->mask; i++) {
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        if ((st & 1u) && shml__chan_pid_dead(writer_of(st))) {
+        if ((st & 1u) && shml__chan_holder_dead(ch->hdr, writer_of(st))) {
             /* A dead writer's buffer: its value is whole if it is current (published before
                the mark is dropped), and unused otherwise. Release: pairs with the readers'
                acquire CAS. */
@@ -126,7 +126,7 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         if (st & 1u) {
             /* Its writer is between publishing and dropping its mark (or died there). */
-            if (shml__chan_probe(ch) && shml__chan_pid_dead(writer_of(st)))
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(ch->hdr, writer_of(st)))
                 clear_dead(ch);
             *behind = true;
             return -EAGAIN;

@@ -32,9 +32,9 @@
 #include <string.h>
 
 /* Is the holder recorded in a busy state dead? */
-static bool holder_dead(uint64_t s)
+static bool holder_dead(shml_channel *ch, uint64_t s)
 {
-    return shml__chan_pid_dead(state_pid(s));
+    return shml__chan_holder_dead(ch->hdr, state_pid(s));
 }
 
 /*
@@ -150,7 +150,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
-            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(st)) {
+            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
                 shml__queue_reclaim(ch->hdr, s, st, p);
                 continue;
             }
@@ -206,7 +206,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* Free or claimed for p (or still the previous lap's): nothing to read yet. */
-            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(st)) {
+            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
                 uint32_t seq = state_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */

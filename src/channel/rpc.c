@@ -158,7 +158,7 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     *behind = true; /* keep looking at the servers now and then */
     if (shml__chan_probe(ch)) {
         uint32_t server = box_pid(st);
-        if (server != 0 && shml__chan_pid_dead(server))
+        if (server != 0 && shml__chan_holder_dead(ch->hdr, server))
             return client_reset(ch, b, st, "the server that took the request died");
         if (server == 0 && atomic_load_explicit(&ch->hdr->servers, memory_order_relaxed) != 0 &&
             !server_alive(ch))
@@ -276,7 +276,7 @@ static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
        below fails and the reply is dropped and counted now, not when the entry is reused. */
     struct shml_chan_ep *e = shml__chan_ep(h, ch->req_client);
     uint64_t est = atomic_load_explicit(&e->state, memory_order_relaxed);
-    if ((est & 1u) && shml__chan_pid_dead((uint32_t)(est >> 1) & 0x7fffffffu))
+    if ((est & 1u) && shml__chan_ep_alive(e) == 0)
         shml__chan_ep_reclaim(h, ch->req_client, est);
     uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
     /* Acquire pairs with the client's release of "idle" after reading an earlier reply. */

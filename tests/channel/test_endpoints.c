@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const uint32_t all_kinds[] = {SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC};
@@ -830,4 +831,48 @@ TEST(check_errors)
     ASSERT_ERR(shml_channel_check(plain, 0, NULL, NULL), -SHML_EWRONGKIND);
     shml_segment_close(seg);
     (void)kind_names;
+}
+
+/*
+ * A holder whose pid another process took over: the slot names a pid that is alive (a child
+ * that never opened the channel), as when the holder died and its pid was reused. It must
+ * count as dead: check reports it, and the consumer that needs the slot reclaims it instead
+ * of waiting for a process that will never give it back.
+ */
+TEST_TIMEOUT(holder_pid_taken_over_is_dead, 60)
+{
+    const char *addr;
+    shml_channel *creator = chan_make(&addr, SHML_QUEUE, 0, 4 * 128, 64, 0);
+    shml_channel_close(creator);
+    shml_channel *cons = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    shml_channel *old = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    pid_t other = fork();
+    ASSERT_GE(other, 0);
+    if (other == 0) {
+        for (;;)
+            pause(); /* alive, and never an endpoint */
+    }
+    /* The claim's slot header (docs/FORMAT.md: state, then len, then the message at 16)
+       now names the other process as its writer. */
+    void *w;
+    ASSERT_OK(shml_claim(old, 5, &w, WAIT_BOUND));
+    _Atomic uint64_t *state = (_Atomic uint64_t *)((char *)w - 16);
+    uint64_t st = atomic_load(state);
+    ASSERT_EQ((st >> 1) & 0x7fffffffu, (uint64_t)getpid());
+    atomic_store(state, (st & ~((uint64_t)0x7fffffffu << 1)) | ((uint64_t)other << 1));
+    ASSERT_OK(shml_channel_close(old)); /* its claim is no longer its own: left alone */
+
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 1);
+    shml_channel *prod = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    ASSERT_EQ(shml_send(prod, "after", 5, WAIT_BOUND), 5);
+    char buf[64];
+    ASSERT_EQ(shml_recv(cons, buf, sizeof buf, 5 * SEC), 5);
+    ASSERT_MEM_EQ(buf, "after", 5);
+    ASSERT_EQ(chan_stats(cons).lost, 1);
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
+
+    kill(other, SIGKILL);
+    waitpid(other, NULL, 0);
+    shml_channel_close(prod);
+    shml_channel_close(cons);
 }
