@@ -263,8 +263,14 @@ bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st)
         return false;
     /* The dead owner's start time must not be read with our pid once the CAS below names
        us (we would look dead): clear it first. Until then it goes with the dead pid, which
-       kill() finds dead, or alive and taken over (harmless: nobody reclaims it then). */
-    atomic_store_explicit(&e->start, 0, memory_order_relaxed);
+       kill() finds dead, or alive and taken over (harmless: nobody reclaims it then). Only
+       the dead owner's is cleared: if the entry changed hands meanwhile, the CAS on start
+       fails (or the one on state below does). Relaxed: ordered by the CAS below. */
+    uint64_t start = atomic_load_explicit(&e->start, memory_order_relaxed);
+    if (atomic_load_explicit(&e->state, memory_order_relaxed) != st)
+        return false;
+    atomic_compare_exchange_strong_explicit(&e->start, &start, 0, memory_order_relaxed,
+                                            memory_order_relaxed);
     /* Acquire: the dead owner's writes to the entry before our reading of it. Release
        pairs with ep_alive()'s acquire load: the cleared start comes with our pid. */
     if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine, memory_order_acq_rel,
