@@ -9,8 +9,11 @@ import pytest
 
 import shmlink
 
+# The child installs Python's own SIGINT handler: a test runner started in the background
+# by a shell passes SIGINT on ignored, and Python then leaves it so.
 CODE = """
-import shmlink, sys, time
+import shmlink, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 {setup}
 print("ready", flush=True)
 t0 = time.monotonic()
