@@ -102,6 +102,7 @@
 
 /* No single wait in a benchmark may take longer than this: past it, the run has failed. */
 #define WAIT_LIMIT_NS ((int64_t)10 * 1000000000)
+#define WAIT_LIMIT_S (WAIT_LIMIT_NS / 1000000000) /* the futex waits' bound, per sleep */
 /* The small message of the round trips, the streams and the bus. */
 #define SMALL 64
 /* Messages per batch call, and the raw ring's publication interval to compare them with. */
@@ -159,30 +160,6 @@ struct shared {
 };
 
 /* ---- small tools ---- */
-
-static void pin(int cpu)
-{
-    if (cpu < 0)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0)
-        fprintf(stderr, "bench_channel: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
-}
-
-/* Nearest-rank percentile (0 < p <= 100) of the sorted v[0..n). */
-static double pct_sorted(const double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return v[rank - 1];
-}
 
 /* The message stamp: a message's number in its first 8 bytes. */
 static void stamp(unsigned char *msg, uint64_t n)
@@ -263,7 +240,7 @@ static double median_of(const double *v, size_t n)
         return 0;
     memcpy(w, v, n * sizeof *w);
     qsort(w, n, sizeof *w, cmp_double);
-    double m = pct_sorted(w, n, 50);
+    double m = bench_pct_sorted(w, n, 50);
     free(w);
     return m;
 }
@@ -394,7 +371,7 @@ static int start_peers(struct ctx *c, peer_fn fn, int n, pid_t *pid)
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (getppid() == 1)
                 _exit(1);
-            pin(c->o->cpu[1]);
+            bench_pin("bench_channel", c->o->cpu[1]);
             fn(c, k);
             _exit(0);
         }
@@ -557,67 +534,6 @@ static void add_sleeps(struct ctx *c, struct series *s, long messages)
 /* ---- raw spin and futex round trips ---- */
 
 /*
- * Poll until *word == want. A plain loop of acquire loads, no pause instruction and no yield:
- * the fastest a change can be seen, which is the baseline. The clock is read once every 2^20
- * polls (the first read sets the deadline), so the bound costs nothing in a round trip that
- * completes.
- */
-static int spin_wait_for(_Atomic uint32_t *word, uint32_t want)
-{
-    uint32_t n = 0;
-    int64_t deadline = 0;
-    /* Acquire: pairs with the other process's release store in mbox_put(); the message
-       bytes written before that store are visible after this load. */
-    while (atomic_load_explicit(word, memory_order_acquire) != want) {
-        if ((++n & 0xfffff) == 0) {
-            int64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + WAIT_LIMIT_NS;
-            else if (t > deadline)
-                return -ETIMEDOUT;
-        }
-    }
-    return 0;
-}
-
-/* The same with a pause instruction before each load, as the library's spin loops have. */
-static int spin_wait_pause(_Atomic uint32_t *word, uint32_t want)
-{
-    uint32_t n = 0;
-    int64_t deadline = 0;
-    for (;;) {
-        cpu_relax();
-        /* Acquire: pairs with the other process's release store in mbox_put(). */
-        if (atomic_load_explicit(word, memory_order_acquire) == want)
-            return 0;
-        if ((++n & 0xfffff) == 0) {
-            int64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + WAIT_LIMIT_NS;
-            else if (t > deadline)
-                return -ETIMEDOUT;
-        }
-    }
-}
-
-/*
- * Wait until *word == want, sleeping in FUTEX_WAIT while it holds anything else. The bound is
- * a constant relative timeout per sleep, so the baseline reads no clock.
- */
-static int futex_wait_for(_Atomic uint32_t *word, uint32_t want)
-{
-    static const struct timespec limit = {WAIT_LIMIT_NS / 1000000000, 0};
-    for (;;) {
-        /* Acquire: pairs with the other process's release store in mbox_put(). */
-        uint32_t cur = atomic_load_explicit(word, memory_order_acquire);
-        if (cur == want)
-            return 0;
-        if (futex(word, FUTEX_WAIT, cur, &limit) != 0 && errno != EAGAIN && errno != EINTR)
-            return -errno; /* -ETIMEDOUT: nothing came for WAIT_LIMIT_NS */
-    }
-}
-
-/*
  * Put message n in a mailbox. The other side reads the previous message out before it
  * answers it, and this side writes the next only after the answer, so the bytes are free.
  */
@@ -625,8 +541,8 @@ static void mbox_put(struct mbox *m, const unsigned char *msg, uint32_t n)
 {
     m->len = SMALL;
     memcpy(m->data, msg, SMALL);
-    /* Release: pairs with the acquire load in spin_wait_for(), spin_wait_pause() or
-       futex_wait_for() of the other process: len and data come before the number. */
+    /* Release: pairs with the acquire load in bench_spin_wait(), bench_spin_wait_pause() or
+       bench_futex_wait() of the other process: len and data come before the number. */
     atomic_store_explicit(&m->seq, n, memory_order_release);
 }
 
@@ -643,11 +559,11 @@ static int raw_wait(int how, struct mbox *m, uint32_t n)
 {
     switch (how) {
     case RAW_SPIN:
-        return spin_wait_for(&m->seq, n);
+        return bench_spin_wait(&m->seq, n, WAIT_LIMIT_NS);
     case RAW_PAUSE:
-        return spin_wait_pause(&m->seq, n);
+        return bench_spin_wait_pause(&m->seq, n, WAIT_LIMIT_NS);
     default:
-        return futex_wait_for(&m->seq, n);
+        return bench_futex_wait(&m->seq, n, WAIT_LIMIT_S);
     }
 }
 
@@ -1737,8 +1653,8 @@ static void print_rt_row(const struct series *s)
         return;
     memcpy(w, s->v, s->n * sizeof *w);
     qsort(w, s->n, sizeof *w, cmp_double);
-    printf("  %-34s %10.1f %10.1f %10.1f %8zu", s->name, pct_sorted(w, s->n, 50),
-           pct_sorted(w, s->n, 99), pct_sorted(w, s->n, 99.9), s->n);
+    printf("  %-34s %10.1f %10.1f %10.1f %8zu", s->name, bench_pct_sorted(w, s->n, 50),
+           bench_pct_sorted(w, s->n, 99), bench_pct_sorted(w, s->n, 99.9), s->n);
     print_sleeps(s);
     printf("\n");
     free(w);
@@ -1761,8 +1677,8 @@ static void print_st_row(const struct series *s, size_t size)
         return;
     memcpy(w, s->v, s->n * sizeof *w);
     qsort(w, s->n, sizeof *w, cmp_double);
-    double med = pct_sorted(w, s->n, 50);
-    printf("  %-34s %10.1f %10.1f %8.2f %8.2f %8zu", s->name, med, pct_sorted(w, s->n, 99),
+    double med = bench_pct_sorted(w, s->n, 50);
+    printf("  %-34s %10.1f %10.1f %8.2f %8.2f %8zu", s->name, med, bench_pct_sorted(w, s->n, 99),
            1e3 / med, (double)size / med, s->n);
     print_sleeps(s);
     printf("\n");
@@ -1789,7 +1705,7 @@ static void print_rep_ratios(const struct series *num, const struct series *den,
     }
     qsort(r, n, sizeof *r, cmp_double);
     printf("      repetition by repetition: median %.2fx, from %.2fx to %.2fx (%zu)\n",
-           pct_sorted(r, n, 50), r[0], r[n - 1], n);
+           bench_pct_sorted(r, n, 50), r[0], r[n - 1], n);
     free(r);
 }
 
@@ -1836,24 +1752,9 @@ static double clock_cost(void)
 static void print_machine(const struct opts *o)
 {
     struct utsname u;
-    char model[128] = "?", source[64] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    p += 1 + (p[1] == ' ');
-                    p[strcspn(p, "\n")] = '\0';
-                    snprintf(model, sizeof model, "%s", p);
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+    char model[128], source[64] = "?";
+    bench_cpu_model(model, sizeof model);
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
     if (f) {
         if (fgets(source, sizeof source, f))
             source[strcspn(source, "\n")] = '\0';
@@ -1898,10 +1799,8 @@ static _Noreturn void usage(const char *why)
 
 static long parse_long(const char *s, long min)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min)
+    long v;
+    if (!bench_parse_long(s, min, &v))
         usage("bad number");
     return v;
 }
@@ -1935,8 +1834,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
             o->only = v;
             i++;
         } else if (strcmp(a, "--cpus") == 0) {
-            if (sscanf(v, "%d,%d", &o->cpu[0], &o->cpu[1]) != 2 || o->cpu[0] < 0 || o->cpu[1] < 0 ||
-                o->cpu[0] == o->cpu[1])
+            if (!bench_parse_cpus(v, o->cpu))
                 usage("--cpus takes two different CPU numbers, e.g. 0,1");
             cpus_given = true;
             i++;
@@ -1946,17 +1844,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     }
     if (o->rounds > (long)UINT32_MAX / 2)
         usage("--rounds too large");
-    if (!cpus_given) {
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0) {
-            int k = 0;
-            for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
-                if (CPU_ISSET(c, &set))
-                    o->cpu[k++] = c;
-            if (k < 2)
-                o->cpu[0] = o->cpu[1] = -1;
-        }
-    }
+    if (!cpus_given)
+        bench_default_cpus(o->cpu);
 }
 
 /* ---- main ---- */
@@ -1998,7 +1887,7 @@ int main(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a peer that died shows as EPIPE */
 
-    pin(o.cpu[0]);
+    bench_pin("bench_channel", o.cpu[0]);
     print_machine(&o);
 
     /*

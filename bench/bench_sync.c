@@ -71,6 +71,7 @@
 
 /* No single wait in a benchmark may take longer than this: past it, the run has failed. */
 #define WAIT_LIMIT_NS ((int64_t)10 * 1000000000)
+#define WAIT_LIMIT_S (WAIT_LIMIT_NS / 1000000000) /* the futex waits' bound, per sleep */
 /* Uncontended lock pairs per timed batch. */
 #define LOCK_BATCH 1000
 /* The spin budget of shml_event in spin mode: the largest the API accepts. */
@@ -116,29 +117,13 @@ struct shared {
 
 /* ---- small tools ---- */
 
-static void pin(int cpu)
-{
-    if (cpu < 0)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) != 0)
-        fprintf(stderr, "bench_sync: cannot pin to CPU %d: %s\n", cpu, strerror(errno));
-}
-
 /* Nearest-rank percentile (0 < p <= 100) of v[0..n), which it sorts. */
 static double percentile(double *v, size_t n, double p)
 {
     if (n == 0)
         return 0;
     qsort(v, n, sizeof *v, cmp_double);
-    size_t rank = (size_t)((p / 100.0) * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return v[rank - 1];
+    return bench_pct_sorted(v, n, p);
 }
 
 /* ---- samples of one benchmark, pooled over its repetitions ---- */
@@ -200,7 +185,7 @@ static pid_t start_peer(struct shared *sh, const struct opts *o, peer_fn fn, lon
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() == 1)
             _exit(1);
-        pin(o->cpu[1]);
+        bench_pin("bench_sync", o->cpu[1]);
         /* Release: pairs with the parent's acquire load of ready; nothing else to publish. */
         atomic_store_explicit(&sh->ready, 1, memory_order_release);
         fn(sh, o, rounds);
@@ -259,27 +244,9 @@ static int finish_peer(struct shared *sh, pid_t pid, const char *bench)
 
 /* ---- raw futex ping-pong ---- */
 
-/*
- * Wait until *word == want: sleep in FUTEX_WAIT while it holds anything else. The acquire
- * load pairs with the other process's release store of the word, although no other data
- * travels with it here; it is what a real protocol would need, so the baseline pays for it.
- * The bound is a constant relative timeout per sleep, so the baseline reads no clock.
- */
-static int futex_wait_for(_Atomic uint32_t *word, uint32_t want)
-{
-    static const struct timespec limit = {WAIT_LIMIT_NS / 1000000000, 0};
-    for (;;) {
-        uint32_t cur = atomic_load_explicit(word, memory_order_acquire);
-        if (cur == want)
-            return 0;
-        if (futex(word, FUTEX_WAIT, cur, &limit) != 0 && errno != EAGAIN && errno != EINTR)
-            return -errno; /* -ETIMEDOUT: nothing came for WAIT_LIMIT_NS */
-    }
-}
-
 static void futex_post(_Atomic uint32_t *word, uint32_t val)
 {
-    /* Release: pairs with the acquire load in futex_wait_for() of the other process. */
+    /* Release: pairs with the acquire load in bench_futex_wait() of the other process. */
     atomic_store_explicit(word, val, memory_order_release);
     /* Always a wake: the classic raw futex ping-pong keeps no waiter count. */
     futex(word, FUTEX_WAKE, 1, NULL);
@@ -289,7 +256,7 @@ static void peer_futex(struct shared *sh, const struct opts *o, long rounds)
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        int rc = futex_wait_for(&sh->ping, (uint32_t)i);
+        int rc = bench_futex_wait(&sh->ping, (uint32_t)i, WAIT_LIMIT_S);
         if (rc < 0)
             peer_fail(sh, "raw futex wait", rc);
         futex_post(&sh->pong, (uint32_t)i);
@@ -299,37 +266,14 @@ static void peer_futex(struct shared *sh, const struct opts *o, long rounds)
 static int round_futex(struct shared *sh, uint32_t i)
 {
     futex_post(&sh->ping, i);
-    return futex_wait_for(&sh->pong, i);
+    return bench_futex_wait(&sh->pong, i, WAIT_LIMIT_S);
 }
 
 /* ---- raw spin ping-pong ---- */
 
-/*
- * Poll until *word == want. A plain loop of acquire loads, no pause instruction and no
- * yield: the fastest a change can be seen, which is the baseline. The clock is read once
- * every 2^20 polls (the first read sets the deadline), so the bound costs nothing in a round
- * trip that completes.
- */
-static int spin_wait_for(_Atomic uint32_t *word, uint32_t want)
-{
-    uint32_t n = 0;
-    int64_t deadline = 0;
-    /* Acquire: pairs with the other process's release store in spin_post() (or RMW). */
-    while (atomic_load_explicit(word, memory_order_acquire) != want) {
-        if ((++n & 0xfffff) == 0) {
-            int64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + WAIT_LIMIT_NS;
-            else if (t > deadline)
-                return -ETIMEDOUT;
-        }
-    }
-    return 0;
-}
-
 static void spin_post(_Atomic uint32_t *word, uint32_t val)
 {
-    /* Release: pairs with the acquire load in spin_wait_for() of the other process. */
+    /* Release: pairs with the acquire load in bench_spin_wait() of the other process. */
     atomic_store_explicit(word, val, memory_order_release);
 }
 
@@ -337,7 +281,7 @@ static void peer_spin(struct shared *sh, const struct opts *o, long rounds)
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        int rc = spin_wait_for(&sh->ping, (uint32_t)i);
+        int rc = bench_spin_wait(&sh->ping, (uint32_t)i, WAIT_LIMIT_NS);
         if (rc < 0)
             peer_fail(sh, "raw spin wait", rc);
         spin_post(&sh->pong, (uint32_t)i);
@@ -347,7 +291,7 @@ static void peer_spin(struct shared *sh, const struct opts *o, long rounds)
 static int round_spin(struct shared *sh, uint32_t i)
 {
     spin_post(&sh->ping, i);
-    return spin_wait_for(&sh->pong, i);
+    return bench_spin_wait(&sh->pong, i, WAIT_LIMIT_NS);
 }
 
 /*
@@ -358,30 +302,11 @@ static int round_spin(struct shared *sh, uint32_t i)
  * library's spin loop does (shml__os_cpu_relax), which saves power and the sibling
  * hyperthread's time but can see a change later.
  */
-static int spin_wait_pause(_Atomic uint32_t *word, uint32_t want)
-{
-    uint32_t n = 0;
-    int64_t deadline = 0;
-    for (;;) {
-        cpu_relax();
-        /* Acquire: pairs with the other process's release store of the word. */
-        if (atomic_load_explicit(word, memory_order_acquire) == want)
-            return 0;
-        if ((++n & 0xfffff) == 0) {
-            int64_t t = now_ns();
-            if (deadline == 0)
-                deadline = t + WAIT_LIMIT_NS;
-            else if (t > deadline)
-                return -ETIMEDOUT;
-        }
-    }
-}
-
 static void peer_spin_pause(struct shared *sh, const struct opts *o, long rounds)
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        if (spin_wait_pause(&sh->ping, (uint32_t)i) < 0)
+        if (bench_spin_wait_pause(&sh->ping, (uint32_t)i, WAIT_LIMIT_NS) < 0)
             peer_fail(sh, "raw spin wait", -ETIMEDOUT);
         spin_post(&sh->pong, (uint32_t)i);
     }
@@ -390,7 +315,7 @@ static void peer_spin_pause(struct shared *sh, const struct opts *o, long rounds
 static int round_spin_pause(struct shared *sh, uint32_t i)
 {
     spin_post(&sh->ping, i);
-    return spin_wait_pause(&sh->pong, i);
+    return bench_spin_wait_pause(&sh->pong, i, WAIT_LIMIT_NS);
 }
 
 /*
@@ -412,7 +337,7 @@ static void peer_spin_rmw(struct shared *sh, const struct opts *o, long rounds)
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        if (spin_wait_for(&sh->ping2[0], (uint32_t)i) < 0)
+        if (bench_spin_wait(&sh->ping2[0], (uint32_t)i, WAIT_LIMIT_NS) < 0)
             peer_fail(sh, "raw spin wait", -ETIMEDOUT);
         rmw_post(sh->pong2);
     }
@@ -421,7 +346,7 @@ static void peer_spin_rmw(struct shared *sh, const struct opts *o, long rounds)
 static int round_spin_rmw(struct shared *sh, uint32_t i)
 {
     rmw_post(sh->ping2);
-    return spin_wait_for(&sh->pong2[0], i);
+    return bench_spin_wait(&sh->pong2[0], i, WAIT_LIMIT_NS);
 }
 
 /*
@@ -445,7 +370,7 @@ static void peer_spin_fence(struct shared *sh, const struct opts *o, long rounds
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        if (spin_wait_for(&sh->ping2[0], (uint32_t)i) < 0)
+        if (bench_spin_wait(&sh->ping2[0], (uint32_t)i, WAIT_LIMIT_NS) < 0)
             peer_fail(sh, "raw spin wait", -ETIMEDOUT);
         fence_post(sh->pong2, (uint32_t)i);
     }
@@ -454,7 +379,7 @@ static void peer_spin_fence(struct shared *sh, const struct opts *o, long rounds
 static int round_spin_fence(struct shared *sh, uint32_t i)
 {
     fence_post(sh->ping2, i);
-    return spin_wait_for(&sh->pong2[0], i);
+    return bench_spin_wait(&sh->pong2[0], i, WAIT_LIMIT_NS);
 }
 
 /* Both: what a spin-mode shml_event does, minus the library's calls and checks. */
@@ -462,7 +387,7 @@ static void peer_spin_both(struct shared *sh, const struct opts *o, long rounds)
 {
     (void)o;
     for (long i = 1; i <= rounds; i++) {
-        if (spin_wait_pause(&sh->ping2[0], (uint32_t)i) < 0)
+        if (bench_spin_wait_pause(&sh->ping2[0], (uint32_t)i, WAIT_LIMIT_NS) < 0)
             peer_fail(sh, "raw spin wait", -ETIMEDOUT);
         rmw_post(sh->pong2);
     }
@@ -471,7 +396,7 @@ static void peer_spin_both(struct shared *sh, const struct opts *o, long rounds)
 static int round_spin_both(struct shared *sh, uint32_t i)
 {
     rmw_post(sh->ping2);
-    return spin_wait_pause(&sh->pong2[0], i);
+    return bench_spin_wait_pause(&sh->pong2[0], i, WAIT_LIMIT_NS);
 }
 
 /* ---- shml_event ping-pong (blocking and spin modes: the spin budget is in the events) ---- */
@@ -952,23 +877,8 @@ static const char *verdict(double value, double target)
 static void print_machine(const struct opts *o)
 {
     struct utsname u;
-    char model[128] = "?";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    p += 1 + (p[1] == ' ');
-                    p[strcspn(p, "\n")] = '\0';
-                    snprintf(model, sizeof model, "%s", p);
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
+    char model[128];
+    bench_cpu_model(model, sizeof model);
     uname(&u);
     printf("bench_sync: shmlink %s, %s %s, %ld CPUs online (%s)\n", shml_version(), u.sysname,
            u.release, sysconf(_SC_NPROCESSORS_ONLN), model);
@@ -1004,10 +914,8 @@ static _Noreturn void usage(const char *why)
 
 static long parse_long(const char *s, long min)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min)
+    long v;
+    if (!bench_parse_long(s, min, &v))
         usage("bad number");
     return v;
 }
@@ -1044,8 +952,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
             o->only = v;
             i++;
         } else if (strcmp(a, "--cpus") == 0) {
-            if (sscanf(v, "%d,%d", &o->cpu[0], &o->cpu[1]) != 2 || o->cpu[0] < 0 ||
-                o->cpu[1] < 0 || o->cpu[0] == o->cpu[1])
+            if (!bench_parse_cpus(v, o->cpu))
                 usage("--cpus takes two different CPU numbers, e.g. 0,1");
             cpus_given = true;
             i++;
@@ -1057,17 +964,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         o->batch = o->rounds;
     if (o->rounds > (long)UINT32_MAX / 2)
         usage("--rounds too large");
-    if (!cpus_given) {
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0) {
-            int k = 0;
-            for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
-                if (CPU_ISSET(c, &set))
-                    o->cpu[k++] = c;
-            if (k < 2)
-                o->cpu[0] = o->cpu[1] = -1;
-        }
-    }
+    if (!cpus_given)
+        bench_default_cpus(o->cpu);
 }
 
 /* ---- main ---- */
@@ -1090,7 +988,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct shared *sh = shml_segment_data(seg);
-    pin(o.cpu[0]);
+    bench_pin("bench_sync", o.cpu[0]);
 
     struct series pp[N_PINGPONG] = {{0}}, lk[N_LOCKER] = {{0}}, ct[N_CONTENDER] = {{0}};
     for (size_t b = 0; b < N_PINGPONG; b++) {
