@@ -955,6 +955,57 @@ static unsigned rep_alarm(const struct opts *o)
 }
 
 /*
+ * Set up one repetition and start its `n` peers: 1 when they run (the names are unlinked
+ * already), 0 when the benchmark is not available here (the reason is in s->na), -1 on a
+ * failure (reported). Either way but 1, everything is released.
+ */
+static int begin_rep(struct ctx *c, const char *name, int (*setup)(struct ctx *), peer_fn peer,
+                     int n, pid_t *pid, struct series *s)
+{
+    int rc = setup(c);
+    if (rc == -ENOTSUP || rc == -ENOSYS) {
+        snprintf(s->na, sizeof s->na, "%s",
+                 rc == -ENOSYS ? "shml_send_batch/shml_recv_batch are not in the library"
+                               : shml_last_error());
+        if (!s->na[0])
+            snprintf(s->na, sizeof s->na, "%s", shml_strerror(rc));
+        release_all(c);
+        return 0;
+    }
+    if (rc < 0) {
+        report(name, "setup", rc);
+        release_all(c);
+        return -1;
+    }
+    if (start_peers(c, peer, n, pid) < 0) {
+        release_all(c);
+        return -1;
+    }
+    unlink_names(c);
+    return 1;
+}
+
+/*
+ * End a repetition whose timed part returned rc (< 0: failed, and reported): wait for the
+ * `n` peers (or kill them), count the sleeps of `messages` messages, release everything.
+ */
+static int end_rep(struct ctx *c, pid_t *pid, int n, int rc, struct series *s, size_t first,
+                   long messages)
+{
+    if (rc < 0) {
+        kill_all(pid, n);
+        release_all(c);
+        return -1;
+    }
+    rc = finish_peers(c, pid, n);
+    if (rc == 0 && c->ch[0])
+        add_sleeps(c, s, messages);
+    series_end_rep(s, first);
+    release_all(c);
+    return rc;
+}
+
+/*
  * One repetition: warm-up round trips, then `rounds` round trips, each timed by the clock read
  * that follows it. The peer runs warm-up and timed rounds in one go.
  */
@@ -969,23 +1020,10 @@ static int run_rt(struct ctx *c, const struct rt_bench *b, struct series *s)
     c->count = warm + rounds;
     if (series_reserve(s, (size_t)rounds) < 0)
         return -1;
-    int rc = b->setup(c);
-    if (rc < 0) {
-        if (rc == -ENOTSUP) {
-            snprintf(s->na, sizeof s->na, "%s", shml_last_error());
-            release_all(c);
-            return 0;
-        }
-        report(b->name, "setup", rc);
-        release_all(c);
-        return -1;
-    }
     pid_t pid[1];
-    if (start_peers(c, b->peer, 1, pid) < 0) {
-        release_all(c);
-        return -1;
-    }
-    unlink_names(c);
+    int rc = begin_rep(c, b->name, b->setup, b->peer, 1, pid, s);
+    if (rc <= 0)
+        return rc;
     size_t first = s->n;
     uint32_t i = 0;
     for (long w = 0; w < warm && rc >= 0; w++)
@@ -1001,16 +1039,8 @@ static int run_rt(struct ctx *c, const struct rt_bench *b, struct series *s)
         char what[64];
         snprintf(what, sizeof what, "round %" PRIu32, i);
         report(b->name, what, rc);
-        kill_all(pid, 1);
-        release_all(c);
-        return -1;
     }
-    rc = finish_peers(c, pid, 1);
-    if (rc == 0 && c->ch[0])
-        add_sleeps(c, s, 2 * c->count);
-    series_end_rep(s, first);
-    release_all(c);
-    return rc;
+    return end_rep(c, pid, 1, rc, s, first, 2 * c->count);
 }
 
 /* ---- one-way streams: the peer produces c->count messages, this process consumes ---- */
@@ -1437,40 +1467,13 @@ static int run_stream(struct ctx *c, const struct st_bench *b, struct series *s)
     c->count = count;
     if (series_reserve(s, (size_t)(count / (chunk / 2) + 2)) < 0)
         return -1;
-    int rc = b->setup(c);
-    if (rc < 0) {
-        if (rc == -ENOTSUP || rc == -ENOSYS) {
-            snprintf(s->na, sizeof s->na, "%s",
-                     rc == -ENOSYS ? "shml_send_batch/shml_recv_batch are not in the library"
-                                   : shml_last_error());
-            if (!s->na[0])
-                snprintf(s->na, sizeof s->na, "%s", shml_strerror(rc));
-            release_all(c);
-            return 0;
-        }
-        report(b->name, "setup", rc);
-        release_all(c);
-        return -1;
-    }
     pid_t pid[1];
-    if (start_peers(c, b->peer, 1, pid) < 0) {
-        release_all(c);
-        return -1;
-    }
-    unlink_names(c);
+    int rc = begin_rep(c, b->name, b->setup, b->peer, 1, pid, s);
+    if (rc <= 0)
+        return rc;
     size_t first = s->n;
     rc = time_chunks(c, b->recv, count, count / 10, chunk, s);
-    if (rc < 0) {
-        kill_all(pid, 1);
-        release_all(c);
-        return -1;
-    }
-    rc = finish_peers(c, pid, 1);
-    if (rc == 0 && c->ch[0])
-        add_sleeps(c, s, count);
-    series_end_rep(s, first);
-    release_all(c);
-    return rc;
+    return end_rep(c, pid, 1, rc, s, first, count);
 }
 
 /* ---- the bus: this process publishes, the peers subscribe ---- */
@@ -1590,36 +1593,13 @@ static int run_bus(struct ctx *c, int subs, peer_fn peer, uint32_t policy, const
     c->count = count;
     if (series_reserve(s, (size_t)(count / (chunk / 2) + 2)) < 0)
         return -1;
-    int rc = setup_bus(c);
-    if (rc < 0) {
-        if (rc == -ENOTSUP) {
-            snprintf(s->na, sizeof s->na, "%s", shml_last_error());
-            release_all(c);
-            return 0;
-        }
-        report(name, "setup", rc);
-        release_all(c);
-        return -1;
-    }
     pid_t pid[MAX_PEERS];
-    if (start_peers(c, peer, subs, pid) < 0) {
-        release_all(c);
-        return -1;
-    }
-    unlink_names(c);
+    int rc = begin_rep(c, name, setup_bus, peer, subs, pid, s);
+    if (rc <= 0)
+        return rc;
     size_t first = s->n;
     rc = time_chunks(c, publish_one, count, count / 10, chunk, s);
-    if (rc < 0) {
-        kill_all(pid, subs);
-        release_all(c);
-        return -1;
-    }
-    rc = finish_peers(c, pid, subs);
-    if (rc == 0)
-        add_sleeps(c, s, count);
-    series_end_rep(s, first);
-    release_all(c);
-    return rc;
+    return end_rep(c, pid, subs, rc, s, first, count);
 }
 
 /* ---- report ---- */
