@@ -162,19 +162,37 @@ _Static_assert(offsetof(struct shml_hdr, attach) == SHML_ATTACH_OFF, "hdr.attach
  * (on Linux a glibc pthread_mutex_t: 40 bytes, whose int at offset 0 is the robust futex word
  * (holder's thread id | 0x80000000 waiters | 0x40000000 owner died) and whose int at offset 8
  * is the holder's thread id), then the initialisation mark, stored last at init (release, pairs
- * with the acquire load at every call).
+ * with the acquire load at every call), then who holds it.
+ *
+ * holder_ns and holder_id name the holding thread beyond its thread id, which the system
+ * reuses and which means something only inside one pid namespace: holder_ns is a tag of the
+ * holder's pid namespace (shml__os_pid_ns(), 0 unknown); holder_id packs the thread id in the
+ * high 32 bits and the low 32 bits of the thread's start time (clock ticks since boot; 0
+ * unknown) in the low 32. The holder writes holder_ns (relaxed) then holder_id (release, pairs
+ * with the acquire load of a waiter that judges the holder: seeing this holder's id, it sees
+ * this holder's namespace) right after it locks, and clears holder_id right before it unlocks
+ * (relaxed: the unlock's release orders it for the next holder). A waiter whose lock word and
+ * holder_id name different threads knows the holder has not written its identity yet.
  */
-#define SHML_MUTEX_OS_BYTES 48u
+#define SHML_MUTEX_OS_BYTES 40u
 #define SHML_MUTEX_MAGIC    0x5854554du /* "MUTX" */
 struct shml_mutex_layout {
     _Alignas(8) uint8_t os[SHML_MUTEX_OS_BYTES]; /*  0: the platform's lock */
+    shml_atomic_u32 holder_ns;                  /* 40: pid namespace tag of the holder */
+    uint32_t reserved;                          /* 44: zero */
     shml_atomic_u32 magic;                      /* 48: SHML_MUTEX_MAGIC once initialised */
     shml_atomic_u32 holder_pid;                 /* 52: pid of the last process that locked */
-    uint32_t reserved[2];                       /* 56: zero */
+    shml_atomic_u64 holder_id;                  /* 56: SHML_MUTEX_HOLDER_ID; 0 while free */
 };
+#define SHML_MUTEX_HOLDER_ID(tid, start) (((uint64_t)(uint32_t)(tid) << 32) | (uint32_t)(start))
+#define SHML_MUTEX_HOLDER_TID(id)        ((int32_t)(uint32_t)((id) >> 32))
+#define SHML_MUTEX_HOLDER_START(id)      ((uint32_t)(id))
 _Static_assert(sizeof(struct shml_mutex_layout) == 64, "mutex size");
+_Static_assert(offsetof(struct shml_mutex_layout, holder_ns) == 40, "mutex.holder_ns");
+_Static_assert(offsetof(struct shml_mutex_layout, reserved) == 44, "mutex.reserved");
 _Static_assert(offsetof(struct shml_mutex_layout, magic) == 48, "mutex.magic");
 _Static_assert(offsetof(struct shml_mutex_layout, holder_pid) == 52, "mutex.holder_pid");
+_Static_assert(offsetof(struct shml_mutex_layout, holder_id) == 56, "mutex.holder_id");
 
 /*
  * The sleeper count of events and semaphores (src/sync/wait.c): a waiter adds one to `count`

@@ -48,6 +48,15 @@ extern "C" {
  *
  * Recursive locking is not supported: a second lock by the holding thread is -EDEADLK.
  * Unlocking a mutex the caller does not hold is -EPERM.
+ *
+ * Whatever way a holder goes (returns from main or calls exit, dies of a signal, kill -9,
+ * exec, a thread that exits), the next locker gets the lock with -EOWNERDEAD. The kernel hands
+ * it over at once while the mutex is still mapped in the holder; a holder that closed (or
+ * unmapped) the segment before it went is found gone by a waiter, which checks the holding
+ * thread after each wait slice (10 ms, doubling to 200 ms): so within about 200 ms. Closing a
+ * segment does not release the locks the caller holds in it: they stay held (and the caller
+ * can no longer unlock them) until the holding thread exits; so unlock before closing. A holder
+ * in another pid namespace (a container sharing the segment) is never judged from outside it.
  */
 typedef struct shml_mutex {
     SHML_ALIGNAS(8) unsigned char opaque[64];
@@ -68,7 +77,9 @@ SHML_API int shml_mutex_init(shml_mutex *m);
  * -ENOTRECOVERABLE: a holder died and nobody made it consistent: every lock fails from now on
  * (re-initialise it when no process uses it). -ETIMEDOUT (-EBUSY is never returned: a failed
  * try is -ETIMEDOUT too). -EDEADLK: the calling thread holds it. -EINVAL: not initialised.
- * Thread- and process-safe; blocking; never interrupted by signals.
+ * Thread- and process-safe; blocking; never interrupted by signals. A lock that waits (or a
+ * try that finds the lock busy) checks the holder's thread in /proc, at most once per wait
+ * slice (see above); an uncontended lock makes no system call.
  */
 SHML_API int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns);
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,11 +95,14 @@ int shml__os_cwd(char *buf, size_t cap)
  * cached, and forgotten in the child of every fork() (pthread_atfork).
  */
 static _Atomic int32_t cached_pid;
+static _Atomic uint32_t cached_pid_ns;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void forget_pid(void)
 {
     atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+    /* A child forked after unshare(CLONE_NEWPID) lives in another namespace than its parent. */
+    atomic_store_explicit(&cached_pid_ns, 0, memory_order_relaxed);
 }
 
 static void register_atfork(void)
@@ -116,6 +120,22 @@ int32_t shml__os_pid(void)
         atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
     }
     return pid;
+}
+
+uint32_t shml__os_pid_ns(void)
+{
+    /* Relaxed: every thread of a process computes the same value. */
+    uint32_t ns = atomic_load_explicit(&cached_pid_ns, memory_order_relaxed);
+    if (ns == 0) {
+        pthread_once(&atfork_once, register_atfork);
+        /* The namespace's inode number names it for as long as any process lives in it. */
+        struct stat st;
+        if (stat("/proc/self/ns/pid", &st) != 0)
+            return 0;
+        ns = (uint32_t)st.st_ino;
+        atomic_store_explicit(&cached_pid_ns, ns, memory_order_relaxed);
+    }
+    return ns;
 }
 
 uint32_t shml__os_euid(void)
@@ -182,6 +202,16 @@ int shml__os_proc_alive(int32_t pid, uint64_t start)
     if (state == 'Z' || state == 'X')
         return 0;
     return start == 0 || now == start ? 1 : 0;
+}
+
+int shml__os_thread_start(int32_t tid, uint64_t *start)
+{
+    /* /proc/TID resolves any thread, not only group leaders, and its stat is the thread's. */
+    char state;
+    int r = read_stat(tid, &state, start);
+    if (r == 0 && (state == 'Z' || state == 'X'))
+        return -ESRCH;
+    return r;
 }
 
 int shml__os_boot_id(uint8_t id[16])

@@ -171,3 +171,34 @@ void shml__os_mutex_inspect(const void *os, struct shml_mutex_state *st)
     st->pid = tid_process(tid);
     st->alive = st->pid != 0 ? shml__os_proc_alive(st->pid, 0) : 0;
 }
+
+int32_t shml__os_mutex_holder(const void *os)
+{
+    /* The robust futex word, read as glibc and the kernel treat it: atomically. */
+    uint32_t word = __atomic_load_n((const uint32_t *)os, __ATOMIC_RELAXED);
+    if (word & ROBUST_OWNER_DIED)
+        return 0;
+    return (int32_t)(word & ROBUST_TID_MASK);
+}
+
+int shml__os_mutex_abandon(void *os, int32_t tid)
+{
+    uint32_t *word = os;
+    uint32_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+    if ((old & ROBUST_OWNER_DIED) || (int32_t)(old & ROBUST_TID_MASK) != tid || tid == 0)
+        return 0;
+    /*
+     * Exactly what the kernel's robust-list walk does at a holder's death (handle_futex_death):
+     * keep the waiters bit, set owner-died, clear the owner. Release pairs with the acquire CAS
+     * of glibc's next lock, which then sees the died bit and returns EOWNERDEAD; the data the
+     * dead holder wrote was already ordered by its own stores before it died. A failed CAS
+     * means the word moved (a locker took over first, or the holder was not gone after all).
+     */
+    uint32_t dead = (old & ROBUST_WAITERS) | ROBUST_OWNER_DIED;
+    if (!__atomic_compare_exchange_n(word, &old, dead, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        return 0;
+    /* As the kernel does: a sleeper is woken to take the lock (the futex word is shared). */
+    if (old & ROBUST_WAITERS)
+        shml__os_futex_wake((shml_atomic_u32 *)word, 1);
+    return 1;
+}

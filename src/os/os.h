@@ -47,6 +47,17 @@ SHML_INTERNAL int shml__os_proc_start(int32_t pid, uint64_t *start);
  * (or the pid now belongs to another process), -1 unknown.
  */
 SHML_INTERNAL int shml__os_proc_alive(int32_t pid, uint64_t start);
+/*
+ * Start time of thread `tid` (of any process) in clock ticks since boot. Returns 0, -ESRCH if
+ * no such thread or it is a zombie (it can never run again), -errno otherwise.
+ */
+SHML_INTERNAL int shml__os_thread_start(int32_t tid, uint64_t *start);
+/*
+ * A tag of the calling process's pid namespace (process and thread ids mean something only
+ * inside one): equal tags, equal namespaces. 0 if it cannot be known. Cached; reset in fork()ed
+ * children.
+ */
+SHML_INTERNAL uint32_t shml__os_pid_ns(void);
 /* 16 bytes naming the current boot (the same for every process until reboot). */
 SHML_INTERNAL int shml__os_boot_id(uint8_t id[16]);
 
@@ -99,5 +110,17 @@ SHML_INTERNAL int shml__os_mutex_lock(void *os, int64_t timeout_ns);
 SHML_INTERNAL int shml__os_mutex_unlock(void *os);
 SHML_INTERNAL int shml__os_mutex_consistent(void *os);
 SHML_INTERNAL void shml__os_mutex_inspect(const void *os, struct shml_mutex_state *st);
+/*
+ * The thread that holds the lock according to the platform's lock word, or 0 if it is free
+ * or was released by the platform when its holder died. A snapshot.
+ */
+SHML_INTERNAL int32_t shml__os_mutex_holder(const void *os);
+/*
+ * Release a lock whose holder `tid` is known to be gone without the platform having noticed
+ * (it unmapped the lock before it exited, so the kernel's robust list could not reach it): the
+ * lock becomes what a holder's death leaves, and the next locker gets -EOWNERDEAD. Does
+ * nothing unless `tid` still holds it. Returns 1 released, 0 not (the lock word changed).
+ */
+SHML_INTERNAL int shml__os_mutex_abandon(void *os, int32_t tid);
 
 #endif /* SHML_OS_H */
