@@ -32,7 +32,9 @@
 
 /* hdr.flags */
 #define SHML_HDRF_HUGEPAGES 0x1u /* backed by huge pages; header_size is one huge page */
-#define SHML_HDRF_KNOWN     0x1u /* flags this version understands */
+#define SHML_HDRF_OWNED     0x2u /* belongs to its creator: gc removes it once the creator and
+                                    every attached process are gone */
+#define SHML_HDRF_KNOWN     0x3u /* flags this version understands */
 
 /* Bytes covered by hdr.check: every field before it, which never changes after creation. */
 #define SHML_HDR_CHECKED_LEN 156u

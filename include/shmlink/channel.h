@@ -77,6 +77,8 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 
 /* Flags for struct shml_channel_opts.flags. */
 #define SHML_SPSC 0x1u /* create, queue: one producer and one consumer at a time (no CAS) */
+/* SHML_OWNED (segment.h), at create: the channel belongs to its creator, and shml_gc() removes
+   it once the creator and every endpoint are gone. By default a channel lives until removed. */
 
 /*
  * The type of a typed channel's messages, so that programs in any language agree on their
@@ -112,7 +114,7 @@ struct shml_channel_opts {
     uint32_t policy;    /* SHML_BLOCK, or SHML_OVERWRITE (bus) */
     uint32_t wait;      /* SHML_WAIT_* for this endpoint */
     uint32_t mode;      /* permission bits of the segment (0 = 0600) */
-    uint32_t flags;     /* SHML_SPSC */
+    uint32_t flags;     /* SHML_SPSC, SHML_OWNED */
     uint32_t spin;      /* adaptive: polls before sleeping (0 = 2000) */
     uint32_t endpoints; /* create: entries in the endpoint table, 1..4096 (0 = 64) */
     uint32_t role;      /* create: the creator's role (0: queue and latest both, bus

@@ -55,6 +55,9 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
 #define SHML_HUGEPAGES      0x0008u /* back with huge pages (sysv: and memfd: backends) */
 #define SHML_PREFAULT       0x0010u /* fault every page in at map time (no first-touch faults) */
 #define SHML_NOATTACH       0x0020u /* open: do not record this process in the attach table */
+#define SHML_OWNED          0x0040u /* create: the segment belongs to its creator; shml_gc()
+                                       removes it once the creator and every process attached
+                                       are gone (without it, it lives until removed) */
 
 /* Segment kinds stored in a managed header. Channels add their own kinds. */
 #define SHML_KIND_ANY   0u /* open: accept any kind */
@@ -111,8 +114,12 @@ struct shml_segment_opts {
  * On error nothing is left behind: a partly created object is removed.
  *
  * Ownership: on success *out is a new handle the caller closes with shml_segment_close().
- * Creating does not make the caller responsible for unlinking: segments persist until
- * shml_segment_unlink() (memfd segments vanish with their last fd).
+ * Lifetime: by default a segment outlives its creator, like a file: it persists until
+ * shml_segment_unlink() (memfd segments vanish with their last fd), and shml_gc() never
+ * removes it, so one program may write it and exit and another read it later. With SHML_OWNED
+ * (managed segments only) it belongs to its creator: once the creator and every process
+ * attached to it are gone, shml_gc() removes it (temporary segments). Either way, a segment
+ * whose creator died before finishing it is removed by shml_gc().
  */
 SHML_API int shml_segment_create(const char *addr, size_t size, const struct shml_segment_opts *opts,
                                  shml_segment **out);
@@ -256,7 +263,7 @@ struct shml_segment_info {
     uint32_t kind;               /* managed: SHML_KIND_* */
     uint32_t version;            /* managed: layout version */
     uint32_t header_size;        /* managed: bytes before the caller's data */
-    uint32_t hdr_flags;          /* managed: SHML_HUGEPAGES if created with huge pages */
+    uint32_t hdr_flags;          /* managed: SHML_HUGEPAGES, SHML_OWNED as created */
     uint64_t size;               /* caller's bytes: logical size, or the object's size if raw */
     uint64_t object_size;        /* bytes the object has in the system */
     uint32_t mode;               /* permission bits */
@@ -295,16 +302,38 @@ SHML_API int shml_segment_stat(const char *addr, struct shml_segment_info *info,
 SHML_API int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *count);
 
 /*
- * Remove abandoned shmlink segments: managed POSIX and System V segments whose creator is dead,
- * whose attach table holds no live process and no untracked attach, and that no process maps
- * (System V nattch, /proc/PID/maps); shmlink segments whose header is corrupt (a creator died
- * while writing it) that no process maps and that are older than 5 seconds; and temporary
- * objects of creators that died (/dev/shm/.shml-tmp-PID-N). Foreign segments and segments of
- * other layout versions are never touched. With `dry_run` nothing is removed. If `removed` is not NULL, *removed gets an
- * array (free with shml_free()) of the segments removed (or that would be), *n_removed their
- * number. Returns 0 or -errno (-ENOMEM; per-segment failures are skipped, not fatal).
+ * Remove the shmlink segments that are provably abandoned, and nothing else:
+ *   - owned segments (created with SHML_OWNED) whose creator is dead, whose attach table holds
+ *     no live process and no untracked attach, and that no process maps (System V nattch,
+ *     /proc/PID/maps);
+ *   - segments whose creator died before finishing them (the header was never published, or
+ *     is corrupt) that no process maps and that are older than 5 seconds;
+ *   - temporary objects of creators that died mid-creation (/dev/shm/.shml-tmp-PID-N).
+ * A segment made to outlive its creator (the default) is never removed, whoever is alive;
+ * foreign segments and segments of other layout versions are never touched. With `dry_run`
+ * nothing is removed. If `removed` is not NULL, *removed gets an array (free with
+ * shml_free()) of the segments removed (or that would be), *n_removed their number.
+ * Returns 0 or -errno (-ENOMEM; per-segment failures are skipped, not fatal).
  */
 SHML_API int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed);
+
+/* What shml_gc_verdict() says of a segment. */
+#define SHML_GC_KEEP_FOREIGN    0 /* not made by shmlink: never touched */
+#define SHML_GC_KEEP_PERSISTENT 1 /* made to outlive its creator: lives until removed */
+#define SHML_GC_KEEP_IN_USE     2 /* owned, and its creator or an attached process is alive,
+                                     or some process maps it */
+#define SHML_GC_KEEP_UNKNOWN    3 /* another layout version, or still being created */
+#define SHML_GC_REMOVE_ORPHANED 4 /* owned, and its creator and every attached process are gone */
+#define SHML_GC_REMOVE_UNFINISHED 5 /* its creator died before finishing it */
+
+/*
+ * Would shml_gc() remove the segment `info` describes (as filled by shml_segment_stat() or
+ * shml_segment_list()), and why? Returns one of SHML_GC_*: the REMOVE_ ones are what shml_gc()
+ * removes. If `why` is not NULL, *why gets a static sentence saying so ("persistent: lives
+ * until removed"). Looks at /proc (which processes map the segment) for the candidates only.
+ * Returns -EINVAL if info is NULL. Thread-safe.
+ */
+SHML_API int shml_gc_verdict(const struct shml_segment_info *info, const char **why);
 
 #ifdef __cplusplus
 }

@@ -416,8 +416,9 @@ static int check_opts(const struct shml_channel_opts *o)
         return shml__fail(EINVAL, "SHML_OVERWRITE is a bus policy; this kind only blocks");
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
-    if (o->flags & ~SHML_SPSC)
-        return shml__fail(EINVAL, "unknown channel flags 0x%x", o->flags & ~SHML_SPSC);
+    if (o->flags & ~(SHML_SPSC | SHML_OWNED))
+        return shml__fail(EINVAL, "unknown channel flags 0x%x",
+                          o->flags & ~(SHML_SPSC | SHML_OWNED));
     if ((o->flags & SHML_SPSC) && kind != SHML_QUEUE)
         return shml__fail(EINVAL, "SHML_SPSC is for queues");
     if (o->max_msg > MAX_MAX_MSG)
@@ -480,6 +481,7 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
 
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
     so.mode = o->mode;
+    so.flags = o->flags & SHML_OWNED;
     so.kind = kind;
     struct shml_chan_hdr geometry = {
         .magic = SHML_CHAN_MAGIC,

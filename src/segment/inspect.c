@@ -86,7 +86,8 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     info->kind = h->kind;
     info->version = h->version;
     info->header_size = h->header_size;
-    info->hdr_flags = (h->flags & SHML_HDRF_HUGEPAGES) ? SHML_HUGEPAGES : 0;
+    info->hdr_flags = ((h->flags & SHML_HDRF_HUGEPAGES) ? SHML_HUGEPAGES : 0) |
+                      ((h->flags & SHML_HDRF_OWNED) ? SHML_OWNED : 0);
     info->size = h->size;
     info->creator_pid = h->creator_pid;
     info->creator_start = h->creator_start;
@@ -318,21 +319,45 @@ static bool mapped_by_anyone(const struct shml_segment_info *s)
     return true;
 }
 
+static int verdict(int v, const char *text, const char **why)
+{
+    if (why)
+        *why = text;
+    return v;
+}
+
+int shml_gc_verdict(const struct shml_segment_info *s, const char **why)
+{
+    if (!s)
+        return -EINVAL;
+    if (!s->shmlink)
+        return verdict(SHML_GC_KEEP_FOREIGN, "foreign: not made by shmlink", why);
+    if (s->managed) {
+        if (!(s->hdr_flags & SHML_OWNED))
+            return verdict(SHML_GC_KEEP_PERSISTENT, "persistent: lives until removed", why);
+        if (s->creator_alive != 0)
+            return verdict(SHML_GC_KEEP_IN_USE, "owned: its creator is alive", why);
+        if (s->attached != 0 || s->untracked != 0)
+            return verdict(SHML_GC_KEEP_IN_USE, "owned: attached processes are alive", why);
+        if (mapped_by_anyone(s))
+            return verdict(SHML_GC_KEEP_IN_USE, "owned: a process maps it", why);
+        return verdict(SHML_GC_REMOVE_ORPHANED,
+                       "owned, and its creator and every attached process are gone", why);
+    }
+    if (s->status != -SHML_ECORRUPT)
+        return verdict(SHML_GC_KEEP_UNKNOWN, "another layout version, or being created", why);
+    if (shml__os_real_ns() - s->created_ns < SHML_CORRUPT_GRACE_NS)
+        return verdict(SHML_GC_KEEP_UNKNOWN, "unfinished, and too young to judge", why);
+    if (mapped_by_anyone(s))
+        return verdict(SHML_GC_KEEP_IN_USE, "unfinished, but a process maps it", why);
+    return verdict(SHML_GC_REMOVE_UNFINISHED, "unfinished: its creator died creating it", why);
+}
+
 /* Is the segment abandoned (see shml_gc() for the rules)? */
 static bool abandoned(const struct shml_segment_info *s)
 {
-    if (!s->shmlink)
-        return false;
-    if (s->managed) {
-        if (s->creator_alive != 0 || s->attached != 0 || s->untracked != 0)
-            return false;
-    } else if (s->status == -SHML_ECORRUPT) {
-        if (shml__os_real_ns() - s->created_ns < SHML_CORRUPT_GRACE_NS)
-            return false;
-    } else {
-        return false; /* another layout version, or still initialising */
-    }
-    return !mapped_by_anyone(s);
+    int v = shml_gc_verdict(s, NULL);
+    return v == SHML_GC_REMOVE_ORPHANED || v == SHML_GC_REMOVE_UNFINISHED;
 }
 
 /* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-N. */

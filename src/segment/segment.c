@@ -63,7 +63,7 @@ static int normalize_opts(const struct shml_segment_opts *in, struct shml_segmen
     if (o->mode & ~07777u)
         return shml__fail(EINVAL, "mode %o has bits outside 07777", o->mode);
     const uint32_t known = SHML_RDONLY | SHML_RAW | SHML_OPEN_OR_CREATE | SHML_HUGEPAGES |
-                           SHML_PREFAULT | SHML_NOATTACH;
+                           SHML_PREFAULT | SHML_NOATTACH | SHML_OWNED;
     if (o->flags & ~known)
         return shml__fail(EINVAL, "unknown flags 0x%x", o->flags & ~known);
     if (o->label && strnlen(o->label, SHML_LABEL_MAX) >= SHML_LABEL_MAX)
@@ -306,8 +306,9 @@ int shml_segment_open(const char *addr, const struct shml_segment_opts *opts, sh
     int r = begin(addr, opts, out, &o, &a, &be);
     if (r < 0)
         return r;
-    if (o.flags & SHML_OPEN_OR_CREATE)
-        return shml__fail(EINVAL, "SHML_OPEN_OR_CREATE belongs to shml_segment_create");
+    if (o.flags & (SHML_OPEN_OR_CREATE | SHML_OWNED))
+        return shml__fail(EINVAL, "SHML_OPEN_OR_CREATE and SHML_OWNED belong to "
+                                  "shml_segment_create");
     shml_segment *seg = seg_new(&a, be);
     if (!seg)
         return -ENOMEM;
@@ -396,6 +397,8 @@ int shml__segment_create_with(const char *addr, size_t size,
                                   "flags");
     bool raw = (o.flags & SHML_RAW) != 0;
     bool huge = (o.flags & SHML_HUGEPAGES) != 0;
+    if (raw && (o.flags & SHML_OWNED))
+        return shml__fail(EINVAL, "SHML_OWNED needs a header to record it in: not with SHML_RAW");
     uint64_t page = huge ? shml__os_hugepage_size() : shml__os_page_size();
     if (page == 0)
         return shml__fail(ENOTSUP, "this system has no huge pages");
@@ -434,7 +437,9 @@ int shml__segment_create_with(const char *addr, size_t size,
     seg->size = size;
     if (!raw) {
         struct shml_hdr *h = seg->base;
-        shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, huge ? SHML_HDRF_HUGEPAGES : 0,
+        uint32_t hflags = (huge ? SHML_HDRF_HUGEPAGES : 0) |
+                          ((o.flags & SHML_OWNED) ? SHML_HDRF_OWNED : 0);
+        shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, hflags,
                        (uint32_t)header_size, size, object_size, o.label);
         seg->hdr = h;
         seg->data_off = (size_t)header_size;

@@ -6,6 +6,9 @@
  * segments the ordinary way and holds them: `holder ADDR...` opens each, prints "ready", and
  * closes them when stdin reaches EOF. Killed with SIGKILL instead, it leaves dead entries.
  *
+ * With --create-owned SIZE the holder creates each segment instead, owned by it (SHML_OWNED,
+ * SIZE bytes): the creator of a segment that gc removes once it and every attacher are gone.
+ *
  * For `info`'s declared objects, options act on the first segment's data, in the order given,
  * before "ready" (OFF is a byte offset into the data):
  *
@@ -140,8 +143,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: holder ADDR... (1 to 64) [--mutex NAME:OFF] [--lock OFF] ...\n");
         return 2;
     }
+    size_t create_size = 0;
+    for (int k = 0; k < nops; k++)
+        if (!strcmp(ops[k][0], "--create-owned"))
+            create_size = (size_t)strtoull(ops[k][1], NULL, 0);
+    struct shml_segment_opts owned = SHML_SEGMENT_OPTS_INIT;
+    owned.flags = SHML_OWNED;
     for (int i = 0; i < n; i++) {
-        int rc = shml_segment_open(addrs[i], NULL, &segs[i]);
+        int rc = create_size ? shml_segment_create(addrs[i], create_size, &owned, &segs[i])
+                             : shml_segment_open(addrs[i], NULL, &segs[i]);
         if (rc < 0) {
             fprintf(stderr, "holder: open %s: %s (%s)\n", addrs[i], shml_strerror(rc),
                     shml_last_error());
@@ -158,6 +168,8 @@ int main(int argc, char **argv)
     int nlocked = 0, nwaiters = 0, nchans = 0, status = 0;
     for (int k = 0; k < nops && status == 0; k++) {
         const char *op = ops[k][0] + 2, *arg = ops[k][1];
+        if (!strcmp(op, "create-owned"))
+            continue; /* done above */
         char name[SHML_DECL_NAME_MAX + 8];
         size_t off = 0;
         unsigned long value = 0;

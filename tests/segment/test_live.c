@@ -252,7 +252,9 @@ TEST(attach_table_full_is_untracked)
 PEER(create_exit)
 {
     ASSERT_EQ(argc, 2);
-    struct shml_segment_opts o = opts_of(strcmp(argv[1], "raw") == 0 ? SHML_RAW : 0);
+    struct shml_segment_opts o = opts_of(strcmp(argv[1], "raw") == 0     ? SHML_RAW
+                                         : strcmp(argv[1], "owned") == 0 ? SHML_OWNED
+                                                                         : 0);
     shml_segment *seg = NULL;
     ASSERT_OK(shml_segment_create(argv[0], 5000, &o, &seg));
     shmt_fill(shml_segment_data(seg), 5000, 41);
@@ -300,18 +302,26 @@ static void gc_ok(bool dry, struct shml_segment_info **v, size_t *n)
         ASSERT_NOT_NULL(*v);
 }
 
+/*
+ * gc removes what is provably abandoned (owned segments whose creator and attachers are all
+ * gone) and never a segment made to outlive its creator, whoever has died.
+ */
 TEST_TIMEOUT(gc_removes_only_abandoned, 90)
 {
-    /* Abandoned: creator dead, nobody attached. */
+    /* Owned and abandoned: creator dead, nobody attached. */
     const char *a_posix = new_addr(BK_POSIX), *a_sysv = new_addr(BK_SYSV_KEY);
-    create_by_dead(a_posix, "managed");
-    create_by_dead(a_sysv, "managed");
-    /* Creator dead, but someone still attached (in the table, or mapping it unrecorded). */
+    create_by_dead(a_posix, "owned");
+    create_by_dead(a_sysv, "owned");
+    /* Owned, creator dead, but someone still attached (in the table, or mapping it unrecorded). */
     const char *held = new_addr(BK_POSIX), *held_noattach = new_addr(BK_POSIX);
     const char *held_sysv = new_addr(BK_SYSV_KEY);
-    create_by_dead(held, "managed");
-    create_by_dead(held_noattach, "managed");
-    create_by_dead(held_sysv, "managed");
+    create_by_dead(held, "owned");
+    create_by_dead(held_noattach, "owned");
+    create_by_dead(held_sysv, "owned");
+    /* Made to outlive their creator (the default), which has exited: written, to be read later. */
+    const char *p_posix = new_addr(BK_POSIX), *p_sysv = new_addr(BK_SYSV_KEY);
+    create_by_dead(p_posix, "managed");
+    create_by_dead(p_sysv, "managed");
     pid_t h1 = hold(held, 0, 0), h2 = hold(held_noattach, SHML_NOATTACH, 0);
     pid_t h3 = hold(held_sysv, 0, 0);
     /* Creator alive (us). */
@@ -335,7 +345,31 @@ TEST_TIMEOUT(gc_removes_only_abandoned, 90)
     const char *c_held = canonical(held), *c_held_na = canonical(held_noattach);
     const char *c_held_sysv = canonical(held_sysv), *c_mine = canonical(mine);
     const char *c_f_posix = canonical(f_posix), *c_f_sysv = canonical(f_sysv);
+    const char *c_p_posix = canonical(p_posix), *c_p_sysv = canonical(p_sysv);
     const char *c_a_posix = shmt_fmt("%s", a_posix);
+
+    /* The verdicts, with their reasons, before any gc runs. */
+    const char *why = NULL;
+    STAT_OK(p_posix, &info, NULL, NULL);
+    ASSERT_EQ(info.creator_alive, 0);
+    ASSERT_EQ(info.hdr_flags & SHML_OWNED, 0u);
+    ASSERT_EQ(shml_gc_verdict(&info, &why), SHML_GC_KEEP_PERSISTENT);
+    ASSERT_STR_EQ(why, "persistent: lives until removed");
+    STAT_OK(held, &info, NULL, NULL);
+    ASSERT_EQ(info.hdr_flags & SHML_OWNED, SHML_OWNED);
+    ASSERT_EQ(shml_gc_verdict(&info, &why), SHML_GC_KEEP_IN_USE);
+    STAT_OK(held_noattach, &info, NULL, NULL);
+    ASSERT_EQ(shml_gc_verdict(&info, &why), SHML_GC_KEEP_IN_USE);
+    ASSERT_STR_EQ(why, "owned: a process maps it");
+    STAT_OK(mine, &info, NULL, NULL);
+    ASSERT_EQ(shml_gc_verdict(&info, NULL), SHML_GC_KEEP_PERSISTENT);
+    STAT_OK(f_posix, &info, NULL, NULL);
+    ASSERT_EQ(shml_gc_verdict(&info, NULL), SHML_GC_KEEP_FOREIGN);
+    if (exists(a_posix)) {
+        STAT_OK(a_posix, &info, NULL, NULL);
+        ASSERT_EQ(shml_gc_verdict(&info, &why), SHML_GC_REMOVE_ORPHANED);
+    }
+    ASSERT_ERR(shml_gc_verdict(NULL, NULL), -EINVAL);
     const char *c_a_sysv = exists(a_sysv) ? canonical(a_sysv) : "(gone)";
 
     /* Dry run: says what it would remove, removes nothing. */
@@ -350,6 +384,8 @@ TEST_TIMEOUT(gc_removes_only_abandoned, 90)
     ASSERT_FALSE(listed(v, n, c_mine));
     ASSERT_FALSE(listed(v, n, c_f_posix));
     ASSERT_FALSE(listed(v, n, c_f_sysv));
+    ASSERT_FALSE(listed(v, n, c_p_posix));
+    ASSERT_FALSE(listed(v, n, c_p_sysv));
     shml_free(v);
 
     gc_ok(false, &v, &n);
@@ -379,6 +415,8 @@ TEST_TIMEOUT(gc_removes_only_abandoned, 90)
     ASSERT_FALSE(listed(v, n, c_mine));
     ASSERT_FALSE(listed(v, n, c_f_posix));
     ASSERT_FALSE(listed(v, n, c_f_sysv));
+    ASSERT_FALSE(listed(v, n, c_p_posix));
+    ASSERT_FALSE(listed(v, n, c_p_sysv));
     shml_free(v);
     ASSERT_FALSE(exists(held));
     ASSERT_FALSE(exists(held_noattach));
@@ -386,11 +424,21 @@ TEST_TIMEOUT(gc_removes_only_abandoned, 90)
     ASSERT_TRUE(exists(mine));
     ASSERT_TRUE(exists(f_posix));
     ASSERT_TRUE(exists(f_sysv));
+    /* What a program wrote before it exited is still there to read. */
+    ASSERT_TRUE(exists(p_posix));
+    ASSERT_TRUE(exists(p_sysv));
+    ASSERT_OK(shml_segment_unlink(p_posix));
+    ASSERT_OK(shml_segment_unlink(p_sysv));
     ASSERT_OK(shml_segment_unlink(mine));
     ASSERT_OK(shml_segment_unlink(f_posix));
     ASSERT_OK(shml_segment_unlink(f_sysv));
     /* A NULL out list is fine. */
     ASSERT_OK(shml_gc(true, NULL, NULL));
+    /* Ownership is recorded in a header, at create. */
+    struct shml_segment_opts o = opts_of(SHML_OWNED | SHML_RAW);
+    ASSERT_ERR(shml_segment_create(new_addr(BK_POSIX), 100, &o, &seg), -EINVAL);
+    o = opts_of(SHML_OWNED);
+    ASSERT_ERR(shml_segment_open(mine, &o, &seg), -EINVAL);
 }
 
 /* ---- list ---- */
