@@ -77,7 +77,8 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 
 /* Flags for struct shml_channel_opts.flags. */
 #define SHML_SPSC 0x1u /* create, queue: one producer and one consumer at a time (no CAS) */
-/* SHML_OWNED (segment.h), at create: the channel belongs to its creator, and shml_gc() removes
+/* SHML_WAIT (segment.h), at open: see struct shml_channel_opts.
+   SHML_OWNED (segment.h), at create: the channel belongs to its creator, and shml_gc() removes
    it once the creator and every endpoint are gone. By default a channel lives until removed. */
 
 /*
@@ -104,8 +105,13 @@ struct shml_channel_type {
  * of slots of max_msg bytes (plus 16 bytes of slot header, rounded up to 64) that fits in
  * capacity, and at least 2. A latest channel has at least 4 buffers and takes at most
  * nslots - 2 readers (a writer needs a buffer that is neither current nor pinned by a reader:
- * with that bound one always exists, so writers never wait). At open, only `wait` and `spin`
- * matter.
+ * with that bound one always exists, so writers never wait). At open, only `wait`, `spin`,
+ * `timeout_ns` and the flag SHML_WAIT matter.
+ *
+ * SHML_WAIT (segment.h), at open: a channel that does not exist yet is waited for, up to
+ * timeout_ns (a consumer started before its producer); and an rpc client's request waits for
+ * a server to attach, within the send's own timeout. Without it, open fails with -ENOENT and a
+ * request with no server attached fails with -ENOTCONN, at once.
  */
 struct shml_channel_opts {
     uint32_t kind;      /* SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC (0 = SHML_QUEUE) */
@@ -114,13 +120,15 @@ struct shml_channel_opts {
     uint32_t policy;    /* SHML_BLOCK, or SHML_OVERWRITE (bus) */
     uint32_t wait;      /* SHML_WAIT_* for this endpoint */
     uint32_t mode;      /* permission bits of the segment (0 = 0600) */
-    uint32_t flags;     /* SHML_SPSC, SHML_OWNED */
+    uint32_t flags;     /* create: SHML_SPSC, SHML_OWNED; open: SHML_WAIT */
     uint32_t spin;      /* adaptive: polls before sleeping (0 = 2000) */
     uint32_t endpoints; /* create: entries in the endpoint table, 1..4096 (0 = 64) */
     uint32_t role;      /* create: the creator's role (0: queue and latest both, bus
                            publisher, rpc server) */
     const struct shml_channel_type *type; /* create: typed messages (NULL: untyped bytes);
                            max_msg 0 then means one message of the type */
+    int64_t timeout_ns; /* open with SHML_WAIT: how long to wait for the channel to appear
+                           (SHML_FOREVER: no limit; 0: not at all) */
 };
 
 /*
@@ -165,7 +173,10 @@ SHML_API int shml_channel_close(shml_channel *ch);
  * (shml_channel_interrupt()), -SHML_ECORRUPT. Queue and bus: lock-free among producers.
  * Latest: never waits. RPC server: the reply to the request last received (-EPROTO if there
  * is none; the reply is dropped, and counted, when its client has gone); RPC client: the
- * request (-EBUSY while a reply is awaited).
+ * request (-EBUSY while a reply is awaited; -ENOTCONN at once if no server is attached, unless
+ * the client was opened SHML_WAIT: then it waits for one within timeout_ns, -ETIMEDOUT past
+ * it). A request whose client gave up (closed, or died) is dropped by the server that finds it,
+ * unanswered.
  */
 SHML_API ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns);
 
@@ -176,7 +187,8 @@ SHML_API ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_
  * Latest: the newest value this handle has not read (the first read of a handle returns the
  * current value at once). RPC client: the reply (-EPROTO if no request was sent,
  * -ECONNRESET if the server that took the request died, or every server of the channel died;
- * with no server at all it waits for one).
+ * -ENOTCONN if every server closed before taking it, unless the client was opened SHML_WAIT:
+ * then it waits for a server to come).
  */
 SHML_API ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns);
 

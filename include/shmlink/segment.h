@@ -55,6 +55,8 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
 #define SHML_HUGEPAGES      0x0008u /* back with huge pages (sysv: and memfd: backends) */
 #define SHML_PREFAULT       0x0010u /* fault every page in at map time (no first-touch faults) */
 #define SHML_NOATTACH       0x0020u /* open: do not record this process in the attach table */
+#define SHML_WAIT           0x0080u /* open: wait for a segment that does not exist yet, up
+                                       to opts->timeout_ns (see shml_segment_open()) */
 #define SHML_OWNED          0x0040u /* create: the segment belongs to its creator; shml_gc()
                                        removes it once the creator and every process attached
                                        are gone (without it, it lives until removed) */
@@ -91,7 +93,8 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
 struct shml_segment_opts {
     uint32_t mode;      /* permission bits for create (umask does not apply); 0 = 0600 */
     uint32_t flags;     /* SHML_RDONLY, SHML_RAW, ... */
-    int64_t timeout_ns; /* open: how long to wait for a creator mid-initialisation */
+    int64_t timeout_ns; /* open: how long to wait for a creator mid-initialisation, and with
+                           SHML_WAIT for the segment to appear */
     uint32_t kind;      /* create: kind to record (0 = PLAIN); open: kind required (0 = any) */
     uint32_t role;      /* role recorded in the attach table */
     const char *label;  /* create: free-form schema/label text, < SHML_LABEL_MAX bytes */
@@ -125,10 +128,34 @@ SHML_API int shml_segment_create(const char *addr, size_t size, const struct shm
                                  shml_segment **out);
 
 /*
+ * Fills a new segment's data before anyone can open it: `data` is the segment's `size` zero
+ * bytes, `arg` what was passed to shml_segment_create_init(). Return 0, or a negative -errno
+ * to abandon the creation (which then returns that value).
+ */
+typedef int (*shml_segment_init_fn)(void *data, size_t size, void *arg);
+
+/*
+ * As shml_segment_create() for a managed segment, but `init` writes the data (a structure
+ * with a mutex in it, say) before the segment is published: no opener can see the data
+ * before init has returned (a POSIX segment gets its name only afterwards; on every backend
+ * the header is marked ready only afterwards, so openers wait for it, up to their timeout).
+ * init runs once, in the calling thread. If it returns < 0 nothing is left behind and that
+ * value is returned. Errors as shml_segment_create(), and -EINVAL if init is NULL or
+ * SHML_RAW is given (a raw segment has no header to publish it by).
+ */
+SHML_API int shml_segment_create_init(const char *addr, size_t size,
+                                      const struct shml_segment_opts *opts,
+                                      shml_segment_init_fn init, void *arg, shml_segment **out);
+
+/*
  * Open an existing segment at `addr` and map it (read-only with SHML_RDONLY).
  *
  * A managed segment's header is validated completely before any offset in it is trusted. If
- * its creator is still initialising, open waits up to opts->timeout_ns. With SHML_RAW the whole
+ * its creator is still initialising, open waits up to opts->timeout_ns. With SHML_WAIT, a
+ * segment that does not exist yet is waited for too (a consumer started before its producer):
+ * open looks again, every 1 ms at first and every 50 ms at most, until it appears; both waits
+ * together last at most opts->timeout_ns (SHML_FOREVER: no limit; 0: no wait), and past it
+ * open fails with -ETIMEDOUT. With SHML_RAW the whole
  * object is mapped as bytes, sized from the object itself. Unless SHML_NOATTACH is given, the
  * calling process is recorded in the attach table until close (a full table is not an error:
  * the attach is counted as untracked).
@@ -137,8 +164,9 @@ SHML_API int shml_segment_create(const char *addr, size_t size, const struct shm
  * -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW); -SHML_EVERSION layout version
  * unknown to this library; -SHML_ECORRUPT header corrupt or object truncated (or its creator
  * died mid-initialisation); -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator
- * did not finish initialising in time; -ENOTSUP memfd addresses (use shml_segment_from_fd())
- * or a backend not available here; other -errno from the system.
+ * did not finish initialising in time (with SHML_WAIT: or the segment did not appear);
+ * -ENOTSUP memfd addresses (use shml_segment_from_fd()) or a backend not available here;
+ * other -errno from the system.
  *
  * Ownership: on success *out is a new handle the caller closes with shml_segment_close().
  */

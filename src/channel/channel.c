@@ -337,6 +337,7 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
     ch->role = role;
     ch->wait = o->wait;
     ch->spin = o->spin ? o->spin : DEFAULT_SPIN;
+    ch->wait_server = (o->flags & SHML_WAIT) != 0;
     ch->spsc = (ch->hdr->flags & SHML_CHANF_SPSC) != 0;
     ch->me = (uint32_t)shml__os_pid();
     int r = ep_claim(ch);
@@ -365,7 +366,7 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
  * Write the control block, the tables and every slot, in the fresh data of a segment nobody
  * can open yet (shml__segment_create_with() publishes it READY afterwards, with release).
  */
-static void init_block(void *data, size_t size, void *ctx)
+static int init_block(void *data, size_t size, void *ctx)
 {
     (void)size;
     const struct shml_chan_hdr *g = ctx;
@@ -403,6 +404,7 @@ static void init_block(void *data, size_t size, void *ctx)
         uint64_t seq = g->kind == SHML_BUS ? i + 1 - h->nslots : i;
         atomic_store_explicit(&s->state, (seq & 0xffffffffu) << 32, memory_order_relaxed);
     }
+    return 0;
 }
 
 static int check_opts(const struct shml_channel_opts *o)
@@ -559,7 +561,14 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     const struct shml_channel_opts *o = opts ? opts : &default_opts;
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
+    const uint32_t known = SHML_SPSC | SHML_OWNED | SHML_WAIT;
+    if (o->flags & ~known)
+        return shml__fail(EINVAL, "unknown channel flags 0x%x", o->flags & ~known);
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
+    if (o->flags & SHML_WAIT) {
+        so.flags = SHML_WAIT;
+        so.timeout_ns = o->timeout_ns;
+    }
     so.role = role == SHML_PRODUCER   ? SHML_ROLE_PRODUCER
               : role == SHML_CONSUMER ? SHML_ROLE_CONSUMER
                                       : SHML_ROLE_ENDPOINT;

@@ -55,6 +55,7 @@ struct shml_channel {
     /* rpc client: ticket of the request in flight (awaiting) ; server: the request taken */
     uint32_t ticket;
     bool awaiting;
+    bool wait_server;     /* rpc client opened SHML_WAIT: a request waits for a server */
     bool has_request;
     uint32_t req_client;  /* endpoint index of the client */
     uint32_t req_ticket;

@@ -10,11 +10,19 @@
  * CAS "taken" to "writing", write it into the mailbox, release-store "replied", wake the
  * client. The client reads the reply in place and stores "idle".
  *
+ * No server. A request needs a server to answer it: with none attached (hdr.servers == 0) a
+ * client's request fails at once with -ENOTCONN, and a client waiting for a reply when the last
+ * server closes gets -ENOTCONN too, unless the client was opened SHML_WAIT: then its request
+ * waits for a server to attach, within the call's timeout. Either way a request given up (its
+ * mailbox made idle) is never taken by a server that comes later: the server's CAS of the
+ * mailbox fails and it drops the request unanswered, so no command runs for nobody.
+ *
  * Death. A client that waits for a reply looks now and then (after each sleep, at most every
  * 50 ms) at the server that took its request, and at whether any server is left; if the server
- * died, or every server did (servers that closed do not count), it gets -ECONNRESET rather than a hang, and its mailbox is made
- * idle so that a late reply is dropped. A server that closes with a request unanswered
- * publishes a reply of length SHML_RPC_GONE, which the client reads as -ECONNRESET.
+ * died, or every server did (servers that closed do not count), it gets -ECONNRESET rather
+ * than a hang, and its mailbox is made idle so that a late reply is dropped. A server that
+ * closes with a request unanswered publishes a reply of length SHML_RPC_GONE, which the client
+ * reads as -ECONNRESET.
  */
 #include "channel/channel.h"
 #include "os/os.h"
@@ -89,10 +97,51 @@ static bool server_alive(shml_channel *ch)
 
 /* ---- client: the request (claim, commit) and the reply (peek, release) ---- */
 
+/* Servers attached, live or dead (those that closed are not counted). */
+static uint64_t servers(const shml_channel *ch)
+{
+    /* Relaxed: a fact about the endpoint table, checked again by whoever acts on it. */
+    return atomic_load_explicit(&ch->hdr->servers, memory_order_relaxed);
+}
+
+/* How often a client opened SHML_WAIT looks for a server to come. */
+#define SERVER_POLL_NS ((int64_t)10 * 1000000)
+
+/* Wait, within the call's deadline, for a server to attach (a client opened SHML_WAIT). */
+static int await_server(shml_channel *ch, int64_t timeout_ns)
+{
+    if (timeout_ns == 0)
+        return shml__fail(ETIMEDOUT, "no server is attached to the channel");
+    if (!ch->has_deadline) {
+        ch->deadline = shml__deadline(timeout_ns);
+        ch->has_deadline = true;
+    }
+    while (servers(ch) == 0) {
+        /* Relaxed: the interrupt flag is a request, re-read at every look. */
+        if (atomic_exchange_explicit(&ch->intr, 0, memory_order_relaxed))
+            return -EINTR;
+        int64_t now = shml__os_mono_ns(), nap = SERVER_POLL_NS;
+        if (ch->deadline >= 0 && now >= ch->deadline)
+            return shml__fail(ETIMEDOUT, "no server attached to the channel in time");
+        if (ch->deadline >= 0 && ch->deadline - now < nap)
+            nap = ch->deadline - now;
+        shml__os_sleep_ns(nap);
+    }
+    return 0;
+}
+
 static int client_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 {
     if (ch->awaiting)
         return shml__fail(EBUSY, "the reply to the last request has not been received");
+    if (servers(ch) == 0) {
+        if (!ch->wait_server)
+            return shml__fail(ENOTCONN, "no server is attached to the channel (a client "
+                                        "opened with SHML_WAIT waits for one)");
+        int r = await_server(ch, timeout_ns);
+        if (r < 0)
+            return r;
+    }
     return shml__chan_claim(ch, shml__queue_try_send, len, SHML_SLOT_HDR + SHML_RPC_TAG, buf,
                             timeout_ns);
 }
@@ -116,9 +165,10 @@ static int client_commit(shml_channel *ch, size_t len)
 
 /*
  * The request is lost: make the mailbox idle (so that no server delivers), report it. Returns
- * -ECONNRESET, or 1 if the mailbox changed meanwhile (a reply may have landed: look again).
+ * -err, or 1 if the mailbox changed meanwhile (a reply may have landed: look again).
  */
-static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, const char *why)
+static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, int err,
+                        const char *why)
 {
     /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. Whoever
        makes a pending request idle counts it lost (a repair may have done it already). */
@@ -130,7 +180,7 @@ static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, c
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
     }
     ch->awaiting = false;
-    return shml__fail(ECONNRESET, "%s", why);
+    return shml__fail(err, "%s", why);
 }
 
 static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *pos,
@@ -140,10 +190,10 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     /* Acquire pairs with the server's release store of "replied": the reply is there. */
     uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
     if (box_ticket(st) != ch->ticket)
-        return client_reset(ch, b, st, "the mailbox was reset (by a repair?)");
+        return client_reset(ch, b, st, ECONNRESET, "the mailbox was reset (by a repair?)");
     if ((st & 1u) && box_pid(st) != 0) {
         if (b->len == SHML_RPC_GONE)
-            return client_reset(ch, b, st, "the server closed without replying");
+            return client_reset(ch, b, st, ECONNRESET, "the server closed without replying");
         if (b->len > ch->max_msg)
             return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", b->len,
                               (unsigned long long)ch->max_msg);
@@ -154,15 +204,17 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
         return 0;
     }
     if (st & 1u)
-        return client_reset(ch, b, st, "the request was dropped");
+        return client_reset(ch, b, st, ECONNRESET, "the request was dropped");
     *behind = true; /* keep looking at the servers now and then */
     if (shml__chan_probe(ch)) {
         uint32_t server = box_pid(st);
         if (server != 0 && shml__chan_holder_dead(ch->hdr, server))
-            return client_reset(ch, b, st, "the server that took the request died");
-        if (server == 0 && atomic_load_explicit(&ch->hdr->servers, memory_order_relaxed) != 0 &&
-            !server_alive(ch))
-            return client_reset(ch, b, st, "every server of the channel died");
+            return client_reset(ch, b, st, ECONNRESET, "the server that took the request died");
+        if (server == 0 && servers(ch) != 0 && !server_alive(ch))
+            return client_reset(ch, b, st, ECONNRESET, "every server of the channel died");
+        if (server == 0 && servers(ch) == 0 && !ch->wait_server)
+            return client_reset(ch, b, st, ENOTCONN,
+                                "every server closed before taking the request");
     }
     return -EAGAIN;
 }

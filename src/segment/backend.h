@@ -114,9 +114,10 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
 /*
  * shml_segment_create(), calling init(data, size, ctx) on the fresh (all-zero) data of a
  * managed segment before it is published READY, so that no opener ever sees the data before
- * the creator's layout is in it (channels build their control block this way).
+ * the creator's layout is in it (channels build their control block this way). An init that
+ * returns < 0 undoes the creation.
  */
-typedef void (*shml__init_fn)(void *data, size_t size, void *ctx);
+typedef shml_segment_init_fn shml__init_fn;
 /* The kind recorded in a managed segment's header; 0 for a raw one. */
 SHML_INTERNAL uint32_t shml__segment_kind(const shml_segment *seg);
 SHML_INTERNAL int shml__segment_create_with(const char *addr, size_t size,

@@ -63,7 +63,7 @@ static int normalize_opts(const struct shml_segment_opts *in, struct shml_segmen
     if (o->mode & ~07777u)
         return shml__fail(EINVAL, "mode %o has bits outside 07777", o->mode);
     const uint32_t known = SHML_RDONLY | SHML_RAW | SHML_OPEN_OR_CREATE | SHML_HUGEPAGES |
-                           SHML_PREFAULT | SHML_NOATTACH | SHML_OWNED;
+                           SHML_PREFAULT | SHML_NOATTACH | SHML_OWNED | SHML_WAIT;
     if (o->flags & ~known)
         return shml__fail(EINVAL, "unknown flags 0x%x", o->flags & ~known);
     if (o->label && strnlen(o->label, SHML_LABEL_MAX) >= SHML_LABEL_MAX)
@@ -312,10 +312,32 @@ int shml_segment_open(const char *addr, const struct shml_segment_opts *opts, sh
     shml_segment *seg = seg_new(&a, be);
     if (!seg)
         return -ENOMEM;
-    r = be->open(&a, (o.flags & SHML_RDONLY) != 0, &seg->obj);
+    /*
+     * SHML_WAIT: a segment that does not exist yet is looked for again, ever less often (its
+     * creator may be seconds away), until the timeout; what remains of it then bounds the wait
+     * for a creator still initialising the header.
+     */
+    int64_t start = shml__os_mono_ns(), nap = 1000000;
+    while ((r = be->open(&a, (o.flags & SHML_RDONLY) != 0, &seg->obj)) == -ENOENT &&
+           (o.flags & SHML_WAIT) && o.timeout_ns != 0) {
+        int64_t now = shml__os_mono_ns();
+        if (o.timeout_ns > 0 && now - start >= o.timeout_ns)
+            break;
+        if (o.timeout_ns > 0 && o.timeout_ns - (now - start) < nap)
+            nap = o.timeout_ns - (now - start);
+        shml__os_sleep_ns(nap);
+        if (nap < 50000000)
+            nap *= 2;
+    }
     if (r < 0) {
         free(seg);
-        return r;
+        return r == -ENOENT && (o.flags & SHML_WAIT) && o.timeout_ns != 0
+                   ? shml__fail(ETIMEDOUT, "%s did not appear within the timeout", a.canon)
+                   : r;
+    }
+    if (o.timeout_ns > 0) {
+        int64_t left = o.timeout_ns - (shml__os_mono_ns() - start);
+        o.timeout_ns = left > 0 ? left : 0;
     }
     return finish_open(seg, &o, out);
 }
@@ -380,6 +402,21 @@ int shml_segment_create(const char *addr, size_t size, const struct shml_segment
     return shml__segment_create_with(addr, size, opts, NULL, NULL, out);
 }
 
+int shml_segment_create_init(const char *addr, size_t size,
+                             const struct shml_segment_opts *opts, shml_segment_init_fn init,
+                             void *arg, shml_segment **out)
+{
+    if (!init || (opts && (opts->flags & SHML_RAW))) {
+        shml__clear_error();
+        if (out)
+            *out = NULL;
+        return shml__fail(EINVAL, "%s", !init ? "init is NULL"
+                                              : "a raw segment has no header to publish it "
+                                                "after init");
+    }
+    return shml__segment_create_with(addr, size, opts, init, arg, out);
+}
+
 int shml__segment_create_with(const char *addr, size_t size,
                               const struct shml_segment_opts *opts, shml__init_fn init,
                               void *ctx, shml_segment **out)
@@ -392,9 +429,9 @@ int shml__segment_create_with(const char *addr, size_t size,
         return r;
     if (size == 0)
         return shml__fail(EINVAL, "size is 0: a segment needs at least one byte");
-    if (o.flags & (SHML_RDONLY | SHML_NOATTACH))
-        return shml__fail(EINVAL, "SHML_RDONLY and SHML_NOATTACH are open flags, not create "
-                                  "flags");
+    if (o.flags & (SHML_RDONLY | SHML_NOATTACH | SHML_WAIT))
+        return shml__fail(EINVAL, "SHML_RDONLY, SHML_NOATTACH and SHML_WAIT are open flags, "
+                                  "not create flags");
     bool raw = (o.flags & SHML_RAW) != 0;
     bool huge = (o.flags & SHML_HUGEPAGES) != 0;
     if (raw && (o.flags & SHML_OWNED))
@@ -445,8 +482,13 @@ int shml__segment_create_with(const char *addr, size_t size,
         seg->data_off = (size_t)header_size;
         seg->data = (char *)seg->base + header_size;
         attach(seg, SHML_ROLE_CREATOR);
-        if (init)
-            init(seg->data, size, ctx);
+        r = init ? init(seg->data, size, ctx) : 0;
+        if (r < 0) {
+            /* Nobody has seen it: the header is not READY, and a hidden object not named. */
+            be->discard(&a, &seg->obj);
+            seg_free(seg);
+            return r;
+        }
         /*
          * Release pairs with the opener's acquire load of state in map_managed(): every
          * header field written above is visible to whoever sees READY.

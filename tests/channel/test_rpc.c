@@ -401,3 +401,77 @@ TEST_TIMEOUT(rpc_every_server_gone, 60)
     ASSERT_LT(now_ns() - t0, WAIT_BOUND);
     shml_channel_close(cli);
 }
+
+/* A server that attaches after `argv[1]` ms, answers one request, and waits to be told. */
+PEER(rpc_server_late)
+{
+    ASSERT_EQ(argc, 2);
+    usleep((useconds_t)atoi(argv[1]) * 1000);
+    shml_channel *srv = chan_open(argv[0], SHML_SERVER, SHML_WAIT_BLOCK);
+    ASSERT_EQ(parent_send("ready"), 0);
+    serve_one(srv);
+    ASSERT_EQ(parent_expect("bye", 30000), 0);
+    shml_channel_close(srv);
+    return 0;
+}
+
+/*
+ * No server attached: a request fails at once with -ENOTCONN (whatever its timeout), and a
+ * client opened SHML_WAIT waits for a server instead, within the call's timeout.
+ */
+TEST_TIMEOUT(rpc_no_server, 60)
+{
+    const char *addr;
+    mk_rpc(&addr, false);
+    shml_channel *cli = chan_open(addr, SHML_CLIENT, SHML_WAIT_BLOCK);
+    int64_t t0 = now_ns();
+    ASSERT_ERR(shml_send(cli, "hello", 5, SHML_FOREVER), -ENOTCONN);
+    ASSERT_LT(now_ns() - t0, WAIT_BOUND);
+    void *buf;
+    ASSERT_ERR(shml_claim(cli, 5, &buf, WAIT_BOUND), -ENOTCONN);
+    shml_channel_close(cli);
+
+    struct shml_channel_opts o = {.wait = SHML_WAIT_BLOCK, .flags = SHML_WAIT};
+    ASSERT_OK(shml_channel_open(addr, SHML_CLIENT, &o, &cli));
+    ASSERT_ERR(shml_send(cli, "hello", 5, 0), -ETIMEDOUT);
+    ASSERT_ERR(shml_send(cli, "hello", 5, 100 * MS), -ETIMEDOUT);
+    pid_t s = spawn_peer("rpc_server_late", addr, "200");
+    ASSERT_EQ(shml_send(cli, "hello", 5, WAIT_BOUND), 5);
+    expect_reply(cli, "hello");
+    ASSERT_EQ(peer_send(s, "bye"), 0);
+    ASSERT_EQ(wait_peer(s, 20000), 0);
+    /* Gone again: a client opened SHML_WAIT waits, a plain one fails at once. */
+    ASSERT_ERR(shml_send(cli, "again", 5, 50 * MS), -ETIMEDOUT);
+    shml_channel_close(cli);
+    cli = chan_open(addr, SHML_CLIENT, SHML_WAIT_BLOCK);
+    ASSERT_ERR(shml_send(cli, "again", 5, WAIT_BOUND), -ENOTCONN);
+    shml_channel_close(cli);
+}
+
+/*
+ * The only server closes while a request waits in the ring: the client learns it (-ENOTCONN),
+ * and a server that comes later drops the request unanswered instead of serving nobody.
+ */
+TEST_TIMEOUT(rpc_request_given_up_not_served_later, 60)
+{
+    const char *addr;
+    shml_channel *srv = mk_rpc(&addr, true);
+    shml_channel *cli = chan_open(addr, SHML_CLIENT, SHML_WAIT_BLOCK);
+    ASSERT_EQ(shml_send(cli, "stale", 5, WAIT_BOUND), 5);
+    ASSERT_OK(shml_channel_close(srv));
+    char buf[RPC_MAX];
+    int64_t t0 = now_ns();
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, 3 * WAIT_BOUND), -ENOTCONN);
+    ASSERT_LT(now_ns() - t0, WAIT_BOUND);
+    srv = chan_open(addr, SHML_SERVER, SHML_WAIT_BLOCK);
+    ASSERT_ERR(shml_recv(srv, buf, sizeof buf, 100 * MS), -ETIMEDOUT);
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_get_stats(srv, &st));
+    ASSERT_EQ(st.queued, 0u);
+    /* The client goes on with a new request, answered. */
+    ASSERT_EQ(shml_send(cli, "fresh", 5, WAIT_BOUND), 5);
+    serve_one(srv);
+    expect_reply(cli, "fresh");
+    shml_channel_close(cli);
+    shml_channel_close(srv);
+}

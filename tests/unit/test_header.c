@@ -338,7 +338,7 @@ TEST(hdr_checksum_mismatch)
 TEST(hdr_unknown_flags)
 {
     fresh();
-    H->flags = 0x2;
+    H->flags = 0x4;
     reseal();
     ASSERT_ERR(validate(OBJ), -SHML_EVERSION); /* a feature of a later layout */
 
