@@ -18,8 +18,9 @@ shml_deps() {
     apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The packages every build needs.
+# The packages every build needs; bc and xxd because the README's shell examples use them and
+# docs.readme runs those.
 SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind tmux
-    g++ python3-dev python3-numpy python3-pytest python3-setuptools python3-venv)
+    g++ python3-dev python3-numpy python3-pytest python3-setuptools python3-venv bc xxd)
 # Sanitizer and fuzzing builds.
 SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)
