@@ -69,7 +69,7 @@ int64_t cli_mono_ns(void);
 /* True for the kinds of a channel segment (queue, bus, latest, rpc). */
 bool cli_is_channel_kind(uint32_t kind);
 
-/* "producer", "subscriber", "client+server" ...: an endpoint's role in words of its kind. */
+/* "producer", "subscriber", "writer+reader" ...: an endpoint's role in words of its kind. */
 const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap);
 
 /*
@@ -222,9 +222,15 @@ void cli_fmt_user(uint32_t uid, char *buf, size_t cap);
 /* CLOCK_REALTIME now, in ns. */
 int64_t cli_now_ns(void);
 
+/*
+ * The words come from the library's name table (shmlink/names.h), so the tool, its JSON and
+ * the Python module say the same. cli_name() returns `name`, or, when the table had none
+ * (NULL), "WHAT#VALUE" written into buf: "kind#7", "role#300".
+ */
+const char *cli_name(const char *name, const char *what, long long value, char *buf, size_t cap);
 /* "posix", "sysv", ...; "?" for an unknown value. */
 const char *cli_backend_name(int backend);
-/* "plain", "kind#7" for kinds this tool does not know. */
+/* "plain", "queue", ...; "kind#7" for kinds the library does not know. */
 void cli_fmt_kind(uint32_t kind, char *buf, size_t cap);
 /* "alive", "dead", "?" for 1, 0, -1. */
 const char *cli_alive_name(int alive);

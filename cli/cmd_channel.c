@@ -60,34 +60,12 @@ bool cli_is_channel_kind(uint32_t kind)
 
 const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
 {
-    static const char *const names[][2] = {
-        {"producer", "consumer"},    /* queue */
-        {"publisher", "subscriber"}, /* bus */
-        {"writer", "reader"},        /* latest */
-        {"client", "server"},        /* rpc */
-    };
-    const char *const *n = names[0];
-    if (kind >= SHML_QUEUE && kind <= SHML_RPC)
-        n = names[kind - SHML_QUEUE];
-    if (role == SHML_PRODUCER)
-        return n[0];
-    if (role == SHML_CONSUMER)
-        return n[1];
-    if (role == (SHML_PRODUCER | SHML_CONSUMER))
-        snprintf(buf, cap, "%s+%s", n[0], n[1]);
-    else
-        snprintf(buf, cap, "role#%u", role);
-    return buf;
+    return cli_name(shml_role_name(kind, role), "role", role, buf, cap);
 }
 
 const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
 {
-    if (policy == SHML_BLOCK)
-        return "block";
-    if (policy == SHML_OVERWRITE)
-        return "overwrite";
-    snprintf(buf, cap, "policy#%u", policy);
-    return buf;
+    return cli_name(shml_policy_name(policy), "policy", policy, buf, cap);
 }
 
 /* shml_send or shml_recv, one signature for both (send never writes through buf). */
@@ -198,15 +176,11 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
     if (parsed != CLI_RUN)
         return parsed;
 
-    static const struct {
-        const char *name;
-        uint32_t kind;
-    } kinds[] = {
-        {"queue", SHML_QUEUE}, {"bus", SHML_BUS}, {"latest", SHML_LATEST}, {"rpc", SHML_RPC}};
+    static const uint32_t kinds[] = {SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC};
     uint32_t kind = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(pos[0], kinds[i].name) == 0)
-            kind = kinds[i].kind;
+        if (strcmp(pos[0], shml_kind_name(kinds[i])) == 0)
+            kind = kinds[i];
     }
     char shown[256];
     if (!kind)
@@ -223,9 +197,9 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "invalid max-msg %s: %s",
                         cli_quote(max_text, shown, sizeof shown), why);
     uint32_t policy = SHML_BLOCK;
-    if (policy_text && strcmp(policy_text, "block") == 0) {
+    if (policy_text && strcmp(policy_text, shml_policy_name(SHML_BLOCK)) == 0) {
         policy = SHML_BLOCK;
-    } else if (policy_text && strcmp(policy_text, "overwrite") == 0) {
+    } else if (policy_text && strcmp(policy_text, shml_policy_name(SHML_OVERWRITE)) == 0) {
         if (kind != SHML_BUS)
             return cli_fail(verb->name, addr,
                             "policy 'overwrite' is for bus channels only (%s): use --policy "
@@ -279,7 +253,7 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
            canon ? canon : "?", st.slots, kind == SHML_LATEST ? "buffers" : "slots",
            (unsigned long long)st.max_msg, human, eps, cli_plural(eps), mode);
     if (kind == SHML_BUS)
-        printf(", policy %s", policy == SHML_OVERWRITE ? "overwrite" : "block");
+        printf(", policy %s", shml_policy_name(policy));
     printf("%s\n", spsc ? ", spsc" : "");
     free(canon);
     return CLI_EXIT_OK;

@@ -72,14 +72,10 @@ static void attached_text(const struct shml_segment_info *s, char *buf, size_t c
         snprintf(buf + n, cap - (size_t)n, "+%uu", s->untracked);
 }
 
-static const char *role_name(uint32_t role, char *buf, size_t cap)
+/* An attach entry's role in the words of the segment's kind ("subscriber"), or "role#N". */
+static const char *role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
 {
-    if (role == SHML_ROLE_USER)
-        return "user";
-    if (role == SHML_ROLE_CREATOR)
-        return "creator";
-    snprintf(buf, cap, "role#%u", role);
-    return buf;
+    return cli_name(shml_attach_role_name(kind, role), "role", role, buf, cap);
 }
 
 /* Header flags as created: the public SHML_* flag bits that are recorded. */
@@ -382,36 +378,7 @@ static void read_declared(const struct shml_segment_info *s, struct declared *ou
 
 static const char *decl_type_name(uint32_t type, char *buf, size_t cap)
 {
-    switch (type) {
-    case SHML_DECL_MUTEX:
-        return "mutex";
-    case SHML_DECL_EVENT:
-        return "event";
-    case SHML_DECL_SEM:
-        return "sem";
-    default:
-        snprintf(buf, cap, "type#%u", type);
-        return buf;
-    }
-}
-
-/* The machine-readable state of a mutex, for JSON: "free", "held", ... */
-static const char *mutex_state_name(int state)
-{
-    switch (state) {
-    case SHML_MUTEX_FREE:
-        return "free";
-    case SHML_MUTEX_HELD:
-        return "held";
-    case SHML_MUTEX_OWNER_DEAD:
-        return "owner_dead";
-    case SHML_MUTEX_REPAIRING:
-        return "repairing";
-    case SHML_MUTEX_NOT_RECOVERABLE:
-        return "not_recoverable";
-    default:
-        return NULL;
-    }
+    return cli_name(shml_decl_type_name(type), "type", type, buf, cap);
 }
 
 /* "pid 4242 (alive)", "pid 4242 (alive), thread 4250", "thread 4250 (?)", or "". */
@@ -546,7 +513,7 @@ static void declared_json(struct cli_json *j, const struct declared *dl)
         cli_json_key(j, "status_text");
         cli_json_string(j, d->status ? shml_strerror(d->status) : NULL);
         cli_json_key(j, "state");
-        cli_json_string(j, mutex ? mutex_state_name(d->mutex.state) : NULL);
+        cli_json_string(j, mutex ? shml_mutex_state_name(d->mutex.state) : NULL);
         cli_json_key(j, "state_text");
         decl_state_text(d, buf, sizeof buf);
         cli_json_string(j, buf);
@@ -673,7 +640,7 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
             cli_fmt_age(att[i].since_ns, now, b, sizeof b);
             char role[32];
             printf("  pid %d  %s  %s  since %s (%s ago)  start %llu\n", (int)att[i].pid,
-                   role_name(att[i].role, role, sizeof role), cli_alive_name(att[i].alive), a, b,
+                   role_name(s->kind, att[i].role, role, sizeof role), cli_alive_name(att[i].alive), a, b,
                    (unsigned long long)att[i].start_time);
         }
         if (n_att < n_table)
@@ -703,7 +670,7 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
         cli_json_key(&j, "role");
         cli_json_uint(&j, att[i].role);
         cli_json_key(&j, "role_name");
-        cli_json_string(&j, role_name(att[i].role, buf, sizeof buf));
+        cli_json_string(&j, role_name(s->kind, att[i].role, buf, sizeof buf));
         cli_json_key(&j, "start_time");
         cli_json_uint(&j, att[i].start_time);
         cli_json_key(&j, "since_ns");

@@ -175,43 +175,30 @@ void cli_fmt_user(uint32_t uid, char *buf, size_t cap)
         snprintf(buf, cap, "%u", uid);
 }
 
+const char *cli_name(const char *name, const char *what, long long value, char *buf, size_t cap)
+{
+    if (name)
+        return name;
+    snprintf(buf, cap, "%s#%lld", what, value);
+    return buf;
+}
+
 const char *cli_backend_name(int backend)
 {
-    switch (backend) {
-    case SHML_BACKEND_POSIX:
-        return "posix";
-    case SHML_BACKEND_SYSV:
-        return "sysv";
-    case SHML_BACKEND_FILE:
-        return "file";
-    case SHML_BACKEND_MEMFD:
-        return "memfd";
-    case SHML_BACKEND_WINDOWS:
-        return "win";
-    default:
-        return "?";
-    }
+    const char *name = shml_backend_name(backend);
+    return name ? name : "?";
 }
 
 void cli_fmt_kind(uint32_t kind, char *buf, size_t cap)
 {
-    if (kind == SHML_KIND_PLAIN)
-        snprintf(buf, cap, "plain");
-    else if (kind == SHML_QUEUE)
-        snprintf(buf, cap, "queue");
-    else if (kind == SHML_BUS)
-        snprintf(buf, cap, "bus");
-    else if (kind == SHML_LATEST)
-        snprintf(buf, cap, "latest");
-    else if (kind == SHML_RPC)
-        snprintf(buf, cap, "rpc");
-    else
-        snprintf(buf, cap, "kind#%u", kind);
+    char num[32];
+    snprintf(buf, cap, "%s", cli_name(shml_kind_name(kind), "kind", kind, num, sizeof num));
 }
 
 const char *cli_alive_name(int alive)
 {
-    return alive > 0 ? "alive" : alive == 0 ? "dead" : "?";
+    const char *name = shml_alive_name(alive > 0 ? 1 : alive);
+    return name ? name : "?";
 }
 
 size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
