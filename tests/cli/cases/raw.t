@@ -35,6 +35,12 @@ $ shmlink create "$SEG.managed" 16
 $ shmlink dump "$SEG.managed" --raw --length 16
 $ shmlink cat "$SEG.managed" | wc -c
 $ shmlink cat "$SEG.managed" --raw | wc -c
+
+# The magic, then bytes that are not a header: corrupt, not a header of another version.
+$ { printf 'SHMLINK\0'; shmltest pattern 8184; } > "/dev/shm/$SEG.garbage"
+$ shmlink info "$SEG.garbage" | head -4
+$ shmlink cat "$SEG.garbage" | wc -c
+$ shmlink rm "$SEG.garbage"
 $ shmlink rm "$SEG.raw" "$SEG.py" "$SEG.mp" "$SEG.managed"
 %release keep
 $ rm "/dev/shm/$SEG.nl"*
