@@ -21,6 +21,8 @@
 #define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
 #define CLI_EXIT_USAGE 2 /* the command line is malformed; a usage line on stderr */
 #define CLI_EXIT_FOUND 3 /* info --check/--repair: the channel has problems left unrepaired */
+/* recv stopped by SIGINT or SIGTERM: 128 + the signal's number (130, 143), as a shell says. */
+#define CLI_EXIT_SIGNAL_BASE 128
 
 /* Room to display any address or library detail, every byte escaped as \xNN. */
 #define CLI_SHOW_CAP (4 * SHML_ADDR_MAX + 16)
@@ -53,7 +55,10 @@ int cli_top(const struct cli_verb *verb, int argc, char **argv);
 
 /* ---- what the channel verbs share (cmd_channel.c) ---- */
 
-/* Set by SIGINT or SIGTERM once cli_catch_stop_signals() ran: stop between two messages. */
+/*
+ * The number of the signal (SIGINT or SIGTERM) that arrived once cli_catch_stop_signals() ran,
+ * else 0: stop between two messages.
+ */
 extern volatile sig_atomic_t cli_stop_requested;
 
 /*
@@ -206,8 +211,10 @@ int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **w
 int cli_parse_mode(const char *s, uint32_t *out, const char **why);
 
 /*
- * Parse a duration: decimal digits with a unit ns, us, ms, s, m or h (no unit: seconds), or
- * "forever" (SHML_FOREVER). Returns 0 and *out_ns, or -1 with *why.
+ * Parse a duration, the one parser of every duration option: a decimal number, with an
+ * optional fraction ("0.5", "1.25ms"), and a unit ns, us, ms, s, m or h (no unit: seconds), or
+ * "forever" (SHML_FOREVER). Digits past nanoseconds are dropped. Returns 0 and *out_ns, or -1
+ * with *why.
  */
 int cli_parse_duration(const char *s, int64_t *out_ns, const char **why);
 

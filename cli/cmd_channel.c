@@ -27,8 +27,7 @@ static shml_channel *volatile interrupt_target;
 
 static void on_stop(int sig)
 {
-    (void)sig;
-    cli_stop_requested = 1;
+    cli_stop_requested = sig;
     /* Async-signal-safe by contract: it only marks the handle and wakes its waiter. */
     if (interrupt_target)
         shml_channel_interrupt(interrupt_target);
@@ -649,5 +648,9 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
     cli_catch_stop_signals(NULL);
     free(buf);
     shml_channel_close(ch);
+    /* Stopped, not finished: a script can tell the two apart, as with any command a shell
+       sees killed by the signal. */
+    if (status == CLI_EXIT_OK && cli_stop_requested)
+        status = CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
     return status;
 }

@@ -316,6 +316,8 @@ const char *cli_quote(const char *s, char *buf, size_t cap)
 
 int cli_parse_duration(const char *s, int64_t *out_ns, const char **why)
 {
+    static const char garbage[] =
+        "not a number with a unit (ns, us, ms, s, m, h), such as 0.5 or 250ms, or 'forever'";
     static const struct {
         const char *suffix;
         int64_t ns;
@@ -333,29 +335,44 @@ int cli_parse_duration(const char *s, int64_t *out_ns, const char **why)
         *why = "negative";
         return -1;
     }
-    uint64_t v = 0;
     const char *p = s;
     if (*p < '0' || *p > '9') {
-        *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+        *why = garbage;
         return -1;
     }
+    uint64_t whole = 0;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (uint64_t)INT64_MAX / 10) {
+        if (whole > (uint64_t)INT64_MAX / 10) {
             *why = "too large";
             return -1;
         }
-        v = v * 10 + (uint64_t)(*p - '0');
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    /* A fraction, kept as nanos of the unit (9 digits; finer digits are below 1ns a second). */
+    uint64_t frac9 = 0;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            *why = garbage;
+            return -1;
+        }
+        uint64_t scale = 100000000;
+        for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac9 += (uint64_t)(*p - '0') * scale;
     }
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(p, units[i].suffix) != 0)
             continue;
-        if (v > (uint64_t)(INT64_MAX / units[i].ns)) {
+        uint64_t unit = (uint64_t)units[i].ns;
+        /* Units of whole seconds divide exactly; smaller ones keep the product small. */
+        uint64_t part = unit >= 1000000000 ? unit / 1000000000 * frac9 : unit * frac9 / 1000000000;
+        if (whole > ((uint64_t)INT64_MAX - part) / unit) {
             *why = "too large";
             return -1;
         }
-        *out_ns = (int64_t)v * units[i].ns;
+        *out_ns = (int64_t)(whole * unit + part);
         return 0;
     }
-    *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+    *why = garbage;
     return -1;
 }

@@ -133,8 +133,9 @@ static const struct cli_verb verbs[] = {
      "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
      "                       length, then that many bytes\n"
      "  --timeout DURATION   how long to wait for room in a full channel (rpc: and for the\n"
-     "                       reply), per message: a number with a unit ns, us, ms, s, m or h\n"
-     "                       (none: seconds), 0 (fail at once) or forever (the default)\n",
+     "                       reply), per message: a number, with an optional fraction, and\n"
+     "                       a unit ns, us, ms, s, m or h (none: seconds): 0.5, 250ms;\n"
+     "                       0 (fail at once) or forever (the default)\n",
      cli_send},
     {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION]",
      "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
@@ -146,7 +147,8 @@ static const struct cli_verb verbs[] = {
      "on a latest channel it prints the newest value (and with -n or --follow, each newer\n"
      "one). What a bus subscriber missed (policy overwrite) or a latest reader skipped is\n"
      "said on stderr: 'shmlink: recv ADDR: missed N messages ...'.\n"
-     "SIGINT or SIGTERM ends recv cleanly between two messages (exit 0).\n"
+     "SIGINT or SIGTERM ends recv cleanly between two messages, with exit status 130\n"
+     "(SIGINT) or 143 (SIGTERM), 128 + the signal, as a shell reports it.\n"
      "\n"
      "Options:\n"
      "  -n N, --count N      stop after N messages, waiting for them (fewer: exit 1)\n"
@@ -175,12 +177,13 @@ static const struct cli_verb verbs[] = {
      "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"
      "bytes sent per second since the last refresh, messages sent and queued, endpoints\n"
      "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages.\n"
+     "An ADDR that cannot be read when top starts is an error (exit 1).\n"
      "On a terminal the view is redrawn in place; q or Ctrl-C quits. Otherwise each refresh\n"
      "is printed as a table followed by an empty line, until interrupted.\n"
      "\n"
      "Options:\n"
-     "  --interval DURATION  time between refreshes: seconds (0.5, 2) or a duration with a\n"
-     "                       unit as for send (250ms); at least 10ms, default 1s\n"
+     "  --interval DURATION  time between refreshes, a duration as for send --timeout\n"
+     "                       (0.5, 2, 250ms); at least 10ms, default 1s\n"
      "  --once               read twice, an interval apart, print one table and exit\n",
      cli_top},
 };
