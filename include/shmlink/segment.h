@@ -5,7 +5,9 @@
  *
  *   name, posix:name, posix:/name   POSIX shm_open("/name") (the default backend)
  *   sysv:1234, sysv:0x4d2           System V key
- *   sysv:/path/to/file#102          System V key from ftok(path, 102)
+ *   sysv:/path/to/file#102          System V key from ftok(path, 102): the id is any number
+ *                                   1 to INT_MAX whose low 8 bits (all ftok() uses) are not
+ *                                   0, so #0x6666 means #102 (the canonical address says #102)
  *   sysv:id=32769                   an existing System V segment by id (what ipcs shows)
  *   file:/path/to/file              a regular file mapped MAP_SHARED; msync on demand and on close
  *   memfd:name                      anonymous memory (memfd_create), shared by fd inheritance

@@ -22,7 +22,7 @@ struct shml__addr {
     int backend;                   /* SHML_BACKEND_* */
     char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win32: [Local\\]name */
     char path[PATH_MAX];           /* file: the path; sysv ftok: the path */
-    int proj;                      /* sysv ftok: project id 1..255 */
+    int proj;                      /* sysv ftok: project id 1..255 (the low 8 bits given) */
     bool has_key;                  /* sysv: key given (number or ftok) */
     int32_t key;                   /* sysv: the key (resolved at open for ftok) */
     bool has_id;                   /* sysv: id= given */

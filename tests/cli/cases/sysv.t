@@ -37,7 +37,10 @@ $ touch keyfile
 $ shmlink create "sysv:$TMP/keyfile#7" 4K --label ftok
 %hold keepftok sysv:$TMP/keyfile#7
 $ shmlink info "sysv:$TMP/keyfile#7" | grep -e ^address -e ^label
+# The project id is what ftok() takes: only its low 8 bits count, so #0x107 is #7.
+$ shmlink info "sysv:$TMP/keyfile#0x107" | grep -e ^address -e ^label
 $ shmlink create "sysv:$TMP/keyfile#0" 4K
+$ shmlink create "sysv:$TMP/keyfile#0x100" 4K
 $ shmlink create "sysv:$TMP/missing#7" 4K
 $ shmlink rm "sysv:$TMP/keyfile#7"
 %release keepftok
