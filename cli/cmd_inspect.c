@@ -94,6 +94,17 @@ static void json_segment_fields(struct cli_json *j, const struct shml_segment_in
     cli_json_string(j, s->address);
     cli_json_key(j, "backend");
     cli_json_string(j, cli_backend_name(s->backend));
+    bool sysv = s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0;
+    cli_json_key(j, "sysv_key");
+    if (sysv)
+        cli_json_uint(j, s->sysv_key);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "sysv_id");
+    if (sysv)
+        cli_json_int(j, s->sysv_id);
+    else
+        cli_json_null(j);
     cli_json_key(j, "status");
     cli_json_int(j, s->status);
     cli_json_key(j, "status_text");
@@ -196,7 +207,7 @@ static void json_segment(struct cli_json *j, const struct shml_segment_info *s, 
 
 /* ---- a text table with columns sized to their contents ---- */
 
-#define LS_COLS 10
+#define LS_COLS 11
 
 struct table {
     size_t nrows;
@@ -267,11 +278,15 @@ static void table_free(struct table *t)
 static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t now)
 {
     char *addr = malloc(CLI_SHOW_CAP);
-    char kind[32], size[32], mode[16], owner[64], creator[48], attached[48], age[16];
+    char id[16], kind[32], size[32], mode[16], owner[64], creator[48], attached[48], age[16];
     char note[4 * SHML_LABEL_MAX + 16];
     if (!addr)
         return -1;
     cli_display(s->address, addr, CLI_SHOW_CAP);
+    if (s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0)
+        snprintf(id, sizeof id, "%d", (int)s->sysv_id);
+    else
+        snprintf(id, sizeof id, "-");
     kind_text(s, kind, sizeof kind);
     cli_fmt_size(s->size, size, sizeof size);
     snprintf(mode, sizeof mode, "%04o", s->mode & 07777u);
@@ -286,7 +301,8 @@ static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t no
     else
         note[0] = '\0';
     const char *cols[LS_COLS] = {
-        addr, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age, note};
+        addr, id, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age,
+        note};
     int rc = table_add(t, cols);
     free(addr);
     return rc;
@@ -329,8 +345,9 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     }
 
     struct table t = {0, NULL};
-    static const char *const head[LS_COLS] = {"ADDRESS", "BACKEND", "KIND",     "SIZE", "MODE",
-                                              "OWNER",   "CREATOR", "ATTACHED", "AGE",  "NOTE"};
+    static const char *const head[LS_COLS] = {"ADDRESS", "ID",      "BACKEND",  "KIND",
+                                              "SIZE",    "MODE",    "OWNER",    "CREATOR",
+                                              "ATTACHED", "AGE",    "NOTE"};
     rc = table_add(&t, head);
     for (size_t i = 0; i < count && rc == 0; i++)
         rc = ls_row(&t, &list[i], now);
@@ -597,6 +614,8 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
     printf("address:      %s\n", addr ? cli_display(s->address, addr, CLI_SHOW_CAP) : "?");
     free(addr);
     printf("backend:      %s\n", cli_backend_name(s->backend));
+    if (s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0)
+        printf("sysv id:      %d (key 0x%08x)\n", (int)s->sysv_id, s->sysv_key);
     if (s->status == 0 || s->status == -SHML_ENOTSHML)
         printf("status:       ok\n");
     else

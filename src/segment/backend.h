@@ -43,6 +43,12 @@ SHML_INTERNAL int shml__addr_parse(const char *s, struct shml__addr *a);
  */
 SHML_INTERNAL int shml__addr_resolve(const char *s, struct shml__addr *a);
 
+/*
+ * The System V key a key or ftok address names (ftok() is asked for the latter). Returns 0,
+ * or the -errno of ftok() (the path is missing, say). Defined by the System V backend.
+ */
+SHML_INTERNAL int shml__sysv_key(const struct shml__addr *a, int32_t *key);
+
 /* An OS object opened by a backend. */
 struct shml__obj {
     int fd;              /* posix, file, memfd: the descriptor; -1 for sysv */

@@ -24,7 +24,7 @@ $ shmlink ls --all --json | shmltest json ls
 
 # Names no shmlink segment could have are shown escaped, in text and in JSON.
 $ shmltest foreign "$SEG.nl\nesc\x1b\x07\xff" 'odd name'
-$ shmlink ls --all | grep -a "$SEG.nl" | awk '{ print $1, $2, $3 }'
+$ shmlink ls --all | grep -a "$SEG.nl" | awk '{ print $1, $3, $4 }'
 $ shmlink cat "$(printf "$SEG.nl\nesc\033\007\377")"
 $ shmlink ls --all --json | shmltest json ls | grep '"address"'
 $ shmlink ls --all --json | grep -a '"address": ".*nl'
