@@ -100,7 +100,7 @@ static const struct cli_verb verbs[] = {
      cli_write},
     {"mk",
      "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--policy POLICY] [--endpoints N]\n"
-     "          [--mode MODE] [--spsc]",
+     "          [--mode MODE] [--spsc] [--type FORMAT [--shape N[,N...]]]",
      "Create a channel of KIND at ADDR; it persists until 'shmlink rm ADDR'.\n"
      "\n"
      "KIND is one of:\n"
@@ -122,7 +122,13 @@ static const struct cli_verb verbs[] = {
      "                    handles can have the channel open at once\n"
      "  --mode MODE       octal permission bits, 1 to 0777 (default 0600)\n"
      "  --spsc            queue: one producer and one consumer at a time (faster; not\n"
-     "                    enforced)\n",
+     "                    enforced)\n"
+     "  --type FORMAT     typed messages: each is an array of elements of this PEP 3118\n"
+     "                    format, one scalar: b B h H i I l L q Q (integers), f d (floats),\n"
+     "                    ? (bool), with an optional byte order @ = < > ! ('<f': a\n"
+     "                    little-endian float); send and recv then move values\n"
+     "  --shape N[,N...]  the array's shape (default: one element); max-msg defaults to\n"
+     "                    one message of the type\n",
      cli_mk},
     {"send", "ADDR [MSG...] [--binary] [--timeout DURATION]",
      "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
@@ -130,6 +136,9 @@ static const struct cli_verb verbs[] = {
      "A queue or bus gets each message once; a latest channel takes each as its new value.\n"
      "To an rpc channel, each message is a request: send waits for its reply and prints it\n"
      "(escaped as recv prints messages; length-framed with --binary), then sends the next.\n"
+     "To a typed channel whose type recv decodes, each MSG or line is the message's values,\n"
+     "separated by spaces or commas ('1.5 2.5'); other typed channels take bytes. A message\n"
+     "that is not exactly one message of the type is refused.\n"
      "\n"
      "Options:\n"
      "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
@@ -143,6 +152,9 @@ static const struct cli_verb verbs[] = {
      "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
      "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
      "From a queue, received messages are consumed: no other receiver gets them.\n"
+     "A typed channel's messages are printed as values, separated by spaces, in C order,\n"
+     "when the type is one scalar per element (b B h H i I l L q Q f d ?, with an optional\n"
+     "byte order @ = < > !); other types are printed as bytes, and recv says so on stderr.\n"
      "\n"
      "By default, receive what is queued now and exit (exit 0 also when nothing was).\n"
      "On a bus, recv subscribes from the next message sent, so it needs -n or --follow;\n"

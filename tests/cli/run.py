@@ -27,7 +27,7 @@ Case file syntax:
 Commands see: PATH starting with the tool's directory (so `shmlink` is the tool under test)
 and a directory holding `shmltest` (helper.py); SEG, a name prefix unique to this run
 (posix:$SEG.a ...); KEY and KEY2, System V keys unused on this machine; TMP, a private
-directory (also the working directory).
+directory (also the working directory); HOLDER, the holder program (tests/cli/holder.c).
 
 The transcript lists each command, its stdout, its stderr with each line prefixed by "2> ",
 and "[N]" when the exit status N is not 0. Volatile values are normalised before comparing:
@@ -140,6 +140,7 @@ class Run:
             "KEY": "0x%08x" % self.key,
             "KEY2": "0x%08x" % self.key2,
             "TMP": self.tmp,
+            "HOLDER": os.path.abspath(args.holder),
             "LC_ALL": "C",
             "TZ": "UTC",
         })
