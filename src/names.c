@@ -11,14 +11,24 @@
     case value:                                                                                    \
         return name;
 
-const char *shml_kind_name(uint32_t kind)
-{
-    switch (kind) {
-        SHML_KIND_MAP(NAME_CASE)
-    default:
-        return NULL;
+/* A function that looks a value up in one two-column table; NULL for a value not in it. */
+#define NAME_FUNCTION(function, type, map)                                                         \
+    const char *function(type value)                                                              \
+    {                                                                                              \
+        switch (value) {                                                                           \
+            map(NAME_CASE)                                                                         \
+        default:                                                                                   \
+            return NULL;                                                                           \
+        }                                                                                          \
     }
-}
+
+NAME_FUNCTION(shml_kind_name, uint32_t, SHML_KIND_MAP)
+NAME_FUNCTION(shml_policy_name, uint32_t, SHML_POLICY_MAP)
+NAME_FUNCTION(shml_wait_name, uint32_t, SHML_WAIT_MAP)
+NAME_FUNCTION(shml_backend_name, int, SHML_BACKEND_MAP)
+NAME_FUNCTION(shml_decl_type_name, uint32_t, SHML_DECL_TYPE_MAP)
+NAME_FUNCTION(shml_mutex_state_name, int, SHML_MUTEX_STATE_MAP)
+NAME_FUNCTION(shml_alive_name, int, SHML_ALIVE_MAP)
 
 struct role_words {
     uint32_t kind;
@@ -51,60 +61,6 @@ const char *shml_attach_role_name(uint32_t kind, uint32_t role)
         return shml_role_name(kind, SHML_CONSUMER);
     case SHML_ROLE_ENDPOINT:
         return shml_role_name(kind, SHML_PRODUCER | SHML_CONSUMER);
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_policy_name(uint32_t policy)
-{
-    switch (policy) {
-        SHML_POLICY_MAP(NAME_CASE)
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_wait_name(uint32_t wait)
-{
-    switch (wait) {
-        SHML_WAIT_MAP(NAME_CASE)
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_backend_name(int backend)
-{
-    switch (backend) {
-        SHML_BACKEND_MAP(NAME_CASE)
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_decl_type_name(uint32_t type)
-{
-    switch (type) {
-        SHML_DECL_TYPE_MAP(NAME_CASE)
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_mutex_state_name(int state)
-{
-    switch (state) {
-        SHML_MUTEX_STATE_MAP(NAME_CASE)
-    default:
-        return NULL;
-    }
-}
-
-const char *shml_alive_name(int alive)
-{
-    switch (alive) {
-        SHML_ALIVE_MAP(NAME_CASE)
     default:
         return NULL;
     }
