@@ -239,7 +239,8 @@ static void print_main_help(void)
            "  --version   print the version\n"
            "\n"
            "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error,\n"
-           "3 info --check or --repair found problems left.\n");
+           "3 info --check or --repair found problems left, 130 or 143 recv stopped by\n"
+           "SIGINT or SIGTERM.\n");
 }
 
 static const struct cli_verb *find_verb(const char *name)

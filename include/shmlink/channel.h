@@ -161,7 +161,8 @@ SHML_API int shml_channel_close(shml_channel *ch);
 /*
  * Send `len` bytes, waiting at most timeout_ns for room (negative: no limit; 0: do not wait).
  * Returns len, or -ETIMEDOUT (full), -EMSGSIZE (len > max_msg, or, on a typed channel, len
- * other than the bytes of one message of the type: at once, whatever the timeout), -EBADF (not a producer), -EBUSY (a claim is open on this handle), -EINTR
+ * other than the bytes of one message of the type: at once, whatever the timeout), -EBADF
+ * (not a producer), -EBUSY (a claim is open on this handle), -EINTR
  * (shml_channel_interrupt()), -SHML_ECORRUPT. Queue and bus: lock-free among producers.
  * Latest: never waits. RPC server: the reply to the request last received (-EPROTO if there
  * is none; the reply is dropped, and counted, when its client has gone); RPC client: the
