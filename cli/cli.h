@@ -21,6 +21,8 @@
 #define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
 #define CLI_EXIT_USAGE 2 /* the command line is malformed; a usage line on stderr */
 #define CLI_EXIT_FOUND 3 /* info --check/--repair: the channel has problems left unrepaired */
+/* recv stopped by SIGINT or SIGTERM: 128 + the signal's number (130, 143), as a shell says. */
+#define CLI_EXIT_SIGNAL_BASE 128
 
 /* Room to display any address or library detail, every byte escaped as \xNN. */
 #define CLI_SHOW_CAP (4 * SHML_ADDR_MAX + 16)
@@ -53,7 +55,10 @@ int cli_top(const struct cli_verb *verb, int argc, char **argv);
 
 /* ---- what the channel verbs share (cmd_channel.c) ---- */
 
-/* Set by SIGINT or SIGTERM once cli_catch_stop_signals() ran: stop between two messages. */
+/*
+ * The number of the signal (SIGINT or SIGTERM) that arrived once cli_catch_stop_signals() ran,
+ * else 0: stop between two messages.
+ */
 extern volatile sig_atomic_t cli_stop_requested;
 
 /*
@@ -69,7 +74,7 @@ int64_t cli_mono_ns(void);
 /* True for the kinds of a channel segment (queue, bus, latest, rpc). */
 bool cli_is_channel_kind(uint32_t kind);
 
-/* "producer", "subscriber", "client+server" ...: an endpoint's role in words of its kind. */
+/* "producer", "subscriber", "writer+reader" ...: an endpoint's role in words of its kind. */
 const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap);
 
 /*
@@ -101,6 +106,34 @@ const char *cli_plural(uint64_t n);
 
 /* "block", "overwrite", "policy#N". */
 const char *cli_policy_name(uint32_t policy, char *buf, size_t cap);
+
+/* ---- typed messages as text (typed.c) ---- */
+
+/*
+ * How the tool reads and writes the values of a typed channel's messages: one scalar format
+ * (see typed.c for the list), `count` elements of `size` bytes a message.
+ */
+struct cli_codec {
+    const char *format; /* the type's format (the caller keeps the type alive) */
+    char code;      /* the struct code: b B h H i I l L q Q f d ? */
+    size_t size;    /* bytes of one element */
+    bool swap;      /* the format's byte order is not the host's */
+    uint64_t count; /* elements a message: the shape's product */
+};
+
+/* 0 and *c set when the tool decodes type t; -1 when it does not (messages stay bytes). */
+int cli_codec_init(const struct shml_channel_type *t, struct cli_codec *c);
+/*
+ * Print one message's values on a line, separated by spaces, in C order (len must be
+ * size * count). Returns 0, 1 (stdout went away) or -1 (write error, reported).
+ */
+int cli_codec_print(const char *verb, const struct cli_codec *c, const void *msg, size_t len);
+/*
+ * Parse `len` bytes of text (values separated by spaces, tabs or commas) into one message at
+ * out (size * count bytes). Returns 0, or -1 with why the text is not a message of the type.
+ */
+int cli_codec_parse(const struct cli_codec *c, const char *text, size_t len, void *out,
+                    char *why, size_t why_cap);
 
 /* ---- channels for info (cmd_chinfo.c) ---- */
 
@@ -206,8 +239,10 @@ int cli_parse_size(const char *s, bool allow_zero, uint64_t *out, const char **w
 int cli_parse_mode(const char *s, uint32_t *out, const char **why);
 
 /*
- * Parse a duration: decimal digits with a unit ns, us, ms, s, m or h (no unit: seconds), or
- * "forever" (SHML_FOREVER). Returns 0 and *out_ns, or -1 with *why.
+ * Parse a duration, the one parser of every duration option: a decimal number, with an
+ * optional fraction ("0.5", "1.25ms"), and a unit ns, us, ms, s, m or h (no unit: seconds), or
+ * "forever" (SHML_FOREVER). Digits past nanoseconds are dropped. Returns 0 and *out_ns, or -1
+ * with *why.
  */
 int cli_parse_duration(const char *s, int64_t *out_ns, const char **why);
 
@@ -222,9 +257,15 @@ void cli_fmt_user(uint32_t uid, char *buf, size_t cap);
 /* CLOCK_REALTIME now, in ns. */
 int64_t cli_now_ns(void);
 
+/*
+ * The words come from the library's name table (shmlink/names.h), so the tool, its JSON and
+ * the Python module say the same. cli_name() returns `name`, or, when the table had none
+ * (NULL), "WHAT#VALUE" written into buf: "kind#7", "role#300".
+ */
+const char *cli_name(const char *name, const char *what, long long value, char *buf, size_t cap);
 /* "posix", "sysv", ...; "?" for an unknown value. */
 const char *cli_backend_name(int backend);
-/* "plain", "kind#7" for kinds this tool does not know. */
+/* "plain", "queue", ...; "kind#7" for kinds the library does not know. */
 void cli_fmt_kind(uint32_t kind, char *buf, size_t cap);
 /* "alive", "dead", "?" for 1, 0, -1. */
 const char *cli_alive_name(int alive);

@@ -27,8 +27,7 @@ static shml_channel *volatile interrupt_target;
 
 static void on_stop(int sig)
 {
-    (void)sig;
-    cli_stop_requested = 1;
+    cli_stop_requested = sig;
     /* Async-signal-safe by contract: it only marks the handle and wakes its waiter. */
     if (interrupt_target)
         shml_channel_interrupt(interrupt_target);
@@ -60,34 +59,12 @@ bool cli_is_channel_kind(uint32_t kind)
 
 const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
 {
-    static const char *const names[][2] = {
-        {"producer", "consumer"},    /* queue */
-        {"publisher", "subscriber"}, /* bus */
-        {"writer", "reader"},        /* latest */
-        {"client", "server"},        /* rpc */
-    };
-    const char *const *n = names[0];
-    if (kind >= SHML_QUEUE && kind <= SHML_RPC)
-        n = names[kind - SHML_QUEUE];
-    if (role == SHML_PRODUCER)
-        return n[0];
-    if (role == SHML_CONSUMER)
-        return n[1];
-    if (role == (SHML_PRODUCER | SHML_CONSUMER))
-        snprintf(buf, cap, "%s+%s", n[0], n[1]);
-    else
-        snprintf(buf, cap, "role#%u", role);
-    return buf;
+    return cli_name(shml_role_name(kind, role), "role", role, buf, cap);
 }
 
 const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
 {
-    if (policy == SHML_BLOCK)
-        return "block";
-    if (policy == SHML_OVERWRITE)
-        return "overwrite";
-    snprintf(buf, cap, "policy#%u", policy);
-    return buf;
+    return cli_name(shml_policy_name(policy), "policy", policy, buf, cap);
 }
 
 /* shml_send or shml_recv, one signature for both (send never writes through buf). */
@@ -182,31 +159,67 @@ int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_ch
 
 /* ---- mk ---- */
 
+/*
+ * mk --type FORMAT [--shape N,...]: one of the formats the tool reads and writes as values
+ * (typed.c), so that what mk makes, send and recv can use. Returns 0, or -1 after reporting.
+ */
+static int parse_type(const char *verb, const char *addr, const char *format, const char *shape,
+                      struct shml_channel_type *t)
+{
+    char shown[256];
+    memset(t, 0, sizeof *t);
+    if (strlen(format) >= sizeof t->format)
+        return cli_fail(verb, addr, "invalid type %s: too long",
+                        cli_quote(format, shown, sizeof shown));
+    strcpy(t->format, format);
+    /* The codec knows the element's size; try each size until it accepts the format. */
+    struct cli_codec c;
+    for (t->itemsize = 1; t->itemsize <= 8 && cli_codec_init(t, &c) < 0; t->itemsize++)
+        ;
+    if (t->itemsize > 8)
+        return cli_fail(verb, addr,
+                        "invalid type %s: mk makes channels of one scalar per element (b B h H "
+                        "i I l L q Q f d ?, with an optional byte order @ = < > !); make other "
+                        "types from C or Python",
+                        cli_quote(format, shown, sizeof shown));
+    for (const char *p = shape; p && *p;) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(p, &end, 10);
+        if (*p < '0' || *p > '9' || errno || n == 0 || (*end && *end != ',') ||
+            t->ndim == SHML_TYPE_NDIM_MAX)
+            return cli_fail(verb, addr,
+                            "invalid shape %s: expected up to %u whole numbers >= 1, separated "
+                            "by commas",
+                            cli_quote(shape, shown, sizeof shown), SHML_TYPE_NDIM_MAX);
+        t->shape[t->ndim++] = n;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 int cli_mk(const struct cli_verb *verb, int argc, char **argv)
 {
     bool spsc = false;
     const char *cap_text = NULL, *max_text = NULL, *mode_text = NULL, *policy_text = NULL,
-               *ep_text = NULL;
+               *ep_text = NULL, *type_text = NULL, *shape_text = NULL;
     const struct cli_opt opts[] = {
         {"capacity", "SIZE", NULL, &cap_text},    {"max-msg", "SIZE", NULL, &max_text},
         {"policy", "POLICY", NULL, &policy_text}, {"endpoints", "N", NULL, &ep_text},
         {"mode", "MODE", NULL, &mode_text},       {"spsc", NULL, &spsc, NULL},
+        {"type", "FORMAT", NULL, &type_text},     {"shape", "N[,N...]", NULL, &shape_text},
     };
     const char *pos[2];
     size_t npos;
-    int parsed = cli_parse(verb, argc, argv, opts, 6, pos, 2, 2, "KIND ADDR", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 8, pos, 2, 2, "KIND ADDR", &npos);
     if (parsed != CLI_RUN)
         return parsed;
 
-    static const struct {
-        const char *name;
-        uint32_t kind;
-    } kinds[] = {
-        {"queue", SHML_QUEUE}, {"bus", SHML_BUS}, {"latest", SHML_LATEST}, {"rpc", SHML_RPC}};
+    static const uint32_t kinds[] = {SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC};
     uint32_t kind = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(pos[0], kinds[i].name) == 0)
-            kind = kinds[i].kind;
+        if (strcmp(pos[0], shml_kind_name(kinds[i])) == 0)
+            kind = kinds[i];
     }
     char shown[256];
     if (!kind)
@@ -223,9 +236,9 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "invalid max-msg %s: %s",
                         cli_quote(max_text, shown, sizeof shown), why);
     uint32_t policy = SHML_BLOCK;
-    if (policy_text && strcmp(policy_text, "block") == 0) {
+    if (policy_text && strcmp(policy_text, shml_policy_name(SHML_BLOCK)) == 0) {
         policy = SHML_BLOCK;
-    } else if (policy_text && strcmp(policy_text, "overwrite") == 0) {
+    } else if (policy_text && strcmp(policy_text, shml_policy_name(SHML_OVERWRITE)) == 0) {
         if (kind != SHML_BUS)
             return cli_fail(verb->name, addr,
                             "policy 'overwrite' is for bus channels only (%s): use --policy "
@@ -252,11 +265,20 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "invalid mode %s: %s",
                         cli_quote(mode_text, shown, sizeof shown), why);
 
+    struct shml_channel_type type;
+    if (shape_text && !type_text)
+        return cli_usage_error(verb, "--shape goes with --type");
+    int status = type_text ? parse_type(verb->name, addr, type_text, shape_text, &type) : 0;
+    if (status != 0)
+        return status;
+
     struct shml_channel_opts o;
     memset(&o, 0, sizeof o);
+    o.type = type_text ? &type : NULL;
     o.kind = kind;
     o.capacity = (size_t)capacity;
-    o.max_msg = (size_t)max_msg;
+    /* Typed, without --max-msg: room for one message of the type, as the library's default. */
+    o.max_msg = type_text && !max_text ? 0 : (size_t)max_msg;
     o.policy = policy;
     o.mode = mode;
     o.flags = spsc ? SHML_SPSC : 0;
@@ -279,7 +301,13 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
            canon ? canon : "?", st.slots, kind == SHML_LATEST ? "buffers" : "slots",
            (unsigned long long)st.max_msg, human, eps, cli_plural(eps), mode);
     if (kind == SHML_BUS)
-        printf(", policy %s", policy == SHML_OVERWRITE ? "overwrite" : "block");
+        printf(", policy %s", shml_policy_name(policy));
+    if (type_text) {
+        printf(", type %s, shape [", type.format);
+        for (uint32_t d = 0; d < type.ndim; d++)
+            printf("%s%llu", d ? ", " : "", (unsigned long long)type.shape[d]);
+        printf("]");
+    }
     printf("%s\n", spsc ? ", spsc" : "");
     free(canon);
     return CLI_EXIT_OK;
@@ -287,10 +315,16 @@ int cli_mk(const struct cli_verb *verb, int argc, char **argv)
 
 /* ---- printing a message (recv, and the replies of send to an rpc channel) ---- */
 
-/* Print one message; 0 go on, 1 stdout went away, -1 write error (reported). */
-static int print_message(const char *verb, const unsigned char *msg, size_t len, bool binary)
+/*
+ * Print one message: its values when `codec` decodes the channel's type (and the message is
+ * one of the type), else its bytes. 0 go on, 1 stdout went away, -1 write error (reported).
+ */
+static int print_message(const char *verb, const unsigned char *msg, size_t len, bool binary,
+                         const struct cli_codec *codec)
 {
     int w;
+    if (!binary && codec && len == codec->size * codec->count)
+        return cli_codec_print(verb, codec, msg, len);
     if (binary) {
         unsigned char hdr[4] = {(unsigned char)len, (unsigned char)(len >> 8),
                                 (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
@@ -323,6 +357,11 @@ struct sender {
     bool rpc;
     unsigned char *reply;
     size_t reply_cap;
+    /* typed channel the tool decodes: each MSG or line is values, encoded into `encoded` */
+    const struct cli_codec *codec;
+    unsigned char *encoded;
+    uint64_t type_bytes; /* typed channel: the one size of a message; 0 when untyped */
+    uint64_t max_msg;
 };
 
 /* rpc: the reply to the request just sent; returns 0, or the exit status after reporting. */
@@ -348,7 +387,7 @@ static int await_reply(struct sender *s, int64_t deadline)
                             "the server that took the request died, or every server did", hint);
     if (r < 0)
         return cli_fail_lib(s->verb, s->addr, (int)r, shml_last_error(), hint);
-    int w = print_message(s->verb, s->reply, (size_t)r, s->binary);
+    int w = print_message(s->verb, s->reply, (size_t)r, s->binary, s->codec);
     if (w < 0)
         return CLI_EXIT_FAIL;
     /* The next request may wait: show this reply first (a reader on a pipe sees it now). */
@@ -363,6 +402,17 @@ static int send_one(struct sender *s, const void *msg, size_t len)
     if (cli_stop_requested)
         return cli_fail(s->verb, s->addr, "interrupted after %llu message%s",
                         (unsigned long long)s->sent, cli_plural(s->sent));
+    if (s->codec && !s->binary) {
+        char why[160];
+        if (cli_codec_parse(s->codec, msg, len, s->encoded, why, sizeof why) < 0)
+            return cli_fail(s->verb, s->addr,
+                            "%s %llu is not a message of the channel's type: %s; %llu sent "
+                            "before it",
+                            s->rpc ? "request" : "message", (unsigned long long)s->sent + 1, why,
+                            (unsigned long long)s->sent);
+        msg = s->encoded;
+        len = s->codec->size * s->codec->count;
+    }
     int64_t deadline = s->timeout >= 0 ? cli_mono_ns() + s->timeout : 0;
     ssize_t r = cli_send_sliced(s->ch, msg, len, s->timeout);
     if (r >= 0) {
@@ -375,6 +425,13 @@ static int send_one(struct sender *s, const void *msg, size_t len)
              (unsigned long long)s->sent);
     if (r == -EINTR)
         return cli_fail(s->verb, s->addr, "interrupted; %s", hint);
+    if (r == -EMSGSIZE && s->type_bytes && len != s->type_bytes && len <= s->max_msg)
+        /* The library's "message too long" would mislead about a message too short. */
+        return cli_fail(s->verb, s->addr,
+                        "%s of %zu bytes; a message of this typed channel is one array of its "
+                        "type, %llu bytes; %s",
+                        s->rpc ? "request" : "message", len, (unsigned long long)s->type_bytes,
+                        hint);
     if (r == -ETIMEDOUT)
         return cli_fail_lib(s->verb, s->addr, (int)r,
                             s->kind == SHML_BUS   ? "the bus stayed full: a subscriber is behind"
@@ -514,7 +571,8 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
         return cli_usage_error(verb, "--binary reads stdin, so it takes no MSG arguments");
     }
     const char *addr = pos[0];
-    struct sender s = {verb->name, addr, NULL, SHML_FOREVER, 0, binary, 0, false, NULL, 0};
+    struct sender s = {verb->name, addr, NULL, SHML_FOREVER, 0, binary, 0, false, NULL, 0,
+                       NULL, NULL, 0, 0};
     int status = cli_parse_timeout(verb->name, addr, timeout_text, &s.timeout);
     if (status != CLI_EXIT_OK) {
         free(pos);
@@ -528,6 +586,22 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
         return status;
     }
     s.kind = st.kind;
+    s.max_msg = st.max_msg;
+    if (st.type.format[0]) {
+        s.type_bytes = st.type.itemsize;
+        for (uint32_t d = 0; d < st.type.ndim && d < SHML_TYPE_NDIM_MAX; d++)
+            s.type_bytes *= st.type.shape[d];
+    }
+    struct cli_codec codec;
+    if (st.type.format[0] && cli_codec_init(&st.type, &codec) == 0) {
+        s.codec = &codec;
+        s.encoded = malloc(codec.size * codec.count); /* both > 0: validated at create */
+        if (!s.encoded) {
+            shml_channel_close(s.ch);
+            free(pos);
+            return cli_fail(verb->name, addr, "out of memory for a typed message");
+        }
+    }
     if (st.kind == SHML_RPC) {
         s.rpc = true;
         s.reply_cap = st.max_msg ? (size_t)st.max_msg : 1;
@@ -558,6 +632,7 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
     cli_catch_stop_signals(NULL);
     shml_channel_close(s.ch);
     free(s.reply);
+    free(s.encoded);
     free(pos);
     return status;
 }
@@ -634,6 +709,18 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
         shml_channel_close(ch);
         return cli_fail(verb->name, addr, "out of memory for a %zu-byte message", cap);
     }
+    struct cli_codec codec;
+    bool decoded = st.type.format[0] && cli_codec_init(&st.type, &codec) == 0;
+    if (st.type.format[0] && !decoded && !binary) {
+        char fmt[4 * SHML_TYPE_FORMAT_MAX], *where = malloc(CLI_SHOW_CAP);
+        cli_quote(st.type.format, fmt, sizeof fmt);
+        fprintf(stderr,
+                "shmlink: %s %s: messages of type %s are printed as bytes (recv decodes one "
+                "scalar per element: b B h H i I l L q Q f d ?, with an optional byte order "
+                "@ = < > !)\n",
+                verb->name, where ? cli_display(addr, where, CLI_SHOW_CAP) : "?", fmt);
+        free(where);
+    }
 
     cli_catch_stop_signals(ch);
     uint64_t got = 0;
@@ -666,7 +753,7 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
         }
         got++;
         report_gap(verb->name, addr, st.kind, shml_recv_gap(ch));
-        int w = print_message(verb->name, buf, (size_t)r, binary);
+        int w = print_message(verb->name, buf, (size_t)r, binary, decoded ? &codec : NULL);
         if (w < 0)
             status = CLI_EXIT_FAIL;
         if (w)
@@ -675,5 +762,9 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
     cli_catch_stop_signals(NULL);
     free(buf);
     shml_channel_close(ch);
+    /* Stopped, not finished: a script can tell the two apart, as with any command a shell
+       sees killed by the signal. */
+    if (status == CLI_EXIT_OK && cli_stop_requested)
+        status = CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
     return status;
 }

@@ -84,7 +84,7 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
         char role[48];
         snprintf(row[0], 48, "%u", e->index);
         snprintf(row[1], 48, "%s", cli_role_name(ci->st.kind, e->role, role, sizeof role));
-        snprintf(row[2], 48, "%s", e->alive ? "alive" : "dead");
+        snprintf(row[2], 48, "%s", cli_alive_name(e->alive ? 1 : 0));
         snprintf(row[3], 48, "%llu", (unsigned long long)e->messages);
         snprintf(row[4], 48, "%llu", (unsigned long long)e->bytes);
         snprintf(row[5], 48, "%llu", (unsigned long long)e->drops);

@@ -72,14 +72,10 @@ static void attached_text(const struct shml_segment_info *s, char *buf, size_t c
         snprintf(buf + n, cap - (size_t)n, "+%uu", s->untracked);
 }
 
-static const char *role_name(uint32_t role, char *buf, size_t cap)
+/* An attach entry's role in the words of the segment's kind ("subscriber"), or "role#N". */
+static const char *role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
 {
-    if (role == SHML_ROLE_USER)
-        return "user";
-    if (role == SHML_ROLE_CREATOR)
-        return "creator";
-    snprintf(buf, cap, "role#%u", role);
-    return buf;
+    return cli_name(shml_attach_role_name(kind, role), "role", role, buf, cap);
 }
 
 /* Header flags as created: the public SHML_* flag bits that are recorded. */
@@ -98,6 +94,17 @@ static void json_segment_fields(struct cli_json *j, const struct shml_segment_in
     cli_json_string(j, s->address);
     cli_json_key(j, "backend");
     cli_json_string(j, cli_backend_name(s->backend));
+    bool sysv = s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0;
+    cli_json_key(j, "sysv_key");
+    if (sysv)
+        cli_json_uint(j, s->sysv_key);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "sysv_id");
+    if (sysv)
+        cli_json_int(j, s->sysv_id);
+    else
+        cli_json_null(j);
     cli_json_key(j, "status");
     cli_json_int(j, s->status);
     cli_json_key(j, "status_text");
@@ -200,7 +207,7 @@ static void json_segment(struct cli_json *j, const struct shml_segment_info *s, 
 
 /* ---- a text table with columns sized to their contents ---- */
 
-#define LS_COLS 10
+#define LS_COLS 11
 
 struct table {
     size_t nrows;
@@ -271,11 +278,15 @@ static void table_free(struct table *t)
 static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t now)
 {
     char *addr = malloc(CLI_SHOW_CAP);
-    char kind[32], size[32], mode[16], owner[64], creator[48], attached[48], age[16];
+    char id[16], kind[32], size[32], mode[16], owner[64], creator[48], attached[48], age[16];
     char note[4 * SHML_LABEL_MAX + 16];
     if (!addr)
         return -1;
     cli_display(s->address, addr, CLI_SHOW_CAP);
+    if (s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0)
+        snprintf(id, sizeof id, "%d", (int)s->sysv_id);
+    else
+        snprintf(id, sizeof id, "-");
     kind_text(s, kind, sizeof kind);
     cli_fmt_size(s->size, size, sizeof size);
     snprintf(mode, sizeof mode, "%04o", s->mode & 07777u);
@@ -290,7 +301,8 @@ static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t no
     else
         note[0] = '\0';
     const char *cols[LS_COLS] = {
-        addr, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age, note};
+        addr, id, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age,
+        note};
     int rc = table_add(t, cols);
     free(addr);
     return rc;
@@ -333,8 +345,9 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     }
 
     struct table t = {0, NULL};
-    static const char *const head[LS_COLS] = {"ADDRESS", "BACKEND", "KIND",     "SIZE", "MODE",
-                                              "OWNER",   "CREATOR", "ATTACHED", "AGE",  "NOTE"};
+    static const char *const head[LS_COLS] = {"ADDRESS", "ID",      "BACKEND",  "KIND",
+                                              "SIZE",    "MODE",    "OWNER",    "CREATOR",
+                                              "ATTACHED", "AGE",    "NOTE"};
     rc = table_add(&t, head);
     for (size_t i = 0; i < count && rc == 0; i++)
         rc = ls_row(&t, &list[i], now);
@@ -382,36 +395,7 @@ static void read_declared(const struct shml_segment_info *s, struct declared *ou
 
 static const char *decl_type_name(uint32_t type, char *buf, size_t cap)
 {
-    switch (type) {
-    case SHML_DECL_MUTEX:
-        return "mutex";
-    case SHML_DECL_EVENT:
-        return "event";
-    case SHML_DECL_SEM:
-        return "sem";
-    default:
-        snprintf(buf, cap, "type#%u", type);
-        return buf;
-    }
-}
-
-/* The machine-readable state of a mutex, for JSON: "free", "held", ... */
-static const char *mutex_state_name(int state)
-{
-    switch (state) {
-    case SHML_MUTEX_FREE:
-        return "free";
-    case SHML_MUTEX_HELD:
-        return "held";
-    case SHML_MUTEX_OWNER_DEAD:
-        return "owner_dead";
-    case SHML_MUTEX_REPAIRING:
-        return "repairing";
-    case SHML_MUTEX_NOT_RECOVERABLE:
-        return "not_recoverable";
-    default:
-        return NULL;
-    }
+    return cli_name(shml_decl_type_name(type), "type", type, buf, cap);
 }
 
 /* "pid 4242 (alive)", "pid 4242 (alive), thread 4250", "thread 4250 (?)", or "". */
@@ -546,7 +530,7 @@ static void declared_json(struct cli_json *j, const struct declared *dl)
         cli_json_key(j, "status_text");
         cli_json_string(j, d->status ? shml_strerror(d->status) : NULL);
         cli_json_key(j, "state");
-        cli_json_string(j, mutex ? mutex_state_name(d->mutex.state) : NULL);
+        cli_json_string(j, mutex ? shml_mutex_state_name(d->mutex.state) : NULL);
         cli_json_key(j, "state_text");
         decl_state_text(d, buf, sizeof buf);
         cli_json_string(j, buf);
@@ -630,6 +614,8 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
     printf("address:      %s\n", addr ? cli_display(s->address, addr, CLI_SHOW_CAP) : "?");
     free(addr);
     printf("backend:      %s\n", cli_backend_name(s->backend));
+    if (s->backend == SHML_BACKEND_SYSV && s->sysv_id >= 0)
+        printf("sysv id:      %d (key 0x%08x)\n", (int)s->sysv_id, s->sysv_key);
     if (s->status == 0 || s->status == -SHML_ENOTSHML)
         printf("status:       ok\n");
     else
@@ -673,7 +659,7 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
             cli_fmt_age(att[i].since_ns, now, b, sizeof b);
             char role[32];
             printf("  pid %d  %s  %s  since %s (%s ago)  start %llu\n", (int)att[i].pid,
-                   role_name(att[i].role, role, sizeof role), cli_alive_name(att[i].alive), a, b,
+                   role_name(s->kind, att[i].role, role, sizeof role), cli_alive_name(att[i].alive), a, b,
                    (unsigned long long)att[i].start_time);
         }
         if (n_att < n_table)
@@ -703,7 +689,7 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
         cli_json_key(&j, "role");
         cli_json_uint(&j, att[i].role);
         cli_json_key(&j, "role_name");
-        cli_json_string(&j, role_name(att[i].role, buf, sizeof buf));
+        cli_json_string(&j, role_name(s->kind, att[i].role, buf, sizeof buf));
         cli_json_key(&j, "start_time");
         cli_json_uint(&j, att[i].start_time);
         cli_json_key(&j, "since_ns");

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,19 @@ __attribute__((format(printf, 2, 3))) static void warn(const struct server *sv, 
     free(shown);
 }
 
+/*
+ * In the command's process, before exec: die with serve. A serve killed outright (SIGKILL) can
+ * stop nothing itself, and its command, left running, would hold a request nobody will answer
+ * for as long as it likes. The kernel sends SIGKILL to the command when serve's thread exits
+ * (Linux's PR_SET_PDEATHSIG, the one platform the tool builds on today; it survives exec).
+ * If serve died before the call took effect, the command's parent is no longer `parent`.
+ */
+static void die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(127);
+}
+
 /* Close both ends of a pipe that are still open. */
 static void close_pipe(int p[2])
 {
@@ -76,6 +90,7 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
         cli_fail(sv->verb, sv->addr, "cannot make a pipe for the command: %s", strerror(e));
         return -1;
     }
+    pid_t serve_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -86,6 +101,13 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
         return -1;
     }
     if (pid == 0) {
+        die_with_parent(serve_pid);
+        /*
+         * Its own process group, so that stopping serve stops what the command started too
+         * (kill(-pid) below), and a Ctrl-C meant for serve reaches the command only through
+         * serve, which decides what becomes of the request.
+         */
+        setpgid(0, 0);
         /* The tool ignores SIGPIPE; the command gets the default, as from a shell. */
         signal(SIGPIPE, SIG_DFL);
         if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
@@ -97,6 +119,8 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
         (void)w;
         _exit(127);
     }
+    /* Also here, so the group exists before any kill(-pid) whichever process runs first. */
+    setpgid(pid, pid);
     close(in[0]);
     close(out[1]);
     close(ex[1]);
@@ -151,7 +175,7 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
         }
     }
     if (stopped)
-        kill(pid, SIGTERM);
+        kill(-pid, SIGTERM); /* the command and whatever it started */
     close_pipe(in);
     close_pipe(out);
     int status = 0;

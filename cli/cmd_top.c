@@ -384,31 +384,11 @@ static int wait_tick(int64_t deadline, bool keys)
     }
 }
 
-/* Parse --interval: seconds with an optional decimal fraction ("0.5"), or a duration. */
+/* Parse --interval: a duration, at least 10ms and not forever. */
 static int parse_interval(const char *text, int64_t *out, const char **why)
 {
-    const char *dot = strchr(text, '.');
-    if (dot && strspn(text, "0123456789.") == strlen(text) && dot > text && dot[1] &&
-        !strchr(dot + 1, '.') && strlen(dot + 1) <= 9) {
-        char whole[32];
-        size_t wl = (size_t)(dot - text);
-        if (wl >= sizeof whole) {
-            *why = "too large";
-            return -1;
-        }
-        memcpy(whole, text, wl);
-        whole[wl] = '\0';
-        int64_t s;
-        if (cli_parse_duration(whole, &s, why) < 0)
-            return -1;
-        int64_t frac = 0;
-        size_t fl = strlen(dot + 1);
-        for (size_t i = 0; i < 9; i++)
-            frac = frac * 10 + (i < fl ? dot[1 + i] - '0' : 0);
-        *out = s + frac;
-    } else if (cli_parse_duration(text, out, why) < 0) {
+    if (cli_parse_duration(text, out, why) < 0)
         return -1;
-    }
     if (*out < 0) {
         *why = "must be a length of time, not forever";
         return -1;
@@ -418,6 +398,15 @@ static int parse_interval(const char *text, int64_t *out, const char **why)
         return -1;
     }
     return 0;
+}
+
+/* The addresses top was given and their canonical copies. */
+static void free_addrs(char **canon, size_t n, const char **pos)
+{
+    for (size_t i = 0; i < n; i++)
+        free(canon[i]);
+    free(canon);
+    free(pos);
 }
 
 int cli_top(const struct cli_verb *verb, int argc, char **argv)
@@ -456,12 +445,28 @@ int cli_top(const struct cli_verb *verb, int argc, char **argv)
     const char *why;
     char shown[256];
     if (interval_text && parse_interval(interval_text, &interval, &why) < 0) {
-        for (size_t i = 0; i < npos; i++)
-            free(canon[i]);
-        free(canon);
-        free(pos);
+        free_addrs(canon, npos, pos);
         return cli_fail(verb->name, NULL, "invalid interval %s: %s",
                         cli_quote(interval_text, shown, sizeof shown), why);
+    }
+
+    bool unreadable = false;
+    /*
+     * A given address that cannot be read now is a mistake to report, not a row to watch (a
+     * channel that goes away later gets a NOTE instead): each one gets its error line.
+     */
+    for (size_t i = 0; i < npos; i++) {
+        struct cli_channel_info ci;
+        if (cli_channel_read(pos[i], SHML_QUEUE /* any channel kind: read it */, &ci) < 0) {
+            cli_fail_lib(verb->name, pos[i], ci.err, ci.detail,
+                         ci.err == -SHML_EWRONGKIND ? "top shows channels only" : NULL);
+            unreadable = true;
+        }
+        cli_channel_free(&ci);
+    }
+    if (unreadable) {
+        free_addrs(canon, npos, pos);
+        return CLI_EXIT_FAIL;
     }
 
     cli_catch_stop_signals(NULL);
@@ -535,9 +540,6 @@ int cli_top(const struct cli_verb *verb, int argc, char **argv)
         snap_free(&prev);
     if (tty && status == CLI_EXIT_OK)
         term_leave();
-    for (size_t i = 0; i < npos; i++)
-        free(canon[i]);
-    free(canon);
-    free(pos);
+    free_addrs(canon, npos, pos);
     return status;
 }

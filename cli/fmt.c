@@ -175,43 +175,30 @@ void cli_fmt_user(uint32_t uid, char *buf, size_t cap)
         snprintf(buf, cap, "%u", uid);
 }
 
+const char *cli_name(const char *name, const char *what, long long value, char *buf, size_t cap)
+{
+    if (name)
+        return name;
+    snprintf(buf, cap, "%s#%lld", what, value);
+    return buf;
+}
+
 const char *cli_backend_name(int backend)
 {
-    switch (backend) {
-    case SHML_BACKEND_POSIX:
-        return "posix";
-    case SHML_BACKEND_SYSV:
-        return "sysv";
-    case SHML_BACKEND_FILE:
-        return "file";
-    case SHML_BACKEND_MEMFD:
-        return "memfd";
-    case SHML_BACKEND_WINDOWS:
-        return "win";
-    default:
-        return "?";
-    }
+    const char *name = shml_backend_name(backend);
+    return name ? name : "?";
 }
 
 void cli_fmt_kind(uint32_t kind, char *buf, size_t cap)
 {
-    if (kind == SHML_KIND_PLAIN)
-        snprintf(buf, cap, "plain");
-    else if (kind == SHML_QUEUE)
-        snprintf(buf, cap, "queue");
-    else if (kind == SHML_BUS)
-        snprintf(buf, cap, "bus");
-    else if (kind == SHML_LATEST)
-        snprintf(buf, cap, "latest");
-    else if (kind == SHML_RPC)
-        snprintf(buf, cap, "rpc");
-    else
-        snprintf(buf, cap, "kind#%u", kind);
+    char num[32];
+    snprintf(buf, cap, "%s", cli_name(shml_kind_name(kind), "kind", kind, num, sizeof num));
 }
 
 const char *cli_alive_name(int alive)
 {
-    return alive > 0 ? "alive" : alive == 0 ? "dead" : "?";
+    const char *name = shml_alive_name(alive > 0 ? 1 : alive);
+    return name ? name : "?";
 }
 
 size_t cli_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
@@ -329,6 +316,8 @@ const char *cli_quote(const char *s, char *buf, size_t cap)
 
 int cli_parse_duration(const char *s, int64_t *out_ns, const char **why)
 {
+    static const char garbage[] =
+        "not a number with a unit (ns, us, ms, s, m, h), such as 0.5 or 250ms, or 'forever'";
     static const struct {
         const char *suffix;
         int64_t ns;
@@ -346,29 +335,44 @@ int cli_parse_duration(const char *s, int64_t *out_ns, const char **why)
         *why = "negative";
         return -1;
     }
-    uint64_t v = 0;
     const char *p = s;
     if (*p < '0' || *p > '9') {
-        *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+        *why = garbage;
         return -1;
     }
+    uint64_t whole = 0;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (uint64_t)INT64_MAX / 10) {
+        if (whole > (uint64_t)INT64_MAX / 10) {
             *why = "too large";
             return -1;
         }
-        v = v * 10 + (uint64_t)(*p - '0');
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    /* A fraction, kept as nanos of the unit (9 digits; finer digits are below 1ns a second). */
+    uint64_t frac9 = 0;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            *why = garbage;
+            return -1;
+        }
+        uint64_t scale = 100000000;
+        for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac9 += (uint64_t)(*p - '0') * scale;
     }
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(p, units[i].suffix) != 0)
             continue;
-        if (v > (uint64_t)(INT64_MAX / units[i].ns)) {
+        uint64_t unit = (uint64_t)units[i].ns;
+        /* Units of whole seconds divide exactly; smaller ones keep the product small. */
+        uint64_t part = unit >= 1000000000 ? unit / 1000000000 * frac9 : unit * frac9 / 1000000000;
+        if (whole > ((uint64_t)INT64_MAX - part) / unit) {
             *why = "too large";
             return -1;
         }
-        *out_ns = (int64_t)v * units[i].ns;
+        *out_ns = (int64_t)(whole * unit + part);
         return 0;
     }
-    *why = "not a number with a unit (ns, us, ms, s, m, h) or 'forever'";
+    *why = garbage;
     return -1;
 }

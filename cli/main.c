@@ -17,10 +17,12 @@ static const struct cli_verb verbs[] = {
      "List shmlink segments (POSIX and System V; file and memfd segments cannot be\n"
      "enumerated).\n"
      "\n"
-     "Columns: ADDRESS, BACKEND, KIND (plain, raw for a foreign object, ? when the header\n"
-     "could not be read), SIZE, MODE, OWNER, CREATOR (pid and (alive) or (dead)), ATTACHED (live\n"
-     "attaches, +Nd dead entries, +Nu untracked), AGE, NOTE (the label, or why the header\n"
-     "could not be read).\n"
+     "Columns: ADDRESS, ID (a System V segment's id, as ipcs shows it), BACKEND, KIND\n"
+     "(plain, raw for a foreign object, ? when the header could not be read), SIZE, MODE,\n"
+     "OWNER, CREATOR (pid and (alive) or (dead)), ATTACHED (live attaches, +Nd dead entries,\n"
+     "+Nu untracked), AGE, NOTE (the label, or why the header could not be read).\n"
+     "Segments the caller may not open are listed too, marked permission denied, with what\n"
+     "the system shows anyone (size, mode, owner; System V: creator, attaches, id).\n"
      "\n"
      "Options:\n"
      "  --all    also list foreign POSIX objects in /dev/shm and System V segments\n"
@@ -98,7 +100,7 @@ static const struct cli_verb verbs[] = {
      cli_write},
     {"mk",
      "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--policy POLICY] [--endpoints N]\n"
-     "          [--mode MODE] [--spsc]",
+     "          [--mode MODE] [--spsc] [--type FORMAT [--shape N[,N...]]]",
      "Create a channel of KIND at ADDR; it persists until 'shmlink rm ADDR'.\n"
      "\n"
      "KIND is one of:\n"
@@ -120,7 +122,13 @@ static const struct cli_verb verbs[] = {
      "                    handles can have the channel open at once\n"
      "  --mode MODE       octal permission bits, 1 to 0777 (default 0600)\n"
      "  --spsc            queue: one producer and one consumer at a time (faster; not\n"
-     "                    enforced)\n",
+     "                    enforced)\n"
+     "  --type FORMAT     typed messages: each is an array of elements of this PEP 3118\n"
+     "                    format, one scalar: b B h H i I l L q Q (integers), f d (floats),\n"
+     "                    ? (bool), with an optional byte order @ = < > ! ('<f': a\n"
+     "                    little-endian float); send and recv then move values\n"
+     "  --shape N[,N...]  the array's shape (default: one element); max-msg defaults to\n"
+     "                    one message of the type\n",
      cli_mk},
     {"send", "ADDR [MSG...] [--binary] [--timeout DURATION]",
      "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
@@ -128,25 +136,33 @@ static const struct cli_verb verbs[] = {
      "A queue or bus gets each message once; a latest channel takes each as its new value.\n"
      "To an rpc channel, each message is a request: send waits for its reply and prints it\n"
      "(escaped as recv prints messages; length-framed with --binary), then sends the next.\n"
+     "To a typed channel whose type recv decodes, each MSG or line is the message's values,\n"
+     "separated by spaces or commas ('1.5 2.5'); other typed channels take bytes. A message\n"
+     "that is not exactly one message of the type is refused.\n"
      "\n"
      "Options:\n"
      "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
      "                       length, then that many bytes\n"
      "  --timeout DURATION   how long to wait for room in a full channel (rpc: and for the\n"
-     "                       reply), per message: a number with a unit ns, us, ms, s, m or h\n"
-     "                       (none: seconds), 0 (fail at once) or forever (the default)\n",
+     "                       reply), per message: a number, with an optional fraction, and\n"
+     "                       a unit ns, us, ms, s, m or h (none: seconds): 0.5, 250ms;\n"
+     "                       0 (fail at once) or forever (the default)\n",
      cli_send},
     {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION]",
      "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
      "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
      "From a queue, received messages are consumed: no other receiver gets them.\n"
+     "A typed channel's messages are printed as values, separated by spaces, in C order,\n"
+     "when the type is one scalar per element (b B h H i I l L q Q f d ?, with an optional\n"
+     "byte order @ = < > !); other types are printed as bytes, and recv says so on stderr.\n"
      "\n"
      "By default, receive what is queued now and exit (exit 0 also when nothing was).\n"
      "On a bus, recv subscribes from the next message sent, so it needs -n or --follow;\n"
      "on a latest channel it prints the newest value (and with -n or --follow, each newer\n"
      "one). What a bus subscriber missed (policy overwrite) or a latest reader skipped is\n"
      "said on stderr: 'shmlink: recv ADDR: missed N messages ...'.\n"
-     "SIGINT or SIGTERM ends recv cleanly between two messages (exit 0).\n"
+     "SIGINT or SIGTERM ends recv cleanly between two messages, with exit status 130\n"
+     "(SIGINT) or 143 (SIGTERM), 128 + the signal, as a shell reports it.\n"
      "\n"
      "Options:\n"
      "  -n N, --count N      stop after N messages, waiting for them (fewer: exit 1)\n"
@@ -175,12 +191,13 @@ static const struct cli_verb verbs[] = {
      "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"
      "bytes sent per second since the last refresh, messages sent and queued, endpoints\n"
      "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages.\n"
+     "An ADDR that cannot be read when top starts is an error (exit 1).\n"
      "On a terminal the view is redrawn in place; q or Ctrl-C quits. Otherwise each refresh\n"
      "is printed as a table followed by an empty line, until interrupted.\n"
      "\n"
      "Options:\n"
-     "  --interval DURATION  time between refreshes: seconds (0.5, 2) or a duration with a\n"
-     "                       unit as for send (250ms); at least 10ms, default 1s\n"
+     "  --interval DURATION  time between refreshes, a duration as for send --timeout\n"
+     "                       (0.5, 2, 250ms); at least 10ms, default 1s\n"
      "  --once               read twice, an interval apart, print one table and exit\n",
      cli_top},
 };
@@ -213,7 +230,8 @@ static void print_main_help(void)
            "Addresses:\n"
            "  name, posix:name, posix:/name     POSIX shared memory (the default backend)\n"
            "  sysv:1234, sysv:0x4d2             System V key\n"
-           "  sysv:/path#102, sysv:id=32769     System V key from ftok(), or segment id\n"
+           "  sysv:/path#102, sysv:id=32769     System V key from ftok() (id: its low 8 bits),\n"
+           "                                    or segment id\n"
            "  file:/path                        a regular file mapped shared\n"
            "\n"
            "Options:\n"
@@ -221,7 +239,8 @@ static void print_main_help(void)
            "  --version   print the version\n"
            "\n"
            "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error,\n"
-           "3 info --check or --repair found problems left.\n");
+           "3 info --check or --repair found problems left, 130 or 143 recv stopped by\n"
+           "SIGINT or SIGTERM.\n");
 }
 
 static const struct cli_verb *find_verb(const char *name)

@@ -6,6 +6,7 @@
  *   shmlink/segment.h   named segments over POSIX, System V, file and memfd backends
  *   shmlink/sync.h      process-shared mutex (robust), event and semaphore
  *   shmlink/channel.h   message channels (the queue), copy and zero-copy
+ *   shmlink/names.h     the words for kinds, roles, policies, backends, states
  *
  * Link with -lshmlink (pkg-config shmlink). Define SHML_STATIC when linking the static library
  * on platforms where that matters (Windows).
@@ -17,5 +18,6 @@
 #include "shmlink/segment.h"
 #include "shmlink/sync.h"
 #include "shmlink/channel.h"
+#include "shmlink/names.h"
 
 #endif /* SHMLINK_H */

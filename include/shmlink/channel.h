@@ -86,7 +86,9 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
  * layout: each message is an array of `shape` (ndim dimensions, C order) of elements whose
  * layout is the PEP 3118 struct format `format` (what Python's buffer protocol and numpy use:
  * "B" for uint8, "<d" for a little-endian double, "T{<Q:seq:<d:t:}" for a structure) and whose
- * size is itemsize. The library stores and returns it; it does not parse the format.
+ * size is itemsize. The library stores and returns it; it does not parse the format, but it
+ * refuses to send a message whose size is not itemsize times the shape's product (-EMSGSIZE),
+ * since no reader could view it as the type.
  */
 #define SHML_TYPE_FORMAT_MAX 176u /* bytes of format, its NUL included */
 #define SHML_TYPE_NDIM_MAX   8u
@@ -168,8 +170,9 @@ SHML_API int shml_channel_close(shml_channel *ch);
 
 /*
  * Send `len` bytes, waiting at most timeout_ns for room (negative: no limit; 0: do not wait).
- * Returns len, or -ETIMEDOUT (full), -EMSGSIZE (len > max_msg: at once, whatever the
- * timeout), -EBADF (not a producer), -EBUSY (a claim is open on this handle), -EINTR
+ * Returns len, or -ETIMEDOUT (full), -EMSGSIZE (len > max_msg, or, on a typed channel, len
+ * other than the bytes of one message of the type: at once, whatever the timeout), -EBADF
+ * (not a producer), -EBUSY (a claim is open on this handle), -EINTR
  * (shml_channel_interrupt()), -SHML_ECORRUPT. Queue and bus: lock-free among producers.
  * Latest: never waits. RPC server: the reply to the request last received (-EPROTO if there
  * is none; the reply is dropped, and counted, when its client has gone); RPC client: the
@@ -198,7 +201,9 @@ SHML_API ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t time
  */
 SHML_API int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns);
 /* Publish the claimed message with its final length (<= the claimed len). -EINVAL if no claim
-   is open or len is larger than claimed. */
+   is open or len is larger than claimed (the claim stays open); -EMSGSIZE on a typed channel
+   when len is not the bytes of one message of the type (the claim is withdrawn, as by
+   shml_discard(): nothing is sent). A claim itself is bounded by max_msg only. */
 SHML_API int shml_commit(shml_channel *ch, size_t len);
 /*
  * Withdraw the open claim without publishing anything (the message could not be completed):
@@ -228,7 +233,8 @@ struct shml_iov {
 /*
  * Send up to n messages with one wake-up of the receivers: waits (as shml_send) for room for
  * the first, then sends as many as fit without waiting. Returns the number sent (>= 1), or
- * the error of the first as shml_send() (-EMSGSIZE if any message is too long: none is sent).
+ * the error of the first as shml_send() (-EMSGSIZE if any message is too long, or not one
+ * message of a typed channel's type: none is sent).
  * Queue and bus; other kinds: -ENOTSUP.
  */
 SHML_API ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,

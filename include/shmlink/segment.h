@@ -5,7 +5,9 @@
  *
  *   name, posix:name, posix:/name   POSIX shm_open("/name") (the default backend)
  *   sysv:1234, sysv:0x4d2           System V key
- *   sysv:/path/to/file#102          System V key from ftok(path, 102)
+ *   sysv:/path/to/file#102          System V key from ftok(path, 102): the id is any number
+ *                                   1 to INT_MAX whose low 8 bits (all ftok() uses) are not
+ *                                   0, so #0x6666 means #102 (the canonical address says #102)
  *   sysv:id=32769                   an existing System V segment by id (what ipcs shows)
  *   file:/path/to/file              a regular file mapped MAP_SHARED; msync on demand and on close
  *   memfd:name                      anonymous memory (memfd_create), shared by fd inheritance
@@ -305,14 +307,19 @@ struct shml_segment_info {
     int64_t created_ns;          /* CLOCK_REALTIME ns: header (managed) or object change time */
     bool other_boot;             /* managed: created before the last reboot (file backend) */
     char label[SHML_LABEL_MAX];  /* managed: label given at create */
+    int32_t sysv_id;             /* sysv: the segment's id (what ipcs shows); else -1 */
+    uint32_t sysv_key;           /* sysv: its key (an ftok address's resolved), 0 for
+                                    IPC_PRIVATE; else 0 */
 };
 
 /*
  * Describe the segment at `addr` without attaching to it. If `att` is not NULL, up to
  * `att_cap` attach entries are copied there and *att_n (if not NULL) receives how many live
  * or dead entries the table holds. Foreign objects are described as raw (managed == false).
- * Errors: -EINVAL, -ENOENT, -EACCES (nothing is known), -errno. A managed header that fails
- * validation is not an error of this call: info->status says why and managed is false.
+ * Errors: -EINVAL, -ENOENT, -errno. Neither a managed header that fails validation nor a
+ * segment the caller may not open is an error of this call: info->status says why (-EACCES:
+ * described from what the system shows anyone, /dev/shm's entry or /proc/sysvipc/shm: size,
+ * mode, owner; System V: creator and attach count too) and managed is false.
  */
 SHML_API int shml_segment_stat(const char *addr, struct shml_segment_info *info,
                                struct shml_attach_info *att, size_t att_cap, size_t *att_n);
@@ -322,8 +329,9 @@ SHML_API int shml_segment_stat(const char *addr, struct shml_segment_info *info,
 
 /*
  * List segments: shmlink's POSIX and System V segments (`shmlink` set, including those whose
- * header fails validation), and with SHML_LIST_ALL every POSIX object in /dev/shm and every
- * System V segment. File and memfd segments cannot be enumerated.
+ * header fails validation), those the caller may not open (status -EACCES: they may be
+ * shmlink's), and with SHML_LIST_ALL every POSIX object in /dev/shm and every System V
+ * segment. File and memfd segments cannot be enumerated.
  * On success *out is an array of *count entries sorted by address, which the caller frees
  * with shml_free(). Errors: -ENOMEM, -errno reading /dev/shm or /proc/sysvipc/shm.
  */

@@ -32,6 +32,9 @@ def _segment(s, now):
     return {
         "address": s["address"],
         "backend": _BACKENDS.get(s["backend"], "?"),
+        # As `shmlink ls/info --json`: a System V segment's key and id, else None.
+        "sysv_key": s["sysv_key"] if s["backend"] == 2 and s["sysv_id"] >= 0 else None,
+        "sysv_id": s["sysv_id"] if s["backend"] == 2 and s["sysv_id"] >= 0 else None,
         "status": s["status"],
         "status_text": _shmlink.strerror(s["status"]) if s["status"] else None,
         "managed": m,

@@ -1946,7 +1946,7 @@ static PyObject *info_dict(const struct shml_segment_info *s)
 {
     return Py_BuildValue(
         "{s:s,s:i,s:i,s:O,s:O,s:I,s:I,s:I,s:I,s:K,s:K,s:I,s:I,s:i,s:K,s:i,s:I,s:I,s:I,s:L,"
-        "s:O,s:s}",
+        "s:O,s:s,s:i,s:I}",
         "address", s->address, "backend", s->backend, "status", s->status, "managed",
         s->managed ? Py_True : Py_False, "shmlink", s->shmlink ? Py_True : Py_False, "kind",
         s->kind, "version", s->version, "header_size", s->header_size, "flags", s->hdr_flags,
@@ -1955,7 +1955,7 @@ static PyObject *info_dict(const struct shml_segment_info *s)
         (unsigned long long)s->creator_start, "creator_alive", s->creator_alive, "attached",
         s->attached, "attach_dead", s->attach_dead, "untracked", s->untracked, "created_ns",
         (long long)s->created_ns, "other_boot", s->other_boot ? Py_True : Py_False, "label",
-        s->label);
+        s->label, "sysv_id", (int)s->sysv_id, "sysv_key", s->sysv_key);
 }
 
 static PyObject *info_list(const struct shml_segment_info *v, size_t n)

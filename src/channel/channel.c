@@ -333,6 +333,11 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
     ch->stride = ch->hdr->stride;
     ch->kind = ch->hdr->kind;
     ch->max_msg = ch->hdr->max_msg;
+    /* Validated at open (shml__chan_validate): a stored type has a consistent size. */
+    if (ch->hdr->type_format_len != 0)
+        ch->type_bytes = type_size(ch->hdr->type_format, sizeof(ch->hdr->type_format),
+                                   ch->hdr->type_itemsize, ch->hdr->type_ndim,
+                                   ch->hdr->type_shape);
     ch->policy = ch->hdr->policy;
     ch->role = role;
     ch->wait = o->wait;
@@ -698,6 +703,19 @@ int shml_channel_interrupt(shml_channel *ch)
 
 /* ---- the public calls ---- */
 
+/*
+ * A typed channel's readers view each message as one array of the type (the Python module
+ * refuses any other size), so a message of another size would be sent only to be lost.
+ */
+static int check_type_size(const shml_channel *ch, size_t len)
+{
+    if (ch->type_bytes && len != ch->type_bytes)
+        return shml__fail(EMSGSIZE, "message of %zu bytes; a message of this typed channel is "
+                                    "one array of its type: %llu bytes",
+                          len, (unsigned long long)ch->type_bytes);
+    return 0;
+}
+
 static int check_send(shml_channel *ch, size_t len)
 {
     if (!ch)
@@ -726,6 +744,8 @@ static int check_recv(shml_channel *ch)
 ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
 {
     int r = check_send(ch, len);
+    if (r == 0)
+        r = check_type_size(ch, len);
     if (r < 0)
         return r;
     if (!msg && len)
@@ -793,6 +813,12 @@ int shml_commit(shml_channel *ch, size_t len)
     if (len > ch->claimed_len)
         return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
                           ch->claimed_len);
+    int r = check_type_size(ch, len);
+    if (r < 0) {
+        /* Withdrawn, so the handle is usable again and nothing half-typed is published. */
+        ops_of(ch)->discard(ch);
+        return r;
+    }
     return ops_of(ch)->commit(ch, len);
 }
 
@@ -835,6 +861,9 @@ ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
             return shml__fail(EMSGSIZE, "message %zu of the batch has %zu bytes; the channel "
                                         "takes at most %llu",
                               i, msgs[i].len, (unsigned long long)ch->max_msg);
+        r = check_type_size(ch, msgs[i].len);
+        if (r < 0)
+            return r;
         if (!msgs[i].base && msgs[i].len)
             return -EINVAL;
     }

@@ -19,6 +19,7 @@ struct shml_channel {
     uint32_t stride;
     uint32_t kind;        /* SHML_QUEUE .. SHML_RPC */
     uint64_t max_msg;
+    uint64_t type_bytes;  /* typed channel: the one size a message has; 0 when untyped */
     uint32_t policy;
     unsigned role;        /* SHML_PRODUCER | SHML_CONSUMER */
     uint32_t wait;        /* SHML_WAIT_* */

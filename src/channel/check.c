@@ -11,6 +11,7 @@
 #include "os/os.h"
 #include "segment/backend.h"
 #include "sync/futex.h"
+#include "shmlink/names.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,16 +39,11 @@ static void finding(struct checker *c, bool repaired, const char *fmt, ...)
         c->fn(c->ctx, repaired, line);
 }
 
+/* An endpoint's role in the words every face uses (shmlink/names.h). */
 static const char *role_name(uint32_t kind, uint32_t role)
 {
-    if (kind == SHML_RPC)
-        return role == SHML_SERVER ? "server" : role == SHML_CLIENT ? "client" : "endpoint";
-    if (kind == SHML_BUS)
-        return role == SHML_CONSUMER ? "subscriber" : role == SHML_PRODUCER ? "publisher"
-                                                                             : "endpoint";
-    if (kind == SHML_LATEST)
-        return role == SHML_CONSUMER ? "reader" : role == SHML_PRODUCER ? "writer" : "endpoint";
-    return role == SHML_CONSUMER ? "consumer" : role == SHML_PRODUCER ? "producer" : "endpoint";
+    const char *name = shml_role_name(kind, role);
+    return name ? name : "endpoint";
 }
 
 static void check_endpoints(struct checker *c, struct shml_chan_hdr *h)

@@ -150,12 +150,20 @@ static int parse_sysv(const char *rest, struct shml__addr *a)
         r = check_path(a->path, "sysv");
         if (r < 0)
             return r;
-        if (parse_u32(hash + 1, 255, &v) < 0 || v == 0)
-            return shml__fail(EINVAL, "sysv ftok project id '%s' is not a number from 1 to 255",
+        /* What ftok() takes: an int, of which it keeps only the low 8 bits (0x6666 is 0x66). */
+        if (parse_u32(hash + 1, INT32_MAX, &v) < 0)
+            return shml__fail(EINVAL, "sysv ftok project id '%s' is not a number (decimal or 0x "
+                                      "hex) from 1 to %d",
+                              hash + 1, INT32_MAX);
+        /* POSIX leaves ftok() unspecified then; glibc gives a key whose top byte is 0, which
+           for some files is 0 itself: IPC_PRIVATE, a new segment at every call. */
+        if ((v & 0xff) == 0)
+            return shml__fail(EINVAL, "sysv ftok project id '%s' has 0 in its low 8 bits, the "
+                                      "only ones ftok() uses: use 1 to 255",
                               hash + 1);
-        a->proj = (int)v;
+        a->proj = (int)(v & 0xff);
         a->has_key = true;
-        snprintf(a->canon, sizeof(a->canon), "sysv:%s#%u", a->path, v);
+        snprintf(a->canon, sizeof(a->canon), "sysv:%s#%u", a->path, v & 0xff);
         return 0;
     }
     r = parse_u32(rest, UINT32_MAX, &v);

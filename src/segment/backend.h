@@ -22,7 +22,7 @@ struct shml__addr {
     int backend;                   /* SHML_BACKEND_* */
     char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win32: [Local\\]name */
     char path[PATH_MAX];           /* file: the path; sysv ftok: the path */
-    int proj;                      /* sysv ftok: project id 1..255 */
+    int proj;                      /* sysv ftok: project id 1..255 (the low 8 bits given) */
     bool has_key;                  /* sysv: key given (number or ftok) */
     int32_t key;                   /* sysv: the key (resolved at open for ftok) */
     bool has_id;                   /* sysv: id= given */
@@ -42,6 +42,12 @@ SHML_INTERNAL int shml__addr_parse(const char *s, struct shml__addr *a);
  * working directory, so the canonical address means the same thing from any directory.
  */
 SHML_INTERNAL int shml__addr_resolve(const char *s, struct shml__addr *a);
+
+/*
+ * The System V key a key or ftok address names (ftok() is asked for the latter). Returns 0,
+ * or the -errno of ftok() (the path is missing, say). Defined by the System V backend.
+ */
+SHML_INTERNAL int shml__sysv_key(const struct shml__addr *a, int32_t *key);
 
 /* An OS object opened by a backend. */
 struct shml__obj {

@@ -86,9 +86,19 @@ int shml__hdr_validate(const void *image, size_t len, uint64_t object_size)
     /* The image is a private copy, so plain reads are fine; the layout is the struct's. */
     struct shml_hdr h;
     memcpy(&h, b, sizeof(h));
-    if (h.version != SHML_LAYOUT_VERSION)
+    if (h.version != SHML_LAYOUT_VERSION) {
+        /*
+         * Every layout keeps magic, version and the check of the first bytes where version 1
+         * puts them (docs/FORMAT.md), so another version is believed only when that check
+         * holds; otherwise the bytes after the magic are garbage, not a later layout.
+         */
+        if (shml__hdr_checksum(&h) != h.check)
+            return shml__fail(SHML_ECORRUPT, "header checksum mismatch (stored 0x%08x, "
+                                             "computed 0x%08x): the header was overwritten",
+                              h.check, shml__hdr_checksum(&h));
         return shml__fail(SHML_EVERSION, "layout version %u; this library reads version %u",
                           h.version, SHML_LAYOUT_VERSION);
+    }
     uint32_t state = atomic_load_explicit(&h.state, memory_order_relaxed); /* local copy */
     if (state == SHML_STATE_INIT)
         return -EAGAIN;

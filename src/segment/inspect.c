@@ -19,6 +19,106 @@
 /* A corrupt shmlink segment younger than this may be a creator at work on an older library. */
 #define SHML_CORRUPT_GRACE_NS ((int64_t)5000000000)
 
+/* One line of /proc/sysvipc/shm: what the kernel shows of a System V segment to anyone,
+   where shmctl(IPC_STAT) needs read permission. */
+struct sysv_row {
+    int32_t key;
+    int32_t id;
+    uint32_t perms;
+    uint64_t size;
+    int32_t cpid;
+    int32_t nattch;
+    uint32_t uid;
+    int64_t ctime;
+};
+
+static bool sysv_row_parse(const char *line, struct sysv_row *r)
+{
+    /* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime ... */
+    int lpid;
+    unsigned gid, cuid, cgid;
+    long long atime, dtime, ctime;
+    unsigned long long size;
+    if (sscanf(line, "%d %d %o %llu %d %d %d %u %u %u %u %lld %lld %lld", &r->key, &r->id,
+               &r->perms, &size, &r->cpid, &lpid, &r->nattch, &r->uid, &gid, &cuid, &cgid,
+               &atime, &dtime, &ctime) != 14)
+        return false;
+    r->size = size;
+    r->ctime = ctime;
+    return true;
+}
+
+/* The row of segment `id` (when id >= 0), else the one of `key`. Returns 0, or -ENOENT. */
+static int sysv_row_find(int32_t id, int32_t key, struct sysv_row *out)
+{
+    FILE *f = fopen("/proc/sysvipc/shm", "re");
+    if (!f)
+        return -ENOENT;
+    char line[512];
+    int r = -ENOENT;
+    while (r != 0 && fgets(line, sizeof(line), f)) {
+        struct sysv_row row;
+        if (sysv_row_parse(line, &row) && (id >= 0 ? row.id == id : row.key == key)) {
+            *out = row;
+            r = 0;
+        }
+    }
+    fclose(f);
+    return r;
+}
+
+/* What a System V segment's row tells, for one that cannot be (or was not) stat'ed. */
+static void describe_sysv_row(struct shml_segment_info *info, const struct sysv_row *row)
+{
+    info->object_size = row->size;
+    info->size = row->size;
+    info->mode = row->perms & 0777;
+    info->uid = row->uid;
+    info->created_ns = row->ctime * 1000000000;
+    info->creator_pid = row->cpid;
+    info->creator_alive = row->cpid > 0 ? shml__os_proc_alive(row->cpid, 0) : -1;
+    info->attached = row->nattch >= 0 ? (uint32_t)row->nattch : 0;
+    info->sysv_id = row->id;
+    info->sysv_key = (uint32_t)row->key;
+}
+
+static void describe_unreadable(struct shml_segment_info *info, const char *path, int err);
+
+/*
+ * The segment exists but the caller may not open or stat it: describe it from what the
+ * system shows anyone (the /dev/shm or file entry, /proc/sysvipc/shm), with status `err`.
+ * Returns 0, or `err` when not even that can be found.
+ */
+static int describe_unopened(const struct shml__addr *a, int32_t shmid,
+                             struct shml_segment_info *info, int err)
+{
+    char path[PATH_MAX + 16];
+    struct sysv_row row;
+    switch (a->backend) {
+    case SHML_BACKEND_POSIX:
+        snprintf(path, sizeof(path), "/dev/shm%s", a->name);
+        describe_unreadable(info, path, err);
+        return info->mode || info->object_size ? 0 : err;
+    case SHML_BACKEND_FILE:
+        describe_unreadable(info, a->path, err);
+        return info->mode || info->object_size ? 0 : err;
+    case SHML_BACKEND_SYSV: {
+        int32_t key = a->key;
+        if (shmid < 0 && a->has_id)
+            shmid = a->shmid;
+        if (shmid < 0 && a->path[0] != '\0' && shml__sysv_key(a, &key) < 0)
+            return err;
+        if (sysv_row_find(shmid, key, &row) < 0)
+            return err;
+        describe_sysv_row(info, &row);
+        info->status = err;
+        return 0;
+    }
+    default:
+        return err;
+    }
+}
+
 /* Fill `info` (and the attach array) for an address already parsed. */
 static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *info,
                        struct shml_attach_info *att, size_t att_cap, size_t *att_n)
@@ -29,6 +129,7 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     snprintf(info->address, sizeof(info->address), "%s", a->canon);
     info->backend = a->backend;
     info->creator_alive = -1;
+    info->sysv_id = -1;
     const struct shml__backend *be = shml__backend_get(a->backend);
     if (!be)
         return shml__fail(ENOTSUP, "the backend of %s is not available here", a->canon);
@@ -37,13 +138,25 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
 
     struct shml__obj obj = {.fd = -1, .shmid = -1};
     int r = be->open(a, true, &obj);
+    if (r == -EACCES || r == -EPERM)
+        return describe_unopened(a, -1, info, r);
     if (r < 0)
         return r;
     struct shml__objstat st;
     r = be->stat(&obj, &st);
     if (r < 0) {
+        int32_t shmid = obj.shmid;
         be->release(&obj);
+        if (r == -EACCES || r == -EPERM)
+            return describe_unopened(a, shmid, info, r);
         return shml__fail_keep(-r, "stat %s: %s", a->canon, shml__os_strerror(-r));
+    }
+    if (a->backend == SHML_BACKEND_SYSV) {
+        /* The key beside the id, whichever named it (an ftok address's is resolved here). */
+        struct sysv_row row;
+        info->sysv_id = obj.shmid;
+        if (sysv_row_find(obj.shmid, 0, &row) == 0)
+            info->sysv_key = (uint32_t)row.key;
     }
     info->object_size = st.size;
     info->size = st.size;
@@ -172,6 +285,12 @@ static void describe_unreadable(struct shml_segment_info *info, const char *path
     info->status = err;
 }
 
+/* Made by shmlink, or not known: the caller may not open it to look (listed by default). */
+static bool maybe_shmlink(const struct shml_segment_info *info)
+{
+    return info->shmlink || info->status == -EACCES || info->status == -EPERM;
+}
+
 static int list_posix(struct list *l, bool all)
 {
     DIR *d = opendir("/dev/shm");
@@ -194,6 +313,7 @@ static int list_posix(struct list *l, bool all)
         memset(&tmp, 0, sizeof(tmp));
         tmp.backend = SHML_BACKEND_POSIX;
         tmp.creator_alive = -1;
+        tmp.sysv_id = -1;
         snprintf(tmp.address, sizeof(tmp.address), "posix:/%s", e->d_name);
         char path[300];
         snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
@@ -210,7 +330,7 @@ static int list_posix(struct list *l, bool all)
             if (r < 0)
                 describe_unreadable(&tmp, path, r);
         }
-        if (!all && !tmp.shmlink)
+        if (!all && !maybe_shmlink(&tmp))
             continue;
         struct shml_segment_info *slot = list_push(l);
         if (!slot) {
@@ -235,28 +355,30 @@ static int list_sysv(struct list *l, bool all)
         return 0;
     }
     while (fgets(line, sizeof(line), f)) {
-        long long key;
-        int id;
-        if (sscanf(line, "%lld %d", &key, &id) != 2)
+        struct sysv_row row;
+        if (!sysv_row_parse(line, &row))
             continue;
         struct shml__addr a;
         memset(&a, 0, sizeof(a));
         a.backend = SHML_BACKEND_SYSV;
         a.has_id = true;
-        a.shmid = id;
-        snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", id);
+        a.shmid = row.id;
+        snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", row.id);
         struct shml_segment_info tmp;
         int r = stat_parsed(&a, &tmp, NULL, 0, NULL);
         if (r == -ENOENT)
             continue;
         if (r < 0) {
+            /* Whatever stopped the look, the kernel's row still says what it is. */
+            describe_sysv_row(&tmp, &row);
             tmp.status = r;
-            tmp.backend = SHML_BACKEND_SYSV;
         }
+        tmp.sysv_id = row.id;
+        tmp.sysv_key = (uint32_t)row.key;
         /* Name it by key where it has one: that is what programs use to find it. */
-        if (key != 0)
-            snprintf(tmp.address, sizeof(tmp.address), "sysv:0x%08x", (unsigned)key);
-        if (!all && !tmp.shmlink)
+        if (row.key != 0)
+            snprintf(tmp.address, sizeof(tmp.address), "sysv:0x%08x", (unsigned)row.key);
+        if (!all && !maybe_shmlink(&tmp))
             continue;
         struct shml_segment_info *slot = list_push(l);
         if (!slot) {

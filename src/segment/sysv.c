@@ -11,19 +11,27 @@
 #include <sys/ipc.h>
 #include <sys/shm.h>
 
-/* Resolve the key of a key or ftok address. */
-static int sysv_key(const struct shml__addr *a, key_t *key)
+int shml__sysv_key(const struct shml__addr *a, int32_t *key)
 {
     if (a->path[0] != '\0') {
         key_t k = ftok(a->path, a->proj);
         if (k == (key_t)-1)
             return shml__fail(errno, "ftok(%s, %d): %s", a->path, a->proj,
                               shml__os_strerror(errno));
-        *key = k;
+        *key = (int32_t)k;
         return 0;
     }
-    *key = (key_t)a->key;
+    *key = a->key;
     return 0;
+}
+
+/* Resolve the key of a key or ftok address. */
+static int sysv_key(const struct shml__addr *a, key_t *key)
+{
+    int32_t k = 0;
+    int r = shml__sysv_key(a, &k);
+    *key = (key_t)k;
+    return r;
 }
 
 static int sysv_error(int err, const struct shml__addr *a, const char *doing)

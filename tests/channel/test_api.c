@@ -542,3 +542,39 @@ TEST(typed_channel)
     ASSERT_ERR(shml_channel_create(bad, &o, &ch), -EINVAL);
     ASSERT_ERR(shml_segment_unlink(bad), -ENOENT);
 }
+
+/*
+ * A typed channel takes only whole messages of its type, by every way of sending: a reader
+ * (the Python module, `shmlink recv`) views each message as one array of the type.
+ */
+TEST(typed_channel_refuses_other_sizes)
+{
+    const char *addr = chan_addr();
+    struct shml_channel_type t = {.format = "<f", .itemsize = 4, .ndim = 1, .shape = {2}};
+    struct shml_channel_opts o = {.kind = SHML_QUEUE, .type = &t, .max_msg = 64};
+    shml_channel *ch;
+    ASSERT_OK(shml_channel_create(addr, &o, &ch));
+    float pair[2] = {1.5f, 2.5f};
+    ASSERT_ERR(shml_send(ch, "hello", 5, 0), -EMSGSIZE);
+    ASSERT_ERR(shml_send(ch, pair, 4, 0), -EMSGSIZE);
+    ASSERT_ERR(shml_send(ch, pair, 0, 0), -EMSGSIZE);
+    ASSERT_EQ(shml_send(ch, pair, sizeof pair, 0), (ssize_t)sizeof pair);
+    struct shml_iov iov[2] = {{pair, sizeof pair}, {pair, 3}};
+    ASSERT_ERR(shml_send_batch(ch, iov, 2, 0), -EMSGSIZE);
+    /* A claim is bounded by max_msg only; the commit must be one message: otherwise the
+       claim is withdrawn and the handle can claim again. */
+    void *buf;
+    ASSERT_OK(shml_claim(ch, 16, &buf, 0));
+    ASSERT_ERR(shml_commit(ch, 5), -EMSGSIZE);
+    ASSERT_OK(shml_claim(ch, 8, &buf, 0));
+    memcpy(buf, pair, sizeof pair);
+    ASSERT_OK(shml_commit(ch, sizeof pair));
+    struct shml_channel_stats st;
+    ASSERT_OK(shml_channel_get_stats(ch, &st));
+    ASSERT_EQ(st.sent, 2);
+    float got[16];
+    ASSERT_EQ(shml_recv(ch, got, sizeof got, 0), (ssize_t)sizeof pair);
+    ASSERT_EQ(shml_recv(ch, got, sizeof got, 0), (ssize_t)sizeof pair);
+    ASSERT_ERR(shml_recv(ch, got, sizeof got, 0), -ETIMEDOUT);
+    shml_channel_close(ch);
+}

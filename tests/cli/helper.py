@@ -26,7 +26,7 @@ import sys
 
 # Keys of a segment in ls, info and gc output, in the order the tool writes them.
 SEGMENT_KEYS = [
-    "address", "backend", "status", "status_text", "managed", "kind", "kind_name", "version",
+    "address", "backend", "sysv_key", "sysv_id", "status", "status_text", "managed", "kind", "kind_name", "version",
     "header_size", "flags", "size", "object_size", "mode", "uid", "user", "creator_pid",
     "creator_start", "creator_alive", "attached", "attach_dead", "untracked", "created_ns",
     "created", "age_s", "other_boot", "label",
@@ -36,7 +36,7 @@ ATTACH_KEYS = ["pid", "role", "role_name", "start_time", "since_ns", "since", "a
 DECLARED_KEYS = ["name", "type", "offset", "status", "status_text", "state", "state_text",
                  "owner_tid", "owner_pid", "owner_alive", "waiters", "generation", "value"]
 # Values that differ from run to run: shown as their type only.
-VOLATILE = {"uid", "user", "creator_pid", "creator_start", "created_ns", "created", "age_s",
+VOLATILE = {"sysv_id", "uid", "user", "creator_pid", "creator_start", "created_ns", "created", "age_s",
             "pid", "start_time", "since_ns", "since", "owner_tid", "owner_pid", "sleeps"}
 
 

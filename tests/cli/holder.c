@@ -30,6 +30,9 @@
  *                          SIGKILL, the holder leaves it in the endpoint table, dead
  *   --send TEXT            send TEXT through the last endpoint opened (timeout 1 s)
  *
+ * `holder --make-typed ADDR FORMAT ITEMSIZE` instead makes a typed queue of that element (one
+ * a message) and exits, for types `shmlink mk --type` does not take.
+ *
  * Waiting threads are asleep before "ready" is printed (the holder watches the object's
  * waiter count through shml_segment_declared(), so the object must be declared).
  * Killed with SIGKILL, the holder leaves its mutexes to the kernel's owner-death handling.
@@ -118,8 +121,29 @@ static int parse_decl(const char *s, char *name, size_t cap, size_t *off, unsign
     return parse_off(c1 + 1, off);
 }
 
+/* `holder --make-typed ADDR FORMAT ITEMSIZE`: a queue of one element of any type a message, as
+   a C or Python program makes it (`shmlink mk --type` takes simple formats only). */
+static int make_typed(const char *addr, const char *format, const char *itemsize)
+{
+    struct shml_channel_type t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.format, sizeof t.format, "%s", format);
+    t.itemsize = strtoull(itemsize, NULL, 10);
+    struct shml_channel_opts o = {.kind = SHML_QUEUE, .capacity = 4096, .type = &t};
+    shml_channel *ch;
+    int rc = shml_channel_create(addr, &o, &ch);
+    if (rc < 0) {
+        fprintf(stderr, "holder: make %s: %s (%s)\n", addr, shml_strerror(rc), shml_last_error());
+        return 1;
+    }
+    shml_channel_close(ch);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--make-typed"))
+        return make_typed(argv[2], argv[3], argv[4]);
     shml_segment *segs[MAX_SEGS] = {0};
     const char *addrs[MAX_SEGS];
     const char *ops[MAX_OPS][2];

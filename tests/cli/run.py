@@ -27,13 +27,13 @@ Case file syntax:
 Commands see: PATH starting with the tool's directory (so `shmlink` is the tool under test)
 and a directory holding `shmltest` (helper.py); SEG, a name prefix unique to this run
 (posix:$SEG.a ...); KEY and KEY2, System V keys unused on this machine; TMP, a private
-directory (also the working directory).
+directory (also the working directory); HOLDER, the holder program (tests/cli/holder.c).
 
 The transcript lists each command, its stdout, its stderr with each line prefixed by "2> ",
 and "[N]" when the exit status N is not 0. Volatile values are normalised before comparing:
 the run's SEG, KEY, KEY2 and TMP become $SEG, $KEY, $KEY2 and $TMP; pids, uids, the user
-name, thread ids ("thread N"), process start times, timestamps, ages, System V ids and the
-version become PID, UID, USER, TID, N, TIME, AGE, ID and VERSION; in the lines of ls tables,
+name, thread ids ("thread N"), process start times, timestamps, ages, System V ids (also
+in ls's ID column and info's "sysv id:" line) and the version become PID, UID, USER, TID, N, TIME, AGE, ID and VERSION; in the lines of ls tables,
 runs of spaces shrink to two, so column widths that follow those values do not matter.
 
 Everything the run creates is removed at the end, also when a command fails or the runner is
@@ -140,6 +140,7 @@ class Run:
             "KEY": "0x%08x" % self.key,
             "KEY2": "0x%08x" % self.key2,
             "TMP": self.tmp,
+            "HOLDER": os.path.abspath(args.holder),
             "LC_ALL": "C",
             "TZ": "UTC",
         })
@@ -159,6 +160,7 @@ class Run:
             text = re.sub(r"\b%d\b" % key, name, text)
         text = re.sub(r"sysv:id=\d+", "sysv:id=ID", text)
         text = re.sub(r"\bwith id \d+", "with id ID", text)
+        text = re.sub(r"^(sysv id: +)\d+", r"\1ID", text, flags=re.M)
         text = re.sub(r"\bshmlink %s\b" % re.escape(self.args.version), "shmlink VERSION", text)
         text = re.sub(r"\b%s\b" % re.escape(self.user), "USER", text)
         text = re.sub(r"\buid \d+", "uid UID", text)
@@ -173,6 +175,8 @@ class Run:
         # the columns is compared. Other output (help, dump) keeps its exact spacing.
         text = re.sub(r"^(?:ADDRESS|posix:|sysv:|file:|memfd:)\S* {2,}.*$",
                       lambda m: re.sub(r"(?<=\S) {2,}", "  ", m.group(0)), text, flags=re.M)
+        # The ID column of a System V row: the kernel's id, different at every run.
+        text = re.sub(r"^(sysv:\S+  )\d+(?=  )", r"\1ID", text, flags=re.M)
         text = re.sub(r" +$", "", text, flags=re.M)
         return text
 

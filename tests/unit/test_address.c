@@ -266,12 +266,23 @@ TEST(addr_sysv_ftok)
     PARSE_OK("sysv:/p#255");
     ASSERT_EQ(addr.proj, 255);
     ASSERT_STR_EQ(addr.canon, "sysv:/p#255");
+
+    /* As ftok(): any int, of which only the low 8 bits count (a tutorial's 0x6666 is 0x66). */
+    PARSE_OK("sysv:/p#0x6666");
+    ASSERT_EQ(addr.proj, 0x66);
+    ASSERT_STR_EQ(addr.canon, "sysv:/p#102");
+    PARSE_OK("sysv:/p#257");
+    ASSERT_EQ(addr.proj, 1);
+    PARSE_OK("sysv:/p#2147483647");
+    ASSERT_EQ(addr.proj, 255);
 }
 
 TEST(addr_sysv_ftok_bad)
 {
     PARSE_BAD("sysv:/p#0");
-    PARSE_BAD("sysv:/p#256");
+    PARSE_BAD("sysv:/p#256"); /* low 8 bits 0: unspecified for ftok(), maybe IPC_PRIVATE */
+    PARSE_BAD("sysv:/p#0x100");
+    PARSE_BAD("sysv:/p#2147483648");
     PARSE_BAD("sysv:/p#-1");
     PARSE_BAD("sysv:/p#");
     PARSE_BAD("sysv:/p#abc");

@@ -181,6 +181,15 @@ TEST(hdr_version)
     H->version = 0xffffffffu;
     reseal();
     ASSERT_ERR(validate(OBJ), -SHML_EVERSION);
+
+    /* Magic, then garbage: the version is not believed without a check that holds. */
+    fresh();
+    for (size_t i = SHML_MAGIC_LEN; i < sizeof(struct shml_hdr); i++)
+        image[i] = (unsigned char)(i * 37 + 11);
+    ASSERT_ERR(validate(OBJ), -SHML_ECORRUPT);
+    fresh();
+    H->version = 1485455917u; /* random bytes; the check is not resealed */
+    ASSERT_ERR(validate(OBJ), -SHML_ECORRUPT);
 }
 
 static void check_header_size(uint32_t hs)

@@ -13,7 +13,7 @@ $ shmlink recv "$SEG.b"
 # Two subscribers each get both messages.
 $ shmlink recv "$SEG.b" -n 2 > s1 & p1=$!
 > shmlink recv "$SEG.b" -n 2 > s2 & p2=$!
-> until [ "$(shmlink info "$SEG.b" | grep -c ' subscriber ')" = 2 ]; do sleep 0.05; done
+> until [ "$(shmlink info "$SEG.b" | sed -n '/^endpoints/,$p' | grep -c ' subscriber ')" = 2 ]; do sleep 0.05; done
 > shmlink send "$SEG.b" m1 m2
 > wait $p1; echo "recv 1 exit $?"; wait $p2; echo "recv 2 exit $?"; cat s1 s2
 
@@ -22,6 +22,9 @@ $ shmlink recv "$SEG.b" -n 2 > s1 & p1=$!
 $ shmlink send "$SEG.b" x1 x2 x3
 $ shmlink info "$SEG.b" | sed -n '/^messages/,$p' | grep -v '^sleeps'
 $ shmlink info "$SEG.b" --json | shmltest json info | sed -n '/"channel"/,$p'
+# The attach table names the subscriber's role in the bus's words, as the endpoint table does.
+$ shmlink info "$SEG.b" | sed -n '/^attach table/,/^channel/p' | grep -v '^channel'
+$ shmlink info "$SEG.b" --json | shmltest json info | grep '"role_name"'
 %release sub
 
 # Policy overwrite: the publisher never waits; a subscriber that fell behind (stopped here)
@@ -30,7 +33,7 @@ $ shmlink mk bus "$SEG.o" --policy overwrite --capacity 256 --max-msg 100
 %hold keepo $SEG.o
 $ shmlink info "$SEG.o" | grep -e '^channel'
 $ shmlink recv "$SEG.o" -n 2 > got 2> err & pid=$!
-> until shmlink info "$SEG.o" | grep -q ' subscriber '; do sleep 0.05; done
+> until shmlink info "$SEG.o" | sed -n '/^endpoints/,$p' | grep -q ' subscriber '; do sleep 0.05; done
 > kill -STOP $pid
 > shmlink send "$SEG.o" 1 2 3 4 5 6 --timeout 0
 > kill -CONT $pid

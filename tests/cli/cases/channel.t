@@ -29,6 +29,9 @@ $ shmlink send "$SEG.q" a b
 $ shmlink recv "$SEG.q" -n 1
 $ shmlink recv "$SEG.q" --count=2 --timeout 200ms
 $ shmlink recv "$SEG.q" -n 1 --timeout 0
+# Every duration takes a fraction, with or without a unit.
+$ shmlink recv "$SEG.q" -n 1 --timeout 0.2
+$ shmlink recv "$SEG.q" -n 1 --timeout 0.05s
 
 # The queue is full after 2: --timeout 0 fails at once, 100ms after waiting.
 $ shmlink send "$SEG.q" 1 2 3 --timeout 0
@@ -45,7 +48,7 @@ $ printf '\005\000' | shmlink send "$SEG.q" --binary
 $ printf '\145\000\000\000' | shmlink send "$SEG.q" --binary
 $ shmlink recv "$SEG.q"
 
-# --follow waits until SIGINT or SIGTERM, then exits 0 cleanly.
+# --follow waits until SIGINT or SIGTERM, then ends cleanly: 130 or 143, 128 + the signal.
 $ : > got; shmlink recv "$SEG.q" --follow > got & pid=$!
 > shmlink send "$SEG.q" f1 f2
 > until [ "$(wc -l < got)" = 2 ]; do sleep 0.05; done
@@ -74,6 +77,8 @@ $ shmlink send "$SEG.none" hi
 $ shmlink recv "$SEG.none"
 $ shmlink send "$SEG.q" hi --timeout 5x
 $ shmlink send "$SEG.q" hi --timeout -1
+$ shmlink send "$SEG.q" hi --timeout .5
+$ shmlink send "$SEG.q" hi --timeout 1.5.0
 $ shmlink recv "$SEG.q" -n 0
 $ shmlink recv "$SEG.q" -n x
 $ shmlink send "$SEG.q" a --binary

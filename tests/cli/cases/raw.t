@@ -24,7 +24,7 @@ $ shmlink ls --all --json | shmltest json ls
 
 # Names no shmlink segment could have are shown escaped, in text and in JSON.
 $ shmltest foreign "$SEG.nl\nesc\x1b\x07\xff" 'odd name'
-$ shmlink ls --all | grep -a "$SEG.nl" | awk '{ print $1, $2, $3 }'
+$ shmlink ls --all | grep -a "$SEG.nl" | awk '{ print $1, $3, $4 }'
 $ shmlink cat "$(printf "$SEG.nl\nesc\033\007\377")"
 $ shmlink ls --all --json | shmltest json ls | grep '"address"'
 $ shmlink ls --all --json | grep -a '"address": ".*nl'
@@ -35,6 +35,12 @@ $ shmlink create "$SEG.managed" 16
 $ shmlink dump "$SEG.managed" --raw --length 16
 $ shmlink cat "$SEG.managed" | wc -c
 $ shmlink cat "$SEG.managed" --raw | wc -c
+
+# The magic, then bytes that are not a header: corrupt, not a header of another version.
+$ { printf 'SHMLINK\0'; shmltest pattern 8184; } > "/dev/shm/$SEG.garbage"
+$ shmlink info "$SEG.garbage" | head -4
+$ shmlink cat "$SEG.garbage" | wc -c
+$ shmlink rm "$SEG.garbage"
 $ shmlink rm "$SEG.raw" "$SEG.py" "$SEG.mp" "$SEG.managed"
 %release keep
 $ rm "/dev/shm/$SEG.nl"*

@@ -5,7 +5,7 @@ $ shmlink info "$SEG.r" | grep -e '^kind' -e '^channel'
 
 # --echo: each request is its own reply; -n stops after N requests.
 $ shmlink serve "$SEG.r" --echo -n 2 > served & pid=$!
-> until shmlink info "$SEG.r" | grep -q ' server '; do sleep 0.05; done
+> until shmlink info "$SEG.r" | sed -n '/^endpoints/,$p' | grep -q ' server '; do sleep 0.05; done
 > shmlink send "$SEG.r" hello "two words"
 > wait $pid; echo "serve exit $?"; cat served
 

@@ -11,8 +11,10 @@ $ shmlink top --once --interval 100ms "$SEG.t1" "$SEG.t2"
 $ shmlink create "$SEG.p" 4K
 %hold keepp $SEG.p
 $ shmlink top --once --interval 0.1 | grep -e '^ADDRESS' -e "$SEG"
-# An address that cannot be read gets a NOTE.
+# An address that cannot be read is an error, one line each (exit 1), with or without --once.
 $ shmlink top --once --interval 100ms "$SEG.t1" "$SEG.none" "$SEG.p" | tr -s " "
+$ shmlink top --once "$SEG.none"
+$ shmlink top "$SEG.none"
 # Without --once: a table per interval until SIGINT (exit 0).
 $ : > out; shmlink top --interval 100ms "$SEG.t1" > out & pid=$!
 > until [ "$(grep -c '^ADDRESS' out)" -ge 2 ]; do sleep 0.05; done
@@ -20,6 +22,7 @@ $ : > out; shmlink top --interval 100ms "$SEG.t1" > out & pid=$!
 # Errors.
 $ shmlink top --interval 0
 $ shmlink top --interval 5ms
+$ shmlink top --once --interval 0.05s "$SEG.t1" | head -1
 $ shmlink top --interval forever
 $ shmlink top --interval soon
 $ shmlink top --interval
