@@ -125,17 +125,50 @@ class _Channel(_shmlink.Channel):
                 del arr
 
     # ---- asyncio ----
-    async def arecv(self, timeout=None):
-        """recv() in the event loop's default executor. A channel has no fd to poll, so each
-        pending arecv/asend occupies one executor thread while it waits; use one channel handle
-        per concurrent coroutine (a handle serves one call at a time)."""
+    async def _async_call(self, fn, *args):
+        """Run the blocking call fn(*args) of this handle in the loop's default executor.
+
+        Cancelled (a wait_for timeout, task.cancel(), asyncio.run() ending), it stops the
+        worker before its next attempt (_cancel: a flag read before every attempt, and the
+        library's interrupt for the wait in progress) and waits for it to return, so no
+        worker outlives the call and none takes or sends a message afterwards. If the attempt
+        under way at that very instant succeeded, the message was received (or sent): the
+        result is returned instead of CancelledError, so nothing is lost."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.recv, timeout))
+        self._uncancel()
+        fut = loop.run_in_executor(None, functools.partial(fn, *args))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            self._cancel()
+            try:
+                while True:
+                    try:
+                        await asyncio.shield(fut)
+                        break
+                    except asyncio.CancelledError:
+                        if fut.done():  # the worker's own result, not a new cancellation
+                            break
+                    except Exception:
+                        break
+            finally:
+                self._uncancel()
+            if fut.cancelled() or fut.exception() is not None:
+                raise
+            return fut.result()
+
+    async def arecv(self, timeout=None):
+        """recv() in the event loop's default executor: the next message, waiting at most
+        timeout seconds (None: for ever); TimeoutError. A channel has no fd to poll, so each
+        pending arecv/asend occupies one executor thread while it waits; use one channel
+        handle per concurrent coroutine (a handle serves one call at a time). Cancelled, it
+        takes nothing: the worker is stopped before it returns (see python/README.md)."""
+        return await self._async_call(self.recv, timeout)
 
     async def asend(self, data, timeout=None):
-        """send() in the event loop's default executor (see arecv for the limits)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.send, data, timeout))
+        """send() in the event loop's default executor, waiting for room at most timeout
+        seconds (None: for ever); see arecv for the limits. Cancelled, it sends nothing."""
+        return await self._async_call(self.send, data, timeout)
 
     def fileno(self):
         raise OSError("shmlink channels have no file descriptor to poll: use arecv()/asend()")
