@@ -1024,6 +1024,8 @@ typedef struct {
     struct shml_channel_type type;
     Py_ssize_t orphans;   /* exports of finished messages still alive (arrays kept after their
                              `with` block): the mapping must outlive them */
+    bool close_pending;   /* close() came while orphans lived: the endpoint closes when the
+                             last of them is released (Message_releasebuffer) */
     atomic_int cancel;    /* set by _cancel() (a cancelled arecv/asend), cleared by _uncancel()
                              once its call has returned: waits stop before their next attempt */
 } ChannelObject;
@@ -1238,7 +1240,7 @@ static void Channel_dealloc(ChannelObject *self)
    zero-copy message. */
 static int channel_ready(ChannelObject *self)
 {
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return -1;
     }
@@ -1266,12 +1268,18 @@ static PyObject *Channel_close(ChannelObject *self, PyObject *unused)
                      self->addr);
         return NULL;
     }
-    if (self->open || self->orphans > 0) {
+    if (self->open) {
         PyErr_Format(PyExc_BufferError,
-                     "cannot close %s: %zd view(s) or array(s) of its messages are still "
-                     "alive (del them, or copy what you keep)",
-                     self->addr, self->open ? self->open->exports : self->orphans);
+                     "cannot close %s: a claimed or received message is still open (close "
+                     "after its `with` block)", self->addr);
         return NULL;
+    }
+    if (self->orphans > 0) {
+        /* Arrays of finished messages (`with ch.recv_view_array() as arr:` leaves `arr`
+           bound) still point into the mapping: the handle is closed for use now, and the
+           endpoint with its mapping when the last of them is released, so none dangles. */
+        self->close_pending = true;
+        Py_RETURN_NONE;
     }
     shml_channel *ch = self->ch;
     self->ch = NULL;
@@ -1581,7 +1589,13 @@ static PyObject *Channel_get_max_msg(ChannelObject *self, void *c)
 static PyObject *Channel_get_closed(ChannelObject *self, void *c)
 {
     (void)c;
-    return PyBool_FromLong(self->ch == NULL);
+    return PyBool_FromLong(self->ch == NULL || self->close_pending);
+}
+
+static PyObject *Channel_get_orphans(ChannelObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromSsize_t(self->orphans);
 }
 
 /* The stored type: (format, itemsize, shape tuple), or None if untyped. */
@@ -1647,7 +1661,7 @@ static PyObject *stats_dict(const struct shml_channel_stats *st)
 static PyObject *Channel_stats(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return NULL;
     }
@@ -1694,7 +1708,7 @@ static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
 static PyObject *Channel_enter(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return NULL;
     }
@@ -1745,7 +1759,10 @@ static PyMethodDef Channel_methods[] = {
      "_cancel()\n\nStop the call running in a worker before its next attempt (-ECANCELED)."},
     {"_uncancel", (PyCFunction)Channel__uncancel, METH_NOARGS,
      "_uncancel()\n\nClear the request of _cancel() once that call has returned."},
-    {"close", (PyCFunction)Channel_close, METH_NOARGS, "close()\n\nClose the endpoint."},
+    {"close", (PyCFunction)Channel_close, METH_NOARGS,
+     "close()\n\nClose the endpoint (BufferError inside a claim or recv_view block). If "
+     "arrays of\nfinished messages are still alive, the handle is closed at once and the "
+     "endpoint\nand its mapping when the last of them goes."},
     {"__enter__", (PyCFunction)Channel_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Channel_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};
@@ -1757,6 +1774,8 @@ static PyGetSetDef Channel_getset[] = {
     {"max_msg", (getter)Channel_get_max_msg, NULL, "Largest message in bytes.", NULL},
     {"closed", (getter)Channel_get_closed, NULL, "True after close().", NULL},
     {"_type", (getter)Channel_get_type, NULL, "(format, itemsize, shape) or None.", NULL},
+    {"_orphans", (getter)Channel_get_orphans, NULL,
+     "Exports of finished messages still alive (close() waits for them).", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject Channel_Type = {
@@ -1879,8 +1898,16 @@ static void Message_releasebuffer(MessageObject *m, Py_buffer *view)
 {
     (void)view;
     --m->exports;
-    if (m->orphaned)
-        m->chan->orphans--;
+    if (m->orphaned) {
+        ChannelObject *ch = m->chan;
+        if (--ch->orphans == 0 && ch->close_pending && ch->ch) {
+            /* close() came while this export lived: finish it now (see Channel_close). */
+            shml_channel *c = ch->ch;
+            ch->ch = NULL;
+            ch->close_pending = false;
+            shml_channel_close(c);
+        }
+    }
 }
 
 static PyBufferProcs Message_as_buffer = {(getbufferproc)Message_getbuffer,
