@@ -2240,7 +2240,7 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
     }
     if (na > 64)
         na = 64;
-    if (!(d = info_dict(info)) || !(al = PyList_New(0)) || !(dl = PyList_New(0)))
+    if (!(d = info_dict(info)) || !(al = PyList_New(0)))
         goto out;
     for (size_t i = 0; i < na; i++) {
         PyObject *a = Py_BuildValue("{s:i,s:I,s:K,s:L,s:i}", "pid", (int)att[i].pid, "role",
@@ -2253,13 +2253,20 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
         }
         Py_DECREF(a);
     }
+    /* As the tool: no list at all (None) where nothing can be declared or it is unreadable. */
     if (info->managed && shml_segment_declared(addr, decl, SHML_DECL_MAX, &nd) >= 0) {
+        if (!(dl = PyList_New(0)))
+            goto out;
         if (nd > SHML_DECL_MAX)
             nd = SHML_DECL_MAX;
         for (size_t i = 0; i < nd; i++) {
             const struct shml_decl_info *e = &decl[i];
+            /* the name comes from shared memory: terminate it here */
+            char name[SHML_DECL_NAME_MAX];
+            memcpy(name, e->name, sizeof name);
+            name[sizeof name - 1] = '\0';
             PyObject *x = Py_BuildValue(
-                "{s:s,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:O,s:I,s:I,s:I}", "name", e->name, "type",
+                "{s:s,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:O,s:I,s:I,s:I}", "name", name, "type",
                 e->type, "offset", (unsigned long long)e->offset, "status", e->status, "state",
                 e->mutex.state, "owner_tid", (int)e->mutex.owner, "owner_pid",
                 (int)e->mutex.pid, "owner_alive", e->mutex.alive, "mutex_waiters",
@@ -2317,7 +2324,7 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
     } else {
         chd = Py_NewRef(Py_None);
     }
-    result = PyTuple_Pack(4, d, al, dl, chd);
+    result = PyTuple_Pack(4, d, al, dl ? dl : Py_None, chd);
 out:
     Py_XDECREF(d);
     Py_XDECREF(al);
