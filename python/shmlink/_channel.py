@@ -90,6 +90,9 @@ def _format_of(dt):
     padding) when it decodes back to `dt`, else numpy's own export (long double, native only)
     when that does; ValueError if neither does."""
     np = _np()
+    if dt.hasobject:
+        raise ValueError(f"dtype {dt} holds Python objects: their pointers mean nothing in "
+                         "another process")
     tries = []
     with contextlib.suppress(ValueError):
         tries.append(_encode(dt, _ORDER["="]))
@@ -104,13 +107,23 @@ def _format_of(dt):
     raise ValueError(f"dtype {dt} has no PEP 3118 form that reads back as the same dtype")
 
 
+class _Mode(int):
+    """Permission bits that help() and repr() show in octal, as they are written (0o600)."""
+
+    def __repr__(self):
+        return oct(self)
+
+
+_MODE_DEFAULT = _Mode(0o600)
+
+
 class _Channel(_shmlink.Channel):
     """Common base: see Queue for the constructor and methods."""
 
     _kind = 0
 
     def __init__(self, addr, create=False, *, capacity=None, max_msg=None, dtype=None,
-                 shape=None, policy="block", wait="adaptive", mode=0o600, role=None,
+                 shape=None, policy="block", wait="adaptive", mode=_MODE_DEFAULT, role=None,
                  endpoints=None, spsc=False):
         fmt, itemsize, shp = None, 0, None
         if dtype is not None or shape is not None:
@@ -282,7 +295,9 @@ class Queue(_Channel):
     Each message goes to exactly one consumer. role: 'producer', 'consumer' or 'both'
     (the default). wait: 'adaptive', 'spin' or 'block'. Methods: send, recv, send_batch,
     recv_batch, claim, recv_view, commit, send_array, recv_array, recv_view_array, stats,
-    close, arecv, asend; attributes dtype, shape, gap, address, max_msg."""
+    close, arecv, asend; attributes dtype, shape, gap, address, max_msg. Every call that
+    waits takes timeout: seconds, None (the default) waits for ever, 0 does not wait;
+    TimeoutError when it passes."""
     _kind = _shmlink.QUEUE
 
 
@@ -308,6 +323,8 @@ class RPC(_Channel):
     _kind = _shmlink.RPC
 
     def call(self, data, timeout=None):
-        """Send a request and return its reply (client)."""
+        """Send a request and return its reply (client). timeout: seconds for each of the
+        two waits (room for the request, then the reply); None waits for ever;
+        TimeoutError."""
         self.send(data, timeout)
         return self.recv(timeout)

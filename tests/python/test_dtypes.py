@@ -85,3 +85,15 @@ def test_formats_written_by_c(addr, fmt, itemsize, expect):
 def test_subarray_dtype_goes_into_the_shape(addr):
     with shmlink.Queue(addr(), create=True, dtype=("<f4", (3,)), shape=2) as q:
         assert q.dtype == np.dtype("<f4") and q.shape == (2, 3)
+
+
+@pytest.mark.parametrize("spec", ["<M8[ns]", "O", [("a", "<u4"), ("o", "O")]], ids=str)
+def test_dtypes_without_a_form_are_refused(addr, spec):
+    with pytest.raises(ValueError):
+        shmlink.Queue(addr(), create=True, dtype=spec)
+
+
+def test_long_double_in_native_form(addr):
+    with shmlink.Queue(addr(), create=True, dtype=np.longdouble, shape=2) as q:
+        q.send_array(np.array([1.5, 2.5], np.longdouble))
+        assert q.recv_array(timeout=1).tolist() == [1.5, 2.5]
