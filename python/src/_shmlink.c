@@ -9,9 +9,14 @@
  * Memory safety: every pointer into shared memory handed to Python goes through a buffer
  * export that is counted. A Segment refuses to close while exports are alive (BufferError),
  * sync objects and Messages hold an export of their segment or a reference to their channel,
- * and a channel refuses to close while a Message is open or a view of one (a slice, a numpy
- * array kept after its `with` block) is alive. So no Python object can ever see an unmapped
- * address.
+ * a channel refuses to close while a Message is open, and a channel closed while views of
+ * finished messages (a slice, a numpy array kept after its `with` block) are alive keeps its
+ * endpoint and mapping until the last of them is released. So no Python object can ever see
+ * an unmapped address. (A mapping whose object another process truncated can still fault:
+ * Segment.read/write copy through the fd instead; see python/README.md.)
+ *
+ * Cancellation: a channel call run by a worker thread (arecv/asend) stops before its next
+ * attempt once _cancel() is called from the event loop's thread (wait_loop_c).
  *
  * Blocking: every wait first tries without waiting while holding the GIL (the fast path),
  * then waits in slices of at most SLICE_NS with the GIL released, running the signal handlers
