@@ -15,7 +15,7 @@
  *     t_ns    uint64        CLOCK_MONOTONIC when the frame was published (nanoseconds)
  *     pixels  uint8[480][640][3]
  *
- * Its type is the PEP 3118 format that numpy gives for
+ * Its type is the PEP 3118 format that the Python module stores for
  * np.dtype([('seq', '<u8'), ('t_ns', '<u8'), ('pixels', 'u1', (480, 640, 3))]), so that
  * examples/frames.py reads these frames as numpy arrays and writes frames this program reads.
  *
@@ -65,9 +65,10 @@ struct frame {
 };
 _Static_assert(sizeof(struct frame) == 16 + HEIGHT * WIDTH * 3, "struct frame has no padding");
 
-/* What numpy's memoryview(np.empty(0, dtype)).format is for the dtype above ("L" is numpy's
-   code for a native uint64 on this platform, "(480,640,3)B" a sub-array of bytes). */
-#define FRAME_FORMAT "T{L:seq:L:t_ns:(480,640,3)B:pixels:}"
+/* The format the Python module stores for the dtype above: a byte order before every number
+   ("<Q" a little-endian uint64, "(480,640,3)<B" a sub-array of bytes), so that no reader has
+   to guess sizes or alignment. */
+#define FRAME_FORMAT "T{<Q:seq:<Q:t_ns:(480,640,3)<B:pixels:}"
 
 #define END_SEQ        UINT64_MAX /* the last frame of a stream: no pixels, stop reading */
 #define NS             1000000000LL

@@ -11,12 +11,12 @@ Classes: Segment, Mutex, Event, Semaphore, Queue, Bus, Latest, RPC. Functions: l
 gc, unlink. Errors are builtin exceptions (FileNotFoundError, FileExistsError,
 PermissionError, TimeoutError, ValueError, BufferError, ConnectionResetError, OSError) and,
 for shmlink's own conditions, subclasses of shmlink.Error (OwnerDied, NotRecoverable,
-Corrupt, NotShmlink, WrongKind, VersionError). numpy is imported only when a numpy feature is
-used.
+Corrupt, NotShmlink, WrongKind, VersionError, Truncated). numpy is imported only when a numpy
+feature is used.
 """
 from . import _shmlink
 from ._shmlink import (Error, OwnerDied, NotRecoverable, Corrupt, NotShmlink, WrongKind,
-                       VersionError, Mutex, Event, Semaphore, unlink, library_version)
+                       VersionError, Truncated, Mutex, Event, Semaphore, unlink, library_version)
 from ._segment import Segment
 from ._channel import Queue, Bus, Latest, RPC
 from ._inspect import ls, info, gc
@@ -24,4 +24,4 @@ from ._inspect import ls, info, gc
 __version__ = library_version
 __all__ = ["Segment", "Mutex", "Event", "Semaphore", "Queue", "Bus", "Latest", "RPC", "ls",
            "info", "gc", "unlink", "Error", "OwnerDied", "NotRecoverable", "Corrupt",
-           "NotShmlink", "WrongKind", "VersionError"]
+           "NotShmlink", "WrongKind", "VersionError", "Truncated"]

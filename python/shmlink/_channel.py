@@ -3,6 +3,7 @@ asyncio helpers."""
 import asyncio
 import contextlib
 import functools
+import sys
 
 from . import _shmlink
 
@@ -12,13 +13,117 @@ def _np():
     return numpy
 
 
+_ORDER = {"<": "<", ">": ">", "=": "<" if sys.byteorder == "little" else ">"}
+_CODES = {("i", 1): "b", ("i", 2): "h", ("i", 4): "i", ("i", 8): "q",
+          ("u", 1): "B", ("u", 2): "H", ("u", 4): "I", ("u", 8): "Q",
+          ("f", 2): "e", ("f", 4): "f", ("f", 8): "d", ("c", 8): "Zf", ("c", 16): "Zd",
+          ("b", 1): "?"}
+
+
+def _encode(dt, order):
+    """The PEP 3118 format of dtype `dt` with standard sizes and an explicit byte order
+    before every number ('<f', '(2,3)<f', 'T{<Q:a:<B:b:7x}'): no alignment rule is left to
+    the reader, every gap is explicit 'x' padding, so packed and aligned structs decode to
+    the same offsets and itemsize. `order` is the running byte order ('<' or '>')."""
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return "(" + ",".join(str(d) for d in shape) + ")" + _encode(base, order)
+    if dt.names is not None:
+        out, pos = [], 0
+        for name in dt.names:
+            f, off = dt.fields[name][:2]
+            if ":" in name or off < pos:
+                raise ValueError(f"field {name!r}: a PEP 3118 format cannot hold a name with "
+                                 "':' or overlapping fields")
+            if off > pos:
+                out.append(f"{off - pos}x")
+            out.append(_encode(f, order) + f":{name}:")
+            pos = off + f.itemsize
+        if dt.itemsize > pos:
+            out.append(f"{dt.itemsize - pos}x")
+        return "T{" + "".join(out) + "}"
+    o = _ORDER.get(dt.byteorder, order)
+    if dt.kind == "S":
+        return f"{o}{dt.itemsize}s"
+    if dt.kind == "U":
+        return f"{o}{dt.itemsize // 4}w"
+    if dt.kind == "V":
+        return f"{dt.itemsize}x"
+    code = _CODES.get((dt.kind, dt.itemsize))
+    if code is None:
+        raise ValueError(f"dtype {dt} has no PEP 3118 format with standard sizes")
+    return o + code
+
+
+def _dtype_of(fmt, itemsize):
+    """The numpy dtype a stored PEP 3118 format describes, of exactly `itemsize` bytes
+    (numpy's parser drops a struct's trailing padding when the format does not spell it)."""
+    np = _np()
+    try:
+        dt = np.asarray(_shmlink.type_probe(fmt, itemsize)).dtype
+    except RuntimeError:
+        # numpy refuses a buffer whose itemsize differs from the format's (a struct whose
+        # trailing padding the writer left implicit): parse the format alone.
+        dt = _pep3118_parser()(fmt)
+    if dt.names == () or (dt.names is None and dt.itemsize == 0):
+        dt = np.dtype(f"V{itemsize}")  # padding only: raw bytes
+    if dt.itemsize != itemsize:
+        if not dt.names or dt.itemsize > itemsize:
+            raise ValueError(f"stored format {fmt!r} has itemsize {dt.itemsize}, the channel "
+                             f"says {itemsize}")
+        dt = np.dtype({"names": dt.names, "formats": [dt.fields[n][0] for n in dt.names],
+                       "offsets": [dt.fields[n][1] for n in dt.names], "itemsize": itemsize})
+    return dt
+
+
+def _pep3118_parser():
+    """numpy's own PEP 3118 parser (the one np.asarray uses), which numpy does not export."""
+    try:
+        from numpy.core._internal import _dtype_from_pep3118
+    except ImportError:  # numpy >= 2
+        from numpy._core._internal import _dtype_from_pep3118
+    return _dtype_from_pep3118
+
+
+def _format_of(dt):
+    """The format a typed channel stores for dtype `dt`: ours (explicit byte order and
+    padding) when it decodes back to `dt`, else numpy's own export (long double, native only)
+    when that does; ValueError if neither does."""
+    np = _np()
+    if dt.hasobject:
+        raise ValueError(f"dtype {dt} holds Python objects: their pointers mean nothing in "
+                         "another process")
+    tries = []
+    with contextlib.suppress(ValueError):
+        tries.append(_encode(dt, _ORDER["="]))
+    with contextlib.suppress(ValueError, TypeError):
+        tries.append(memoryview(np.empty(0, dt)).format)
+    for fmt in tries:
+        try:
+            if _dtype_of(fmt, dt.itemsize) == dt:
+                return fmt
+        except (ValueError, TypeError, RuntimeError):
+            pass
+    raise ValueError(f"dtype {dt} has no PEP 3118 form that reads back as the same dtype")
+
+
+class _Mode(int):
+    """Permission bits that help() and repr() show in octal, as they are written (0o600)."""
+
+    def __repr__(self):
+        return oct(self)
+
+
+_MODE_DEFAULT = _Mode(0o600)
+
+
 class _Channel(_shmlink.Channel):
     """Common base: see Queue for the constructor and methods."""
 
     _kind = 0
 
     def __init__(self, addr, create=False, *, capacity=None, max_msg=None, dtype=None,
-                 shape=None, policy="block", wait="adaptive", mode=0o600, role=None,
+                 shape=None, policy="block", wait="adaptive", mode=_MODE_DEFAULT, role=None,
                  endpoints=None, spsc=False):
         fmt, itemsize, shp = None, 0, None
         if dtype is not None or shape is not None:
@@ -27,9 +132,11 @@ class _Channel(_shmlink.Channel):
                                  "from the channel")
             np = _np()
             dt = np.dtype(dtype if dtype is not None else "B")
-            fmt = memoryview(np.empty(0, dt)).format
-            itemsize = dt.itemsize
             shp = () if shape is None else ((shape,) if isinstance(shape, int) else tuple(shape))
+            if dt.subdtype is not None:  # an element that is an array: its shape goes last
+                shp, dt = shp + dt.shape, dt.base
+            fmt = _format_of(dt)
+            itemsize = dt.itemsize
         super().__init__(addr, self._kind, create, capacity=capacity, max_msg=max_msg,
                          policy=policy, wait=wait, mode=mode, role=role, endpoints=endpoints,
                          spsc=spsc, format=fmt, itemsize=itemsize, shape=shp)
@@ -44,19 +151,11 @@ class _Channel(_shmlink.Channel):
         if t is None:
             return None
         if self._dtype is None:
-            np = _np()
             fmt, itemsize, _ = t
-            dt = np.asarray(_shmlink.type_probe(fmt, itemsize)).dtype
-            if dt.itemsize != itemsize:  # trailing padding numpy's parser drops
-                if dt.names:
-                    dt = np.dtype({"names": dt.names,
-                                   "formats": [dt.fields[n][0] for n in dt.names],
-                                   "offsets": [dt.fields[n][1] for n in dt.names],
-                                   "itemsize": itemsize})
-                else:
-                    raise ValueError(f"{self.address}: stored format {fmt!r} has itemsize "
-                                     f"{dt.itemsize}, the channel says {itemsize}")
-            self._dtype = dt
+            try:
+                self._dtype = _dtype_of(fmt, itemsize)
+            except ValueError as e:
+                raise ValueError(f"{self.address}: {e}") from None
         return self._dtype
 
     @property
@@ -65,9 +164,25 @@ class _Channel(_shmlink.Channel):
         t = self._type
         return None if t is None else t[2]
 
+    def _nbytes(self):
+        n = self.dtype.itemsize
+        for d in self.shape:
+            n *= d
+        return n
+
+    def _array(self, view):
+        """A numpy array of the channel's dtype and shape over `view` (a message's bytes),
+        built from the dtype rather than from the stored format, so that it has the
+        channel's itemsize whatever numpy's parser makes of the format."""
+        np = _np()
+        if view.nbytes != self._nbytes():
+            raise ValueError(f"{self.address}: message of {view.nbytes} bytes does not match "
+                             f"the channel's type ({self._nbytes()} bytes)")
+        return np.frombuffer(view, dtype=self.dtype).reshape(self.shape)
+
     def send_array(self, arr, timeout=None):
         """Send a numpy array of exactly the channel's dtype and shape (one copy, into the
-        slot)."""
+        slot), waiting for room at most timeout seconds (None: for ever); TimeoutError."""
         np = _np()
         if self._type is None:
             raise ValueError(f"{self.address}: not a typed channel")
@@ -79,15 +194,15 @@ class _Channel(_shmlink.Channel):
                   timeout)
 
     def recv_array(self, timeout=None, copy=True):
-        """Receive one message as a numpy array of the channel's dtype and shape. copy=True
-        (the default) returns an array the caller owns. A zero-copy array is only available
-        inside `with ch.recv_view_array() as arr:` (copy=False here raises ValueError)."""
+        """Receive one message as a numpy array of the channel's dtype and shape, waiting at
+        most timeout seconds (None: for ever); TimeoutError. copy=True (the default) returns
+        an array the caller owns. A zero-copy array is only available inside
+        `with ch.recv_view_array() as arr:` (copy=False here raises ValueError)."""
         if not copy:
             raise ValueError("a zero-copy array must not outlive its message: use "
                              "`with ch.recv_view_array() as arr:`")
-        np = _np()
-        with self.recv_view(timeout, typed=True) as v:
-            a = np.asarray(v)
+        with self.recv_view(timeout) as v:
+            a = self._array(v)
             out = a.copy()
             del a
         return out
@@ -95,13 +210,13 @@ class _Channel(_shmlink.Channel):
     @contextlib.contextmanager
     def recv_view_array(self, timeout=None):
         """`with ch.recv_view_array(t) as arr:` a read-only numpy array over the message in
-        place (no copy), valid inside the block. At the end of the block the message is
-        released: an array kept after it still points into the channel's memory (never
-        dangling: close() refuses while such arrays live) but at a slot that may hold other
+        place (no copy), valid inside the block; entering waits at most timeout seconds (None:
+        for ever). At the end of the block the message is released: an array kept after it
+        still points into the channel's memory (never dangling: close() refuses while such
+        arrays live, so `del arr` before the channel closes) but at a slot that may hold other
         messages from then on. Copy what you keep (recv_array() copies)."""
-        np = _np()
-        with self.recv_view(timeout, typed=True) as v:
-            arr = np.asarray(v)
+        with self.recv_view(timeout) as v:
+            arr = self._array(v)
             try:
                 yield arr
             finally:
@@ -110,32 +225,61 @@ class _Channel(_shmlink.Channel):
     @contextlib.contextmanager
     def claim_array(self, timeout=None):
         """`with ch.claim_array() as arr:` a writable numpy array over a claimed slot of the
-        channel's type, published at the end of the block (not published if it raises).
-        Writing through the array after the block writes into a slot that is no longer
-        yours: don't."""
-        np = _np()
-        n = self.dtype.itemsize
-        for d in self.shape:
-            n *= d
-        with self.claim(n, timeout, typed=True) as v:
-            arr = np.asarray(v)
+        channel's type, published at the end of the block (not published if it raises);
+        entering waits for room at most timeout seconds (None: for ever). Writing through the
+        array after the block writes into a slot that is no longer yours: don't."""
+        with self.claim(self._nbytes(), timeout) as v:
+            arr = self._array(v)
             try:
                 yield arr
             finally:
                 del arr
 
     # ---- asyncio ----
-    async def arecv(self, timeout=None):
-        """recv() in the event loop's default executor. A channel has no fd to poll, so each
-        pending arecv/asend occupies one executor thread while it waits; use one channel handle
-        per concurrent coroutine (a handle serves one call at a time)."""
+    async def _async_call(self, fn, *args):
+        """Run the blocking call fn(*args) of this handle in the loop's default executor.
+
+        Cancelled (a wait_for timeout, task.cancel(), asyncio.run() ending), it stops the
+        worker before its next attempt (_cancel: a flag read before every attempt, and the
+        library's interrupt for the wait in progress) and waits for it to return, so no
+        worker outlives the call and none takes or sends a message afterwards. If the attempt
+        under way at that very instant succeeded, the message was received (or sent): the
+        result is returned instead of CancelledError, so nothing is lost."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.recv, timeout))
+        self._uncancel()
+        fut = loop.run_in_executor(None, functools.partial(fn, *args))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            self._cancel()
+            try:
+                while True:
+                    try:
+                        await asyncio.shield(fut)
+                        break
+                    except asyncio.CancelledError:
+                        if fut.done():  # the worker's own result, not a new cancellation
+                            break
+                    except Exception:
+                        break
+            finally:
+                self._uncancel()
+            if fut.cancelled() or fut.exception() is not None:
+                raise
+            return fut.result()
+
+    async def arecv(self, timeout=None):
+        """recv() in the event loop's default executor: the next message, waiting at most
+        timeout seconds (None: for ever); TimeoutError. A channel has no fd to poll, so each
+        pending arecv/asend occupies one executor thread while it waits; use one channel
+        handle per concurrent coroutine (a handle serves one call at a time). Cancelled, it
+        takes nothing: the worker is stopped before it returns (see python/README.md)."""
+        return await self._async_call(self.recv, timeout)
 
     async def asend(self, data, timeout=None):
-        """send() in the event loop's default executor (see arecv for the limits)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.send, data, timeout))
+        """send() in the event loop's default executor, waiting for room at most timeout
+        seconds (None: for ever); see arecv for the limits. Cancelled, it sends nothing."""
+        return await self._async_call(self.send, data, timeout)
 
     def fileno(self):
         raise OSError("shmlink channels have no file descriptor to poll: use arecv()/asend()")
@@ -151,7 +295,9 @@ class Queue(_Channel):
     Each message goes to exactly one consumer. role: 'producer', 'consumer' or 'both'
     (the default). wait: 'adaptive', 'spin' or 'block'. Methods: send, recv, send_batch,
     recv_batch, claim, recv_view, commit, send_array, recv_array, recv_view_array, stats,
-    close, arecv, asend; attributes dtype, shape, gap, address, max_msg."""
+    close, arecv, asend; attributes dtype, shape, gap, address, max_msg. Every call that
+    waits takes timeout: seconds, None (the default) waits for ever, 0 does not wait;
+    TimeoutError when it passes."""
     _kind = _shmlink.QUEUE
 
 
@@ -177,6 +323,8 @@ class RPC(_Channel):
     _kind = _shmlink.RPC
 
     def call(self, data, timeout=None):
-        """Send a request and return its reply (client)."""
+        """Send a request and return its reply (client). timeout: seconds for each of the
+        two waits (room for the request, then the reply); None waits for ever;
+        TimeoutError."""
         self.send(data, timeout)
         return self.recv(timeout)

@@ -1,5 +1,5 @@
 """ls(), info(), gc(): the facts `shmlink ls/info/gc --json` print, with the same keys."""
-import os
+import errno
 import pwd
 import time
 
@@ -7,10 +7,108 @@ from . import _shmlink
 
 _BACKENDS = {1: "posix", 2: "sysv", 3: "file", 4: "memfd", 5: "win"}
 _KINDS = {1: "plain", 2: "queue", 3: "bus", 4: "latest", 5: "rpc"}
-_ROLES = {0: "user", 1: "creator", 2: "producer", 3: "consumer", 4: "endpoint"}
-_MUTEX_STATES = {0: "free", 1: "held", 2: "owner dead", 3: "not recoverable", 4: "repairing"}
-_DECL_TYPES = {1: "mutex", 2: "event", 3: "semaphore"}
+# The words of `shmlink info --json` (the library's name table, include/shmlink/names.h).
+# An endpoint's role in the words of its channel kind: (sender, receiver); other kinds speak
+# as a queue does.
+_ROLE_WORDS = {2: ("producer", "consumer"), 3: ("publisher", "subscriber"),
+               4: ("writer", "reader"), 5: ("client", "server")}
+_MUTEX_STATES = {0: "free", 1: "held", 2: "owner_dead", 3: "not_recoverable", 4: "repairing"}
+_DECL_TYPES = {1: "mutex", 2: "event", 3: "sem"}
+_DECL_MUTEX, _DECL_EVENT, _DECL_SEM = 1, 2, 3
 
+
+def _role_name(kind, role):
+    """An endpoint's role bits (1 sender, 2 receiver, 3 both) as the tool names them."""
+    snd, rcv = _ROLE_WORDS.get(kind, _ROLE_WORDS[2])
+    return {1: snd, 2: rcv, 3: f"{snd}+{rcv}"}.get(role, "role#%d" % role)
+
+
+def _attach_role_name(kind, role):
+    """An attach entry's role (SHML_ROLE_*): user, creator, or the endpoint's words."""
+    words = {0: "user", 1: "creator"}
+    if role in words:
+        return words[role]
+    if role in (2, 3, 4):
+        return _role_name(kind, {2: 1, 3: 2, 4: 3}[role])
+    return "role#%d" % role
+
+
+def _alive(v):
+    return "alive" if v > 0 else "dead" if v == 0 else "?"
+
+
+def _holder(d):
+    pid, tid, alive = d["owner_pid"], d["owner_tid"], _alive(d["owner_alive"])
+    if pid > 0 and tid > 0 and tid != pid:
+        return f"pid {pid} ({alive}), thread {tid}"
+    if pid > 0:
+        return f"pid {pid} ({alive})"
+    if tid > 0:
+        return f"thread {tid} ({alive})"
+    return ""
+
+
+def _state_text(d):
+    """The tool's one line of state of a declared object."""
+    st = d["status"]
+    if st == -errno.EINVAL:
+        return "unknown: not initialised"
+    if st == -errno.ERANGE:
+        return "unknown: past the end of the data"
+    if st < 0:
+        return "unknown: " + _shmlink.strerror(st)
+    if d["type"] == _DECL_MUTEX:
+        who, state = _holder(d), d["state"]
+        by = " by " + who if who else ""
+        if state == 0:
+            t = "free"
+        elif state == 1:
+            t = "held" + by
+        elif state == 2 and d["owner_pid"] > 0:
+            t = "owner died (pid %d): next locker recovers" % d["owner_pid"]
+        elif state == 2 and d["owner_tid"] > 0:
+            t = "owner died (thread %d): next locker recovers" % d["owner_tid"]
+        elif state == 2:
+            t = "owner died: next locker recovers"
+        elif state == 4:
+            t = "held" + by + ", repairing after a holder died"
+        elif state == 3:
+            t = "not recoverable"
+        else:
+            t = "state#%d" % state
+        return t + (", with waiters" if d["mutex_waiters"] else "")
+    w = d["waiters"]
+    waiters = "%d %s" % (w, "waiter" if w == 1 else "waiters")
+    if d["type"] == _DECL_EVENT:
+        return "generation %d, %s" % (d["generation"], waiters)
+    if d["type"] == _DECL_SEM:
+        return "value %d, %s" % (d["value"], waiters)
+    return "unknown type"
+
+
+def _declared(d):
+    """One declared object with the keys and words of `shmlink info --json`."""
+    known = d["status"] == 0
+    mutex = known and d["type"] == _DECL_MUTEX
+    held = mutex and d["state"] not in (0, 3)
+    return {
+        "name": d["name"],
+        "type": _DECL_TYPES.get(d["type"], "type#%d" % d["type"]),
+        "offset": d["offset"],
+        "status": d["status"],
+        "status_text": _shmlink.strerror(d["status"]) if d["status"] else None,
+        "state": _MUTEX_STATES.get(d["state"]) if mutex else None,
+        "state_text": _state_text(d),
+        "owner_tid": d["owner_tid"] if held and d["owner_tid"] > 0 else None,
+        "owner_pid": d["owner_pid"] if held and d["owner_pid"] > 0 else None,
+        "owner_alive": (d["owner_alive"] > 0) if held and (d["owner_pid"] > 0 or
+                                                          d["owner_tid"] > 0)
+        and d["owner_alive"] >= 0 else None,
+        "waiters": (1 if d["mutex_waiters"] else 0) if mutex else
+        d["waiters"] if known and d["type"] in (_DECL_EVENT, _DECL_SEM) else None,
+        "generation": d["generation"] if known and d["type"] == _DECL_EVENT else None,
+        "value": d["value"] if known and d["type"] == _DECL_SEM else None,
+    }
 
 def _user(uid):
     try:
@@ -77,23 +175,30 @@ def gc(dry_run=False):
 
 
 def info(addr):
-    """What `shmlink info --json ADDR` prints: the segment, its attach table, declared objects
-    and, for a channel, its counters and endpoint table under "channel"."""
+    """What `shmlink info --json ADDR` prints, with the same keys and words: the segment, its
+    attach table, declared objects (None for a raw segment) and, for a channel, its counters
+    and endpoint table under "channel"."""
     now = time.time_ns()
     s, attach, declared, channel = _shmlink._stat(addr)
     d = _segment(s, now)
+    kind = s["kind"] if s["managed"] else 0
     d["attach"] = [{"pid": a["pid"], "role": a["role"],
-                    "role_name": _ROLES.get(a["role"], "role#%d" % a["role"]),
+                    "role_name": _attach_role_name(kind, a["role"]),
                     "start_time": a["start_time"], "since_ns": a["since_ns"],
                     "since": _time(a["since_ns"]),
                     "alive": None if a["alive"] < 0 else a["alive"] > 0} for a in attach]
-    d["declared"] = [dict(x, type_name=_DECL_TYPES.get(x["type"], "?"),
-                          state_text=_MUTEX_STATES.get(x["state"], "?")) for x in declared]
+    d["declared"] = None if declared is None else [_declared(x) for x in declared]
     if channel is not None:
         if "error" not in channel:
             ch = dict(channel)
-            ch["kind_name"] = _KINDS.get(ch["kind"], "?")
-            ch["policy"] = "overwrite" if ch["policy"] == 1 else "block"
+            ch["kind_name"] = _KINDS.get(ch["kind"], "kind#%d" % ch["kind"])
+            ch["policy"] = {0: "block", 1: "overwrite"}.get(ch["policy"],
+                                                          "policy#%d" % ch["policy"])
+            # A subscriber (bus) or reader (latest) has a cursor, and so a lag.
+            cursor = ch["kind"] in (3, 4)
+            ch["endpoint_table"] = [dict(e, role_name=_role_name(ch["kind"], e["role"]),
+                                         lag=e["lag"] if cursor and e["role"] & 2 else None)
+                                    for e in ch["endpoint_table"]]
             channel = ch
         d["channel"] = channel
     return d

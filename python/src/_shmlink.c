@@ -9,9 +9,14 @@
  * Memory safety: every pointer into shared memory handed to Python goes through a buffer
  * export that is counted. A Segment refuses to close while exports are alive (BufferError),
  * sync objects and Messages hold an export of their segment or a reference to their channel,
- * and a channel refuses to close while a Message is open or a view of one (a slice, a numpy
- * array kept after its `with` block) is alive. So no Python object can ever see an unmapped
- * address.
+ * a channel refuses to close while a Message is open, and a channel closed while views of
+ * finished messages (a slice, a numpy array kept after its `with` block) are alive keeps its
+ * endpoint and mapping until the last of them is released. So no Python object can ever see
+ * an unmapped address. (A mapping whose object another process truncated can still fault:
+ * Segment.read/write copy through the fd instead; see python/README.md.)
+ *
+ * Cancellation: a channel call run by a worker thread (arecv/asend) stops before its next
+ * attempt once _cancel() is called from the event loop's thread (wait_loop_c).
  *
  * Blocking: every wait first tries without waiting while holding the GIL (the fast path),
  * then waits in slices of at most SLICE_NS with the GIL released, running the signal handlers
@@ -30,6 +35,7 @@
 #include <shmlink.h>
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +55,7 @@ static PyObject *Corrupt;        /* header or channel corrupt */
 static PyObject *NotShmlink;     /* not a shmlink segment (open it raw) */
 static PyObject *WrongKind;      /* a segment of another kind */
 static PyObject *VersionError;   /* layout version unknown */
+static PyObject *Truncated;      /* another process shrank the object under the mapping */
 
 /* The exception class for a negative errno value from the library. */
 static PyObject *exc_for(int err)
@@ -69,6 +76,7 @@ static PyObject *exc_for(int err)
     case SHML_ENOTSHML: return NotShmlink;
     case SHML_EWRONGKIND: return WrongKind;
     case SHML_EVERSION: return VersionError;
+    case SHML_ETRUNCATED: return Truncated;
     default: return PyExc_OSError;
     }
 }
@@ -130,17 +138,42 @@ static int parse_timeout(PyObject *o, int64_t *ns)
     return 0;
 }
 
+/* Map a string argument to one of `values` by its name in `names`; None leaves *out. */
+static int parse_choice(PyObject *o, const char *what, const char *const *names,
+                        const uint32_t *values, size_t n, uint32_t *out)
+{
+    if (o == NULL || o == Py_None)
+        return 0;
+    const char *s = PyUnicode_AsUTF8(o);
+    if (!s)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = values[i];
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "unknown %s %R", what, o);
+    return -1;
+}
+
 /* One attempt of a blocking operation, waiting at most timeout_ns. */
 typedef ssize_t (*wait_op)(void *ctx, int64_t timeout_ns);
 
 /*
  * Run `op` until it returns something other than -ETIMEDOUT/-EINTR or timeout_ns passes:
  * once without waiting with the GIL held, then in slices of at most SLICE_NS with the GIL
- * released, checking for signals between slices. Returns what op returned, -ETIMEDOUT, or
- * WAIT_PYERR with the exception a signal handler raised.
+ * released, checking for signals between slices. `cancel` (NULL: none) is a channel's
+ * cancellation request (Channel._cancel(), from a cancelled asyncio call): it is read before
+ * every attempt, and the canceller also interrupts the wait in progress, so no attempt starts
+ * after the request is seen. Returns what op returned, -ETIMEDOUT, -ECANCELED, or WAIT_PYERR
+ * with the exception a signal handler raised.
  */
-static ssize_t wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
+static ssize_t wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int *cancel)
 {
+    /* seq_cst: pairs with the store in Channel__cancel(), made before it interrupts. */
+    if (cancel && atomic_load(cancel))
+        return -ECANCELED;
     ssize_t r = op(ctx, 0);
     if ((r != -ETIMEDOUT && r != -EINTR) || timeout_ns == 0)
         return r;
@@ -148,6 +181,8 @@ static ssize_t wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
     for (;;) {
         if (PyErr_CheckSignals() < 0)
             return WAIT_PYERR;
+        if (cancel && atomic_load(cancel))
+            return -ECANCELED;
         int64_t slice = SLICE_NS;
         if (deadline >= 0) {
             int64_t left = deadline - now_ns();
@@ -162,6 +197,11 @@ static ssize_t wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
         if (r != -ETIMEDOUT && r != -EINTR)
             return r;
     }
+}
+
+static ssize_t wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
+{
+    return wait_loop_c(op, ctx, timeout_ns, NULL);
 }
 
 /* ---- Segment ---- */
@@ -397,6 +437,111 @@ static PyObject *Segment_fileno(SegmentObject *self, PyObject *unused)
     return PyLong_FromLong(fd);
 }
 
+/*
+ * Check an (offset, n) pair against the segment's size before any copy, so that the error
+ * names the request (the library would say -ERANGE too, without the numbers).
+ */
+static int segment_range(SegmentObject *self, Py_ssize_t offset, Py_ssize_t n, const char *what)
+{
+    size_t size = shml_segment_size(self->seg);
+    if (offset < 0 || n < 0 || (size_t)offset > size || (size_t)n > size - (size_t)offset) {
+        PyErr_Format(PyExc_ValueError, "%s %s: %zd bytes at offset %zd do not fit in %zu", what,
+                     self->addr, n, offset, size);
+        return -1;
+    }
+    return 0;
+}
+
+/* read(offset, n) -> bytes, through shml_segment_read: a truncated object raises Truncated,
+   never SIGBUS. */
+static PyObject *Segment_read(SegmentObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"offset", "n", NULL};
+    Py_ssize_t offset, n;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "nn:read", kwlist, &offset, &n) ||
+        segment_check_open(self) < 0 || segment_range(self, offset, n, "read") < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out)
+        return NULL;
+    ssize_t r;
+    Py_BEGIN_ALLOW_THREADS
+    r = shml_segment_read(self->seg, (size_t)offset, PyBytes_AS_STRING(out), (size_t)n);
+    Py_END_ALLOW_THREADS
+    if (r < 0) {
+        Py_DECREF(out);
+        return raise_err((int)r, "read", self->addr);
+    }
+    return out;
+}
+
+/* write(offset, data) -> bytes written, through shml_segment_write (Truncated, not SIGBUS). */
+static PyObject *Segment_write(SegmentObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"offset", "data", NULL};
+    Py_ssize_t offset;
+    Py_buffer b;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ny*:write", kwlist, &offset, &b))
+        return NULL;
+    if (segment_check_open(self) < 0 || segment_range(self, offset, b.len, "write") < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    if (self->readonly) {
+        PyBuffer_Release(&b);
+        PyErr_Format(PyExc_PermissionError, "write %s: the segment is mapped read-only",
+                     self->addr);
+        return NULL;
+    }
+    ssize_t r;
+    Py_BEGIN_ALLOW_THREADS
+    r = shml_segment_write(self->seg, (size_t)offset, b.buf, (size_t)b.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    if (r < 0)
+        return raise_err((int)r, "write", self->addr);
+    return PyLong_FromSsize_t(r);
+}
+
+/* check(): None while the object still covers the mapping, Truncated once it does not. */
+static PyObject *Segment_check(SegmentObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (segment_check_open(self) < 0)
+        return NULL;
+    int r = shml_segment_check(self->seg);
+    if (r < 0)
+        return raise_err(r, "check", self->addr);
+    Py_RETURN_NONE;
+}
+
+/* declare(name, type, offset): record a 'mutex', 'event' or 'semaphore' at offset in the
+   header, so `shmlink info` and shmlink.info() show its state (shml_segment_declare). */
+static PyObject *Segment_declare(SegmentObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"name", "type", "offset", NULL};
+    static const char *const names[] = {"mutex", "event", "semaphore"};
+    static const uint32_t values[] = {SHML_DECL_MUTEX, SHML_DECL_EVENT, SHML_DECL_SEM};
+    const char *name;
+    PyObject *type;
+    Py_ssize_t offset;
+    uint32_t t = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOn:declare", kwlist, &name, &type, &offset) ||
+        segment_check_open(self) < 0)
+        return NULL;
+    if (type == Py_None || offset < 0) {
+        PyErr_SetString(PyExc_ValueError, "declare: type is 'mutex', 'event' or 'semaphore', "
+                                          "offset >= 0");
+        return NULL;
+    }
+    if (parse_choice(type, "declared type", names, values, 3, &t) < 0)
+        return NULL;
+    int r = shml_segment_declare(self->seg, name, t, (size_t)offset);
+    if (r < 0)
+        return raise_err(r, "declare in", self->addr);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Segment_repr(SegmentObject *self)
 {
     return PyUnicode_FromFormat("<shmlink.Segment %s%s>", self->addr ? self->addr : "?",
@@ -408,6 +553,21 @@ static PyMethodDef Segment_methods[] = {
      "close()\n\nUnmap the segment. BufferError while exported views are alive."},
     {"unlink", (PyCFunction)Segment_unlink, METH_NOARGS,
      "unlink()\n\nRemove the segment's name; the mapping stays valid until close()."},
+    {"read", (PyCFunction)(void (*)(void))Segment_read, METH_VARARGS | METH_KEYWORDS,
+     "read(offset, n) -> bytes\n\nCopy n bytes at offset, safely: if another process truncated "
+     "the object,\nraise shmlink.Truncated instead of crashing (posix, file, memfd are read "
+     "through the fd).\nValueError if the range is past size."},
+    {"write", (PyCFunction)(void (*)(void))Segment_write, METH_VARARGS | METH_KEYWORDS,
+     "write(offset, data) -> int\n\nCopy a bytes-like object to offset, safely (shmlink.Truncated "
+     "if the object\nwas truncated); ValueError past size, PermissionError if read-only."},
+    {"check", (PyCFunction)Segment_check, METH_NOARGS,
+     "check()\n\nRaise shmlink.Truncated if another process shrank the object below the "
+     "mapping\n(touching .buf there would crash with SIGBUS). A check, not a guarantee: "
+     "racy by nature."},
+    {"declare", (PyCFunction)(void (*)(void))Segment_declare, METH_VARARGS | METH_KEYWORDS,
+     "declare(name, type, offset)\n\nName a 'mutex', 'event' or 'semaphore' at offset in the "
+     "header, so that\n`shmlink info` and shmlink.info() show its state. Managed segments "
+     "only."},
     {"fileno", (PyCFunction)Segment_fileno, METH_NOARGS,
      "fileno()\n\nThe fd behind a posix, file or memfd segment (owned by the segment)."},
     {"__enter__", (PyCFunction)Segment_enter, METH_NOARGS, NULL},
@@ -628,8 +788,8 @@ static PyObject *Mutex_state(SyncObject *self, PyObject *unused)
 
 static PyMethodDef Mutex_methods[] = {
     {"lock", (PyCFunction)(void (*)(void))Mutex_lock, METH_VARARGS | METH_KEYWORDS,
-     "lock(timeout=None) -> True\n\nLock; TimeoutError; OwnerDied (lock held: repair, then "
-     "consistent())."},
+     "lock(timeout=None) -> True\n\nLock, waiting at most timeout seconds (None: for ever); "
+     "TimeoutError;\nOwnerDied (lock held: repair, then consistent())."},
     {"unlock", (PyCFunction)Mutex_unlock, METH_NOARGS, "unlock()"},
     {"consistent", (PyCFunction)Mutex_consistent, METH_NOARGS,
      "consistent()\n\nMark the data repaired after OwnerDied (while holding the lock)."},
@@ -688,14 +848,14 @@ static ssize_t event_wait_op(void *ctx, int64_t t)
     return shml_event_wait_flags(c->obj, c->seen, t, SHML_WAIT_EINTR);
 }
 
-/* wait(timeout=None, seen=None) -> new generation; waits until it differs from `seen`
-   (default: the generation at the call). */
+/* wait(seen=None, timeout=None) -> new generation; waits until it differs from `seen`
+   (default: the generation at the call). The order is C's: shml_event_wait(e, seen, t). */
 static PyObject *Event_wait(SyncObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"timeout", "seen", NULL};
+    static char *kwlist[] = {"seen", "timeout", NULL};
     PyObject *to = Py_None, *seen = Py_None;
     int64_t ns;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:wait", kwlist, &to, &seen) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:wait", kwlist, &seen, &to) ||
         parse_timeout(to, &ns) < 0 || sync_check(self) < 0)
         return NULL;
     struct event_ctx c = {self->obj, 0};
@@ -737,8 +897,9 @@ static PyObject *Event_get_generation(SyncObject *self, void *c)
 
 static PyMethodDef Event_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Event_wait, METH_VARARGS | METH_KEYWORDS,
-     "wait(timeout=None, seen=None) -> generation\n\nWait until the generation differs from "
-     "`seen` (default: its value now); TimeoutError."},
+     "wait(seen=None, timeout=None) -> generation\n\nWait until the generation differs from "
+     "`seen` (default: its value now), as C's\nshml_event_wait(e, seen, timeout_ns). timeout: "
+     "seconds, None waits for ever; TimeoutError."},
     {"notify", (PyCFunction)(void (*)(void))Event_notify, METH_VARARGS | METH_KEYWORDS,
      "notify(all=True) -> waiters woken"},
     {"close", (PyCFunction)Sync_close, METH_NOARGS, "close()\n\nRelease the segment."},
@@ -828,7 +989,8 @@ static PyObject *Sem_get_value(SyncObject *self, void *c)
 
 static PyMethodDef Sem_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Sem_wait, METH_VARARGS | METH_KEYWORDS,
-     "wait(timeout=None) -> True\n\nDecrement, waiting for a positive count; TimeoutError."},
+     "wait(timeout=None) -> True\n\nDecrement, waiting for a positive count at most timeout "
+     "seconds\n(None: for ever); TimeoutError."},
     {"post", (PyCFunction)Sem_post, METH_NOARGS, "post()\n\nIncrement and wake one waiter."},
     {"close", (PyCFunction)Sync_close, METH_NOARGS, "close()\n\nRelease the segment."},
     {NULL, NULL, 0, NULL}};
@@ -867,6 +1029,10 @@ typedef struct {
     struct shml_channel_type type;
     Py_ssize_t orphans;   /* exports of finished messages still alive (arrays kept after their
                              `with` block): the mapping must outlive them */
+    bool close_pending;   /* close() came while orphans lived: the endpoint closes when the
+                             last of them is released (Message_releasebuffer) */
+    atomic_int cancel;    /* set by _cancel() (a cancelled arecv/asend), cleared by _uncancel()
+                             once its call has returned: waits stop before their next attempt */
 } ChannelObject;
 
 /* A zero-copy message: a claim (writable) or a peek (read-only), exported as a buffer. */
@@ -893,24 +1059,6 @@ struct MessageObject {
 
 static PyTypeObject Channel_Type;
 static PyTypeObject Message_Type;
-
-static int parse_choice(PyObject *o, const char *what, const char *const *names,
-                        const uint32_t *values, size_t n, uint32_t *out)
-{
-    if (o == NULL || o == Py_None)
-        return 0;
-    const char *s = PyUnicode_AsUTF8(o);
-    if (!s)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = values[i];
-            return 0;
-        }
-    }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R", what, o);
-    return -1;
-}
 
 static int parse_role(PyObject *o, uint32_t kind, uint32_t *out)
 {
@@ -1097,7 +1245,7 @@ static void Channel_dealloc(ChannelObject *self)
    zero-copy message. */
 static int channel_ready(ChannelObject *self)
 {
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return -1;
     }
@@ -1125,12 +1273,18 @@ static PyObject *Channel_close(ChannelObject *self, PyObject *unused)
                      self->addr);
         return NULL;
     }
-    if (self->open || self->orphans > 0) {
+    if (self->open) {
         PyErr_Format(PyExc_BufferError,
-                     "cannot close %s: %zd view(s) or array(s) of its messages are still "
-                     "alive (del them, or copy what you keep)",
-                     self->addr, self->open ? self->open->exports : self->orphans);
+                     "cannot close %s: a claimed or received message is still open (close "
+                     "after its `with` block)", self->addr);
         return NULL;
+    }
+    if (self->orphans > 0) {
+        /* Arrays of finished messages (`with ch.recv_view_array() as arr:` leaves `arr`
+           bound) still point into the mapping: the handle is closed for use now, and the
+           endpoint with its mapping when the last of them is released, so none dangles. */
+        self->close_pending = true;
+        Py_RETURN_NONE;
     }
     shml_channel *ch = self->ch;
     self->ch = NULL;
@@ -1165,7 +1319,7 @@ static PyObject *Channel_send(ChannelObject *self, PyObject *args, PyObject *kw)
     }
     struct send_ctx c = {self->ch, b.buf, (size_t)b.len};
     self->busy = true;
-    ssize_t r = wait_loop(send_op, &c, ns);
+    ssize_t r = wait_loop_c(send_op, &c, ns, &self->cancel);
     self->busy = false;
     PyBuffer_Release(&b);
     if (r == WAIT_PYERR)
@@ -1210,7 +1364,7 @@ static PyObject *Channel_recv(ChannelObject *self, PyObject *args, PyObject *kw)
         return NULL;
     struct recv_ctx c = {self->ch, self->scratch, self->max_msg};
     self->busy = true;
-    ssize_t r = wait_loop(recv_op, &c, ns);
+    ssize_t r = wait_loop_c(recv_op, &c, ns, &self->cancel);
     self->busy = false;
     if (r == WAIT_PYERR)
         return NULL;
@@ -1272,7 +1426,7 @@ static PyObject *Channel_send_batch(ChannelObject *self, PyObject *args, PyObjec
     }
     struct batch_ctx c = {self->ch, iov, (size_t)n, NULL, 0, NULL};
     self->busy = true;
-    ssize_t r = wait_loop(send_batch_op, &c, ns);
+    ssize_t r = wait_loop_c(send_batch_op, &c, ns, &self->cancel);
     self->busy = false;
     if (r == WAIT_PYERR)
         goto out;
@@ -1319,7 +1473,7 @@ static PyObject *Channel_recv_batch(ChannelObject *self, PyObject *args, PyObjec
     }
     struct batch_ctx c = {self->ch, NULL, (size_t)maxn, buf, cap, lens};
     self->busy = true;
-    ssize_t r = wait_loop(recv_batch_op, &c, ns);
+    ssize_t r = wait_loop_c(recv_batch_op, &c, ns, &self->cancel);
     self->busy = false;
     if (r == WAIT_PYERR)
         goto out;
@@ -1440,7 +1594,13 @@ static PyObject *Channel_get_max_msg(ChannelObject *self, void *c)
 static PyObject *Channel_get_closed(ChannelObject *self, void *c)
 {
     (void)c;
-    return PyBool_FromLong(self->ch == NULL);
+    return PyBool_FromLong(self->ch == NULL || self->close_pending);
+}
+
+static PyObject *Channel_get_orphans(ChannelObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromSsize_t(self->orphans);
 }
 
 /* The stored type: (format, itemsize, shape tuple), or None if untyped. */
@@ -1506,7 +1666,7 @@ static PyObject *stats_dict(const struct shml_channel_stats *st)
 static PyObject *Channel_stats(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return NULL;
     }
@@ -1515,6 +1675,31 @@ static PyObject *Channel_stats(ChannelObject *self, PyObject *unused)
     if (r < 0)
         return raise_err(r, "stats of", self->addr);
     return stats_dict(&st);
+}
+
+/*
+ * _cancel(): from another thread (the event loop's), stop the call this handle is running in
+ * a worker (a cancelled arecv/asend): it returns -ECANCELED before its next attempt to take
+ * or send a message. An attempt already under way may still succeed; its caller then has the
+ * message (see _Channel._async_call). The request stays until _uncancel().
+ */
+static PyObject *Channel__cancel(ChannelObject *self, PyObject *unused)
+{
+    (void)unused;
+    /* seq_cst: pairs with the loads in wait_loop_c(); the interrupt then wakes a wait that
+       began before the store. */
+    atomic_store(&self->cancel, 1);
+    if (self->ch)
+        shml_channel_interrupt(self->ch);
+    Py_RETURN_NONE;
+}
+
+/* _uncancel(): clear the request once the cancelled call has returned. */
+static PyObject *Channel__uncancel(ChannelObject *self, PyObject *unused)
+{
+    (void)unused;
+    atomic_store(&self->cancel, 0);
+    Py_RETURN_NONE;
 }
 
 static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
@@ -1528,7 +1713,7 @@ static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
 static PyObject *Channel_enter(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    if (!self->ch) {
+    if (!self->ch || self->close_pending) {
         PyErr_Format(PyExc_ValueError, "channel %s is closed", self->addr ? self->addr : "");
         return NULL;
     }
@@ -1547,19 +1732,26 @@ static PyObject *Channel_exit(ChannelObject *self, PyObject *args)
 
 static PyMethodDef Channel_methods[] = {
     {"send", (PyCFunction)(void (*)(void))Channel_send, METH_VARARGS | METH_KEYWORDS,
-     "send(data, timeout=None)\n\nSend a bytes-like message; TimeoutError when full."},
+     "send(data, timeout=None)\n\nSend a bytes-like message, waiting for room at most timeout "
+     "seconds\n(None: for ever, 0: not at all); TimeoutError when still full."},
     {"recv", (PyCFunction)(void (*)(void))Channel_recv, METH_VARARGS | METH_KEYWORDS,
-     "recv(timeout=None) -> bytes\n\nReceive the next message; TimeoutError when empty."},
+     "recv(timeout=None) -> bytes\n\nReceive the next message, waiting at most timeout seconds "
+     "(None: for ever,\n0: not at all); TimeoutError when still empty."},
     {"send_batch", (PyCFunction)(void (*)(void))Channel_send_batch, METH_VARARGS | METH_KEYWORDS,
-     "send_batch(messages, timeout=None) -> int\n\nSend as many as fit (at least one)."},
+     "send_batch(messages, timeout=None) -> int\n\nSend as many as fit (at least one), waiting "
+     "for room at most timeout seconds\n(None: for ever); TimeoutError."},
     {"recv_batch", (PyCFunction)(void (*)(void))Channel_recv_batch, METH_VARARGS | METH_KEYWORDS,
-     "recv_batch(max_messages=64, max_bytes=None, timeout=None) -> list[bytes]"},
+     "recv_batch(max_messages=64, max_bytes=None, timeout=None) -> list[bytes]\n\nThe messages "
+     "waiting (at least one), waiting at most timeout seconds for the first\n(None: for ever); "
+     "TimeoutError."},
     {"claim", (PyCFunction)(void (*)(void))Channel_claim, METH_VARARGS | METH_KEYWORDS,
      "claim(n, timeout=None) -> context manager giving a writable memoryview of n bytes,\n"
-     "committed at the end of the block (the length set by commit(k), default n)."},
+     "committed at the end of the block (the length set by commit(k), default n).\n"
+     "Entering waits for room at most timeout seconds (None: for ever); TimeoutError."},
     {"recv_view", (PyCFunction)(void (*)(void))Channel_recv_view, METH_VARARGS | METH_KEYWORDS,
      "recv_view(timeout=None) -> context manager giving a read-only memoryview of the next\n"
-     "message in place, released (and unusable) at the end of the block."},
+     "message in place, released (and unusable) at the end of the block. Entering waits\n"
+     "at most timeout seconds (None: for ever); TimeoutError."},
     {"commit", (PyCFunction)Channel_commit, METH_O,
      "commit(n)\n\nInside `with claim(N)`: publish only the first n bytes at the end."},
     {"stats", (PyCFunction)Channel_stats, METH_NOARGS,
@@ -1568,7 +1760,14 @@ static PyMethodDef Channel_methods[] = {
      "1 overwrite)."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_NOARGS,
      "interrupt()\n\nMake the current or next wait of this handle return early (once)."},
-    {"close", (PyCFunction)Channel_close, METH_NOARGS, "close()\n\nClose the endpoint."},
+    {"_cancel", (PyCFunction)Channel__cancel, METH_NOARGS,
+     "_cancel()\n\nStop the call running in a worker before its next attempt (-ECANCELED)."},
+    {"_uncancel", (PyCFunction)Channel__uncancel, METH_NOARGS,
+     "_uncancel()\n\nClear the request of _cancel() once that call has returned."},
+    {"close", (PyCFunction)Channel_close, METH_NOARGS,
+     "close()\n\nClose the endpoint (BufferError inside a claim or recv_view block). If "
+     "arrays of\nfinished messages are still alive, the handle is closed at once and the "
+     "endpoint\nand its mapping when the last of them goes."},
     {"__enter__", (PyCFunction)Channel_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Channel_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL}};
@@ -1580,6 +1779,8 @@ static PyGetSetDef Channel_getset[] = {
     {"max_msg", (getter)Channel_get_max_msg, NULL, "Largest message in bytes.", NULL},
     {"closed", (getter)Channel_get_closed, NULL, "True after close().", NULL},
     {"_type", (getter)Channel_get_type, NULL, "(format, itemsize, shape) or None.", NULL},
+    {"_orphans", (getter)Channel_get_orphans, NULL,
+     "Exports of finished messages still alive (close() waits for them).", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject Channel_Type = {
@@ -1702,8 +1903,16 @@ static void Message_releasebuffer(MessageObject *m, Py_buffer *view)
 {
     (void)view;
     --m->exports;
-    if (m->orphaned)
-        m->chan->orphans--;
+    if (m->orphaned) {
+        ChannelObject *ch = m->chan;
+        if (--ch->orphans == 0 && ch->close_pending && ch->ch) {
+            /* close() came while this export lived: finish it now (see Channel_close). */
+            shml_channel *c = ch->ch;
+            ch->ch = NULL;
+            ch->close_pending = false;
+            shml_channel_close(c);
+        }
+    }
 }
 
 static PyBufferProcs Message_as_buffer = {(getbufferproc)Message_getbuffer,
@@ -1723,13 +1932,13 @@ static PyObject *Message_enter(MessageObject *m, PyObject *unused)
     if (m->claim) {
         struct claim_ctx c = {ch->ch, m->len, &m->ptr};
         ch->busy = true;
-        r = wait_loop(claim_op, &c, m->timeout);
+        r = wait_loop_c(claim_op, &c, m->timeout, &ch->cancel);
         ch->busy = false;
     } else {
         const void *p = NULL;
         struct peek_ctx c = {ch->ch, &p, &m->len};
         ch->busy = true;
-        r = wait_loop(peek_op, &c, m->timeout);
+        r = wait_loop_c(peek_op, &c, m->timeout, &ch->cancel);
         ch->busy = false;
         m->ptr = (void *)p;
     }
@@ -2036,7 +2245,7 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
     }
     if (na > 64)
         na = 64;
-    if (!(d = info_dict(info)) || !(al = PyList_New(0)) || !(dl = PyList_New(0)))
+    if (!(d = info_dict(info)) || !(al = PyList_New(0)))
         goto out;
     for (size_t i = 0; i < na; i++) {
         PyObject *a = Py_BuildValue("{s:i,s:I,s:K,s:L,s:i}", "pid", (int)att[i].pid, "role",
@@ -2049,13 +2258,20 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
         }
         Py_DECREF(a);
     }
+    /* As the tool: no list at all (None) where nothing can be declared or it is unreadable. */
     if (info->managed && shml_segment_declared(addr, decl, SHML_DECL_MAX, &nd) >= 0) {
+        if (!(dl = PyList_New(0)))
+            goto out;
         if (nd > SHML_DECL_MAX)
             nd = SHML_DECL_MAX;
         for (size_t i = 0; i < nd; i++) {
             const struct shml_decl_info *e = &decl[i];
+            /* the name comes from shared memory: terminate it here */
+            char name[SHML_DECL_NAME_MAX];
+            memcpy(name, e->name, sizeof name);
+            name[sizeof name - 1] = '\0';
             PyObject *x = Py_BuildValue(
-                "{s:s,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:O,s:I,s:I,s:I}", "name", e->name, "type",
+                "{s:s,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:O,s:I,s:I,s:I}", "name", name, "type",
                 e->type, "offset", (unsigned long long)e->offset, "status", e->status, "state",
                 e->mutex.state, "owner_tid", (int)e->mutex.owner, "owner_pid",
                 (int)e->mutex.pid, "owner_alive", e->mutex.alive, "mutex_waiters",
@@ -2113,7 +2329,7 @@ static PyObject *mod_stat(PyObject *mod, PyObject *args)
     } else {
         chd = Py_NewRef(Py_None);
     }
-    result = PyTuple_Pack(4, d, al, dl, chd);
+    result = PyTuple_Pack(4, d, al, dl ? dl : Py_None, chd);
 out:
     Py_XDECREF(d);
     Py_XDECREF(al);
@@ -2198,7 +2414,10 @@ PyMODINIT_FUNC PyInit__shmlink(void)
         add_exc(m, &NotShmlink, "NotShmlink", Error,
                 "Not a shmlink segment: open it with raw=True.") < 0 ||
         add_exc(m, &WrongKind, "WrongKind", Error, "A segment of another kind.") < 0 ||
-        add_exc(m, &VersionError, "VersionError", Error, "An unknown layout version.") < 0)
+        add_exc(m, &VersionError, "VersionError", Error, "An unknown layout version.") < 0 ||
+        add_exc(m, &Truncated, "Truncated", Error,
+                "Another process truncated the object under the mapping: Segment.read/write "
+                "and check() raise this where touching .buf would crash with SIGBUS.") < 0)
         goto fail;
     if (PyModule_AddIntConstant(m, "QUEUE", SHML_QUEUE) < 0 ||
         PyModule_AddIntConstant(m, "BUS", SHML_BUS) < 0 ||

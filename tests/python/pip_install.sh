@@ -10,11 +10,25 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/tree"
 cp -r "$src/python" "$src/src" "$src/include" "$tmp/tree/"
 rm -rf "$tmp/tree/python/build" "$tmp/tree/python/"*.egg-info
-/usr/bin/python3 -m venv --system-site-packages "$tmp/venv"
-"$tmp/venv/bin/pip" install --no-index --no-build-isolation --disable-pip-version-check -q \
-    "$tmp/tree/python"
+# The commands of python/README.md's sh block, as written, with HOME here: the apt-get line is
+# checked (every package it names is installed), the others run, pip kept off the network.
+block=$(awk '/^```sh$/ { on = 1; next } /^```$/ { if (on) exit } on' "$src/python/README.md")
+[ -n "$block" ] || { echo "no sh block in python/README.md" >&2; exit 1; }
+cd "$tmp/tree"
+while IFS= read -r line; do
+    cmd=${line%%#*}
+    case $cmd in
+    "apt-get install -y "*)
+        for pkg in ${cmd#apt-get install -y }; do
+            dpkg -s "$pkg" >/dev/null 2>&1 || { echo "README's package $pkg is not installed" >&2; exit 1; }
+        done ;;
+    *pip\ install*) HOME=$tmp eval "$cmd --no-index --disable-pip-version-check -q" ;;
+    *[![:space:]]*) HOME=$tmp eval "$cmd" ;;
+    esac
+done <<<"$block"
+venv=$tmp/shml-venv
 cd "$tmp"
-"$tmp/venv/bin/python" - <<'PY'
+"$venv/bin/python" - <<'PY'
 import os
 import numpy as np
 import shmlink

@@ -58,19 +58,30 @@ def test_claim_commit_abort_and_view_lifetime(addr):
             q.commit(4)
         assert q.recv(1) == b"full" and q.stats()["lost"] == 0
         # a slice that outlives the block never dangles: the message is released at the end
-        # of the block (the handle goes on), and close() refuses while the slice lives
+        # of the block (the handle goes on); close() inside a block refuses
         q.send(b"keep")
         with q.recv_view(1) as r:
             part = r[0:2]
+            with pytest.raises(BufferError):
+                q.close()
         assert bytes(part) == b"ke"
         with pytest.raises(TimeoutError):
             q.recv(0)
-        with pytest.raises(BufferError):
-            q.close()
-        del part
-        gc.collect()
         q.send(b"next")
         assert q.recv(1) == b"next"
+        # close() while the slice lives: the handle is closed, the mapping stays until the
+        # slice goes (then the endpoint closes too)
+        attached = q.stats()["attached"]
+        with shmlink.Queue(q.address) as other:
+            assert other.stats()["attached"] == attached + 1
+            q.close()
+            assert q.closed and bytes(part) == b"ke"
+            with pytest.raises(ValueError, match="closed"):
+                q.send(b"x")
+            assert other.stats()["attached"] == attached + 1
+            del part
+            gc.collect()
+            assert other.stats()["attached"] == attached
 
 
 def test_typed_structured_and_arrays(addr):
@@ -175,7 +186,7 @@ def test_bad_options(addr):
 
 
 def test_orphaned_views_are_counted_exactly(addr):
-    """A message starts with nothing orphaned, whatever memory it reuses: close() refuses
+    """A message starts with nothing orphaned, whatever memory it reuses: close() waits
     exactly while a view outlives its block, message after message."""
     for _ in range(5):
         with shmlink.Queue(addr(), create=True, max_msg=64) as q:
@@ -186,7 +197,7 @@ def test_orphaned_views_are_counted_exactly(addr):
                 q.send(b"keep")
                 with q.recv_view(1) as r:
                     part = r[0:2]  # outlives its block
-                with pytest.raises(BufferError):
-                    q.close()
+                assert q._orphans == 1  # close() would wait for it
                 del part
                 gc.collect()
+                assert q._orphans == 0

@@ -140,3 +140,38 @@ def test_multiprocessing_shared_memory_interop(addr):
     assert r.returncode == 0 and r.stdout.strip() == "hi", r.stderr
     assert bytes(s.buf[:4]) == b"hiyo"
     s.close()
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_truncated_by_another_process_raises_not_sigbus(addr, raw):
+    a = addr()
+    with shmlink.Segment(a, create=True, size=8192, raw=raw) as s:
+        assert s.write(5000, b"abcd") == 4 and s.read(5000, 4) == b"abcd"
+        s.check()
+        with pytest.raises(ValueError, match=a):
+            s.read(8190, 4)  # past the end: nothing copied
+        with pytest.raises(ValueError):
+            s.write(-1, b"x")
+        # another process shrinks the object under our mapping
+        r = run_py(f"import os; os.truncate('/dev/shm/{a}', 10)")
+        assert r.returncode == 0, r.stderr
+        with pytest.raises(shmlink.Truncated, match=a):
+            s.check()
+        with pytest.raises(shmlink.Truncated):
+            s.read(5000, 4)
+        with pytest.raises(shmlink.Truncated):
+            s.write(5000, b"x")
+        assert issubclass(shmlink.Truncated, shmlink.Error)
+    with shmlink.Segment(a, raw=True, readonly=True) as ro:
+        with pytest.raises(PermissionError):
+            ro.write(0, b"x")
+
+
+def test_buf_of_a_truncated_object_faults_as_documented(addr):
+    # python/README.md: .buf (and arrays over it) touch the mapping directly, so a page the
+    # object no longer has raises SIGBUS; read()/write() are the safe way.
+    a = addr()
+    code = (f"import os, shmlink\ns = shmlink.Segment({a!r}, create=True, size=8192)\n"
+            f"os.truncate('/dev/shm/{a}', 10)\nprint(bytes(s.buf[5000:5004]))\n")
+    r = run_py(code)
+    assert r.returncode == -7, (r.returncode, r.stderr)  # SIGBUS

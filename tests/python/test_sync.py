@@ -68,14 +68,18 @@ def test_event_and_semaphore_across_processes(addr):
             "sem.post(); sem.post(); e.notify()\n")
     r = run_py(code)
     assert r.returncode == 0, r.stderr
-    assert e.wait(timeout=5, seen=g) == g + 1
+    assert e.wait(g, 5) == g + 1
+    assert e.wait(timeout=0, seen=g - 1) == g + 1  # keywords, in any order
     assert sem.value == 2
     sem.wait(0)
     sem.wait(1)
     with pytest.raises(TimeoutError):
         sem.wait(0.05)
     with pytest.raises(TimeoutError):
-        e.wait(0.05)
+        e.wait(timeout=0.05)
+    # C's order, shml_event_wait(e, seen, timeout_ns): the generation first, then the timeout
+    with pytest.raises(TimeoutError):
+        e.wait(g + 1, 0.05)
     e.close()
     sem.close()
     s.close()
