@@ -21,7 +21,8 @@
 #define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
 #define CLI_EXIT_USAGE 2 /* the command line is malformed; a usage line on stderr */
 #define CLI_EXIT_FOUND 3 /* info --check/--repair: the channel has problems left unrepaired */
-/* recv stopped by SIGINT or SIGTERM: 128 + the signal's number (130, 143), as a shell says. */
+/* recv stopped by SIGINT or SIGTERM (or any verb stopped while --wait waits): 128 + the
+   signal's number (130, 143), as a shell says. */
 #define CLI_EXIT_SIGNAL_BASE 128
 
 /* Room to display any address or library detail, every byte escaped as \xNN. */
@@ -88,9 +89,19 @@ ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout
 /*
  * Open the channel at addr with `role` and read its stats into *st; on failure report it
  * (with what to do when the endpoint table is full) and return the exit status, else 0.
+ * With `wait` (--wait), open SHML_WAIT: a channel that does not exist yet is waited for, at
+ * most *wait ns (negative: no limit; a stop signal ends the wait), and an rpc client's
+ * requests wait for a server.
  */
-int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_channel **ch,
-                      struct shml_channel_stats *st);
+int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
+                      shml_channel **ch, struct shml_channel_stats *st);
+
+/*
+ * Call open(ctx, slice) in slices of at most 100 ms of timeout_ns (negative: no limit) while
+ * it returns -ETIMEDOUT, so that a stop signal (caught from now on) ends the wait between two
+ * slices: -EINTR then; else open's result.
+ */
+int cli_open_waiting(int (*open)(void *ctx, int64_t timeout_ns), void *ctx, int64_t timeout_ns);
 
 /* The channel's canonical address, escaped for display (malloc'ed; NULL if out of memory). */
 char *cli_channel_address(shml_channel *ch);

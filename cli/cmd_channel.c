@@ -142,10 +142,54 @@ char *cli_channel_address(shml_channel *ch)
     return shown;
 }
 
-int cli_open_endpoint(const char *verb, const char *addr, unsigned role, shml_channel **ch,
-                      struct shml_channel_stats *st)
+/*
+ * Call open(ctx, slice) with ever the next slice of timeout_ns (negative: no limit), while it
+ * times out, so that a stop signal ends the wait between two slices. -EINTR: a stop signal
+ * arrived; else open's result (-ETIMEDOUT once timeout_ns has passed).
+ */
+int cli_open_waiting(int (*open)(void *ctx, int64_t timeout_ns), void *ctx, int64_t timeout_ns)
 {
-    int rc = shml_channel_open(addr, role, NULL, ch);
+    int64_t deadline = timeout_ns < 0 ? 0 : cli_mono_ns() + timeout_ns;
+    cli_catch_stop_signals(NULL);
+    for (;;) {
+        if (cli_stop_requested)
+            return -EINTR;
+        int64_t slice = WAIT_SLICE_NS;
+        if (timeout_ns >= 0) {
+            int64_t left = deadline - cli_mono_ns();
+            slice = left <= 0 ? 0 : left < slice ? left : slice;
+        }
+        int r = open(ctx, slice);
+        if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
+            return r;
+    }
+}
+
+struct endpoint_open {
+    const char *addr;
+    unsigned role;
+    shml_channel **ch;
+};
+
+static int open_endpoint_waiting(void *ctx, int64_t timeout_ns)
+{
+    struct endpoint_open *e = ctx;
+    struct shml_channel_opts o = {.flags = SHML_WAIT, .timeout_ns = timeout_ns};
+    return shml_channel_open(e->addr, e->role, &o, e->ch);
+}
+
+int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
+                      shml_channel **ch, struct shml_channel_stats *st)
+{
+    struct endpoint_open e = {addr, role, ch};
+    int rc = wait ? cli_open_waiting(open_endpoint_waiting, &e, *wait)
+                  : shml_channel_open(addr, role, NULL, ch);
+    if (rc == -EINTR) {
+        cli_fail(verb, addr, "interrupted while waiting for the channel to appear");
+        return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+    }
+    if (rc == -ETIMEDOUT && wait)
+        return cli_fail_lib(verb, addr, rc, "the channel did not appear in time", NULL);
     if (rc == -EUSERS)
         return cli_fail_lib(verb, addr, rc, shml_last_error(),
                             "stop a process that has it open, or make the channel again with a "
@@ -362,6 +406,7 @@ struct sender {
     unsigned char *encoded;
     uint64_t type_bytes; /* typed channel: the one size of a message; 0 when untyped */
     uint64_t max_msg;
+    bool wait; /* --wait: rpc requests wait for a server */
 };
 
 /* rpc: the reply to the request just sent; returns 0, or the exit status after reporting. */
@@ -385,6 +430,11 @@ static int await_reply(struct sender *s, int64_t deadline)
     if (r == -ECONNRESET)
         return cli_fail_lib(s->verb, s->addr, (int)r,
                             "the server that took the request died, or every server did", hint);
+    if (r == -ENOTCONN)
+        return cli_fail_lib(s->verb, s->addr, (int)r,
+                            "every server closed before taking the request (--wait waits for "
+                            "another)",
+                            hint);
     if (r < 0)
         return cli_fail_lib(s->verb, s->addr, (int)r, shml_last_error(), hint);
     int w = print_message(s->verb, s->reply, (size_t)r, s->binary, s->codec);
@@ -432,6 +482,14 @@ static int send_one(struct sender *s, const void *msg, size_t len)
                         "type, %llu bytes; %s",
                         s->rpc ? "request" : "message", len, (unsigned long long)s->type_bytes,
                         hint);
+    if (r == -ENOTCONN)
+        return cli_fail_lib(s->verb, s->addr, (int)r,
+                            "no server is attached: start one ('shmlink serve ADDR'), or give "
+                            "--wait to wait for one",
+                            hint);
+    if (r == -ETIMEDOUT && s->rpc && s->wait)
+        return cli_fail_lib(s->verb, s->addr, (int)r,
+                            "no server came, or the request queue stayed full", hint);
     if (r == -ETIMEDOUT)
         return cli_fail_lib(s->verb, s->addr, (int)r,
                             s->kind == SHML_BUS   ? "the bus stayed full: a subscriber is behind"
@@ -551,17 +609,18 @@ static int send_lines(struct sender *s)
 
 int cli_send(const struct cli_verb *verb, int argc, char **argv)
 {
-    bool binary = false;
+    bool binary = false, wait = false;
     const char *timeout_text = NULL;
     const struct cli_opt opts[] = {
         {"binary", NULL, &binary, NULL},
         {"timeout", "DURATION", NULL, &timeout_text},
+        {"wait", NULL, &wait, NULL},
     };
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     size_t npos;
     if (!pos)
         return cli_fail(verb->name, NULL, "out of memory");
-    int parsed = cli_parse(verb, argc, argv, opts, 2, pos, 1, SIZE_MAX, "ADDR MSG", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 3, pos, 1, SIZE_MAX, "ADDR MSG", &npos);
     if (parsed != CLI_RUN) {
         free(pos);
         return parsed;
@@ -572,7 +631,7 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
     }
     const char *addr = pos[0];
     struct sender s = {verb->name, addr, NULL, SHML_FOREVER, 0, binary, 0, false, NULL, 0,
-                       NULL, NULL, 0, 0};
+                       NULL, NULL, 0, 0, wait};
     int status = cli_parse_timeout(verb->name, addr, timeout_text, &s.timeout);
     if (status != CLI_EXIT_OK) {
         free(pos);
@@ -580,7 +639,8 @@ int cli_send(const struct cli_verb *verb, int argc, char **argv)
     }
     /* SHML_PRODUCER is also SHML_CLIENT: one open serves every kind. */
     struct shml_channel_stats st;
-    status = cli_open_endpoint(verb->name, addr, SHML_PRODUCER, &s.ch, &st);
+    status = cli_open_endpoint(verb->name, addr, SHML_PRODUCER, wait ? &s.timeout : NULL, &s.ch,
+                               &st);
     if (status != CLI_EXIT_OK) {
         free(pos);
         return status;
@@ -664,7 +724,7 @@ static void report_gap(const char *verb, const char *addr, uint32_t kind, uint64
 
 int cli_recv(const struct cli_verb *verb, int argc, char **argv)
 {
-    bool binary = false, follow = false;
+    bool binary = false, follow = false, wait = false;
     const char *timeout_text = NULL, *count_text = NULL;
     const struct cli_opt opts[] = {
         {"binary", NULL, &binary, NULL},
@@ -672,10 +732,11 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
         {"timeout", "DURATION", NULL, &timeout_text},
         {"n", "N", NULL, &count_text},
         {"count", "N", NULL, &count_text},
+        {"wait", NULL, &wait, NULL},
     };
     const char *pos[1];
     size_t npos;
-    int parsed = cli_parse(verb, argc, argv, opts, 5, pos, 1, 1, "ADDR", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 6, pos, 1, 1, "ADDR", &npos);
     if (parsed != CLI_RUN)
         return parsed;
 
@@ -693,7 +754,10 @@ int cli_recv(const struct cli_verb *verb, int argc, char **argv)
 
     shml_channel *ch = NULL;
     struct shml_channel_stats st;
-    status = cli_open_endpoint(verb->name, addr, SHML_CONSUMER, &ch, &st);
+    /* --wait: for the channel to appear, within --timeout when one is given. */
+    int64_t open_wait = timeout_text ? timeout : SHML_FOREVER;
+    status = cli_open_endpoint(verb->name, addr, SHML_CONSUMER, wait ? &open_wait : NULL, &ch,
+                               &st);
     if (status != CLI_EXIT_OK)
         return status;
     if (st.kind == SHML_RPC) {

@@ -31,15 +31,38 @@ static const char *raw_hint(int err, const char *what)
     return NULL;
 }
 
+struct read_open {
+    const char *addr;
+    bool raw;
+    shml_segment **seg;
+};
+
+static int open_read_waiting(void *ctx, int64_t timeout_ns)
+{
+    struct read_open *r = ctx;
+    struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
+    o.flags = SHML_RDONLY | SHML_NOATTACH | SHML_WAIT | (r->raw ? SHML_RAW : 0);
+    o.timeout_ns = timeout_ns;
+    return shml_segment_open(r->addr, &o, r->seg);
+}
+
 /*
  * Open for cat and dump: as a shmlink segment (data only) if it is one, else as raw bytes;
  * --raw goes straight to raw. NOATTACH: looking at a segment must not change its attach table.
+ * --wait: a segment that does not exist yet is waited for (until a stop signal).
  */
-static int open_for_read(const char *verb, const char *addr, bool raw, shml_segment **seg)
+static int open_for_read(const char *verb, const char *addr, bool raw, bool wait,
+                         shml_segment **seg)
 {
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
     o.flags = SHML_RDONLY | SHML_NOATTACH | (raw ? SHML_RAW : 0);
-    int rc = shml_segment_open(addr, &o, seg);
+    struct read_open ro = {addr, raw, seg};
+    int rc = wait ? cli_open_waiting(open_read_waiting, &ro, SHML_FOREVER)
+                  : shml_segment_open(addr, &o, seg);
+    if (rc == -EINTR) {
+        cli_fail(verb, addr, "interrupted while waiting for the segment to appear");
+        return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+    }
     if (rc == -SHML_ENOTSHML && !raw) {
         o.flags = SHML_RDONLY | SHML_NOATTACH | SHML_RAW;
         rc = shml_segment_open(addr, &o, seg);
@@ -117,7 +140,7 @@ static int copy_range(const char *verb, const char *addr, const shml_segment *se
 /* cat and dump share everything but what they do with the bytes. */
 struct read_args {
     const char *addr;
-    bool raw;
+    bool raw, wait;
     const char *offset, *length;
 };
 
@@ -128,11 +151,12 @@ static int parse_read_args(const struct cli_verb *verb, int argc, char **argv,
         {"offset", "N", NULL, &a->offset},
         {"length", "N", NULL, &a->length},
         {"raw", NULL, &a->raw, NULL},
+        {"wait", NULL, &a->wait, NULL},
     };
     const char *pos[1];
     size_t npos;
     memset(a, 0, sizeof *a);
-    int parsed = cli_parse(verb, argc, argv, opts, 3, pos, 1, 1, "ADDR", &npos);
+    int parsed = cli_parse(verb, argc, argv, opts, 4, pos, 1, 1, "ADDR", &npos);
     if (parsed == CLI_RUN)
         a->addr = pos[0];
     return parsed;
@@ -146,8 +170,9 @@ static int run_read_verb(const struct cli_verb *verb, int argc, char **argv, siz
     if (parsed != CLI_RUN)
         return parsed;
     shml_segment *seg = NULL;
-    if (open_for_read(verb->name, a.addr, a.raw, &seg) != 0)
-        return CLI_EXIT_FAIL;
+    int opened = open_for_read(verb->name, a.addr, a.raw, a.wait, &seg);
+    if (opened != 0)
+        return opened;
     size_t off = 0, len = 0;
     int status =
         select_range(verb->name, a.addr, shml_segment_size(seg), a.offset, a.length, &off, &len);

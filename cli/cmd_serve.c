@@ -232,17 +232,18 @@ int cli_serve(const struct cli_verb *verb, int argc, char **argv)
     char **cmd = own < argc ? argv + own + 1 : NULL;
     int ncmd = own < argc ? argc - own - 1 : 0;
 
-    bool echo = false;
+    bool echo = false, wait = false;
     const char *timeout_text = NULL, *count_text = NULL;
     const struct cli_opt opts[] = {
         {"echo", NULL, &echo, NULL},
         {"timeout", "DURATION", NULL, &timeout_text},
         {"n", "N", NULL, &count_text},
         {"count", "N", NULL, &count_text},
+        {"wait", NULL, &wait, NULL},
     };
     const char *pos[1];
     size_t npos;
-    int parsed = cli_parse(verb, own, argv, opts, 4, pos, 1, 1, "ADDR", &npos);
+    int parsed = cli_parse(verb, own, argv, opts, 5, pos, 1, 1, "ADDR", &npos);
     if (parsed != CLI_RUN)
         return parsed;
     if (echo && ncmd > 0)
@@ -264,7 +265,8 @@ int cli_serve(const struct cli_verb *verb, int argc, char **argv)
 
     struct server sv = {verb->name, addr, NULL, echo ? NULL : cmd, NULL, 0, 0};
     struct shml_channel_stats st;
-    status = cli_open_endpoint(verb->name, addr, SHML_SERVER, &sv.ch, &st);
+    status = cli_open_endpoint(verb->name, addr, SHML_SERVER, wait ? &timeout : NULL, &sv.ch,
+                               &st);
     if (status != CLI_EXIT_OK)
         return status;
     if (st.kind != SHML_RPC) {

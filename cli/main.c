@@ -70,16 +70,17 @@ static const struct cli_verb verbs[] = {
      "  --dry-run   only say what would be removed\n"
      "  --json      print a JSON object {\"dry_run\": ..., \"removed\": [...]}\n",
      cli_gc},
-    {"cat", "ADDR [--offset N] [--length N] [--raw]",
+    {"cat", "ADDR [--offset N] [--length N] [--raw] [--wait]",
      "Copy a segment's bytes to stdout: a shmlink segment's data, or a foreign object whole.\n"
      "A segment truncated by another process while it is read is an error, not a crash.\n"
      "\n"
      "Options:\n"
      "  --offset N   start N bytes in (default 0; K/M/G/T suffixes as for create)\n"
      "  --length N   copy N bytes (default: to the end)\n"
-     "  --raw        read the whole object, header included\n",
+     "  --raw        read the whole object, header included\n"
+     "  --wait       if ADDR does not exist yet, wait for it to appear (until interrupted)\n",
      cli_cat},
-    {"dump", "ADDR [--offset N] [--length N] [--raw]",
+    {"dump", "ADDR [--offset N] [--length N] [--raw] [--wait]",
      "Show a segment's bytes in hex and ASCII, 16 per line, like hexdump -C: the offset\n"
      "column counts from the start of the data (or object with --raw), and a '*' line stands\n"
      "for lines equal to the one before.\n"
@@ -87,7 +88,8 @@ static const struct cli_verb verbs[] = {
      "Options:\n"
      "  --offset N   start N bytes in (default 0)\n"
      "  --length N   show N bytes (default: to the end)\n"
-     "  --raw        show the whole object, header included\n",
+     "  --raw        show the whole object, header included\n"
+     "  --wait       if ADDR does not exist yet, wait for it to appear (until interrupted)\n",
      cli_dump},
     {"write", "ADDR [--offset N] [--raw]",
      "Copy stdin into a segment at offset N. All of stdin is read first: if it does not fit\n"
@@ -130,12 +132,13 @@ static const struct cli_verb verbs[] = {
      "  --shape N[,N...]  the array's shape (default: one element); max-msg defaults to\n"
      "                    one message of the type\n",
      cli_mk},
-    {"send", "ADDR [MSG...] [--binary] [--timeout DURATION]",
+    {"send", "ADDR [MSG...] [--binary] [--timeout DURATION] [--wait]",
      "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
      "each line of stdin is one (without its newline). Stops at the first failure.\n"
      "A queue or bus gets each message once; a latest channel takes each as its new value.\n"
      "To an rpc channel, each message is a request: send waits for its reply and prints it\n"
      "(escaped as recv prints messages; length-framed with --binary), then sends the next.\n"
+     "With no server attached, a request fails at once (exit 1), unless --wait is given.\n"
      "To a typed channel whose type recv decodes, each MSG or line is the message's values,\n"
      "separated by spaces or commas ('1.5 2.5'); other typed channels take bytes. A message\n"
      "that is not exactly one message of the type is refused.\n"
@@ -146,9 +149,11 @@ static const struct cli_verb verbs[] = {
      "  --timeout DURATION   how long to wait for room in a full channel (rpc: and for the\n"
      "                       reply), per message: a number, with an optional fraction, and\n"
      "                       a unit ns, us, ms, s, m or h (none: seconds): 0.5, 250ms;\n"
-     "                       0 (fail at once) or forever (the default)\n",
+     "                       0 (fail at once) or forever (the default)\n"
+     "  --wait               wait for what is missing: for ADDR to appear, and (rpc) for a\n"
+     "                       server to attach; each wait within --timeout\n",
      cli_send},
-    {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION]",
+    {"recv", "ADDR [-n N] [--follow] [--binary] [--timeout DURATION] [--wait]",
      "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
      "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
      "From a queue, received messages are consumed: no other receiver gets them.\n"
@@ -170,9 +175,11 @@ static const struct cli_verb verbs[] = {
      "  --binary             print messages as-is, length-framed as send --binary reads them\n"
      "  --timeout DURATION   wait at most this long for each message (as for send); when it\n"
      "                       passes, recv ends: exit 1 with -n, else exit 0. Default 0\n"
-     "                       (drain), forever with -n or --follow\n",
+     "                       (drain), forever with -n or --follow\n"
+     "  --wait               if ADDR does not exist yet, wait for it to appear (within\n"
+     "                       --timeout, if given): a consumer started before its producer\n",
      cli_recv},
-    {"serve", "ADDR (--echo | -- CMD [ARGS...]) [-n N] [--timeout DURATION]",
+    {"serve", "ADDR (--echo | -- CMD [ARGS...]) [-n N] [--timeout DURATION] [--wait]",
      "Answer the requests of the rpc channel at ADDR, one at a time, until interrupted:\n"
      "with the request itself (--echo), or with what CMD prints on stdout when run with the\n"
      "request on its stdin (one trailing newline removed, as the shell's $(...) does; cut\n"
@@ -185,7 +192,9 @@ static const struct cli_verb verbs[] = {
      "  --echo               reply with the request\n"
      "  -- CMD [ARGS...]     reply with CMD's output (everything after -- is the command)\n"
      "  -n N, --count N      stop after N requests\n"
-     "  --timeout DURATION   stop when no request came for this long (default forever)\n",
+     "  --timeout DURATION   stop when no request came for this long (default forever)\n"
+     "  --wait               if ADDR does not exist yet, wait for it to appear (within\n"
+     "                       --timeout)\n",
      cli_serve},
     {"top", "[ADDR...] [--interval DURATION] [--once]",
      "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"

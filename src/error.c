@@ -103,6 +103,8 @@ const char *shml_strerror(int err)
         return "too many endpoints";
     case ECONNRESET:
         return "the peer died or went away";
+    case ENOTCONN:
+        return "no peer is attached";
     case EPROTO:
         return "call out of order";
     case ESTALE:

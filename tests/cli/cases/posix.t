@@ -52,3 +52,8 @@ $ shmlink rm "$SEG.a" "$SEG.big"
 $ shmlink info "$SEG.a"
 $ shmlink rm "$SEG.a"
 $ shmlink ls | grep -c "$SEG"
+
+# --wait: a reader started before the segment exists waits for it to appear.
+$ shmlink cat "$SEG.late" --wait | wc -c > n & pid=$!
+> sleep 0.2; shmlink create "$SEG.late" 16 > /dev/null; wait $pid; echo "cat exit $?"; cat n
+> shmlink rm "$SEG.late"

@@ -53,9 +53,18 @@ $ shmlink serve "$SEG.r" -- sleep 20 > s & pid=$!
 > until pgrep -P $pid -x sleep > /dev/null; do sleep 0.05; done
 > kill -INT $pid; wait $pid; echo "serve exit $?"; wait $cpid; echo "send exit $?"; cat s cerr
 
-# No server: the client's wait is bounded by --timeout.
-$ shmlink send "$SEG.r" anyone --timeout 200ms
+# No server: a request fails at once, whatever the timeout; --wait waits for a server (within
+# --timeout), and for a channel that does not exist yet.
+$ shmlink send "$SEG.r" anyone
+$ shmlink send "$SEG.r" anyone --wait --timeout 200ms
 $ shmlink info "$SEG.r" | grep -e '^messages'
+$ shmlink send "$SEG.r" waited --wait --timeout 20s > reply & pid=$!
+> sleep 0.3; shmlink serve "$SEG.r" --echo -n 1; wait $pid; echo "send exit $?"; cat reply
+$ shmlink send "$SEG.r2" early --wait --timeout 20s > reply & pid=$!
+> sleep 0.3; shmlink mk rpc "$SEG.r2" > /dev/null
+> shmlink serve "$SEG.r2" --echo -n 1; wait $pid; echo "send exit $?"; cat reply
+> shmlink rm "$SEG.r2"
+$ shmlink recv "$SEG.nothere" --wait --timeout 100ms
 
 # Errors.
 $ shmlink recv "$SEG.r"
