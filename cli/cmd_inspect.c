@@ -85,6 +85,23 @@ static void flags_text(uint32_t flags, char *buf, size_t cap)
     snprintf(buf, cap, "0x%x%s", flags, (flags & SHML_HUGEPAGES) ? " (hugepages)" : "");
 }
 
+/* What gc would do with the segment: the verdict's word, whether it removes it, and why. */
+struct gc_view {
+    const char *word;
+    bool remove;
+    const char *why;
+};
+
+static struct gc_view gc_view(const struct shml_segment_info *s)
+{
+    struct gc_view g = {"?", false, ""};
+    int v = shml_gc_verdict(s, &g.why);
+    if (v >= 0 && shml_gc_verdict_name(v))
+        g.word = shml_gc_verdict_name(v);
+    g.remove = v == SHML_GC_REMOVE_ORPHANED || v == SHML_GC_REMOVE_UNFINISHED;
+    return g;
+}
+
 static void json_segment_fields(struct cli_json *j, const struct shml_segment_info *s, int64_t now)
 {
     char buf[64];
@@ -196,6 +213,16 @@ static void json_segment_fields(struct cli_json *j, const struct shml_segment_in
         cli_json_null(j);
     cli_json_key(j, "label");
     cli_json_string(j, m ? s->label : NULL);
+    struct gc_view g = gc_view(s);
+    cli_json_key(j, "gc");
+    cli_json_begin_object(j);
+    cli_json_key(j, "verdict");
+    cli_json_string(j, g.word);
+    cli_json_key(j, "remove");
+    cli_json_bool(j, g.remove);
+    cli_json_key(j, "why");
+    cli_json_string(j, g.why);
+    cli_json_end_object(j);
 }
 
 static void json_segment(struct cli_json *j, const struct shml_segment_info *s, int64_t now)
@@ -207,7 +234,7 @@ static void json_segment(struct cli_json *j, const struct shml_segment_info *s, 
 
 /* ---- a text table with columns sized to their contents ---- */
 
-#define LS_COLS 11
+#define LS_COLS 12
 
 struct table {
     size_t nrows;
@@ -301,8 +328,8 @@ static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t no
     else
         note[0] = '\0';
     const char *cols[LS_COLS] = {
-        addr, id, cli_backend_name(s->backend), kind, size, mode, owner, creator, attached, age,
-        note};
+        addr,    id,       cli_backend_name(s->backend), kind, size, mode, owner,
+        creator, attached, age,                          gc_view(s).word, note};
     int rc = table_add(t, cols);
     free(addr);
     return rc;
@@ -345,9 +372,9 @@ int cli_ls(const struct cli_verb *verb, int argc, char **argv)
     }
 
     struct table t = {0, NULL};
-    static const char *const head[LS_COLS] = {"ADDRESS", "ID",      "BACKEND",  "KIND",
-                                              "SIZE",    "MODE",    "OWNER",    "CREATOR",
-                                              "ATTACHED", "AGE",    "NOTE"};
+    static const char *const head[LS_COLS] = {"ADDRESS", "ID",       "BACKEND", "KIND",
+                                              "SIZE",    "MODE",     "OWNER",   "CREATOR",
+                                              "ATTACHED", "AGE",     "GC",      "NOTE"};
     rc = table_add(&t, head);
     for (size_t i = 0; i < count && rc == 0; i++)
         rc = ls_row(&t, &list[i], now);
@@ -669,6 +696,8 @@ static void info_text(const struct shml_segment_info *s, const struct shml_attac
     } else if (has_attached(s)) {
         printf("attached:     %u\n", s->attached);
     }
+    struct gc_view g = gc_view(s);
+    printf("gc:           %s (%s)\n", g.remove ? "would remove it" : "keeps it", g.why);
 }
 
 static void info_json(const struct shml_segment_info *s, const struct shml_attach_info *att,
@@ -804,9 +833,10 @@ int cli_gc(const struct cli_verb *verb, int argc, char **argv)
             char size[32], age[16];
             cli_fmt_size(s->size, size, sizeof size);
             cli_fmt_age(s->created_ns, now, age, sizeof age);
-            printf("%s %s  %s, creator pid %d (%s), age %s\n", dry_run ? "would remove" : "removed",
+            printf("%s %s  %s, creator pid %d (%s), age %s: %s\n",
+                   dry_run ? "would remove" : "removed",
                    cli_display(s->address, addr, CLI_SHOW_CAP), size, (int)s->creator_pid,
-                   cli_alive_name(s->creator_alive), age);
+                   cli_alive_name(s->creator_alive), age, gc_view(s).why);
         }
         free(addr);
         if (n == 0)

@@ -29,6 +29,7 @@ NAME_FUNCTION(shml_backend_name, int, SHML_BACKEND_MAP)
 NAME_FUNCTION(shml_decl_type_name, uint32_t, SHML_DECL_TYPE_MAP)
 NAME_FUNCTION(shml_mutex_state_name, int, SHML_MUTEX_STATE_MAP)
 NAME_FUNCTION(shml_alive_name, int, SHML_ALIVE_MAP)
+NAME_FUNCTION(shml_gc_verdict_name, int, SHML_GC_VERDICT_MAP)
 
 struct role_words {
     uint32_t kind;

@@ -79,6 +79,15 @@ extern "C" {
     XX(SHML_MUTEX_NOT_RECOVERABLE, "not_recoverable")                                              \
     XX(SHML_MUTEX_REPAIRING, "repairing")
 
+/* XX(value, name). What shml_gc() would do with a segment (SHML_GC_* of segment.h). */
+#define SHML_GC_VERDICT_MAP(XX)                                                                    \
+    XX(SHML_GC_KEEP_FOREIGN, "foreign")                                                            \
+    XX(SHML_GC_KEEP_PERSISTENT, "persistent")                                                      \
+    XX(SHML_GC_KEEP_IN_USE, "in_use")                                                              \
+    XX(SHML_GC_KEEP_UNKNOWN, "unknown")                                                            \
+    XX(SHML_GC_REMOVE_ORPHANED, "orphaned")                                                        \
+    XX(SHML_GC_REMOVE_UNFINISHED, "unfinished")
+
 /* XX(value, name). Liveness of a process (a creator, an attach entry, an endpoint). */
 #define SHML_ALIVE_MAP(XX)                                                                         \
     XX(1, "alive")                                                                                 \
@@ -118,6 +127,11 @@ SHML_API const char *shml_decl_type_name(uint32_t type);
 /* "free", "held", "owner_dead", "not_recoverable", "repairing"; NULL for another state. */
 SHML_API const char *shml_mutex_state_name(int state);
 
+/*
+ * What shml_gc_verdict() says: "foreign", "persistent", "in_use", "unknown" (kept);
+ * "orphaned", "unfinished" (removed). NULL for another value.
+ */
+SHML_API const char *shml_gc_verdict_name(int verdict);
 /* "alive" (1), "dead" (0); NULL for unknown (-1) or another value. */
 SHML_API const char *shml_alive_name(int alive);
 

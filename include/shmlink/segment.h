@@ -358,7 +358,8 @@ SHML_API int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n
 #define SHML_GC_KEEP_PERSISTENT 1 /* made to outlive its creator: lives until removed */
 #define SHML_GC_KEEP_IN_USE     2 /* owned, and its creator or an attached process is alive,
                                      or some process maps it */
-#define SHML_GC_KEEP_UNKNOWN    3 /* another layout version, or still being created */
+#define SHML_GC_KEEP_UNKNOWN    3 /* another layout version, still being created, or not
+                                     readable by the caller */
 #define SHML_GC_REMOVE_ORPHANED 4 /* owned, and its creator and every attached process are gone */
 #define SHML_GC_REMOVE_UNFINISHED 5 /* its creator died before finishing it */
 

@@ -5,36 +5,28 @@ import time
 
 from . import _shmlink
 
-_BACKENDS = {1: "posix", 2: "sysv", 3: "file", 4: "memfd", 5: "win"}
-_KINDS = {1: "plain", 2: "queue", 3: "bus", 4: "latest", 5: "rpc"}
-# The words of `shmlink info --json` (the library's name table, include/shmlink/names.h).
-# An endpoint's role in the words of its channel kind: (sender, receiver); other kinds speak
-# as a queue does.
-_ROLE_WORDS = {2: ("producer", "consumer"), 3: ("publisher", "subscriber"),
-               4: ("writer", "reader"), 5: ("client", "server")}
-_MUTEX_STATES = {0: "free", 1: "held", 2: "owner_dead", 3: "not_recoverable", 4: "repairing"}
-_DECL_TYPES = {1: "mutex", 2: "event", 3: "sem"}
 _DECL_MUTEX, _DECL_EVENT, _DECL_SEM = 1, 2, 3
 
 
+def _word(table, value, fallback, kind=0):
+    """The library's word for a code (include/shmlink/names.h: the table the tool prints
+    from too), or fallback % value for a code the table does not hold."""
+    w = _shmlink.name(table, value, kind)
+    return w if w is not None else fallback % value
+
+
 def _role_name(kind, role):
-    """An endpoint's role bits (1 sender, 2 receiver, 3 both) as the tool names them."""
-    snd, rcv = _ROLE_WORDS.get(kind, _ROLE_WORDS[2])
-    return {1: snd, 2: rcv, 3: f"{snd}+{rcv}"}.get(role, "role#%d" % role)
+    """An endpoint's role bits (1 sender, 2 receiver, 3 both) in the words of its kind."""
+    return _word("role", role, "role#%d", kind)
 
 
 def _attach_role_name(kind, role):
     """An attach entry's role (SHML_ROLE_*): user, creator, or the endpoint's words."""
-    words = {0: "user", 1: "creator"}
-    if role in words:
-        return words[role]
-    if role in (2, 3, 4):
-        return _role_name(kind, {2: 1, 3: 2, 4: 3}[role])
-    return "role#%d" % role
+    return _word("attach_role", role, "role#%d", kind)
 
 
 def _alive(v):
-    return "alive" if v > 0 else "dead" if v == 0 else "?"
+    return _shmlink.name("alive", 1 if v > 0 else v) or "?"
 
 
 def _holder(d):
@@ -93,11 +85,11 @@ def _declared(d):
     held = mutex and d["state"] not in (0, 3)
     return {
         "name": d["name"],
-        "type": _DECL_TYPES.get(d["type"], "type#%d" % d["type"]),
+        "type": _word("decl_type", d["type"], "type#%d"),
         "offset": d["offset"],
         "status": d["status"],
         "status_text": _shmlink.strerror(d["status"]) if d["status"] else None,
-        "state": _MUTEX_STATES.get(d["state"]) if mutex else None,
+        "state": _shmlink.name("mutex_state", d["state"]) if mutex else None,
         "state_text": _state_text(d),
         "owner_tid": d["owner_tid"] if held and d["owner_tid"] > 0 else None,
         "owner_pid": d["owner_pid"] if held and d["owner_pid"] > 0 else None,
@@ -126,10 +118,10 @@ def _segment(s, now):
     failed = s["shmlink"] and not m
     has_creator = m or (s["backend"] == 2 and s["creator_pid"] > 0)
     has_attached = m or s["backend"] == 2
-    kind = _KINDS.get(s["kind"], "kind#%d" % s["kind"]) if m else "raw"
+    kind = _word("kind", s["kind"], "kind#%d") if m else "raw"
     return {
         "address": s["address"],
-        "backend": _BACKENDS.get(s["backend"], "?"),
+        "backend": _shmlink.name("backend", s["backend"]) or "?",
         # As `shmlink ls/info --json`: a System V segment's key and id, else None.
         "sysv_key": s["sysv_key"] if s["backend"] == 2 and s["sysv_id"] >= 0 else None,
         "sysv_id": s["sysv_id"] if s["backend"] == 2 and s["sysv_id"] >= 0 else None,
@@ -158,6 +150,8 @@ def _segment(s, now):
         "age_s": max(0, (now - s["created_ns"]) // 1000000000) if s["created_ns"] else None,
         "other_boot": s["other_boot"] if m else None,
         "label": s["label"] if m else None,
+        "gc": {"verdict": _shmlink.name("gc_verdict", s["gc_verdict"]) or "?",
+               "remove": s["gc_verdict"] in (4, 5), "why": s["gc_why"]},
     }
 
 
@@ -191,9 +185,8 @@ def info(addr):
     if channel is not None:
         if "error" not in channel:
             ch = dict(channel)
-            ch["kind_name"] = _KINDS.get(ch["kind"], "kind#%d" % ch["kind"])
-            ch["policy"] = {0: "block", 1: "overwrite"}.get(ch["policy"],
-                                                          "policy#%d" % ch["policy"])
+            ch["kind_name"] = _word("kind", ch["kind"], "kind#%d")
+            ch["policy"] = _word("policy", ch["policy"], "policy#%d")
             # A subscriber (bus) or reader (latest) has a cursor, and so a lag.
             cursor = ch["kind"] in (3, 4)
             ch["endpoint_table"] = [dict(e, role_name=_role_name(ch["kind"], e["role"]),

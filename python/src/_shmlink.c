@@ -2153,9 +2153,11 @@ fail:
 
 static PyObject *info_dict(const struct shml_segment_info *s)
 {
+    const char *why = "";
+    int verdict = shml_gc_verdict(s, &why);
     return Py_BuildValue(
         "{s:s,s:i,s:i,s:O,s:O,s:I,s:I,s:I,s:I,s:K,s:K,s:I,s:I,s:i,s:K,s:i,s:I,s:I,s:I,s:L,"
-        "s:O,s:s,s:i,s:I}",
+        "s:O,s:s,s:i,s:I,s:i,s:s}",
         "address", s->address, "backend", s->backend, "status", s->status, "managed",
         s->managed ? Py_True : Py_False, "shmlink", s->shmlink ? Py_True : Py_False, "kind",
         s->kind, "version", s->version, "header_size", s->header_size, "flags", s->hdr_flags,
@@ -2164,7 +2166,8 @@ static PyObject *info_dict(const struct shml_segment_info *s)
         (unsigned long long)s->creator_start, "creator_alive", s->creator_alive, "attached",
         s->attached, "attach_dead", s->attach_dead, "untracked", s->untracked, "created_ns",
         (long long)s->created_ns, "other_boot", s->other_boot ? Py_True : Py_False, "label",
-        s->label, "sysv_id", (int)s->sysv_id, "sysv_key", s->sysv_key);
+        s->label, "sysv_id", (int)s->sysv_id, "sysv_key", s->sysv_key, "gc_verdict", verdict,
+        "gc_why", why);
 }
 
 static PyObject *info_list(const struct shml_segment_info *v, size_t n)
@@ -2361,7 +2364,51 @@ static PyObject *mod_strerror(PyObject *mod, PyObject *arg)
     return PyUnicode_FromString(shml_strerror((int)e));
 }
 
+/*
+ * name(table, value, kind=0): the library's word for a code (shmlink/names.h), the one every
+ * face prints, or None for a value the table does not hold. Tables: "kind", "role" and
+ * "attach_role" (in the words of channel kind `kind`), "policy", "wait", "backend",
+ * "decl_type", "mutex_state", "alive", "gc_verdict".
+ */
+static PyObject *mod_name(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    const char *table;
+    long long v;
+    unsigned int kind = 0;
+    if (!PyArg_ParseTuple(args, "sL|I:name", &table, &v, &kind))
+        return NULL;
+    const char *w;
+    if (!strcmp(table, "kind"))
+        w = shml_kind_name((uint32_t)v);
+    else if (!strcmp(table, "role"))
+        w = shml_role_name(kind, (uint32_t)v);
+    else if (!strcmp(table, "attach_role"))
+        w = shml_attach_role_name(kind, (uint32_t)v);
+    else if (!strcmp(table, "policy"))
+        w = shml_policy_name((uint32_t)v);
+    else if (!strcmp(table, "wait"))
+        w = shml_wait_name((uint32_t)v);
+    else if (!strcmp(table, "backend"))
+        w = shml_backend_name((int)v);
+    else if (!strcmp(table, "decl_type"))
+        w = shml_decl_type_name((uint32_t)v);
+    else if (!strcmp(table, "mutex_state"))
+        w = shml_mutex_state_name((int)v);
+    else if (!strcmp(table, "alive"))
+        w = shml_alive_name((int)v);
+    else if (!strcmp(table, "gc_verdict"))
+        w = shml_gc_verdict_name((int)v);
+    else
+        return PyErr_Format(PyExc_ValueError, "no name table %s", table);
+    if (!w)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(w);
+}
+
 static PyMethodDef module_methods[] = {
+    {"name", mod_name, METH_VARARGS,
+     "name(table, value, kind=0) -> the library's word for a code, or None"},
     {"_list", mod_list, METH_VARARGS, "_list(all=False) -> list of dicts (C fields)"},
     {"_gc", mod_gc, METH_VARARGS, "_gc(dry_run) -> list of dicts (C fields)"},
     {"_stat", mod_stat, METH_VARARGS, "_stat(addr) -> (info, attach, declared, channel)"},

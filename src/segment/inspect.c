@@ -428,10 +428,16 @@ static bool mapped_by_anyone(const struct shml_segment_info *s)
         struct shml__obj obj = {.fd = -1, .shmid = -1};
         struct shml__objstat st;
         const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
-        if (shml__addr_parse(s->address, &a) < 0 || be->open(&a, true, &obj) < 0 ||
-            be->stat(&obj, &st) < 0)
+        if (shml__addr_parse(s->address, &a) < 0)
             return true; /* cannot tell: assume so */
-        return st.nattch != 0;
+        int r = be->open(&a, true, &obj);
+        if (r == -ENOENT)
+            return false; /* gone (removed by a gc, say): nobody maps it */
+        if (r < 0)
+            return true;
+        r = be->stat(&obj, &st);
+        be->release(&obj);
+        return r < 0 || st.nattch != 0;
     }
     if (s->backend == SHML_BACKEND_POSIX) {
         char path[300];
@@ -452,6 +458,8 @@ int shml_gc_verdict(const struct shml_segment_info *s, const char **why)
 {
     if (!s)
         return -EINVAL;
+    if (s->status == -EACCES || s->status == -EPERM)
+        return verdict(SHML_GC_KEEP_UNKNOWN, "unreadable here: permission denied", why);
     if (!s->shmlink)
         return verdict(SHML_GC_KEEP_FOREIGN, "foreign: not made by shmlink", why);
     if (s->managed) {

@@ -29,8 +29,10 @@ SEGMENT_KEYS = [
     "address", "backend", "sysv_key", "sysv_id", "status", "status_text", "managed", "kind", "kind_name", "version",
     "header_size", "flags", "size", "object_size", "mode", "uid", "user", "creator_pid",
     "creator_start", "creator_alive", "attached", "attach_dead", "untracked", "created_ns",
-    "created", "age_s", "other_boot", "label",
+    "created", "age_s", "other_boot", "label", "gc",
 ]
+# Keys of a segment's "gc": what gc would do with it, and why.
+GC_KEYS = ["verdict", "remove", "why"]
 ATTACH_KEYS = ["pid", "role", "role_name", "start_time", "since_ns", "since", "alive"]
 # Keys of a declared object in info output.
 DECLARED_KEYS = ["name", "type", "offset", "status", "status_text", "state", "state_text",
@@ -87,11 +89,13 @@ def cmd_json(kind):
         check_keys(doc, ["segments"], "ls output")
         for s in doc["segments"]:
             check_keys(s, SEGMENT_KEYS, "segment")
+            check_keys(s["gc"], GC_KEYS, "segment gc")
         doc["segments"] = [s for s in doc["segments"] if mine(s)]
     elif kind == "gc":
         check_keys(doc, ["dry_run", "removed"], "gc output")
         for s in doc["removed"]:
             check_keys(s, SEGMENT_KEYS, "segment")
+            check_keys(s["gc"], GC_KEYS, "segment gc")
         doc["removed"] = [s for s in doc["removed"] if mine(s)]
     elif kind == "info":
         keys = SEGMENT_KEYS + ["attach", "declared"]
@@ -102,6 +106,7 @@ def cmd_json(kind):
                 for e in doc["channel"]["endpoint_table"]:
                     check_keys(e, ENDPOINT_KEYS, "endpoint")
         check_keys(doc, keys, "info output")
+        check_keys(doc["gc"], GC_KEYS, "segment gc")
         for a in doc["attach"]:
             check_keys(a, ATTACH_KEYS, "attach entry")
         for d in doc["declared"] or []:

@@ -79,15 +79,16 @@ def main():
         if shmid is None:
             raise Failed("the System V segment is not in /proc/sysvipc/shm")
 
-        # ls: columns ADDRESS ID BACKEND KIND SIZE MODE OWNER CREATOR(2 words) ATTACHED AGE NOTE
+        # ls: columns ADDRESS ID BACKEND KIND SIZE MODE OWNER CREATOR(2 words) ATTACHED AGE GC
+        # NOTE; gc cannot judge what it cannot read: "unknown".
         for argv in (("ls",), ("ls", "--all")):
             out = run(*argv).stdout
             p, s = row(out, posix), row(out, sysv)
             want_p = ["-", "posix", "?", "8K", "0600", "root"]
             want_s = [str(shmid), "sysv", "?", "12K", "0600", "root"]
-            if p[1:7] != want_p or " ".join(p[-2:]) != "permission denied":
+            if p[1:7] != want_p or " ".join(p[-3:]) != "unknown permission denied":
                 raise Failed("%s: posix row %s, want %s ... permission denied" % (argv, p, want_p))
-            if s[1:7] != want_s or " ".join(s[-2:]) != "permission denied":
+            if s[1:7] != want_s or " ".join(s[-3:]) != "unknown permission denied":
                 raise Failed("%s: sysv row %s, want %s ... permission denied" % (argv, s, want_s))
         doc = json.loads(run("ls", "--all", "--json").stdout)
         seg = [d for d in doc["segments"] if d["address"] == sysv]
@@ -100,9 +101,10 @@ def main():
         if got != want:
             raise Failed("ls --all --json: %s, want %s" % (got, want))
 
-        for addr, lines in ((posix, ["status:       permission denied", "mode:         0600",
+        gc_line = "gc:           keeps it (unreadable here: permission denied)"
+        for addr, lines in ((posix, [gc_line, "status:       permission denied", "mode:         0600",
                                      "size:         8192 (8K)", "owner:        root (uid 0)"]),
-                            (sysv, ["status:       permission denied", "mode:         0600",
+                            (sysv, [gc_line, "status:       permission denied", "mode:         0600",
                                     "size:         12288 (12K)",
                                     "sysv id:      %d (key 0x%08x)" % (shmid, key)])):
             r = run("info", addr, ok=False)
