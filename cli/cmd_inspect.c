@@ -78,11 +78,12 @@ static const char *role_name(uint32_t kind, uint32_t role, char *buf, size_t cap
     return cli_name(shml_attach_role_name(kind, role), "role", role, buf, cap);
 }
 
-/* Header flags as created: the public SHML_* flag bits that are recorded. */
-/* The header flags in hex, named: SHML_HUGEPAGES is the only one a header records. */
+/* The header flags in hex, named: a header records SHML_HUGEPAGES and SHML_OWNED. */
 static void flags_text(uint32_t flags, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "0x%x%s", flags, (flags & SHML_HUGEPAGES) ? " (hugepages)" : "");
+    bool huge = flags & SHML_HUGEPAGES, owned = flags & SHML_OWNED;
+    snprintf(buf, cap, "0x%x%s%s%s%s", flags, huge || owned ? " (" : "", huge ? "hugepages" : "",
+             huge && owned ? ", " : "", owned ? "owned)" : huge ? ")" : "");
 }
 
 /* What gc would do with the segment: the verdict's word, whether it removes it, and why. */

@@ -67,4 +67,9 @@ TEST(names_states)
     ASSERT_STR_EQ(shml_alive_name(1), "alive");
     ASSERT_STR_EQ(shml_alive_name(0), "dead");
     ASSERT_NULL(shml_alive_name(-1));
+    ASSERT_STR_EQ(shml_gc_verdict_name(SHML_GC_KEEP_PERSISTENT), "persistent");
+    ASSERT_STR_EQ(shml_gc_verdict_name(SHML_GC_KEEP_IN_USE), "in_use");
+    ASSERT_STR_EQ(shml_gc_verdict_name(SHML_GC_REMOVE_ORPHANED), "orphaned");
+    ASSERT_STR_EQ(shml_gc_verdict_name(SHML_GC_REMOVE_UNFINISHED), "unfinished");
+    ASSERT_NULL(shml_gc_verdict_name(-1));
 }

@@ -23,7 +23,7 @@ $ shmlink info "$SEG.dead" | head -n 1
 
 $ shmlink gc | grep -e "$SEG" -e "$KEY"
 $ shmlink info "$SEG.dead"
-$ shmlink info "$SEG.held" | grep -e ^attached -e '^  pid'
+$ shmlink info "$SEG.held" | grep -e ^flags -e ^attached -e '^  pid' -e ^gc
 $ for o in kept jobs raw foreign foreignmp; do test -e "/dev/shm/$SEG.$o" && echo "$o survived"; done
 $ shmlink info "sysv:$KEY" | head -n 1
 $ shmlink recv "$SEG.jobs"
