@@ -124,7 +124,7 @@ class _Channel(_shmlink.Channel):
 
     def __init__(self, addr, create=False, *, capacity=None, max_msg=None, dtype=None,
                  shape=None, policy="block", wait="adaptive", mode=_MODE_DEFAULT, role=None,
-                 endpoints=None, spsc=False):
+                 endpoints=None, spsc=False, owned=False, timeout=0):
         fmt, itemsize, shp = None, 0, None
         if dtype is not None or shape is not None:
             if not create:
@@ -139,7 +139,8 @@ class _Channel(_shmlink.Channel):
             itemsize = dt.itemsize
         super().__init__(addr, self._kind, create, capacity=capacity, max_msg=max_msg,
                          policy=policy, wait=wait, mode=mode, role=role, endpoints=endpoints,
-                         spsc=spsc, format=fmt, itemsize=itemsize, shape=shp)
+                         spsc=spsc, format=fmt, itemsize=itemsize, shape=shp, owned=owned,
+                         timeout=timeout)
         self._dtype = None
 
     # ---- types ----
@@ -290,10 +291,16 @@ class _Channel(_shmlink.Channel):
 
 class Queue(_Channel):
     """Queue(addr, create=False, *, capacity=None, max_msg=None, dtype=None, shape=None,
-    policy='block', wait='adaptive', mode=0o600, role=None, endpoints=None, spsc=False)
+    policy='block', wait='adaptive', mode=0o600, role=None, endpoints=None, spsc=False,
+    owned=False, timeout=0)
 
     Each message goes to exactly one consumer. role: 'producer', 'consumer' or 'both'
-    (the default). wait: 'adaptive', 'spin' or 'block'. Methods: send, recv, send_batch,
+    (the default). wait: 'adaptive', 'spin' or 'block'. The channel lives until
+    shmlink.unlink(addr), like a file; owned=True (at create) makes it its creator's, removed
+    by shmlink.gc() once the creator and every endpoint are gone. timeout (at open): how long
+    to wait for a channel that does not exist yet (a consumer started before its producer):
+    0 (the default) fails at once with FileNotFoundError, seconds, or None for ever;
+    TimeoutError when it passes. Methods: send, recv, send_batch,
     recv_batch, claim, recv_view, commit, send_array, recv_array, recv_view_array, stats,
     close, arecv, asend; attributes dtype, shape, gap, address, max_msg. Every call that
     waits takes timeout: seconds, None (the default) waits for ever, 0 does not wait;
@@ -305,21 +312,24 @@ class Bus(_Channel):
     """Bus(addr, ...): publish/subscribe; every subscriber gets every message sent after it
     joined. role: 'publisher' or 'subscriber' (the default when opening; the creator is the
     publisher). policy='overwrite': publishers never wait, `gap` tells what a subscriber
-    missed."""
+    missed. Options and timeouts as for Queue: timeout=None waits for ever."""
     _kind = _shmlink.BUS
 
 
 class Latest(_Channel):
     """Latest(addr, ...): one newest value. role: 'writer' or 'reader' (the default when
     opening; the creator is both). recv returns the newest value not read yet; `gap` counts
-    skipped values."""
+    skipped values. Options and timeouts as for Queue: timeout=None waits for ever."""
     _kind = _shmlink.LATEST
 
 
 class RPC(_Channel):
     """RPC(addr, ...): request/reply. role: 'client' (the default when opening) sends a
     request then recv()s its reply; 'server' (the creator) recv()s a request and its next
-    send() is the reply. call(data) does both on a client."""
+    send() is the reply. call(data) does both on a client. A client's request with no server
+    attached raises ConnectionError at once, unless the client was opened with a timeout
+    other than 0: then it waits for a server, within the send's own timeout. Options and
+    timeouts as for Queue: timeout=None waits for ever."""
     _kind = _shmlink.RPC
 
     def call(self, data, timeout=None):

@@ -70,6 +70,7 @@ static PyObject *exc_for(int err)
     case EMSGSIZE:
     case ERANGE: return PyExc_ValueError;
     case ECONNRESET: return PyExc_ConnectionResetError;
+    case ENOTCONN: return PyExc_ConnectionError;
     case EOWNERDEAD: return OwnerDied;
     case ENOTRECOVERABLE: return NotRecoverable;
     case SHML_ECORRUPT: return Corrupt;
@@ -225,16 +226,52 @@ static int segment_check_open(SegmentObject *self)
     return 0;
 }
 
+/* An open that waits (SHML_WAIT) for its object, one slice of wait_loop() at a time. */
+struct open_ctx {
+    const char *addr;
+    void *opts; /* struct shml_segment_opts or struct shml_channel_opts */
+    unsigned role;
+    void *out;  /* shml_segment ** or shml_channel ** */
+};
+
+/* Not there yet counts as a slice that timed out, so that wait_loop() goes on. */
+static ssize_t segment_open_op(void *ctx, int64_t t)
+{
+    struct open_ctx *c = ctx;
+    struct shml_segment_opts *o = c->opts;
+    o->timeout_ns = t;
+    int r = shml_segment_open(c->addr, o, c->out);
+    return r == -ENOENT ? -ETIMEDOUT : r;
+}
+
+static ssize_t channel_open_op(void *ctx, int64_t t)
+{
+    struct open_ctx *c = ctx;
+    struct shml_channel_opts *o = c->opts;
+    o->timeout_ns = t;
+    int r = shml_channel_open(c->addr, c->role, o, c->out);
+    return r == -ENOENT ? -ETIMEDOUT : r;
+}
+
 static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"addr", "create", "size", "mode", "readonly", "raw", NULL};
+    static char *kwlist[] = {"addr", "create", "size", "mode", "readonly", "raw", "owned",
+                             "timeout", NULL};
     const char *addr;
-    int create = 0, readonly = 0, raw = 0;
+    int create = 0, readonly = 0, raw = 0, owned = 0;
     Py_ssize_t size = 0;
     unsigned int mode = 0600;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pnIpp:Segment", kwlist, &addr, &create, &size,
-                                     &mode, &readonly, &raw))
+    PyObject *timeout = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pnIpp$pO:Segment", kwlist, &addr, &create,
+                                     &size, &mode, &readonly, &raw, &owned, &timeout))
         return -1;
+    int64_t wait_ns = 0;
+    if (timeout && parse_timeout(timeout, &wait_ns) < 0)
+        return -1;
+    if (owned && !create) {
+        PyErr_Format(PyExc_ValueError, "open %s: owned is decided at create", addr);
+        return -1;
+    }
     if (self->seg) {
         PyErr_SetString(PyExc_RuntimeError, "Segment already initialised");
         return -1;
@@ -253,13 +290,23 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw)
     }
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
     o.mode = mode;
-    o.flags = (readonly ? SHML_RDONLY : 0u) | (raw ? SHML_RAW : 0u);
+    o.flags = (readonly ? SHML_RDONLY : 0u) | (raw ? SHML_RAW : 0u) | (owned ? SHML_OWNED : 0u);
     shml_segment *seg = NULL;
     int r;
-    Py_BEGIN_ALLOW_THREADS
-    r = create ? shml_segment_create(addr, (size_t)size, &o, &seg)
-               : shml_segment_open(addr, &o, &seg);
-    Py_END_ALLOW_THREADS
+    if (!create && wait_ns != 0) {
+        o.flags |= SHML_WAIT;
+        struct open_ctx c = {addr, &o, 0, &seg};
+        /* Through wait_loop(), so that Ctrl-C is seen while it waits. */
+        ssize_t w = wait_loop(segment_open_op, &c, wait_ns);
+        if (w == WAIT_PYERR)
+            return -1;
+        r = (int)w;
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        r = create ? shml_segment_create(addr, (size_t)size, &o, &seg)
+                   : shml_segment_open(addr, &o, &seg);
+        Py_END_ALLOW_THREADS
+    }
     if (r < 0) {
         raise_err(r, create ? "create" : "open", addr);
         return -1;
@@ -1101,19 +1148,29 @@ static int parse_size_arg(PyObject *o, const char *what, size_t *out)
  */
 static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"addr",   "kind", "create",    "capacity", "max_msg",
-                             "policy", "wait", "mode",      "role",     "endpoints",
-                             "spsc",   "format", "itemsize", "shape",   NULL};
+    static char *kwlist[] = {"addr",   "kind",   "create",   "capacity", "max_msg",
+                             "policy", "wait",   "mode",     "role",     "endpoints",
+                             "spsc",   "format", "itemsize", "shape",    "owned",
+                             "timeout", NULL};
     const char *addr, *format = NULL;
     unsigned int kind, mode = 0600;
-    int create = 0, spsc = 0;
+    int create = 0, spsc = 0, owned = 0;
     PyObject *capacity = Py_None, *max_msg = Py_None, *policy = Py_None, *wait = Py_None;
-    PyObject *role = Py_None, *endpoints = Py_None, *shape = Py_None;
+    PyObject *role = Py_None, *endpoints = Py_None, *shape = Py_None, *timeout = NULL;
     Py_ssize_t itemsize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|p$OOOOIOOpznO:Channel", kwlist, &addr, &kind,
-                                     &create, &capacity, &max_msg, &policy, &wait, &mode, &role,
-                                     &endpoints, &spsc, &format, &itemsize, &shape))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|p$OOOOIOOpznOpO:Channel", kwlist, &addr,
+                                     &kind, &create, &capacity, &max_msg, &policy, &wait, &mode,
+                                     &role, &endpoints, &spsc, &format, &itemsize, &shape,
+                                     &owned, &timeout))
         return -1;
+    int64_t wait_ns = 0;
+    if (timeout && parse_timeout(timeout, &wait_ns) < 0)
+        return -1;
+    if ((owned && !create) || (wait_ns != 0 && create)) {
+        PyErr_Format(PyExc_ValueError, "%s %s: owned is decided at create, timeout is for open",
+                     create ? "create channel" : "open channel", addr);
+        return -1;
+    }
     if (self->ch) {
         PyErr_SetString(PyExc_RuntimeError, "Channel already initialised");
         return -1;
@@ -1144,7 +1201,7 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     o.endpoints = (uint32_t)eps;
-    o.flags = spsc ? SHML_SPSC : 0u;
+    o.flags = (spsc ? SHML_SPSC : 0u) | (owned ? SHML_OWNED : 0u);
     struct shml_channel_type t;
     memset(&t, 0, sizeof t);
     if (format && format[0]) {
@@ -1198,9 +1255,19 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
                      : kind == SHML_RPC   ? SHML_CLIENT
                      : kind == SHML_LATEST ? SHML_CONSUMER
                                            : SHML_PRODUCER | SHML_CONSUMER;
-        Py_BEGIN_ALLOW_THREADS
-        r = shml_channel_open(addr, r_role, &o, &ch);
-        Py_END_ALLOW_THREADS
+        if (wait_ns != 0) {
+            /* SHML_WAIT: for the channel to appear, and (rpc client) for a server. */
+            o.flags |= SHML_WAIT;
+            struct open_ctx c = {addr, &o, r_role, &ch};
+            ssize_t w = wait_loop(channel_open_op, &c, wait_ns);
+            if (w == WAIT_PYERR)
+                return -1;
+            r = (int)w;
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            r = shml_channel_open(addr, r_role, &o, &ch);
+            Py_END_ALLOW_THREADS
+        }
     }
     if (r < 0) {
         raise_err(r, create ? "create channel" : "open channel", addr);
