@@ -96,12 +96,19 @@ ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st);
 
+/* One slice of a wait: op(ctx, timeout_ns) returns -ETIMEDOUT when the slice passed. */
+typedef ssize_t (*cli_slice_fn)(void *ctx, int64_t timeout_ns);
+
 /*
- * Call open(ctx, slice) in slices of at most 100 ms of timeout_ns (negative: no limit) while
- * it returns -ETIMEDOUT, so that a stop signal (caught from now on) ends the wait between two
- * slices: -EINTR then; else open's result.
+ * Run op in slices of at most 100 ms of timeout_ns (negative: no limit) while it returns
+ * -ETIMEDOUT, so that a stop signal ends the wait between two slices even where the interrupt
+ * does not reach it. -EINTR: a stop signal arrived; -ETIMEDOUT: timeout_ns passed; else op's
+ * result.
  */
-int cli_open_waiting(int (*open)(void *ctx, int64_t timeout_ns), void *ctx, int64_t timeout_ns);
+ssize_t cli_sliced(cli_slice_fn op, void *ctx, int64_t timeout_ns);
+
+/* cli_sliced() for an open that waits (SHML_WAIT), with the stop signals caught first. */
+int cli_open_waiting(cli_slice_fn open, void *ctx, int64_t timeout_ns);
 
 /* The channel's canonical address, escaped for display (malloc'ed; NULL if out of memory). */
 char *cli_channel_address(shml_channel *ch);

@@ -75,12 +75,7 @@ static ssize_t op_send(shml_channel *ch, void *buf, size_t len, int64_t timeout_
     return shml_send(ch, buf, len, timeout_ns);
 }
 
-/*
- * Run op in slices of WAIT_SLICE_NS, so that a stop signal ends the wait between two slices
- * even where the interrupt does not reach it. -EINTR: a stop signal arrived; -ETIMEDOUT:
- * timeout_ns passed; else op's result.
- */
-static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
+ssize_t cli_sliced(cli_slice_fn op, void *ctx, int64_t timeout_ns)
 {
     int64_t deadline = timeout_ns < 0 ? 0 : cli_mono_ns() + timeout_ns;
     for (;;) {
@@ -91,10 +86,30 @@ static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64
             int64_t left = deadline - cli_mono_ns();
             slice = left <= 0 ? 0 : left < slice ? left : slice;
         }
-        ssize_t r = op(ch, buf, len, slice);
+        ssize_t r = op(ctx, slice);
         if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
             return r;
     }
+}
+
+/* One send or recv on a handle, as a slice of cli_sliced(). */
+struct chan_call {
+    chan_op op;
+    shml_channel *ch;
+    void *buf;
+    size_t len;
+};
+
+static ssize_t chan_call_slice(void *ctx, int64_t timeout_ns)
+{
+    struct chan_call *c = ctx;
+    return c->op(c->ch, c->buf, c->len, timeout_ns);
+}
+
+static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
+{
+    struct chan_call c = {op, ch, buf, len};
+    return cli_sliced(chan_call_slice, &c, timeout_ns);
 }
 
 ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
@@ -142,27 +157,10 @@ char *cli_channel_address(shml_channel *ch)
     return shown;
 }
 
-/*
- * Call open(ctx, slice) with ever the next slice of timeout_ns (negative: no limit), while it
- * times out, so that a stop signal ends the wait between two slices. -EINTR: a stop signal
- * arrived; else open's result (-ETIMEDOUT once timeout_ns has passed).
- */
-int cli_open_waiting(int (*open)(void *ctx, int64_t timeout_ns), void *ctx, int64_t timeout_ns)
+int cli_open_waiting(cli_slice_fn open, void *ctx, int64_t timeout_ns)
 {
-    int64_t deadline = timeout_ns < 0 ? 0 : cli_mono_ns() + timeout_ns;
     cli_catch_stop_signals(NULL);
-    for (;;) {
-        if (cli_stop_requested)
-            return -EINTR;
-        int64_t slice = WAIT_SLICE_NS;
-        if (timeout_ns >= 0) {
-            int64_t left = deadline - cli_mono_ns();
-            slice = left <= 0 ? 0 : left < slice ? left : slice;
-        }
-        int r = open(ctx, slice);
-        if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
-            return r;
-    }
+    return (int)cli_sliced(open, ctx, timeout_ns);
 }
 
 struct endpoint_open {
@@ -171,7 +169,7 @@ struct endpoint_open {
     shml_channel **ch;
 };
 
-static int open_endpoint_waiting(void *ctx, int64_t timeout_ns)
+static ssize_t open_endpoint_waiting(void *ctx, int64_t timeout_ns)
 {
     struct endpoint_open *e = ctx;
     struct shml_channel_opts o = {.flags = SHML_WAIT, .timeout_ns = timeout_ns};

@@ -37,7 +37,7 @@ struct read_open {
     shml_segment **seg;
 };
 
-static int open_read_waiting(void *ctx, int64_t timeout_ns)
+static ssize_t open_read_waiting(void *ctx, int64_t timeout_ns)
 {
     struct read_open *r = ctx;
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;

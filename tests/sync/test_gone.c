@@ -184,30 +184,29 @@ TEST(mutex_holder_closed_stays_held_until_gone)
     ASSERT_OK(shml_segment_close(seg));
 }
 
-/* Only the holding thread is gone; its process lives on. */
-TEST(mutex_holder_thread_gone_after_unmap)
+/* PEER(peer) locks and goes its way while its process lives on: the lock is taken over. */
+static void taken_over_while_peer_lives(const char *peer)
 {
     const char *addr;
     shml_segment *seg;
     struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer("gone_thread", addr);
+    pid_t h = spawn_peer(peer, addr);
     ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
     expect_taken_over(g, 5 * SEC);
     ASSERT_EQ(kill_peer(h, SIGKILL), 128 + SIGKILL);
     ASSERT_OK(shml_segment_close(seg));
 }
 
+/* Only the holding thread is gone; its process lives on. */
+TEST(mutex_holder_thread_gone_after_unmap)
+{
+    taken_over_while_peer_lives("gone_thread");
+}
+
 /* exec with the lock held and the segment mapped: the kernel releases it at the exec. */
 TEST(mutex_holder_exec)
 {
-    const char *addr;
-    shml_segment *seg;
-    struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer("gone_exec", addr);
-    ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
-    expect_taken_over(g, 5 * SEC);
-    ASSERT_EQ(kill_peer(h, SIGKILL), 128 + SIGKILL);
-    ASSERT_OK(shml_segment_close(seg));
+    taken_over_while_peer_lives("gone_exec");
 }
 
 /*
