@@ -155,8 +155,14 @@ shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_
 
 shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait)
 {
+    return chan_open_flags(addr, role, wait, 0);
+}
+
+shml_channel *chan_open_flags(const char *addr, unsigned role, uint32_t wait, uint32_t flags)
+{
     struct shml_channel_opts o = {0};
     o.wait = wait;
+    o.flags = flags;
     shml_channel *ch = NULL;
     ASSERT_OK(shml_channel_open(addr, role, &o, &ch));
     ASSERT_NOT_NULL(ch);

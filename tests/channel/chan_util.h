@@ -51,6 +51,8 @@ shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_
                         size_t max_msg, uint32_t endpoints);
 /* Open `addr` with `role` and wait strategy `wait`; fails the test on error. */
 shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait);
+/* The same with opts.flags: SHML_WAIT for an rpc client that may come before its servers. */
+shml_channel *chan_open_flags(const char *addr, unsigned role, uint32_t wait, uint32_t flags);
 /* shml_channel_get_stats() / shml_channel_inspect() that fail the test on error. */
 struct shml_channel_stats chan_stats(const shml_channel *ch);
 struct shml_channel_stats chan_inspect(const char *addr);

@@ -279,7 +279,8 @@ PEER(kc_client)
     struct kc_area *a = chan_shared_open(argv[1], &seg);
     uint32_t id = (uint32_t)atoi(argv[2]);
     unsigned seed = (unsigned)strtoul(argv[3], NULL, 10);
-    shml_channel *c = chan_open(argv[0], SHML_CLIENT, SHML_WAIT_ADAPTIVE);
+    /* SHML_WAIT: between a server's death and its replacement no server may be attached. */
+    shml_channel *c = chan_open_flags(argv[0], SHML_CLIENT, SHML_WAIT_ADAPTIVE, SHML_WAIT);
     ASSERT_EQ(parent_send("ready"), 0);
     static uint8_t req[KC_MAX], rep[KC_MAX];
     for (uint64_t seq = 0; !atomic_load(&a->stop_senders); seq++) {

@@ -40,6 +40,8 @@ static shml_channel *ik_open(struct ik_worker *w, unsigned role)
     shml_channel *ch = NULL;
     struct shml_channel_opts o = {0};
     o.wait = SHML_WAIT_ADAPTIVE;
+    /* An rpc client may start before the server threads have attached: it waits for one. */
+    o.flags = role == SHML_CLIENT ? SHML_WAIT : 0;
     int r = shml_channel_open(w->run->addr, role, &o, &ch);
     if (r < 0)
         snprintf(w->error, sizeof w->error, "open: %d (%s)", r, shml_strerror(r));

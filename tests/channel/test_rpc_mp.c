@@ -96,7 +96,8 @@ PEER(rpc_client)
     uint32_t id = (uint32_t)atoi(argv[2]);
     long n = atol(argv[3]);
     unsigned seed = (unsigned)strtoul(argv[4], NULL, 10);
-    shml_channel *c = chan_open(argv[0], SHML_CLIENT, SHML_WAIT_ADAPTIVE);
+    /* SHML_WAIT: the servers may attach after this client's first request. */
+    shml_channel *c = chan_open_flags(argv[0], SHML_CLIENT, SHML_WAIT_ADAPTIVE, SHML_WAIT);
     static uint8_t req[RPC_MP_MAX], rep[RPC_MP_MAX];
     for (long i = 0; i < n; i++) {
         uint32_t len = CHAN_MSG_MIN + (uint32_t)(rand_r(&seed) % (RPC_MP_MAX - CHAN_MSG_MIN + 1));

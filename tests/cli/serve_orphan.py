@@ -71,7 +71,8 @@ def run_case(cli, addr, sig, procs, leftovers):
     serve = subprocess.Popen([cli, "serve", addr, "--", "sleep", MARK],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     procs.append(serve)
-    send = subprocess.Popen([cli, "send", addr, "x", "--timeout", "20s"],
+    # --wait: serve may not have attached yet, and a request with no server fails at once.
+    send = subprocess.Popen([cli, "send", addr, "x", "--wait", "--timeout", "20s"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(send)
     cmd = wait_for("the command starts", lambda: children_of(serve.pid))[0]
