@@ -130,11 +130,13 @@ SHML_API int shml_segment_create(const char *addr, size_t size, const struct shm
                                  shml_segment **out);
 
 /*
- * Fills a new segment's data before anyone can open it: `data` is the segment's `size` zero
- * bytes, `arg` what was passed to shml_segment_create_init(). Return 0, or a negative -errno
- * to abandon the creation (which then returns that value).
+ * Fills a new segment's data before anyone can open it: `seg` is the new segment, whose data
+ * (shml_segment_data(), shml_segment_size() bytes) are zero; use it as any handle (write the
+ * data, initialise a mutex in it, shml_segment_declare()), but do not close it. `arg` is what
+ * was passed to shml_segment_create_init(). Return 0, or a negative -errno to abandon the
+ * creation (which then returns that value, and the handle is gone).
  */
-typedef int (*shml_segment_init_fn)(void *data, size_t size, void *arg);
+typedef int (*shml_segment_init_fn)(shml_segment *seg, void *arg);
 
 /*
  * As shml_segment_create() for a managed segment, but `init` writes the data (a structure

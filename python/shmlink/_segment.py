@@ -4,19 +4,21 @@ from . import _shmlink
 
 class Segment(_shmlink.Segment):
     """Segment(addr, create=False, size=0, mode=0o600, readonly=False, raw=False, *,
-    owned=False, timeout=0)
+    owned=False, timeout=0, init=None)
 
-    Open (or with create=True, create) the segment at `addr` and map it. A created segment
-    lives until unlink(), like a file, whoever exits; with owned=True it belongs to its
-    creator, and shmlink.gc() removes it once the creator and every process attached are
-    gone. timeout (open): how long to wait for a segment that does not exist yet: 0 (the
-    default) raises FileNotFoundError at once, seconds, or None for ever; TimeoutError when
-    it passes. `.buf` gives a new
+    Open (or with create=True, create) the segment at `addr` and map it. `.buf` gives a new
     memoryview of the bytes each time; the segment counts every export, and close() raises
     BufferError while any is alive, so no view ever points at unmapped memory. raw=True maps
     any object (for example one made by multiprocessing.shared_memory) as plain bytes.
-    Pickling re-opens by address (it never creates); the segment is removed only by
-    unlink(), never implicitly.
+    Pickling re-opens by address (it never creates).
+
+    Lifetime: a created segment lives until unlink(), like a file, whoever exits; with
+    owned=True it belongs to its creator, and shmlink.gc() removes it once the creator and
+    every process attached are gone. timeout (open): how long to wait for a segment that
+    does not exist yet: 0 (the default) raises FileNotFoundError at once, seconds, or None
+    for ever; TimeoutError when it passes. init (create): a function called with the new
+    segment before any other process can open it, to build what it holds (a Mutex, a
+    table): no opener ever sees it half-built; if init raises, nothing is created.
     """
 
     def ndarray(self, dtype="B", shape=None, offset=0):

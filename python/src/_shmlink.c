@@ -253,18 +253,56 @@ static ssize_t channel_open_op(void *ctx, int64_t t)
     return r == -ENOENT ? -ETIMEDOUT : r;
 }
 
+/* Segment(create=True, init=fn): fn(segment) runs before anyone else can open it. */
+struct segment_init_ctx {
+    SegmentObject *self;
+    PyObject *fn;
+    bool raised; /* fn raised: its exception is set */
+};
+
+/*
+ * The library's init callback (shml_segment_create_init), in the creating thread with the GIL
+ * held: the Segment object holds the new handle while fn runs, so fn uses it as any segment
+ * (buf, Mutex(seg, ...), declare). If fn raises and no view of the bytes it made survives,
+ * the creation is undone; if one does, the bytes must stay mapped: the segment is published
+ * and the caller removes it (Segment_init).
+ */
+static int segment_init_cb(shml_segment *seg, void *arg)
+{
+    struct segment_init_ctx *c = arg;
+    c->self->seg = seg;
+    c->self->created = true;
+    PyObject *res = PyObject_CallOneArg(c->fn, (PyObject *)c->self);
+    if (res) {
+        Py_DECREF(res);
+        return 0;
+    }
+    c->raised = true;
+    if (c->self->exports > 0)
+        return 0;
+    c->self->seg = NULL; /* the library closes it */
+    return -ECANCELED;
+}
+
 static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"addr", "create", "size", "mode", "readonly", "raw", "owned",
-                             "timeout", NULL};
+                             "timeout", "init", NULL};
     const char *addr;
     int create = 0, readonly = 0, raw = 0, owned = 0;
     Py_ssize_t size = 0;
     unsigned int mode = 0600;
-    PyObject *timeout = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pnIpp$pO:Segment", kwlist, &addr, &create,
-                                     &size, &mode, &readonly, &raw, &owned, &timeout))
+    PyObject *timeout = NULL, *init = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|pnIpp$pOO:Segment", kwlist, &addr, &create,
+                                     &size, &mode, &readonly, &raw, &owned, &timeout, &init))
         return -1;
+    if (init == Py_None)
+        init = NULL;
+    if (init && (!create || raw || !PyCallable_Check(init))) {
+        PyErr_Format(PyExc_ValueError, "%s %s: init is a callable, for create of a segment with "
+                                       "a header (not raw)", create ? "create" : "open", addr);
+        return -1;
+    }
     int64_t wait_ns = 0;
     if (timeout && parse_timeout(timeout, &wait_ns) < 0)
         return -1;
@@ -301,6 +339,23 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw)
         if (w == WAIT_PYERR)
             return -1;
         r = (int)w;
+    } else if (init) {
+        /* The GIL stays held: init calls Python, in this thread. */
+        free(self->addr);
+        self->addr = strdup(addr);
+        struct segment_init_ctx c = {self, init, false};
+        r = shml_segment_create_init(addr, (size_t)size, &o, segment_init_cb, &c, &seg);
+        if (c.raised) {
+            if (r == 0) {
+                /* A view init made is alive: keep the mapping, remove the name. */
+                PyObject *type, *value, *tb;
+                PyErr_Fetch(&type, &value, &tb);
+                shml_segment_unlink(shml_segment_address(seg));
+                PyErr_Restore(type, value, tb);
+                self->seg = seg;
+            }
+            return -1;
+        }
     } else {
         Py_BEGIN_ALLOW_THREADS
         r = create ? shml_segment_create(addr, (size_t)size, &o, &seg)

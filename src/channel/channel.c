@@ -371,9 +371,9 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
  * Write the control block, the tables and every slot, in the fresh data of a segment nobody
  * can open yet (shml__segment_create_with() publishes it READY afterwards, with release).
  */
-static int init_block(void *data, size_t size, void *ctx)
+static int init_block(shml_segment *seg, void *ctx)
 {
-    (void)size;
+    void *data = shml_segment_data(seg);
     const struct shml_chan_hdr *g = ctx;
     struct shml_chan_hdr *h = data;
     h->magic = g->magic;

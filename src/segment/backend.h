@@ -118,7 +118,7 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_file;
 extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
 
 /*
- * shml_segment_create(), calling init(data, size, ctx) on the fresh (all-zero) data of a
+ * shml_segment_create(), calling init(seg, ctx) on the fresh (all-zero) data of a
  * managed segment before it is published READY, so that no opener ever sees the data before
  * the creator's layout is in it (channels build their control block this way). An init that
  * returns < 0 undoes the creation.

@@ -482,7 +482,7 @@ int shml__segment_create_with(const char *addr, size_t size,
         seg->data_off = (size_t)header_size;
         seg->data = (char *)seg->base + header_size;
         attach(seg, SHML_ROLE_CREATOR);
-        r = init ? init(seg->data, size, ctx) : 0;
+        r = init ? init(seg, ctx) : 0;
         if (r < 0) {
             /* Nobody has seen it: the header is not READY, and a hidden object not named. */
             be->discard(&a, &seg->obj);

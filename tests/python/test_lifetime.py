@@ -112,3 +112,53 @@ def test_rpc_without_server(addr, procs):
                   "    req = s.recv(timeout=20)\n    s.send(req.upper(), timeout=20)\n", procs)
         assert c.call(b"ping", timeout=20) == b"PING"
         p.wait(20)
+
+
+def test_init_builds_the_segment_before_anyone_opens_it(addr):
+    a = addr()
+    seen = []
+
+    def build(seg):
+        with pytest.raises(FileNotFoundError):  # not visible yet, to anyone
+            shmlink.Segment(a)
+        m = shmlink.Mutex(seg, 0, create=True)
+        seg.declare("lock", "mutex", 0)
+        seg.buf[64:69] = b"ready"
+        m.close()
+        seen.append(True)
+
+    with shmlink.Segment(a, create=True, size=4096, init=build) as seg:
+        assert seen == [True]
+        out = run(f"s = shmlink.Segment({a!r})\nm = shmlink.Mutex(s, 0)\nm.lock(timeout=5)\n"
+                  "print(bytes(s.buf[64:69]).decode())\nm.unlock()\nm.close()\ns.close()")
+        assert out == "ready\n"
+        assert shmlink.info(a)["declared"][0]["name"] == "lock"
+
+    b = addr()
+
+    def fails(seg):
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        shmlink.Segment(b, create=True, size=64, init=fails)
+    with pytest.raises(FileNotFoundError):
+        shmlink.Segment(b)
+    with pytest.raises(ValueError):
+        shmlink.Segment(b, init=fails)  # init is for create
+
+
+def test_init_that_raises_keeping_a_view_leaves_no_name_and_no_dangling_view(addr):
+    a = addr()
+    kept = []
+
+    def keeps_a_view(seg):
+        kept.append(seg.buf)
+        kept[0][:2] = b"ok"
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        shmlink.Segment(a, create=True, size=64, init=keeps_a_view)
+    with pytest.raises(FileNotFoundError):
+        shmlink.Segment(a)
+    assert bytes(kept[0][:2]) == b"ok"  # still mapped: the view never dangles
+    kept[0].release()

@@ -32,12 +32,15 @@ struct init_ctx {
 };
 
 /* Build the table slowly, checking on the way that nobody can open the segment yet. */
-static int init_table(void *data, size_t size, void *arg)
+static int init_table(shml_segment *new_seg, void *arg)
 {
     const struct init_ctx *c = arg;
-    struct table *t = data;
-    if (size < sizeof *t)
+    struct table *t = shml_segment_data(new_seg);
+    if (shml_segment_size(new_seg) < sizeof *t)
         return -EINVAL;
+    int d = shml_segment_declare(new_seg, "table", SHML_DECL_MUTEX, 0);
+    if (d < 0)
+        return d;
     int r = shml_mutex_init(&t->m);
     if (r < 0)
         return r;
@@ -129,9 +132,9 @@ TEST_TIMEOUT(open_waits_forever, 60)
     ASSERT_OK(shml_segment_unlink(addr));
 }
 
-static int init_fails(void *data, size_t size, void *arg)
+static int init_fails(shml_segment *new_seg, void *arg)
 {
-    (void)data, (void)size, (void)arg;
+    (void)new_seg, (void)arg;
     return -ENOTRECOVERABLE;
 }
 
