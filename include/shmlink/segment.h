@@ -348,7 +348,12 @@ SHML_API int shml_segment_list(unsigned flags, struct shml_segment_info **out, s
  *     is corrupt) that no process maps and that are older than 5 seconds;
  *   - temporary objects of creators that died mid-creation (/dev/shm/.shml-tmp-PID-N).
  * A segment made to outlive its creator (the default) is never removed, whoever is alive;
- * foreign segments and segments of other layout versions are never touched. With `dry_run`
+ * foreign segments and segments of other layout versions are never touched. What cannot be
+ * told is kept: a caller other than root cannot read another user's /proc/PID/maps, so a
+ * POSIX segment such a process could map stays. At removal the object under the name is
+ * checked to be the one judged (same creator, creation time and size, still abandoned, and
+ * for POSIX the same inode, by moving the name aside first; System V is removed by id), so a
+ * segment made again under the same name meanwhile is never removed. With `dry_run`
  * nothing is removed. If `removed` is not NULL, *removed gets an array (free with
  * shml_free()) of the segments removed (or that would be), *n_removed their number.
  * Returns 0 or -errno (-ENOMEM; per-segment failures are skipped, not fatal).

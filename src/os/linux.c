@@ -284,8 +284,17 @@ int shml__os_path_mapped(const char *path)
         char maps[300];
         snprintf(maps, sizeof(maps), "/proc/%s/maps", e->d_name);
         FILE *f = fopen(maps, "re");
+        /*
+         * A user may not read another user's maps: whether that process maps the object
+         * cannot be told. Root reads every maps file but those the kernel withholds from it
+         * too (a process outside its namespaces, say), as it always has: those are skipped.
+         */
+        if (!f && (errno == EACCES || errno == EPERM) && geteuid() != 0) {
+            found = -EACCES;
+            break;
+        }
         if (!f)
-            continue; /* gone, or not ours to read */
+            continue; /* gone meanwhile */
         while (fgets(line, sizeof(line), f)) {
             /* The path is the last field; a deleted object is followed by " (deleted)". */
             char *p = strchr(line, '/');

@@ -78,7 +78,8 @@ SHML_INTERNAL int shml__os_fd_address(int fd, char *buf, size_t cap);
 
 /*
  * Does any process map the file at `path` (a /dev/shm object)? Scans /proc/PID/maps.
- * Returns 1 yes, 0 no, -errno if it cannot tell.
+ * Returns 1 yes, 0 no, -errno if it cannot tell (-EACCES: a process whose maps a caller
+ * other than root may not read, another user's, could be mapping it).
  */
 SHML_INTERNAL int shml__os_path_mapped(const char *path);
 

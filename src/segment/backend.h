@@ -106,6 +106,13 @@ struct shml__backend {
     int (*unlink)(const struct shml__addr *a);
     /* Remove a just-created object (hidden or not) after a failure later in create. */
     void (*discard)(const struct shml__addr *a, const struct shml__obj *o);
+    /*
+     * gc: remove the object named by `a` only if it is still `o` (opened earlier, and judged
+     * abandoned): never a newer object made under the same name meanwhile. Returns 0 removed,
+     * -ESTALE the name holds another object now (left alone), -errno. NULL for backends gc
+     * never lists (file, memfd).
+     */
+    int (*remove_same)(const struct shml__addr *a, const struct shml__obj *o);
     void (*release)(struct shml__obj *o);
 };
 

@@ -119,9 +119,14 @@ static int describe_unopened(const struct shml__addr *a, int32_t shmid,
     }
 }
 
-/* Fill `info` (and the attach array) for an address already parsed. */
+/*
+ * Fill `info` (and the attach array) for an address already parsed. With `keep`, the object
+ * opened to describe it is handed to the caller, who releases it (keep->fd and keep->shmid
+ * stay -1 if nothing could be opened).
+ */
 static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *info,
-                       struct shml_attach_info *att, size_t att_cap, size_t *att_n)
+                       struct shml_attach_info *att, size_t att_cap, size_t *att_n,
+                       struct shml__obj *keep)
 {
     memset(info, 0, sizeof(*info));
     if (att_n)
@@ -172,7 +177,10 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     uint8_t image[SHML_HDR_PAGE];
     size_t len = st.size < sizeof(image) ? (size_t)st.size : sizeof(image);
     ssize_t n = len ? be->pread(&obj, NULL, 0, image, len) : 0;
-    be->release(&obj);
+    if (keep)
+        *keep = obj;
+    else
+        be->release(&obj);
     if (n < 0) {
         info->status = (int)n;
         return 0;
@@ -249,7 +257,7 @@ int shml_segment_stat(const char *addr, struct shml_segment_info *info,
     int r = shml__addr_resolve(addr, &a);
     if (r < 0)
         return r;
-    return stat_parsed(&a, info, att, att_cap, att_n);
+    return stat_parsed(&a, info, att, att_cap, att_n, NULL);
 }
 
 /* A growable array of infos. */
@@ -324,7 +332,7 @@ static int list_posix(struct list *l, bool all)
             a.name[0] = '/';
             memcpy(a.name + 1, e->d_name, strlen(e->d_name) + 1);
             snprintf(a.canon, sizeof(a.canon), "posix:%s", a.name);
-            int r = stat_parsed(&a, &tmp, NULL, 0, NULL);
+            int r = stat_parsed(&a, &tmp, NULL, 0, NULL, NULL);
             if (r == -ENOENT)
                 continue; /* removed meanwhile */
             if (r < 0)
@@ -365,7 +373,7 @@ static int list_sysv(struct list *l, bool all)
         a.shmid = row.id;
         snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", row.id);
         struct shml_segment_info tmp;
-        int r = stat_parsed(&a, &tmp, NULL, 0, NULL);
+        int r = stat_parsed(&a, &tmp, NULL, 0, NULL, NULL);
         if (r == -ENOENT)
             continue;
         if (r < 0) {
@@ -420,8 +428,11 @@ int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *co
     return 0;
 }
 
-/* Does any process map the segment? Asks the kernel, which also sees untracked openers. */
-static bool mapped_by_anyone(const struct shml_segment_info *s)
+/*
+ * Does any process map the segment? Asks the kernel, which also sees untracked openers.
+ * 1 yes, 0 no, -1 cannot tell (another user's process may: its maps are not ours to read).
+ */
+static int mapped_by_anyone(const struct shml_segment_info *s)
 {
     if (s->backend == SHML_BACKEND_SYSV) {
         struct shml__addr a;
@@ -429,22 +440,23 @@ static bool mapped_by_anyone(const struct shml_segment_info *s)
         struct shml__objstat st;
         const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
         if (shml__addr_parse(s->address, &a) < 0)
-            return true; /* cannot tell: assume so */
+            return -1;
         int r = be->open(&a, true, &obj);
         if (r == -ENOENT)
-            return false; /* gone (removed by a gc, say): nobody maps it */
+            return 0; /* gone (removed by a gc, say): nobody maps it */
         if (r < 0)
-            return true;
+            return -1;
         r = be->stat(&obj, &st);
         be->release(&obj);
-        return r < 0 || st.nattch != 0;
+        return r < 0 ? -1 : st.nattch != 0;
     }
     if (s->backend == SHML_BACKEND_POSIX) {
         char path[300];
         snprintf(path, sizeof(path), "/dev/shm/%s", s->address + strlen("posix:/"));
-        return shml__os_path_mapped(path) != 0;
+        int r = shml__os_path_mapped(path);
+        return r < 0 ? -1 : r;
     }
-    return true;
+    return -1;
 }
 
 static int verdict(int v, const char *text, const char **why)
@@ -469,8 +481,12 @@ int shml_gc_verdict(const struct shml_segment_info *s, const char **why)
             return verdict(SHML_GC_KEEP_IN_USE, "owned: its creator is alive", why);
         if (s->attached != 0 || s->untracked != 0)
             return verdict(SHML_GC_KEEP_IN_USE, "owned: attached processes are alive", why);
-        if (mapped_by_anyone(s))
+        int m = mapped_by_anyone(s);
+        if (m > 0)
             return verdict(SHML_GC_KEEP_IN_USE, "owned: a process maps it", why);
+        if (m < 0)
+            return verdict(SHML_GC_KEEP_IN_USE,
+                           "owned: another user's process may map it (cannot tell)", why);
         return verdict(SHML_GC_REMOVE_ORPHANED,
                        "owned, and its creator and every attached process are gone", why);
     }
@@ -478,8 +494,8 @@ int shml_gc_verdict(const struct shml_segment_info *s, const char **why)
         return verdict(SHML_GC_KEEP_UNKNOWN, "another layout version, or being created", why);
     if (shml__os_real_ns() - s->created_ns < SHML_CORRUPT_GRACE_NS)
         return verdict(SHML_GC_KEEP_UNKNOWN, "unfinished, and too young to judge", why);
-    if (mapped_by_anyone(s))
-        return verdict(SHML_GC_KEEP_IN_USE, "unfinished, but a process maps it", why);
+    if (mapped_by_anyone(s) != 0)
+        return verdict(SHML_GC_KEEP_IN_USE, "unfinished, but a process maps it (or may)", why);
     return verdict(SHML_GC_REMOVE_UNFINISHED, "unfinished: its creator died creating it", why);
 }
 
@@ -524,6 +540,41 @@ static int gc_temporaries(bool dry_run, struct list *out)
     return 0;
 }
 
+/*
+ * Remove the segment `judged` describes, if the object under its name is still that one and
+ * still abandoned: opened again, described again, compared on what never changes (creator,
+ * creation time, size), and removed by the backend only if the name still holds it. So a
+ * segment made under the same name since gc listed the old one is never removed.
+ */
+static int remove_judged(const struct shml_segment_info *judged)
+{
+    struct shml__addr a;
+    int r = shml__addr_parse(judged->address, &a);
+    if (r < 0)
+        return r;
+    const struct shml__backend *be = shml__backend_get(a.backend);
+    if (!be || !be->remove_same)
+        return -ENOTSUP;
+    struct shml_segment_info now;
+    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    r = stat_parsed(&a, &now, NULL, 0, NULL, &obj);
+    if (r < 0)
+        return r;
+    if (obj.fd < 0 && obj.shmid < 0)
+        return -ESTALE; /* described without opening (not ours to read): not removed */
+    bool same = now.shmlink == judged->shmlink && now.managed == judged->managed &&
+                now.creator_pid == judged->creator_pid &&
+                now.creator_start == judged->creator_start &&
+                now.created_ns == judged->created_ns && now.size == judged->size;
+    int v = shml_gc_verdict(&now, NULL);
+    if (same && (v == SHML_GC_REMOVE_ORPHANED || v == SHML_GC_REMOVE_UNFINISHED))
+        r = be->remove_same(&a, &obj);
+    else
+        r = -ESTALE;
+    be->release(&obj);
+    return r;
+}
+
 int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed)
 {
     shml__clear_error();
@@ -540,8 +591,8 @@ int shml_gc(bool dry_run, struct shml_segment_info **removed, size_t *n_removed)
     for (size_t i = 0; i < n; i++) {
         if (!abandoned(&all[i]))
             continue;
-        if (!dry_run && shml_segment_unlink(all[i].address) < 0)
-            continue; /* gone meanwhile, or not ours to remove: not fatal */
+        if (!dry_run && remove_judged(&all[i]) < 0)
+            continue; /* gone or made again meanwhile, or not ours to remove: not fatal */
         all[gone.n++] = all[i];
     }
     r = gc_temporaries(dry_run, &gone);

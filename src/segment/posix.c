@@ -4,7 +4,9 @@
 #include "os/os.h"
 #include "segment/backend.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -96,6 +98,36 @@ static void posix_discard(const struct shml__addr *a, const struct shml__obj *o)
     shm_unlink(o->tmp[0] ? o->tmp : a->name);
 }
 
+/*
+ * The name cannot be removed "if it is still this object" in one call, so it is first moved
+ * aside, atomically: whatever the name held at that instant is now under a private name (a
+ * segment made under the name afterwards is untouched), and is removed if it is the object
+ * judged; else it is put back, never over one made meanwhile. The private name is a temporary
+ * name of this process (SHML_TMP_PREFIX-PID-...), so a gc that dies between the two steps
+ * leaves what the next gc removes.
+ */
+static int posix_remove_same(const struct shml__addr *a, const struct shml__obj *o)
+{
+    static _Atomic unsigned seq;
+    struct stat held, now;
+    if (fstat(o->fd, &held) != 0)
+        return posix_error(errno, a, "removing");
+    char name[sizeof(SHM_DIR) + sizeof(a->name)], aside[sizeof(SHM_DIR) + 64];
+    snprintf(name, sizeof(name), SHM_DIR "%s", a->name);
+    snprintf(aside, sizeof(aside), SHM_DIR "/" SHML_TMP_PREFIX "-%d-gc%u", (int)getpid(),
+             atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed)); /* only unique */
+    if (rename(name, aside) != 0)
+        return errno == ENOENT ? -ESTALE : posix_error(errno, a, "removing");
+    if (stat(aside, &now) == 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev) {
+        unlink(aside);
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, aside, AT_FDCWD, name, RENAME_NOREPLACE) != 0)
+        return shml__fail(EEXIST, "%s was made again twice while gc removed it; the one it "
+                                  "replaced is at %s", a->canon, aside);
+    return -ESTALE;
+}
+
 const struct shml__backend shml__backend_posix = {
     .name = "posix",
     .create = posix_create,
@@ -109,5 +141,6 @@ const struct shml__backend shml__backend_posix = {
     .sync = NULL,
     .unlink = posix_unlink,
     .discard = posix_discard,
+    .remove_same = posix_remove_same,
     .release = shml__fd_release,
 };

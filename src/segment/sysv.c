@@ -204,6 +204,14 @@ static void sysv_discard(const struct shml__addr *a, const struct shml__obj *o)
         shmctl(o->shmid, IPC_RMID, NULL);
 }
 
+static int sysv_remove_same(const struct shml__addr *a, const struct shml__obj *o)
+{
+    /* By id: a segment made since under the same key has another id, and stays. */
+    if (shmctl(o->shmid, IPC_RMID, NULL) != 0)
+        return errno == EINVAL || errno == EIDRM ? -ESTALE : sysv_error(errno, a, "removing");
+    return 0;
+}
+
 static void sysv_release(struct shml__obj *o)
 {
     o->shmid = -1;
@@ -221,5 +229,6 @@ const struct shml__backend shml__backend_sysv = {
     .sync = NULL,
     .unlink = sysv_unlink,
     .discard = sysv_discard,
+    .remove_same = sysv_remove_same,
     .release = sysv_release,
 };

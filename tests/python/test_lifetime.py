@@ -40,7 +40,6 @@ def test_written_then_exited_is_kept_for_a_later_reader(addr):
     for x in (a, q):
         assert shmlink.info(x)["gc"]["verdict"] == "persistent"
         assert not removed_by_gc(x)
-    shmlink.gc()
     s = shmlink.Segment(a)
     assert bytes(s.buf[:5]) == b"hello"
     s.close()
@@ -162,3 +161,43 @@ def test_init_that_raises_keeping_a_view_leaves_no_name_and_no_dangling_view(add
         shmlink.Segment(a)
     assert bytes(kept[0][:2]) == b"ok"  # still mapped: the view never dangles
     kept[0].release()
+
+
+def test_non_root_gc_keeps_what_another_users_process_may_map(addr, procs):
+    """gc as nobody cannot read root's /proc/PID/maps: an owned segment of nobody's whose
+    creator is gone, which a root process maps (raw, so no attach entry says so), is kept:
+    "cannot tell" is not "nobody maps it". Root, who can tell, takes it once unmapped."""
+    import os
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv, to act as nobody")
+    a = addr()
+    env = dict(os.environ)
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                 sys.executable, "-c"]
+
+    def nobody(code):
+        p = subprocess.run(as_nobody + ["import shmlink\n" + code], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    nobody(f"s = shmlink.Segment({a!r}, create=True, size=4096, owned=True, mode=0o644)\n"
+           "s.close()")
+    holder = later(f"s = shmlink.Segment({a!r}, raw=True, readonly=True)\n"
+                   f"open('/dev/shm/' + {a!r} + '.mapped', 'w').close()\n"
+                   "import sys\nsys.stdin.readline()", procs)
+    marker = "/dev/shm/" + a + ".mapped"
+    for _ in range(200):
+        if os.path.exists(marker):
+            break
+        time.sleep(0.05)
+    os.unlink(marker)
+    gone = f"print(any(s['address'].endswith({a!r}) for s in shmlink.gc(dry_run=True)['removed']))"
+    assert nobody(gone) == "False\n"
+    why = nobody(f"print(shmlink.info({a!r})['gc']['why'])")
+    assert why in ("owned: another user's process may map it (cannot tell)\n",
+                   "owned: a process maps it\n"), why
+    assert not removed_by_gc(a)  # root sees the mapping
+    holder.communicate("\n", timeout=20)
+    assert removed_by_gc(a)      # and, once it is gone, that nobody maps it

@@ -844,3 +844,63 @@ TEST_TIMEOUT(create_race_open_or_create_file, 120)
 {
     create_race(BK_FILE, true);
 }
+
+/* ---- gc against a segment made again under the same name ---- */
+
+struct gc_loop_area {
+    _Atomic uint64_t passes;
+    _Atomic int stop;
+};
+
+/* Run gc over and over until told to stop, counting the passes in argv[0]'s data. */
+PEER(gc_loop)
+{
+    ASSERT_EQ(argc, 1);
+    shml_segment *seg = NULL;
+    ASSERT_OK(shml_segment_open(argv[0], NULL, &seg));
+    struct gc_loop_area *g = shml_segment_data(seg);
+    while (!atomic_load(&g->stop)) {
+        ASSERT_OK(shml_gc(false, NULL, NULL));
+        atomic_fetch_add(&g->passes, 1);
+    }
+    ASSERT_OK(shml_segment_close(seg));
+    return 0;
+}
+
+/*
+ * The restart pattern: a program finds its stale segment (owned, creator dead), removes it
+ * and makes a new one under the same name, while a gc runs. gc judged the stale one; it must
+ * never remove the new one that stands under the name by the time it acts.
+ */
+TEST_TIMEOUT(gc_never_removes_a_segment_made_again, 240)
+{
+    const char *ctl = new_addr(BK_POSIX), *name = new_addr(BK_POSIX);
+    shml_segment *cs = NULL;
+    ASSERT_OK(shml_segment_create(ctl, sizeof(struct gc_loop_area), NULL, &cs));
+    struct gc_loop_area *g = shml_segment_data(cs);
+    pid_t loop = spawn_peer("gc_loop", ctl);
+    int lost = 0, rounds = 300;
+    for (int i = 0; i < rounds; i++) {
+        create_by_dead(name, "owned");
+        int r = shml_segment_unlink(name);
+        if (r != 0 && r != -ENOENT)
+            ASSERT_OK(r);
+        shml_segment *s = NULL;
+        ASSERT_OK(shml_segment_create(name, 100, NULL, &s));
+        ASSERT_OK(shml_segment_close(s));
+        /* Two whole passes after the new one was made: any gc acting on the old judgment
+           has acted by then. */
+        uint64_t p0 = atomic_load(&g->passes);
+        for (int w = 0; w < 20000 && atomic_load(&g->passes) < p0 + 2; w++)
+            usleep(500);
+        if (exists(name))
+            ASSERT_OK(shml_segment_unlink(name));
+        else
+            lost++;
+    }
+    atomic_store(&g->stop, 1);
+    ASSERT_EQ(wait_peer(loop, 60000), 0);
+    shmt_log("%d rounds, %d new segments lost", rounds, lost);
+    ASSERT_EQ(lost, 0);
+    ASSERT_OK(shml_segment_close(cs));
+}
