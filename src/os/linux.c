@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,8 +195,16 @@ int shml__os_proc_alive(int32_t pid, uint64_t start)
     char state;
     uint64_t now;
     int r = read_stat(pid, &state, &now);
-    if (r == -ESRCH)
-        return 0;
+    if (r == -ESRCH) {
+        /*
+         * Not in our /proc. That is death only if the kernel agrees: /proc mounted with
+         * hidepid hides other users' processes, which kill() still finds (EPERM, or 0 for
+         * root). Such a process exists, but its start time cannot be read: unknown.
+         */
+        if (pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH))
+            return 0;
+        return -1;
+    }
     if (r < 0)
         return -1;
     /* A zombie keeps its /proc entry but is dead for every purpose of ours; so is a reused pid. */

@@ -44,7 +44,8 @@ SHML_INTERNAL uint32_t shml__os_euid(void);
 SHML_INTERNAL int shml__os_proc_start(int32_t pid, uint64_t *start);
 /*
  * Is the process (pid, start) alive? start == 0 checks the pid alone. Returns 1 alive, 0 dead
- * (or the pid now belongs to another process), -1 unknown.
+ * (or the pid now belongs to another process), -1 unknown (among others: a process that
+ * /proc hides, as hidepid does for other users', but that the kernel still finds).
  */
 SHML_INTERNAL int shml__os_proc_alive(int32_t pid, uint64_t start);
 /*
