@@ -1259,7 +1259,7 @@ static int fmt_items(FmtParse *p, char end, int depth, uint64_t *size)
 }
 
 /*
- * 0 if type `t` is plain data whose size is at most its itemsize; else raise shmlink.Corrupt
+ * 0 if type `t` is plain data whose size fits its itemsize (above); else raise shmlink.Corrupt
  * naming the channel `addr`, the format and the offending code (or, with addr NULL, a
  * ValueError: a format that comes from the caller, not from a channel), and return -1.
  */
