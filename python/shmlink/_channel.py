@@ -2,6 +2,7 @@
 asyncio helpers."""
 import asyncio
 import contextlib
+import errno
 import functools
 import sys
 
@@ -65,6 +66,8 @@ def _dtype_of(fmt, itemsize):
         # numpy refuses a buffer whose itemsize differs from the format's (a struct whose
         # trailing padding the writer left implicit): parse the format alone.
         dt = _pep3118_parser()(fmt)
+    if dt.hasobject:  # type_probe refuses such formats already: never let one through
+        raise ValueError(f"stored format {fmt!r} holds Python objects")
     if dt.names == () or (dt.names is None and dt.itemsize == 0):
         dt = np.dtype(f"V{itemsize}")  # padding only: raw bytes
     if dt.itemsize != itemsize:
@@ -147,16 +150,19 @@ class _Channel(_shmlink.Channel):
     @property
     def dtype(self):
         """The numpy dtype of a typed channel (rebuilt from the stored PEP 3118 format), or
-        None for untyped bytes."""
-        t = self._type
+        None for untyped bytes. shmlink.Corrupt if the stored format is not plain data or
+        does not describe the stored itemsize: another process wrote it, nothing of it is
+        trusted."""
+        t = self._type  # Corrupt if the format is not plain data (checked in C)
         if t is None:
             return None
         if self._dtype is None:
             fmt, itemsize, _ = t
             try:
                 self._dtype = _dtype_of(fmt, itemsize)
-            except ValueError as e:
-                raise ValueError(f"{self.address}: {e}") from None
+            except (ValueError, RuntimeError) as e:
+                raise _shmlink.Corrupt(errno.EBADMSG, f"typed channel {self.address}: {e}",
+                                       self.address) from None
         return self._dtype
 
     @property

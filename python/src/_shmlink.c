@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1115,6 +1116,183 @@ static PyTypeObject Sem_Type = {
     .tp_new = PyType_GenericNew,
 };
 
+/* ---- typed channels: only plain data reaches numpy ---- */
+
+/*
+ * A channel's type format comes from shared memory: any process with write access to the
+ * segment chose it. A PEP 3118 'O' makes numpy (or memoryview) read message bytes as
+ * PyObject pointers, so a peer could have every Python receiver dereference an address it
+ * wrote. So the format is parsed against a whitelist before it is exported or turned into a
+ * dtype: byte orders (@ = < > ! ^), integer, bool, float and complex codes, bytes 's' and 'c',
+ * UCS4 text 'w' (numpy's 'U': code points, never pointers), padding 'x', repeat counts,
+ * sub-array shapes '(n,m)', structs 'T{...}' and ':name:' field names. Anything else (objects
+ * 'O', pointers '&' and 'P', functions 'X{}', UCS2 'u', Pascal strings 'p', bits 't') is
+ * refused. The parse also yields the element's size, which must be the stored itemsize: for
+ * a struct (or several items) only a lower bound, as native '@' alignment padding is not
+ * counted and a C writer may leave a struct's trailing padding implicit, so there the size
+ * must not exceed the itemsize (an element would be read past its bytes).
+ */
+
+#define FMT_DEPTH_MAX 16          /* nested T{} */
+#define FMT_SIZE_MAX ((uint64_t)1 << 40)
+
+typedef struct {
+    const char *s, *start;
+    bool native; /* '@' or '^' in force (native sizes), else standard sizes */
+    bool exact;  /* one item and no struct: the size is exact (nothing to align or pad) */
+    int items;   /* at the top level */
+    char why[96];
+} FmtParse;
+
+static int fmt_fail(FmtParse *p, const char *what)
+{
+    snprintf(p->why, sizeof p->why, "'%c' at offset %d %s", *p->s ? *p->s : ' ',
+             (int)(p->s - p->start), what);
+    return -1;
+}
+
+/* A decimal count at p->s (1 if none); -1 past FMT_SIZE_MAX. */
+static int64_t fmt_count(FmtParse *p)
+{
+    if (*p->s < '0' || *p->s > '9')
+        return 1;
+    uint64_t n = 0;
+    while (*p->s >= '0' && *p->s <= '9') {
+        n = n * 10 + (uint64_t)(*p->s++ - '0');
+        if (n > FMT_SIZE_MAX)
+            return -1;
+    }
+    return (int64_t)n;
+}
+
+/* Byte order prefixes at p->s: the last one sets native or standard sizes. Whether any. */
+static bool fmt_order(FmtParse *p)
+{
+    const char *from = p->s;
+    for (; *p->s && strchr("@=<>!^", *p->s); p->s++)
+        p->native = *p->s == '@' || *p->s == '^';
+    return p->s != from;
+}
+
+/* Bytes of one scalar code (without its count), 0 if the code is not plain data. */
+static uint64_t fmt_scalar(char c, bool native)
+{
+    switch (c) {
+    case '?': case 'b': case 'B': case 'c': case 's': case 'x': return 1;
+    case 'h': case 'H': case 'e': return 2;
+    case 'i': case 'I': case 'f': return 4;
+    case 'l': case 'L': return native ? sizeof(long) : 4;
+    case 'q': case 'Q': case 'd': return 8;
+    case 'n': case 'N': return sizeof(size_t);
+    case 'g': return sizeof(long double);
+    case 'w': return 4;
+    default: return 0;
+    }
+}
+
+/* Items up to `end` ('}' in a struct, NUL at the top); adds their size to *size. */
+static int fmt_items(FmtParse *p, char end, int depth, uint64_t *size)
+{
+    while (*p->s != end) {
+        if (!*p->s)
+            return fmt_fail(p, "ends an unclosed struct");
+        if (fmt_order(p))
+            continue;
+        uint64_t mult = 1;
+        if (*p->s == '(') { /* a sub-array shape */
+            p->s++;
+            for (;;) {
+                int64_t d = fmt_count(p);
+                if (d < 0 || mult > FMT_SIZE_MAX / (uint64_t)(d ? d : 1))
+                    return fmt_fail(p, "makes too large a sub-array");
+                mult *= (uint64_t)d;
+                if (*p->s == ',') {
+                    p->s++;
+                    continue;
+                }
+                if (*p->s != ')')
+                    return fmt_fail(p, "is not a sub-array dimension");
+                p->s++;
+                break;
+            }
+            fmt_order(p); /* "(3)<f": the byte order may follow the shape */
+        }
+        int64_t n = fmt_count(p);
+        if (n < 0)
+            return fmt_fail(p, "ends too large a count");
+        uint64_t one;
+        if (p->s[0] == 'T' && p->s[1] == '{') {
+            if (depth >= FMT_DEPTH_MAX)
+                return fmt_fail(p, "nests structs too deeply");
+            p->exact = false;
+            p->s += 2;
+            one = 0;
+            if (fmt_items(p, '}', depth + 1, &one) < 0)
+                return -1;
+            p->s++;
+        } else if (*p->s == 'Z') {
+            p->s++;
+            if (*p->s != 'f' && *p->s != 'd' && *p->s != 'g')
+                return fmt_fail(p, "is not a complex code (Zf, Zd, Zg)");
+            one = 2 * fmt_scalar(*p->s++, p->native);
+        } else {
+            one = fmt_scalar(*p->s, p->native);
+            if (!one)
+                return fmt_fail(p, "is not plain data (Python objects, pointers and "
+                                   "functions never reach numpy)");
+            p->s++;
+        }
+        if (mult > FMT_SIZE_MAX / (uint64_t)(n ? n : 1) ||
+            (one && mult * (uint64_t)n > (FMT_SIZE_MAX - *size) / one))
+            return fmt_fail(p, "makes too large an element");
+        *size += one * mult * (uint64_t)n;
+        if (depth == 0 && ++p->items > 1)
+            p->exact = false;
+        if (*p->s == ':') { /* a field name */
+            const char *close = strchr(p->s + 1, ':');
+            if (!close)
+                return fmt_fail(p, "opens a field name that never ends");
+            p->s = close + 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * 0 if type `t` is plain data whose size fits its itemsize (above); else raise shmlink.Corrupt
+ * naming the channel `addr`, the format and the offending code (or, with addr NULL, a
+ * ValueError: a format that comes from the caller, not from a channel), and return -1.
+ */
+static int check_type(const struct shml_channel_type *t, const char *addr)
+{
+    FmtParse p = {.s = t->format, .start = t->format, .native = true, .exact = true};
+    uint64_t size = 0;
+    int r = fmt_items(&p, '\0', 0, &size);
+    if (r == 0 && (size > t->itemsize || (p.exact && size != t->itemsize))) {
+        snprintf(p.why, sizeof p.why, "it describes %s%llu bytes, the itemsize is %llu",
+                 p.exact ? "" : "at least ", (unsigned long long)size,
+                 (unsigned long long)t->itemsize);
+        r = -1;
+    }
+    if (r == 0)
+        return 0;
+    if (!addr) {
+        PyErr_Format(PyExc_ValueError, "type format '%s' refused: %s", t->format, p.why);
+        return -1;
+    }
+    PyObject *msg = PyUnicode_FromFormat("typed channel %s: stored type format '%s' refused: %s",
+                                         addr, t->format, p.why);
+    if (!msg)
+        return -1;
+    PyObject *exc = PyObject_CallFunction(Corrupt, "iOs", SHML_ECORRUPT, msg, addr);
+    Py_DECREF(msg);
+    if (exc) {
+        PyErr_SetObject(Corrupt, exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
 /* ---- Channel ---- */
 
 typedef struct MessageObject MessageObject;
@@ -1128,7 +1306,8 @@ typedef struct {
     bool busy;            /* a call runs with the GIL released */
     MessageObject *open;  /* the open claim or peek (borrowed; it holds a reference to us) */
     char *scratch;        /* receive buffer of max_msg bytes, allocated on first recv */
-    struct shml_channel_type type;
+    struct shml_channel_type type; /* read at open: a later change in shared memory is unseen */
+    bool type_plain;      /* `type` passed check_type() once (it never changes after open) */
     Py_ssize_t orphans;   /* exports of finished messages still alive (arrays kept after their
                              `with` block): the mapping must outlive them */
     bool close_pending;   /* close() came while orphans lived: the endpoint closes when the
@@ -1161,6 +1340,15 @@ struct MessageObject {
 
 static PyTypeObject Channel_Type;
 static PyTypeObject Message_Type;
+
+/* check_type() of the channel's type, once per handle: 0, or -1 with Corrupt raised. */
+static int channel_type_plain(ChannelObject *self)
+{
+    if (!self->type_plain && check_type(&self->type, self->addr) < 0)
+        return -1;
+    self->type_plain = true;
+    return 0;
+}
 
 static int parse_role(PyObject *o, uint32_t kind, uint32_t *out)
 {
@@ -1329,6 +1517,7 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
         return -1;
     }
     struct shml_channel_stats st;
+    self->type_plain = false; /* a new type: checked on first use */
     if ((r = shml_channel_get_stats(ch, &st)) < 0 ||
         (r = shml_channel_get_type(ch, &self->type)) < 0) {
         raise_err(r, "stats of", addr);
@@ -1725,12 +1914,15 @@ static PyObject *Channel_get_orphans(ChannelObject *self, void *c)
     return PyLong_FromSsize_t(self->orphans);
 }
 
-/* The stored type: (format, itemsize, shape tuple), or None if untyped. */
+/* The type read at open: (format, itemsize, shape tuple), or None if untyped; Corrupt if it
+   is not plain data (check_type), so no dtype is ever built from such a format. */
 static PyObject *Channel_get_type(ChannelObject *self, void *c)
 {
     (void)c;
     if (!self->type.format[0])
         Py_RETURN_NONE;
+    if (channel_type_plain(self) < 0)
+        return NULL;
     PyObject *shape = PyTuple_New(self->type.ndim);
     if (!shape)
         return NULL;
@@ -1995,6 +2187,8 @@ static int Message_getbuffer(MessageObject *m, Py_buffer *view, int flags)
                          m->len, expect);
             return -1;
         }
+        if (channel_type_plain(m->chan) < 0) /* never export a format that is not plain data */
+            return -1;
         view->buf = m->ptr;
         view->obj = Py_NewRef(m);
         view->len = (Py_ssize_t)m->len;
@@ -2228,6 +2422,10 @@ static PyObject *mod_type_probe(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bad format or itemsize");
         return NULL;
     }
+    struct shml_channel_type t = {.itemsize = (uint64_t)itemsize};
+    strcpy(t.format, format);
+    if (check_type(&t, NULL) < 0) /* numpy reads this format: plain data only */
+        return NULL;
     ProbeObject *p = PyObject_New(ProbeObject, &Probe_Type);
     if (!p)
         return NULL;
