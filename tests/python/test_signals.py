@@ -62,7 +62,9 @@ def test_ctrl_c_interrupts_blocking_call(addr, procs, what):
     out, err = p.communicate(timeout=10)
     elapsed = time.monotonic() - t0
     assert out.startswith("interrupted"), (out, err)
-    assert elapsed < 1.0  # process start-up excluded: the wait itself answers within a slice
+    # Process start-up excluded: the wait answers within a slice (50 ms); the bound is loose
+    # because the machine may be loaded, and a wait that ignores SIGINT takes 10 s.
+    assert elapsed < 5.0
     for k in keep:
         k.close()
 
@@ -72,4 +74,4 @@ def test_timeout_bounds(addr):
         t0 = time.monotonic()
         with pytest.raises(TimeoutError):
             q.recv(timeout=0.3)
-        assert 0.25 < time.monotonic() - t0 < 1.5
+        assert 0.25 < time.monotonic() - t0 < 5.0  # loose above: a loaded machine
