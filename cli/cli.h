@@ -268,6 +268,8 @@ int cli_parse_duration(const char *s, int64_t *out_ns, const char **why);
 void cli_fmt_size(uint64_t bytes, char *buf, size_t cap);
 /* "5s", "3m", "2h", "4d": the age of a CLOCK_REALTIME ns timestamp; "-" if unknown (0). */
 void cli_fmt_age(int64_t stamp_ns, int64_t now_ns, char *buf, size_t cap);
+/* Whole seconds from stamp_ns to now_ns, 0 for a stamp in the future; never overflows. */
+int64_t cli_age_s(int64_t stamp_ns, int64_t now_ns);
 /* "2024-05-01T12:00:00Z"; "-" if unknown (0). */
 void cli_fmt_time(int64_t stamp_ns, char *buf, size_t cap);
 /* The user name of `uid`, or its number if it has none. */

@@ -204,7 +204,7 @@ static void json_segment_fields(struct cli_json *j, const struct shml_segment_in
     cli_json_string(j, s->created_ns ? buf : NULL);
     cli_json_key(j, "age_s");
     if (s->created_ns)
-        cli_json_int(j, now > s->created_ns ? (now - s->created_ns) / 1000000000 : 0);
+        cli_json_int(j, cli_age_s(s->created_ns, now));
     else
         cli_json_null(j);
     cli_json_key(j, "other_boot");

@@ -131,14 +131,25 @@ int64_t cli_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t cli_age_s(int64_t stamp_ns, int64_t now_ns)
+{
+    /*
+     * A stamp in the future (clock stepped back, another host's file) reads as brand new. The
+     * difference is taken unsigned: a stamp a hostile header sets to INT64_MIN must not
+     * overflow (it fits in 64 unsigned bits, and its seconds in 63).
+     */
+    if (now_ns <= stamp_ns)
+        return 0;
+    return (int64_t)(((uint64_t)now_ns - (uint64_t)stamp_ns) / 1000000000u);
+}
+
 void cli_fmt_age(int64_t stamp_ns, int64_t now_ns, char *buf, size_t cap)
 {
     if (stamp_ns == 0) {
         snprintf(buf, cap, "-");
         return;
     }
-    /* A stamp in the future (clock stepped back, another host's file) reads as brand new. */
-    int64_t s = now_ns > stamp_ns ? (now_ns - stamp_ns) / 1000000000 : 0;
+    int64_t s = cli_age_s(stamp_ns, now_ns);
     if (s < 60)
         snprintf(buf, cap, "%llds", (long long)s);
     else if (s < 3600)

@@ -16,11 +16,15 @@
                                  run `shmlink cat ADDR`, and once it has written its first
                                  bytes (it is then blocked writing to the pipe), truncate PATH
                                  to NEWSIZE; report how cat ended (exit status or signal)
+    shmltest stamp PATH NS       set a managed header's created_ns (offset 56) to NS and seal
+                                 it again (check: FNV-1a 32 of bytes 0..155, at 156), as a
+                                 hostile peer with write access would (docs/FORMAT.md)
 """
 
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 
@@ -165,6 +169,18 @@ def cmd_cat_truncated(addr, path, newsize):
     sys.stdout.write(err)
 
 
+def cmd_stamp(path, ns):
+    with open(path, "r+b") as f:
+        head = bytearray(f.read(160))
+        head[56:64] = struct.pack("<q", ns)
+        h = 0x811C9DC5
+        for b in head[:156]:
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        head[156:160] = struct.pack("<I", h)
+        f.seek(0)
+        f.write(head)
+
+
 def main(argv):
     if len(argv) < 2:
         fail("usage: see helper.py")
@@ -177,6 +193,8 @@ def main(argv):
         cmd_pattern(int(args[0]))
     elif verb == "truncate" and len(args) == 2:
         os.truncate(args[0], int(args[1]))
+    elif verb == "stamp" and len(args) == 2:
+        cmd_stamp(args[0], int(args[1]))
     elif verb == "cat-truncated" and len(args) == 3:
         cmd_cat_truncated(args[0], args[1], int(args[2]))
     else:

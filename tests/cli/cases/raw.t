@@ -41,6 +41,14 @@ $ { printf 'SHMLINK\0'; shmltest pattern 8184; } > "/dev/shm/$SEG.garbage"
 $ shmlink info "$SEG.garbage" | head -4
 $ shmlink cat "$SEG.garbage" | wc -c
 $ shmlink rm "$SEG.garbage"
+# A hostile but well-sealed creation time, the most negative there is: shown, not overflowed
+# (the ASan+UBSan build aborts on a signed overflow).
+$ shmlink create "$SEG.stamp" 4K > /dev/null
+$ shmltest stamp "/dev/shm/$SEG.stamp" -9223372036854775808
+$ shmlink info "$SEG.stamp" | grep -e ^status -e ^created
+$ shmlink ls | grep -c "$SEG.stamp"
+$ shmlink ls --json | shmltest json ls | grep -c age_s
+$ shmlink rm "$SEG.stamp"
 $ shmlink rm "$SEG.raw" "$SEG.py" "$SEG.mp" "$SEG.managed"
 %release keep
 $ rm "/dev/shm/$SEG.nl"*
