@@ -25,6 +25,11 @@
  * caller's bytes start page-aligned after it. A *raw* segment (SHML_RAW) is any object mapped
  * as plain bytes with no header: this is how shmlink reads what other programs made.
  *
+ * fork(): a child may use the handles it inherits (the mapping is the same bytes), but they
+ * stay the parent's: closing one in the child (or the child's exit) only unmaps it, and the
+ * parent's attach entry stays. A child that wants to be seen attached opens the segment
+ * again.
+ *
  * Concurrency: a shml_segment handle is process-local and not thread-safe by itself: a thread
  * may use a handle only while no other thread closes it. Several threads may read
  * shml_segment_data()/shml_segment_size() concurrently. Any number of processes may open the

@@ -520,7 +520,12 @@ int shml_segment_close(shml_segment *seg)
      * object below it, touching it would raise SIGBUS, and the table is gone anyway.
      */
     bool header_there = seg->be->stat(&seg->obj, &st) == 0 && st.size >= SHML_HDR_PAGE;
-    if (seg->hdr && header_there) {
+    /*
+     * A handle inherited through fork(): the attach entry is the parent's (it names the
+     * parent's pid), and the parent still uses it. The child only unmaps.
+     */
+    bool inherited = seg->pid != shml__os_pid();
+    if (seg->hdr && header_there && !inherited) {
         if (seg->slot >= 0)
             shml__attach_remove(seg->hdr, seg->slot, seg->pid);
         if (seg->untracked)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MS ((int64_t)1000000)
@@ -192,5 +193,33 @@ TEST_TIMEOUT(channel_open_waits_for_creator, 60)
     ASSERT_OK(shml_channel_close(ch));
     ASSERT_EQ(peer_send(p, "bye"), 0);
     ASSERT_EQ(wait_peer(p, 20000), 0);
+    ASSERT_OK(shml_segment_unlink(addr));
+}
+
+/* A handle inherited through fork() stays the parent's: the child's close only unmaps. */
+TEST(fork_child_close_keeps_parent_attach)
+{
+    const char *addr = new_addr(BK_POSIX);
+    shml_segment *seg;
+    ASSERT_OK(shml_segment_create(addr, 100, NULL, &seg));
+    struct shml_segment_info info;
+    STAT_OK(addr, &info, NULL, NULL);
+    ASSERT_EQ(info.attached, 1u);
+    pid_t c = fork();
+    if (c == 0) {
+        int r = shml_segment_close(seg); /* then a normal exit */
+        _exit(r == 0 ? 0 : 1);
+    }
+    int status;
+    ASSERT_EQ(waitpid(c, &status, 0), c);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct shml_attach_info att[MAX_ATT];
+    size_t n = 0;
+    STAT_OK(addr, &info, att, &n);
+    ASSERT_EQ(info.attached, 1u);
+    ASSERT_NOT_NULL(find_att(att, n, getpid()));
+    ASSERT_OK(shml_segment_close(seg));
+    STAT_OK(addr, &info, NULL, NULL);
+    ASSERT_EQ(info.attached, 0u);
     ASSERT_OK(shml_segment_unlink(addr));
 }
