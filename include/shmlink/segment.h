@@ -169,11 +169,13 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * calling process is recorded in the attach table until close (a full table is not an error:
  * the attach is counted as untracked).
  *
- * Errors: -EINVAL bad address; -ENOENT no such segment; -EACCES permission denied;
- * -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW); -SHML_EVERSION layout version
- * unknown to this library; -SHML_ECORRUPT header corrupt or object truncated (or its creator
- * died mid-initialisation); -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator
- * did not finish initialising in time (with SHML_WAIT: or the segment did not appear);
+ * Errors: -EINVAL bad address, or the object there is not a regular file (a FIFO or a device
+ * someone put at the name: refused at once, never waited on); -ENOENT no such segment;
+ * -EACCES permission denied; -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW);
+ * -SHML_EVERSION layout version unknown to this library; -SHML_ECORRUPT header corrupt or
+ * object truncated (or its creator died mid-initialisation); -SHML_EWRONGKIND not the kind
+ * asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
+ * the segment did not appear);
  * -ENOTSUP memfd addresses (use shml_segment_from_fd()) or a backend not available here;
  * other -errno from the system.
  *
@@ -323,8 +325,9 @@ struct shml_segment_info {
  * Describe the segment at `addr` without attaching to it. If `att` is not NULL, up to
  * `att_cap` attach entries are copied there and *att_n (if not NULL) receives how many live
  * or dead entries the table holds. Foreign objects are described as raw (managed == false).
- * Errors: -EINVAL, -ENOENT, -errno. Neither a managed header that fails validation nor a
- * segment the caller may not open is an error of this call: info->status says why (-EACCES:
+ * Errors: -EINVAL (also: not a regular file, as shml_segment_open()), -ENOENT, -errno.
+ * Neither a managed header that fails validation nor a segment the caller may not open is an
+ * error of this call: info->status says why (-EACCES:
  * described from what the system shows anyone, /dev/shm's entry or /proc/sysvipc/shm: size,
  * mode, owner; System V: creator and attach count too) and managed is false.
  */

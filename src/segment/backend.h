@@ -150,6 +150,13 @@ SHML_INTERNAL ssize_t shml__fd_pread(const struct shml__obj *o, void *base, uint
 SHML_INTERNAL ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off,
                                       const void *buf, size_t len);
 SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
+/*
+ * Check an object opened by name with O_NONBLOCK: a FIFO (or a device) that someone put at the
+ * name would block open() until a writer came, and cannot be mapped anyway. Returns 0 for a
+ * regular file, whose O_NONBLOCK is then cleared, or -EINVAL saying "PATH is a FIFO, not
+ * EXPECTED" (a character device, a directory, ...). The caller closes `fd` on error.
+ */
+SHML_INTERNAL int shml__fd_check_regular(int fd, const char *path, const char *expected);
 /* A fresh temporary name "BEFORE.shml-tmp-PID-N" into buf; 0 or -ENAMETOOLONG. */
 SHML_INTERNAL int shml__tmp_name(char *buf, size_t cap, const char *before);
 /*

@@ -88,6 +88,37 @@ int shml__fd_setup(int fd, uint32_t mode, uint64_t size, const char *what)
     return fd_reserve(fd, size, what);
 }
 
+/* What a file of type `mode` is, for an error detail. */
+static const char *file_type_name(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "of an unknown file type";
+}
+
+int shml__fd_check_regular(int fd, const char *path, const char *expected)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return shml__fail(errno, "stat %s: %s", path, shml__os_strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return shml__fail(EINVAL, "%s is %s, not %s", path, file_type_name(sb.st_mode),
+                          expected);
+    /* Back to blocking mode: the descriptor is handed out (shml_segment_fd) and duplicated. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return shml__fail(errno, "fcntl %s: %s", path, shml__os_strerror(errno));
+    return 0;
+}
+
 int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st)
 {
     struct stat sb;

@@ -71,13 +71,17 @@ static int file_publish(const struct shml__addr *a, struct shml__obj *o)
 
 static int file_open(const struct shml__addr *a, bool rdonly, struct shml__obj *o)
 {
-    int fd = open(a->path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    /*
+     * O_NONBLOCK: a FIFO at the path must not block open() (shml__fd_check_regular); O_NOCTTY:
+     * a terminal there must not become the caller's controlling terminal.
+     */
+    int fd = open(a->path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return file_error(errno, a, "opening");
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    int r = shml__fd_check_regular(fd, a->path, "a regular file");
+    if (r < 0) {
         close(fd);
-        return shml__fail(EINVAL, "%s is not a regular file", a->path);
+        return r;
     }
     o->fd = fd;
     return 0;

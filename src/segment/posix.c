@@ -79,9 +79,17 @@ static int posix_publish(const struct shml__addr *a, struct shml__obj *o)
 
 static int posix_open(const struct shml__addr *a, bool rdonly, struct shml__obj *o)
 {
-    int fd = shm_open(a->name, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+    /* O_NONBLOCK: a FIFO at the name must not block open() (shml__fd_check_regular). */
+    int fd = shm_open(a->name, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0)
         return posix_error(errno, a, "opening");
+    char path[sizeof(SHM_DIR) + sizeof(a->name)];
+    snprintf(path, sizeof(path), SHM_DIR "%s", a->name);
+    int r = shml__fd_check_regular(fd, path, "a shared-memory object");
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     o->fd = fd;
     return 0;
 }
