@@ -156,7 +156,8 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
                 atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
                 continue;
             }
-            size_t len = s->len;
+            /* Read once, checked, and only this copy used (ch->peeked_len). */
+            uint32_t len = shml__len_once(&s->len);
             if (ch->policy == SHML_OVERWRITE) {
                 /* Acquire fence: the len read above is done before the state is read again;
                    pairs with the publisher's acquire CAS of the state before it writes. */
@@ -164,8 +165,14 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
                 if (atomic_load_explicit(&s->state, memory_order_relaxed) != st)
                     continue; /* rewritten meanwhile: look again (lapped) */
             }
+            /* Publishers write at most max_msg (and overwrite: the state checked above is
+               the one that published this len), so a longer one is no publisher's. */
+            if (len > ch->max_msg)
+                return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
+                                  (unsigned long long)ch->max_msg);
             if (len > cap)
                 return -EMSGSIZE;
+            ch->peeked_len = len;
             ch->peeked_state = st;
             *slot = s;
             *pos = c;
@@ -245,9 +252,7 @@ static int b_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
     ch->peeked = s;
     ch->peeked_pos = pos;
     *buf = slot_payload(s);
-    *len = ((struct shml_chan_slot *)s)->len;
-    if (*len > ch->max_msg)
-        *len = ch->max_msg; /* torn (overwrite): release() will say so */
+    *len = ch->peeked_len; /* checked by bus_try_recv */
     return 0;
 }
 
@@ -256,7 +261,6 @@ static int release_quiet(shml_channel *ch)
 {
     struct shml_chan_slot *s = ch->peeked;
     uint64_t c = ch->peeked_pos;
-    size_t len = s->len;
     ch->peeked = NULL;
     ch->cursor = c + 1;
     int r = 0;
@@ -274,7 +278,7 @@ static int release_quiet(shml_channel *ch)
        are done before they reuse the slot. */
     atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
     if (r == 0)
-        shml__chan_count_recv(ch, len);
+        shml__chan_count_recv(ch, ch->peeked_len);
     return r;
 }
 
@@ -368,9 +372,7 @@ ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *le
             }
             break; /* nothing more without waiting, or it does not fit */
         }
-        size_t len = ((struct shml_chan_slot *)s)->len;
-        if (len > cap - used)
-            len = cap - used; /* torn (overwrite): the check below discards it */
+        size_t len = ch->peeked_len; /* checked by bus_try_recv against cap - used */
         if (len)
             memcpy(buf + used, slot_payload(s), len);
         ch->peeked = s;

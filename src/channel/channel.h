@@ -47,6 +47,11 @@ struct shml_channel {
     size_t claimed_len;
     void *peeked;         /* shml_peek() .. shml_release() */
     uint64_t peeked_pos;
+    /* The length of the message the last successful try to read took (queue, bus, rpc) or
+       pinned (latest): read once from shared memory and checked against max_msg and the
+       caller's capacity there. Peek reports it, release counts it, a copy uses it; the `len`
+       in shared memory is never read again, as a hostile peer may change it at any time. */
+    size_t peeked_len;
     uint64_t peeked_state; /* bus: the slot state the peek saw */
     /* bus subscriber: next position to read */
     uint64_t cursor;
@@ -62,7 +67,11 @@ struct shml_channel {
     uint32_t req_ticket;
 };
 
-/* Each kind's operations. Arguments are checked by channel.c (role, open claims, sizes). */
+/*
+ * Each kind's operations. Arguments are checked by channel.c (role, open claims, sizes). A
+ * peek gives *len <= cap (its callers copy that many bytes into a buffer of cap) and no more
+ * than max_msg, or an error.
+ */
 struct shml__chan_ops {
     int (*claim)(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns);
     int (*commit)(shml_channel *ch, size_t len);
@@ -129,6 +138,17 @@ static inline uint32_t state_pid(uint64_t s)
 static inline bool state_busy(uint64_t s)
 {
     return (s & 1u) != 0;
+}
+
+/*
+ * Read a `len` field of shared memory (slot, latest buffer, rpc mailbox: a plain uint32_t in
+ * layout.h) with one load the compiler may not repeat: a process that can write the segment
+ * may change it between two reads, so the caller checks this value and uses only it. Relaxed:
+ * what orders it is the acquire of the state that handed the slot over (its caller's).
+ */
+static inline uint32_t shml__len_once(const uint32_t *len)
+{
+    return atomic_load_explicit((const shml_atomic_u32 *)len, memory_order_relaxed);
 }
 
 /* The slot of position pos. */

@@ -139,16 +139,19 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
             continue;
         atomic_store_explicit(&ch->ep->pin, i + 1, memory_order_relaxed); /* for reclaim */
         uint64_t version = b->version;
-        if (b->len > cap || b->len > ch->max_msg) {
+        /* Read once, checked, and only this copy used (ch->peeked_len). */
+        uint32_t len = shml__len_once(&b->len);
+        if (len > cap || len > ch->max_msg) {
             atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
             /* Release: pairs with the writers' acquire CAS. */
             atomic_fetch_sub_explicit(&b->state, READER_ONE, memory_order_release);
-            return b->len > ch->max_msg
+            return len > ch->max_msg
                        ? shml__fail(SHML_ECORRUPT, "latest value of %u bytes in a channel "
                                                    "of %llu",
-                                    b->len, (unsigned long long)ch->max_msg)
+                                    len, (unsigned long long)ch->max_msg)
                        : -EMSGSIZE;
         }
+        ch->peeked_len = len;
         *slot = b;
         *pos = version;
         return 0;
@@ -229,7 +232,7 @@ static int l_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
     ch->peeked = b;
     ch->peeked_pos = version;
     *buf = (char *)b + SHML_LATEST_HDR;
-    *len = ((struct shml_latest_buf *)b)->len;
+    *len = ch->peeked_len; /* checked by try_pin */
     return 0;
 }
 
@@ -245,15 +248,13 @@ static void unpin(shml_channel *ch)
 
 static int l_release(shml_channel *ch)
 {
-    struct shml_latest_buf *b = ch->peeked;
-    size_t len = b->len;
     ch->last_version = ch->peeked_pos;
     /* Relaxed: a statistic (the lag shown by inspection). */
     atomic_store_explicit(&ch->ep->cursor, ch->last_version, memory_order_relaxed);
     if (ch->gap)
         shml__chan_count_drops(ch, ch->gap);
     unpin(ch);
-    shml__chan_count_recv(ch, len);
+    shml__chan_count_recv(ch, ch->peeked_len);
     return 0;
 }
 

@@ -187,13 +187,18 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1));
         if (d == 0 && !state_busy(st)) {
-            if (s->len > ch->max_msg + (ch->kind == SHML_RPC ? SHML_RPC_TAG : 0))
-                return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu",
-                                  s->len, (unsigned long long)ch->max_msg);
-            if (s->len > cap)
+            /* Read once, checked, and only this copy used (ch->peeked_len). Read before the
+               take: the producer wrote it before publishing (the acquire above), and nobody
+               else writes it while the state the take expects stays. */
+            uint32_t len = shml__len_once(&s->len);
+            if (len > ch->max_msg + (ch->kind == SHML_RPC ? SHML_RPC_TAG : 0))
+                return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
+                                  (unsigned long long)ch->max_msg);
+            if (len > cap)
                 return -EMSGSIZE;
             if (!take(ch, s, st, state_of(p + 1, ch->me, true), &h->deq, p))
                 continue; /* another consumer, or a spurious failure: look again */
+            ch->peeked_len = len;
             *slot = s;
             *pos = p;
             return 0;
@@ -288,17 +293,15 @@ static int q_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
     ch->peeked = s;
     ch->peeked_pos = pos;
     *buf = slot_payload(s);
-    *len = ((struct shml_chan_slot *)s)->len;
+    *len = ch->peeked_len; /* checked by try_recv */
     return 0;
 }
 
 static int q_release(shml_channel *ch)
 {
-    struct shml_chan_slot *s = ch->peeked;
-    size_t len = s->len;
-    shml__queue_give_back(ch, s, ch->peeked_pos);
+    shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
     ch->peeked = NULL;
-    shml__chan_count_recv(ch, len);
+    shml__chan_count_recv(ch, ch->peeked_len);
     return 0;
 }
 
@@ -397,7 +400,7 @@ ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *
     size_t i = 0, used = 0;
     for (;;) {
         struct shml_chan_slot *s = sv;
-        size_t len = s->len;
+        size_t len = ch->peeked_len; /* checked by try_recv against cap - used */
         if (len)
             memcpy(buf + used, slot_payload(s), len);
         give_back_quiet(ch, s, pos);

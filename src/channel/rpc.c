@@ -192,13 +192,16 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     if (box_ticket(st) != ch->ticket)
         return client_reset(ch, b, st, ECONNRESET, "the mailbox was reset (by a repair?)");
     if ((st & 1u) && box_pid(st) != 0) {
-        if (b->len == SHML_RPC_GONE)
+        /* Read once, checked, and only this copy used (ch->peeked_len). */
+        uint32_t len = shml__len_once(&b->len);
+        if (len == SHML_RPC_GONE)
             return client_reset(ch, b, st, ECONNRESET, "the server closed without replying");
-        if (b->len > ch->max_msg)
-            return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", b->len,
+        if (len > ch->max_msg)
+            return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", len,
                               (unsigned long long)ch->max_msg);
-        if (b->len > cap)
+        if (len > cap)
             return -EMSGSIZE;
+        ch->peeked_len = len;
         *slot = b;
         *pos = st;
         return 0;
@@ -242,19 +245,18 @@ static int client_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
     ch->peeked = b;
     ch->peeked_pos = st;
     *buf = box_payload(b);
-    *len = b->len;
+    *len = ch->peeked_len; /* checked by try_reply_once */
     return 0;
 }
 
 static int client_release(shml_channel *ch)
 {
     struct shml_rpc_box *b = ch->peeked;
-    size_t len = b->len;
     /* Release: our reads of the reply are done before a server may write the next one. */
     atomic_store_explicit(&b->state, box_state(ch->ticket, 0, false, true), memory_order_release);
     ch->peeked = NULL;
     ch->awaiting = false;
-    shml__chan_count_recv(ch, len);
+    shml__chan_count_recv(ch, ch->peeked_len);
     return 0;
 }
 
@@ -275,9 +277,12 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
         if (r < 0)
             return r;
         struct shml_chan_slot *s = sv;
+        /* The length try_recv read once and checked against max_msg + the tag and room: the
+           slot's own may have changed since. */
+        size_t whole = ch->peeked_len;
         uint32_t tag[2];
         memcpy(tag, (char *)s + SHML_SLOT_HDR, sizeof(tag));
-        bool ok = s->len >= SHML_RPC_TAG && tag[0] < h->nendpoints;
+        bool ok = whole >= SHML_RPC_TAG && tag[0] < h->nendpoints;
         if (ok) {
             struct shml_rpc_box *b = shml__chan_box(h, tag[0]);
             uint64_t want = box_state(tag[1], 0, false, false);
@@ -293,13 +298,14 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
             ch->has_request = true;
             ch->req_client = tag[0];
             ch->req_ticket = tag[1];
+            ch->peeked_len = whole - SHML_RPC_TAG; /* the request, for release */
             *buf = (char *)s + SHML_SLOT_HDR + SHML_RPC_TAG;
-            *len = s->len - SHML_RPC_TAG;
+            *len = ch->peeked_len;
             return 0;
         }
         /* Its client has gone, or gave up on it (whoever made its mailbox idle counted the
            loss), or the tag is bad (counted here): drop it, wait for the next. */
-        bool bad = s->len < SHML_RPC_TAG || tag[0] >= h->nendpoints;
+        bool bad = whole < SHML_RPC_TAG || tag[0] >= h->nendpoints;
         shml__queue_give_back(ch, s, pos);
         if (bad)
             atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
@@ -309,11 +315,9 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
 
 static int server_release(shml_channel *ch)
 {
-    struct shml_chan_slot *s = ch->peeked;
-    size_t len = s->len - SHML_RPC_TAG;
-    shml__queue_give_back(ch, s, ch->peeked_pos);
+    shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
     ch->peeked = NULL;
-    shml__chan_count_recv(ch, len);
+    shml__chan_count_recv(ch, ch->peeked_len); /* the request without its tag */
     return 0;
 }
 
