@@ -105,6 +105,8 @@ const char *shml_strerror(int err)
         return "the peer died or went away";
     case ENOTCONN:
         return "no peer is attached";
+    case ECHILD:
+        return "handle inherited through fork()";
     case EPROTO:
         return "call out of order";
     case ESTALE:

@@ -35,6 +35,12 @@
  * whose server died while holding its request gets -ECONNRESET instead of waiting for ever;
  * replies to a client that died are dropped and counted.
  *
+ * fork(): a handle belongs to the process that opened it. In a child, every call on a handle
+ * inherited from the parent (send, recv, claim, commit, discard, peek, release and the batch
+ * calls) fails with -ECHILD, and closing it (or the child's exit) only unmaps it: the
+ * parent's endpoint, with its claims and peeks, goes on untouched. A child opens the channel
+ * again to use it.
+ *
  * Concurrency: a shml_channel handle is used by one thread at a time (open one handle per
  * thread); any number of handles in any number of processes use one channel concurrently,
  * within the endpoint table's size.

@@ -72,6 +72,7 @@ static PyObject *exc_for(int err)
     case ERANGE: return PyExc_ValueError;
     case ECONNRESET: return PyExc_ConnectionResetError;
     case ENOTCONN: return PyExc_ConnectionError;
+    case ECHILD: return PyExc_ChildProcessError;
     case EOWNERDEAD: return OwnerDied;
     case ENOTRECOVERABLE: return NotRecoverable;
     case SHML_ECORRUPT: return Corrupt;

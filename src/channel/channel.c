@@ -590,10 +590,34 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     return r;
 }
 
+/*
+ * Is `ch` a handle this process inherited through fork()? Its endpoint entry, claims and
+ * peeks are the parent's (they name the parent's pid): the child must neither use nor free
+ * them. The pid is cached by the os layer and reset in every fork()ed child: one load.
+ */
+static bool inherited(const shml_channel *ch)
+{
+    return ch->me != (uint32_t)shml__os_pid();
+}
+
+/* -ECHILD, said, for a call on a handle inherited through fork(). */
+static int refuse_inherited(void)
+{
+    return shml__fail(ECHILD, "this handle was opened by the parent process before fork(): "
+                              "open the channel again in the child");
+}
+
 int shml_channel_close(shml_channel *ch)
 {
     if (!ch)
         return 0;
+    if (inherited(ch)) {
+        /* The parent's endpoint goes on: the child only unmaps what it inherited. */
+        free(ch->scratch);
+        shml_segment_close(ch->seg);
+        free(ch);
+        return 0;
+    }
     ops_of(ch)->abandon(ch);
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
     ep_undo(ch->hdr, ch->ep_index);
@@ -720,6 +744,8 @@ static int check_send(shml_channel *ch, size_t len)
 {
     if (!ch)
         return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
     if (!(ch->role & SHML_PRODUCER) && ch->kind != SHML_RPC)
         return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
     if (ch->claimed)
@@ -734,6 +760,8 @@ static int check_recv(shml_channel *ch)
 {
     if (!ch)
         return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
     if (!(ch->role & SHML_CONSUMER) && ch->kind != SHML_RPC)
         return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
     if (ch->peeked)
@@ -810,6 +838,8 @@ int shml_commit(shml_channel *ch, size_t len)
 {
     if (!ch || !ch->claimed)
         return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
     if (len > ch->claimed_len)
         return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
                           ch->claimed_len);
@@ -826,6 +856,8 @@ int shml_discard(shml_channel *ch)
 {
     if (!ch || !ch->claimed)
         return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
     ops_of(ch)->discard(ch);
     return 0;
 }
@@ -845,6 +877,8 @@ int shml_release(shml_channel *ch)
 {
     if (!ch || !ch->peeked)
         return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
     return ops_of(ch)->release(ch);
 }
 
