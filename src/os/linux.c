@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,6 +222,20 @@ int shml__os_thread_start(int32_t tid, uint64_t *start)
     if (r == 0 && (state == 'Z' || state == 'X'))
         return -ESRCH;
     return r;
+}
+
+int shml__os_random(void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom((char *)buf + got, len - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        got += (size_t)n;
+    }
+    return 0;
 }
 
 int shml__os_boot_id(uint8_t id[16])

@@ -59,6 +59,8 @@ SHML_INTERNAL int shml__os_thread_start(int32_t tid, uint64_t *start);
  * children.
  */
 SHML_INTERNAL uint32_t shml__os_pid_ns(void);
+/* Fill buf with len unpredictable bytes (the kernel's random source). 0 or -errno. */
+SHML_INTERNAL int shml__os_random(void *buf, size_t len);
 /* 16 bytes naming the current boot (the same for every process until reboot). */
 SHML_INTERNAL int shml__os_boot_id(uint8_t id[16]);
 

@@ -202,10 +202,16 @@ ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off, con
 
 int shml__tmp_name(char *buf, size_t cap, const char *before)
 {
-    /* Relaxed: only uniqueness within the process matters; the pid covers other processes. */
-    static atomic_uint counter;
-    unsigned n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
-    int len = snprintf(buf, cap, "%s%s-%d-%u", before, SHML_TMP_PREFIX, (int)shml__os_pid(), n);
+    /*
+     * The pid (gc removes the names of dead pids) and 64 unpredictable bits: a name another
+     * user could guess and take first would make create fail with a false "exists".
+     */
+    uint64_t n;
+    int r = shml__os_random(&n, sizeof n);
+    if (r < 0)
+        return shml__fail(-r, "no random bytes for a temporary name: %s", shml__os_strerror(-r));
+    int len = snprintf(buf, cap, "%s%s-%d-%016llx", before, SHML_TMP_PREFIX, (int)shml__os_pid(),
+                       (unsigned long long)n);
     if (len < 0 || (size_t)len >= cap)
         return shml__fail(ENAMETOOLONG, "no room for a temporary name beside %s", before);
     return 0;

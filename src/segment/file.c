@@ -37,13 +37,19 @@ static int file_create(const struct shml__addr *a, uint64_t size, uint32_t mode,
         struct stat sb;
         if (lstat(a->path, &sb) == 0)
             return file_error(EEXIST, a, "creating");
-        /* Beside the file, so that link() stays within one file system. */
-        int r = shml__tmp_name(tmp, sizeof(tmp), a->path);
-        if (r < 0)
-            return r;
         path = tmp;
     }
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+    int fd = -1;
+    /* A temporary name someone took already (it is random: a squatter's guess) is retried. */
+    for (int tries = 0; fd < 0 && tries < (hidden ? SHML_TMP_TRIES : 1); tries++) {
+        /* Beside the file, so that link() stays within one file system. */
+        int r = hidden ? shml__tmp_name(tmp, sizeof(tmp), a->path) : 0;
+        if (r < 0)
+            return r;
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, (mode_t)mode);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0)
         return file_error(errno, a, "creating");
     int r = shml__fd_setup(fd, mode, size, "the file");

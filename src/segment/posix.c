@@ -43,12 +43,18 @@ static int posix_create(const struct shml__addr *a, uint64_t size, uint32_t mode
         snprintf(path, sizeof(path), SHM_DIR "%s", a->name);
         if (access(path, F_OK) == 0)
             return posix_error(EEXIST, a, "creating");
-        int r = shml__tmp_name(tmp, sizeof(tmp), "/");
-        if (r < 0)
-            return r;
         name = tmp;
     }
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+    int fd = -1;
+    /* A temporary name someone took already (it is random: a squatter's guess) is retried. */
+    for (int tries = 0; fd < 0 && tries < (hidden ? SHML_TMP_TRIES : 1); tries++) {
+        int r = hidden ? shml__tmp_name(tmp, sizeof(tmp), "/") : 0;
+        if (r < 0)
+            return r;
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0)
         return posix_error(errno, a, "creating");
     int r = shml__fd_setup(fd, mode, size, "the POSIX object in /dev/shm");

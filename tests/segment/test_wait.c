@@ -5,6 +5,7 @@
  */
 #include "seg_util.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -222,4 +223,57 @@ TEST(fork_child_close_keeps_parent_attach)
     STAT_OK(addr, &info, NULL, NULL);
     ASSERT_EQ(info.attached, 0u);
     ASSERT_OK(shml_segment_unlink(addr));
+}
+
+/* Create argv[0] once told to go; say the result. */
+PEER(create_on_go)
+{
+    ASSERT_EQ(argc, 1);
+    ASSERT_EQ(parent_expect("go", 30000), 0);
+    shml_segment *seg = NULL;
+    int r = shml_segment_create(argv[0], 100, NULL, &seg);
+    ASSERT_EQ(parent_send(shmt_fmt("%d", r)), 0);
+    if (r == 0)
+        shml_segment_close(seg);
+    return 0;
+}
+
+/*
+ * Another user who guesses a creator's temporary names and takes them first must not make
+ * create fail with a false "exists": the names are unpredictable, and a taken one is retried.
+ * Squatted here: every name of the old scheme, PREFIX-PID-0..63, beside both backends' names.
+ */
+static void squatted(enum bk b)
+{
+    const char *addr = new_addr(b);
+    pid_t p = spawn_peer("create_on_go", addr);
+    char dir[4096];
+    if (b == BK_FILE) {
+        snprintf(dir, sizeof dir, "%s", object_path(addr));
+    } else {
+        snprintf(dir, sizeof dir, "/dev/shm/");
+    }
+    static char taken[64][4200];
+    for (int n = 0; n < 64; n++) {
+        snprintf(taken[n], sizeof taken[n], "%s.shml-tmp-%d-%d", dir, (int)p, n);
+        int fd = open(taken[n], O_CREAT | O_EXCL | O_WRONLY, 0600);
+        ASSERT_TRUE(fd >= 0);
+        close(fd);
+    }
+    ASSERT_EQ(peer_send(p, "go"), 0);
+    ASSERT_EQ(peer_expect(p, "0", 20000), 0);
+    ASSERT_EQ(wait_peer(p, 20000), 0);
+    for (int n = 0; n < 64; n++)
+        ASSERT_EQ(unlink(taken[n]), 0);
+    ASSERT_OK(shml_segment_unlink(addr));
+}
+
+TEST(create_not_stopped_by_squatted_temporary_names_posix)
+{
+    squatted(BK_POSIX);
+}
+
+TEST(create_not_stopped_by_squatted_temporary_names_file)
+{
+    squatted(BK_FILE);
 }
