@@ -114,7 +114,9 @@ struct shml_segment_opts {
  * Managed segments are created with their header; memory is reserved up front so a full
  * /dev/shm (or file system) is reported here, never by a SIGBUS later. With SHML_RAW the object
  * is created with exactly `size` bytes and no header. With SHML_OPEN_OR_CREATE an existing
- * segment is opened instead (its size must be >= `size`).
+ * segment is opened instead (its size must be >= `size`), if the caller owns it (effective
+ * uid): another user's is refused with -EACCES, since it may have been put there to receive
+ * what the caller writes (shml_segment_open() opens it knowingly).
  *
  * Errors: -EINVAL bad address, size 0 or options (see shml_last_error()); -EEXIST exists;
  * -ENOSPC not enough room in /dev/shm or the file system, or (sysv) past SHMMAX/SHMALL;

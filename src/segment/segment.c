@@ -379,11 +379,26 @@ static int open_existing(const char *addr, const struct shml_segment_opts *o, si
                          shml_segment **out)
 {
     struct shml_segment_opts oo = *o;
-    oo.flags &= ~SHML_OPEN_OR_CREATE;
+    oo.flags &= ~(SHML_OPEN_OR_CREATE | SHML_OWNED); /* create flags: it exists already */
     shml_segment *seg;
     int r = shml_segment_open(addr, &oo, &seg);
     if (r < 0)
         return r;
+    /*
+     * Only the caller's own: another user's object under the name (mode 0666, say) may have
+     * been put there to receive what the caller meant to write into a segment of its own.
+     */
+    struct shml__objstat st;
+    uint32_t me = shml__os_euid();
+    if (seg->be->stat(&seg->obj, &st) == 0 && st.uid != me) {
+        char canon[SHML_ADDR_MAX];
+        snprintf(canon, sizeof(canon), "%s", seg->addr.canon);
+        shml_segment_close(seg);
+        return shml__fail(EACCES, "%s exists and belongs to uid %u, not to the caller (uid %u): "
+                                  "not opened by SHML_OPEN_OR_CREATE (shml_segment_open() "
+                                  "opens another user's segment knowingly)",
+                          canon, st.uid, me);
+    }
     if (seg->size < size) {
         size_t have = seg->size;
         char canon[SHML_ADDR_MAX];

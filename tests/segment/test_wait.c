@@ -6,6 +6,8 @@
 #include "seg_util.h"
 
 #include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -276,4 +278,45 @@ TEST(create_not_stopped_by_squatted_temporary_names_posix)
 TEST(create_not_stopped_by_squatted_temporary_names_file)
 {
     squatted(BK_FILE);
+}
+
+/* As nobody: open-or-create argv[0]; say the result. */
+PEER(open_or_create_as_nobody)
+{
+    ASSERT_EQ(argc, 1);
+    struct passwd *pw = getpwnam("nobody");
+    ASSERT_NOT_NULL(pw);
+    ASSERT_EQ(setgid(pw->pw_gid), 0);
+    ASSERT_EQ(setuid(pw->pw_uid), 0);
+    struct shml_segment_opts o = opts_of(SHML_OPEN_OR_CREATE);
+    shml_segment *seg = NULL;
+    int r = shml_segment_create(argv[0], 100, &o, &seg);
+    ASSERT_EQ(parent_send(shmt_fmt("%d", r)), 0);
+    shml_segment_close(seg);
+    return 0;
+}
+
+/*
+ * SHML_OPEN_OR_CREATE opens only the caller's own segment: another user's object under the
+ * name (here root's, mode 0666, squatting the name nobody meant to create) is refused.
+ */
+TEST(open_or_create_refuses_another_users_object)
+{
+    if (geteuid() != 0 || !getpwnam("nobody"))
+        SKIP("needs root and the user nobody, to be two users");
+    const char *addr = new_addr(BK_POSIX);
+    struct shml_segment_opts o = opts_of(0);
+    o.mode = 0666;
+    shml_segment *seg;
+    ASSERT_OK(shml_segment_create(addr, 100, &o, &seg));
+    ASSERT_OK(shml_segment_close(seg));
+    ASSERT_EQ(chmod(object_path(addr), 0666), 0);
+    pid_t p = spawn_peer("open_or_create_as_nobody", addr);
+    ASSERT_EQ(peer_expect(p, shmt_fmt("%d", -EACCES), 20000), 0);
+    ASSERT_EQ(wait_peer(p, 20000), 0);
+    /* The owner's own open-or-create opens it, owned or not asked. */
+    o = opts_of(SHML_OPEN_OR_CREATE | SHML_OWNED);
+    ASSERT_OK(shml_segment_create(addr, 100, &o, &seg));
+    ASSERT_OK(shml_segment_close(seg));
+    ASSERT_OK(shml_segment_unlink(addr));
 }
