@@ -265,8 +265,10 @@ static void squatted(enum bk b)
     ASSERT_EQ(peer_send(p, "go"), 0);
     ASSERT_EQ(peer_expect(p, "0", 20000), 0);
     ASSERT_EQ(wait_peer(p, 20000), 0);
+    /* Once the peer is gone its names look like a dead creator's: a gc running meanwhile (in
+       another test) may have removed them first. */
     for (int n = 0; n < 64; n++)
-        ASSERT_EQ(unlink(taken[n]), 0);
+        ASSERT_TRUE(unlink(taken[n]) == 0 || errno == ENOENT);
     ASSERT_OK(shml_segment_unlink(addr));
 }
 
