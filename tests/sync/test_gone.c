@@ -33,31 +33,22 @@ static _Atomic uint64_t *holder_id(shml_mutex *m)
     return (_Atomic uint64_t *)(void *)((unsigned char *)m + HOLDER_ID_OFF);
 }
 
-/* Lock, write, close the segment with the lock held, say so, then exit normally. */
-PEER(gone_close_exit)
+/*
+ * Lock and write; with argv[1] "close", close the segment with the lock held (else keep it
+ * mapped); say "locked"; then exit normally when told "exit", or stay until killed.
+ */
+PEER(gone_holder)
 {
-    ASSERT_EQ(argc, 1);
+    ASSERT_EQ(argc, 2);
     shml_segment *seg;
     struct gone_area *g = sync_seg_open(argv[0], &seg);
     ASSERT_ERR(shml_mutex_lock(&g->m, WAIT_BOUND), 0);
     g->data = 42;
-    ASSERT_OK(shml_segment_close(seg));
+    if (strcmp(argv[1], "close") == 0)
+        ASSERT_OK(shml_segment_close(seg));
     ASSERT_EQ(parent_send("locked"), 0);
     ASSERT_EQ(parent_expect("exit", 60000), 0);
     return 0;
-}
-
-/* Lock, close the segment with the lock held, and stay alive until told or killed. */
-PEER(gone_close_stay)
-{
-    ASSERT_EQ(argc, 1);
-    shml_segment *seg;
-    struct gone_area *g = sync_seg_open(argv[0], &seg);
-    ASSERT_ERR(shml_mutex_lock(&g->m, WAIT_BOUND), 0);
-    ASSERT_OK(shml_segment_close(seg));
-    ASSERT_EQ(parent_send("locked"), 0);
-    ASSERT_EQ(parent_expect("never", 60000), 0);
-    return 1;
 }
 
 static shml_mutex *thread_mutex;
@@ -108,22 +99,18 @@ PEER(gone_exec)
     return 1;
 }
 
-/* Lock, say so, and hold it with the segment mapped until told or killed. */
-PEER(gone_hold_alive)
+/*
+ * A fresh mutex in a new segment, locked by PEER(peer) started with `how` (NULL: no second
+ * argument); returns once the peer says it holds the lock, with the peer's pid in *h.
+ */
+static struct gone_area *locked_by(const char *peer, const char *how, shml_segment **seg,
+                                   pid_t *h)
 {
-    ASSERT_EQ(argc, 1);
-    shml_segment *seg;
-    struct gone_area *g = sync_seg_open(argv[0], &seg);
-    ASSERT_ERR(shml_mutex_lock(&g->m, WAIT_BOUND), 0);
-    ASSERT_EQ(parent_send("locked"), 0);
-    ASSERT_EQ(parent_expect("never", 60000), 0);
-    return 1;
-}
-
-static struct gone_area *gone_setup(const char **addr, shml_segment **seg)
-{
-    struct gone_area *g = sync_seg_create(4096, addr, seg);
+    const char *addr;
+    struct gone_area *g = sync_seg_create(4096, &addr, seg);
     ASSERT_OK(shml_mutex_init(&g->m));
+    *h = how ? spawn_peer(peer, addr, how) : spawn_peer(peer, addr);
+    ASSERT_EQ(peer_expect(*h, "locked", 20000), 0);
     return g;
 }
 
@@ -144,11 +131,9 @@ TEST(mutex_holder_closed_and_exited)
 {
     const int64_t timeouts[] = {2 * SEC, SHML_FOREVER, 0};
     for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
-        const char *addr;
         shml_segment *seg;
-        struct gone_area *g = gone_setup(&addr, &seg);
-        pid_t h = spawn_peer("gone_close_exit", addr);
-        ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
+        pid_t h;
+        struct gone_area *g = locked_by("gone_holder", "close", &seg, &h);
         ASSERT_EQ(peer_send(h, "exit"), 0);
         ASSERT_EQ(wait_peer(h, 20000), 0);
         ASSERT_EQ(g->data, 42u);
@@ -169,11 +154,9 @@ TEST(mutex_holder_closed_and_exited)
  */
 TEST(mutex_holder_closed_stays_held_until_gone)
 {
-    const char *addr;
     shml_segment *seg;
-    struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer("gone_close_stay", addr);
-    ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
+    pid_t h;
+    struct gone_area *g = locked_by("gone_holder", "close", &seg, &h);
     ASSERT_ERR(shml_mutex_lock(&g->m, 300 * MS), -ETIMEDOUT);
     ASSERT_ERR(shml_mutex_lock(&g->m, 0), -ETIMEDOUT);
     struct shml_mutex_state st;
@@ -187,11 +170,9 @@ TEST(mutex_holder_closed_stays_held_until_gone)
 /* PEER(peer) locks and goes its way while its process lives on: the lock is taken over. */
 static void taken_over_while_peer_lives(const char *peer)
 {
-    const char *addr;
     shml_segment *seg;
-    struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer(peer, addr);
-    ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
+    pid_t h;
+    struct gone_area *g = locked_by(peer, NULL, &seg, &h);
     expect_taken_over(g, 5 * SEC);
     ASSERT_EQ(kill_peer(h, SIGKILL), 128 + SIGKILL);
     ASSERT_OK(shml_segment_close(seg));
@@ -215,11 +196,9 @@ TEST(mutex_holder_exec)
  */
 TEST(mutex_holder_id_reused)
 {
-    const char *addr;
     shml_segment *seg;
-    struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer("gone_hold_alive", addr);
-    ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
+    pid_t h;
+    struct gone_area *g = locked_by("gone_holder", "keep", &seg, &h);
     uint64_t id = atomic_load(holder_id(&g->m));
     ASSERT_EQ((pid_t)(id >> 32), h);
     /* The live holder is not robbed... */
@@ -237,11 +216,9 @@ TEST(mutex_holder_id_reused)
  */
 TEST(mutex_holder_other_namespace_not_judged)
 {
-    const char *addr;
     shml_segment *seg;
-    struct gone_area *g = gone_setup(&addr, &seg);
-    pid_t h = spawn_peer("gone_close_exit", addr);
-    ASSERT_EQ(peer_expect(h, "locked", 20000), 0);
+    pid_t h;
+    struct gone_area *g = locked_by("gone_holder", "close", &seg, &h);
     ASSERT_EQ(peer_send(h, "exit"), 0);
     ASSERT_EQ(wait_peer(h, 20000), 0);
     uint32_t ns = atomic_load(holder_ns(&g->m));
