@@ -27,6 +27,10 @@ struct shml_segment {
     char *data;          /* the caller's bytes */
     size_t size;         /* their number */
     size_t data_off;     /* their offset in the object */
+    uint32_t kind;       /* managed: the header's kind; 0 when raw */
+    /* data, size, data_off and kind are taken from the validated private copy of the header
+       at open (or from what create wrote): a process that can write the segment may change
+       the mapped header at any time, so it is never read for them again. */
     uint32_t flags;      /* SHML_* open flags */
     int slot;            /* attach table entry, or -1 */
     bool untracked;      /* counted in hdr->untracked instead of holding an entry */
@@ -256,10 +260,13 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
     r = shml__hdr_validate(image, sizeof(image), st.size);
     if (r < 0 || memcmp(image, first, sizeof(first)) != 0)
         return shml__fail(SHML_ECORRUPT, "%s: header changed while opening", seg->addr.canon);
+    /* From the validated copy, never from the mapping: a writer may have changed it since. */
+    const struct shml_hdr *valid = (const struct shml_hdr *)image;
     seg->hdr = h;
-    seg->data_off = h->header_size;
-    seg->data = (char *)seg->base + h->header_size;
-    seg->size = (size_t)h->size;
+    seg->data_off = valid->header_size;
+    seg->data = (char *)seg->base + valid->header_size;
+    seg->size = (size_t)valid->size;
+    seg->kind = valid->kind;
     return 0;
 }
 
@@ -494,6 +501,7 @@ int shml__segment_create_with(const char *addr, size_t size,
         shml__hdr_init(h, o.kind ? o.kind : SHML_KIND_PLAIN, hflags,
                        (uint32_t)header_size, size, object_size, o.label);
         seg->hdr = h;
+        seg->kind = o.kind ? o.kind : SHML_KIND_PLAIN;
         seg->data_off = (size_t)header_size;
         seg->data = (char *)seg->base + header_size;
         attach(seg, SHML_ROLE_CREATOR);
@@ -575,8 +583,8 @@ size_t shml_segment_size(const shml_segment *seg)
 
 uint32_t shml__segment_kind(const shml_segment *seg)
 {
-    /* The kind is before hdr.check: fixed since the segment was published. */
-    return seg && seg->hdr ? seg->hdr->kind : 0;
+    /* The validated copy's (seg->kind): the mapped one may have been changed since. */
+    return seg ? seg->kind : 0;
 }
 
 const char *shml_segment_address(const shml_segment *seg)
