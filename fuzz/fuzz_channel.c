@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t avail = size - 8;
     memcpy(image, data + 8, avail < len ? avail : len);
-    int r = shml__chan_validate((const struct shml_chan_hdr *)image, (size_t)claimed);
+    struct shml__chan_geo geo;
+    int r = shml__chan_geo_load((struct shml_chan_hdr *)image, (size_t)claimed, &geo);
     switch (r) {
     case 0: {
         if (len < SHML_CHAN_HDR)

@@ -57,10 +57,9 @@ static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, u
  */
 static uint64_t min_cursor(shml_channel *ch, uint64_t p, bool probe)
 {
-    struct shml_chan_hdr *h = ch->hdr;
     uint64_t low = p;
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < ch->geo.nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(&ch->geo, i);
         /* seq_cst: pairs with the subscriber's store of its role when joining (bus.c head). */
         if (!(atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_CONSUMER))
             continue;
@@ -71,7 +70,7 @@ static uint64_t min_cursor(shml_channel *ch, uint64_t p, bool probe)
             continue;
         if (probe && (int64_t)(p - c) > (int64_t)ch->mask && e != ch->ep) {
             uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-            if (shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(h, i, st))
+            if (shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(&ch->geo, i, st))
                 continue;
         }
         low = c;
@@ -119,7 +118,7 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         }
         if (d == -1 && state_busy(st)) {
             /* A publisher of the previous lap is still writing this slot. */
-            if (shml__chan_probe(ch) && shml__chan_holder_dead(ch->hdr, state_pid(st))) {
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, state_pid(st))) {
                 make_hole(ch, s, st, p - n, true);
                 continue;
             }
@@ -181,7 +180,7 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
         if (d < 0) {
             /* Not yet: holds an older lap's message, or message c is being written. */
             if (state_busy(st) && state_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
-                shml__chan_holder_dead(ch->hdr, state_pid(st))) {
+                shml__chan_holder_dead(&ch->geo, state_pid(st))) {
                 make_hole(ch, s, st, c, true);
                 continue;
             }

@@ -91,45 +91,93 @@ static uint64_t type_size(const char *format, size_t format_cap, uint64_t itemsi
     return n;
 }
 
-int shml__chan_validate(const struct shml_chan_hdr *h, size_t size)
+/* Check a geometry copied from a segment of `size` data bytes. 0 or -SHML_ECORRUPT /
+   -SHML_EVERSION (reason recorded). */
+static int validate(const struct shml__chan_geo *g, uint32_t magic, uint32_t version,
+                    size_t size)
 {
-    if (size < SHML_CHAN_HDR || h->magic != SHML_CHAN_MAGIC)
+    if (magic != SHML_CHAN_MAGIC)
         return shml__fail(SHML_ECORRUPT, "no channel control block at the start of the data");
-    if (h->version != SHML_CHAN_VERSION)
+    if (version != SHML_CHAN_VERSION)
         return shml__fail(SHML_EVERSION, "channel layout version %u; this library reads %u",
-                          h->version, SHML_CHAN_VERSION);
-    if (!is_kind(h->kind))
-        return shml__fail(SHML_ECORRUPT, "channel kind %u is unknown", h->kind);
-    uint64_t n = h->nslots;
-    uint64_t minimum = h->kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
-    if (n < minimum || n > MAX_SLOTS || (n & (n - 1)) != 0 || h->stride % 64 != 0 ||
-        h->max_msg > MAX_MAX_MSG || h->stride < slot_overhead(h->kind) + h->max_msg)
+                          version, SHML_CHAN_VERSION);
+    if (!is_kind(g->kind))
+        return shml__fail(SHML_ECORRUPT, "channel kind %u is unknown", g->kind);
+    uint64_t n = g->nslots;
+    uint64_t minimum = g->kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
+    if (n < minimum || n > MAX_SLOTS || (n & (n - 1)) != 0 || g->stride % 64 != 0 ||
+        g->max_msg > MAX_MAX_MSG || g->stride < slot_overhead(g->kind) + g->max_msg)
         return shml__fail(SHML_ECORRUPT, "channel geometry is inconsistent (%u slots of %u "
                                          "bytes for messages of %llu)",
-                          h->nslots, h->stride, (unsigned long long)h->max_msg);
-    if (h->policy > SHML_OVERWRITE || (h->policy == SHML_OVERWRITE && h->kind != SHML_BUS) ||
-        (h->flags & ~SHML_CHANF_SPSC) || ((h->flags & SHML_CHANF_SPSC) && h->kind != SHML_QUEUE))
+                          g->nslots, g->stride, (unsigned long long)g->max_msg);
+    if (g->policy > SHML_OVERWRITE || (g->policy == SHML_OVERWRITE && g->kind != SHML_BUS) ||
+        (g->flags & ~SHML_CHANF_SPSC) || ((g->flags & SHML_CHANF_SPSC) && g->kind != SHML_QUEUE))
         return shml__fail(SHML_ECORRUPT, "channel policy %u or flags 0x%x are invalid",
-                          h->policy, h->flags);
-    if (h->nendpoints < 1 || h->nendpoints > SHML_EP_MAX || h->ep_off != SHML_CHAN_HDR)
+                          g->policy, g->flags);
+    if (g->nendpoints < 1 || g->nendpoints > SHML_EP_MAX || g->ep_off != SHML_CHAN_HDR)
         return shml__fail(SHML_ECORRUPT, "channel endpoint table is inconsistent (%u entries "
                                          "at %llu)",
-                          h->nendpoints, (unsigned long long)h->ep_off);
+                          g->nendpoints, (unsigned long long)g->ep_off);
     uint64_t want_box_stride =
-        h->kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + h->max_msg, 64) : 0;
+        g->kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + g->max_msg, 64) : 0;
     uint64_t box_off;
-    uint64_t slots_off = layout_slots_off(h->kind, h->nendpoints, want_box_stride, &box_off);
-    if (h->box_stride != want_box_stride || h->box_off != box_off || h->slots_off != slots_off)
+    uint64_t slots_off = layout_slots_off(g->kind, g->nendpoints, want_box_stride, &box_off);
+    if (g->box_stride != want_box_stride || g->box_off != box_off || g->slots_off != slots_off)
         return shml__fail(SHML_ECORRUPT, "channel tables are misplaced (mailboxes at %llu, "
                                          "slots at %llu)",
-                          (unsigned long long)h->box_off, (unsigned long long)h->slots_off);
-    if (slots_off > size || n * h->stride > size - slots_off)
+                          (unsigned long long)g->box_off, (unsigned long long)g->slots_off);
+    if (slots_off > size || n * g->stride > size - slots_off)
         return shml__fail(SHML_ECORRUPT, "channel slots run past the %zu-byte data", size);
-    if (h->type_format_len != 0 || h->type_itemsize != 0) {
-        uint64_t ts = type_size(h->type_format, sizeof(h->type_format), h->type_itemsize,
-                                h->type_ndim, h->type_shape);
-        if (ts == 0 || ts > h->max_msg || h->type_format_len != strlen(h->type_format))
+    if (g->type_format_len != 0 || g->type_itemsize != 0) {
+        uint64_t ts = type_size(g->type_format, sizeof(g->type_format), g->type_itemsize,
+                                g->type_ndim, g->type_shape);
+        if (ts == 0 || ts > g->max_msg || g->type_format_len != strlen(g->type_format))
             return shml__fail(SHML_ECORRUPT, "channel message type is inconsistent");
+    }
+    return 0;
+}
+
+int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size, struct shml__chan_geo *g)
+{
+    if (size < SHML_CHAN_HDR)
+        return shml__fail(SHML_ECORRUPT, "no channel control block at the start of the data");
+    /* One snapshot of the fixed fields (the words a writer may change under us are copied,
+       not re-read): everything below decides on this copy alone. */
+    struct shml_chan_hdr c;
+    memcpy(&c, h, offsetof(struct shml_chan_hdr, enq));
+    memcpy(&c.type_itemsize, (const char *)h + offsetof(struct shml_chan_hdr, type_itemsize),
+           SHML_CHAN_HDR - offsetof(struct shml_chan_hdr, type_itemsize));
+    memset(g, 0, sizeof(*g));
+    g->hdr = h;
+    g->kind = c.kind;
+    g->flags = c.flags;
+    g->nslots = c.nslots;
+    g->stride = c.stride;
+    g->max_msg = c.max_msg;
+    g->slots_off = c.slots_off;
+    g->policy = c.policy;
+    g->nendpoints = c.nendpoints;
+    g->ep_off = c.ep_off;
+    g->box_off = c.box_off;
+    g->box_stride = c.box_stride;
+    g->type_itemsize = c.type_itemsize;
+    g->type_ndim = c.type_ndim;
+    g->type_format_len = c.type_format_len;
+    memcpy(g->type_shape, c.type_shape, sizeof(g->type_shape));
+    _Static_assert(sizeof(g->type_format) == sizeof(c.type_format), "type format size");
+    memcpy(g->type_format, c.type_format, sizeof(g->type_format));
+    int r = validate(g, c.magic, c.version, size);
+    if (r < 0)
+        return r;
+    g->slots = (char *)h + g->slots_off;
+    if (g->type_format_len != 0 || g->type_itemsize != 0) {
+        g->type_bytes = type_size(g->type_format, sizeof(g->type_format), g->type_itemsize,
+                                  g->type_ndim, g->type_shape);
+    } else {
+        /* Untyped: whatever the unused type bytes hold is not a type. */
+        memset(g->type_format, 0, sizeof(g->type_format));
+        g->type_ndim = 0;
+        memset(g->type_shape, 0, sizeof(g->type_shape));
     }
     return 0;
 }
@@ -153,13 +201,13 @@ int shml__chan_ep_alive(struct shml_chan_ep *e)
     return shml__os_proc_alive((int32_t)((st >> 1) & 0x7fffffffu), start);
 }
 
-bool shml__chan_holder_dead(struct shml_chan_hdr *h, uint32_t pid)
+bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t pid)
 {
     if (shml__os_proc_alive((int32_t)pid, 0) == 0)
         return true;
     /* Alive by its pid: is it the holder, or a process that took the pid over since? */
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(g, i);
         /* Relaxed: a pre-filter; ep_alive() loads the state again as it needs. */
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
         if ((st & 1u) && (uint32_t)((st >> 1) & 0x7fffffffu) == pid && shml__chan_ep_alive(e) != 0)
@@ -185,13 +233,14 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
 }
 
 /* Undo what an entry's owner held: a latest pin, an rpc request or an unread reply. */
-static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
+static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
-    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    struct shml_chan_hdr *h = g->hdr;
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
+    /* The pin is a shared word: a buffer number is used only within the private bound. */
     uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_relaxed);
-    if (h->kind == SHML_LATEST && pin != 0 && pin <= h->nslots) {
-        struct shml_latest_buf *b =
-            (struct shml_latest_buf *)((char *)h + h->slots_off + (uint64_t)(pin - 1) * h->stride);
+    if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots) {
+        struct shml_latest_buf *b = shml__chan_slot_at(g, pin - 1);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         /* Release: the dead reader's reads (if any finished) before the buffer's reuse. */
         while (((st >> 32) & 0xffffu) != 0 &&
@@ -200,8 +249,8 @@ static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
                                                       memory_order_relaxed))
             ;
     }
-    if (h->kind == SHML_RPC) {
-        struct shml_rpc_box *b = shml__chan_box(h, i);
+    if (g->kind == SHML_RPC) {
+        struct shml_rpc_box *b = shml__chan_box(g, i);
         for (int tries = 0; tries < 100000; tries++) {
             /* Acquire pairs with the server's release of "replied". */
             uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
@@ -210,7 +259,7 @@ static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
                 break;
             if (st & 2u) {
                 /* A server is writing the reply: let it finish, unless it died. */
-                if (shml__chan_holder_dead(h, (uint32_t)(st >> 2) & 0x3fffffffu)) {
+                if (shml__chan_holder_dead(g, (uint32_t)(st >> 2) & 0x3fffffffu)) {
                     atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
                                                             memory_order_relaxed,
                                                             memory_order_relaxed);
@@ -233,12 +282,13 @@ static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
 }
 
 /* Free entry i, which this process holds in state `mine`: fold, clear, publish free. */
-static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
+static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
 {
-    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    struct shml_chan_hdr *h = g->hdr;
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
     /* seq_cst: publishers and inspectors stop counting it (pairs with their role loads). */
     uint32_t role = atomic_exchange_explicit(&e->role, 0, memory_order_seq_cst);
-    if (h->kind == SHML_RPC && (role & SHML_SERVER))
+    if (g->kind == SHML_RPC && (role & SHML_SERVER))
         atomic_fetch_sub_explicit(&h->servers, 1, memory_order_relaxed); /* a fact */
     fold(h, e);
     atomic_store_explicit(&e->sent, 0, memory_order_relaxed);
@@ -255,9 +305,9 @@ static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
     atomic_store_explicit(&e->state, ep_state((mine >> 32) + 1, 0, false), memory_order_release);
 }
 
-bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st)
+bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t st)
 {
-    struct shml_chan_ep *e = shml__chan_ep(h, i);
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
     uint64_t mine = ep_state(st >> 32, (uint32_t)shml__os_pid(), true);
     if (!(st & 1u))
         return false;
@@ -276,24 +326,24 @@ bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st)
     if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return false;
-    ep_undo(h, i);
-    ep_free(h, i, mine);
+    ep_undo(g, i);
+    ep_free(g, i, mine);
     return true;
 }
 
 /* Take a free entry (reclaiming the dead's on the way). 0 or -EUSERS. */
 static int ep_claim(shml_channel *ch)
 {
-    struct shml_chan_hdr *h = ch->hdr;
+    const struct shml__chan_geo *g = &ch->geo;
     uint64_t start = 0;
     shml__os_proc_start((int32_t)ch->me, &start);
     for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < h->nendpoints; i++) {
-            struct shml_chan_ep *e = shml__chan_ep(h, i);
+        for (uint32_t i = 0; i < g->nendpoints; i++) {
+            struct shml_chan_ep *e = shml__chan_ep(g, i);
             uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
             if (st & 1u) {
                 /* Second pass: free the entries of processes that died. */
-                if (pass == 0 || shml__chan_ep_alive(e) != 0 || !shml__chan_ep_reclaim(h, i, st))
+                if (pass == 0 || shml__chan_ep_alive(e) != 0 || !shml__chan_ep_reclaim(g, i, st))
                     continue;
                 st = atomic_load_explicit(&e->state, memory_order_relaxed);
                 if (st & 1u)
@@ -314,36 +364,33 @@ static int ep_claim(shml_channel *ch)
         }
     }
     return shml__fail(EUSERS, "all %u endpoints of the channel are in use by live processes",
-                      h->nendpoints);
+                      g->nendpoints);
 }
 
 /* ---- create, open, close ---- */
 
-/* Build the endpoint for a mapped, validated channel. */
-static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_opts *o,
-                    shml_channel **out)
+/* Build the endpoint for a mapped channel of validated geometry g (copied into the handle). */
+static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned role,
+                    const struct shml_channel_opts *o, shml_channel **out)
 {
     shml_channel *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return -ENOMEM;
     ch->seg = seg;
-    ch->hdr = shml_segment_data(seg);
-    ch->slots = (char *)ch->hdr + ch->hdr->slots_off;
-    ch->mask = ch->hdr->nslots - 1;
-    ch->stride = ch->hdr->stride;
-    ch->kind = ch->hdr->kind;
-    ch->max_msg = ch->hdr->max_msg;
-    /* Validated at open (shml__chan_validate): a stored type has a consistent size. */
-    if (ch->hdr->type_format_len != 0)
-        ch->type_bytes = type_size(ch->hdr->type_format, sizeof(ch->hdr->type_format),
-                                   ch->hdr->type_itemsize, ch->hdr->type_ndim,
-                                   ch->hdr->type_shape);
-    ch->policy = ch->hdr->policy;
+    ch->geo = *g;
+    ch->hdr = g->hdr;
+    ch->slots = g->slots;
+    ch->mask = g->nslots - 1;
+    ch->stride = g->stride;
+    ch->kind = g->kind;
+    ch->max_msg = g->max_msg;
+    ch->type_bytes = g->type_bytes;
+    ch->policy = g->policy;
     ch->role = role;
     ch->wait = o->wait;
     ch->spin = o->spin ? o->spin : DEFAULT_SPIN;
     ch->wait_server = (o->flags & SHML_WAIT) != 0;
-    ch->spsc = (ch->hdr->flags & SHML_CHANF_SPSC) != 0;
+    ch->spsc = (g->flags & SHML_CHANF_SPSC) != 0;
     ch->me = (uint32_t)shml__os_pid();
     int r = ep_claim(ch);
     if (r < 0) {
@@ -359,7 +406,7 @@ static int endpoint(shml_segment *seg, unsigned role, const struct shml_channel_
         shml__rpc_attach(ch);
     if (ch->kind == SHML_LATEST && (r = shml__latest_attach(ch)) < 0) {
         uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
-        ep_free(ch->hdr, ch->ep_index, mine);
+        ep_free(&ch->geo, ch->ep_index, mine);
         free(ch);
         return r;
     }
@@ -398,15 +445,17 @@ static int init_block(shml_segment *seg, void *ctx)
     shml_event_init((shml_event *)&h->not_full);
     /* Relaxed stores below: all published with the segment. */
     for (uint32_t i = 0; g->kind == SHML_RPC && i < g->nendpoints; i++) {
-        struct shml_rpc_box *b = shml__chan_box(h, i);
+        /* The creator's own geometry (ctx, private), as every offset below. */
+        struct shml_rpc_box *b =
+            (struct shml_rpc_box *)((char *)h + g->box_off + (uint64_t)i * g->box_stride);
         shml_event_init((shml_event *)&b->ready);
         atomic_store_explicit(&b->state, 1u, memory_order_relaxed); /* idle, ticket 0 */
     }
-    char *slots = (char *)h + h->slots_off;
-    for (uint64_t i = 0; g->kind != SHML_LATEST && i < h->nslots; i++) {
-        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
+    char *slots = (char *)h + g->slots_off;
+    for (uint64_t i = 0; g->kind != SHML_LATEST && i < g->nslots; i++) {
+        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * g->stride);
         /* Queue, rpc: free for position i. Bus: holds message i - nslots, free for i. */
-        uint64_t seq = g->kind == SHML_BUS ? i + 1 - h->nslots : i;
+        uint64_t seq = g->kind == SHML_BUS ? i + 1 - g->nslots : i;
         atomic_store_explicit(&s->state, (seq & 0xffffffffu) << 32, memory_order_relaxed);
     }
     return 0;
@@ -522,7 +571,12 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
                     : kind == SHML_BUS ? SHML_PRODUCER
                     : kind == SHML_RPC ? SHML_SERVER
                                        : SHML_PRODUCER | SHML_CONSUMER;
-    r = endpoint(seg, role, o, out);
+    /* Our own block, but copied and validated as an opener's: from here on the mapping is
+       shared, and the handle keeps what was checked. */
+    struct shml__chan_geo g;
+    r = shml__chan_geo_load(shml_segment_data(seg), shml_segment_size(seg), &g);
+    if (r == 0)
+        r = endpoint(seg, &g, role, o, out);
     if (r < 0) {
         shml_segment_close(seg);
         shml_segment_unlink(addr);
@@ -530,8 +584,9 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
     return r;
 }
 
-/* Open the segment at addr and check that it holds a channel. */
-static int open_checked(const char *addr, struct shml_segment_opts *so, shml_segment **out)
+/* Open the segment at addr, check that it holds a channel, and copy its geometry into *g. */
+static int open_checked(const char *addr, struct shml_segment_opts *so, shml_segment **out,
+                        struct shml__chan_geo *g)
 {
     shml_segment *seg;
     int r = shml_segment_open(addr, so, &seg);
@@ -542,10 +597,10 @@ static int open_checked(const char *addr, struct shml_segment_opts *so, shml_seg
         r = shml__fail(SHML_EWRONGKIND, "%s is a segment of kind %u, not a channel", addr,
                        kind);
     if (r == 0)
-        r = shml__chan_validate(shml_segment_data(seg), shml_segment_size(seg));
-    if (r == 0 && ((const struct shml_chan_hdr *)shml_segment_data(seg))->kind != kind)
-        r = shml__fail(SHML_ECORRUPT, "channel kind %u differs from the segment's %u",
-                       ((const struct shml_chan_hdr *)shml_segment_data(seg))->kind, kind);
+        r = shml__chan_geo_load(shml_segment_data(seg), shml_segment_size(seg), g);
+    if (r == 0 && g->kind != kind)
+        r = shml__fail(SHML_ECORRUPT, "channel kind %u differs from the segment's %u", g->kind,
+                       kind);
     if (r < 0) {
         shml_segment_close(seg);
         return r;
@@ -578,13 +633,14 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
               : role == SHML_CONSUMER ? SHML_ROLE_CONSUMER
                                       : SHML_ROLE_ENDPOINT;
     shml_segment *seg;
-    int r = open_checked(addr, &so, &seg);
+    struct shml__chan_geo g;
+    int r = open_checked(addr, &so, &seg, &g);
     if (r < 0)
         return r;
-    if (shml__segment_kind(seg) == SHML_RPC && role == (SHML_CLIENT | SHML_SERVER))
+    if (g.kind == SHML_RPC && role == (SHML_CLIENT | SHML_SERVER))
         r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     else
-        r = endpoint(seg, role, o, out);
+        r = endpoint(seg, &g, role, o, out);
     if (r < 0)
         shml_segment_close(seg);
     return r;
@@ -620,8 +676,8 @@ int shml_channel_close(shml_channel *ch)
     }
     ops_of(ch)->abandon(ch);
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
-    ep_undo(ch->hdr, ch->ep_index);
-    ep_free(ch->hdr, ch->ep_index, mine);
+    ep_undo(&ch->geo, ch->ep_index);
+    ep_free(&ch->geo, ch->ep_index, mine);
     /* A bus subscriber that leaves may have been the one its publishers wait for. */
     if (ch->kind == SHML_BUS && (ch->role & SHML_CONSUMER))
         shml__event_wake_all(&ch->hdr->not_full);
@@ -937,34 +993,33 @@ uint64_t shml_recv_gap(const shml_channel *ch)
 
 /* ---- stats and inspection ---- */
 
-/* The stored type of a validated control block (NUL-ended format, ndim <= 8, fixed at
-   create). The format is NUL-ended and ndim bounded here again: a process with write access
-   could have changed them since the validation, and callers print them. */
-static void copy_type(const struct shml_chan_hdr *h, struct shml_channel_type *type)
+/* The stored type, from the validated private geometry (NUL-ended format, ndim <= 8). */
+static void copy_type(const struct shml__chan_geo *g, struct shml_channel_type *type)
 {
+    _Static_assert(sizeof(type->format) <= sizeof(g->type_format), "type format size");
     memset(type, 0, sizeof(*type));
-    memcpy(type->format, h->type_format, sizeof(type->format));
+    memcpy(type->format, g->type_format, sizeof(type->format));
     type->format[sizeof(type->format) - 1] = '\0';
-    type->itemsize = h->type_itemsize;
-    uint32_t ndim = h->type_ndim;
-    type->ndim = ndim < SHML_TYPE_NDIM_MAX ? ndim : SHML_TYPE_NDIM_MAX;
+    type->itemsize = g->type_itemsize;
+    type->ndim = g->type_ndim;
     for (uint32_t d = 0; d < type->ndim; d++)
-        type->shape[d] = h->type_shape[d];
+        type->shape[d] = g->type_shape[d];
 }
 
-/* Stats from a control block (mapped, validated), plus the endpoint table into eps. */
-static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
+/* Stats of a mapped channel of validated geometry g, plus the endpoint table into eps. */
+static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats *st,
                        struct shml_endpoint_stats *eps, size_t cap, size_t *count)
 {
+    struct shml_chan_hdr *h = g->hdr;
     memset(st, 0, sizeof(*st));
-    st->kind = h->kind;
-    st->flags = (h->flags & SHML_CHANF_SPSC) ? SHML_SPSC : 0;
-    st->slots = h->nslots;
-    st->slot_size = h->stride;
-    st->max_msg = h->max_msg;
-    st->policy = h->policy;
-    st->endpoints = h->nendpoints;
-    copy_type(h, &st->type);
+    st->kind = g->kind;
+    st->flags = (g->flags & SHML_CHANF_SPSC) ? SHML_SPSC : 0;
+    st->slots = g->nslots;
+    st->slot_size = g->stride;
+    st->max_msg = g->max_msg;
+    st->policy = g->policy;
+    st->endpoints = g->nendpoints;
+    copy_type(g, &st->type);
     /* Relaxed loads throughout: a snapshot of statistics. */
     uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
@@ -975,11 +1030,11 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
     st->drops = atomic_load_explicit(&h->closed.drops, memory_order_relaxed);
     st->sleeps = atomic_load_explicit(&h->closed.sleeps, memory_order_relaxed);
     st->lost = atomic_load_explicit(&h->lost, memory_order_relaxed);
-    uint64_t newest = h->kind == SHML_LATEST ? enq >> 16 : enq;
+    uint64_t newest = g->kind == SHML_LATEST ? enq >> 16 : enq;
     uint64_t slowest = UINT64_MAX;
     size_t used = 0;
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(g, i);
         uint64_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
         /* seq_cst: pairs with the store of role when the entry was claimed. */
         uint32_t role = atomic_load_explicit(&e->role, memory_order_seq_cst);
@@ -999,9 +1054,9 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
             .sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed),
         };
         uint64_t cursor = atomic_load_explicit(&e->cursor, memory_order_relaxed);
-        if ((role & SHML_CONSUMER) && (h->kind == SHML_BUS || h->kind == SHML_LATEST)) {
+        if ((role & SHML_CONSUMER) && (g->kind == SHML_BUS || g->kind == SHML_LATEST)) {
             es.lag = newest > cursor ? newest - cursor : 0;
-            if (h->kind == SHML_BUS && cursor < slowest)
+            if (g->kind == SHML_BUS && cursor < slowest)
                 slowest = cursor;
         }
         st->sent += atomic_load_explicit(&e->sent, memory_order_relaxed);
@@ -1016,9 +1071,9 @@ static void fill_stats(struct shml_chan_hdr *h, struct shml_channel_stats *st,
     st->attached = (uint32_t)used;
     if (count)
         *count = used;
-    if (h->kind == SHML_QUEUE || h->kind == SHML_RPC)
+    if (g->kind == SHML_QUEUE || g->kind == SHML_RPC)
         st->queued = enq > deq ? enq - deq : 0;
-    else if (h->kind == SHML_BUS && slowest != UINT64_MAX)
+    else if (g->kind == SHML_BUS && slowest != UINT64_MAX)
         st->queued = enq > slowest ? enq - slowest : 0;
 }
 
@@ -1026,7 +1081,7 @@ int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st
 {
     if (!ch || !st)
         return -EINVAL;
-    fill_stats(ch->hdr, st, NULL, 0, NULL);
+    fill_stats(&ch->geo, st, NULL, 0, NULL);
     return 0;
 }
 
@@ -1039,10 +1094,11 @@ int shml_channel_inspect(const char *addr, struct shml_channel_stats *st,
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
     so.flags = SHML_RDONLY | SHML_NOATTACH;
     shml_segment *seg;
-    int r = open_checked(addr, &so, &seg);
+    struct shml__chan_geo g;
+    int r = open_checked(addr, &so, &seg, &g);
     if (r < 0)
         return r;
-    fill_stats(shml_segment_data(seg), st, eps, cap, n);
+    fill_stats(&g, st, eps, cap, n);
     shml_segment_close(seg);
     return 0;
 }
@@ -1068,7 +1124,7 @@ int shml_channel_get_type(const shml_channel *ch, struct shml_channel_type *type
 {
     if (!ch || !type)
         return -EINVAL;
-    copy_type(ch->hdr, type);
+    copy_type(&ch->geo, type);
     return 0;
 }
 

@@ -11,9 +11,48 @@
 
 #include <stdbool.h>
 
+/*
+ * A channel's geometry: the fixed fields of its control block (layout.h: bytes 0-127 and the
+ * message type at 768-1023), copied from the mapping once and validated on that copy
+ * (shml__chan_geo_load()). Private memory, not a layout. Every loop bound, offset, index,
+ * stride, kind, policy and max_msg is taken from here, never from the mapping again: a
+ * process that can write the segment may change the mapped fields at any time, and an offset
+ * or count read twice could then lead outside the mapping.
+ */
+struct shml__chan_geo {
+    struct shml_chan_hdr *hdr; /* the control block in this process's mapping: its atomics */
+    char *slots;               /* the first slot (latest: buffer): hdr + slots_off */
+    uint32_t kind;             /* SHML_QUEUE .. SHML_RPC */
+    uint32_t flags;            /* SHML_CHANF_* */
+    uint32_t nslots;
+    uint32_t stride;
+    uint64_t max_msg;
+    uint64_t slots_off;
+    uint32_t policy;
+    uint32_t nendpoints;
+    uint64_t ep_off;
+    uint64_t box_off;
+    uint32_t box_stride;
+    uint64_t type_bytes;       /* typed channel: the one size a message has; 0 when untyped */
+    uint64_t type_itemsize;
+    uint32_t type_ndim;
+    uint32_t type_format_len;
+    uint64_t type_shape[SHML_TYPE_NDIM_MAX];
+    char type_format[176];     /* NUL-ended; all zero when untyped */
+};
+
+/*
+ * Copy the control block at h (in a segment of `size` data bytes) into *g once, and validate
+ * the copy. 0, or -SHML_ECORRUPT / -SHML_EVERSION (reason recorded; *g is then unusable).
+ * Whatever the mapping holds later, *g stays what was validated.
+ */
+SHML_INTERNAL int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size,
+                                      struct shml__chan_geo *g);
+
 struct shml_channel {
     shml_segment *seg;
     struct shml_chan_hdr *hdr;
+    struct shml__chan_geo geo; /* validated at open; the fields below are its hot copies */
     char *slots;          /* the first slot */
     uint64_t mask;        /* nslots - 1 */
     uint32_t stride;
@@ -92,23 +131,25 @@ SHML_INTERNAL void shml__rpc_attach(shml_channel *ch);
  * reading it died): make its mailbox idle. True if this call did it (so the caller counts the
  * loss), false if the mailbox no longer waited for that request.
  */
-SHML_INTERNAL bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t client,
+SHML_INTERNAL bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client,
                                           uint32_t ticket);
 /* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
 SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
 
-/* Check a channel control block read from a segment of `size` data bytes. 0 or
-   -SHML_ECORRUPT / -SHML_EVERSION (reason recorded). */
-SHML_INTERNAL int shml__chan_validate(const struct shml_chan_hdr *h, size_t size);
-
-/* The endpoint table entry i, and the rpc mailbox i. */
-static inline struct shml_chan_ep *shml__chan_ep(const struct shml_chan_hdr *h, uint32_t i)
+/* The endpoint table entry i < g->nendpoints, from the private geometry. */
+static inline struct shml_chan_ep *shml__chan_ep(const struct shml__chan_geo *g, uint32_t i)
 {
-    return (struct shml_chan_ep *)((char *)h + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+    return (struct shml_chan_ep *)((char *)g->hdr + g->ep_off + (uint64_t)i * SHML_EP_SIZE);
 }
-static inline struct shml_rpc_box *shml__chan_box(const struct shml_chan_hdr *h, uint32_t i)
+/* The rpc mailbox i < g->nendpoints. */
+static inline struct shml_rpc_box *shml__chan_box(const struct shml__chan_geo *g, uint32_t i)
 {
-    return (struct shml_rpc_box *)((char *)h + h->box_off + (uint64_t)i * h->box_stride);
+    return (struct shml_rpc_box *)((char *)g->hdr + g->box_off + (uint64_t)i * g->box_stride);
+}
+/* The slot (latest: buffer) i < g->nslots. */
+static inline void *shml__chan_slot_at(const struct shml__chan_geo *g, uint64_t i)
+{
+    return g->slots + i * g->stride;
 }
 
 /* Is the owner recorded in an endpoint entry alive? 1, 0 dead, -1 unknown. */
@@ -117,7 +158,7 @@ SHML_INTERNAL int shml__chan_ep_alive(struct shml_chan_ep *e);
  * Free entry i if its owner is dead (state still `st`): fold its counters into the totals and
  * undo what it held (a latest pin, an rpc request). Returns true if this call freed it.
  */
-SHML_INTERNAL bool shml__chan_ep_reclaim(struct shml_chan_hdr *h, uint32_t i, uint64_t st);
+SHML_INTERNAL bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t st);
 
 /* A slot state: seq in the upper half, holder pid and busy bit in the lower. */
 static inline uint64_t state_of(uint64_t seq, uint32_t pid, bool busy)
@@ -164,13 +205,13 @@ static inline void *slot_payload(void *slot)
 }
 
 /*
- * Is the process `pid`, recorded as the holder of a slot, buffer or mailbox of channel h,
+ * Is the process `pid`, recorded as the holder of a slot, buffer or mailbox of channel g,
  * gone? Every holder holds an endpoint entry while it holds anything (taken at open, freed
  * at close after what it held is given back), and the entry records its start time: so a pid
  * that another process took over since, which kill() finds alive, is dead too when no live
  * entry of the table has it.
  */
-SHML_INTERNAL bool shml__chan_holder_dead(struct shml_chan_hdr *h, uint32_t pid);
+SHML_INTERNAL bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t pid);
 
 /*
  * Try once to claim something (a slot to send into, a message to read): 0 with *slot and *pos
@@ -237,7 +278,7 @@ SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot
                                          uint64_t pos);
 /* Close: free an uncommitted claim (counted lost) and wake a consumer. */
 SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch, bool lost);
-SHML_INTERNAL bool shml__queue_reclaim(struct shml_chan_hdr *h, struct shml_chan_slot *slot,
+SHML_INTERNAL bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
 
 /* Batch calls (queue and bus). */

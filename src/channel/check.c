@@ -46,35 +46,35 @@ static const char *role_name(uint32_t kind, uint32_t role)
     return name ? name : "endpoint";
 }
 
-static void check_endpoints(struct checker *c, struct shml_chan_hdr *h)
+static void check_endpoints(struct checker *c, const struct shml__chan_geo *g)
 {
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(g, i);
         /* Relaxed: a snapshot; repair acts by CAS on what it saw. */
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
         if (!(st & 1u) || shml__chan_ep_alive(e) != 0)
             continue;
         uint32_t role = atomic_load_explicit(&e->role, memory_order_relaxed);
         uint32_t pid = (uint32_t)(st >> 1) & 0x7fffffffu;
-        bool fixed = c->repair && shml__chan_ep_reclaim(h, i, st);
+        bool fixed = c->repair && shml__chan_ep_reclaim(g, i, st);
         finding(c, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
-                role_name(h->kind, role), pid, fixed ? ": detached, counters kept" : "");
+                role_name(g->kind, role), pid, fixed ? ": detached, counters kept" : "");
     }
 }
 
 /* Queue and rpc slots. */
-static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
+static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
 {
-    uint64_t n = h->nslots, mask = n - 1;
-    char *slots = (char *)h + h->slots_off;
+    struct shml_chan_hdr *h = g->hdr;
+    uint64_t n = g->nslots, mask = n - 1;
     uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
-    if ((deq > enq && deq - enq > h->nendpoints) || (enq > deq && enq - deq > n + h->nendpoints))
+    if ((deq > enq && deq - enq > g->nendpoints) || (enq > deq && enq - deq > n + g->nendpoints))
         finding(c, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
                 (unsigned long long)enq, (unsigned long long)deq, (unsigned long long)n);
-    uint64_t limit = h->max_msg + (h->kind == SHML_RPC ? SHML_RPC_TAG : 0);
+    uint64_t limit = g->max_msg + (g->kind == SHML_RPC ? SHML_RPC_TAG : 0);
     for (uint64_t i = 0; i < n; i++) {
-        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
+        struct shml_chan_slot *s = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         uint32_t seq = state_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
@@ -83,17 +83,18 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
-        if (phase == 1 && !state_busy(st) && s->len > limit)
+        uint32_t len = shml__len_once(&s->len);
+        if (phase == 1 && !state_busy(st) && len > limit)
             finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
-                    (unsigned long long)i, s->len, (unsigned long long)limit);
-        if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
+                    (unsigned long long)i, len, (unsigned long long)limit);
+        if (!state_busy(st) || !shml__chan_holder_dead(g, state_pid(st)))
             continue;
         /* A dead holder: a claim being written (seq p) or a message being read (seq p + 1);
            either way the slot becomes free for the next lap, and the message is lost. */
         bool writing = phase == 0;
         uint64_t next = writing ? (uint64_t)seq + n : (uint64_t)seq - 1 + n;
         bool fixed = false;
-        if (c->repair && (fixed = shml__queue_reclaim(h, s, st, next)))
+        if (c->repair && (fixed = shml__queue_reclaim(g, s, st, next)))
             shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
         finding(c, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
                 writing ? "being written" : "being read", state_pid(st),
@@ -101,12 +102,12 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
     }
 }
 
-static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
+static void check_bus_slots(struct checker *c, const struct shml__chan_geo *g)
 {
-    uint64_t n = h->nslots, mask = n - 1;
-    char *slots = (char *)h + h->slots_off;
+    struct shml_chan_hdr *h = g->hdr;
+    uint64_t n = g->nslots, mask = n - 1;
     for (uint64_t i = 0; i < n; i++) {
-        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * h->stride);
+        struct shml_chan_slot *s = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         uint32_t seq = state_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
@@ -118,7 +119,7 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
         if (!state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0)
             finding(c, false, "slot %llu: a published message names pid %u",
                     (unsigned long long)i, state_pid(st));
-        if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
+        if (!state_busy(st) || !shml__chan_holder_dead(g, state_pid(st)))
             continue;
         bool fixed = false;
         if (c->repair) {
@@ -137,22 +138,22 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
     }
 }
 
-static void check_latest(struct checker *c, struct shml_chan_hdr *h)
+static void check_latest(struct checker *c, const struct shml__chan_geo *g)
 {
+    struct shml_chan_hdr *h = g->hdr;
     uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
-    char *slots = (char *)h + h->slots_off;
-    if ((cur >> 16) && (cur & 0xffffu) >= h->nslots) {
+    if ((cur >> 16) && (cur & 0xffffu) >= g->nslots) {
         finding(c, false, "the current value names buffer %llu of %u",
-                (unsigned long long)(cur & 0xffffu), h->nslots);
+                (unsigned long long)(cur & 0xffffu), g->nslots);
         return;
     }
-    for (uint32_t i = 0; i < h->nslots; i++) {
-        struct shml_latest_buf *b = (struct shml_latest_buf *)(slots + (uint64_t)i * h->stride);
+    for (uint32_t i = 0; i < g->nslots; i++) {
+        struct shml_latest_buf *b = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         uint32_t readers = (uint32_t)(st >> 32) & 0xffffu;
         uint32_t pins = 0;
-        for (uint32_t k = 0; k < h->nendpoints; k++) {
-            struct shml_chan_ep *e = shml__chan_ep(h, k);
+        for (uint32_t k = 0; k < g->nendpoints; k++) {
+            struct shml_chan_ep *e = shml__chan_ep(g, k);
             if ((atomic_load_explicit(&e->state, memory_order_relaxed) & 1u) &&
                 atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
                 pins++;
@@ -161,7 +162,7 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
             finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
                               "pinning it; the buffer stays out of use)",
                     i, readers, pins);
-        if ((st & 1u) && shml__chan_holder_dead(h, (uint32_t)(st >> 1) & 0x7fffffffu)) {
+        if ((st & 1u) && shml__chan_holder_dead(g, (uint32_t)(st >> 1) & 0x7fffffffu)) {
             bool fixed = false;
             if (c->repair) {
                 uint64_t want = st;
@@ -173,20 +174,22 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
             finding(c, fixed, "buffer %u: being written by pid %u, which died%s", i,
                     (uint32_t)(st >> 1) & 0x7fffffffu, fixed ? ": freed" : "");
         }
-        if (!(st & 1u) && b->len > h->max_msg)
-            finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, b->len,
-                    (unsigned long long)h->max_msg);
+        uint32_t len = shml__len_once(&b->len);
+        if (!(st & 1u) && len > g->max_msg)
+            finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, len,
+                    (unsigned long long)g->max_msg);
     }
 }
 
 /* rpc: requests taken by servers that died: the clients would learn it only by probing. */
-static void check_mailboxes(struct checker *c, struct shml_chan_hdr *h)
+static void check_mailboxes(struct checker *c, const struct shml__chan_geo *g)
 {
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_rpc_box *b = shml__chan_box(h, i);
+    struct shml_chan_hdr *h = g->hdr;
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_rpc_box *b = shml__chan_box(g, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         uint32_t server = (uint32_t)(st >> 2) & 0x3fffffffu;
-        if ((st & 1u) || server == 0 || !shml__chan_holder_dead(h, server))
+        if ((st & 1u) || server == 0 || !shml__chan_holder_dead(g, server))
             continue;
         bool fixed = false;
         if (c->repair) {
@@ -208,28 +211,30 @@ static void check_mailboxes(struct checker *c, struct shml_chan_hdr *h)
 int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx)
 {
     struct checker c = {.fn = fn, .ctx = ctx, .repair = repair};
-    struct shml_chan_hdr *h = shml_segment_data(seg);
     uint32_t kind = shml__segment_kind(seg);
     if (kind < SHML_QUEUE || kind > SHML_RPC)
         return shml__fail(SHML_EWRONGKIND, "%s is a segment of kind %u, not a channel",
                           shml_segment_address(seg), kind);
-    int r = shml__chan_validate(h, shml_segment_size(seg));
+    /* Everything below works from this private, validated copy of the geometry, whatever
+       the mapping says meanwhile. */
+    struct shml__chan_geo g;
+    int r = shml__chan_geo_load(shml_segment_data(seg), shml_segment_size(seg), &g);
     if (r < 0) {
         finding(&c, false, "control block: %s", shml_last_error());
         return c.left;
     }
-    if (h->kind != kind) {
-        finding(&c, false, "channel kind %u differs from the segment's %u", h->kind, kind);
+    if (g.kind != kind) {
+        finding(&c, false, "channel kind %u differs from the segment's %u", g.kind, kind);
         return c.left;
     }
-    check_endpoints(&c, h);
+    check_endpoints(&c, &g);
     if (kind == SHML_BUS)
-        check_bus_slots(&c, h);
+        check_bus_slots(&c, &g);
     else if (kind == SHML_LATEST)
-        check_latest(&c, h);
+        check_latest(&c, &g);
     else
-        check_queue_slots(&c, h);
+        check_queue_slots(&c, &g);
     if (kind == SHML_RPC)
-        check_mailboxes(&c, h);
+        check_mailboxes(&c, &g);
     return c.left;
 }

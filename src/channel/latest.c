@@ -48,18 +48,17 @@ static inline uint32_t writer_of(uint64_t st)
 /* Clear what dead processes hold: pins of dead readers, buffers of dead writers. */
 static void clear_dead(shml_channel *ch)
 {
-    struct shml_chan_hdr *h = ch->hdr;
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < ch->geo.nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(&ch->geo, i);
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
         if ((st & 1u) && atomic_load_explicit(&e->pin, memory_order_relaxed) != 0 &&
             shml__chan_ep_alive(e) == 0)
-            shml__chan_ep_reclaim(h, i, st);
+            shml__chan_ep_reclaim(&ch->geo, i, st);
     }
     for (uint32_t i = 0; i <= ch->mask; i++) {
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        if ((st & 1u) && shml__chan_holder_dead(ch->hdr, writer_of(st))) {
+        if ((st & 1u) && shml__chan_holder_dead(&ch->geo, writer_of(st))) {
             /* A dead writer's buffer: its value is whole if it is current (published before
                the mark is dropped), and unused otherwise. Release: pairs with the readers'
                acquire CAS. */
@@ -126,7 +125,7 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         if (st & 1u) {
             /* Its writer is between publishing and dropping its mark (or died there). */
-            if (shml__chan_probe(ch) && shml__chan_holder_dead(ch->hdr, writer_of(st)))
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, writer_of(st)))
                 clear_dead(ch);
             *behind = true;
             return -EAGAIN;
@@ -170,13 +169,13 @@ int shml__latest_attach(shml_channel *ch)
     /* Count after our role is visible (seq_cst, as every role load): two openers racing may
        both give up, never both stay past the bound. */
     uint32_t readers = 0;
-    for (uint32_t i = 0; i < ch->hdr->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(ch->hdr, i);
+    for (uint32_t i = 0; i < ch->geo.nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(&ch->geo, i);
         if (!(atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_CONSUMER))
             continue;
         /* A reader that died gives its place (and its pin) back. */
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-        if (e != ch->ep && shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(ch->hdr, i, st))
+        if (e != ch->ep && shml__chan_ep_alive(e) == 0 && shml__chan_ep_reclaim(&ch->geo, i, st))
             continue;
         readers++;
     }

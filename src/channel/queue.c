@@ -34,27 +34,28 @@
 /* Is the holder recorded in a busy state dead? */
 static bool holder_dead(shml_channel *ch, uint64_t s)
 {
-    return shml__chan_holder_dead(ch->hdr, state_pid(s));
+    return shml__chan_holder_dead(&ch->geo, state_pid(s));
 }
 
 /*
- * Free a slot of channel h (queue or rpc) whose holder died (state still s), for position
+ * Free a slot of channel g (queue or rpc) whose holder died (state still s), for position
  * `next`; count the loss. Needs no handle, so that a repair uses it too.
  */
-bool shml__queue_reclaim(struct shml_chan_hdr *h, struct shml_chan_slot *slot, uint64_t s,
-                         uint64_t next)
+bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *slot,
+                         uint64_t s, uint64_t next)
 {
+    struct shml_chan_hdr *h = g->hdr;
     /* An rpc request being read by a server that died: its client must learn it. The tag is
        read before the slot is freed (the dead holder no longer changes it). */
-    bool being_read = (uint32_t)next - state_seq(s) == h->nslots - 1;
+    bool being_read = (uint32_t)next - state_seq(s) == g->nslots - 1;
     uint32_t tag[2] = {0, 0};
-    if (h->kind == SHML_RPC && being_read)
+    if (g->kind == SHML_RPC && being_read)
         memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
     /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
     if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, state_of(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
-    if (h->kind == SHML_RPC && being_read && !shml__rpc_drop_request(h, tag[0], tag[1]))
+    if (g->kind == SHML_RPC && being_read && !shml__rpc_drop_request(g, tag[0], tag[1]))
         return true; /* the client had counted it already */
     /* Relaxed: a statistic. */
     atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
@@ -151,7 +152,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
             if (state_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
-                shml__queue_reclaim(ch->hdr, s, st, p);
+                shml__queue_reclaim(&ch->geo, s, st, p);
                 continue;
             }
             *behind = state_busy(st);
@@ -215,11 +216,11 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                 uint32_t seq = state_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */
-                    if (shml__queue_reclaim(ch->hdr, s, st, p + ch->mask + 1))
+                    if (shml__queue_reclaim(&ch->geo, s, st, p + ch->mask + 1))
                         advance(ch, &h->deq, p);
                 } else {
                     /* A consumer died reading the previous lap's message. */
-                    shml__queue_reclaim(ch->hdr, s, st, (uint64_t)seq - 1 + ch->mask + 1);
+                    shml__queue_reclaim(&ch->geo, s, st, (uint64_t)seq - 1 + ch->mask + 1);
                 }
                 continue;
             }
@@ -320,7 +321,7 @@ void shml__queue_abandon_claim(shml_channel *ch, bool lost)
     uint64_t next = ch->claimed_pos + ch->mask + 1;
     bool freed;
     if (lost) {
-        freed = shml__queue_reclaim(ch->hdr, s, st, next);
+        freed = shml__queue_reclaim(&ch->geo, s, st, next);
     } else {
         /* Release pairs with the acquire loads of the state in try_send() and try_recv():
            our writes to the slot are done before the next lap's producer writes it. */

@@ -59,16 +59,17 @@ void shml__rpc_attach(shml_channel *ch)
     if (ch->role & SHML_SERVER)
         atomic_fetch_add_explicit(&ch->hdr->servers, 1, memory_order_relaxed); /* a fact */
     /* Relaxed: the entry is ours, and its mailbox idle (made so when the entry was freed). */
-    uint64_t st = atomic_load_explicit(&shml__chan_box(ch->hdr, ch->ep_index)->state,
+    uint64_t st = atomic_load_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
                                        memory_order_relaxed);
     ch->ticket = box_ticket(st);
 }
 
-bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t client, uint32_t ticket)
+bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uint32_t ticket)
 {
-    if (client >= h->nendpoints)
+    /* The client index comes from a request's tag, a shared word: bounded here. */
+    if (client >= g->nendpoints)
         return true;
-    struct shml_rpc_box *b = shml__chan_box(h, client);
+    struct shml_rpc_box *b = shml__chan_box(g, client);
     uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
     /* Waiting for that request, or taken (by the server that died): nothing replied yet. */
     if (box_ticket(st) != ticket || (st & 3u) != 0)
@@ -84,9 +85,8 @@ bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t client, uint32_t t
 /* Is any server alive? */
 static bool server_alive(shml_channel *ch)
 {
-    struct shml_chan_hdr *h = ch->hdr;
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(h, i);
+    for (uint32_t i = 0; i < ch->geo.nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(&ch->geo, i);
         /* seq_cst: as the role loads of min_cursor() in bus.c. */
         if ((atomic_load_explicit(&e->role, memory_order_seq_cst) & SHML_SERVER) &&
             shml__chan_ep_alive(e) != 0)
@@ -153,7 +153,7 @@ static int client_commit(shml_channel *ch, size_t len)
     uint32_t tag[2] = {ch->ep_index, t};
     memcpy((char *)s + SHML_SLOT_HDR, tag, sizeof(tag));
     /* Release pairs with the server's acquire CAS that takes the request. */
-    atomic_store_explicit(&shml__chan_box(ch->hdr, ch->ep_index)->state,
+    atomic_store_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
                           box_state(t, 0, false, false), memory_order_release);
     shml__queue_publish(ch, s, ch->claimed_pos, len + SHML_RPC_TAG);
     ch->claimed = NULL;
@@ -186,7 +186,7 @@ static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, i
 static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *pos,
                           bool *behind)
 {
-    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->ep_index);
+    struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->ep_index);
     /* Acquire pairs with the server's release store of "replied": the reply is there. */
     uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
     if (box_ticket(st) != ch->ticket)
@@ -211,7 +211,7 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     *behind = true; /* keep looking at the servers now and then */
     if (shml__chan_probe(ch)) {
         uint32_t server = box_pid(st);
-        if (server != 0 && shml__chan_holder_dead(ch->hdr, server))
+        if (server != 0 && shml__chan_holder_dead(&ch->geo, server))
             return client_reset(ch, b, st, ECONNRESET, "the server that took the request died");
         if (server == 0 && servers(ch) != 0 && !server_alive(ch))
             return client_reset(ch, b, st, ECONNRESET, "every server of the channel died");
@@ -235,7 +235,7 @@ static int client_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
 {
     if (!ch->awaiting)
         return shml__fail(EPROTO, "no request is waiting for a reply: send one first");
-    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->ep_index);
+    struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->ep_index);
     void *slot;
     uint64_t st;
     ch->probe = true;
@@ -282,9 +282,9 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
         size_t whole = ch->peeked_len;
         uint32_t tag[2];
         memcpy(tag, (char *)s + SHML_SLOT_HDR, sizeof(tag));
-        bool ok = whole >= SHML_RPC_TAG && tag[0] < h->nendpoints;
+        bool ok = whole >= SHML_RPC_TAG && tag[0] < ch->geo.nendpoints;
         if (ok) {
-            struct shml_rpc_box *b = shml__chan_box(h, tag[0]);
+            struct shml_rpc_box *b = shml__chan_box(&ch->geo, tag[0]);
             uint64_t want = box_state(tag[1], 0, false, false);
             /* Acquire pairs with the client's release store of "waiting". */
             ok = atomic_compare_exchange_strong_explicit(&b->state, &want,
@@ -305,7 +305,7 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
         }
         /* Its client has gone, or gave up on it (whoever made its mailbox idle counted the
            loss), or the tag is bad (counted here): drop it, wait for the next. */
-        bool bad = whole < SHML_RPC_TAG || tag[0] >= h->nendpoints;
+        bool bad = whole < SHML_RPC_TAG || tag[0] >= ch->geo.nendpoints;
         shml__queue_give_back(ch, s, pos);
         if (bad)
             atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
@@ -326,14 +326,13 @@ static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
     (void)timeout_ns;
     if (!ch->has_request)
         return shml__fail(EPROTO, "no request to reply to: receive one first");
-    struct shml_chan_hdr *h = ch->hdr;
-    struct shml_rpc_box *b = shml__chan_box(h, ch->req_client);
+    struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     /* A client that died: free its entry (which makes its mailbox idle), so that the CAS
        below fails and the reply is dropped and counted now, not when the entry is reused. */
-    struct shml_chan_ep *e = shml__chan_ep(h, ch->req_client);
+    struct shml_chan_ep *e = shml__chan_ep(&ch->geo, ch->req_client);
     uint64_t est = atomic_load_explicit(&e->state, memory_order_relaxed);
     if ((est & 1u) && shml__chan_ep_alive(e) == 0)
-        shml__chan_ep_reclaim(h, ch->req_client, est);
+        shml__chan_ep_reclaim(&ch->geo, ch->req_client, est);
     uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
     /* Acquire pairs with the client's release of "idle" after reading an earlier reply. */
     if (atomic_compare_exchange_strong_explicit(&b->state, &want,
@@ -382,7 +381,7 @@ static void server_abandon(shml_channel *ch)
         server_release(ch);
     if (!ch->has_request)
         return;
-    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->req_client);
+    struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
         deliver(ch, b, SHML_RPC_GONE);
     } else if (!ch->claimed) {
@@ -404,7 +403,7 @@ static void server_abandon(shml_channel *ch)
  */
 static void server_discard(shml_channel *ch)
 {
-    struct shml_rpc_box *b = shml__chan_box(ch->hdr, ch->req_client);
+    struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
         uint64_t writing = box_state(ch->req_ticket, ch->me, true, false);
         /* Relaxed: nothing was delivered for the client to see, and server_claim() takes
