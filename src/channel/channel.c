@@ -141,32 +141,44 @@ int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size, struct shml__chan_
 {
     if (size < SHML_CHAN_HDR)
         return shml__fail(SHML_ECORRUPT, "no channel control block at the start of the data");
-    /* One snapshot of the fixed fields (the words a writer may change under us are copied,
-       not re-read): everything below decides on this copy alone. */
-    struct shml_chan_hdr c;
-    memcpy(&c, h, offsetof(struct shml_chan_hdr, enq));
-    memcpy(&c.type_itemsize, (const char *)h + offsetof(struct shml_chan_hdr, type_itemsize),
-           SHML_CHAN_HDR - offsetof(struct shml_chan_hdr, type_itemsize));
+    /* One snapshot of the fixed fields: each read once, whole (a single load, so that a
+       value being rewritten is the old or the new one, never a mix of both that might pass
+       the checks), and everything below decides on this copy alone. */
+    const char *m = (const char *)h;
+#define ONCE32(f)                                                                               \
+    atomic_load_explicit((const shml_atomic_u32 *)(m + offsetof(struct shml_chan_hdr, f)),     \
+                         memory_order_relaxed)
+#define ONCE64(f)                                                                               \
+    atomic_load_explicit((const shml_atomic_u64 *)(m + offsetof(struct shml_chan_hdr, f)),     \
+                         memory_order_relaxed)
     memset(g, 0, sizeof(*g));
     g->hdr = h;
-    g->kind = c.kind;
-    g->flags = c.flags;
-    g->nslots = c.nslots;
-    g->stride = c.stride;
-    g->max_msg = c.max_msg;
-    g->slots_off = c.slots_off;
-    g->policy = c.policy;
-    g->nendpoints = c.nendpoints;
-    g->ep_off = c.ep_off;
-    g->box_off = c.box_off;
-    g->box_stride = c.box_stride;
-    g->type_itemsize = c.type_itemsize;
-    g->type_ndim = c.type_ndim;
-    g->type_format_len = c.type_format_len;
-    memcpy(g->type_shape, c.type_shape, sizeof(g->type_shape));
-    _Static_assert(sizeof(g->type_format) == sizeof(c.type_format), "type format size");
-    memcpy(g->type_format, c.type_format, sizeof(g->type_format));
-    int r = validate(g, c.magic, c.version, size);
+    uint32_t magic = ONCE32(magic), version = ONCE32(version);
+    g->kind = ONCE32(kind);
+    g->flags = ONCE32(flags);
+    g->nslots = ONCE32(nslots);
+    g->stride = ONCE32(stride);
+    g->max_msg = ONCE64(max_msg);
+    g->slots_off = ONCE64(slots_off);
+    g->policy = ONCE32(policy);
+    g->nendpoints = ONCE32(nendpoints);
+    g->ep_off = ONCE64(ep_off);
+    g->box_off = ONCE64(box_off);
+    g->box_stride = ONCE32(box_stride);
+    g->type_itemsize = ONCE64(type_itemsize);
+    g->type_ndim = ONCE32(type_ndim);
+    g->type_format_len = ONCE32(type_format_len);
+    for (uint32_t d = 0; d < SHML_TYPE_NDIM_MAX; d++)
+        g->type_shape[d] = atomic_load_explicit(
+            (const shml_atomic_u64 *)(m + offsetof(struct shml_chan_hdr, type_shape) + 8 * d),
+            memory_order_relaxed);
+#undef ONCE32
+#undef ONCE64
+    /* Text: a torn copy is just other text, checked as it is. */
+    _Static_assert(sizeof(g->type_format) == sizeof(h->type_format), "type format size");
+    memcpy(g->type_format, m + offsetof(struct shml_chan_hdr, type_format),
+           sizeof(g->type_format));
+    int r = validate(g, magic, version, size);
     if (r < 0)
         return r;
     g->slots = (char *)h + g->slots_off;
