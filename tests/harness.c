@@ -10,6 +10,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1041,4 +1042,60 @@ int main(int argc, char **argv)
     if (matched == 1 && skipped == 1)
         return SHMT_EXIT_SKIP;
     return 0;
+}
+
+/* ---- a toggling peer ---- */
+
+struct shmt_toggler {
+    void *word;
+    size_t width;
+    uint64_t valid;
+    const uint64_t *hostile;
+    size_t n;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void toggler_store(const struct shmt_toggler *t, uint64_t v)
+{
+    /* Relaxed: the toggler promises nothing, as a hostile peer would not. */
+    if (t->width == 8)
+        atomic_store_explicit((_Atomic uint64_t *)t->word, v, memory_order_relaxed);
+    else
+        atomic_store_explicit((_Atomic uint32_t *)t->word, (uint32_t)v, memory_order_relaxed);
+}
+
+static void *toggler_loop(void *arg)
+{
+    struct shmt_toggler *t = arg;
+    for (size_t k = 0; !atomic_load_explicit(&t->stop, memory_order_relaxed); k++) {
+        toggler_store(t, t->hostile[k % t->n]);
+        toggler_store(t, t->valid);
+    }
+    return NULL;
+}
+
+struct shmt_toggler *shmt_toggler_start(void *word, size_t width, const uint64_t *hostile,
+                                        size_t n)
+{
+    struct shmt_toggler *t = calloc(1, sizeof *t);
+    ASSERT_NOT_NULL(t);
+    ASSERT_TRUE((width == 4 || width == 8) && n > 0);
+    t->word = word;
+    t->width = width;
+    t->hostile = hostile;
+    t->n = n;
+    t->valid = width == 8 ? atomic_load((_Atomic uint64_t *)word)
+                          : atomic_load((_Atomic uint32_t *)word);
+    atomic_init(&t->stop, false);
+    ASSERT_EQ(pthread_create(&t->thread, NULL, toggler_loop, t), 0);
+    return t;
+}
+
+void shmt_toggler_stop(struct shmt_toggler *t)
+{
+    atomic_store_explicit(&t->stop, true, memory_order_relaxed);
+    ASSERT_EQ(pthread_join(t->thread, NULL), 0);
+    toggler_store(t, t->valid);
+    free(t);
 }

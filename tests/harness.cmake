@@ -7,6 +7,8 @@ if(NOT TARGET shml_harness)
   target_include_directories(shml_harness PUBLIC
     ${CMAKE_CURRENT_LIST_DIR} ${PROJECT_SOURCE_DIR}/include)
   target_compile_definitions(shml_harness PRIVATE SHMT_AREA="harness")
+  find_package(Threads REQUIRED) # shmt_toggler_start()
+  target_link_libraries(shml_harness PUBLIC Threads::Threads)
 endif()
 
 # shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [SERIAL name...]

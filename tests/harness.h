@@ -293,6 +293,16 @@ ptrdiff_t shmt_check(const void *p, size_t n, unsigned seed);
                       shmt_pattern((size_t)shmt_off_, (seed)));                                \
     } while (0)
 
+/*
+ * A hostile peer, as a thread: flips the `width`-byte (4 or 8) word at `word` (in shared
+ * memory) between the value it holds and each of hostile[0..n-1] in a tight loop, one store
+ * per value, until shmt_toggler_stop(), which puts back the value it found and frees t.
+ */
+struct shmt_toggler;
+struct shmt_toggler *shmt_toggler_start(void *word, size_t width, const uint64_t *hostile,
+                                        size_t n);
+void shmt_toggler_stop(struct shmt_toggler *t);
+
 /* Name of the running test, or of the running peer. */
 const char *shmt_current(void);
 /* Path of this test binary (for peers and for `spawn` of itself). */

@@ -13,8 +13,6 @@
 #include "chan_util.h"
 #include "layout.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 
 #define MAX_MSG 64u
@@ -48,57 +46,13 @@ static const struct field fields[] = {
      {1u << 30, UINT64_MAX, BIG, 1u << 20}},
 };
 
-/* ---- the toggler ---- */
-
-struct toggler {
-    shml_segment *seg;
-    void *word; /* the field in the mapping */
-    const struct field *f;
-    uint64_t valid;
-    atomic_bool stop;
-    pthread_t thread;
-};
-
-static void store(const struct toggler *t, uint64_t v)
-{
-    /* Relaxed: the toggler promises nothing, as a hostile peer would not. */
-    if (t->f->width == 8)
-        atomic_store_explicit((shml_atomic_u64 *)t->word, v, memory_order_relaxed);
-    else
-        atomic_store_explicit((shml_atomic_u32 *)t->word, (uint32_t)v, memory_order_relaxed);
-}
-
-static void *toggle_loop(void *arg)
-{
-    struct toggler *t = arg;
-    for (size_t k = 0; !atomic_load_explicit(&t->stop, memory_order_relaxed); k++) {
-        store(t, t->f->hostile[k % NHOSTILE]);
-        store(t, t->valid);
-    }
-    return NULL;
-}
-
 /* Start flipping field f of channel `addr`, opened raw as any process that can write it. */
-static void toggler_start(struct toggler *t, const char *addr, const struct field *f)
+static struct shmt_toggler *toggler_start(const char *addr, const struct field *f,
+                                          shml_segment **seg)
 {
-    memset(t, 0, sizeof *t);
-    ASSERT_OK(shml_segment_open(addr, NULL, &t->seg));
-    t->word = (char *)shml_segment_data(t->seg) + f->off;
-    t->f = f;
-    if (f->width == 8)
-        t->valid = atomic_load_explicit((shml_atomic_u64 *)t->word, memory_order_relaxed);
-    else
-        t->valid = atomic_load_explicit((shml_atomic_u32 *)t->word, memory_order_relaxed);
-    atomic_init(&t->stop, false);
-    ASSERT_EQ(pthread_create(&t->thread, NULL, toggle_loop, t), 0);
-}
-
-static void toggler_stop(struct toggler *t)
-{
-    atomic_store_explicit(&t->stop, true, memory_order_relaxed);
-    ASSERT_EQ(pthread_join(t->thread, NULL), 0);
-    store(t, t->valid);
-    shml_segment_close(t->seg);
+    ASSERT_OK(shml_segment_open(addr, NULL, seg));
+    return shmt_toggler_start((char *)shml_segment_data(*seg) + f->off, f->width, f->hostile,
+                              NHOSTILE);
 }
 
 /* ---- what runs meanwhile ---- */
@@ -164,8 +118,8 @@ static void run_kind(uint32_t kind, const struct field *f)
     shml_channel *rx = chan_open(addr, rxr, SHML_WAIT_ADAPTIVE);
     shml_channel *tx = chan_open(addr, txr, SHML_WAIT_ADAPTIVE);
     struct shml_channel_stats want = chan_inspect(addr);
-    struct toggler t;
-    toggler_start(&t, addr, f);
+    shml_segment *peer;
+    struct shmt_toggler *t = toggler_start(addr, f, &peer);
     long rounds = 0, limit = chan_iters(20000, 500);
     for (int64_t t0 = now_ns(); rounds < limit && now_ns() - t0 < RUN_NS; rounds++) {
         exchange(kind, tx, rx, (uint32_t)rounds);
@@ -178,7 +132,8 @@ static void run_kind(uint32_t kind, const struct field *f)
         ASSERT_GE(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
         open_close(addr, kind);
     }
-    toggler_stop(&t);
+    shmt_toggler_stop(t);
+    shml_segment_close(peer);
     shmt_log("%s, %s: %ld rounds", shml_kind_name(kind), f->name, rounds);
     /* The toggling over, the channel is whole and every message was counted. */
     ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);

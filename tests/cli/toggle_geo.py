@@ -49,17 +49,16 @@ class Failed(Exception):
 
 
 def toggle(path, off, width, values):
-    """The peer: flip the field at `off` of the channel in `path` until SIGTERM, and leave
-    the valid value."""
+    """The peer: flip the `width`-byte field at byte `off` of the object at `path` between its
+    value and each of `values` (one store each) until SIGTERM, then put its value back. Says
+    "ready" on stdout once it flips. tests/python/test_toggle_geo.py runs it too."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with open(path, "r+b") as f:
         m = mmap.mmap(f.fileno(), 0)
-    data = 4096
-    while ctypes.c_uint32.from_buffer(m, data).value != CHAN_MAGIC:
-        data += 4096
-    word = (ctypes.c_uint64 if width == 8 else ctypes.c_uint32).from_buffer(m, data + off)
+    word = (ctypes.c_uint64 if width == 8 else ctypes.c_uint32).from_buffer(m, off)
     valid = word.value
     end = time.monotonic() + TOGGLE_MAX
+    print("ready", flush=True)
     try:
         while time.monotonic() < end:
             for v in values:
@@ -69,10 +68,22 @@ def toggle(path, off, width, values):
         word.value = valid
 
 
+def data_offset(path):
+    """Where a channel's data (its control block) starts in the object at `path`."""
+    with open(path, "rb") as f:
+        data = 4096
+        while True:
+            f.seek(data)
+            if int.from_bytes(f.read(4), "little") == CHAN_MAGIC:
+                return data
+            data += 4096
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cli")
-    ap.add_argument("--toggle", nargs="+")
+    ap.add_argument("--toggle", nargs="+", metavar="PATH OFFSET BYTES VALUE",
+                    help="be the toggling peer (see toggle())")
     args = ap.parse_args()
     if args.toggle:
         path, off, width, *values = args.toggle
@@ -110,11 +121,16 @@ def main():
             if time.monotonic() > deadline:
                 raise Failed("the follower did not attach")
             time.sleep(0.05)
+        data = data_offset(path)
         sent = []
         rounds = 0
         for name, off, width, values in FIELDS:
             toggler = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--toggle",
-                                        path, str(off), str(width)] + [str(v) for v in values])
+                                        path, str(data + off), str(width)] +
+                                       [str(v) for v in values], stdout=subprocess.PIPE,
+                                       text=True)
+            if toggler.stdout.readline() != "ready\n":
+                raise Failed("the %s toggler did not start" % name)
             end = time.monotonic() + RUN
             while time.monotonic() < end:
                 msg = "%s-%d" % (name, rounds)

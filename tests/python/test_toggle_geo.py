@@ -7,6 +7,7 @@ shows as a signal exit, not as a dead pytest. The header's window (between the c
 copy and a second read of the mapping) is short for processes that share a loaded machine:
 tests/segment/test_toggle_hdr.c, with a thread, hits it reliably; here it is a second face."""
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -17,27 +18,9 @@ import shmlink
 
 RUN = "1.0"  # seconds of toggling per case
 
-# The peer: flip one field (one store per value, ctypes) between its value and hostile ones
-# until SIGTERM, then leave the value it found. argv: path, offset, bytes, values...
-TOGGLER = r"""
-import ctypes, mmap, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-path, off, width, values = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
-    [int(v) for v in sys.argv[4:]]
-with open(path, "r+b") as f:
-    m = mmap.mmap(f.fileno(), 0)
-word = (ctypes.c_uint64 if width == 8 else ctypes.c_uint32).from_buffer(m, off)
-valid = word.value
-end = time.monotonic() + 120
-try:
-    print("ready", flush=True)
-    while time.monotonic() < end:
-        for v in values:
-            word.value = v
-            word.value = valid
-finally:
-    word.value = valid
-"""
+# The peer, the one tests/cli/toggle_geo.py is: flip one field (one store per value) between
+# its value and hostile ones until SIGTERM, then leave the value it found.
+TOGGLER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli", "toggle_geo.py")
 
 SEGMENT_USER = r"""
 import sys, time
@@ -103,7 +86,7 @@ print(rounds)
 
 def _run_toggled(procs, path, off, width, values, user, args):
     """Run `user` (a script) with args while a peer toggles the field at `off` of `path`."""
-    tog = subprocess.Popen([sys.executable, "-c", TOGGLER, path, str(off), str(width)] +
+    tog = subprocess.Popen([sys.executable, TOGGLER, "--toggle", path, str(off), str(width)] +
                            [str(v) for v in values], stdout=subprocess.PIPE, text=True)
     procs.append(tog)
     assert tog.stdout.readline() == "ready\n"

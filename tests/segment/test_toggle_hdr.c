@@ -8,46 +8,10 @@
  */
 #include "seg_util.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 
 #define SIZE 8192u
-#define RUN_NS ((int64_t)1000000000)
-
-struct toggler {
-    void *word;
-    size_t width;
-    uint64_t valid;
-    const uint64_t *hostile;
-    atomic_bool stop;
-};
-
-static void store(const struct toggler *t, uint64_t v)
-{
-    /* Relaxed: the toggler promises nothing, as a hostile peer would not. */
-    if (t->width == 8)
-        atomic_store_explicit((shml_atomic_u64 *)t->word, v, memory_order_relaxed);
-    else
-        atomic_store_explicit((shml_atomic_u32 *)t->word, (uint32_t)v, memory_order_relaxed);
-}
-
-static void *toggle_loop(void *arg)
-{
-    struct toggler *t = arg;
-    for (size_t k = 0; !atomic_load_explicit(&t->stop, memory_order_relaxed); k++) {
-        store(t, t->hostile[k % 3]);
-        store(t, t->valid);
-    }
-    return NULL;
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#define RUN_MS 1000
 
 static void toggle_header(size_t off, size_t width, const uint64_t hostile[3])
 {
@@ -59,14 +23,10 @@ static void toggle_header(size_t off, size_t width, const uint64_t hostile[3])
     struct shml_segment_opts raw = opts_of(SHML_RAW);
     shml_segment *peer;
     ASSERT_OK(shml_segment_open(addr, &raw, &peer));
-    struct toggler t = {.word = (char *)shml_segment_data(peer) + off, .width = width,
-                        .hostile = hostile};
-    t.valid = width == 8 ? *(uint64_t *)t.word : *(uint32_t *)t.word;
-    atomic_init(&t.stop, false);
-    pthread_t th;
-    ASSERT_EQ(pthread_create(&th, NULL, toggle_loop, &t), 0);
+    struct shmt_toggler *t =
+        shmt_toggler_start((char *)shml_segment_data(peer) + off, width, hostile, 3);
     long opened = 0, refused = 0;
-    for (int64_t t0 = mono_ns(); mono_ns() - t0 < RUN_NS && opened < 200000;) {
+    for (int64_t t0 = shmt_now_ms(); shmt_now_ms() - t0 < RUN_MS && opened < 200000;) {
         shml_segment *seg;
         int r = shml_segment_open(addr, NULL, &seg);
         if (r == -SHML_ECORRUPT) {
@@ -81,9 +41,7 @@ static void toggle_header(size_t off, size_t width, const uint64_t hostile[3])
         shml_segment_close(seg);
         opened++;
     }
-    atomic_store_explicit(&t.stop, true, memory_order_relaxed);
-    ASSERT_EQ(pthread_join(th, NULL), 0);
-    store(&t, t.valid);
+    shmt_toggler_stop(t);
     shmt_log("%ld opened, %ld refused", opened, refused);
     shml_segment_close(peer);
     shml_segment_close(mk);
