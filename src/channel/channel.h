@@ -52,7 +52,7 @@ SHML_INTERNAL int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size,
 struct shml_channel {
     shml_segment *seg;
     struct shml_chan_hdr *hdr;
-    struct shml__chan_geo geo; /* validated at open; the fields below are its hot copies */
+    /* Hot copies of the validated geometry (geo, below): what send and receive use. */
     char *slots;          /* the first slot */
     uint64_t mask;        /* nslots - 1 */
     uint32_t stride;
@@ -104,6 +104,9 @@ struct shml_channel {
     bool has_request;
     uint32_t req_client;  /* endpoint index of the client */
     uint32_t req_ticket;
+    /* The geometry validated at open (the mapping's is never read again); last, so that the
+       fields the hot path uses stay together at the front. */
+    struct shml__chan_geo geo;
 };
 
 /*
