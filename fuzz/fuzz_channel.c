@@ -36,6 +36,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len < SHML_CHAN_HDR)
             abort();
         const struct shml_chan_hdr *h = (const struct shml_chan_hdr *)image;
+        /* The private copy is what was checked: the image's fields, the slots where they say. */
+        if (geo.kind != h->kind || geo.nslots != h->nslots || geo.stride != h->stride ||
+            geo.max_msg != h->max_msg || geo.slots_off != h->slots_off ||
+            geo.nendpoints != h->nendpoints || geo.ep_off != h->ep_off ||
+            geo.box_off != h->box_off || geo.box_stride != h->box_stride ||
+            geo.policy != h->policy || geo.slots != (char *)image + h->slots_off)
+            abort();
         uint64_t n = h->nslots;
         uint64_t overhead = h->kind == SHML_LATEST ? SHML_LATEST_HDR
                             : h->kind == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
