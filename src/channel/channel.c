@@ -143,7 +143,9 @@ int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size, struct shml__chan_
         return shml__fail(SHML_ECORRUPT, "no channel control block at the start of the data");
     /* One snapshot of the fixed fields: each read once, whole (a single load, so that a
        value being rewritten is the old or the new one, never a mix of both that might pass
-       the checks), and everything below decides on this copy alone. */
+       the checks), and everything below decides on this copy alone. Relaxed: the block was
+       written before the segment was published, and the acquire load of the header's READY
+       state at open (segment.c) orders it; a later writer is hostile and orders nothing. */
     const char *m = (const char *)h;
 #define ONCE32(f)                                                                               \
     atomic_load_explicit((const shml_atomic_u32 *)(m + offsetof(struct shml_chan_hdr, f)),     \
