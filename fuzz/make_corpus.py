@@ -201,7 +201,7 @@ def ring_image(k, enq=0, deq=0, version=3, nslots=RING_N, policy=0, nendpoints=R
 
 
 def holder(e, gen=1):
-    """A slot, buffer or mailbox holder: endpoint entry e of generation gen (SHML_HOLDER)."""
+    """A slot, buffer or mailbox holder: endpoint entry e of generation gen (shml_holder() in src/layout.h)."""
     return ((gen & 0x1FFFF) << 13) | (e + 1)
 
 

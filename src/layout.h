@@ -259,8 +259,9 @@ _Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
  * consumers do not share a line on the hot path.
  */
 #define SHML_CHAN_MAGIC   0x4e414843u /* "CHAN" */
-#define SHML_CHAN_VERSION 3u          /* 3: holders are endpoints (SHML_HOLDER), not pids */
-#define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off in version 2 */
+/* 3: slots, buffers and mailboxes name their holders' endpoints (shml_holder()), not pids */
+#define SHML_CHAN_VERSION 3u
+#define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off since version 2 */
 #define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer (queue) */
 
 /* Totals of endpoints that closed or were reclaimed (their counters folded in at that time). */
@@ -378,7 +379,8 @@ static inline int shml_ep_used(uint64_t st)
  * slot); an entry freed 2^17 times meanwhile would pass for the holder's own.
  */
 #define SHML_HOLDER_INDEX_BITS 13u
-#define SHML_HOLDER_GEN_MASK   0x1ffffu
+#define SHML_HOLDER_GEN_BITS   17u
+#define SHML_HOLDER_GEN_MASK   ((1u << SHML_HOLDER_GEN_BITS) - 1u)
 _Static_assert(SHML_EP_MAX < (1u << SHML_HOLDER_INDEX_BITS), "holder index bits");
 static inline uint32_t shml_holder(uint32_t index, uint32_t gen)
 {
@@ -388,7 +390,7 @@ static inline uint32_t shml_holder(uint32_t index, uint32_t gen)
 static inline int shml_holder_index(uint32_t h, uint32_t *index)
 {
     uint32_t i = h & ((1u << SHML_HOLDER_INDEX_BITS) - 1u);
-    if (i == 0 || i > SHML_EP_MAX || h >> (SHML_HOLDER_INDEX_BITS + 17u))
+    if (i == 0 || i > SHML_EP_MAX || h >> (SHML_HOLDER_INDEX_BITS + SHML_HOLDER_GEN_BITS))
         return 0;
     *index = i - 1u;
     return 1;
@@ -431,7 +433,7 @@ _Static_assert(offsetof(struct shml_chan_ep, pid_ns) == 80, "ep.pid_ns");
  * A message slot (queue, bus, rpc). `state` says whose the slot is, for which position p
  * (free-running 64-bit counters; the state keeps their low 32 bits, compared by unsigned
  * difference):
- *   seq (bits 32-63)   holder (bits 1-31: SHML_HOLDER)   busy (bit 0)
+ *   seq (bits 32-63)   holder (bits 1-31: shml_holder())   busy (bit 0)
  * Queue and rpc:
  *   p                  0                        0   free for the producer of position p
  *   p                  producer                 1   claimed: being written
@@ -477,7 +479,7 @@ _Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size
 
 /*
  * A latest-value buffer (the slots of a latest channel). `state` is readers (bits 32-47, the
- * readers inside a read) | writer (bits 1-31: SHML_HOLDER) | writing (bit 0). A writer takes a
+ * readers inside a read) | writer (bits 1-31: shml_holder()) | writing (bit 0). A writer takes a
  * buffer that is not the current one and has no reader by CAS 0 -> writing by me, writes version,
  * len and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
  * pins the current buffer by CAS readers + 1 (acquire; it fails while a writer holds the
@@ -514,7 +516,7 @@ _Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer
 
 /*
  * An rpc mailbox: where a client receives its reply. `state` is ticket (bits 32-63) | server
- * (bits 2-31: SHML_HOLDER) | writing (bit 1) | replied (bit 0):
+ * (bits 2-31: shml_holder()) | writing (bit 1) | replied (bit 0):
  *   ticket             0         0  0   request `ticket` sent, not yet taken by a server
  *   ticket             server    0  0   taken by that server
  *   ticket             server    1  0   the server is writing the reply

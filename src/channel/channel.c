@@ -265,7 +265,7 @@ static void ep_free(struct shml_chan_hdr *h, uint32_t i, uint64_t mine)
     atomic_store_explicit(&e->pid_ns, 0, memory_order_relaxed);
     /* Release: the clearing above before the entry is anyone's again (pairs with the claim's
        acquire CAS and with ep_alive()). The generation moves on: holders naming the entry
-       (SHML_HOLDER) are gone. */
+       (shml_holder()) are gone. */
     atomic_store_explicit(&e->state, shml_ep_state((uint64_t)shml_ep_gen(mine) + 1, 0, false),
                           memory_order_release);
 }

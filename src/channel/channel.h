@@ -26,7 +26,7 @@ struct shml_channel {
     uint32_t spin;        /* polls before sleeping (adaptive) */
     bool spsc;
     uint32_t pid; /* own pid, as the endpoint entry holds it */
-    uint32_t me;  /* this handle as slot, buffer, mailbox states name it (SHML_HOLDER) */
+    uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
     /* this handle's endpoint table entry and the counters it mirrors there */
     struct shml_chan_ep *ep;
     uint32_t ep_index;
@@ -145,7 +145,7 @@ static inline void *slot_payload(void *slot)
 }
 
 /*
- * Is `holder` (SHML_HOLDER in layout.h), recorded in a slot, buffer or mailbox of channel h,
+ * Is `holder` (shml_holder() in layout.h), recorded in a slot, buffer or mailbox of channel h,
  * gone? Every holder holds its endpoint entry while it holds anything (taken at open, freed at
  * close after what it held is given back): it is gone when that entry is free, of another
  * generation, or owned by a dead process. A holder that names no entry (corrupt) is gone.

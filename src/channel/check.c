@@ -39,7 +39,7 @@ static void finding(struct checker *c, bool repaired, const char *fmt, ...)
         c->fn(c->ctx, repaired, line);
 }
 
-/* Who a holder (SHML_HOLDER) was, in words: "endpoint I (pid P)", or "endpoint I (freed
+/* Who a holder (shml_holder()) was, in words: "endpoint I (pid P)", or "endpoint I (freed
    since)" when its entry has moved on; for a corrupt holder, its value. */
 static const char *holder_text(struct shml_chan_hdr *h, uint32_t holder, char *buf, size_t cap)
 {

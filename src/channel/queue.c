@@ -3,7 +3,7 @@
  *
  * Algorithm: a ring of nslots slots, each with a state word (layout.h) in the manner of
  * Vyukov's bounded MPMC queue, with the holder (its endpoint entry and the entry's generation:
- * SHML_HOLDER, never a pid another process may take over) in the state so that a dead holder
+ * shml_holder(), never a pid another process may take over) in the state so that a dead holder
  * can be recognised. Positions are free-running 64-bit counters; enq and deq are the next
  * positions to claim for sending and for receiving. A producer claims the slot of position p
  * by CAS of its state from "free for p" to "claimed by me", then advances enq past p (anyone
