@@ -5,7 +5,7 @@
  * 1024-byte block. The image is an exact-size heap copy of min(claimed size, 1024) bytes, so
  * ASan catches a read of the block when the data is too small to hold one. Validation must
  * return 0, -SHML_ECORRUPT or -SHML_EVERSION, never crash; and what it accepts must satisfy
- * every invariant the channel kinds rely on (docs/FORMAT.md, "Channels", layout version 2).
+ * every invariant the channel kinds rely on (docs/FORMAT.md, "Channels", layout version 3).
  * fuzz_ring.c fuzzes whole images (indices, endpoint table, slots) through the API.
  */
 #include "channel/channel.h"

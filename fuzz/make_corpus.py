@@ -37,10 +37,10 @@ def header(size=100, kind=1, flags=0, version=1, header_size=4096, map_size=None
     return bytes(h), map_size
 
 
-def chan_block(magic=0x4E414843, version=2, kind=2, flags=0, nslots=8, stride=128,
+def chan_block(magic=0x4E414843, version=3, kind=2, flags=0, nslots=8, stride=128,
                max_msg=100, slots_off=None, policy=0, nendpoints=4, ep_off=1024, box_off=None,
                box_stride=None, length=1024):
-    """A channel control block as docs/FORMAT.md ("Channels", layout version 2) lays it out."""
+    """A channel control block as docs/FORMAT.md ("Channels", layout version 3) lays it out."""
     end = 1024 + nendpoints * 128
     if box_stride is None:
         box_stride = (64 + max_msg + 63) // 64 * 64 if kind == 5 else 0
@@ -94,7 +94,7 @@ def main():
     seed("huge_size", header(size=(1 << 64) - 4096, map_size=4096)[0], 1 << 62)
     seed("label_unterminated", header(label=b"x" * 64)[0], ms)
 
-    # Channel seeds: 8 bytes of data size, then the control block (layout version 2: 4
+    # Channel seeds: 8 bytes of data size, then the control block (layout version 3: 4
     # endpoints, so the slots start at 1536; an rpc channel's mailboxes come first). Seed
     # 'valid' (8 slots of 128 bytes) must be accepted.
     def chan(name, data_size, **kw):
@@ -116,7 +116,8 @@ def main():
     chan("bad_magic", fits, magic=0x4348414E)
     chan("version0", fits, version=0)
     chan("version1", fits, version=1)
-    chan("version3", fits, version=3)
+    chan("version2", fits, version=2)
+    chan("version4", fits, version=4)
     chan("kind_bus", fits, kind=3)
     chan("kind0", fits, kind=0)
     chan("kind6", fits, kind=6)
@@ -150,7 +151,7 @@ def main():
     chan("size_huge", (1 << 64) - 1)
 
 
-# ---- fuzz_ring: whole channel images (src/layout.h, channel layout version 2) ----
+# ---- fuzz_ring: whole channel images (src/layout.h, channel layout version 3) ----
 # Input: kind index (0 queue, 1 bus, 2 latest, 3 rpc), operations (a bit each), role,
 # flags (bit 0: check with repair too; bit 1: the rest is patches, else an image of the data).
 # The target's channels have 8 slots for messages of 48 bytes and 4 endpoints.
@@ -176,7 +177,7 @@ def ring_geometry(k):
     return kind, stride, slots_off, box_off, box_stride
 
 
-def ring_image(k, enq=0, deq=0, version=2, nslots=RING_N, policy=0, nendpoints=RING_EP,
+def ring_image(k, enq=0, deq=0, version=3, nslots=RING_N, policy=0, nendpoints=RING_EP,
                waiters=0):
     """A channel's data as src/layout.h lays it out: control block, endpoint table, mailboxes
     (rpc), slots. Returns (bytearray, slots_off, stride, box_off, box_stride)."""
@@ -197,6 +198,11 @@ def ring_image(k, enq=0, deq=0, version=2, nslots=RING_N, policy=0, nendpoints=R
         elif kind == 3:
             struct.pack_into("<Q", img, slots_off + i * stride, ((i + 1 - RING_N) & 0xFFFFFFFF) << 32)
     return img, slots_off, stride, box_off, box_stride
+
+
+def holder(e, gen=1):
+    """A slot, buffer or mailbox holder: endpoint entry e of generation gen (shml_holder() in src/layout.h)."""
+    return ((gen & 0x1FFFF) << 13) | (e + 1)
 
 
 def put_slot(img, slots_off, stride, i, state, payload, length=None, tag=None):
@@ -234,11 +240,11 @@ def ring_seeds():
         put_slot(img, so, st, p, (p + 1) << 32, b"hello")
     ring_seed("queue_msgs", 0, 0xFF, 2, 1, img)
     img, so, st, _, _ = ring_image(0, enq=1, deq=0)
-    put_slot(img, so, st, 0, (DEAD << 1) | 1, b"half")
+    put_slot(img, so, st, 0, (holder(0) << 1) | 1, b"half")
     put_ep(img, 0, DEAD, 1)
     ring_seed("queue_dead_claim", 0, 0x7F, 1, 1, img)
     img, so, st, _, _ = ring_image(0, enq=2, deq=1)
-    put_slot(img, so, st, 0, (1 << 32) | (DEAD << 1) | 1, b"reading")
+    put_slot(img, so, st, 0, (1 << 32) | (holder(1) << 1) | 1, b"reading")
     put_slot(img, so, st, 1, 2 << 32, b"next")
     put_ep(img, 1, DEAD, 2)
     ring_seed("queue_dead_reader", 0, 0xFF, 2, 1, img)
@@ -261,7 +267,7 @@ def ring_seeds():
     ring_seed("bus_msgs_subscribers", 1, 0xFF, 2, 1, img)
     img, so, st, _, _ = ring_image(1, enq=2)
     put_slot(img, so, st, 0, (1 << 32) | (0x7FFFFFFF << 1), b"")
-    put_slot(img, so, st, 1, (1 << 32) | (DEAD << 1) | 1, b"half")
+    put_slot(img, so, st, 1, (1 << 32) | (holder(3) << 1) | 1, b"half")  # a free entry
     ring_seed("bus_hole_and_dead_publisher", 1, 0xFF, 2, 1, img)
     img, so, st, _, _ = ring_image(1, enq=100, policy=1)
     ring_seed("bus_overwrite_lapped", 1, 0xFF, 2, 1, img)
@@ -278,7 +284,7 @@ def ring_seeds():
     img, so, st, _, _ = ring_image(2, enq=(9 << 16) | 1)
     struct.pack_into("<QQI", img, so + 1 * st, 0, 9, 1000)
     for b in (0, 2, 3):
-        struct.pack_into("<Q", img, so + b * st, (0xFFFF << 32) | (DEAD << 1) | 1)
+        struct.pack_into("<Q", img, so + b * st, (0xFFFF << 32) | (holder(b % 2) << 1) | 1)
     put_ep(img, 0, DEAD, 2, pin=3)
     put_ep(img, 1, DEAD, 2, pin=200)
     ring_seed("latest_pins_and_bad_len", 2, 0xFF, 2, 1, img)
@@ -296,10 +302,10 @@ def ring_seeds():
     ring_seed("rpc_bad_tags", 3, 0xFF, 1, 1, img)
     img, so, st, bo, bs = ring_image(3)
     for e in range(RING_EP):
-        struct.pack_into("<QI", img, bo + e * bs + 32, (1 << 32) | (DEAD << 2) | 1, 0xFFFFFFFE)
+        struct.pack_into("<QI", img, bo + e * bs + 32, (1 << 32) | (holder(e) << 2) | 1, 0xFFFFFFFE)
     ring_seed("rpc_boxes_replied_bad_len", 3, 0xFF, 0, 1, img)
     img, so, st, bo, bs = ring_image(3, enq=1)
-    put_slot(img, so, st, 0, (DEAD << 1) | 1, b"half", tag=(0, 1))
+    put_slot(img, so, st, 0, (holder(0) << 1) | 1, b"half", tag=(0, 1))
     put_ep(img, 0, DEAD, 2)
     ring_seed("rpc_dead_server_claim", 3, 0xFF, 0, 1, img)
 

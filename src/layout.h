@@ -47,10 +47,12 @@
 /*
  * One process attached to the segment. An entry is free while pid == 0.
  *
- * Claim: CAS pid 0 -> own pid; write start_time, since_ns, role (relaxed); then store
+ * Claim: CAS pid 0 -> own pid; write start_time, since_ns, role, pid_ns (relaxed); then store
  * valid = 1 (release, pairs with the acquire load of valid by readers, so a reader that sees
  * valid == 1 sees the fields). Release (close): store valid = 0, then pid = 0 (release).
  * Reclaim of a dead process's entry: CAS pid DEAD -> SHML_ATTACH_BUSY, valid = 0, pid = 0.
+ * pid and start_time mean something only inside the pid namespace pid_ns names: a process of
+ * another namespace neither judges nor reclaims the entry (0: unknown, judged as the caller's).
  */
 struct shml_attach {
     shml_atomic_u32 pid;        /* 0: free; SHML_ATTACH_BUSY: being reclaimed */
@@ -58,7 +60,7 @@ struct shml_attach {
     shml_atomic_u64 start_time; /* process start time, clock ticks since boot */
     shml_atomic_u64 since_ns;   /* CLOCK_REALTIME ns of the attach */
     shml_atomic_u32 role;       /* SHML_ROLE_* or application-defined */
-    uint32_t reserved;          /* zero */
+    shml_atomic_u32 pid_ns;     /* the process's pid namespace tag (shml__os_pid_ns()), 0 unknown */
 };
 #define SHML_ATTACH_BUSY 0xffffffffu
 
@@ -68,7 +70,7 @@ _Static_assert(offsetof(struct shml_attach, valid) == 4, "attach.valid");
 _Static_assert(offsetof(struct shml_attach, start_time) == 8, "attach.start_time");
 _Static_assert(offsetof(struct shml_attach, since_ns) == 16, "attach.since_ns");
 _Static_assert(offsetof(struct shml_attach, role) == 24, "attach.role");
-_Static_assert(offsetof(struct shml_attach, reserved) == 28, "attach.reserved");
+_Static_assert(offsetof(struct shml_attach, pid_ns) == 28, "attach.pid_ns");
 
 /*
  * The directory of declared objects (shml_segment_declare()): up to SHML_DECL_MAX entries
@@ -257,8 +259,9 @@ _Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
  * consumers do not share a line on the hot path.
  */
 #define SHML_CHAN_MAGIC   0x4e414843u /* "CHAN" */
-#define SHML_CHAN_VERSION 2u
-#define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off in version 2 */
+/* 3: slots, buffers and mailboxes name their holders' endpoints (shml_holder()), not pids */
+#define SHML_CHAN_VERSION 3u
+#define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off since version 2 */
 #define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer (queue) */
 
 /* Totals of endpoints that closed or were reclaimed (their counters folded in at that time). */
@@ -331,20 +334,76 @@ _Static_assert(offsetof(struct shml_chan_hdr, type_format) == 848, "chan.type_fo
 
 /*
  * An endpoint table entry: one per open handle, 128 bytes so that no two endpoints share a
- * line. `state` is gen (bits 32-63, +1 at each free) | pid (bits 1-31) | used (bit 0).
+ * line. `state` is gen (bits 32-63, +1 at each free) | pid (bits 1-31) | used (bit 0), made
+ * and read by the SHML_EP_STATE codec below only.
  *
- * Claim: CAS state from free (used 0) to used by own pid (acquire); write start, counters,
- * cursor, pin (relaxed); then store role (seq_cst, pairs with the loads of role by publishers
- * and inspectors: who sees a role sees the fields). Free (close, or reclaim of an entry whose
- * owner died): CAS state to used by the freeing process (so that one process frees it), store
- * role 0 (seq_cst), add the counters to the channel's totals, then store state free with
- * gen + 1 (release). A freer that dies in between leaves an entry used by a dead process,
+ * Claim: CAS state from free (used 0) to used by own pid (acquire); write pid_ns, start,
+ * counters, cursor, pin (relaxed); then store role (seq_cst, pairs with the loads of role by
+ * publishers and inspectors: who sees a role sees the fields). Free (close, or reclaim of an
+ * entry whose owner died): CAS state to used by the freeing process (so that one process frees
+ * it), store role 0 (seq_cst), add the counters to the channel's totals, then store state free
+ * with gen + 1 (release). A freer that dies in between leaves an entry used by a dead process,
  * which the next one frees again (its counters may then be counted twice).
  * The counters are written by the owner alone (relaxed stores) and read by anyone (relaxed).
+ * The pid and start time mean something only in the pid namespace pid_ns names: a process of
+ * another namespace never judges the owner dead (0: unknown, judged as the caller's own).
  */
 #define SHML_EP_SIZE    128u
 #define SHML_EP_MAX     4096u
 #define SHML_EP_DEFAULT 64u
+
+static inline uint64_t shml_ep_state(uint64_t gen, uint32_t pid, int used)
+{
+    return (gen << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (used ? 1u : 0u);
+}
+static inline uint32_t shml_ep_gen(uint64_t st)
+{
+    return (uint32_t)(st >> 32);
+}
+static inline uint32_t shml_ep_pid(uint64_t st)
+{
+    return (uint32_t)(st >> 1) & 0x7fffffffu;
+}
+static inline int shml_ep_used(uint64_t st)
+{
+    return (int)(st & 1u);
+}
+
+/*
+ * Who holds a slot, a latest buffer or an rpc mailbox: not a pid, which another process may
+ * take over once the holder died, but the holder's endpoint entry and that entry's generation
+ * at the time (every holder holds its entry while it holds anything; the generation moves on
+ * when the entry is freed). 30 bits: the entry index + 1 in bits 0-12 (0: no holder) and the
+ * low 17 bits of the generation in bits 13-29. The holder is gone when the entry is free or
+ * of another generation, or its owner is dead (so a reused pid never keeps a dead holder's
+ * slot); an entry freed 2^17 times meanwhile would pass for the holder's own.
+ */
+#define SHML_HOLDER_INDEX_BITS 13u
+#define SHML_HOLDER_GEN_BITS   17u
+#define SHML_HOLDER_GEN_MASK   ((1u << SHML_HOLDER_GEN_BITS) - 1u)
+_Static_assert(SHML_EP_MAX < (1u << SHML_HOLDER_INDEX_BITS), "holder index bits");
+static inline uint32_t shml_holder(uint32_t index, uint32_t gen)
+{
+    return ((gen & SHML_HOLDER_GEN_MASK) << SHML_HOLDER_INDEX_BITS) | (index + 1u);
+}
+/* 0 when h names no entry (no holder, a hole, a corrupt value), else 1 with *index set. */
+static inline int shml_holder_index(uint32_t h, uint32_t *index)
+{
+    uint32_t i = h & ((1u << SHML_HOLDER_INDEX_BITS) - 1u);
+    if (i == 0 || i > SHML_EP_MAX || h >> (SHML_HOLDER_INDEX_BITS + SHML_HOLDER_GEN_BITS))
+        return 0;
+    *index = i - 1u;
+    return 1;
+}
+static inline uint32_t shml_holder_gen(uint32_t h)
+{
+    return (h >> SHML_HOLDER_INDEX_BITS) & SHML_HOLDER_GEN_MASK;
+}
+/* Does holder h name generation `gen` of its entry (the full generation of the entry)? */
+static inline int shml_holder_gen_is(uint32_t h, uint32_t gen)
+{
+    return shml_holder_gen(h) == (gen & SHML_HOLDER_GEN_MASK);
+}
 
 struct shml_chan_ep {
     shml_atomic_u64 state;          /*   0: gen | pid | used */
@@ -360,19 +419,21 @@ struct shml_chan_ep {
     shml_atomic_u64 cursor;         /*  72: bus subscriber: next position to read; latest
                                             reader: last version read; rpc client: ticket of
                                             the last request */
-    uint8_t reserved[SHML_EP_SIZE - 80]; /* 80: zero */
+    shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
+    uint8_t reserved[SHML_EP_SIZE - 84]; /* 84: zero */
 };
 _Static_assert(sizeof(struct shml_chan_ep) == SHML_EP_SIZE, "endpoint entry size");
 _Static_assert(offsetof(struct shml_chan_ep, role) == 16, "ep.role");
 _Static_assert(offsetof(struct shml_chan_ep, sent) == 24, "ep.sent");
 _Static_assert(offsetof(struct shml_chan_ep, sleeps) == 64, "ep.sleeps");
 _Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
+_Static_assert(offsetof(struct shml_chan_ep, pid_ns) == 80, "ep.pid_ns");
 
 /*
  * A message slot (queue, bus, rpc). `state` says whose the slot is, for which position p
  * (free-running 64-bit counters; the state keeps their low 32 bits, compared by unsigned
  * difference):
- *   seq (bits 32-63)   holder pid (bits 1-31)   busy (bit 0)
+ *   seq (bits 32-63)   holder (bits 1-31: shml_holder())   busy (bit 0)
  * Queue and rpc:
  *   p                  0                        0   free for the producer of position p
  *   p                  producer                 1   claimed: being written
@@ -395,15 +456,32 @@ struct shml_chan_slot {
     /* 16: the message, max_msg bytes (rpc: 8 more for the tag), then padding to the stride */
 };
 #define SHML_SLOT_HDR  16u
-#define SHML_SLOT_HOLE 0x7fffffffu
+#define SHML_SLOT_HOLE 0x7fffffffu /* never a holder: more than 30 bits */
+
+static inline uint64_t shml_slot_state(uint64_t seq, uint32_t holder, int busy)
+{
+    return ((seq & 0xffffffffu) << 32) | ((uint64_t)(holder & 0x7fffffffu) << 1) | (busy ? 1u : 0u);
+}
+static inline uint32_t shml_slot_seq(uint64_t st)
+{
+    return (uint32_t)(st >> 32);
+}
+static inline uint32_t shml_slot_holder(uint64_t st)
+{
+    return (uint32_t)(st >> 1) & 0x7fffffffu;
+}
+static inline int shml_slot_busy(uint64_t st)
+{
+    return (int)(st & 1u);
+}
 #define SHML_RPC_TAG   8u
 _Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size");
 
 /*
  * A latest-value buffer (the slots of a latest channel). `state` is readers (bits 32-47, the
- * readers inside a read) | writer pid (bits 1-31) | writing (bit 0). A writer takes a buffer
- * that is not the current one and has no reader by CAS 0 -> writing by me, writes version, len
- * and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
+ * readers inside a read) | writer (bits 1-31: shml_holder()) | writing (bit 0). A writer takes a
+ * buffer that is not the current one and has no reader by CAS 0 -> writing by me, writes version,
+ * len and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
  * pins the current buffer by CAS readers + 1 (acquire; it fails while a writer holds the
  * buffer), reads, and unpins by an atomic decrement (release).
  */
@@ -415,11 +493,30 @@ struct shml_latest_buf {
     /* 32: the value, max_msg bytes, then padding to the stride */
 };
 #define SHML_LATEST_HDR 32u
+#define SHML_LATEST_READER_ONE ((uint64_t)1 << 32) /* added to state by a pin */
+
+static inline uint64_t shml_latest_state(uint32_t readers, uint32_t writer, int writing)
+{
+    return ((uint64_t)(readers & 0xffffu) << 32) | ((uint64_t)(writer & 0x7fffffffu) << 1) |
+           (writing ? 1u : 0u);
+}
+static inline uint32_t shml_latest_readers(uint64_t st)
+{
+    return (uint32_t)(st >> 32) & 0xffffu;
+}
+static inline uint32_t shml_latest_writer(uint64_t st)
+{
+    return (uint32_t)(st >> 1) & 0x7fffffffu;
+}
+static inline int shml_latest_writing(uint64_t st)
+{
+    return (int)(st & 1u);
+}
 _Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer size");
 
 /*
  * An rpc mailbox: where a client receives its reply. `state` is ticket (bits 32-63) | server
- * pid (bits 2-31) | writing (bit 1) | replied (bit 0):
+ * (bits 2-31: shml_holder()) | writing (bit 1) | replied (bit 0):
  *   ticket             0         0  0   request `ticket` sent, not yet taken by a server
  *   ticket             server    0  0   taken by that server
  *   ticket             server    1  0   the server is writing the reply
@@ -436,6 +533,28 @@ struct shml_rpc_box {
     /* 64: the reply, max_msg bytes, then padding to box_stride */
 };
 #define SHML_BOX_HDR 64u
+
+static inline uint64_t shml_box_state(uint32_t ticket, uint32_t server, int writing, int replied)
+{
+    return ((uint64_t)ticket << 32) | ((uint64_t)(server & 0x3fffffffu) << 2) |
+           (writing ? 2u : 0u) | (replied ? 1u : 0u);
+}
+static inline uint32_t shml_box_ticket(uint64_t st)
+{
+    return (uint32_t)(st >> 32);
+}
+static inline uint32_t shml_box_server(uint64_t st)
+{
+    return (uint32_t)(st >> 2) & 0x3fffffffu;
+}
+static inline int shml_box_writing(uint64_t st)
+{
+    return (int)((st >> 1) & 1u);
+}
+static inline int shml_box_replied(uint64_t st)
+{
+    return (int)(st & 1u);
+}
 _Static_assert(sizeof(struct shml_rpc_box) == SHML_BOX_HDR, "rpc mailbox header size");
 _Static_assert(offsetof(struct shml_rpc_box, state) == 32, "box.state");
 

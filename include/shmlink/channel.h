@@ -298,7 +298,8 @@ struct shml_endpoint_stats {
     uint32_t index;     /* its entry in the table */
     int32_t pid;        /* its process */
     uint32_t role;      /* SHML_PRODUCER | SHML_CONSUMER */
-    uint32_t alive;     /* 1 if its process runs, 0 if it died without closing */
+    uint32_t alive;     /* 1 if its process runs (or may: one of another pid namespace,
+                           where `pid` means another process), 0 if it died without closing */
     uint64_t messages;  /* sent plus received */
     uint64_t bytes;
     uint64_t drops;     /* bus subscriber: missed; latest reader: skipped; rpc server: replies

@@ -290,7 +290,8 @@ struct shml_attach_info {
     uint32_t role;
     uint64_t start_time; /* process start time, clock ticks since boot (/proc/PID/stat) */
     int64_t since_ns;    /* when it attached, CLOCK_REALTIME nanoseconds */
-    int alive;           /* 1 alive, 0 dead (or pid reused by another process), -1 unknown */
+    int alive;           /* 1 alive, 0 dead (or pid reused by another process), -1 unknown
+                            (among others: a process of another pid namespace) */
 };
 
 /* What shml_segment_stat() and shml_segment_list() report about one segment. */

@@ -43,7 +43,7 @@ static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, u
     /* Release: a subscriber that sees the hole sees nothing else of the slot; the pairing is
        with its acquire load of the state. */
     if (atomic_compare_exchange_strong_explicit(&s->state, &st,
-                                                state_of(p + 1, SHML_SLOT_HOLE, false),
+                                                shml_slot_state(p + 1, SHML_SLOT_HOLE, false),
                                                 memory_order_release, memory_order_relaxed)) {
         if (lost)
             atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
@@ -100,9 +100,9 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the release store that published the previous lap's message. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1 - n));
-        if (d == 0 && !state_busy(st)) {
-            uint64_t mine = state_of(p, ch->me, true);
+        int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(p + 1 - n));
+        if (d == 0 && !shml_slot_busy(st)) {
+            uint64_t mine = shml_slot_state(p, ch->me, true);
             /* Acquire on success: as the load above. */
             if (!atomic_compare_exchange_weak_explicit(&s->state, &st, mine,
                                                        memory_order_acquire,
@@ -116,16 +116,16 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
             *pos = p;
             return 0;
         }
-        if (d == -1 && state_busy(st)) {
+        if (d == -1 && shml_slot_busy(st)) {
             /* A publisher of the previous lap is still writing this slot. */
-            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, state_pid(st))) {
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, shml_slot_holder(st))) {
                 make_hole(ch, s, st, p - n, true);
                 continue;
             }
             *behind = true;
             return -EAGAIN;
         }
-        if ((d == (int32_t)n - 1 && state_busy(st)) || d == (int32_t)n) {
+        if ((d == (int32_t)n - 1 && shml_slot_busy(st)) || d == (int32_t)n) {
             /* Claimed or published for p: enq lags; help it on. */
             uint64_t q = p;
             atomic_compare_exchange_strong_explicit(&h->enq, &q, p + 1, memory_order_release,
@@ -147,9 +147,9 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
         struct shml_chan_slot *s = shml__chan_slot(ch, c);
         /* Acquire pairs with the publisher's release store of "holds c". */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(c + 1));
-        if (d == 0 && !state_busy(st)) {
-            if (state_pid(st) == SHML_SLOT_HOLE) {
+        int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(c + 1));
+        if (d == 0 && !shml_slot_busy(st)) {
+            if (shml_slot_holder(st) == SHML_SLOT_HOLE) {
                 ch->cursor = c + 1; /* no message c: its publisher died */
                 /* Release: as in release() (a publisher may reuse the slot). */
                 atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
@@ -179,12 +179,12 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
         }
         if (d < 0) {
             /* Not yet: holds an older lap's message, or message c is being written. */
-            if (state_busy(st) && state_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
-                shml__chan_holder_dead(&ch->geo, state_pid(st))) {
+            if (shml_slot_busy(st) && shml_slot_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
+                shml__chan_holder_dead(&ch->geo, shml_slot_holder(st))) {
                 make_hole(ch, s, st, c, true);
                 continue;
             }
-            *behind = state_busy(st);
+            *behind = shml_slot_busy(st);
             return -EAGAIN;
         }
         /* Lapped: the slot holds (or is being written for) a later message. Jump to half a
@@ -226,7 +226,7 @@ static void publish_quiet(shml_channel *ch, size_t len)
     struct shml_chan_slot *s = ch->claimed;
     s->len = (uint32_t)len;
     /* Release pairs with the subscribers' acquire loads of the state. */
-    atomic_store_explicit(&s->state, state_of(ch->claimed_pos + 1, 0, false),
+    atomic_store_explicit(&s->state, shml_slot_state(ch->claimed_pos + 1, 0, false),
                           memory_order_release);
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
@@ -294,7 +294,8 @@ static void hole_claim(shml_channel *ch, bool lost)
 {
     if (!ch->claimed)
         return;
-    make_hole(ch, ch->claimed, state_of(ch->claimed_pos, ch->me, true), ch->claimed_pos, lost);
+    make_hole(ch, ch->claimed, shml_slot_state(ch->claimed_pos, ch->me, true), ch->claimed_pos,
+              lost);
     ch->claimed = NULL;
 }
 

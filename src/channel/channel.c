@@ -198,36 +198,49 @@ int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size, struct shml__chan_
 
 /* ---- the endpoint table ---- */
 
-static inline uint64_t ep_state(uint64_t gen, uint32_t pid, bool used)
-{
-    return (gen << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (used ? 1u : 0u);
-}
-
 int shml__chan_ep_alive(struct shml_chan_ep *e)
 {
     /* Acquire pairs with the release of the entry's last hand-over (ep_free's store, or the
        CAS of ep_reclaim): `start` is then the new owner's, or 0 while it is being taken,
        never the previous owner's. Liveness is re-checked by whoever acts on it (by CAS). */
     uint64_t st = atomic_load_explicit(&e->state, memory_order_acquire);
-    if (!(st & 1u))
+    if (!shml_ep_used(st))
         return 0;
     uint64_t start = atomic_load_explicit(&e->start, memory_order_relaxed);
-    return shml__os_proc_alive((int32_t)((st >> 1) & 0x7fffffffu), start);
+    /* Relaxed, as start. 0 while the entry is being taken or freed: judged by pid then, as
+       an owner that could not tell its namespace. */
+    if (shml__os_pid_ns_other(atomic_load_explicit(&e->pid_ns, memory_order_relaxed)))
+        return -1; /* its pid names another process here, or none: never "dead" */
+    return shml__os_proc_alive((int32_t)shml_ep_pid(st), start);
 }
 
-bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t pid)
+/* The entry `holder` names, if it is still the holder's (used, of the holder's generation),
+   with its state in *st; else NULL. */
+static struct shml_chan_ep *holder_entry(const struct shml__chan_geo *g, uint32_t holder, uint64_t *st)
 {
-    if (shml__os_proc_alive((int32_t)pid, 0) == 0)
-        return true;
-    /* Alive by its pid: is it the holder, or a process that took the pid over since? */
-    for (uint32_t i = 0; i < g->nendpoints; i++) {
-        struct shml_chan_ep *e = shml__chan_ep(g, i);
-        /* Relaxed: a pre-filter; ep_alive() loads the state again as it needs. */
-        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-        if ((st & 1u) && (uint32_t)((st >> 1) & 0x7fffffffu) == pid && shml__chan_ep_alive(e) != 0)
-            return false;
-    }
-    return true;
+    uint32_t i;
+    if (!shml_holder_index(holder, &i) || i >= g->nendpoints)
+        return NULL;
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
+    /* Relaxed: ep_alive() loads the state again as it needs; a generation seen moving on is
+       final (it only grows while the holder's entry is freed once). */
+    *st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    if (!shml_ep_used(*st) || !shml_holder_gen_is(holder, shml_ep_gen(*st)))
+        return NULL;
+    return e;
+}
+
+bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t holder)
+{
+    uint64_t st;
+    struct shml_chan_ep *e = holder_entry(g, holder, &st);
+    return !e || shml__chan_ep_alive(e) == 0;
+}
+
+uint32_t shml__chan_holder_pid(const struct shml__chan_geo *g, uint32_t holder)
+{
+    uint64_t st;
+    return holder_entry(g, holder, &st) ? shml_ep_pid(st) : 0;
 }
 
 /* Add an entry's counters to the channel's totals. Relaxed: statistics. */
@@ -257,10 +270,9 @@ static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
         struct shml_latest_buf *b = shml__chan_slot_at(g, pin - 1);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         /* Release: the dead reader's reads (if any finished) before the buffer's reuse. */
-        while (((st >> 32) & 0xffffu) != 0 &&
-               !atomic_compare_exchange_weak_explicit(&b->state, &st, st - ((uint64_t)1 << 32),
-                                                      memory_order_release,
-                                                      memory_order_relaxed))
+        while (shml_latest_readers(st) != 0 &&
+               !atomic_compare_exchange_weak_explicit(&b->state, &st, st - SHML_LATEST_READER_ONE,
+                                                      memory_order_release, memory_order_relaxed))
             ;
     }
     if (g->kind == SHML_RPC) {
@@ -268,12 +280,12 @@ static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
         for (int tries = 0; tries < 100000; tries++) {
             /* Acquire pairs with the server's release of "replied". */
             uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-            uint64_t idle = (st & 0xffffffff00000000u) | 1u;
+            uint64_t idle = shml_box_state(shml_box_ticket(st), 0, false, true);
             if (st == idle)
                 break;
-            if (st & 2u) {
+            if (shml_box_writing(st)) {
                 /* A server is writing the reply: let it finish, unless it died. */
-                if (shml__chan_holder_dead(g, (uint32_t)(st >> 2) & 0x3fffffffu)) {
+                if (shml__chan_holder_dead(g, shml_box_server(st))) {
                     atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
                                                             memory_order_relaxed,
                                                             memory_order_relaxed);
@@ -314,16 +326,19 @@ static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
     /* Unknown start until the next owner stores its own: meanwhile ep_alive() goes by the
        pid alone, so the new owner is never taken for a dead one. */
     atomic_store_explicit(&e->start, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->pid_ns, 0, memory_order_relaxed);
     /* Release: the clearing above before the entry is anyone's again (pairs with the claim's
-       acquire CAS and with ep_alive()). */
-    atomic_store_explicit(&e->state, ep_state((mine >> 32) + 1, 0, false), memory_order_release);
+       acquire CAS and with ep_alive()). The generation moves on: holders naming the entry
+       (shml_holder()) are gone. */
+    atomic_store_explicit(&e->state, shml_ep_state((uint64_t)shml_ep_gen(mine) + 1, 0, false),
+                          memory_order_release);
 }
 
 bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t st)
 {
     struct shml_chan_ep *e = shml__chan_ep(g, i);
-    uint64_t mine = ep_state(st >> 32, (uint32_t)shml__os_pid(), true);
-    if (!(st & 1u))
+    uint64_t mine = shml_ep_state(shml_ep_gen(st), (uint32_t)shml__os_pid(), true);
+    if (!shml_ep_used(st))
         return false;
     /* The dead owner's start time must not be read with our pid once the CAS below names
        us (we would look dead): clear it first. Until then it goes with the dead pid, which
@@ -350,30 +365,33 @@ static int ep_claim(shml_channel *ch)
 {
     const struct shml__chan_geo *g = &ch->geo;
     uint64_t start = 0;
-    shml__os_proc_start((int32_t)ch->me, &start);
+    shml__os_proc_start((int32_t)ch->pid, &start);
+    uint32_t ns = shml__os_pid_ns();
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < g->nendpoints; i++) {
             struct shml_chan_ep *e = shml__chan_ep(g, i);
             uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-            if (st & 1u) {
+            if (shml_ep_used(st)) {
                 /* Second pass: free the entries of processes that died. */
                 if (pass == 0 || shml__chan_ep_alive(e) != 0 || !shml__chan_ep_reclaim(g, i, st))
                     continue;
                 st = atomic_load_explicit(&e->state, memory_order_relaxed);
-                if (st & 1u)
+                if (shml_ep_used(st))
                     continue;
             }
-            uint64_t mine = ep_state(st >> 32, ch->me, true);
+            uint64_t mine = shml_ep_state(shml_ep_gen(st), ch->pid, true);
             /* Acquire pairs with the release that freed the entry. */
             if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine,
                                                          memory_order_acquire,
                                                          memory_order_relaxed))
                 continue;
+            atomic_store_explicit(&e->pid_ns, ns, memory_order_relaxed);
             atomic_store_explicit(&e->start, start, memory_order_relaxed);
             atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
             atomic_store_explicit(&e->cursor, 0, memory_order_relaxed);
             ch->ep = e;
             ch->ep_index = i;
+            ch->me = shml_holder(i, shml_ep_gen(mine));
             return 0;
         }
     }
@@ -405,7 +423,7 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
     ch->spin = o->spin ? o->spin : DEFAULT_SPIN;
     ch->wait_server = (o->flags & SHML_WAIT) != 0;
     ch->spsc = (g->flags & SHML_CHANF_SPSC) != 0;
-    ch->me = (uint32_t)shml__os_pid();
+    ch->pid = (uint32_t)shml__os_pid();
     int r = ep_claim(ch);
     if (r < 0) {
         free(ch);
@@ -463,14 +481,15 @@ static int init_block(shml_segment *seg, void *ctx)
         struct shml_rpc_box *b =
             (struct shml_rpc_box *)((char *)h + g->box_off + (uint64_t)i * g->box_stride);
         shml_event_init((shml_event *)&b->ready);
-        atomic_store_explicit(&b->state, 1u, memory_order_relaxed); /* idle, ticket 0 */
+        atomic_store_explicit(&b->state, shml_box_state(0, 0, false, true),
+                              memory_order_relaxed); /* idle, ticket 0 */
     }
     char *slots = (char *)h + g->slots_off;
     for (uint64_t i = 0; g->kind != SHML_LATEST && i < g->nslots; i++) {
         struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * g->stride);
         /* Queue, rpc: free for position i. Bus: holds message i - nslots, free for i. */
         uint64_t seq = g->kind == SHML_BUS ? i + 1 - g->nslots : i;
-        atomic_store_explicit(&s->state, (seq & 0xffffffffu) << 32, memory_order_relaxed);
+        atomic_store_explicit(&s->state, shml_slot_state(seq, 0, false), memory_order_relaxed);
     }
     return 0;
 }
@@ -667,7 +686,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
  */
 static bool inherited(const shml_channel *ch)
 {
-    return ch->me != (uint32_t)shml__os_pid();
+    return ch->pid != (uint32_t)shml__os_pid();
 }
 
 /* -ECHILD, said, for a call on a handle inherited through fork(). */
@@ -1052,12 +1071,12 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
         uint64_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
         /* seq_cst: pairs with the store of role when the entry was claimed. */
         uint32_t role = atomic_load_explicit(&e->role, memory_order_seq_cst);
-        if (!(state & 1u))
+        if (!shml_ep_used(state))
             continue;
         used++;
         struct shml_endpoint_stats es = {
             .index = i,
-            .pid = (int32_t)((state >> 1) & 0x7fffffffu),
+            .pid = (int32_t)shml_ep_pid(state),
             .role = role,
             .alive = shml__chan_ep_alive(e) != 0,
             .messages = atomic_load_explicit(&e->sent, memory_order_relaxed) +

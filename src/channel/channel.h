@@ -64,7 +64,8 @@ struct shml_channel {
     uint32_t wait;        /* SHML_WAIT_* */
     uint32_t spin;        /* polls before sleeping (adaptive) */
     bool spsc;
-    uint32_t me;          /* own pid, as slot states hold it */
+    uint32_t pid; /* own pid, as the endpoint entry holds it */
+    uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
     /* this handle's endpoint table entry and the counters it mirrors there */
     struct shml_chan_ep *ep;
     uint32_t ep_index;
@@ -155,34 +156,14 @@ static inline void *shml__chan_slot_at(const struct shml__chan_geo *g, uint64_t 
     return g->slots + i * g->stride;
 }
 
-/* Is the owner recorded in an endpoint entry alive? 1, 0 dead, -1 unknown. */
+/* Is the owner recorded in an endpoint entry alive? 1, 0 dead, -1 unknown (among others: an
+   owner of another pid namespace than the caller's, whose pid means nothing here). */
 SHML_INTERNAL int shml__chan_ep_alive(struct shml_chan_ep *e);
 /*
  * Free entry i if its owner is dead (state still `st`): fold its counters into the totals and
  * undo what it held (a latest pin, an rpc request). Returns true if this call freed it.
  */
 SHML_INTERNAL bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t st);
-
-/* A slot state: seq in the upper half, holder pid and busy bit in the lower. */
-static inline uint64_t state_of(uint64_t seq, uint32_t pid, bool busy)
-{
-    return ((seq & 0xffffffffu) << 32) | ((uint64_t)(pid & 0x7fffffffu) << 1) | (busy ? 1u : 0u);
-}
-
-static inline uint32_t state_seq(uint64_t s)
-{
-    return (uint32_t)(s >> 32);
-}
-
-static inline uint32_t state_pid(uint64_t s)
-{
-    return (uint32_t)(s >> 1) & 0x7fffffffu;
-}
-
-static inline bool state_busy(uint64_t s)
-{
-    return (s & 1u) != 0;
-}
 
 /*
  * Read a `len` field of shared memory (slot, latest buffer, rpc mailbox: a plain uint32_t in
@@ -208,13 +189,15 @@ static inline void *slot_payload(void *slot)
 }
 
 /*
- * Is the process `pid`, recorded as the holder of a slot, buffer or mailbox of channel g,
- * gone? Every holder holds an endpoint entry while it holds anything (taken at open, freed
- * at close after what it held is given back), and the entry records its start time: so a pid
- * that another process took over since, which kill() finds alive, is dead too when no live
- * entry of the table has it.
+ * Is `holder` (shml_holder() in layout.h), recorded in a slot, buffer or mailbox of channel g,
+ * gone? Every holder holds its endpoint entry while it holds anything (taken at open, freed at
+ * close after what it held is given back): it is gone when that entry is free, of another
+ * generation, or owned by a dead process. A holder that names no entry (corrupt) is gone.
+ * An owner of another pid namespace is never dead (shml__chan_ep_alive()).
  */
-SHML_INTERNAL bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t pid);
+SHML_INTERNAL bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t holder);
+/* The pid of holder `holder` as its entry records it, or 0 if the entry is no longer its. */
+SHML_INTERNAL uint32_t shml__chan_holder_pid(const struct shml__chan_geo *g, uint32_t holder);
 
 /*
  * Try once to claim something (a slot to send into, a message to read): 0 with *slot and *pos

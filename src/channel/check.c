@@ -39,6 +39,22 @@ static void finding(struct checker *c, bool repaired, const char *fmt, ...)
         c->fn(c->ctx, repaired, line);
 }
 
+/* Who a holder (shml_holder()) was, in words: "endpoint I (pid P)", or "endpoint I (freed
+   since)" when its entry has moved on; for a corrupt holder, its value. */
+static const char *holder_text(const struct shml__chan_geo *g, uint32_t holder, char *buf,
+                               size_t cap)
+{
+    uint32_t i;
+    uint32_t pid = shml__chan_holder_pid(g, holder);
+    if (!shml_holder_index(holder, &i) || i >= g->nendpoints)
+        snprintf(buf, cap, "holder 0x%x (no endpoint)", holder);
+    else if (pid != 0)
+        snprintf(buf, cap, "endpoint %u (pid %u)", i, pid);
+    else
+        snprintf(buf, cap, "endpoint %u (freed since)", i);
+    return buf;
+}
+
 /* An endpoint's role in the words every face uses (shmlink/names.h). */
 static const char *role_name(uint32_t kind, uint32_t role)
 {
@@ -52,10 +68,10 @@ static void check_endpoints(struct checker *c, const struct shml__chan_geo *g)
         struct shml_chan_ep *e = shml__chan_ep(g, i);
         /* Relaxed: a snapshot; repair acts by CAS on what it saw. */
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-        if (!(st & 1u) || shml__chan_ep_alive(e) != 0)
+        if (!shml_ep_used(st) || shml__chan_ep_alive(e) != 0)
             continue;
         uint32_t role = atomic_load_explicit(&e->role, memory_order_relaxed);
-        uint32_t pid = (uint32_t)(st >> 1) & 0x7fffffffu;
+        uint32_t pid = shml_ep_pid(st);
         bool fixed = c->repair && shml__chan_ep_reclaim(g, i, st);
         finding(c, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
                 role_name(g->kind, role), pid, fixed ? ": detached, counters kept" : "");
@@ -76,7 +92,7 @@ static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
     for (uint64_t i = 0; i < n; i++) {
         struct shml_chan_slot *s = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-        uint32_t seq = state_seq(st);
+        uint32_t seq = shml_slot_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
         if (phase > 1 && n > 2) {
             finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
@@ -84,20 +100,22 @@ static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
             continue;
         }
         uint32_t len = shml__len_once(&s->len);
-        if (phase == 1 && !state_busy(st) && len > limit)
+        if (phase == 1 && !shml_slot_busy(st) && len > limit)
             finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
                     (unsigned long long)i, len, (unsigned long long)limit);
-        if (!state_busy(st) || !shml__chan_holder_dead(g, state_pid(st)))
+        if (!shml_slot_busy(st) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
             continue;
         /* A dead holder: a claim being written (seq p) or a message being read (seq p + 1);
            either way the slot becomes free for the next lap, and the message is lost. */
         bool writing = phase == 0;
         uint64_t next = writing ? (uint64_t)seq + n : (uint64_t)seq - 1 + n;
+        char who[64];
+        holder_text(g, shml_slot_holder(st), who, sizeof(who)); /* before a repair frees it */
         bool fixed = false;
         if (c->repair && (fixed = shml__queue_reclaim(g, s, st, next)))
             shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
-        finding(c, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
-                writing ? "being written" : "being read", state_pid(st),
+        finding(c, fixed, "slot %llu: %s by %s, which died%s", (unsigned long long)i,
+                writing ? "being written" : "being read", who,
                 fixed ? ": freed, 1 message lost" : "");
     }
 }
@@ -109,32 +127,35 @@ static void check_bus_slots(struct checker *c, const struct shml__chan_geo *g)
     for (uint64_t i = 0; i < n; i++) {
         struct shml_chan_slot *s = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-        uint32_t seq = state_seq(st);
+        uint32_t seq = shml_slot_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
-        if ((state_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
+        if ((shml_slot_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
             finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
-        if (!state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0)
-            finding(c, false, "slot %llu: a published message names pid %u",
-                    (unsigned long long)i, state_pid(st));
-        if (!state_busy(st) || !shml__chan_holder_dead(g, state_pid(st)))
+        if (!shml_slot_busy(st) && shml_slot_holder(st) != SHML_SLOT_HOLE &&
+            shml_slot_holder(st) != 0)
+            finding(c, false, "slot %llu: a published message names holder 0x%x",
+                    (unsigned long long)i, shml_slot_holder(st));
+        if (!shml_slot_busy(st) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
             continue;
+        char who[64];
+        holder_text(g, shml_slot_holder(st), who, sizeof(who));
         bool fixed = false;
         if (c->repair) {
             uint64_t want = st;
             /* Release: as make_hole() in bus.c. */
             fixed = atomic_compare_exchange_strong_explicit(
-                &s->state, &want, state_of((uint64_t)seq + 1, SHML_SLOT_HOLE, false),
+                &s->state, &want, shml_slot_state((uint64_t)seq + 1, SHML_SLOT_HOLE, false),
                 memory_order_release, memory_order_relaxed);
             if (fixed) {
                 atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
                 shml__event_wake_all(&h->not_empty);
             }
         }
-        finding(c, fixed, "slot %llu: being written by pid %u, which died%s",
-                (unsigned long long)i, state_pid(st), fixed ? ": skipped, 1 message lost" : "");
+        finding(c, fixed, "slot %llu: being written by %s, which died%s", (unsigned long long)i,
+                who, fixed ? ": skipped, 1 message lost" : "");
     }
 }
 
@@ -150,11 +171,11 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
     for (uint32_t i = 0; i < g->nslots; i++) {
         struct shml_latest_buf *b = shml__chan_slot_at(g, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        uint32_t readers = (uint32_t)(st >> 32) & 0xffffu;
+        uint32_t readers = shml_latest_readers(st);
         uint32_t pins = 0;
         for (uint32_t k = 0; k < g->nendpoints; k++) {
             struct shml_chan_ep *e = shml__chan_ep(g, k);
-            if ((atomic_load_explicit(&e->state, memory_order_relaxed) & 1u) &&
+            if (shml_ep_used(atomic_load_explicit(&e->state, memory_order_relaxed)) &&
                 atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
                 pins++;
         }
@@ -162,20 +183,22 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
             finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
                               "pinning it; the buffer stays out of use)",
                     i, readers, pins);
-        if ((st & 1u) && shml__chan_holder_dead(g, (uint32_t)(st >> 1) & 0x7fffffffu)) {
+        if (shml_latest_writing(st) && shml__chan_holder_dead(g, shml_latest_writer(st))) {
+            char who[64];
+            holder_text(g, shml_latest_writer(st), who, sizeof(who));
             bool fixed = false;
             if (c->repair) {
                 uint64_t want = st;
                 /* Release: as clear_dead() in latest.c. */
                 fixed = atomic_compare_exchange_strong_explicit(
-                    &b->state, &want, st & ~(uint64_t)0xffffffffu, memory_order_release,
+                    &b->state, &want, shml_latest_state(readers, 0, false), memory_order_release,
                     memory_order_relaxed);
             }
-            finding(c, fixed, "buffer %u: being written by pid %u, which died%s", i,
-                    (uint32_t)(st >> 1) & 0x7fffffffu, fixed ? ": freed" : "");
+            finding(c, fixed, "buffer %u: being written by %s, which died%s", i, who,
+                    fixed ? ": freed" : "");
         }
         uint32_t len = shml__len_once(&b->len);
-        if (!(st & 1u) && len > g->max_msg)
+        if (!shml_latest_writing(st) && len > g->max_msg)
             finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, len,
                     (unsigned long long)g->max_msg);
     }
@@ -188,23 +211,25 @@ static void check_mailboxes(struct checker *c, const struct shml__chan_geo *g)
     for (uint32_t i = 0; i < g->nendpoints; i++) {
         struct shml_rpc_box *b = shml__chan_box(g, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        uint32_t server = (uint32_t)(st >> 2) & 0x3fffffffu;
-        if ((st & 1u) || server == 0 || !shml__chan_holder_dead(g, server))
+        uint32_t server = shml_box_server(st);
+        if (shml_box_replied(st) || server == 0 || !shml__chan_holder_dead(g, server))
             continue;
+        char who[64];
+        holder_text(g, server, who, sizeof(who));
         bool fixed = false;
         if (c->repair) {
             uint64_t want = st;
             /* Relaxed: as the client's own reset in rpc.c; whoever makes it idle counts it. */
             fixed = atomic_compare_exchange_strong_explicit(
-                &b->state, &want, (st & 0xffffffff00000000u) | 1u, memory_order_relaxed,
-                memory_order_relaxed);
+                &b->state, &want, shml_box_state(shml_box_ticket(st), 0, false, true),
+                memory_order_relaxed, memory_order_relaxed);
             if (fixed) {
                 atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
                 shml__event_wake_all(&b->ready);
             }
         }
-        finding(c, fixed, "mailbox %u: request %u taken by pid %u, which died%s", i,
-                (uint32_t)(st >> 32), server, fixed ? ": client told, 1 request lost" : "");
+        finding(c, fixed, "mailbox %u: request %u taken by %s, which died%s", i,
+                shml_box_ticket(st), who, fixed ? ": client told, 1 request lost" : "");
     }
 }
 

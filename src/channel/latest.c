@@ -28,21 +28,9 @@
 
 #include <string.h>
 
-#define READER_ONE ((uint64_t)1 << 32)
-
 static inline struct shml_latest_buf *buf_at(const shml_channel *ch, uint32_t i)
 {
     return (struct shml_latest_buf *)(ch->slots + (uint64_t)i * ch->stride);
-}
-
-static inline uint32_t readers_of(uint64_t st)
-{
-    return (uint32_t)(st >> 32) & 0xffffu;
-}
-
-static inline uint32_t writer_of(uint64_t st)
-{
-    return (uint32_t)(st >> 1) & 0x7fffffffu;
 }
 
 /* Clear what dead processes hold: pins of dead readers, buffers of dead writers. */
@@ -51,19 +39,20 @@ static void clear_dead(shml_channel *ch)
     for (uint32_t i = 0; i < ch->geo.nendpoints; i++) {
         struct shml_chan_ep *e = shml__chan_ep(&ch->geo, i);
         uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-        if ((st & 1u) && atomic_load_explicit(&e->pin, memory_order_relaxed) != 0 &&
+        if (shml_ep_used(st) && atomic_load_explicit(&e->pin, memory_order_relaxed) != 0 &&
             shml__chan_ep_alive(e) == 0)
             shml__chan_ep_reclaim(&ch->geo, i, st);
     }
     for (uint32_t i = 0; i <= ch->mask; i++) {
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        if ((st & 1u) && shml__chan_holder_dead(&ch->geo, writer_of(st))) {
+        if (shml_latest_writing(st) && shml__chan_holder_dead(&ch->geo, shml_latest_writer(st))) {
             /* A dead writer's buffer: its value is whole if it is current (published before
                the mark is dropped), and unused otherwise. Release: pairs with the readers'
                acquire CAS. */
-            atomic_compare_exchange_strong_explicit(&b->state, &st, st & ~(uint64_t)0xffffffffu,
-                                                    memory_order_release, memory_order_relaxed);
+            atomic_compare_exchange_strong_explicit(
+                &b->state, &st, shml_latest_state(shml_latest_readers(st), 0, false),
+                memory_order_release, memory_order_relaxed);
         }
     }
 }
@@ -83,9 +72,8 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
         uint64_t st = 0;
         /* Acquire pairs with the readers' release decrement: their reads are done. */
         if (atomic_compare_exchange_strong_explicit(&b->state, &st,
-                                                    ((uint64_t)ch->me << 1) | 1u,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed)) {
+                                                    shml_latest_state(0, ch->me, true),
+                                                    memory_order_acquire, memory_order_relaxed)) {
             /* Another writer may have made it current since we read enq (it held it then):
                give it back. Nobody else can make it current while we hold it. Acquire: as
                above. */
@@ -123,17 +111,17 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
                               (unsigned long long)(ch->mask + 1));
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        if (st & 1u) {
+        if (shml_latest_writing(st)) {
             /* Its writer is between publishing and dropping its mark (or died there). */
-            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, writer_of(st)))
+            if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, shml_latest_writer(st)))
                 clear_dead(ch);
             *behind = true;
             return -EAGAIN;
         }
-        if (readers_of(st) == 0xffffu)
+        if (shml_latest_readers(st) == 0xffffu)
             return -EAGAIN;
         /* Acquire pairs with the writer's release store of state 0: the value is whole. */
-        if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + READER_ONE,
+        if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + SHML_LATEST_READER_ONE,
                                                    memory_order_acquire, memory_order_relaxed))
             continue;
         atomic_store_explicit(&ch->ep->pin, i + 1, memory_order_relaxed); /* for reclaim */
@@ -143,7 +131,7 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
         if (len > cap || len > ch->max_msg) {
             atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
             /* Release: pairs with the writers' acquire CAS. */
-            atomic_fetch_sub_explicit(&b->state, READER_ONE, memory_order_release);
+            atomic_fetch_sub_explicit(&b->state, SHML_LATEST_READER_ONE, memory_order_release);
             return len > ch->max_msg
                        ? shml__fail(SHML_ECORRUPT, "latest value of %u bytes in a channel "
                                                    "of %llu",
@@ -241,7 +229,7 @@ static void unpin(shml_channel *ch)
     ch->peeked = NULL;
     atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
     /* Release: our reads are done before a writer takes the buffer (its acquire CAS). */
-    atomic_fetch_sub_explicit(&b->state, READER_ONE, memory_order_release);
+    atomic_fetch_sub_explicit(&b->state, SHML_LATEST_READER_ONE, memory_order_release);
     shml__event_wake(&ch->hdr->not_full);
 }
 

@@ -2,14 +2,15 @@
  * queue.c - the queue: a bounded ring of message slots, any number of producers and consumers.
  *
  * Algorithm: a ring of nslots slots, each with a state word (layout.h) in the manner of
- * Vyukov's bounded MPMC queue, with the holder's pid in the state so that a dead holder can be
- * recognised. Positions are free-running 64-bit counters; enq and deq are the next positions
- * to claim for sending and for receiving. A producer claims the slot of position p by CAS of
- * its state from "free for p" to "claimed by me", then advances enq past p (anyone may help
- * advance it); it writes the message and publishes it with a release store of "full for p".
- * A consumer claims "full for p" by CAS to "read by me", advances deq, reads, and releases
- * the slot with a release store of "free for p + nslots". With SHML_SPSC, each side is alone,
- * so claims and index updates are plain stores.
+ * Vyukov's bounded MPMC queue, with the holder (its endpoint entry and the entry's generation:
+ * shml_holder(), never a pid another process may take over) in the state so that a dead holder
+ * can be recognised. Positions are free-running 64-bit counters; enq and deq are the next
+ * positions to claim for sending and for receiving. A producer claims the slot of position p
+ * by CAS of its state from "free for p" to "claimed by me", then advances enq past p (anyone
+ * may help advance it); it writes the message and publishes it with a release store of "full for
+ * p". A consumer claims "full for p" by CAS to "read by me", advances deq, reads, and releases the
+ * slot with a release store of "free for p + nslots". With SHML_SPSC, each side is alone, so claims
+ * and index updates are plain stores.
  *
  * Invariants: enq >= deq; the slot of p holds seq p (free or claimed) or p + 1 (full or being
  * read) for the lap in progress; every state change is made by the slot's holder, or by a CAS
@@ -34,7 +35,7 @@
 /* Is the holder recorded in a busy state dead? */
 static bool holder_dead(shml_channel *ch, uint64_t s)
 {
-    return shml__chan_holder_dead(&ch->geo, state_pid(s));
+    return shml__chan_holder_dead(&ch->geo, shml_slot_holder(s));
 }
 
 /*
@@ -47,12 +48,12 @@ bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *
     struct shml_chan_hdr *h = g->hdr;
     /* An rpc request being read by a server that died: its client must learn it. The tag is
        read before the slot is freed (the dead holder no longer changes it). */
-    bool being_read = (uint32_t)next - state_seq(s) == g->nslots - 1;
+    bool being_read = (uint32_t)next - shml_slot_seq(s) == g->nslots - 1;
     uint32_t tag[2] = {0, 0};
     if (g->kind == SHML_RPC && being_read)
         memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
     /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
-    if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, state_of(next, 0, false),
+    if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, shml_slot_state(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
     if (g->kind == SHML_RPC && being_read && !shml__rpc_drop_request(g, tag[0], tag[1]))
@@ -135,9 +136,9 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the consumer's release of the slot: its reads are done. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        int32_t d = (int32_t)(state_seq(st) - (uint32_t)p);
-        if (d == 0 && !state_busy(st)) {
-            if (!take(ch, s, st, state_of(p, ch->me, true), &h->enq, p))
+        int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)p);
+        if (d == 0 && !shml_slot_busy(st)) {
+            if (!take(ch, s, st, shml_slot_state(p, ch->me, true), &h->enq, p))
                 continue; /* another producer, or a spurious failure: look again */
             *slot = s;
             *pos = p;
@@ -151,11 +152,11 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* The slot still holds the message of the previous lap: full. */
-            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
+            if (shml_slot_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
                 shml__queue_reclaim(&ch->geo, s, st, p);
                 continue;
             }
-            *behind = state_busy(st);
+            *behind = shml_slot_busy(st);
             return -EAGAIN;
         }
         /*
@@ -163,7 +164,7 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
          * advance() fails), or a consumer freed the claim of a producer that died before it
          * advanced enq, and enq must skip p.
          */
-        if (!ch->spsc || state_seq(st) == (uint32_t)(p + ch->mask + 1))
+        if (!ch->spsc || shml_slot_seq(st) == (uint32_t)(p + ch->mask + 1))
             advance(ch, &h->enq, p);
         p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
     }
@@ -186,8 +187,8 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         struct shml_chan_slot *s = shml__chan_slot(ch, p);
         /* Acquire pairs with the producer's release store of "full": the message is there. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        int32_t d = (int32_t)(state_seq(st) - (uint32_t)(p + 1));
-        if (d == 0 && !state_busy(st)) {
+        int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(p + 1));
+        if (d == 0 && !shml_slot_busy(st)) {
             /* Read once, checked, and only this copy used (ch->peeked_len). Read before the
                take: the producer wrote it before publishing (the acquire above), and nobody
                else writes it while the state the take expects stays. */
@@ -197,7 +198,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                                   (unsigned long long)ch->max_msg);
             if (len > cap)
                 return -EMSGSIZE;
-            if (!take(ch, s, st, state_of(p + 1, ch->me, true), &h->deq, p))
+            if (!take(ch, s, st, shml_slot_state(p + 1, ch->me, true), &h->deq, p))
                 continue; /* another consumer, or a spurious failure: look again */
             ch->peeked_len = len;
             *slot = s;
@@ -212,8 +213,8 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         }
         if (d < 0) {
             /* Free or claimed for p (or still the previous lap's): nothing to read yet. */
-            if (state_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
-                uint32_t seq = state_seq(st);
+            if (shml_slot_busy(st) && shml__chan_probe(ch) && holder_dead(ch, st)) {
+                uint32_t seq = shml_slot_seq(st);
                 if (seq == (uint32_t)p) {
                     /* A producer died writing message p: skip it. */
                     if (shml__queue_reclaim(&ch->geo, s, st, p + ch->mask + 1))
@@ -224,7 +225,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                 }
                 continue;
             }
-            *behind = state_busy(st);
+            *behind = shml_slot_busy(st);
             return -EAGAIN;
         }
         /*
@@ -244,7 +245,7 @@ static void publish_quiet(struct shml_chan_slot *s, uint64_t pos, size_t len)
 {
     s->len = (uint32_t)len;
     /* Release pairs with the consumer's acquire load of the state: it sees len and bytes. */
-    atomic_store_explicit(&s->state, state_of(pos + 1, 0, false), memory_order_release);
+    atomic_store_explicit(&s->state, shml_slot_state(pos + 1, 0, false), memory_order_release);
 }
 
 void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len)
@@ -257,7 +258,7 @@ void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t po
 static void give_back_quiet(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
 {
     /* Release pairs with the producer's acquire load of the state. */
-    atomic_store_explicit(&s->state, state_of(pos + ch->mask + 1, 0, false),
+    atomic_store_explicit(&s->state, shml_slot_state(pos + ch->mask + 1, 0, false),
                           memory_order_release);
 }
 
@@ -317,7 +318,7 @@ void shml__queue_abandon_claim(shml_channel *ch, bool lost)
     if (!ch->claimed)
         return;
     struct shml_chan_slot *s = ch->claimed;
-    uint64_t st = state_of(ch->claimed_pos, ch->me, true);
+    uint64_t st = shml_slot_state(ch->claimed_pos, ch->me, true);
     uint64_t next = ch->claimed_pos + ch->mask + 1;
     bool freed;
     if (lost) {
@@ -325,9 +326,9 @@ void shml__queue_abandon_claim(shml_channel *ch, bool lost)
     } else {
         /* Release pairs with the acquire loads of the state in try_send() and try_recv():
            our writes to the slot are done before the next lap's producer writes it. */
-        freed = atomic_compare_exchange_strong_explicit(&s->state, &st, state_of(next, 0, false),
-                                                        memory_order_release,
-                                                        memory_order_relaxed);
+        freed =
+            atomic_compare_exchange_strong_explicit(&s->state, &st, shml_slot_state(next, 0, false),
+                                                    memory_order_release, memory_order_relaxed);
     }
     if (freed) {
         /* A consumer waiting for this position skips it; a producer waiting for room may

@@ -33,22 +33,6 @@
 
 #define SHML_RPC_GONE 0xffffffffu /* reply length: the server closed without replying */
 
-static inline uint64_t box_state(uint32_t ticket, uint32_t pid, bool writing, bool replied)
-{
-    return ((uint64_t)ticket << 32) | ((uint64_t)(pid & 0x3fffffffu) << 2) |
-           (writing ? 2u : 0u) | (replied ? 1u : 0u);
-}
-
-static inline uint32_t box_ticket(uint64_t st)
-{
-    return (uint32_t)(st >> 32);
-}
-
-static inline uint32_t box_pid(uint64_t st)
-{
-    return (uint32_t)(st >> 2) & 0x3fffffffu;
-}
-
 static inline void *box_payload(struct shml_rpc_box *b)
 {
     return (char *)b + SHML_BOX_HDR;
@@ -61,7 +45,7 @@ void shml__rpc_attach(shml_channel *ch)
     /* Relaxed: the entry is ours, and its mailbox idle (made so when the entry was freed). */
     uint64_t st = atomic_load_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
                                        memory_order_relaxed);
-    ch->ticket = box_ticket(st);
+    ch->ticket = shml_box_ticket(st);
 }
 
 bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uint32_t ticket)
@@ -72,10 +56,11 @@ bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uin
     struct shml_rpc_box *b = shml__chan_box(g, client);
     uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
     /* Waiting for that request, or taken (by the server that died): nothing replied yet. */
-    if (box_ticket(st) != ticket || (st & 3u) != 0)
+    if (shml_box_ticket(st) != ticket || shml_box_writing(st) || shml_box_replied(st))
         return false;
     /* Relaxed: as in client_reset(); the client, waking, finds it idle: dropped. */
-    if (!atomic_compare_exchange_strong_explicit(&b->state, &st, box_state(ticket, 0, false, true),
+    if (!atomic_compare_exchange_strong_explicit(&b->state, &st,
+                                                 shml_box_state(ticket, 0, false, true),
                                                  memory_order_relaxed, memory_order_relaxed))
         return false;
     shml__event_wake_all(&b->ready);
@@ -154,7 +139,7 @@ static int client_commit(shml_channel *ch, size_t len)
     memcpy((char *)s + SHML_SLOT_HDR, tag, sizeof(tag));
     /* Release pairs with the server's acquire CAS that takes the request. */
     atomic_store_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
-                          box_state(t, 0, false, false), memory_order_release);
+                          shml_box_state(t, 0, false, false), memory_order_release);
     shml__queue_publish(ch, s, ch->claimed_pos, len + SHML_RPC_TAG);
     ch->claimed = NULL;
     ch->ticket = t;
@@ -172,7 +157,7 @@ static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, i
 {
     /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. Whoever
        makes a pending request idle counts it lost (a repair may have done it already). */
-    uint64_t idle = box_state(ch->ticket, 0, false, true);
+    uint64_t idle = shml_box_state(ch->ticket, 0, false, true);
     if (st != idle) {
         if (!atomic_compare_exchange_strong_explicit(&b->state, &st, idle, memory_order_relaxed,
                                                      memory_order_relaxed))
@@ -189,9 +174,9 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->ep_index);
     /* Acquire pairs with the server's release store of "replied": the reply is there. */
     uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-    if (box_ticket(st) != ch->ticket)
+    if (shml_box_ticket(st) != ch->ticket)
         return client_reset(ch, b, st, ECONNRESET, "the mailbox was reset (by a repair?)");
-    if ((st & 1u) && box_pid(st) != 0) {
+    if (shml_box_replied(st) && shml_box_server(st) != 0) {
         /* Read once, checked, and only this copy used (ch->peeked_len). */
         uint32_t len = shml__len_once(&b->len);
         if (len == SHML_RPC_GONE)
@@ -206,11 +191,11 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
         *pos = st;
         return 0;
     }
-    if (st & 1u)
+    if (shml_box_replied(st))
         return client_reset(ch, b, st, ECONNRESET, "the request was dropped");
     *behind = true; /* keep looking at the servers now and then */
     if (shml__chan_probe(ch)) {
-        uint32_t server = box_pid(st);
+        uint32_t server = shml_box_server(st);
         if (server != 0 && shml__chan_holder_dead(&ch->geo, server))
             return client_reset(ch, b, st, ECONNRESET, "the server that took the request died");
         if (server == 0 && servers(ch) != 0 && !server_alive(ch))
@@ -253,7 +238,8 @@ static int client_release(shml_channel *ch)
 {
     struct shml_rpc_box *b = ch->peeked;
     /* Release: our reads of the reply are done before a server may write the next one. */
-    atomic_store_explicit(&b->state, box_state(ch->ticket, 0, false, true), memory_order_release);
+    atomic_store_explicit(&b->state, shml_box_state(ch->ticket, 0, false, true),
+                          memory_order_release);
     ch->peeked = NULL;
     ch->awaiting = false;
     shml__chan_count_recv(ch, ch->peeked_len);
@@ -285,12 +271,11 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
         bool ok = whole >= SHML_RPC_TAG && tag[0] < ch->geo.nendpoints;
         if (ok) {
             struct shml_rpc_box *b = shml__chan_box(&ch->geo, tag[0]);
-            uint64_t want = box_state(tag[1], 0, false, false);
+            uint64_t want = shml_box_state(tag[1], 0, false, false);
             /* Acquire pairs with the client's release store of "waiting". */
-            ok = atomic_compare_exchange_strong_explicit(&b->state, &want,
-                                                         box_state(tag[1], ch->me, false, false),
-                                                         memory_order_acquire,
-                                                         memory_order_relaxed);
+            ok = atomic_compare_exchange_strong_explicit(
+                &b->state, &want, shml_box_state(tag[1], ch->me, false, false),
+                memory_order_acquire, memory_order_relaxed);
         }
         if (ok) {
             ch->peeked = s;
@@ -331,12 +316,12 @@ static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
        below fails and the reply is dropped and counted now, not when the entry is reused. */
     struct shml_chan_ep *e = shml__chan_ep(&ch->geo, ch->req_client);
     uint64_t est = atomic_load_explicit(&e->state, memory_order_relaxed);
-    if ((est & 1u) && shml__chan_ep_alive(e) == 0)
+    if (shml_ep_used(est) && shml__chan_ep_alive(e) == 0)
         shml__chan_ep_reclaim(&ch->geo, ch->req_client, est);
-    uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
+    uint64_t want = shml_box_state(ch->req_ticket, ch->me, false, false);
     /* Acquire pairs with the client's release of "idle" after reading an earlier reply. */
     if (atomic_compare_exchange_strong_explicit(&b->state, &want,
-                                                box_state(ch->req_ticket, ch->me, true, false),
+                                                shml_box_state(ch->req_ticket, ch->me, true, false),
                                                 memory_order_acquire, memory_order_relaxed)) {
         *buf = box_payload(b);
         ch->claimed = b;
@@ -356,7 +341,7 @@ static void deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
 {
     b->len = len;
     /* Release pairs with the client's acquire load of the state: it sees len and the reply. */
-    atomic_store_explicit(&b->state, box_state(ch->req_ticket, ch->me, false, true),
+    atomic_store_explicit(&b->state, shml_box_state(ch->req_ticket, ch->me, false, true),
                           memory_order_release);
     shml__event_wake(&b->ready);
 }
@@ -385,12 +370,11 @@ static void server_abandon(shml_channel *ch)
     if (ch->claimed == b) {
         deliver(ch, b, SHML_RPC_GONE);
     } else if (!ch->claimed) {
-        uint64_t want = box_state(ch->req_ticket, ch->me, false, false);
+        uint64_t want = shml_box_state(ch->req_ticket, ch->me, false, false);
         /* Acquire: as in server_claim(). */
-        if (atomic_compare_exchange_strong_explicit(&b->state, &want,
-                                                    box_state(ch->req_ticket, ch->me, true,
-                                                              false),
-                                                    memory_order_acquire, memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(
+                &b->state, &want, shml_box_state(ch->req_ticket, ch->me, true, false),
+                memory_order_acquire, memory_order_relaxed))
             deliver(ch, b, SHML_RPC_GONE);
     }
     ch->claimed = NULL;
@@ -405,14 +389,13 @@ static void server_discard(shml_channel *ch)
 {
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
-        uint64_t writing = box_state(ch->req_ticket, ch->me, true, false);
+        uint64_t writing = shml_box_state(ch->req_ticket, ch->me, true, false);
         /* Relaxed: nothing was delivered for the client to see, and server_claim() takes
            the mailbox again with its own acquire CAS. A failure means the client's entry
            was reclaimed (it died): nothing is owed any more. */
-        atomic_compare_exchange_strong_explicit(&b->state, &writing,
-                                                box_state(ch->req_ticket, ch->me, false,
-                                                          false),
-                                                memory_order_relaxed, memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(
+            &b->state, &writing, shml_box_state(ch->req_ticket, ch->me, false, false),
+            memory_order_relaxed, memory_order_relaxed);
     }
     ch->claimed = NULL;
 }

@@ -59,6 +59,16 @@ SHML_INTERNAL int shml__os_thread_start(int32_t tid, uint64_t *start);
  * children.
  */
 SHML_INTERNAL uint32_t shml__os_pid_ns(void);
+/*
+ * Does the tag `ns` that another process recorded (shml__os_pid_ns()) name a pid namespace
+ * other than the caller's? Its pids and start times then mean nothing here: "not in my /proc"
+ * is no death. False when either tag is unknown (0).
+ */
+static inline bool shml__os_pid_ns_other(uint32_t ns)
+{
+    uint32_t mine = shml__os_pid_ns();
+    return ns != 0 && mine != 0 && ns != mine;
+}
 /* Fill buf with len unpredictable bytes (the kernel's random source). 0 or -errno. */
 SHML_INTERNAL int shml__os_random(void *buf, size_t len);
 /* 16 bytes naming the current boot (the same for every process until reboot). */

@@ -154,6 +154,7 @@ int shml__attach_add(struct shml_hdr *h, int32_t pid, uint64_t start, uint32_t r
         atomic_store_explicit(&e->start_time, start, memory_order_relaxed);
         atomic_store_explicit(&e->since_ns, (uint64_t)shml__os_real_ns(), memory_order_relaxed);
         atomic_store_explicit(&e->role, role, memory_order_relaxed);
+        atomic_store_explicit(&e->pid_ns, shml__os_pid_ns(), memory_order_relaxed);
         /* Release pairs with the acquire load of valid by readers: they see the fields above. */
         atomic_store_explicit(&e->valid, 1, memory_order_release);
         return (int)i;
@@ -170,6 +171,7 @@ void shml__attach_remove(struct shml_hdr *h, int slot, int32_t pid)
     if (atomic_load_explicit(&e->pid, memory_order_relaxed) != (uint32_t)pid)
         return;
     atomic_store_explicit(&e->valid, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->pid_ns, 0, memory_order_relaxed);
     /* Release pairs with the acquire CAS of the next claimant: our writes come before its. */
     atomic_store_explicit(&e->pid, 0, memory_order_release);
 }
@@ -182,11 +184,16 @@ int shml__attach_reap(struct shml_hdr *h)
         uint32_t pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
         if (pid == 0 || pid == SHML_ATTACH_BUSY || pid > INT32_MAX)
             continue;
-        /* Acquire pairs with the claimant's release store of valid: start_time is final. */
+        /* Acquire pairs with the claimant's release store of valid: start_time and pid_ns
+           are final. */
         uint64_t start = 0;
-        if (atomic_load_explicit(&e->valid, memory_order_acquire))
+        uint32_t ns = 0;
+        if (atomic_load_explicit(&e->valid, memory_order_acquire)) {
             start = atomic_load_explicit(&e->start_time, memory_order_relaxed);
-        if (shml__os_proc_alive((int32_t)pid, start) != 0)
+            ns = atomic_load_explicit(&e->pid_ns, memory_order_relaxed);
+        }
+        /* A process of another pid namespace: its pid names another process here, or none. */
+        if (shml__os_pid_ns_other(ns) || shml__os_proc_alive((int32_t)pid, start) != 0)
             continue; /* alive, or unknown: never reclaim what might be in use */
         uint32_t expect = pid;
         /* Acquire: the dead process's writes to the entry happen before our reset. */
@@ -194,6 +201,7 @@ int shml__attach_reap(struct shml_hdr *h)
                                                      memory_order_acquire, memory_order_relaxed))
             continue;
         atomic_store_explicit(&e->valid, 0, memory_order_relaxed);
+        atomic_store_explicit(&e->pid_ns, 0, memory_order_relaxed);
         /* Release pairs with the acquire CAS in shml__attach_add(), as a close does. */
         atomic_store_explicit(&e->pid, 0, memory_order_release);
         reaped++;

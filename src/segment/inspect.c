@@ -228,12 +228,22 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
         if (pid == 0 || pid == SHML_ATTACH_BUSY || pid > INT32_MAX)
             continue;
         struct shml_attach_info ai = {.pid = (int32_t)pid};
+        uint32_t ns = 0;
         if (atomic_load_explicit(&e->valid, memory_order_relaxed)) {
             ai.start_time = atomic_load_explicit(&e->start_time, memory_order_relaxed);
             ai.since_ns = (int64_t)atomic_load_explicit(&e->since_ns, memory_order_relaxed);
             ai.role = atomic_load_explicit(&e->role, memory_order_relaxed);
+            ns = atomic_load_explicit(&e->pid_ns, memory_order_relaxed);
         }
-        ai.alive = info->other_boot ? 0 : shml__os_proc_alive(ai.pid, ai.start_time);
+        /* A process of another pid namespace cannot be judged from ours: unknown. So is the
+           creator, when this is its own entry. */
+        bool other_ns = !info->other_boot && shml__os_pid_ns_other(ns);
+        if (other_ns && ai.pid == info->creator_pid && ai.start_time == info->creator_start &&
+            info->creator_alive == 0)
+            info->creator_alive = -1;
+        ai.alive = info->other_boot ? 0
+                   : other_ns       ? -1
+                                    : shml__os_proc_alive(ai.pid, ai.start_time);
         if (ai.alive == 0)
             info->attach_dead++;
         else
