@@ -825,7 +825,7 @@ ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout
     ch->has_deadline = false;
     r = ops->claim(ch, len, &buf, timeout_ns);
     if (r < 0)
-        return r;
+        return unless_lost(ch, r);
     if (len)
         memcpy(buf, msg, len);
     r = ops->commit(ch, len);

@@ -147,9 +147,8 @@ int shml__segment_lost(const shml_segment *seg)
 {
     if (!shml__os_guard_lost(seg->guard))
         return 0;
-    return shml__fail(SHML_ETRUNCATED, "%s: the object shrank under the mapping (another "
-                                       "process truncated it) and its contents are gone; close "
-                                       "the handle",
+    return shml__fail(SHML_ETRUNCATED, "%s: the object was truncated under the mapping, whose "
+                                       "contents are gone: close the handle",
                       seg->addr.canon);
 }
 
