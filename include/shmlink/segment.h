@@ -175,8 +175,10 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * someone put at the name: refused at once, never waited on); -ENOENT no such segment;
  * -EACCES permission denied; -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW);
  * -SHML_EVERSION layout version unknown to this library; -SHML_ECORRUPT header corrupt or
- * object truncated (or its creator died mid-initialisation); -SHML_EWRONGKIND not the kind
- * asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
+ * object truncated (or its creator died mid-initialisation); -SHML_ETRUNCATED the object is
+ * sparse (on tmpfs, fewer pages than its size: made outside shmlink, it would fault once the
+ * file system is full; not checked with SHML_RAW), or it was truncated while being opened;
+ * -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
  * the segment did not appear);
  * -ENOTSUP memfd addresses (use shml_segment_from_fd()) or a backend not available here;
  * other -errno from the system.
@@ -241,8 +243,10 @@ SHML_API ssize_t shml_segment_write(shml_segment *seg, size_t offset, const void
 
 /*
  * Check that the object is still as large as the mapping (another process may have truncated
- * it, after which touching the missing pages raises SIGBUS). Returns 0, -SHML_ETRUNCATED, or
- * -errno. Racy by nature: a check, not a guarantee.
+ * it), and that no access faulted since (the library's SIGBUS handler then replaced the
+ * mapping with zeros: README "Truncated objects and SIGBUS"). Returns 0, -SHML_ETRUNCATED, or
+ * -errno. Racy by nature: a check, not a guarantee. Once an access faulted, this and every
+ * other call on the segment return -SHML_ETRUNCATED.
  */
 SHML_API int shml_segment_check(const shml_segment *seg);
 
