@@ -138,7 +138,8 @@ TEST(truncated_under_a_sleeping_consumer)
     ASSERT_OK(shml_segment_unlink(addr));
 }
 
-/* inspect and check of a channel truncated after they opened it: an error, not a crash. */
+/* A channel truncated below its header's size: open and inspect refuse it, and the handle
+   that had it open closes without touching what is gone. */
 TEST(truncated_channel_refused_at_open)
 {
     const char *addr = chan_addr();
