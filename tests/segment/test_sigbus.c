@@ -156,6 +156,7 @@ static shml_segment *map_one(void)
 static void foreign_with_default(void *arg)
 {
     (void)arg;
+    signal(SIGBUS, SIG_DFL); /* a sanitizer may have put its own handler there */
     map_one();
     foreign_fault();
 }
@@ -241,6 +242,7 @@ TEST(guard_goes_back_on_top_of_a_later_handler)
 static void opted_out(void *arg)
 {
     const char *addr = arg;
+    signal(SIGBUS, SIG_DFL); /* a sanitizer may have put its own handler there */
     setenv("SHML_NO_SIGBUS_GUARD", "1", 1);
     shml_segment *seg = NULL;
     if (shml_segment_create(addr, SIZE, NULL, &seg) < 0)
