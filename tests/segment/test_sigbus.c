@@ -111,17 +111,7 @@ static int in_child(void (*fn)(void *), void *arg)
         fn(arg);
         _exit(0);
     }
-    int st;
-    int64_t deadline = shmt_now_ms() + 20000;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (shmt_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            shmt_fail(__FILE__, __LINE__, "child hung");
-        }
-        shmt_sleep_ms(5);
-    }
-    return st;
+    return wait_child(pid, 20000);
 }
 
 /* A SIGBUS of a mapping that is not shmlink's: a file of ours, truncated, then touched. */
