@@ -30,6 +30,13 @@
  * parent's attach entry stays. A child that wants to be seen attached opens the segment
  * again.
  *
+ * SIGBUS: mapping a segment installs the library's SIGBUS handler (README "Truncated objects
+ * and SIGBUS"; SHML_NO_SIGBUS_GUARD=1 opts out). If another process truncates the object, an
+ * access to a page it no longer has does not kill the process: the whole mapping becomes
+ * zero pages (shml_segment_data() reads zeros from then on) and every call on the segment
+ * returns -SHML_ETRUNCATED. Faults outside shmlink's mappings go to the handler that was
+ * there before, or to the default action.
+ *
  * Concurrency: a shml_segment handle is process-local and not thread-safe by itself: a thread
  * may use a handle only while no other thread closes it. Several threads may read
  * shml_segment_data()/shml_segment_size() concurrently. Any number of processes may open the
