@@ -41,6 +41,12 @@
  * parent's endpoint, with its claims and peeks, goes on untouched. A child opens the channel
  * again to use it.
  *
+ * Truncation: if another process shrinks the channel's object, the access that finds a page
+ * gone faults, the library's SIGBUS handler replaces the mapping with zeros (README "Truncated
+ * objects and SIGBUS"), and from then on every call on the handle (but shml_channel_close())
+ * returns -SHML_ETRUNCATED; a call already waiting notices within a second. A call that was
+ * under way when it happened returns -SHML_ETRUNCATED rather than what it read or wrote.
+ *
  * Concurrency: a shml_channel handle is used by one thread at a time (open one handle per
  * thread); any number of handles in any number of processes use one channel concurrently,
  * within the endpoint table's size.

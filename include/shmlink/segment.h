@@ -30,6 +30,13 @@
  * parent's attach entry stays. A child that wants to be seen attached opens the segment
  * again.
  *
+ * SIGBUS: mapping a segment installs the library's SIGBUS handler (README "Truncated objects
+ * and SIGBUS"; SHML_NO_SIGBUS_GUARD=1 opts out). If another process truncates the object, an
+ * access to a page it no longer has does not kill the process: the whole mapping becomes
+ * zero pages (shml_segment_data() reads zeros from then on) and every call on the segment
+ * returns -SHML_ETRUNCATED. Faults outside shmlink's mappings go to the handler that was
+ * there before, or to the default action.
+ *
  * Concurrency: a shml_segment handle is process-local and not thread-safe by itself: a thread
  * may use a handle only while no other thread closes it. Several threads may read
  * shml_segment_data()/shml_segment_size() concurrently. Any number of processes may open the
@@ -175,8 +182,10 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * someone put at the name: refused at once, never waited on); -ENOENT no such segment;
  * -EACCES permission denied; -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW);
  * -SHML_EVERSION layout version unknown to this library; -SHML_ECORRUPT header corrupt or
- * object truncated (or its creator died mid-initialisation); -SHML_EWRONGKIND not the kind
- * asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
+ * object truncated (or its creator died mid-initialisation); -SHML_ETRUNCATED the object is
+ * sparse (on tmpfs, fewer pages than its size: made outside shmlink, it would fault once the
+ * file system is full; not checked with SHML_RAW), or it was truncated while being opened;
+ * -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
  * the segment did not appear);
  * -ENOTSUP memfd addresses (use shml_segment_from_fd()) or a backend not available here;
  * other -errno from the system.
@@ -241,8 +250,10 @@ SHML_API ssize_t shml_segment_write(shml_segment *seg, size_t offset, const void
 
 /*
  * Check that the object is still as large as the mapping (another process may have truncated
- * it, after which touching the missing pages raises SIGBUS). Returns 0, -SHML_ETRUNCATED, or
- * -errno. Racy by nature: a check, not a guarantee.
+ * it), and that no access faulted since (the library's SIGBUS handler then replaced the
+ * mapping with zeros: README "Truncated objects and SIGBUS"). Returns 0, -SHML_ETRUNCATED, or
+ * -errno. Racy by nature: a check, not a guarantee. Once an access faulted, this and every
+ * other call on the segment return -SHML_ETRUNCATED.
  */
 SHML_API int shml_segment_check(const shml_segment *seg);
 

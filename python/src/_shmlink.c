@@ -666,8 +666,8 @@ static PyMethodDef Segment_methods[] = {
      "if the object\nwas truncated); ValueError past size, PermissionError if read-only."},
     {"check", (PyCFunction)Segment_check, METH_NOARGS,
      "check()\n\nRaise shmlink.Truncated if another process shrank the object below the "
-     "mapping\n(touching .buf there would crash with SIGBUS). A check, not a guarantee: "
-     "racy by nature."},
+     "mapping,\nor if touching .buf faulted since (the mapping reads zeros then). A check, "
+     "not a guarantee: racy by nature."},
     {"declare", (PyCFunction)(void (*)(void))Segment_declare, METH_VARARGS | METH_KEYWORDS,
      "declare(name, type, offset)\n\nName a 'mutex', 'event' or 'semaphore' at offset in the "
      "header, so that\n`shmlink info` and shmlink.info() show its state. Managed segments "
@@ -2784,8 +2784,8 @@ PyMODINIT_FUNC PyInit__shmlink(void)
         add_exc(m, &WrongKind, "WrongKind", Error, "A segment of another kind.") < 0 ||
         add_exc(m, &VersionError, "VersionError", Error, "An unknown layout version.") < 0 ||
         add_exc(m, &Truncated, "Truncated", Error,
-                "Another process truncated the object under the mapping: Segment.read/write "
-                "and check() raise this where touching .buf would crash with SIGBUS.") < 0)
+                "Another process truncated the object under the mapping: the segment (or "
+                "channel) is lost, and its calls raise this from then on.") < 0)
         goto fail;
     if (PyModule_AddIntConstant(m, "QUEUE", SHML_QUEUE) < 0 ||
         PyModule_AddIntConstant(m, "BUS", SHML_BUS) < 0 ||

@@ -25,6 +25,12 @@
 
 /* How long a waiter blocked behind another endpoint sleeps before it looks again. */
 #define HOLDER_CHECK_NS ((int64_t)50000000)
+/*
+ * The longest a waiter sleeps before it looks at the mapping again: if another process
+ * truncated the object, nobody will wake it (the others lose the segment too), and that look
+ * faults and tells it (-SHML_ETRUNCATED) instead of leaving it asleep forever.
+ */
+#define LOST_CHECK_NS ((int64_t)1000000000)
 
 static const struct shml_channel_opts default_opts = {0};
 
@@ -634,6 +640,8 @@ static int open_checked(const char *addr, struct shml_segment_opts *so, shml_seg
     if (r == 0 && g->kind != kind)
         r = shml__fail(SHML_ECORRUPT, "channel kind %u differs from the segment's %u", g->kind,
                        kind);
+    if (shml__segment_lost(seg) < 0)
+        r = -SHML_ETRUNCATED; /* truncated since open: what was validated was zeros */
     if (r < 0) {
         shml_segment_close(seg);
         return r;
@@ -674,6 +682,12 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
         r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     else
         r = endpoint(seg, &g, role, o, out);
+    if (r == 0 && shml__segment_lost(seg) < 0) {
+        r = -SHML_ETRUNCATED; /* truncated while the endpoint was taken */
+        shml_channel_close(*out);
+        *out = NULL;
+        return r;
+    }
     if (r < 0)
         shml_segment_close(seg);
     return r;
@@ -702,6 +716,13 @@ int shml_channel_close(shml_channel *ch)
         return 0;
     if (inherited(ch)) {
         /* The parent's endpoint goes on: the child only unmaps what it inherited. */
+        free(ch->scratch);
+        shml_segment_close(ch->seg);
+        free(ch);
+        return 0;
+    }
+    if (shml__segment_lost(ch->seg) < 0) {
+        /* The mapping is zeros since a peer truncated the object: nothing left to give back. */
         free(ch->scratch);
         shml_segment_close(ch->seg);
         free(ch);
@@ -746,6 +767,8 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
                 /* Relaxed: the interrupt flag is a request, re-read at every look. */
                 if (atomic_exchange_explicit(&ch->intr, 0, memory_order_relaxed))
                     return -EINTR;
+                if ((r = shml__segment_lost(ch->seg)) < 0)
+                    return r;
                 if (deadline >= 0 && shml__os_mono_ns() >= deadline)
                     return -ETIMEDOUT;
             }
@@ -765,17 +788,18 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
             shml__event_depart(e, ticket);
             break;
         }
-        int64_t until = deadline;
-        if (behind) {
-            /* A live endpoint holds what we need: look again soon, in case it dies. */
-            int64_t soon = shml__os_mono_ns() + HOLDER_CHECK_NS;
-            if (until < 0 || soon < until)
-                until = soon;
-        }
+        /* Look again soon if a live endpoint holds what we need (it may die), and now and then
+           anyway (the object may have been truncated: LOST_CHECK_NS). */
+        int64_t soon = shml__os_mono_ns() + (behind ? HOLDER_CHECK_NS : LOST_CHECK_NS);
+        int64_t until = deadline < 0 || soon < deadline ? soon : deadline;
         atomic_store_explicit(&ch->ep->sleeps, ++ch->n_sleeps, memory_order_relaxed);
         int timed_out = shml__event_sleep(e, gen, ticket, until) == -ETIMEDOUT;
         ch->probe = true;
         r = try(ch, arg, slot, pos, &behind);
+        if (r == -EAGAIN && shml__segment_lost(ch->seg) < 0) {
+            r = -SHML_ETRUNCATED;
+            break;
+        }
         if (r != -EAGAIN)
             break;
         if (timed_out && deadline >= 0 && shml__os_mono_ns() >= deadline) {
@@ -817,6 +841,22 @@ int shml_channel_interrupt(shml_channel *ch)
 /* ---- the public calls ---- */
 
 /*
+ * The result of a call that touched the mapping, or -SHML_ETRUNCATED if the mapping was lost
+ * meanwhile (a peer truncated the object): what the call read or wrote there was zeros.
+ */
+static ssize_t unless_lost(const shml_channel *ch, ssize_t r)
+{
+    int lost = shml__segment_lost(ch->seg);
+    return lost < 0 ? lost : r;
+}
+
+/* -ECHILD or -SHML_ETRUNCATED (said) for a handle that cannot be used any more, else 0. */
+static int check_usable(const shml_channel *ch)
+{
+    return inherited(ch) ? refuse_inherited() : shml__segment_lost(ch->seg);
+}
+
+/*
  * A typed channel's readers view each message as one array of the type (the Python module
  * refuses any other size), so a message of another size would be sent only to be lost.
  */
@@ -833,8 +873,9 @@ static int check_send(shml_channel *ch, size_t len)
 {
     if (!ch)
         return -EINVAL;
-    if (inherited(ch))
-        return refuse_inherited();
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
     if (!(ch->role & SHML_PRODUCER) && ch->kind != SHML_RPC)
         return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
     if (ch->claimed)
@@ -849,8 +890,9 @@ static int check_recv(shml_channel *ch)
 {
     if (!ch)
         return -EINVAL;
-    if (inherited(ch))
-        return refuse_inherited();
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
     if (!(ch->role & SHML_CONSUMER) && ch->kind != SHML_RPC)
         return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
     if (ch->peeked)
@@ -872,11 +914,11 @@ ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_t timeout
     ch->has_deadline = false;
     r = ops->claim(ch, len, &buf, timeout_ns);
     if (r < 0)
-        return r;
+        return unless_lost(ch, r);
     if (len)
         memcpy(buf, msg, len);
     r = ops->commit(ch, len);
-    return r < 0 ? r : (ssize_t)len;
+    return unless_lost(ch, r < 0 ? r : (ssize_t)len);
 }
 
 ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
@@ -897,14 +939,14 @@ ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
             return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer",
                               cap);
         if (r < 0)
-            return r;
+            return unless_lost(ch, r);
         gap += ch->gap;
         if (len)
             memcpy(buf, src, len);
         r = ops->release(ch);
         if (r != -ESTALE) {
             ch->gap = gap;
-            return r < 0 ? r : (ssize_t)len;
+            return unless_lost(ch, r < 0 ? r : (ssize_t)len);
         }
         /* Bus, overwrite: lapped while copying; the gap is counted; read the next one
            (within the same deadline). */
@@ -920,33 +962,35 @@ int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
     if (!buf)
         return -EINVAL;
     ch->has_deadline = false;
-    return ops_of(ch)->claim(ch, len, buf, timeout_ns);
+    return (int)unless_lost(ch, ops_of(ch)->claim(ch, len, buf, timeout_ns));
 }
 
 int shml_commit(shml_channel *ch, size_t len)
 {
     if (!ch || !ch->claimed)
         return -EINVAL;
-    if (inherited(ch))
-        return refuse_inherited();
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
     if (len > ch->claimed_len)
         return shml__fail(EINVAL, "commit of %zu bytes after a claim of %zu", len,
                           ch->claimed_len);
-    int r = check_type_size(ch, len);
+    r = check_type_size(ch, len);
     if (r < 0) {
         /* Withdrawn, so the handle is usable again and nothing half-typed is published. */
         ops_of(ch)->discard(ch);
         return r;
     }
-    return ops_of(ch)->commit(ch, len);
+    return (int)unless_lost(ch, ops_of(ch)->commit(ch, len));
 }
 
 int shml_discard(shml_channel *ch)
 {
     if (!ch || !ch->claimed)
         return -EINVAL;
-    if (inherited(ch))
-        return refuse_inherited();
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
     ops_of(ch)->discard(ch);
     return 0;
 }
@@ -959,16 +1003,17 @@ int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_n
     if (!buf || !len)
         return -EINVAL;
     ch->has_deadline = false;
-    return ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns);
+    return (int)unless_lost(ch, ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns));
 }
 
 int shml_release(shml_channel *ch)
 {
     if (!ch || !ch->peeked)
         return -EINVAL;
-    if (inherited(ch))
-        return refuse_inherited();
-    return ops_of(ch)->release(ch);
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
+    return (int)unless_lost(ch, ops_of(ch)->release(ch));
 }
 
 ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
@@ -992,9 +1037,9 @@ ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
     }
     ch->has_deadline = false;
     if (ch->kind == SHML_QUEUE)
-        return shml__queue_send_batch(ch, msgs, n, timeout_ns);
+        return unless_lost(ch, shml__queue_send_batch(ch, msgs, n, timeout_ns));
     if (ch->kind == SHML_BUS)
-        return shml__bus_send_batch(ch, msgs, n, timeout_ns);
+        return unless_lost(ch, shml__bus_send_batch(ch, msgs, n, timeout_ns));
     return shml__fail(ENOTSUP, "batch calls are for queues and buses");
 }
 
@@ -1016,7 +1061,7 @@ ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, s
         return shml__fail(ENOTSUP, "batch calls are for queues and buses");
     if (got == -EMSGSIZE)
         return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
-    return got;
+    return unless_lost(ch, got);
 }
 
 uint64_t shml_recv_gap(const shml_channel *ch)
@@ -1115,7 +1160,7 @@ int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st
     if (!ch || !st)
         return -EINVAL;
     fill_stats(&ch->geo, st, NULL, 0, NULL);
-    return 0;
+    return (int)unless_lost(ch, 0);
 }
 
 int shml_channel_inspect(const char *addr, struct shml_channel_stats *st,
@@ -1132,8 +1177,9 @@ int shml_channel_inspect(const char *addr, struct shml_channel_stats *st,
     if (r < 0)
         return r;
     fill_stats(&g, st, eps, cap, n);
+    r = shml__segment_lost(seg); /* truncated while we read it: what we read was zeros */
     shml_segment_close(seg);
-    return 0;
+    return r;
 }
 
 int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void *ctx)
@@ -1149,7 +1195,10 @@ int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void 
     if (r < 0)
         return r;
     r = shml__chan_check(seg, repair, fn, ctx);
+    int lost = shml__segment_lost(seg); /* truncated meanwhile: what it read was zeros */
     shml_segment_close(seg);
+    if (lost < 0)
+        return lost;
     return r;
 }
 
@@ -1158,7 +1207,7 @@ int shml_channel_get_type(const shml_channel *ch, struct shml_channel_type *type
     if (!ch || !type)
         return -EINVAL;
     copy_type(&ch->geo, type);
-    return 0;
+    return (int)unless_lost(ch, 0);
 }
 
 shml_segment *shml_channel_segment(const shml_channel *ch)

@@ -96,6 +96,30 @@ SHML_INTERNAL int shml__os_fd_address(int fd, char *buf, size_t cap);
  */
 SHML_INTERNAL int shml__os_path_mapped(const char *path);
 
+/* ---- surviving an object that shrinks under its mapping (sigbus_unix.c) ---- */
+
+/* A registered mapping: process-local, owned by whoever added it until it removes it. */
+struct shml__os_guard;
+/*
+ * Register the mapping [base, base + len) of a shared object, and make sure the SIGBUS handler
+ * is installed (again, if another handler replaced it since; the one found is chained to).
+ * From then on a SIGBUS in the mapping (the object was truncated, or tmpfs could not back a
+ * page) replaces the whole mapping with zero pages of the same protection and marks the entry
+ * lost, instead of killing the process. Returns 0 with *out set, or -ENOMEM. Thread-safe.
+ */
+SHML_INTERNAL int shml__os_guard_add(void *base, size_t len, bool rdonly,
+                                     struct shml__os_guard **out);
+/* Forget the entry; call it before the mapping is unmapped. NULL is fine. */
+SHML_INTERNAL void shml__os_guard_remove(struct shml__os_guard *g);
+/* Did a fault replace the mapping? (false for NULL) */
+SHML_INTERNAL bool shml__os_guard_lost(const struct shml__os_guard *g);
+/*
+ * How many of the first `size` bytes of the object open as fd have no memory behind them
+ * (a sparse object, whose missing pages fault when the file system is full), where the file
+ * system tells reliably (tmpfs); 0 when all do, or when it cannot tell.
+ */
+SHML_INTERNAL uint64_t shml__os_fd_unbacked(int fd, uint64_t size);
+
 /* ---- waiting on a word shared between processes ---- */
 
 /* Tell the core it is in a spin loop (a pause instruction where the CPU has one). */

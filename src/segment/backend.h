@@ -69,6 +69,7 @@ struct shml__objstat {
     int64_t ctime_ns;  /* last status change, CLOCK_REALTIME ns */
     int32_t cpid;      /* sysv: creator pid, else 0 */
     int32_t nattch;    /* sysv: attach count, else -1 */
+    uint64_t unbacked; /* bytes known to have no memory behind them (sparse on tmpfs), else 0 */
 };
 
 struct shml__backend {
@@ -133,6 +134,12 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
 typedef shml_segment_init_fn shml__init_fn;
 /* The kind recorded in a managed segment's header; 0 for a raw one. */
 SHML_INTERNAL uint32_t shml__segment_kind(const shml_segment *seg);
+/*
+ * 0, or -SHML_ETRUNCATED (said) once a fault in the mapping showed that the object shrank under
+ * it (os.h, shml__os_guard_add): the mapping holds zeros since, and every call on the segment
+ * and its channels reports this.
+ */
+SHML_INTERNAL int shml__segment_lost(const shml_segment *seg);
 SHML_INTERNAL int shml__segment_create_with(const char *addr, size_t size,
                                             const struct shml_segment_opts *opts,
                                             shml__init_fn init, void *ctx, shml_segment **out);

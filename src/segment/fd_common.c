@@ -130,6 +130,7 @@ int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st)
     st->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
     st->cpid = 0;
     st->nattch = -1;
+    st->unbacked = shml__os_fd_unbacked(o->fd, st->size);
     return 0;
 }
 

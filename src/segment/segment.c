@@ -23,6 +23,7 @@ struct shml_segment {
     struct shml__obj obj;
     void *base;          /* the mapping */
     size_t map_len;      /* its length */
+    struct shml__os_guard *guard; /* its entry in the SIGBUS guard (os.h) */
     struct shml_hdr *hdr; /* managed: the header at base; NULL when raw */
     char *data;          /* the caller's bytes */
     size_t size;         /* their number */
@@ -124,10 +125,35 @@ static int begin(const char *addr, const struct shml_segment_opts *opts, shml_se
 
 static void seg_free(shml_segment *seg)
 {
+    /* Out of the guard first: once unmapped, the address may be given to another mapping. */
+    shml__os_guard_remove(seg->guard);
     if (seg->base)
         seg->be->unmap(&seg->obj, seg->base, seg->map_len);
     seg->be->release(&seg->obj);
     free(seg);
+}
+
+/*
+ * Map the object and register the mapping with the SIGBUS guard, so that a peer truncating the
+ * object later costs us the segment (-SHML_ETRUNCATED), not the process.
+ */
+static int seg_map(shml_segment *seg, size_t len, bool rdonly, uint32_t flags)
+{
+    int r = seg->be->map(&seg->obj, len, rdonly, flags, &seg->base);
+    if (r < 0)
+        return r;
+    seg->map_len = len;
+    r = shml__os_guard_add(seg->base, len, rdonly, &seg->guard);
+    return r < 0 ? shml__fail(-r, "no memory to register the mapping") : 0;
+}
+
+int shml__segment_lost(const shml_segment *seg)
+{
+    if (!shml__os_guard_lost(seg->guard))
+        return 0;
+    return shml__fail(SHML_ETRUNCATED, "%s: the object was truncated under the mapping, whose "
+                                       "contents are gone: close the handle",
+                      seg->addr.canon);
 }
 
 static shml_segment *seg_new(const struct shml__addr *a, const struct shml__backend *be)
@@ -235,6 +261,14 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
         snprintf(reason, sizeof(reason), "%s", shml_last_error());
         return shml__fail(-r, "%s: %s", seg->addr.canon, reason);
     }
+    if (st.unbacked > 0)
+        /* shmlink reserves all of its objects' memory at create: this one was made elsewhere. */
+        return shml__fail(SHML_ETRUNCATED, "%s: %llu of its %llu bytes have no memory behind "
+                                           "them (a sparse object, not made by shmlink): "
+                                           "touching them would fail with SIGBUS once the file "
+                                           "system is full",
+                          seg->addr.canon, (unsigned long long)st.unbacked,
+                          (unsigned long long)st.size);
     const struct shml_hdr *img = (const struct shml_hdr *)image;
     if (o->kind != SHML_KIND_ANY && img->kind != o->kind)
         return shml__fail(SHML_EWRONGKIND, "%s is of kind %u, not the %u asked for",
@@ -243,10 +277,9 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
     size_t map_len = (size_t)img->map_size;
     uint8_t first[SHML_HDR_CHECKED_LEN];
     memcpy(first, image, sizeof(first));
-    r = be->map(&seg->obj, map_len, (o->flags & SHML_RDONLY) != 0, o->flags, &seg->base);
+    r = seg_map(seg, map_len, (o->flags & SHML_RDONLY) != 0, o->flags);
     if (r < 0)
         return r;
-    seg->map_len = map_len;
     struct shml_hdr *h = seg->base;
     /*
      * Acquire pairs with the creator's release store of READY: the header we validate from the
@@ -255,6 +288,9 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
      */
     (void)atomic_load_explicit(&h->state, memory_order_acquire);
     memcpy(image, h, sizeof(image));
+    r = shml__segment_lost(seg); /* truncated since the check: the copy is zeros */
+    if (r < 0)
+        return r;
     if (be->stat(&seg->obj, &st) < 0)
         st.size = 0;
     r = shml__hdr_validate(image, sizeof(image), st.size);
@@ -280,11 +316,9 @@ static int map_raw(shml_segment *seg, const struct shml_segment_opts *o)
         return shml__fail(EINVAL, "%s has 0 bytes: nothing to map", seg->addr.canon);
     if (st.size > SIZE_MAX / 2)
         return shml__fail(EOVERFLOW, "%s is too large to map", seg->addr.canon);
-    r = seg->be->map(&seg->obj, (size_t)st.size, (o->flags & SHML_RDONLY) != 0, o->flags,
-                     &seg->base);
+    r = seg_map(seg, (size_t)st.size, (o->flags & SHML_RDONLY) != 0, o->flags);
     if (r < 0)
         return r;
-    seg->map_len = (size_t)st.size;
     seg->data = seg->base;
     seg->size = (size_t)st.size;
     seg->data_off = 0;
@@ -484,14 +518,12 @@ int shml__segment_create_with(const char *addr, size_t size,
         return r;
     }
     seg->flags = o.flags;
-    r = be->map(&seg->obj, (size_t)object_size, false, o.flags, &seg->base);
+    r = seg_map(seg, (size_t)object_size, false, o.flags);
     if (r < 0) {
         be->discard(&a, &seg->obj);
-        be->release(&seg->obj);
-        free(seg);
+        seg_free(seg);
         return r;
     }
-    seg->map_len = (size_t)object_size;
     seg->data = seg->base;
     seg->size = size;
     if (!raw) {
@@ -542,7 +574,8 @@ int shml_segment_close(shml_segment *seg)
      * Leaving the attach table writes to the header page: if another process truncated the
      * object below it, touching it would raise SIGBUS, and the table is gone anyway.
      */
-    bool header_there = seg->be->stat(&seg->obj, &st) == 0 && st.size >= SHML_HDR_PAGE;
+    bool lost = shml__os_guard_lost(seg->guard); /* the mapping is zeros: nothing to undo */
+    bool header_there = !lost && seg->be->stat(&seg->obj, &st) == 0 && st.size >= SHML_HDR_PAGE;
     /*
      * A handle inherited through fork(): the attach entry is the parent's (it names the
      * parent's pid), and the parent still uses it. The child only unmaps.
@@ -554,7 +587,7 @@ int shml_segment_close(shml_segment *seg)
         if (seg->untracked)
             atomic_fetch_sub_explicit(&seg->hdr->untracked, 1, memory_order_relaxed);
     }
-    if (seg->be->sync && !(seg->flags & SHML_RDONLY))
+    if (seg->be->sync && !(seg->flags & SHML_RDONLY) && !lost)
         r = seg->be->sync(&seg->obj, seg->base, seg->map_len);
     seg_free(seg);
     return r;
@@ -626,6 +659,8 @@ ssize_t shml_segment_read(const shml_segment *seg, size_t offset, void *buf, siz
     if (!seg || (!buf && len))
         return shml__fail(EINVAL, "NULL segment or buffer");
     int r = check_range(seg, offset, len);
+    if (r == 0)
+        r = shml__segment_lost(seg);
     if (r < 0)
         return r;
     if (len == 0)
@@ -641,6 +676,8 @@ ssize_t shml_segment_write(shml_segment *seg, size_t offset, const void *buf, si
     if (seg->flags & SHML_RDONLY)
         return shml__fail(EBADF, "segment was opened read-only");
     int r = check_range(seg, offset, len);
+    if (r == 0)
+        r = shml__segment_lost(seg);
     if (r < 0)
         return r;
     if (len == 0)
@@ -653,8 +690,11 @@ int shml_segment_check(const shml_segment *seg)
     shml__clear_error();
     if (!seg)
         return -EINVAL;
+    int r = shml__segment_lost(seg);
+    if (r < 0)
+        return r;
     struct shml__objstat st;
-    int r = seg->be->stat(&seg->obj, &st);
+    r = seg->be->stat(&seg->obj, &st);
     if (r < 0)
         return r;
     if (st.size < seg->map_len)
@@ -669,8 +709,9 @@ int shml_segment_sync(shml_segment *seg)
     shml__clear_error();
     if (!seg)
         return -EINVAL;
-    if (!seg->be->sync || (seg->flags & SHML_RDONLY))
-        return 0;
+    int r = shml__segment_lost(seg);
+    if (r < 0 || !seg->be->sync || (seg->flags & SHML_RDONLY))
+        return r;
     return seg->be->sync(&seg->obj, seg->base, seg->map_len);
 }
 
@@ -707,6 +748,9 @@ int shml_segment_declare(shml_segment *seg, const char *name, uint32_t type, siz
         return shml__fail(EBADF, "segment was opened read-only");
     if (decl_shape(type, &size, &align) < 0)
         return shml__fail(EINVAL, "unknown declared type %u", type);
+    int r = shml__segment_lost(seg);
+    if (r < 0)
+        return r;
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen >= SHML_DECL_NAME_MAX)
         return shml__fail(EINVAL, "declared name must be 1 to %d bytes", SHML_DECL_NAME_MAX - 1);
@@ -750,7 +794,7 @@ int shml_segment_declare(shml_segment *seg, const char *name, uint32_t type, siz
         /* Release pairs with the acquire loads of type by readers: they see offset and name. */
         atomic_store_explicit(&d[mine].type, type, memory_order_release);
     }
-    return 0;
+    return shml__segment_lost(seg); /* lost meanwhile: the entry went with the mapping */
 }
 
 /* The payload of a segment passed over a socket: a tag, then the address. */

@@ -126,6 +126,7 @@ static int sysv_stat(const struct shml__obj *o, struct shml__objstat *st)
     st->ctime_ns = (int64_t)ds.shm_ctime * 1000000000;
     st->cpid = (int32_t)ds.shm_cpid;
     st->nattch = (int32_t)ds.shm_nattch;
+    st->unbacked = 0; /* its memory is charged at shmget(); no holes can be made in it */
     return 0;
 }
 

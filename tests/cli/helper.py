@@ -16,6 +16,10 @@
                                  run `shmlink cat ADDR`, and once it has written its first
                                  bytes (it is then blocked writing to the pipe), truncate PATH
                                  to NEWSIZE; report how cat ended (exit status or signal)
+    shmltest recv-truncated ADDR PATH NEWSIZE
+                                 run `shmlink recv ADDR -n 1 --timeout 20s` on an empty
+                                 channel, and once it has mapped PATH (it is then waiting),
+                                 truncate PATH to NEWSIZE; report how recv ended
     shmltest stamp PATH NS       set a managed header's created_ns (offset 56) to NS and seal
                                  it again (check: FNV-1a 32 of bytes 0..155, at 156), as a
                                  hostile peer with write access would (docs/FORMAT.md)
@@ -27,6 +31,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 # Keys of a segment in ls, info and gc output, in the order the tool writes them.
 SEGMENT_KEYS = [
@@ -169,6 +174,36 @@ def cmd_cat_truncated(addr, path, newsize):
     sys.stdout.write(err)
 
 
+def ended(p):
+    if p.returncode < 0:
+        return "killed by %s" % signal.Signals(-p.returncode).name
+    return "exit %d" % p.returncode
+
+
+def cmd_recv_truncated(addr, path, newsize):
+    p = subprocess.Popen(["shmlink", "recv", addr, "-n", "1", "--timeout", "20s"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    real = os.path.realpath(path)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            with open("/proc/%d/maps" % p.pid) as f:
+                if any(line.rstrip("\n").endswith(real) for line in f):
+                    break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    os.truncate(path, newsize)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    print("recv: %s" % ended(p))
+    sys.stdout.write(out.decode(errors="backslashreplace"))
+    sys.stdout.write(err.decode(errors="backslashreplace"))
+
+
 def cmd_stamp(path, ns):
     with open(path, "r+b") as f:
         head = bytearray(f.read(160))
@@ -195,6 +230,8 @@ def main(argv):
         os.truncate(args[0], int(args[1]))
     elif verb == "stamp" and len(args) == 2:
         cmd_stamp(args[0], int(args[1]))
+    elif verb == "recv-truncated" and len(args) == 3:
+        cmd_recv_truncated(args[0], args[1], int(args[2]))
     elif verb == "cat-truncated" and len(args) == 3:
         cmd_cat_truncated(args[0], args[1], int(args[2]))
     else:

@@ -1,4 +1,5 @@
 import gc
+import os
 import pickle
 import subprocess
 import sys
@@ -168,10 +169,16 @@ def test_truncated_by_another_process_raises_not_sigbus(addr, raw):
 
 
 def test_buf_of_a_truncated_object_faults_as_documented(addr):
-    # python/README.md: .buf (and arrays over it) touch the mapping directly, so a page the
-    # object no longer has raises SIGBUS; read()/write() are the safe way.
+    # python/README.md: .buf (and arrays over it) touch the mapping directly; a page the
+    # object no longer has faults, the library's handler makes the mapping zeros and the
+    # segment lost. SHML_NO_SIGBUS_GUARD=1 (README.md) leaves SIGBUS to kill the process.
     a = addr()
     code = (f"import os, shmlink\ns = shmlink.Segment({a!r}, create=True, size=8192)\n"
-            f"os.truncate('/dev/shm/{a}', 10)\nprint(bytes(s.buf[5000:5004]))\n")
+            f"s.buf[5000] = 1\nos.truncate('/dev/shm/{a}', 10)\nprint(bytes(s.buf[5000:5004]))\n"
+            f"try:\n    s.check()\nexcept shmlink.Truncated:\n    print('lost')\n")
     r = run_py(code)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stdout == "b'\\x00\\x00\\x00\\x00'\nlost\n"
+    shmlink.unlink(a)
+    r = run_py(code, env=dict(os.environ, SHML_NO_SIGBUS_GUARD="1"))
     assert r.returncode == -7, (r.returncode, r.stderr)  # SIGBUS

@@ -1,12 +1,14 @@
 #include "seg_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,4 +188,19 @@ struct shml_segment_opts opts_of(uint32_t flags)
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
     o.flags = flags;
     return o;
+}
+
+int wait_child(pid_t pid, int timeout_ms)
+{
+    int st;
+    int64_t deadline = shmt_now_ms() + timeout_ms;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (shmt_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            shmt_fail(__FILE__, __LINE__, "child hung");
+        }
+        shmt_sleep_ms(5);
+    }
+    return st;
 }

@@ -45,6 +45,10 @@ const struct shml_attach_info *find_att(const struct shml_attach_info *att, size
 /* Sum of live pages of /dev/shm that can be used (statvfs). */
 uint64_t devshm_free(void);
 
+/* Wait for the fork()ed child `pid` for up to timeout_ms; returns its wait status. A child
+   still running then is killed, and the test fails ("child hung"). */
+int wait_child(pid_t pid, int timeout_ms);
+
 /* Open options with a timeout and flags (zeroed otherwise: kind any, role user). */
 struct shml_segment_opts opts_of(uint32_t flags);
 

@@ -250,16 +250,7 @@ static void fsize_limit(const char *addr, bool ignore_sigxfsz)
         ASSERT_OK(shml_segment_unlink(addr));
         _exit(0);
     }
-    int st;
-    int64_t deadline = shmt_now_ms() + 20000;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (shmt_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            shmt_fail(__FILE__, __LINE__, "child hung");
-        }
-        shmt_sleep_ms(5);
-    }
+    int st = wait_child(pid, 20000);
     if (WIFSIGNALED(st))
         shmt_fail(__FILE__, __LINE__, "creating past RLIMIT_FSIZE killed the process with SIG%s",
                   sigabbrev_np(WTERMSIG(st)));

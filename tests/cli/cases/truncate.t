@@ -20,6 +20,14 @@ $ shmltest cat-truncated "$SEG.f" "/dev/shm/$SEG.f" 100
 $ shmlink create "file:$TMP/t.bin" 3M
 $ shmltest cat-truncated "file:$TMP/t.bin" "$TMP/t.bin" $((4096 + 1536 * 1024))
 
+# A channel truncated under a waiting `recv`: it looks again within a second, and reports the
+# channel lost instead of dying of SIGBUS (posix, and file with the header page kept).
+$ shmlink mk queue "$SEG.q" --capacity 256 --max-msg 100
+$ shmltest recv-truncated "$SEG.q" "/dev/shm/$SEG.q" 0
+$ shmlink mk queue "file:$TMP/q.bin" --capacity 256 --max-msg 100
+$ shmltest recv-truncated "file:$TMP/q.bin" "$TMP/q.bin" 4096
+$ shmlink rm "$SEG.q" "file:$TMP/q.bin"
+
 # A reader that goes away early is not an error.
 $ shmltest truncate "/dev/shm/$SEG.f" $((3 * 1024 * 1024))
 $ shmlink cat "$SEG.f" | head -c 7; echo
