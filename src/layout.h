@@ -385,6 +385,9 @@ _Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
  *   p + 1              0                        0   holds message p
  *   p + 1              SHML_SLOT_HOLE           0   no message p (its publisher died or
  *                                                   discarded it)
+ *   p + 1              stuck publisher          0   overwrite: no message p; the slot is
+ *                                                   left behind by a live publisher whose
+ *                                                   claim the bus went a ring past (bus.c)
  * Changes of owner are compare-and-swaps (acquire); hand-overs (publish, release) are release
  * stores. An rpc request starts with a tag: the client's endpoint index and ticket (u32 each).
  */

@@ -115,25 +115,36 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
-        if (!state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0)
+        /* Not busy with a pid: left behind by a stuck publisher (bus.c), overwrite only. */
+        bool behind = !state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0;
+        if (behind && h->policy != SHML_OVERWRITE) {
             finding(c, false, "slot %llu: a published message names pid %u",
                     (unsigned long long)i, state_pid(st));
-        if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
+            continue;
+        }
+        if (!(state_busy(st) || behind) || !shml__chan_holder_dead(h, state_pid(st)))
             continue;
         bool fixed = false;
         if (c->repair) {
             uint64_t want = st;
-            /* Release: as make_hole() in bus.c. */
+            /* A claim becomes a hole (as make_hole() in bus.c); a slot left behind keeps its
+               seq, as its publisher's give-back does. Release: as there. */
             fixed = atomic_compare_exchange_strong_explicit(
-                &s->state, &want, state_of((uint64_t)seq + 1, SHML_SLOT_HOLE, false),
+                &s->state, &want,
+                state_of(behind ? seq : (uint64_t)seq + 1, SHML_SLOT_HOLE, false),
                 memory_order_release, memory_order_relaxed);
-            if (fixed) {
+            if (fixed && !behind) {
                 atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
                 shml__event_wake_all(&h->not_empty);
             }
         }
-        finding(c, fixed, "slot %llu: being written by pid %u, which died%s",
-                (unsigned long long)i, state_pid(st), fixed ? ": skipped, 1 message lost" : "");
+        if (behind)
+            finding(c, fixed, "slot %llu: left behind by pid %u, which died%s",
+                    (unsigned long long)i, state_pid(st), fixed ? ": freed" : "");
+        else
+            finding(c, fixed, "slot %llu: being written by pid %u, which died%s",
+                    (unsigned long long)i, state_pid(st),
+                    fixed ? ": skipped, 1 message lost" : "");
     }
 }
 
