@@ -403,12 +403,14 @@ struct shml_chan_slot {
 _Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size");
 
 /*
- * A latest-value buffer (the slots of a latest channel). `state` is readers (bits 32-47, the
- * readers inside a read) | writer pid (bits 1-31) | writing (bit 0). A writer takes a buffer
- * that is not the current one and has no reader by CAS 0 -> writing by me, writes version, len
- * and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
- * pins the current buffer by CAS readers + 1 (acquire; it fails while a writer holds the
- * buffer), reads, and unpins by an atomic decrement (release).
+ * A latest-value buffer (the slots of a latest channel). `state` is tag (bits 48-63, +1 at
+ * each pin, unpin and recount) | readers (bits 32-47, the readers inside a read) | writer pid
+ * (bits 1-31) | writing (bit 0). A writer takes a buffer that is not the current one and has
+ * no reader by CAS tag -> tag | writing by me, writes version, len and the value, makes it
+ * current (CAS of hdr.enq), then stores the tag alone (release). A reader records its pin in
+ * its endpoint entry, pins the current buffer by CAS readers + 1 (it fails while a writer
+ * holds the buffer), reads, unpins by an atomic decrement (release), then clears its record
+ * (all seq_cst: latest.c, Death).
  */
 struct shml_latest_buf {
     shml_atomic_u64 state;  /*  0: readers | writer pid | writing */

@@ -188,18 +188,12 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
 static void ep_undo(struct shml_chan_hdr *h, uint32_t i)
 {
     struct shml_chan_ep *e = shml__chan_ep(h, i);
-    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_relaxed);
-    if (h->kind == SHML_LATEST && pin != 0 && pin <= h->nslots) {
-        struct shml_latest_buf *b =
-            (struct shml_latest_buf *)((char *)h + h->slots_off + (uint64_t)(pin - 1) * h->stride);
-        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        /* Release: the dead reader's reads (if any finished) before the buffer's reuse. */
-        while (((st >> 32) & 0xffffu) != 0 &&
-               !atomic_compare_exchange_weak_explicit(&b->state, &st, st - ((uint64_t)1 << 32),
-                                                      memory_order_release,
-                                                      memory_order_relaxed))
-            ;
-    }
+    /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
+       nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
+       the clearing comes before the recount's loads. */
+    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_seq_cst);
+    if (h->kind == SHML_LATEST && pin != 0 && pin <= h->nslots)
+        shml__latest_recount(h, pin - 1);
     if (h->kind == SHML_RPC) {
         struct shml_rpc_box *b = shml__chan_box(h, i);
         for (int tries = 0; tries < 100000; tries++) {

@@ -96,6 +96,12 @@ SHML_INTERNAL bool shml__rpc_drop_request(struct shml_chan_hdr *h, uint32_t clie
                                           uint32_t ticket);
 /* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
 SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
+/*
+ * Latest: lower buffer i's reader count to the pins live endpoints record on it, undoing the
+ * count of readers that died (latest.c, Death). Needs no handle (reclaim and repair use it).
+ * True if it lowered the count.
+ */
+SHML_INTERNAL bool shml__latest_recount(struct shml_chan_hdr *h, uint32_t i);
 
 /* Check a channel control block read from a segment of `size` data bytes. 0 or
    -SHML_ECORRUPT / -SHML_EVERSION (reason recorded). */

@@ -168,10 +168,15 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
                 atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
                 pins++;
         }
-        if (readers > pins)
-            finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
-                              "pinning it; the buffer stays out of use)",
-                    i, readers, pins);
+        if (readers > pins) {
+            /* A count no endpoint records (left by a reader that died between its count and
+               its record, or forged): the recount the runtime makes (latest.c). */
+            bool fixed = c->repair && shml__latest_recount(h, i);
+            finding(c, fixed, "buffer %u: %u readers counted, %u recorded%s", i, readers, pins,
+                    fixed ? ": recounted" : "");
+            if (fixed)
+                st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        }
         if ((st & 1u) && shml__chan_holder_dead(h, (uint32_t)(st >> 1) & 0x7fffffffu)) {
             bool fixed = false;
             if (c->repair) {
