@@ -340,19 +340,25 @@ SHML_API int shml_channel_inspect(const char *addr, struct shml_channel_stats *s
 
 /* What shml_channel_check() reports through its callback. */
 #define SHML_CHECK_REPAIR 0x1u /* flags: repair what can be repaired */
+/* The callback's `repaired`: 1 repaired (with SHML_CHECK_REPAIR); SHML_CHECK_REPAIRABLE (2)
+   not repaired, but a check with SHML_CHECK_REPAIR repairs it (without the flag); 0 left: a
+   repair does not change it (or, with the flag, did not this time). */
+#define SHML_CHECK_REPAIRABLE 2
 typedef void (*shml_check_fn)(void *ctx, int repaired, const char *finding);
 
 /*
  * Validate the channel at `addr`: its control block, every slot's state against the indices,
  * holders and endpoints of dead processes, pins, mailboxes. Each finding is passed to `fn`
- * (may be NULL) as one line of text, with repaired = 1 if it was repaired. With
+ * (may be NULL) as one line of text, with repaired = 1 if it was repaired, and without
+ * SHML_CHECK_REPAIR, SHML_CHECK_REPAIRABLE for what a repair would act on. With
  * SHML_CHECK_REPAIR (which needs write access), dead holders' slots are freed and the
  * messages counted lost (a bus: made holes), dead endpoints are detached and their counters
- * folded into the totals (undoing their pins and requests). Inconsistent indices or slot
- * states are reported, never "repaired" by guesswork. Repair is safe while other endpoints run: it
- * changes only what belongs to dead processes, by the same compare-and-swaps they use.
- * Returns the number of findings left unrepaired (0: healthy), or a negative error as
- * shml_channel_inspect().
+ * folded into the totals (undoing their pins and requests), and a latest buffer's reader
+ * count no endpoint records is recounted. Inconsistent indices or slot states, and messages
+ * longer than max_msg, are reported, never "repaired" by guesswork. Repair is safe while
+ * other endpoints run: it changes only what belongs to dead processes, by the same
+ * compare-and-swaps they use. Returns the number of findings left unrepaired (0: healthy), or
+ * a negative error as shml_channel_inspect().
  */
 SHML_API int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void *ctx);
 

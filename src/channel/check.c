@@ -23,10 +23,14 @@ struct checker {
     int left; /* findings not repaired */
 };
 
-static void finding(struct checker *c, bool repaired, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * Report a finding: `repairable` if a repair acts on it (what a check tells, so it must be
+ * exactly what the repair below does), `repaired` if this repair did.
+ */
+static void finding(struct checker *c, bool repairable, bool repaired, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void finding(struct checker *c, bool repaired, const char *fmt, ...)
+static void finding(struct checker *c, bool repairable, bool repaired, const char *fmt, ...)
 {
     char line[256];
     va_list ap;
@@ -36,7 +40,11 @@ static void finding(struct checker *c, bool repaired, const char *fmt, ...)
     if (!repaired)
         c->left++;
     if (c->fn)
-        c->fn(c->ctx, repaired, line);
+        c->fn(c->ctx,
+              repaired                   ? 1
+              : !c->repair && repairable ? (int)SHML_CHECK_REPAIRABLE
+                                         : 0,
+              line);
 }
 
 /* An endpoint's role in the words every face uses (shmlink/names.h). */
@@ -57,7 +65,7 @@ static void check_endpoints(struct checker *c, struct shml_chan_hdr *h)
         uint32_t role = atomic_load_explicit(&e->role, memory_order_relaxed);
         uint32_t pid = (uint32_t)(st >> 1) & 0x7fffffffu;
         bool fixed = c->repair && shml__chan_ep_reclaim(h, i, st);
-        finding(c, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
+        finding(c, true, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
                 role_name(h->kind, role), pid, fixed ? ": detached, counters kept" : "");
     }
 }
@@ -70,7 +78,7 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
     uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
     if ((deq > enq && deq - enq > h->nendpoints) || (enq > deq && enq - deq > n + h->nendpoints))
-        finding(c, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
+        finding(c, false, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
                 (unsigned long long)enq, (unsigned long long)deq, (unsigned long long)n);
     uint64_t limit = h->max_msg + (h->kind == SHML_RPC ? SHML_RPC_TAG : 0);
     for (uint64_t i = 0; i < n; i++) {
@@ -79,12 +87,12 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
         uint32_t seq = state_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
         if (phase > 1 && n > 2) {
-            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+            finding(c, false, false, "slot %llu: state 0x%016llx does not belong to this slot",
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
         if (phase == 1 && !state_busy(st) && s->len > limit)
-            finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
+            finding(c, false, false, "slot %llu: message of %u bytes in slots for %llu",
                     (unsigned long long)i, s->len, (unsigned long long)limit);
         if (!state_busy(st) || !shml__chan_holder_dead(h, state_pid(st)))
             continue;
@@ -95,7 +103,7 @@ static void check_queue_slots(struct checker *c, struct shml_chan_hdr *h)
         bool fixed = false;
         if (c->repair && (fixed = shml__queue_reclaim(h, s, st, next)))
             shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
-        finding(c, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
+        finding(c, true, fixed, "slot %llu: %s by pid %u, which died%s", (unsigned long long)i,
                 writing ? "being written" : "being read", state_pid(st),
                 fixed ? ": freed, 1 message lost" : "");
     }
@@ -111,14 +119,14 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
         uint32_t seq = state_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
         if ((state_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
-            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+            finding(c, false, false, "slot %llu: state 0x%016llx does not belong to this slot",
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
         /* Not busy with a pid: left behind by a stuck publisher (bus.c), overwrite only. */
         bool behind = !state_busy(st) && state_pid(st) != SHML_SLOT_HOLE && state_pid(st) != 0;
         if (behind && h->policy != SHML_OVERWRITE) {
-            finding(c, false, "slot %llu: a published message names pid %u",
+            finding(c, false, false, "slot %llu: a published message names pid %u",
                     (unsigned long long)i, state_pid(st));
             continue;
         }
@@ -130,8 +138,7 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
             /* A claim becomes a hole (as make_hole() in bus.c); a slot left behind keeps its
                seq, as its publisher's give-back does. Release: as there. */
             fixed = atomic_compare_exchange_strong_explicit(
-                &s->state, &want,
-                state_of(behind ? seq : (uint64_t)seq + 1, SHML_SLOT_HOLE, false),
+                &s->state, &want, state_of(behind ? seq : (uint64_t)seq + 1, SHML_SLOT_HOLE, false),
                 memory_order_release, memory_order_relaxed);
             if (fixed && !behind) {
                 atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
@@ -139,12 +146,11 @@ static void check_bus_slots(struct checker *c, struct shml_chan_hdr *h)
             }
         }
         if (behind)
-            finding(c, fixed, "slot %llu: left behind by pid %u, which died%s",
+            finding(c, true, fixed, "slot %llu: left behind by pid %u, which died%s",
                     (unsigned long long)i, state_pid(st), fixed ? ": freed" : "");
         else
-            finding(c, fixed, "slot %llu: being written by pid %u, which died%s",
-                    (unsigned long long)i, state_pid(st),
-                    fixed ? ": skipped, 1 message lost" : "");
+            finding(c, true, fixed, "slot %llu: being written by pid %u, which died%s",
+                    (unsigned long long)i, state_pid(st), fixed ? ": skipped, 1 message lost" : "");
     }
 }
 
@@ -153,7 +159,7 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
     uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
     char *slots = (char *)h + h->slots_off;
     if ((cur >> 16) && (cur & 0xffffu) >= h->nslots) {
-        finding(c, false, "the current value names buffer %llu of %u",
+        finding(c, false, false, "the current value names buffer %llu of %u",
                 (unsigned long long)(cur & 0xffffu), h->nslots);
         return;
     }
@@ -172,8 +178,8 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
             /* A count no endpoint records (left by a reader that died between its count and
                its record, or forged): the recount the runtime makes (latest.c). */
             bool fixed = c->repair && shml__latest_recount(h, i);
-            finding(c, fixed, "buffer %u: %u readers counted, %u recorded%s", i, readers, pins,
-                    fixed ? ": recounted" : "");
+            finding(c, true, fixed, "buffer %u: %u readers counted, %u recorded%s", i, readers,
+                    pins, fixed ? ": recounted" : "");
             if (fixed)
                 st = atomic_load_explicit(&b->state, memory_order_relaxed);
         }
@@ -186,11 +192,11 @@ static void check_latest(struct checker *c, struct shml_chan_hdr *h)
                     &b->state, &want, st & ~(uint64_t)0xffffffffu, memory_order_release,
                     memory_order_relaxed);
             }
-            finding(c, fixed, "buffer %u: being written by pid %u, which died%s", i,
+            finding(c, true, fixed, "buffer %u: being written by pid %u, which died%s", i,
                     (uint32_t)(st >> 1) & 0x7fffffffu, fixed ? ": freed" : "");
         }
         if (!(st & 1u) && b->len > h->max_msg)
-            finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, b->len,
+            finding(c, false, false, "buffer %u: value of %u bytes in buffers for %llu", i, b->len,
                     (unsigned long long)h->max_msg);
     }
 }
@@ -216,7 +222,7 @@ static void check_mailboxes(struct checker *c, struct shml_chan_hdr *h)
                 shml__event_wake_all(&b->ready);
             }
         }
-        finding(c, fixed, "mailbox %u: request %u taken by pid %u, which died%s", i,
+        finding(c, true, fixed, "mailbox %u: request %u taken by pid %u, which died%s", i,
                 (uint32_t)(st >> 32), server, fixed ? ": client told, 1 request lost" : "");
     }
 }
@@ -231,11 +237,11 @@ int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx
                           shml_segment_address(seg), kind);
     int r = shml__chan_validate(h, shml_segment_size(seg));
     if (r < 0) {
-        finding(&c, false, "control block: %s", shml_last_error());
+        finding(&c, false, false, "control block: %s", shml_last_error());
         return c.left;
     }
     if (h->kind != kind) {
-        finding(&c, false, "channel kind %u differs from the segment's %u", h->kind, kind);
+        finding(&c, false, false, "channel kind %u differs from the segment's %u", h->kind, kind);
         return c.left;
     }
     check_endpoints(&c, h);
