@@ -300,9 +300,9 @@ static void give_back_passed(shml_channel *ch)
     while (left_behind(st) && state_pid(st) == ch->me) {
         /* Release: our writes into the claim are done before the slot is reused; pairs with
            the publishers' acquire load and CAS of the state. */
-        if (atomic_compare_exchange_weak_explicit(
-                &s->state, &st, state_of(state_seq(st), SHML_SLOT_HOLE, false),
-                memory_order_release, memory_order_relaxed))
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  state_of(state_seq(st), SHML_SLOT_HOLE, false),
+                                                  memory_order_release, memory_order_relaxed))
             break;
     }
     ch->claimed = NULL;

@@ -125,8 +125,7 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
         /* Acquire pairs with the readers' release decrement: their reads are done. */
         if (atomic_compare_exchange_strong_explicit(&b->state, &st,
                                                     st | ((uint64_t)ch->me << 1) | 1u,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed)) {
+                                                    memory_order_acquire, memory_order_relaxed)) {
             /* Another writer may have made it current since we read enq (it held it then):
                give it back. Nobody else can make it current while we hold it. Acquire: as
                above. */
@@ -191,8 +190,7 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
         /* seq_cst (acquire at least: pairs with the writer's release store that dropped its
            mark: the value is whole); the tag changes with every pin (the recount). */
         if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + READER_ONE + TAG_ONE,
-                                                   memory_order_seq_cst,
-                                                   memory_order_relaxed)) {
+                                                   memory_order_seq_cst, memory_order_relaxed)) {
             /* Not counted: the record may go (a record without a count is harmless). */
             atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
             continue;
@@ -269,7 +267,8 @@ static int l_commit(shml_channel *ch, size_t len)
     }
     /* Release pairs with the readers' acquire CAS that pins it. Only we change the state
        while it says writing: its tag is as we took it. */
-    atomic_store_explicit(&b->state, atomic_load_explicit(&b->state, memory_order_relaxed) & TAG_MASK,
+    atomic_store_explicit(&b->state,
+                          atomic_load_explicit(&b->state, memory_order_relaxed) & TAG_MASK,
                           memory_order_release);
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
