@@ -622,3 +622,34 @@ TEST_TIMEOUT(bus_overwrite_stopped_publisher_passed, 60)
     shml_channel_close(sub);
     shml_channel_close(pub);
 }
+
+static void log_finding(void *ctx, int repaired, const char *finding)
+{
+    shmt_log("finding (%d): %s", repaired, finding);
+    if (repaired == SHML_CHECK_REPAIRABLE)
+        ++*(int *)ctx;
+}
+
+/* A stuck publisher killed after the bus passed its claim: its slot, left behind by a dead
+   process, is what --check calls repairable and --repair frees; publishers take it back. */
+TEST_TIMEOUT(bus_overwrite_passed_claim_of_dead_publisher, 60)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
+    shml_channel_close(ch);
+    shml_channel *pub = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *sub = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    pid_t p = spawn_peer("bus_pub_stuck", addr);
+    ASSERT_EQ(peer_expect(p, "claimed", 30000), 0);
+    uint64_t seq = send_past_stuck(pub, sub, 0);
+    ASSERT_EQ(kill_peer(p, SIGKILL), 128 + SIGKILL);
+    int repairable = 0;
+    ASSERT_EQ(shml_channel_check(addr, 0, log_finding, &repairable), 2);
+    ASSERT_EQ(repairable, 2); /* its endpoint, its slot */
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, log_finding, &repairable), 0);
+    seq = send_past_stuck(pub, sub, seq);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    ASSERT_EQ(chan_stats(pub).sent, seq);
+    shml_channel_close(sub);
+    shml_channel_close(pub);
+}
