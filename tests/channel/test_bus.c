@@ -27,17 +27,26 @@ static void send_seq(shml_channel *pub, uint32_t producer, uint64_t seq, uint32_
                   shml_strerror((int)r), shml_last_error());
 }
 
-/* Receive one chan_msg with timeout 0; returns its seq (checks the checksum). */
-static uint64_t recv_seq(shml_channel *sub)
+/* Receive one chan_msg with timeout 0 into *m (checks the checksum); -ETIMEDOUT if none. */
+static ssize_t recv_msg(shml_channel *sub, struct chan_msg *m)
 {
     uint8_t buf[BUS_MAX];
     ssize_t n = shml_recv(sub, buf, sizeof buf, 0);
+    if (n == -ETIMEDOUT)
+        return n;
     ASSERT_OK(n);
     const char *why = chan_msg_check(buf, (size_t)n);
     if (why)
         shmt_fail(__FILE__, __LINE__, "%s", why);
+    memcpy(m, buf, sizeof *m);
+    return n;
+}
+
+/* Receive one chan_msg with timeout 0; returns its seq. */
+static uint64_t recv_seq(shml_channel *sub)
+{
     struct chan_msg m;
-    memcpy(&m, buf, sizeof m);
+    ASSERT_OK(recv_msg(sub, &m));
     return m.seq;
 }
 
@@ -493,16 +502,9 @@ static uint64_t drain_seq(shml_channel *sub, uint32_t producer, uint64_t *last)
 {
     uint64_t got = 0;
     for (;;) {
-        uint8_t buf[BUS_MAX];
-        ssize_t n = shml_recv(sub, buf, sizeof buf, 0);
-        if (n == -ETIMEDOUT)
-            return got;
-        ASSERT_OK(n);
-        const char *why = chan_msg_check(buf, (size_t)n);
-        if (why)
-            shmt_fail(__FILE__, __LINE__, "%s", why);
         struct chan_msg m;
-        memcpy(&m, buf, sizeof m);
+        if (recv_msg(sub, &m) == -ETIMEDOUT)
+            return got;
         ASSERT_EQ(m.producer, producer);
         if (got)
             ASSERT_GT(m.seq, *last);
@@ -578,8 +580,8 @@ TEST(bus_overwrite_stuck_claim_passed)
     shml_channel_close(pub);
 }
 
-/* argv: channel. Claim, say "claimed", wait for "go" (the parent stops us meanwhile), then
-   commit (-ESTALE expected) and send seq 7 as producer 3. */
+/* argv: channel. Claim, say "claimed", wait for "go" (the parent stops or kills us
+   meanwhile), then commit (-ESTALE expected) and send seq 7 as producer 3. */
 PEER(bus_pub_stuck)
 {
     ASSERT_EQ(argc, 1);
@@ -595,26 +597,32 @@ PEER(bus_pub_stuck)
     return 0;
 }
 
+/* An overwrite bus with a publisher pub and a subscriber sub, and a peer publisher (returned)
+   that holds a claim. */
+static pid_t stuck_peer(const char **addr, shml_channel **pub, shml_channel **sub)
+{
+    shml_channel *ch = chan_make(addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
+    shml_channel_close(ch);
+    *pub = chan_open(*addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    *sub = chan_open(*addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    pid_t p = spawn_peer("bus_pub_stuck", *addr);
+    ASSERT_EQ(peer_expect(p, "claimed", 30000), 0);
+    return p;
+}
+
 TEST_TIMEOUT(bus_overwrite_stopped_publisher_passed, 60)
 {
     const char *addr;
-    shml_channel *ch = chan_make(&addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
-    shml_channel_close(ch);
-    shml_channel *pub = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
-    shml_channel *sub = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
-    pid_t p = spawn_peer("bus_pub_stuck", addr);
-    ASSERT_EQ(peer_expect(p, "claimed", 30000), 0);
+    shml_channel *pub, *sub;
+    pid_t p = stuck_peer(&addr, &pub, &sub);
     ASSERT_SYS(kill(p, SIGSTOP));
     uint64_t seq = send_past_stuck(pub, sub, 0);
     ASSERT_EQ(chan_stats(pub).lost, 1);
     ASSERT_SYS(kill(p, SIGCONT));
     ASSERT_EQ(peer_send(p, "go"), 0);
     ASSERT_EQ(wait_peer(p, 30000), 0);
-    uint8_t buf[BUS_MAX];
-    ASSERT_EQ(shml_recv(sub, buf, sizeof buf, WAIT_BOUND), 40);
-    ASSERT_TRUE(chan_msg_check(buf, 40) == NULL);
     struct chan_msg m;
-    memcpy(&m, buf, sizeof m);
+    ASSERT_EQ(recv_msg(sub, &m), 40);
     ASSERT_EQ(m.producer, 3);
     ASSERT_EQ(m.seq, 7);
     send_past_stuck(pub, sub, seq);
@@ -635,12 +643,8 @@ static void log_finding(void *ctx, int repaired, const char *finding)
 TEST_TIMEOUT(bus_overwrite_passed_claim_of_dead_publisher, 60)
 {
     const char *addr;
-    shml_channel *ch = chan_make(&addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
-    shml_channel_close(ch);
-    shml_channel *pub = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
-    shml_channel *sub = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
-    pid_t p = spawn_peer("bus_pub_stuck", addr);
-    ASSERT_EQ(peer_expect(p, "claimed", 30000), 0);
+    shml_channel *pub, *sub;
+    pid_t p = stuck_peer(&addr, &pub, &sub);
     uint64_t seq = send_past_stuck(pub, sub, 0);
     ASSERT_EQ(kill_peer(p, SIGKILL), 128 + SIGKILL);
     int repairable = 0;
