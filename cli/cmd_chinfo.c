@@ -275,27 +275,32 @@ struct findings {
     bool repair;
     bool json;
     struct cli_json *j;
-    size_t n, repaired;
+    size_t n, repaired, repairable;
 };
 
 static void on_finding(void *ctx, int repaired, const char *finding)
 {
     struct findings *f = ctx;
+    bool can = repaired == SHML_CHECK_REPAIRABLE; /* --check: what --repair would repair */
+    bool did = repaired == 1;
     f->n++;
-    f->repaired += repaired != 0;
+    f->repaired += did;
+    f->repairable += can;
     if (f->json) {
         cli_json_begin_object(f->j);
         cli_json_key(f->j, "finding");
         cli_json_string(f->j, finding ? finding : "");
         cli_json_key(f->j, "repaired");
-        cli_json_bool(f->j, repaired != 0);
+        cli_json_bool(f->j, did);
+        cli_json_key(f->j, "repairable"); /* --check: --repair would; --repair: it did */
+        cli_json_bool(f->j, can || did);
         cli_json_end_object(f->j);
         return;
     }
     /* The text comes from the library but describes shared memory: escape it all the same. */
     char *shown = malloc(CLI_SHOW_CAP);
-    const char *tag = !f->repair ? "problem:      "
-                      : repaired ? "repaired:     "
+    const char *tag = !f->repair ? can ? "problem:      " : "unrepairable: "
+                      : did      ? "repaired:     "
                                  : "not repaired: ";
     printf("%s%s\n", tag, shown ? cli_display(finding ? finding : "", shown, CLI_SHOW_CAP) : "?");
     free(shown);
@@ -304,7 +309,7 @@ static void on_finding(void *ctx, int repaired, const char *finding)
 int cli_channel_check(const char *verb, const char *addr, bool repair, bool json)
 {
     struct cli_json j;
-    struct findings f = {repair, json, &j, 0, 0};
+    struct findings f = {repair, json, &j, 0, 0, 0};
     if (json) {
         cli_json_init(&j, stdout);
         cli_json_begin_object(&j);
@@ -352,13 +357,21 @@ int cli_channel_check(const char *verb, const char *addr, bool repair, bool json
         printf("%s: healthy\n", a);
     else if (left == 0)
         printf("%s: %zu problem%s repaired; healthy now\n", a, f.repaired, cli_plural(f.repaired));
-    else if (!repair)
+    else if (!repair && f.repairable == left)
         printf("%s: %zu problem%s; 'shmlink info --repair %s' repairs what dead processes left\n",
                a, left, cli_plural(left), a);
+    else if (!repair && f.repairable)
+        printf("%s: %zu problem%s; 'shmlink info --repair %s' repairs %zu (what dead processes "
+               "left); shmlink cannot repair the others: remove the channel and make it again\n",
+               a, left, cli_plural(left), a, f.repairable);
+    else if (!repair)
+        printf("%s: %zu problem%s; shmlink cannot repair %s: remove the channel and make it "
+               "again\n",
+               a, left, cli_plural(left), left == 1 ? "it" : "them");
     else
-        printf("%s: %zu problem%s left unrepaired (%zu repaired); shmlink cannot repair them: "
+        printf("%s: %zu problem%s left unrepaired (%zu repaired); shmlink cannot repair %s: "
                "remove the channel and make it again\n",
-               a, left, cli_plural(left), f.repaired);
+               a, left, cli_plural(left), f.repaired, left == 1 ? "it" : "them");
     free(shown);
     return left ? CLI_EXIT_FOUND : CLI_EXIT_OK;
 }

@@ -446,6 +446,9 @@ _Static_assert(offsetof(struct shml_chan_ep, pid_ns) == 80, "ep.pid_ns");
  *   p + 1              0                        0   holds message p
  *   p + 1              SHML_SLOT_HOLE           0   no message p (its publisher died or
  *                                                   discarded it)
+ *   p + 1              stuck publisher          0   overwrite: no message p; the slot is
+ *                                                   left behind by a live publisher whose
+ *                                                   claim the bus went a ring past (bus.c)
  * Changes of owner are compare-and-swaps (acquire); hand-overs (publish, release) are release
  * stores. An rpc request starts with a tag: the client's endpoint index and ticket (u32 each).
  */
@@ -478,15 +481,17 @@ static inline int shml_slot_busy(uint64_t st)
 _Static_assert(sizeof(struct shml_chan_slot) == SHML_SLOT_HDR, "slot header size");
 
 /*
- * A latest-value buffer (the slots of a latest channel). `state` is readers (bits 32-47, the
- * readers inside a read) | writer (bits 1-31: shml_holder()) | writing (bit 0). A writer takes a
- * buffer that is not the current one and has no reader by CAS 0 -> writing by me, writes version,
- * len and the value, makes it current (CAS of hdr.enq), then stores state 0 (release). A reader
- * pins the current buffer by CAS readers + 1 (acquire; it fails while a writer holds the
- * buffer), reads, and unpins by an atomic decrement (release).
+ * A latest-value buffer (the slots of a latest channel). `state` is tag (bits 48-63, +1 at
+ * each pin, unpin and recount) | readers (bits 32-47, the readers inside a read) | writer
+ * (bits 1-31: shml_holder()) | writing (bit 0). A writer takes a buffer that is not the
+ * current one and has no reader by CAS tag -> tag | writing by me, writes version, len and
+ * the value, makes it current (CAS of hdr.enq), then stores the tag alone (release). A reader
+ * records its pin in its endpoint entry, pins the current buffer by CAS readers + 1 (it fails
+ * while a writer holds the buffer), reads, unpins by an atomic decrement (release), then
+ * clears its record (all seq_cst: latest.c, Death).
  */
 struct shml_latest_buf {
-    shml_atomic_u64 state;  /*  0: readers | writer pid | writing */
+    shml_atomic_u64 state;  /*  0: tag | readers | writer | writing */
     uint64_t version;       /*  8: version of the value held (1, 2, ...) */
     uint32_t len;           /* 16: length of the value */
     uint32_t reserved[3];   /* 20: zero */
@@ -494,6 +499,7 @@ struct shml_latest_buf {
 };
 #define SHML_LATEST_HDR 32u
 #define SHML_LATEST_READER_ONE ((uint64_t)1 << 32) /* added to state by a pin */
+#define SHML_LATEST_TAG_ONE    ((uint64_t)1 << 48) /* added to state by a pin, unpin, recount */
 
 static inline uint64_t shml_latest_state(uint32_t readers, uint32_t writer, int writing)
 {
@@ -511,6 +517,11 @@ static inline uint32_t shml_latest_writer(uint64_t st)
 static inline int shml_latest_writing(uint64_t st)
 {
     return (int)(st & 1u);
+}
+/* The tag bits of a state, in place (the rest zero): a state with no reader and no writer. */
+static inline uint64_t shml_latest_tag(uint64_t st)
+{
+    return st & ~(SHML_LATEST_TAG_ONE - 1);
 }
 _Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer size");
 

@@ -9,7 +9,11 @@
  *                after it joined (a late joiner starts at the next message). Policy SHML_BLOCK:
  *                publishers wait for the slowest live subscriber; SHML_OVERWRITE: publishers
  *                never wait, and a lapped subscriber skips ahead and learns exactly how many
- *                messages it missed (shml_recv_gap()).
+ *                messages it missed (shml_recv_gap()). Publishers never wait for each other
+ *                either: a claim held (uncommitted, or its process stopped) while the bus
+ *                goes a whole ring past it is passed and its message counted lost (its
+ *                commit then fails with -ESTALE); subscribers go on with the others'
+ *                messages.
  *   SHML_LATEST  one newest value. Writers never wait; a reader gets a complete copy of the
  *                newest value it has not read yet (a torn read is impossible: the buffer it
  *                reads is pinned, and writers write elsewhere).
@@ -34,6 +38,15 @@
  * once for messages in flight when an endpoint dies, exactly once otherwise. An RPC client
  * whose server died while holding its request gets -ECONNRESET instead of waiting for ever;
  * replies to a client that died are dropped and counted.
+ *
+ * Head of line: messages are handed over in position order, so a live endpoint that holds a
+ * slot (a claim not committed, a peek not released, a process stopped by a debugger or
+ * SIGSTOP, or busy elsewhere) holds up those behind it, as long as it holds it. Queue and
+ * rpc: consumers (servers) wait at a claimed position, and producers (clients) wait once the
+ * ring comes round to a slot being read. Bus SHML_BLOCK: subscribers wait at a claimed
+ * position, and publishers wait for a subscriber that peeks. Latest never waits, and a bus
+ * SHML_OVERWRITE passes a claim held for a whole ring (above). Nothing but a death frees what
+ * a live endpoint holds: hold claims and peeks briefly.
  *
  * fork(): a handle belongs to the process that opened it. In a child, every call on a handle
  * inherited from the parent (send, recv, claim, commit, discard, peek, release and the batch
@@ -215,7 +228,12 @@ SHML_API int shml_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
 /* Publish the claimed message with its final length (<= the claimed len). -EINVAL if no claim
    is open or len is larger than claimed (the claim stays open); -EMSGSIZE on a typed channel
    when len is not the bytes of one message of the type (the claim is withdrawn, as by
-   shml_discard(): nothing is sent). A claim itself is bounded by max_msg only. */
+   shml_discard(): nothing is sent). Bus with SHML_OVERWRITE: -ESTALE if the claim was held
+   while other publishers went a whole ring (nslots messages) past it: it was passed, its
+   message is not sent and was counted lost (stats.lost), the claim is over; what was written
+   into it meanwhile reached nobody. shml_send() and shml_send_batch() report the same when
+   the sender was held up that long between its claim and its commit. A claim itself is
+   bounded by max_msg only. */
 SHML_API int shml_commit(shml_channel *ch, size_t len);
 /*
  * Withdraw the open claim without publishing anything (the message could not be completed):
@@ -329,19 +347,25 @@ SHML_API int shml_channel_inspect(const char *addr, struct shml_channel_stats *s
 
 /* What shml_channel_check() reports through its callback. */
 #define SHML_CHECK_REPAIR 0x1u /* flags: repair what can be repaired */
+/* The callback's `repaired`: 1 repaired (with SHML_CHECK_REPAIR); SHML_CHECK_REPAIRABLE (2)
+   not repaired, but a check with SHML_CHECK_REPAIR repairs it (without the flag); 0 left: a
+   repair does not change it (or, with the flag, did not this time). */
+#define SHML_CHECK_REPAIRABLE 2
 typedef void (*shml_check_fn)(void *ctx, int repaired, const char *finding);
 
 /*
  * Validate the channel at `addr`: its control block, every slot's state against the indices,
  * holders and endpoints of dead processes, pins, mailboxes. Each finding is passed to `fn`
- * (may be NULL) as one line of text, with repaired = 1 if it was repaired. With
+ * (may be NULL) as one line of text, with repaired = 1 if it was repaired, and without
+ * SHML_CHECK_REPAIR, SHML_CHECK_REPAIRABLE for what a repair would act on. With
  * SHML_CHECK_REPAIR (which needs write access), dead holders' slots are freed and the
  * messages counted lost (a bus: made holes), dead endpoints are detached and their counters
- * folded into the totals (undoing their pins and requests). Inconsistent indices or slot
- * states are reported, never "repaired" by guesswork. Repair is safe while other endpoints run: it
- * changes only what belongs to dead processes, by the same compare-and-swaps they use.
- * Returns the number of findings left unrepaired (0: healthy), or a negative error as
- * shml_channel_inspect().
+ * folded into the totals (undoing their pins and requests), and a latest buffer's reader
+ * count no endpoint records is recounted. Inconsistent indices or slot states, and messages
+ * longer than max_msg, are reported, never "repaired" by guesswork. Repair is safe while
+ * other endpoints run: it changes only what belongs to dead processes, by the same
+ * compare-and-swaps they use. Returns the number of findings left unrepaired (0: healthy), or
+ * a negative error as shml_channel_inspect().
  */
 SHML_API int shml_channel_check(const char *addr, unsigned flags, shml_check_fn fn, void *ctx);
 

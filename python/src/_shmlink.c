@@ -2062,7 +2062,9 @@ static PyMethodDef Channel_methods[] = {
     {"claim", (PyCFunction)(void (*)(void))Channel_claim, METH_VARARGS | METH_KEYWORDS,
      "claim(n, timeout=None) -> context manager giving a writable memoryview of n bytes,\n"
      "committed at the end of the block (the length set by commit(k), default n).\n"
-     "Entering waits for room at most timeout seconds (None: for ever); TimeoutError."},
+     "Entering waits for room at most timeout seconds (None: for ever); TimeoutError.\n"
+     "Overwrite bus: OSError(ESTALE) at the end if the block lasted while other publishers\n"
+     "went a whole ring past it (the message is not sent; counted lost)."},
     {"recv_view", (PyCFunction)(void (*)(void))Channel_recv_view, METH_VARARGS | METH_KEYWORDS,
      "recv_view(timeout=None) -> context manager giving a read-only memoryview of the next\n"
      "message in place, released (and unusable) at the end of the block. Entering waits\n"
@@ -2315,7 +2317,7 @@ static PyObject *Message_exit(MessageObject *m, PyObject *args)
     }
     int r = message_finish(m);
     if (r < 0 && !failed) {
-        if (r == -ESTALE) {
+        if (r == -ESTALE && !m->claim) {
             PyErr_Format(PyExc_BufferError,
                          "recv_view from %s: a publisher overwrote the message while it was "
                          "viewed (policy overwrite): what was read may be torn", ch->addr);

@@ -26,6 +26,21 @@
  * hole, which subscribers skip; the message is counted lost once, by whoever made the hole. A
  * subscriber that dies stops advancing its cursor; a blocked publisher looks at the owners of
  * the slowest cursors and detaches the dead (frees their entries).
+ *
+ * A stuck publisher (SHML_OVERWRITE). A live publisher P that holds its claim of position p
+ * while the bus goes a whole ring past it (a claim never committed, a debugger, SIGSTOP) is
+ * "left behind": the publisher of p + nslots, which needs the slot, does not wait for it. It
+ * turns "being written for p by P" into "left behind by P at p + nslots" (seq p + nslots + 1,
+ * holder P, not busy), counts message p lost, and moves enq past p + nslots: there is no message
+ * p + nslots, and subscribers skip that position as they skip a hole. The slot stays P's
+ * (nobody else writes it, so whatever P still writes into its claim corrupts nothing): each
+ * lap, the publisher that reaches it moves it on the same way (no loss: no message was
+ * there). P's commit (or discard, or close) finds its claim gone, turns the slot into a hole
+ * (its holder gone, so that the next lap claims it as usual) and reports -ESTALE; a P that died
+ * instead is found dead by the publisher that reaches its slot, which takes it back. "Too
+ * long" is thus counted in messages, not time: nslots - 1 later claims, the point where the
+ * next publisher must either wait or pass. A SHML_BLOCK bus never passes a claim: like a
+ * queue, it waits for a live holder (head of line), as shmlink/channel.h says.
  */
 #include "channel/channel.h"
 #include "os/os.h"
@@ -35,9 +50,10 @@
 
 /*
  * Turn the slot of position p, claimed by a publisher (state st) that died or gave up the
- * message, into a hole; `lost` counts it (a death, a close) or not (shml_discard()).
+ * message, into a hole; `lost` counts it (a death, a close) or not (shml_discard()). False if
+ * the state was no longer st (someone else made the hole, or passed the claim).
  */
-static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p,
+static bool make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p,
                       bool lost)
 {
     /* Release: a subscriber that sees the hole sees nothing else of the slot; the pairing is
@@ -48,7 +64,9 @@ static void make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, u
         if (lost)
             atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
         shml__event_wake_all(&ch->hdr->not_empty);
+        return true;
     }
+    return false;
 }
 
 /*
@@ -78,6 +96,37 @@ static uint64_t min_cursor(shml_channel *ch, uint64_t p, bool probe)
     return low;
 }
 
+/* Is state st of a slot "left behind" by a stuck publisher (the header comment)? */
+static bool left_behind(uint64_t st)
+{
+    return !shml_slot_busy(st) && shml_slot_holder(st) != 0 && shml_slot_holder(st) != SHML_SLOT_HOLE;
+}
+
+/*
+ * Overwrite: pass the slot of position p, which holds either the claim of p - nslots by a live
+ * publisher (state st, busy) or a slot left behind (st): it becomes "left behind at p" and enq
+ * moves past p. False if the state changed meanwhile (look again).
+ */
+static bool pass_slot(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p)
+{
+    struct shml_chan_hdr *h = ch->hdr;
+    /* Relaxed: the slot stays the stuck publisher's, whose bytes nobody reads; subscribers
+       learn only that there is no message p (the acquire of their load of the state is
+       enough, as nothing else of the slot is published with it). */
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &st,
+                                                 shml_slot_state(p + 1, shml_slot_holder(st), false),
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return false;
+    if (shml_slot_busy(st))
+        atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
+    uint64_t q = p;
+    /* Release: pairs with the acquire loads of enq. */
+    atomic_compare_exchange_strong_explicit(&h->enq, &q, p + 1, memory_order_release,
+                                            memory_order_relaxed);
+    shml__event_wake_all(&h->not_empty); /* subscribers waiting on message p - nslots */
+    return true;
+}
+
 static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bool *behind)
 {
     (void)arg;
@@ -101,6 +150,13 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         /* Acquire pairs with the release store that published the previous lap's message. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(p + 1 - n));
+        if (d == 0 && left_behind(st) &&
+            !(shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, shml_slot_holder(st)))) {
+            /* Left behind by a publisher still alive: skip position p (no message). */
+            pass_slot(ch, s, st, p);
+            p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
+            continue;
+        }
         if (d == 0 && !shml_slot_busy(st)) {
             uint64_t mine = shml_slot_state(p, ch->me, true);
             /* Acquire on success: as the load above. */
@@ -120,6 +176,12 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
             /* A publisher of the previous lap is still writing this slot. */
             if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, shml_slot_holder(st))) {
                 make_hole(ch, s, st, p - n, true);
+                continue;
+            }
+            if (ch->policy == SHML_OVERWRITE) {
+                /* Alive but a whole ring behind: publishers never wait (header comment). */
+                pass_slot(ch, s, st, p);
+                p = atomic_load_explicit(&h->enq, memory_order_acquire); /* as above */
                 continue;
             }
             *behind = true;
@@ -149,8 +211,9 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(c + 1));
         if (d == 0 && !shml_slot_busy(st)) {
-            if (shml_slot_holder(st) == SHML_SLOT_HOLE) {
-                ch->cursor = c + 1; /* no message c: its publisher died */
+            if (shml_slot_holder(st) != 0) {
+                /* No message c: a hole, or a slot left behind by a stuck publisher. */
+                ch->cursor = c + 1;
                 /* Release: as in release() (a publisher may reuse the slot). */
                 atomic_store_explicit(&ch->ep->cursor, c + 1, memory_order_release);
                 continue;
@@ -221,22 +284,56 @@ static int b_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
     return shml__chan_claim(ch, bus_try_send, len, SHML_SLOT_HDR, buf, timeout_ns);
 }
 
-static void publish_quiet(shml_channel *ch, size_t len)
+/*
+ * The open claim was passed (overwrite, the header comment): the slot is left behind by this
+ * process; make it a hole, so that the next lap claims it as usual. Its message was counted
+ * lost when it was passed.
+ */
+static void give_back_passed(shml_channel *ch)
+{
+    struct shml_chan_slot *s = ch->claimed;
+    /* Relaxed: a snapshot; the CAS below decides. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* The slot stays ours while left behind (only we or a finder of our death change that),
+       but publishers move its seq on each lap: retry until we win or it is no longer ours. */
+    while (left_behind(st) && shml_slot_holder(st) == ch->me) {
+        /* Release: our writes into the claim are done before the slot is reused; pairs with
+           the publishers' acquire load and CAS of the state. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  shml_slot_state(shml_slot_seq(st), SHML_SLOT_HOLE, false),
+                                                  memory_order_release, memory_order_relaxed))
+            break;
+    }
+    ch->claimed = NULL;
+}
+
+/* Publish the open claim; -ESTALE (nothing sent) if it was passed while held. */
+static int publish_quiet(shml_channel *ch, size_t len)
 {
     struct shml_chan_slot *s = ch->claimed;
     s->len = (uint32_t)len;
-    /* Release pairs with the subscribers' acquire loads of the state. */
-    atomic_store_explicit(&s->state, shml_slot_state(ch->claimed_pos + 1, 0, false),
-                          memory_order_release);
+    uint64_t mine = shml_slot_state(ch->claimed_pos, ch->me, true);
+    /* Release on success pairs with the subscribers' acquire loads of the state. A CAS, not
+       a store: a publisher may have passed this claim (overwrite), and the slot is then no
+       longer at position claimed_pos. */
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &mine,
+                                                 shml_slot_state(ch->claimed_pos + 1, 0, false),
+                                                 memory_order_release, memory_order_relaxed)) {
+        give_back_passed(ch);
+        return shml__fail(ESTALE, "the bus went a whole ring past this claim while it was "
+                                  "held: not sent (counted lost)");
+    }
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
+    return 0;
 }
 
 static int b_commit(shml_channel *ch, size_t len)
 {
-    publish_quiet(ch, len);
-    shml__event_wake_all(&ch->hdr->not_empty);
-    return 0;
+    int r = publish_quiet(ch, len);
+    if (r == 0)
+        shml__event_wake_all(&ch->hdr->not_empty);
+    return r;
 }
 
 static int b_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
@@ -294,8 +391,11 @@ static void hole_claim(shml_channel *ch, bool lost)
 {
     if (!ch->claimed)
         return;
-    make_hole(ch, ch->claimed, shml_slot_state(ch->claimed_pos, ch->me, true), ch->claimed_pos,
-              lost);
+    if (!make_hole(ch, ch->claimed, shml_slot_state(ch->claimed_pos, ch->me, true), ch->claimed_pos,
+                   lost)) {
+        give_back_passed(ch); /* passed (overwrite): counted lost then */
+        return;
+    }
     ch->claimed = NULL;
 }
 
@@ -335,7 +435,11 @@ ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size
         ch->claimed_pos = pos;
         if (msgs[i].len)
             memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
-        publish_quiet(ch, msgs[i].len);
+        if (publish_quiet(ch, msgs[i].len) < 0) {
+            if (i == 0)
+                return -ESTALE; /* passed while copying (stopped meanwhile): nothing sent */
+            break;
+        }
         if (++i == n)
             break;
         bool behind = false;

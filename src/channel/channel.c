@@ -270,17 +270,13 @@ static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
     struct shml_chan_hdr *h = g->hdr;
     struct shml_chan_ep *e = shml__chan_ep(g, i);
-    /* The pin is a shared word: a buffer number is used only within the private bound. */
-    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_relaxed);
-    if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots) {
-        struct shml_latest_buf *b = shml__chan_slot_at(g, pin - 1);
-        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        /* Release: the dead reader's reads (if any finished) before the buffer's reuse. */
-        while (shml_latest_readers(st) != 0 &&
-               !atomic_compare_exchange_weak_explicit(&b->state, &st, st - SHML_LATEST_READER_ONE,
-                                                      memory_order_release, memory_order_relaxed))
-            ;
-    }
+    /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
+       nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
+       the clearing comes before the recount's loads. The pin is a shared word: a buffer
+       number is used only within the private bound. */
+    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_seq_cst);
+    if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots)
+        shml__latest_recount(g, pin - 1);
     if (g->kind == SHML_RPC) {
         struct shml_rpc_box *b = shml__chan_box(g, i);
         for (int tries = 0; tries < 100000; tries++) {

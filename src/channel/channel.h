@@ -139,6 +139,12 @@ SHML_INTERNAL bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32
                                           uint32_t ticket);
 /* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
 SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
+/*
+ * Latest: lower buffer i's reader count to the pins live endpoints record on it, undoing the
+ * count of readers that died (latest.c, Death). Needs no handle (reclaim and repair use it).
+ * True if it lowered the count.
+ */
+SHML_INTERNAL bool shml__latest_recount(const struct shml__chan_geo *g, uint32_t i);
 
 /* The endpoint table entry i < g->nendpoints, from the private geometry. */
 static inline struct shml_chan_ep *shml__chan_ep(const struct shml__chan_geo *g, uint32_t i)

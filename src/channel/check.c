@@ -23,10 +23,14 @@ struct checker {
     int left; /* findings not repaired */
 };
 
-static void finding(struct checker *c, bool repaired, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * Report a finding: `repairable` if a repair acts on it (what a check tells, so it must be
+ * exactly what the repair below does), `repaired` if this repair did.
+ */
+static void finding(struct checker *c, bool repairable, bool repaired, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void finding(struct checker *c, bool repaired, const char *fmt, ...)
+static void finding(struct checker *c, bool repairable, bool repaired, const char *fmt, ...)
 {
     char line[256];
     va_list ap;
@@ -36,7 +40,11 @@ static void finding(struct checker *c, bool repaired, const char *fmt, ...)
     if (!repaired)
         c->left++;
     if (c->fn)
-        c->fn(c->ctx, repaired, line);
+        c->fn(c->ctx,
+              repaired                   ? 1
+              : !c->repair && repairable ? (int)SHML_CHECK_REPAIRABLE
+                                         : 0,
+              line);
 }
 
 /* Who a holder (shml_holder()) was, in words: "endpoint I (pid P)", or "endpoint I (freed
@@ -73,7 +81,7 @@ static void check_endpoints(struct checker *c, const struct shml__chan_geo *g)
         uint32_t role = atomic_load_explicit(&e->role, memory_order_relaxed);
         uint32_t pid = shml_ep_pid(st);
         bool fixed = c->repair && shml__chan_ep_reclaim(g, i, st);
-        finding(c, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
+        finding(c, true, fixed, "endpoint %u (%s, pid %u) belongs to a process that died%s", i,
                 role_name(g->kind, role), pid, fixed ? ": detached, counters kept" : "");
     }
 }
@@ -86,7 +94,7 @@ static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
     uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
     uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
     if ((deq > enq && deq - enq > g->nendpoints) || (enq > deq && enq - deq > n + g->nendpoints))
-        finding(c, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
+        finding(c, false, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
                 (unsigned long long)enq, (unsigned long long)deq, (unsigned long long)n);
     uint64_t limit = g->max_msg + (g->kind == SHML_RPC ? SHML_RPC_TAG : 0);
     for (uint64_t i = 0; i < n; i++) {
@@ -95,13 +103,13 @@ static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
         uint32_t seq = shml_slot_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
         if (phase > 1 && n > 2) {
-            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+            finding(c, false, false, "slot %llu: state 0x%016llx does not belong to this slot",
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
         uint32_t len = shml__len_once(&s->len);
         if (phase == 1 && !shml_slot_busy(st) && len > limit)
-            finding(c, false, "slot %llu: message of %u bytes in slots for %llu",
+            finding(c, false, false, "slot %llu: message of %u bytes in slots for %llu",
                     (unsigned long long)i, len, (unsigned long long)limit);
         if (!shml_slot_busy(st) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
             continue;
@@ -114,7 +122,7 @@ static void check_queue_slots(struct checker *c, const struct shml__chan_geo *g)
         bool fixed = false;
         if (c->repair && (fixed = shml__queue_reclaim(g, s, st, next)))
             shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
-        finding(c, fixed, "slot %llu: %s by %s, which died%s", (unsigned long long)i,
+        finding(c, true, fixed, "slot %llu: %s by %s, which died%s", (unsigned long long)i,
                 writing ? "being written" : "being read", who,
                 fixed ? ": freed, 1 message lost" : "");
     }
@@ -130,32 +138,42 @@ static void check_bus_slots(struct checker *c, const struct shml__chan_geo *g)
         uint32_t seq = shml_slot_seq(st);
         uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
         if ((shml_slot_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
-            finding(c, false, "slot %llu: state 0x%016llx does not belong to this slot",
+            finding(c, false, false, "slot %llu: state 0x%016llx does not belong to this slot",
                     (unsigned long long)i, (unsigned long long)st);
             continue;
         }
-        if (!shml_slot_busy(st) && shml_slot_holder(st) != SHML_SLOT_HOLE &&
-            shml_slot_holder(st) != 0)
-            finding(c, false, "slot %llu: a published message names holder 0x%x",
+        /* Not busy with a holder: left behind by a stuck publisher (bus.c), overwrite only. */
+        bool behind = !shml_slot_busy(st) && shml_slot_holder(st) != SHML_SLOT_HOLE &&
+                      shml_slot_holder(st) != 0;
+        if (behind && g->policy != SHML_OVERWRITE) {
+            finding(c, false, false, "slot %llu: a published message names holder 0x%x",
                     (unsigned long long)i, shml_slot_holder(st));
-        if (!shml_slot_busy(st) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
+            continue;
+        }
+        if (!(shml_slot_busy(st) || behind) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
             continue;
         char who[64];
         holder_text(g, shml_slot_holder(st), who, sizeof(who));
         bool fixed = false;
         if (c->repair) {
             uint64_t want = st;
-            /* Release: as make_hole() in bus.c. */
+            /* A claim becomes a hole (as make_hole() in bus.c); a slot left behind keeps its
+               seq, as its publisher's give-back does. Release: as there. */
             fixed = atomic_compare_exchange_strong_explicit(
-                &s->state, &want, shml_slot_state((uint64_t)seq + 1, SHML_SLOT_HOLE, false),
+                &s->state, &want,
+                shml_slot_state(behind ? seq : (uint64_t)seq + 1, SHML_SLOT_HOLE, false),
                 memory_order_release, memory_order_relaxed);
-            if (fixed) {
+            if (fixed && !behind) {
                 atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
                 shml__event_wake_all(&h->not_empty);
             }
         }
-        finding(c, fixed, "slot %llu: being written by %s, which died%s", (unsigned long long)i,
-                who, fixed ? ": skipped, 1 message lost" : "");
+        if (behind)
+            finding(c, true, fixed, "slot %llu: left behind by %s, which died%s",
+                    (unsigned long long)i, who, fixed ? ": freed" : "");
+        else
+            finding(c, true, fixed, "slot %llu: being written by %s, which died%s",
+                    (unsigned long long)i, who, fixed ? ": skipped, 1 message lost" : "");
     }
 }
 
@@ -164,7 +182,7 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
     struct shml_chan_hdr *h = g->hdr;
     uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
     if ((cur >> 16) && (cur & 0xffffu) >= g->nslots) {
-        finding(c, false, "the current value names buffer %llu of %u",
+        finding(c, false, false, "the current value names buffer %llu of %u",
                 (unsigned long long)(cur & 0xffffu), g->nslots);
         return;
     }
@@ -179,10 +197,15 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
                 atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
                 pins++;
         }
-        if (readers > pins)
-            finding(c, false, "buffer %u: %u readers counted, %u recorded (a reader died "
-                              "pinning it; the buffer stays out of use)",
-                    i, readers, pins);
+        if (readers > pins) {
+            /* A count no endpoint records (left by a reader that died between its count and
+               its record, or forged): the recount the runtime makes (latest.c). */
+            bool fixed = c->repair && shml__latest_recount(g, i);
+            finding(c, true, fixed, "buffer %u: %u readers counted, %u recorded%s", i, readers,
+                    pins, fixed ? ": recounted" : "");
+            if (fixed)
+                st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        }
         if (shml_latest_writing(st) && shml__chan_holder_dead(g, shml_latest_writer(st))) {
             char who[64];
             holder_text(g, shml_latest_writer(st), who, sizeof(who));
@@ -194,12 +217,12 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
                     &b->state, &want, shml_latest_state(readers, 0, false), memory_order_release,
                     memory_order_relaxed);
             }
-            finding(c, fixed, "buffer %u: being written by %s, which died%s", i, who,
+            finding(c, true, fixed, "buffer %u: being written by %s, which died%s", i, who,
                     fixed ? ": freed" : "");
         }
         uint32_t len = shml__len_once(&b->len);
         if (!shml_latest_writing(st) && len > g->max_msg)
-            finding(c, false, "buffer %u: value of %u bytes in buffers for %llu", i, len,
+            finding(c, false, false, "buffer %u: value of %u bytes in buffers for %llu", i, len,
                     (unsigned long long)g->max_msg);
     }
 }
@@ -228,7 +251,7 @@ static void check_mailboxes(struct checker *c, const struct shml__chan_geo *g)
                 shml__event_wake_all(&b->ready);
             }
         }
-        finding(c, fixed, "mailbox %u: request %u taken by %s, which died%s", i,
+        finding(c, true, fixed, "mailbox %u: request %u taken by %s, which died%s", i,
                 shml_box_ticket(st), who, fixed ? ": client told, 1 request lost" : "");
     }
 }
@@ -245,11 +268,11 @@ int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx
     struct shml__chan_geo g;
     int r = shml__chan_geo_load(shml_segment_data(seg), shml_segment_size(seg), &g);
     if (r < 0) {
-        finding(&c, false, "control block: %s", shml_last_error());
+        finding(&c, false, false, "control block: %s", shml_last_error());
         return c.left;
     }
     if (g.kind != kind) {
-        finding(&c, false, "channel kind %u differs from the segment's %u", g.kind, kind);
+        finding(&c, false, false, "channel kind %u differs from the segment's %u", g.kind, kind);
         return c.left;
     }
     check_endpoints(&c, &g);

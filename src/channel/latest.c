@@ -13,14 +13,21 @@
  * Writers never wait: a handle pins at most one buffer, and a channel takes at most
  * nslots - 2 readers (shml__latest_attach() refuses more), so some buffer is neither current
  * nor pinned. Pins of readers that died count until their entries are reclaimed, which a
- * writer that finds no buffer does at once. Only a pin leaked in the window described below
- * can make a writer wait, bounded by its timeout, while a reader holds another; `shmlink info
- * --check` reports such a pin.
+ * writer that finds no buffer does at once.
  *
  * Readers wait for a version newer than the last they read, on not_empty, which writers wake.
- * A reader's pin is also recorded in its endpoint entry, so that the pin of a reader that died
- * inside a read is undone when its entry is reclaimed. A reader that dies between the pin and
- * the record (two instructions) leaves the buffer pinned for ever: one buffer fewer.
+ *
+ * Death. A reader's pin is also recorded in its endpoint entry (`pin`), and the record is
+ * what a reclaim trusts: the record is made before the count (pin) and cleared after it
+ * (unpin), so that a buffer's count never includes a reader without a record, whatever
+ * instruction a reader dies at. A dead reader leaves a record with or without its count, and
+ * nobody can tell which; so a reclaim does not decrement: it clears the record and recounts
+ * the buffer (shml__latest_recount): the count is lowered to the live records on it, never
+ * below (a reader between its record and its count, or between its uncount and the clearing
+ * of its record, is counted by the recount: at worst one pin too many, until the next
+ * recount). The recount's compare-and-swap expects the state it read before the records, and
+ * every pin and unpin changes the state's tag (bits 48-63), so a count that changed meanwhile
+ * is not overwritten.
  */
 #include "channel/channel.h"
 #include "os/os.h"
@@ -31,6 +38,33 @@
 static inline struct shml_latest_buf *buf_at(const shml_channel *ch, uint32_t i)
 {
     return (struct shml_latest_buf *)(ch->slots + (uint64_t)i * ch->stride);
+}
+
+bool shml__latest_recount(const struct shml__chan_geo *g, uint32_t i)
+{
+    struct shml_latest_buf *b = shml__chan_slot_at(g, i);
+    /* seq_cst: this load precedes the loads of the records below in the single total order,
+       and pairs with the readers' seq_cst record-then-pin and unpin-then-clear: a reader
+       counted in st has its record stored before it (the header comment). */
+    uint64_t st = atomic_load_explicit(&b->state, memory_order_seq_cst);
+    uint32_t readers = shml_latest_readers(st);
+    if (readers == 0)
+        return false;
+    uint32_t live = 0;
+    for (uint32_t k = 0; k < g->nendpoints && live < readers; k++) {
+        struct shml_chan_ep *e = shml__chan_ep(g, k);
+        /* seq_cst: as above. An entry being claimed or freed counts if it records a pin. */
+        if (atomic_load_explicit(&e->pin, memory_order_seq_cst) == i + 1 &&
+            shml__chan_ep_alive(e) != 0)
+            live++;
+    }
+    if (live >= readers)
+        return false;
+    /* seq_cst: as above; fails if any pin or unpin (each changes the tag) came meanwhile. */
+    return atomic_compare_exchange_strong_explicit(
+        &b->state, &st, (shml_latest_tag(st) + SHML_LATEST_TAG_ONE) |
+                        shml_latest_state(live, shml_latest_writer(st), shml_latest_writing(st)),
+        memory_order_seq_cst, memory_order_relaxed);
 }
 
 /* Clear what dead processes hold: pins of dead readers, buffers of dead writers. */
@@ -44,6 +78,7 @@ static void clear_dead(shml_channel *ch)
             shml__chan_ep_reclaim(&ch->geo, i, st);
     }
     for (uint32_t i = 0; i <= ch->mask; i++) {
+        shml__latest_recount(&ch->geo, i); /* counts no record backs (a reclaim's, or a hostile one) */
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
         if (shml_latest_writing(st) && shml__chan_holder_dead(&ch->geo, shml_latest_writer(st))) {
@@ -51,8 +86,9 @@ static void clear_dead(shml_channel *ch)
                the mark is dropped), and unused otherwise. Release: pairs with the readers'
                acquire CAS. */
             atomic_compare_exchange_strong_explicit(
-                &b->state, &st, shml_latest_state(shml_latest_readers(st), 0, false),
-                memory_order_release, memory_order_relaxed);
+                &b->state, &st,
+                shml_latest_tag(st) | shml_latest_state(shml_latest_readers(st), 0, false),
+                                                    memory_order_release, memory_order_relaxed);
         }
     }
 }
@@ -69,17 +105,20 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
         if (i == current)
             continue;
         struct shml_latest_buf *b = buf_at(ch, i);
-        uint64_t st = 0;
+        /* Relaxed: a guess; the CAS decides. No reader and no writer: only the tag set. */
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        if (st != shml_latest_tag(st))
+            continue;
         /* Acquire pairs with the readers' release decrement: their reads are done. */
         if (atomic_compare_exchange_strong_explicit(&b->state, &st,
-                                                    shml_latest_state(0, ch->me, true),
+                                                    st | shml_latest_state(0, ch->me, true),
                                                     memory_order_acquire, memory_order_relaxed)) {
             /* Another writer may have made it current since we read enq (it held it then):
                give it back. Nobody else can make it current while we hold it. Acquire: as
                above. */
             uint64_t now = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
             if ((now >> 16) && (uint32_t)(now & 0xffffu) == i) {
-                atomic_store_explicit(&b->state, 0, memory_order_release); /* as in commit */
+                atomic_store_explicit(&b->state, st, memory_order_release); /* as in commit */
                 continue;
             }
             *slot = b;
@@ -94,6 +133,18 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
     }
     *behind = true;
     return -EAGAIN;
+}
+
+/*
+ * Unpin buffer b: the count, then the record (the header comment), so that a death between
+ * the two leaves a record without a count, which a reclaim undoes by recounting.
+ */
+static void drop_pin(shml_channel *ch, struct shml_latest_buf *b)
+{
+    /* seq_cst: release for our reads (done before a writer's acquire CAS takes the buffer),
+       and ordered before the clearing of the record below, as the recount needs. */
+    atomic_fetch_add_explicit(&b->state, SHML_LATEST_TAG_ONE - SHML_LATEST_READER_ONE, memory_order_seq_cst);
+    atomic_store_explicit(&ch->ep->pin, 0, memory_order_seq_cst); /* as above */
 }
 
 /* Pin the current buffer if it holds a version newer than the last read. */
@@ -120,18 +171,22 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
         }
         if (shml_latest_readers(st) == 0xffffu)
             return -EAGAIN;
-        /* Acquire pairs with the writer's release store of state 0: the value is whole. */
-        if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + SHML_LATEST_READER_ONE,
-                                                   memory_order_acquire, memory_order_relaxed))
+        /* The record before the count (the header comment). seq_cst: pairs with the
+           recount's seq_cst loads of the state, then of the records. */
+        atomic_store_explicit(&ch->ep->pin, i + 1, memory_order_seq_cst);
+        /* seq_cst (acquire at least: pairs with the writer's release store that dropped its
+           mark: the value is whole); the tag changes with every pin (the recount). */
+        if (!atomic_compare_exchange_weak_explicit(&b->state, &st, st + SHML_LATEST_READER_ONE + SHML_LATEST_TAG_ONE,
+                                                   memory_order_seq_cst, memory_order_relaxed)) {
+            /* Not counted: the record may go (a record without a count is harmless). */
+            atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
             continue;
-        atomic_store_explicit(&ch->ep->pin, i + 1, memory_order_relaxed); /* for reclaim */
+        }
         uint64_t version = b->version;
         /* Read once, checked, and only this copy used (ch->peeked_len). */
         uint32_t len = shml__len_once(&b->len);
         if (len > cap || len > ch->max_msg) {
-            atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
-            /* Release: pairs with the writers' acquire CAS. */
-            atomic_fetch_sub_explicit(&b->state, SHML_LATEST_READER_ONE, memory_order_release);
+            drop_pin(ch, b);
             return len > ch->max_msg
                        ? shml__fail(SHML_ECORRUPT, "latest value of %u bytes in a channel "
                                                    "of %llu",
@@ -197,8 +252,11 @@ static int l_commit(shml_channel *ch, size_t len)
                                                   memory_order_release, memory_order_acquire))
             break;
     }
-    /* Release pairs with the readers' acquire CAS that pins it. */
-    atomic_store_explicit(&b->state, 0, memory_order_release);
+    /* Release pairs with the readers' acquire CAS that pins it. Only we change the state
+       while it says writing: its tag is as we took it. */
+    atomic_store_explicit(&b->state,
+                          shml_latest_tag(atomic_load_explicit(&b->state, memory_order_relaxed)),
+                          memory_order_release);
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
     shml__event_wake_all(&h->not_empty);
@@ -227,9 +285,7 @@ static void unpin(shml_channel *ch)
 {
     struct shml_latest_buf *b = ch->peeked;
     ch->peeked = NULL;
-    atomic_store_explicit(&ch->ep->pin, 0, memory_order_relaxed);
-    /* Release: our reads are done before a writer takes the buffer (its acquire CAS). */
-    atomic_fetch_sub_explicit(&b->state, SHML_LATEST_READER_ONE, memory_order_release);
+    drop_pin(ch, b);
     shml__event_wake(&ch->hdr->not_full);
 }
 
@@ -250,8 +306,10 @@ static void l_discard(shml_channel *ch)
     if (!ch->claimed)
         return;
     /* Release pairs with the acquire CAS of the writer that takes the buffer next: our
-       writes to it are done. Nothing was published: the buffer is simply free again. */
-    atomic_store_explicit(&((struct shml_latest_buf *)ch->claimed)->state, 0,
+       writes to it are done. Nothing was published: the buffer is simply free again (its tag
+       kept: only we change the state while it says writing). */
+    shml_atomic_u64 *state = &((struct shml_latest_buf *)ch->claimed)->state;
+    atomic_store_explicit(state, shml_latest_tag(atomic_load_explicit(state, memory_order_relaxed)),
                           memory_order_release);
     ch->claimed = NULL;
 }

@@ -27,17 +27,26 @@ static void send_seq(shml_channel *pub, uint32_t producer, uint64_t seq, uint32_
                   shml_strerror((int)r), shml_last_error());
 }
 
-/* Receive one chan_msg with timeout 0; returns its seq (checks the checksum). */
-static uint64_t recv_seq(shml_channel *sub)
+/* Receive one chan_msg with timeout 0 into *m (checks the checksum); -ETIMEDOUT if none. */
+static ssize_t recv_msg(shml_channel *sub, struct chan_msg *m)
 {
     uint8_t buf[BUS_MAX];
     ssize_t n = shml_recv(sub, buf, sizeof buf, 0);
+    if (n == -ETIMEDOUT)
+        return n;
     ASSERT_OK(n);
     const char *why = chan_msg_check(buf, (size_t)n);
     if (why)
         shmt_fail(__FILE__, __LINE__, "%s", why);
+    memcpy(m, buf, sizeof *m);
+    return n;
+}
+
+/* Receive one chan_msg with timeout 0; returns its seq. */
+static uint64_t recv_seq(shml_channel *sub)
+{
     struct chan_msg m;
-    memcpy(&m, buf, sizeof m);
+    ASSERT_OK(recv_msg(sub, &m));
     return m.seq;
 }
 
@@ -483,4 +492,168 @@ TEST_TIMEOUT(bus_dead_subscriber_detached, 60)
 TEST_TIMEOUT(bus_dead_subscriber_inside_peek_detached, 60)
 {
     dead_subscriber("peek");
+}
+
+/* ---- overwrite: a stuck publisher never holds up the others ---- */
+
+/* Receive with timeout 0 until empty; every message whole, seqs of `producer` increasing.
+   Returns how many were read, *last the last seq. */
+static uint64_t drain_seq(shml_channel *sub, uint32_t producer, uint64_t *last)
+{
+    uint64_t got = 0;
+    for (;;) {
+        struct chan_msg m;
+        if (recv_msg(sub, &m) == -ETIMEDOUT)
+            return got;
+        ASSERT_EQ(m.producer, producer);
+        if (got)
+            ASSERT_GT(m.seq, *last);
+        *last = m.seq;
+        got++;
+    }
+}
+
+/*
+ * The publisher `pub` sends 3 rings' worth past a claim held by another publisher (never
+ * waiting), and a subscriber that was waiting behind the claim goes on: it receives the
+ * newest messages, whole, then every message of a lock-step exchange, laps after lap, while
+ * the claim stays held. Returns the next seq.
+ */
+static uint64_t send_past_stuck(shml_channel *pub, shml_channel *sub, uint64_t seq)
+{
+    uint64_t n = chan_stats(pub).slots, last = 0;
+    uint64_t first = seq;
+    for (uint64_t i = 0; i < 3 * n; i++)
+        send_seq(pub, 1, seq++, 40); /* timeout 0: would fail if it had to wait */
+    ASSERT_GE(drain_seq(sub, 1, &last), 2);
+    ASSERT_EQ(last, seq - 1);
+    ASSERT_GT(last, first);
+    for (uint64_t i = 0; i < 3 * n; i++) {
+        send_seq(pub, 1, seq, 40);
+        ASSERT_EQ(recv_seq(sub), seq);
+        seq++;
+    }
+    return seq;
+}
+
+TEST(bus_overwrite_stuck_claim_passed)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
+    shml_channel_close(ch);
+    shml_channel *pub = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *stuck = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *sub = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    send_seq(pub, 1, 0, 40);
+    ASSERT_EQ(recv_seq(sub), 0);
+    void *b;
+    ASSERT_OK(shml_claim(stuck, 60, &b, 0));
+    uint64_t seq = send_past_stuck(pub, sub, 1);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    /* What the stuck publisher writes now reaches nobody and spoils nothing. */
+    memset(b, 0xa5, 60);
+    send_seq(pub, 1, seq, 40);
+    ASSERT_EQ(recv_seq(sub), seq++);
+    /* Its commit finds the claim passed; the handle goes on, the slot is reused. */
+    ASSERT_ERR(shml_commit(stuck, 60), -ESTALE);
+    ASSERT_ERR(shml_commit(stuck, 60), -EINVAL);
+    send_seq(stuck, 2, 0, 40);
+    uint8_t buf[BUS_MAX];
+    ASSERT_EQ(shml_recv(sub, buf, sizeof buf, 0), 40);
+    ASSERT_TRUE(chan_msg_check(buf, 40) == NULL);
+    seq = send_past_stuck(pub, sub, seq);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    /* Discarded and closed when passed: no second count, and the slot comes back. */
+    ASSERT_OK(shml_claim(stuck, 60, &b, 0));
+    seq = send_past_stuck(pub, sub, seq);
+    ASSERT_OK(shml_discard(stuck));
+    ASSERT_OK(shml_claim(stuck, 60, &b, 0));
+    seq = send_past_stuck(pub, sub, seq);
+    shml_channel_close(stuck);
+    seq = send_past_stuck(pub, sub, seq);
+    struct shml_channel_stats st = chan_stats(pub);
+    ASSERT_EQ(st.lost, 3);
+    ASSERT_EQ(st.sent, seq + 1);
+    /* Nothing is left held: --check finds every slot in order. */
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
+    shml_channel_close(sub);
+    shml_channel_close(pub);
+}
+
+/* argv: channel. Claim, say "claimed", wait for "go" (the parent stops or kills us
+   meanwhile), then commit (-ESTALE expected) and send seq 7 as producer 3. */
+PEER(bus_pub_stuck)
+{
+    ASSERT_EQ(argc, 1);
+    shml_channel *ch = chan_open(argv[0], SHML_PRODUCER, SHML_WAIT_BLOCK);
+    void *b;
+    ASSERT_OK(shml_claim(ch, 60, &b, 0));
+    ASSERT_EQ(parent_send("claimed"), 0);
+    ASSERT_EQ(parent_expect("go", 30000), 0);
+    memset(b, 0x5a, 60);
+    ASSERT_ERR(shml_commit(ch, 60), -ESTALE);
+    send_seq(ch, 3, 7, 40);
+    ASSERT_OK(shml_channel_close(ch));
+    return 0;
+}
+
+/* An overwrite bus with a publisher pub and a subscriber sub, and a peer publisher (returned)
+   that holds a claim. */
+static pid_t stuck_peer(const char **addr, shml_channel **pub, shml_channel **sub)
+{
+    shml_channel *ch = chan_make(addr, SHML_BUS, SHML_OVERWRITE, 8 * 128, BUS_MAX, 0);
+    shml_channel_close(ch);
+    *pub = chan_open(*addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    *sub = chan_open(*addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    pid_t p = spawn_peer("bus_pub_stuck", *addr);
+    ASSERT_EQ(peer_expect(p, "claimed", 30000), 0);
+    return p;
+}
+
+TEST_TIMEOUT(bus_overwrite_stopped_publisher_passed, 60)
+{
+    const char *addr;
+    shml_channel *pub, *sub;
+    pid_t p = stuck_peer(&addr, &pub, &sub);
+    ASSERT_SYS(kill(p, SIGSTOP));
+    uint64_t seq = send_past_stuck(pub, sub, 0);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    ASSERT_SYS(kill(p, SIGCONT));
+    ASSERT_EQ(peer_send(p, "go"), 0);
+    ASSERT_EQ(wait_peer(p, 30000), 0);
+    struct chan_msg m;
+    ASSERT_EQ(recv_msg(sub, &m), 40);
+    ASSERT_EQ(m.producer, 3);
+    ASSERT_EQ(m.seq, 7);
+    send_past_stuck(pub, sub, seq);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    shml_channel_close(sub);
+    shml_channel_close(pub);
+}
+
+static void log_finding(void *ctx, int repaired, const char *finding)
+{
+    shmt_log("finding (%d): %s", repaired, finding);
+    if (repaired == SHML_CHECK_REPAIRABLE)
+        ++*(int *)ctx;
+}
+
+/* A stuck publisher killed after the bus passed its claim: its slot, left behind by a dead
+   process, is what --check calls repairable and --repair frees; publishers take it back. */
+TEST_TIMEOUT(bus_overwrite_passed_claim_of_dead_publisher, 60)
+{
+    const char *addr;
+    shml_channel *pub, *sub;
+    pid_t p = stuck_peer(&addr, &pub, &sub);
+    uint64_t seq = send_past_stuck(pub, sub, 0);
+    ASSERT_EQ(kill_peer(p, SIGKILL), 128 + SIGKILL);
+    int repairable = 0;
+    ASSERT_EQ(shml_channel_check(addr, 0, log_finding, &repairable), 2);
+    ASSERT_EQ(repairable, 2); /* its endpoint, its slot */
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, log_finding, &repairable), 0);
+    seq = send_past_stuck(pub, sub, seq);
+    ASSERT_EQ(chan_stats(pub).lost, 1);
+    ASSERT_EQ(chan_stats(pub).sent, seq);
+    shml_channel_close(sub);
+    shml_channel_close(pub);
 }

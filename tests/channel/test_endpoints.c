@@ -668,7 +668,7 @@ TEST_TIMEOUT(interrupt_from_signal_handler, 60)
 /* ---- check and repair ---- */
 
 struct findings {
-    int n, repaired;
+    int n, repaired, repairable;
     char last[256];
 };
 
@@ -676,11 +676,17 @@ static void on_finding(void *ctx, int repaired, const char *finding)
 {
     struct findings *f = ctx;
     f->n++;
-    f->repaired += repaired != 0;
+    ASSERT_TRUE(repaired == 0 || repaired == 1 || repaired == SHML_CHECK_REPAIRABLE);
+    f->repaired += repaired == 1;
+    f->repairable += repaired == SHML_CHECK_REPAIRABLE;
     ASSERT_NOT_NULL(finding);
     ASSERT_GT(strlen(finding), 0);
     snprintf(f->last, sizeof f->last, "%s", finding);
-    shmt_log("finding (%s): %s", repaired ? "repaired" : "left", finding);
+    shmt_log("finding (%s): %s",
+             repaired == 1 ? "repaired"
+             : repaired    ? "repairable"
+                           : "left",
+             finding);
 }
 
 static void check_healthy(const char *addr)
@@ -722,6 +728,7 @@ static void check_repair(uint32_t kind, unsigned role, const char *action, uint6
     ASSERT_GE(left, 1);
     ASSERT_EQ(f.n, left);
     ASSERT_EQ(f.repaired, 0);
+    ASSERT_EQ(f.repairable, f.n); /* what dead processes leave, a repair repairs */
     /* Without REPAIR nothing changed. */
     ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), left);
     ASSERT_EQ(chan_inspect(addr).lost, lost0);
@@ -821,6 +828,40 @@ TEST_TIMEOUT(check_repair_rpc_dead_server_request, 60)
     ASSERT_EQ(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), 1);
     shml_channel_close(srv);
     shml_channel_close(cli);
+}
+
+/*
+ * --check tells what --repair does: a finding it calls repairable is repaired, one it does not
+ * (a message longer than max_msg: nobody can tell what it should be) is left by a repair too.
+ */
+TEST_TIMEOUT(check_says_what_repair_does, 60)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_QUEUE, 0, 4 * 128, 100, 0);
+    ASSERT_EQ(shml_send(ch, "M", 1, 0), 1);
+    /* Slot 0's len (docs/FORMAT.md: slots_off at 32 of the control block, len at 8). */
+    char *h = shml_segment_data(shml_channel_segment(ch));
+    uint64_t slots_off;
+    memcpy(&slots_off, h + 32, 8);
+    uint32_t bad = 101;
+    memcpy(h + slots_off + 8, &bad, 4);
+    pid_t p = hold(addr, SHML_CONSUMER, "idle");
+    ASSERT_EQ(peer_expect(p, "ready", 30000), 0);
+    ASSERT_EQ(kill_peer(p, SIGKILL), 128 + SIGKILL);
+    struct findings f = {0};
+    ASSERT_EQ(shml_channel_check(addr, 0, on_finding, &f), 2);
+    ASSERT_EQ(f.n, 2);
+    ASSERT_EQ(f.repairable, 1);
+    memset(&f, 0, sizeof f);
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, on_finding, &f), 1);
+    ASSERT_EQ(f.n, 2);
+    ASSERT_EQ(f.repaired, 1);
+    ASSERT_EQ(f.repairable, 0);
+    memset(&f, 0, sizeof f);
+    ASSERT_EQ(shml_channel_check(addr, 0, on_finding, &f), 1);
+    ASSERT_EQ(f.repairable, 0); /* what is left is not for a repair */
+    ASSERT_TRUE(strstr(f.last, "message of 101 bytes") != NULL);
+    shml_channel_close(ch);
 }
 
 TEST(check_errors)

@@ -314,3 +314,110 @@ TEST_TIMEOUT(latest_reader_killed_inside_peek, 60)
     shml_channel_close(r);
     shml_channel_close(w);
 }
+
+/* ---- a reader that dies inside its unpin: repair undoes what it left ---- */
+
+/* Fields of the channel's shared memory, by the offsets of docs/FORMAT.md. */
+static char *chan_data(shml_channel *ch)
+{
+    return shml_segment_data(shml_channel_segment(ch));
+}
+
+/* The `pin` of the endpoint entry of process pid. */
+static _Atomic uint32_t *entry_pin(shml_channel *ch, pid_t pid)
+{
+    char *h = chan_data(ch);
+    uint32_t n;
+    uint64_t ep_off;
+    memcpy(&n, h + 44, 4);
+    memcpy(&ep_off, h + 48, 8);
+    for (uint32_t i = 0; i < n; i++) {
+        char *e = h + ep_off + (uint64_t)i * 128;
+        uint64_t st = atomic_load((_Atomic uint64_t *)e);
+        if ((st & 1u) && (pid_t)((st >> 1) & 0x7fffffffu) == pid)
+            return (_Atomic uint32_t *)(e + 20);
+    }
+    shmt_fail(__FILE__, __LINE__, "no endpoint entry of pid %d", (int)pid);
+}
+
+/* The state of the buffer the current value is in. */
+static _Atomic uint64_t *current_state(shml_channel *ch)
+{
+    char *h = chan_data(ch);
+    uint32_t stride;
+    uint64_t slots_off, enq;
+    memcpy(&stride, h + 20, 4);
+    memcpy(&slots_off, h + 32, 8);
+    enq = atomic_load((_Atomic uint64_t *)(h + 128));
+    return (_Atomic uint64_t *)(h + slots_off + (enq & 0xffffu) * stride);
+}
+
+static void count_finding(void *ctx, int repaired, const char *finding)
+{
+    shmt_log("%s: %s", repaired ? "repaired" : "left", finding);
+    if (!repaired)
+        ++*(int *)ctx;
+}
+
+/*
+ * A reader killed between the two steps of an unpin that clears its record first, then its
+ * count (the order before): the count stays, no record. --repair puts it right, and the
+ * buffer is in use again.
+ */
+TEST_TIMEOUT(latest_count_without_record_repaired, 60)
+{
+    const char *addr;
+    shml_channel *w = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    put(w, 1, 40);
+    pid_t pk = spawn_peer("latest_peek_hang", addr);
+    ASSERT_EQ(peer_expect(pk, "peeked", 30000), 0);
+    atomic_store(entry_pin(w, pk), 0);
+    ASSERT_EQ(kill_peer(pk, SIGKILL), 128 + SIGKILL);
+    _Atomic uint64_t *state = current_state(w);
+    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 1);
+    int left = 0;
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
+    ASSERT_EQ(left, 0);
+    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 0);
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
+    shml_channel_close(w);
+}
+
+/*
+ * A reader killed between the two steps of its unpin as it is now: the count gone, the record
+ * left. Reclaiming its entry must not take the count of a live reader of the same buffer:
+ * the live reader's peek stays whole while a writer writes on.
+ */
+TEST_TIMEOUT(latest_record_without_count_spares_live_pin, 60)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    ASSERT_EQ(chan_stats(ch).slots, 4);
+    shml_channel_close(ch); /* it reads too: the two reader places are r's and the peer's */
+    shml_channel *w = chan_open(addr, SHML_PRODUCER, SHML_WAIT_BLOCK);
+    shml_channel *r = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    put(w, 1, 60);
+    pid_t pk = spawn_peer("latest_peek_hang", addr);
+    ASSERT_EQ(peer_expect(pk, "peeked", 30000), 0);
+    const void *p;
+    size_t len;
+    ASSERT_OK(shml_peek(r, &p, &len, 0));
+    ASSERT_EQ(len, 60);
+    uint8_t copy[LV_MAX];
+    memcpy(copy, p, len);
+    _Atomic uint64_t *state = current_state(w);
+    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 2);
+    atomic_fetch_sub(state, (uint64_t)1 << 32); /* the peer's count gone, its record kept */
+    ASSERT_EQ(kill_peer(pk, SIGKILL), 128 + SIGKILL);
+    int left = 0;
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
+    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 1); /* r's */
+    for (uint64_t v = 2; v < 100; v++)
+        put(w, v, 50);
+    ASSERT_MEM_EQ(p, copy, len);
+    ASSERT_OK(shml_release(r));
+    ASSERT_EQ(get(r), 99);
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
+    shml_channel_close(r);
+    shml_channel_close(w);
+}

@@ -62,7 +62,7 @@ CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "ma
 ENDPOINT_KEYS = ["index", "pid", "role", "role_name", "alive", "messages", "bytes", "drops",
                  "sleeps", "lag"]
 CHECK_KEYS = ["address", "repair", "findings", "repaired", "left", "healthy"]
-FINDING_KEYS = ["finding", "repaired"]
+FINDING_KEYS = ["finding", "repaired", "repairable"]
 
 def check_keys(obj, keys, what):
     if not isinstance(obj, dict):

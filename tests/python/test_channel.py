@@ -1,4 +1,5 @@
 import asyncio
+import errno
 import gc
 
 import pytest
@@ -201,3 +202,23 @@ def test_orphaned_views_are_counted_exactly(addr):
                 del part
                 gc.collect()
                 assert q._orphans == 0
+
+
+def test_bus_overwrite_stuck_claim_passed(addr):
+    # A claim held open (a stuck publisher) never makes another publisher wait on an
+    # overwrite bus; subscribers go on; the stuck commit reports ESTALE, counted lost.
+    a = addr()
+    with shmlink.Bus(a, create=True, capacity=8 * 128, max_msg=64, policy="overwrite") as pub, \
+            shmlink.Bus(a, role="publisher") as stuck, shmlink.Bus(a, role="subscriber") as sub:
+        n = pub.stats()["slots"]
+        with pytest.raises(OSError) as e:
+            with stuck.claim(8) as v:
+                for i in range(3 * n):
+                    pub.send(b"%d" % i, timeout=0)
+                v[:] = b"stuck!!!"
+                got = [int(m) for m in sub.recv_batch(timeout=0)]
+                assert got and got[-1] == 3 * n - 1 and got == sorted(got)
+        assert e.value.errno == errno.ESTALE
+        stuck.send(b"again", timeout=0)
+        assert sub.recv(1) == b"again"
+        assert pub.stats()["lost"] == 1

@@ -26,6 +26,19 @@ $ shmlink info --check "$SEG.q"
 $ shmlink info --repair "$SEG.q"
 $ shmlink info --check "$SEG.q"
 
+# --check tells which problems --repair repairs: a dead endpoint is, a message longer than
+# max-msg (slot 0's len, at slots_off 1536 + 8 with 4 endpoints) is not.
+$ shmlink mk queue "$SEG.c" --capacity 1K --max-msg 64 --endpoints 4
+%hold keepc $SEG.c
+$ shmlink send "$SEG.c" hello
+$ printf '\x65\x00\x00\x00' | shmlink write "$SEG.c" --offset 1544
+%hold victim3 $SEG.c --endpoint consumer
+%kill victim3
+$ shmlink info --check "$SEG.c"
+$ shmlink info --check "$SEG.c" --json | shmltest json check
+$ shmlink info --repair "$SEG.c"
+$ shmlink info --check "$SEG.c"
+
 # Errors: not a channel, missing.
 $ shmlink create "$SEG.p" 4K
 %hold keepp $SEG.p
@@ -33,7 +46,8 @@ $ shmlink info --check "$SEG.p"
 $ shmlink info --check "$SEG.none"
 $ shmlink info --check
 
-$ shmlink rm "$SEG.k" "$SEG.q" "$SEG.p"
+$ shmlink rm "$SEG.k" "$SEG.q" "$SEG.p" "$SEG.c"
 %release keep
 %release keepq
+%release keepc
 %release keepp
