@@ -17,14 +17,12 @@
  */
 #include "layout.h"
 #include "live.h"
-#include "tmpfile.h"
+#include "common.h"
 
 #include <shmlink.h>
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -41,15 +39,6 @@ static char path[64], addr[96];
 static void remove_file(void)
 {
     unlink(path);
-}
-
-static void on_finding(void *ctx, int repaired, const char *finding)
-{
-    (void)ctx;
-    (void)repaired;
-    if (!finding)
-        abort();
-    (void)strlen(finding);
 }
 
 /* An exact-size heap buffer per receive, so ASan sees a byte written past `cap`. */
@@ -166,7 +155,7 @@ static void run_round(struct live *lv, shml_channel *tx, shml_channel *rx, uint8
         size_t n = 0;
         (void)shml_channel_inspect(addr, &st, eps, LIVE_ENDPOINTS + 2, &n);
         live_step(lv);
-        (void)shml_channel_check(addr, 0, on_finding, NULL);
+        (void)shml_channel_check(addr, 0, fuzz_on_finding, NULL);
         live_step(lv);
         struct shml_segment_info info;
         (void)shml_segment_stat(addr, &info, NULL, 0, NULL);
@@ -198,24 +187,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.max_msg = LIVE_MAX_MSG;
     o.endpoints = LIVE_ENDPOINTS;
     shml_channel *ch;
-    if (shml_channel_create(addr, &o, &ch) != 0) {
-        /* The environment, not the input: say so loudly. */
-        fprintf(stderr, "%s: %s\n", addr, shml_last_error());
-        abort();
-    }
+    if (shml_channel_create(addr, &o, &ch) != 0)
+        fuzz_env_fail("creating", addr);
     shml_channel_close(ch);
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        abort();
 
     struct live lv;
-    if (!live_begin(&lv, path, (size_t)sb.st_size, data + 4, size - 4,
-                    offsetof(struct shml_hdr, state), offsetof(struct shml_hdr, state) + 4,
-                    reseal))
-        abort();
-    live_apply_initial(&lv);
-    if (threaded)
-        live_start(&lv);
+    live_begin(&lv, path, data + 4, size - 4, reseal, threaded);
 
     shml_channel *tx = NULL, *rx = NULL;
     for (unsigned r = 0; r < rounds; r++) {
@@ -233,7 +210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shml_channel_close(tx);
     shml_channel_close(rx);
     if (repair)
-        (void)shml_channel_check(addr, SHML_CHECK_REPAIR, on_finding, NULL);
+        (void)shml_channel_check(addr, SHML_CHECK_REPAIR, fuzz_on_finding, NULL);
     live_end(&lv);
     unlink(path);
     return 0;

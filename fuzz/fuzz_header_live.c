@@ -14,12 +14,11 @@
  */
 #include "layout.h"
 #include "live.h"
-#include "tmpfile.h"
+#include "common.h"
 
 #include <shmlink.h>
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -143,25 +142,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
     o.label = "fuzz";
     shml_segment *seg;
-    int r = shml_segment_create_init(addr, DATA_SIZE, &o, declare, NULL, &seg);
-    if (r != 0) {
-        /* The environment, not the input: say so loudly. */
-        fprintf(stderr, "%s: %s\n", addr, shml_last_error());
-        abort();
-    }
+    if (shml_segment_create_init(addr, DATA_SIZE, &o, declare, NULL, &seg) != 0)
+        fuzz_env_fail("creating", addr);
     shml_segment_close(seg);
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        abort();
 
     struct live lv;
-    if (!live_begin(&lv, path, (size_t)sb.st_size, data + 2, size - 2,
-                    offsetof(struct shml_hdr, state), offsetof(struct shml_hdr, state) + 4,
-                    reseal))
-        abort();
-    live_apply_initial(&lv);
-    if (threaded)
-        live_start(&lv);
+    live_begin(&lv, path, data + 2, size - 2, reseal, threaded);
     for (unsigned i = 0; i < rounds; i++)
         run_round(&lv, ops);
     live_end(&lv);

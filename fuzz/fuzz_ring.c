@@ -10,13 +10,13 @@
  * a list of patches (u16 offset into the data, u8 length, the bytes). What the input does not
  * cover keeps the bytes of a freshly created channel of that kind: 8 slots for messages of
  * 48 bytes, 4 endpoints.
- * The image is written into a segment (tmpfile.h), opened as a channel endpoint, and the chosen
+ * The image is written into a segment (common.h), opened as a channel endpoint, and the chosen
  * operations run with timeout 0, then inspect, check, and check with repair. Errors are
  * fine; a crash, a read outside the mapping or a hang is not. fuzz/make_corpus.py writes the
  * seeds (docs/FORMAT.md and src/layout.h give the bytes).
  */
 #include "layout.h"
-#include "tmpfile.h"
+#include "common.h"
 
 #include <shmlink.h>
 
@@ -90,15 +90,6 @@ static bool make_templates(void)
     }
     atexit(remove_files);
     return true;
-}
-
-static void on_finding(void *ctx, int repaired, const char *finding)
-{
-    (void)ctx;
-    (void)repaired;
-    if (!finding)
-        abort();
-    (void)strlen(finding);
 }
 
 static void run_ops(shml_channel *ch, uint8_t ops)
@@ -212,9 +203,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct shml_endpoint_stats eps[RING_ENDPOINTS + 2];
     size_t n = 0;
     (void)shml_channel_inspect(t->addr, &st, eps, RING_ENDPOINTS + 2, &n);
-    (void)shml_channel_check(t->addr, 0, on_finding, NULL);
+    (void)shml_channel_check(t->addr, 0, fuzz_on_finding, NULL);
     if (data[3] & 1) {
-        int left = shml_channel_check(t->addr, SHML_CHECK_REPAIR, on_finding, NULL);
+        int left = shml_channel_check(t->addr, SHML_CHECK_REPAIR, fuzz_on_finding, NULL);
         /* A repaired channel opens and works (unless it was corrupt beyond repair). */
         if (left == 0 && shml_channel_open(t->addr, role, &o, &ch) == 0) {
             run_ops(ch, ops);

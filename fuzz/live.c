@@ -7,13 +7,15 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static void parse(struct live *lv, const uint8_t *data, size_t size, uint32_t skip_lo,
-                  uint32_t skip_hi)
+static void parse(struct live *lv, const uint8_t *data, size_t size)
 {
+    const uint32_t skip_lo = offsetof(struct shml_hdr, state), skip_hi = skip_lo + 4;
     for (size_t i = 0; i + 3 <= size;) {
         uint32_t off = (uint32_t)data[i] | (uint32_t)data[i + 1] << 8;
         uint8_t ctl = data[i + 2];
@@ -42,26 +44,6 @@ static void parse(struct live *lv, const uint8_t *data, size_t size, uint32_t sk
     }
 }
 
-bool live_begin(struct live *lv, const char *path, size_t len, const uint8_t *data, size_t size,
-                uint32_t skip_lo, uint32_t skip_hi, bool reseal)
-{
-    memset(lv, 0, sizeof(*lv));
-    int fd = open(path, O_RDWR);
-    if (fd < 0)
-        return false;
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED)
-        return false;
-    lv->map = m;
-    lv->len = len;
-    lv->reseal = reseal;
-    atomic_init(&lv->stop, false);
-    atomic_init(&lv->steps, 0);
-    parse(lv, data, size, skip_lo, skip_hi);
-    return true;
-}
-
 /*
  * Byte stores, relaxed: the peer promises nothing, as a hostile one would not, and a field
  * wider than a byte may be seen half written (a reader must cope with that too).
@@ -82,14 +64,6 @@ static void put(struct live *lv, uint32_t off, const uint8_t *bytes, size_t n)
         __atomic_store_n(&lv->map[SHML_HDR_CHECKED_LEN + i], c[i], __ATOMIC_RELAXED);
 }
 
-void live_apply_initial(struct live *lv)
-{
-    for (size_t i = 0; i < lv->n_init; i++)
-        put(lv, lv->init[i].off, lv->init[i].bytes, lv->init[i].len);
-    for (size_t i = 0; i < lv->n_step; i++)
-        memcpy(lv->step[i].orig, lv->map + lv->step[i].off, lv->step[i].len);
-}
-
 static void apply(struct live *lv, uint64_t k)
 {
     const struct live_patch *p = &lv->step[k % lv->n_step];
@@ -107,9 +81,29 @@ static void *mutate(void *arg)
     return NULL;
 }
 
-void live_start(struct live *lv)
+void live_begin(struct live *lv, const char *path, const uint8_t *data, size_t size,
+                bool reseal, bool threaded)
 {
-    if (lv->n_step == 0)
+    memset(lv, 0, sizeof(*lv));
+    int fd = open(path, O_RDWR);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0)
+        abort();
+    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        abort();
+    lv->map = m;
+    lv->len = (size_t)sb.st_size;
+    lv->reseal = reseal;
+    atomic_init(&lv->stop, false);
+    atomic_init(&lv->steps, 0);
+    parse(lv, data, size);
+    for (size_t i = 0; i < lv->n_init; i++)
+        put(lv, lv->init[i].off, lv->init[i].bytes, lv->init[i].len);
+    for (size_t i = 0; i < lv->n_step; i++)
+        memcpy(lv->step[i].orig, lv->map + lv->step[i].off, lv->step[i].len);
+    if (!threaded || lv->n_step == 0)
         return;
     if (pthread_create(&lv->thread, NULL, mutate, lv) != 0)
         return; /* no thread: the run goes on as a stepped one without steps */

@@ -20,8 +20,8 @@
  * word, as a peer that knows the format would, so that a hostile header is also a valid one.
  *
  * Mutations change bytes only, never the object's size (truncation is another test's: SIGBUS).
- * Bytes in [skip_lo, skip_hi) are never written: the header's state word, whose INIT value
- * makes openers wait for a creator (bounded, but slow to fuzz).
+ * The header's state word is never written: its INIT value makes openers wait for a creator
+ * (bounded, but slow to fuzz).
  */
 #ifndef SHML_FUZZ_LIVE_H
 #define SHML_FUZZ_LIVE_H
@@ -48,22 +48,20 @@ struct live {
     struct live_patch init[LIVE_MAX], step[LIVE_MAX];
     size_t n_init, n_step;
     uint64_t next;     /* stepped mode: the next step */
-    atomic_bool stop;  /* threaded mode: set by live_stop() */
+    atomic_bool stop;  /* threaded mode: set by live_end() */
     atomic_uint_fast64_t steps; /* threaded mode: steps applied (so a run can wait for one) */
     bool threaded;
     pthread_t thread;
 };
 
 /*
- * Read the records in data[0..size) for a file of `len` bytes, leaving out bytes in
- * [skip_lo, skip_hi). Returns false only if the file cannot be mapped (the environment).
+ * Map the segment file at `path` (its whole length), read the schedule in data[0..size),
+ * write the initial patches, take each live patch's current bytes as its valid value and, if
+ * `threaded`, start the mutator thread (returning once it has applied one step). Aborts if the
+ * file cannot be mapped: the environment, not the input.
  */
-bool live_begin(struct live *lv, const char *path, size_t len, const uint8_t *data, size_t size,
-                uint32_t skip_lo, uint32_t skip_hi, bool reseal);
-/* Write the initial patches, then take each live patch's current bytes as its valid value. */
-void live_apply_initial(struct live *lv);
-/* Start the mutator thread (threaded mode); returns once it has applied one step. */
-void live_start(struct live *lv);
+void live_begin(struct live *lv, const char *path, const uint8_t *data, size_t size,
+                bool reseal, bool threaded);
 /* Stepped mode: apply the next step now. A no-op in threaded mode or with no live patches. */
 void live_step(struct live *lv);
 /* Stop the thread (if any) and unmap. The file keeps whatever bytes were last written. */

@@ -1,13 +1,16 @@
 /*
- * tmpfile.c - see tmpfile.h.
+ * common.c - see common.h.
  */
-#include "tmpfile.h"
+#include "common.h"
+
+#include <shmlink.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,4 +48,19 @@ void fuzz_tmpfile(const char *tag, int n, char *path, size_t path_cap, char *add
     }
     snprintf(path, path_cap, "/dev/shm/shml-fuzz-%s.%d.%d", tag, (int)getpid(), n);
     snprintf(addr, addr_cap, "posix:/shml-fuzz-%s.%d.%d", tag, (int)getpid(), n);
+}
+
+void fuzz_on_finding(void *ctx, int repaired, const char *finding)
+{
+    (void)ctx;
+    (void)repaired;
+    if (!finding)
+        abort();
+    (void)strlen(finding);
+}
+
+void fuzz_env_fail(const char *what, const char *addr)
+{
+    fprintf(stderr, "%s %s: %s\n", what, addr, shml_last_error());
+    abort();
 }
