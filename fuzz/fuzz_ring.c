@@ -10,19 +10,18 @@
  * a list of patches (u16 offset into the data, u8 length, the bytes). What the input does not
  * cover keeps the bytes of a freshly created channel of that kind: 8 slots for messages of
  * 48 bytes, 4 endpoints.
- * The image is written into a file: segment, opened as a channel endpoint, and the chosen
+ * The image is written into a segment (common.h), opened as a channel endpoint, and the chosen
  * operations run with timeout 0, then inspect, check, and check with repair. Errors are
  * fine; a crash, a read outside the mapping or a hang is not. fuzz/make_corpus.py writes the
  * seeds (docs/FORMAT.md and src/layout.h give the bytes).
  */
 #include "layout.h"
+#include "common.h"
 
 #include <shmlink.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,7 @@ static const uint32_t kinds[4] = {SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC};
 
 struct ring_template {
     char path[64];
-    char addr[160]; /* "file:" + path */
+    char addr[160]; /* "posix:" + its name */
     uint8_t *bytes; /* the whole file: header page, then data */
     size_t len;
     size_t data_off;
@@ -54,34 +53,12 @@ static void remove_files(void)
             unlink(templates[k].path);
 }
 
-/* Files of earlier runs that crashed (a crash is what fuzzing looks for) and so never
-   removed theirs: those of processes that no longer exist. */
-static void remove_stale(void)
-{
-    DIR *d = opendir("/tmp");
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        int pid, k;
-        if (sscanf(e->d_name, "shml-fuzz-ring.%d.%d", &pid, &k) != 2 || pid <= 0)
-            continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/tmp/%.250s", e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-}
-
 /* A fresh channel of each kind, created once, kept as bytes. */
 static bool make_templates(void)
 {
-    remove_stale();
     for (int k = 0; k < 4; k++) {
         struct ring_template *t = &templates[k];
-        snprintf(t->path, sizeof t->path, "/tmp/shml-fuzz-ring.%d.%d", (int)getpid(), k);
-        snprintf(t->addr, sizeof t->addr, "file:/tmp/shml-fuzz-ring.%d.%d", (int)getpid(), k);
+        fuzz_tmpfile("ring", k, t->path, sizeof t->path, t->addr, sizeof t->addr);
         unlink(t->path);
         uint64_t overhead = kinds[k] == SHML_LATEST ? SHML_LATEST_HDR
                             : kinds[k] == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
@@ -113,15 +90,6 @@ static bool make_templates(void)
     }
     atexit(remove_files);
     return true;
-}
-
-static void on_finding(void *ctx, int repaired, const char *finding)
-{
-    (void)ctx;
-    (void)repaired;
-    if (!finding)
-        abort();
-    (void)strlen(finding);
 }
 
 static void run_ops(shml_channel *ch, uint8_t ops)
@@ -235,9 +203,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct shml_endpoint_stats eps[RING_ENDPOINTS + 2];
     size_t n = 0;
     (void)shml_channel_inspect(t->addr, &st, eps, RING_ENDPOINTS + 2, &n);
-    (void)shml_channel_check(t->addr, 0, on_finding, NULL);
+    (void)shml_channel_check(t->addr, 0, fuzz_on_finding, NULL);
     if (data[3] & 1) {
-        int left = shml_channel_check(t->addr, SHML_CHECK_REPAIR, on_finding, NULL);
+        int left = shml_channel_check(t->addr, SHML_CHECK_REPAIR, fuzz_on_finding, NULL);
         /* A repaired channel opens and works (unless it was corrupt beyond repair). */
         if (left == 0 && shml_channel_open(t->addr, role, &o, &ch) == 0) {
             run_ops(ch, ops);

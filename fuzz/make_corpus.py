@@ -340,6 +340,107 @@ def ring_seeds():
                       patches(*[(bo + e * bs, b"\xee" * 64) for e in range(RING_EP)]))
 
 
+# ---- the concurrent targets (fuzz/live.h): a peer's schedule of (offset, bytes) ----
+
+LIVE_HDR = 4096  # the channel's data starts after the one-page header
+THREADED, RESEAL, REPAIR = 1, 2, 4
+
+
+def live_rec(off, data, initial=False):
+    """One schedule record: u16 offset into the file, u8 ctl (length - 1, bit 3 initial)."""
+    out = b""
+    for i in range(0, len(data), 8):
+        part = data[i:i + 8]
+        out += struct.pack("<HB", off + i, (len(part) - 1) | (8 if initial else 0)) + part
+    return out
+
+
+def chan_live_seed(name, k, ops, handles, mode, rounds, *recs):
+    write("channel_live", name,
+          bytes([k, ops, handles, mode | ((rounds - 1) << 4)]) + b"".join(recs))
+
+
+def chan_live_seeds():
+    """One seed per field the library must read once, each in both modes: stepped (changed
+    between calls: geometry kept from open) and threaded (changed during a call)."""
+    q32 = lambda v: struct.pack("<I", v)
+    q64 = lambda v: struct.pack("<Q", v)
+    for k in range(4):
+        kind, stride, so, bo, bs = ring_geometry(k)
+        d = LIVE_HDR
+        fields = [
+            ("nslots", d + 16, q32(1 << 31)),
+            ("stride", d + 20, q32(0xFFFFFFC0)),
+            ("max_msg", d + 24, q64(1 << 30)),
+            ("slots_off", d + 32, q64(1 << 40)),
+            ("nendpoints", d + 44, q32(4096)),
+            ("ep_off", d + 48, q64(0xFFFF0000)),
+            ("kind", d + 8, q32(2 + (k + 1) % 4)),
+            ("enq", d + 128, q64((1 << 64) - 3)),
+            ("deq", d + 256, q64(1 << 40)),
+            ("ep_table", d + 1024, b"\xff" * 16),
+            ("type_ndim", d + 776, q32(0xFFFFFFFF)),
+            ("type_format_len", d + 780, q32(0xFFFFFFFF)),
+        ]
+        lenoff = 16 if kind == 4 else 8
+        fields += [("slot%d_len" % i, d + so + i * stride + lenoff, q32(v))
+                   for i, v in ((0, 0xFFFFFFFF), (1, 49), (2, 33))]
+        fields += [("slot_state", d + so, q64(0xA5A5A5A5A5A5A5A5))]
+        if kind == 5:
+            fields += [("box_off", d + 56, q64(0xFFFF0000)),
+                       ("box_stride", d + 64, q32(0xFFFFFFC0)),
+                       ("box_len", d + bo + 40, q32(0xFFFFFFFE)),
+                       ("box_state", d + bo + 32, q64((1 << 32) | 1))]
+        fields += [("hdr_size", 24, q64(1 << 36)), ("hdr_data_off", 12, q32(1 << 20))]
+        for fname, off, val in fields:
+            chan_live_seed("k%d_%s_stepped" % (k, fname), k, 0x7F, 2, 0, 4, live_rec(off, val))
+            chan_live_seed("k%d_%s_threaded" % (k, fname), k, 0xFF, 2, THREADED | REPAIR, 8,
+                           live_rec(off, val))
+        # Several fields at once, the header resealed; a broken slot before open.
+        chan_live_seed("k%d_geometry_all" % k, k, 0xFF, 2, THREADED | RESEAL, 16,
+                       *[live_rec(off, val) for _, off, val in fields])
+        chan_live_seed("k%d_initial_and_live" % k, k, 0x7F, 2, 0, 4,
+                       live_rec(d + so + lenoff, q32(0xFFFFFFFF), initial=True),
+                       live_rec(d + 48, q64(0)))
+
+
+def hdr_live_seed(name, ops, mode, rounds, *recs):
+    write("header_live", name, bytes([ops, mode | ((rounds - 1) << 4)]) + b"".join(recs))
+
+
+def hdr_live_seeds():
+    q32 = lambda v: struct.pack("<I", v)
+    q64 = lambda v: struct.pack("<Q", v)
+    fields = [
+        ("header_size", 12, q32(1 << 20)),
+        ("kind", 16, q32(2)),
+        ("flags", 20, q32(0xFFFFFFFF)),
+        ("size", 24, q64(1 << 36)),
+        ("size_zero", 24, q64(0)),
+        ("map_size", 32, q64(1 << 40)),
+        ("creator_pid", 40, q32(0x7FFFFFF0)),
+        ("created_ns", 56, q64(1 << 63)),
+        ("label", 80, b"x" * 64),
+        ("attach_off", 144, q32(0xFFFFF000)),
+        ("attach_cap", 148, q32(0xFFFFFFFF)),
+        ("attach_size", 152, q32(1)),
+        ("untracked", 164, q32(0xFFFFFFFF)),
+        ("decl_type", 256, q32(0xFFFFFFFF)),
+        ("decl_offset", 264, q64(1 << 62)),
+        ("decl_name", 272, b"y" * 24),
+        ("attach_entry", 1024, q32(0x7FFFFFF0) + q32(1) + q64(1 << 63)),
+    ]
+    for fname, off, val in fields:
+        hdr_live_seed(fname + "_stepped", 0x1F, 0, 4, live_rec(off, val))
+        hdr_live_seed(fname + "_stepped_resealed", 0x1F, RESEAL, 4, live_rec(off, val))
+        hdr_live_seed(fname + "_threaded", 0x1F, THREADED, 8, live_rec(off, val))
+        hdr_live_seed(fname + "_threaded_resealed", 0x1F, THREADED | RESEAL, 8, live_rec(off, val))
+    hdr_live_seed("all_resealed", 0x1F, THREADED | RESEAL, 16,
+                  *[live_rec(off, val) for _, off, val in fields])
+
+
 if __name__ == "__main__":
     main()
     ring_seeds()
+    chan_live_seeds()
+    hdr_live_seeds()

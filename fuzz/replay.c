@@ -1,7 +1,9 @@
 /*
  * replay.c - runs a libFuzzer target over files without libFuzzer, so every compiler can check
  * the seed corpus (ctest does, in every build) and a crash found by fuzzing stays fixed.
- * Usage: replay FILE_OR_DIR...
+ * Usage: replay [-runs=N] FILE_OR_DIR...
+ * -runs=N runs each file N times (as libFuzzer's -runs=N does with files): an input of a
+ * concurrent target (fuzz_*_live) meets a different interleaving each time.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -11,6 +13,8 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static long runs = 1;
 
 static int run_file(const char *path)
 {
@@ -27,7 +31,8 @@ static int run_file(const char *path)
     if (!copy)
         return 1;
     memcpy(copy, buf, n);
-    LLVMFuzzerTestOneInput(copy, n);
+    for (long i = 0; i < runs; i++)
+        LLVMFuzzerTestOneInput(copy, n);
     free(copy);
     return 0;
 }
@@ -36,6 +41,10 @@ int main(int argc, char **argv)
 {
     int files = 0, failed = 0;
     for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "-runs=", 6) == 0) {
+            runs = strtol(argv[i] + 6, NULL, 10);
+            continue;
+        }
         struct stat sb;
         if (stat(argv[i], &sb) != 0) {
             perror(argv[i]);
