@@ -13,8 +13,8 @@ core = ["error.c", "names.c", "segment/address.c", "segment/header.c", "segment/
         "segment/inspect.c", "sync/mutex.c", "sync/wait.c", "sync/declared.c",
         "channel/channel.c", "channel/queue.c", "channel/bus.c", "channel/latest.c",
         "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
-        "os/futex_linux.c", "os/mutex_pthread.c", "segment/fd_common.c", "segment/posix.c",
-        "segment/sysv.c", "segment/file.c", "segment/memfd.c"]
+        "os/futex_linux.c", "os/mutex_pthread.c", "os/sigbus_unix.c", "segment/fd_common.c",
+        "segment/posix.c", "segment/sysv.c", "segment/file.c", "segment/memfd.c"]
 sources = ["src/_shmlink.c"] + [os.path.relpath(os.path.join(root, "src", f), here)
                                  for f in core]
 setup(
