@@ -164,7 +164,7 @@ SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
  * EXPECTED" (a character device, a directory, ...). The caller closes `fd` on error.
  */
 SHML_INTERNAL int shml__fd_check_regular(int fd, const char *path, const char *expected);
-/* A fresh temporary name "BEFORE.shml-tmp-PID-N" into buf; 0 or -ENAMETOOLONG. */
+/* A fresh temporary name "BEFORE.shml-tmp-PID-RANDOM" into buf; 0 or -ENAMETOOLONG. */
 SHML_INTERNAL int shml__tmp_name(char *buf, size_t cap, const char *before);
 /* How many fresh temporary names create tries before it gives up (each taken: -EEXIST). */
 #define SHML_TMP_TRIES 8

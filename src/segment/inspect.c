@@ -516,7 +516,7 @@ static bool abandoned(const struct shml_segment_info *s)
     return v == SHML_GC_REMOVE_ORPHANED || v == SHML_GC_REMOVE_UNFINISHED;
 }
 
-/* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-N. */
+/* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-RANDOM. */
 static int gc_temporaries(bool dry_run, struct list *out)
 {
     DIR *d = opendir("/dev/shm");
