@@ -259,7 +259,8 @@ _Static_assert(offsetof(struct shml_sem_layout, magic) == 16, "sem.magic");
  * consumers do not share a line on the hot path.
  */
 #define SHML_CHAN_MAGIC   0x4e414843u /* "CHAN" */
-/* 3: slots, buffers and mailboxes name their holders' endpoints (shml_holder()), not pids */
+/* 3: slots, buffers and mailboxes name their holders' endpoints (shml_holder()), not pids;
+   latest buffer states carry a tag; a bus slot can be "left behind" by a stuck publisher */
 #define SHML_CHAN_VERSION 3u
 #define SHML_CHAN_HDR     1024u /* bytes of the control block; ep_off since version 2 */
 #define SHML_CHANF_SPSC   0x1u  /* flags: one producer and one consumer (queue) */

@@ -145,6 +145,12 @@ SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
  * True if it lowered the count.
  */
 SHML_INTERNAL bool shml__latest_recount(const struct shml__chan_geo *g, uint32_t i);
+/*
+ * Latest: buffer b, in state st, is marked writing by a writer found dead: drop the mark,
+ * keeping the tag and the readers' count. Needs no handle (the runtime and repair use it).
+ * True if this call dropped it (false: the state changed since st).
+ */
+SHML_INTERNAL bool shml__latest_free_dead_writer(struct shml_latest_buf *b, uint64_t st);
 
 /* The endpoint table entry i < g->nendpoints, from the private geometry. */
 static inline struct shml_chan_ep *shml__chan_ep(const struct shml__chan_geo *g, uint32_t i)

@@ -209,14 +209,7 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
         if (shml_latest_writing(st) && shml__chan_holder_dead(g, shml_latest_writer(st))) {
             char who[64];
             holder_text(g, shml_latest_writer(st), who, sizeof(who));
-            bool fixed = false;
-            if (c->repair) {
-                uint64_t want = st;
-                /* Release: as clear_dead() in latest.c. */
-                fixed = atomic_compare_exchange_strong_explicit(
-                    &b->state, &want, shml_latest_state(readers, 0, false), memory_order_release,
-                    memory_order_relaxed);
-            }
+            bool fixed = c->repair && shml__latest_free_dead_writer(b, st);
             finding(c, true, fixed, "buffer %u: being written by %s, which died%s", i, who,
                     fixed ? ": freed" : "");
         }

@@ -78,19 +78,23 @@ static void clear_dead(shml_channel *ch)
             shml__chan_ep_reclaim(&ch->geo, i, st);
     }
     for (uint32_t i = 0; i <= ch->mask; i++) {
-        shml__latest_recount(&ch->geo, i); /* counts no record backs (a reclaim's, or a hostile one) */
+        /* Counts no record backs (a reclaim's, or a hostile one). */
+        shml__latest_recount(&ch->geo, i);
         struct shml_latest_buf *b = buf_at(ch, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
-        if (shml_latest_writing(st) && shml__chan_holder_dead(&ch->geo, shml_latest_writer(st))) {
-            /* A dead writer's buffer: its value is whole if it is current (published before
-               the mark is dropped), and unused otherwise. Release: pairs with the readers'
-               acquire CAS. */
-            atomic_compare_exchange_strong_explicit(
-                &b->state, &st,
-                shml_latest_tag(st) | shml_latest_state(shml_latest_readers(st), 0, false),
-                                                    memory_order_release, memory_order_relaxed);
-        }
+        if (shml_latest_writing(st) && shml__chan_holder_dead(&ch->geo, shml_latest_writer(st)))
+            shml__latest_free_dead_writer(b, st);
     }
+}
+
+bool shml__latest_free_dead_writer(struct shml_latest_buf *b, uint64_t st)
+{
+    /* Its value is whole if it is current (published before the mark is dropped), and unused
+       otherwise. Only the mark goes: the tag and the readers' count are kept. Release: pairs
+       with the readers' acquire CAS. */
+    return atomic_compare_exchange_strong_explicit(
+        &b->state, &st, shml_latest_tag(st) | shml_latest_state(shml_latest_readers(st), 0, false),
+        memory_order_release, memory_order_relaxed);
 }
 
 /* Take a buffer that is neither current nor pinned. 0 with *slot, or -EAGAIN. */

@@ -384,6 +384,39 @@ TEST_TIMEOUT(latest_count_without_record_repaired, 60)
 }
 
 /*
+ * A buffer counting two readers nobody records and marked writing by a writer whose entry is
+ * free (forged, or left by deaths): --repair recounts it, then drops the dead writer's mark,
+ * keeping what the recount made (readers 0) and the tag (5, +1 by the recount).
+ */
+TEST_TIMEOUT(latest_repair_of_dead_writer_keeps_recount_and_tag, 60)
+{
+    const char *addr;
+    shml_channel *w = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
+    put(w, 1, 40);
+    char *h = chan_data(w);
+    uint32_t stride;
+    uint64_t slots_off, enq;
+    memcpy(&stride, h + 20, 4);
+    memcpy(&slots_off, h + 32, 8);
+    enq = atomic_load((_Atomic uint64_t *)(h + 128));
+    uint64_t other = ((enq & 0xffffu) + 1) % 4; /* not the current buffer */
+    _Atomic uint64_t *state = (_Atomic uint64_t *)(h + slots_off + other * stride);
+    /* tag 5, readers 2, writer: the holder of entry 2 (free), generation 0, writing */
+    uint64_t holder = 2 + 1;
+    atomic_store(state, (5ull << 48) | (2ull << 32) | (holder << 1) | 1u);
+    int left = 0;
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
+    ASSERT_EQ(left, 0);
+    uint64_t st = atomic_load(state);
+    ASSERT_EQ((st >> 32) & 0xffffu, 0); /* the recount stands */
+    ASSERT_EQ(st & 0xffffffffu, 0);     /* no writer */
+    ASSERT_EQ(st >> 48, 6);             /* the tag kept (+1 by the recount) */
+    ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
+    put(w, 2, 40); /* the buffer is in use again */
+    shml_channel_close(w);
+}
+
+/*
  * A reader killed between the two steps of its unpin as it is now: the count gone, the record
  * left. Reclaiming its entry must not take the count of a live reader of the same buffer:
  * the live reader's peek stays whole while a writer writes on.
