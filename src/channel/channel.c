@@ -326,9 +326,10 @@ static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
     atomic_store_explicit(&e->drops, 0, memory_order_relaxed);
     atomic_store_explicit(&e->sleeps, 0, memory_order_relaxed);
     /* Unknown start until the next owner stores its own: meanwhile ep_alive() goes by the
-       pid alone, so the new owner is never taken for a dead one. */
+       pid alone, so the new owner is never taken for a dead one. The pid namespace stays
+       ours (not 0, which would have a process of another namespace judge our pid by its own
+       /proc while the entry is still ours, above, and free it under us). */
     atomic_store_explicit(&e->start, 0, memory_order_relaxed);
-    atomic_store_explicit(&e->pid_ns, 0, memory_order_relaxed);
     /* Release: the clearing above before the entry is anyone's again (pairs with the claim's
        acquire CAS and with ep_alive()). The generation moves on: holders naming the entry
        (shml_holder()) are gone. */
