@@ -144,9 +144,10 @@ TEST(event_basics)
 
 /*
  * A wait that nobody notifies returns -ETIMEDOUT, never before its timeout. The median
- * overshoot over 5 tries must stay within 10 ms: this checks the deadline computation (a
+ * overshoot over 5 tries must stay within 40 ms: this checks the deadline computation (a
  * timeout taken as microseconds, or restarted in full after a spurious wake-up, overshoots by
- * far more), not the machine's speed; the median absorbs a try the scheduler delays.
+ * 50 ms or more), not the machine's speed; the median absorbs a try the scheduler delays, and
+ * the bound leaves room for a loaded machine (15 ms medians were seen under load).
  */
 TEST(event_wait_timeout)
 {
@@ -163,7 +164,7 @@ TEST(event_wait_timeout)
     }
     int64_t med = median_i64(over, 5);
     shmt_log("wait(50 ms) overshoot: median %.2f ms", (double)med / MS);
-    ASSERT_LE(med, 10 * MS);
+    ASSERT_LE(med, 40 * MS);
     /* A spin budget does not change the deadline. */
     ASSERT_OK(shml_event_set_spin(&a->ab, 1000));
     int64_t t0 = now_ns();

@@ -45,7 +45,7 @@ TEST(sem_limits)
     ASSERT_OK(shml_segment_close(seg));
 }
 
-/* The timeout is honoured; median overshoot within 10 ms (see event_wait_timeout: it checks
+/* The timeout is honoured; median overshoot within 40 ms (see event_wait_timeout: it checks
    the deadline computation, not speed). */
 TEST(sem_wait_timeout)
 {
@@ -63,7 +63,7 @@ TEST(sem_wait_timeout)
     }
     int64_t med = median_i64(over, 5);
     shmt_log("sem_wait(50 ms) overshoot: median %.2f ms", (double)med / MS);
-    ASSERT_LE(med, 10 * MS);
+    ASSERT_LE(med, 40 * MS);
     ASSERT_EQ(shml_sem_value(s), 0u);
     ASSERT_OK(shml_segment_close(seg));
 }
