@@ -341,9 +341,11 @@ _Static_assert(offsetof(struct shml_chan_hdr, type_format) == 848, "chan.type_fo
  * counters, cursor, pin (relaxed); then store role (seq_cst, pairs with the loads of role by
  * publishers and inspectors: who sees a role sees the fields). Free (close, or reclaim of an
  * entry whose owner died): CAS state to used by the freeing process (so that one process frees
- * it), store role 0 (seq_cst), add the counters to the channel's totals, then store state free
- * with gen + 1 (release). A freer that dies in between leaves an entry used by a dead process,
- * which the next one frees again (its counters may then be counted twice).
+ * it), store role 0 (seq_cst), on reclaim settle the slots its counting records name (queue:
+ * below), add the counters to the channel's totals, then (after a release fence) clear the
+ * records and counters, and store state free with gen + 1 (release). A freer that dies in
+ * between leaves an entry used by a dead process, which the next one frees again (its counters
+ * may then be counted twice).
  * The counters are written by the owner alone (relaxed stores) and read by anyone (relaxed).
  * The pid and start time mean something only in the pid namespace pid_ns names: a process of
  * another namespace never judges the owner dead (0: unknown, judged as the caller's own).

@@ -2,7 +2,8 @@
  * Chaos: producers and consumers killed with SIGKILL at random moments while traffic flows,
  * and the deterministic cases (a producer dies holding a claim, a consumer dies holding a
  * peek, with another endpoint blocked behind it). The survivors go on, every wait is bounded,
- * and the accounting holds: each death loses at most one message, and `lost` counts it.
+ * and the accounting holds: each death loses at most one message, `lost` counts it, and the
+ * counters add up exactly (sent = received + lost + queued).
  */
 #include "chan_util.h"
 

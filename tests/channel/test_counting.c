@@ -82,6 +82,19 @@ static void fake_step(struct shml_chan_slot *s, struct shml_chan_ep *e, bool sen
         atomic_store(n, atomic_load(n) + 1);
 }
 
+/* A child with `role` dies holding a message at `step`; then a repair frees its entry (and
+   so the slot) if `repair`. */
+static void die_at(shml_channel *ch, const char *addr, unsigned role, enum step step,
+                   bool repair)
+{
+    child_dies_holding(addr, role);
+    struct shml_chan_ep *e = NULL;
+    struct shml_chan_slot *s = held_slot(ch, &e);
+    fake_step(s, e, role == SHML_PRODUCER, step);
+    if (repair)
+        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+}
+
 static void assert_identity(const char *addr, uint64_t want_lost)
 {
     struct shml_channel_stats st = chan_inspect(addr);
@@ -96,12 +109,7 @@ static void producer_dies(enum step step, bool repair)
 {
     const char *addr;
     shml_channel *ch = chan_make(&addr, SHML_QUEUE, 0, 4 * 128, 100, 0);
-    child_dies_holding(addr, SHML_PRODUCER);
-    struct shml_chan_ep *e = NULL;
-    struct shml_chan_slot *s = held_slot(ch, &e);
-    fake_step(s, e, true, step);
-    if (repair)
-        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    die_at(ch, addr, SHML_PRODUCER, step, repair);
     char buf[8];
     ASSERT_EQ(shml_recv(ch, buf, sizeof buf, 0), 1);
     ASSERT_EQ(buf[0], 'A');
@@ -121,12 +129,7 @@ static void consumer_dies(enum step step, bool repair)
     const char *addr;
     shml_channel *ch = chan_make(&addr, SHML_QUEUE, 0, 2 * 128, 100, 0);
     ASSERT_EQ(shml_send(ch, "A", 1, 0), 1);
-    child_dies_holding(addr, SHML_CONSUMER);
-    struct shml_chan_ep *e = NULL;
-    struct shml_chan_slot *s = held_slot(ch, &e);
-    fake_step(s, e, false, step);
-    if (repair)
-        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    die_at(ch, addr, SHML_CONSUMER, step, repair);
     /* Two laps: the producer reaches the dead consumer's slot. */
     char buf[8];
     for (int i = 0; i < 4; i++) {
