@@ -450,11 +450,12 @@ static inline uint64_t shml_ep_rec(uint64_t pos, uint64_t count)
 {
     return ((pos & 0xffffffffu) << 32) | SHML_EP_REC_SET | (count & 0x7fffffffu);
 }
-/* Does record r name position pos (low 32 bits), and the owner's counter n include it? */
+/* Does record r name position pos (low 32 bits)? */
 static inline int shml_ep_rec_names(uint64_t r, uint32_t pos)
 {
     return (r & SHML_EP_REC_SET) && (uint32_t)(r >> 32) == pos;
 }
+/* Does the owner's counter n include the message of record r? */
 static inline int shml_ep_rec_counted(uint64_t r, uint64_t n)
 {
     return (r & 0x7fffffffu) == (n & 0x7fffffffu);

@@ -290,17 +290,19 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
 #undef FOLD
 }
 
-/* Undo what an entry's owner held: a latest pin, an rpc request or an unread reply. */
+/* Undo what an entry's owner held: a queue slot, a latest pin, an rpc request or an unread
+   reply. */
 static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
     struct shml_chan_hdr *h = g->hdr;
     struct shml_chan_ep *e = shml__chan_ep(g, i);
+    /* Queue: the slots the records name, before the records go with the entry. */
+    if (g->kind == SHML_QUEUE)
+        shml__queue_settle(g, i);
     /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
        nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
        the clearing comes before the recount's loads. The pin is a shared word: a buffer
        number is used only within the private bound. */
-    if (g->kind == SHML_QUEUE)
-        shml__queue_settle(g, i);
     uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_seq_cst);
     if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots)
         shml__latest_recount(g, pin - 1);
