@@ -342,9 +342,11 @@ _Static_assert(offsetof(struct shml_chan_hdr, type_format) == 848, "chan.type_fo
  * counters, cursor, pin (relaxed); then store role (seq_cst, pairs with the loads of role by
  * publishers and inspectors: who sees a role sees the fields). Free (close, or reclaim of an
  * entry whose owner died): CAS state to used by the freeing process (so that one process frees
- * it), store role 0 (seq_cst), add the counters to the channel's totals, then store state free
- * with gen + 1 (release). A freer that dies in between leaves an entry used by a dead process,
- * which the next one frees again (its counters may then be counted twice).
+ * it), store role 0 (seq_cst), on reclaim settle the slots its counting records name (queue:
+ * below), add the counters to the channel's totals, then (after a release fence) clear the
+ * records and counters, and store state free with gen + 1 (release). A freer that dies in
+ * between leaves an entry used by a dead process, which the next one frees again (its counters
+ * may then be counted twice).
  * The counters are written by the owner alone (relaxed stores) and read by anyone (relaxed).
  * The pid and start time mean something only in the pid namespace pid_ns names: a process of
  * another namespace never judges the owner dead (0: unknown, judged as the caller's own).
@@ -421,7 +423,10 @@ struct shml_chan_ep {
                                             reader: last version read; rpc client: ticket of
                                             the last request */
     shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
-    uint8_t reserved[SHML_EP_SIZE - 84]; /* 84: zero */
+    uint32_t reserved0;             /*  84: zero */
+    shml_atomic_u64 send_rec;       /*  88: queue: the message being sent (shml_ep_rec()) */
+    shml_atomic_u64 recv_rec;       /*  96: queue: the message being received */
+    uint8_t reserved[SHML_EP_SIZE - 104]; /* 104: zero */
 };
 _Static_assert(sizeof(struct shml_chan_ep) == SHML_EP_SIZE, "endpoint entry size");
 _Static_assert(offsetof(struct shml_chan_ep, role) == 16, "ep.role");
@@ -429,6 +434,37 @@ _Static_assert(offsetof(struct shml_chan_ep, sent) == 24, "ep.sent");
 _Static_assert(offsetof(struct shml_chan_ep, sleeps) == 64, "ep.sleeps");
 _Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
 _Static_assert(offsetof(struct shml_chan_ep, pid_ns) == 80, "ep.pid_ns");
+_Static_assert(offsetof(struct shml_chan_ep, send_rec) == 88, "ep.send_rec");
+_Static_assert(offsetof(struct shml_chan_ep, recv_rec) == 96, "ep.recv_rec");
+
+/*
+ * The counting records of a queue endpoint (send_rec, recv_rec): which message the owner
+ * holds in that direction and what its counter (sent, received) reads once that message is
+ * counted, so that whoever settles the slot of an owner killed with it knows whether the
+ * owner counted it. The low 32 bits of the position p in bits 32-63, bit 31 set (0: no
+ * record), the low 31 bits of the counter after counting in bits 0-30. The owner stores the
+ * record after its claim and before it counts, and clears it (0) after its hand-over
+ * (publish, give back): a kill leaves a prefix of these steps (queue.c, Counting).
+ */
+#define SHML_EP_REC_SET 0x80000000u
+static inline uint64_t shml_ep_rec(uint64_t pos, uint64_t count)
+{
+    return ((pos & 0xffffffffu) << 32) | SHML_EP_REC_SET | (count & 0x7fffffffu);
+}
+/* Does record r name position pos (low 32 bits)? */
+static inline int shml_ep_rec_names(uint64_t r, uint32_t pos)
+{
+    return (r & SHML_EP_REC_SET) && (uint32_t)(r >> 32) == pos;
+}
+/* Does the owner's counter n include the message of record r? */
+static inline int shml_ep_rec_counted(uint64_t r, uint64_t n)
+{
+    return (r & 0x7fffffffu) == (n & 0x7fffffffu);
+}
+static inline uint32_t shml_ep_rec_pos(uint64_t r)
+{
+    return (uint32_t)(r >> 32);
+}
 
 /*
  * A message slot (queue, bus, rpc). `state` says whose the slot is, for which position p

@@ -314,6 +314,12 @@ struct shml_channel_stats {
                            skipped */
     uint64_t sleeps;    /* times an endpoint went to sleep in a wait */
     uint64_t queued;    /* messages waiting now (bus: newest - slowest subscriber); snapshot */
+    /* A queue's counts add up exactly, also after endpoints were killed: once no endpoint is
+       inside a send or receive and dead endpoints' slots were freed (shml_channel_check()
+       with SHML_CHECK_REPAIR), sent == received + lost + queued (messages, not bytes; a
+       claim abandoned by a death or a close counts as sent and lost). A bus counts each
+       delivery per subscriber and a subscriber's misses in drops; a latest channel counts
+       skipped values in drops: neither has this identity. */
     struct shml_channel_type type; /* what shml_channel_get_type() returns */
 };
 

@@ -243,6 +243,31 @@ bool shml__chan_holder_dead(const struct shml__chan_geo *g, uint32_t holder)
     return !e || shml__chan_ep_alive(e) == 0;
 }
 
+int shml__chan_holder_counted(const struct shml__chan_geo *g, uint32_t holder, bool sending,
+                              uint32_t pos)
+{
+    uint64_t st;
+    struct shml_chan_ep *e = holder_entry(g, holder, &st);
+    /* Acquire (fence after holder_entry's relaxed load of the state): pairs with the release
+       store of a free state by ep_free(); an entry seen freed was settled first, so the
+       caller's compare-and-swap of the slot fails if the record named it. */
+    atomic_thread_fence(memory_order_acquire);
+    if (!e)
+        return 0;
+    /* Relaxed, checked below as a seqlock: the owner is dead (or the caller), so nobody but
+       a freer changes these, and a freer changes `state` first. */
+    uint64_t rec = atomic_load_explicit(sending ? &e->send_rec : &e->recv_rec,
+                                        memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(sending ? &e->sent : &e->received, memory_order_relaxed);
+    /* Acquire: pairs with the release fence in ep_free() before it clears the records and
+       counters: if we read a cleared one, the freer's compare-and-swap of `state` (and its
+       settling of the slot) happened before the load below (and before our slot CAS). */
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->state, memory_order_relaxed) != st)
+        return -1;
+    return shml_ep_rec_names(rec, pos) && shml_ep_rec_counted(rec, n);
+}
+
 uint32_t shml__chan_holder_pid(const struct shml__chan_geo *g, uint32_t holder)
 {
     uint64_t st;
@@ -265,11 +290,15 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
 #undef FOLD
 }
 
-/* Undo what an entry's owner held: a latest pin, an rpc request or an unread reply. */
+/* Undo what an entry's owner held: a queue slot, a latest pin, an rpc request or an unread
+   reply. */
 static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
     struct shml_chan_hdr *h = g->hdr;
     struct shml_chan_ep *e = shml__chan_ep(g, i);
+    /* Queue: the slots the records name, before the records go with the entry. */
+    if (g->kind == SHML_QUEUE)
+        shml__queue_settle(g, i);
     /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
        nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
        the clearing comes before the recount's loads. The pin is a shared word: a buffer
@@ -319,6 +348,12 @@ static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
     if (g->kind == SHML_RPC && (role & SHML_SERVER))
         atomic_fetch_sub_explicit(&h->servers, 1, memory_order_relaxed); /* a fact */
     fold(h, e);
+    /* Release: pairs with the acquire fence of shml__chan_holder_counted(): who reads a
+       cleared record or counter below sees our taking of the entry and our settling of its
+       slots (ep_undo) done. */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->send_rec, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->recv_rec, 0, memory_order_relaxed);
     atomic_store_explicit(&e->sent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->bytes_sent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->received, 0, memory_order_relaxed);

@@ -278,6 +278,17 @@ SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot
 SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch, bool lost);
 SHML_INTERNAL bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
+/* Queue: settle the slots entry i's records name, if its dead owner still holds them (before
+   the entry is freed, which loses the records: queue.c, Counting). */
+SHML_INTERNAL void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i);
+/*
+ * Queue: did `holder` count the message at position pos (low 32 bits) it holds, sending or
+ * receiving? 1 yes, 0 no (also when the holder's entry is gone: its records went with it), -1
+ * the entry is changing hands (its freer settles the slot: leave it). The holder must be
+ * dead or the caller itself.
+ */
+SHML_INTERNAL int shml__chan_holder_counted(const struct shml__chan_geo *g, uint32_t holder,
+                                            bool sending, uint32_t pos);
 
 /* Batch calls (queue and bus). */
 SHML_INTERNAL ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs,
