@@ -340,16 +340,27 @@ static _Atomic uint32_t *entry_pin(shml_channel *ch, pid_t pid)
     shmt_fail(__FILE__, __LINE__, "no endpoint entry of pid %d", (int)pid);
 }
 
-/* The state of the buffer the current value is in. */
-static _Atomic uint64_t *current_state(shml_channel *ch)
+/* The buffer the current value is in (enq's low 16 bits). */
+static uint64_t current_buffer(shml_channel *ch)
+{
+    return atomic_load((_Atomic uint64_t *)((char *)chan_data(ch) + 128)) & 0xffffu;
+}
+
+/* The state of buffer i. */
+static _Atomic uint64_t *buffer_state(shml_channel *ch, uint64_t i)
 {
     char *h = chan_data(ch);
     uint32_t stride;
-    uint64_t slots_off, enq;
+    uint64_t slots_off;
     memcpy(&stride, h + 20, 4);
     memcpy(&slots_off, h + 32, 8);
-    enq = atomic_load((_Atomic uint64_t *)(h + 128));
-    return (_Atomic uint64_t *)(h + slots_off + (enq & 0xffffu) * stride);
+    return (_Atomic uint64_t *)(h + slots_off + i * stride);
+}
+
+/* The state of the buffer the current value is in. */
+static _Atomic uint64_t *current_state(shml_channel *ch)
+{
+    return buffer_state(ch, current_buffer(ch));
 }
 
 static void count_finding(void *ctx, int repaired, const char *finding)
@@ -393,14 +404,7 @@ TEST_TIMEOUT(latest_repair_of_dead_writer_keeps_recount_and_tag, 60)
     const char *addr;
     shml_channel *w = chan_make(&addr, SHML_LATEST, 0, 1, LV_MAX, 0);
     put(w, 1, 40);
-    char *h = chan_data(w);
-    uint32_t stride;
-    uint64_t slots_off, enq;
-    memcpy(&stride, h + 20, 4);
-    memcpy(&slots_off, h + 32, 8);
-    enq = atomic_load((_Atomic uint64_t *)(h + 128));
-    uint64_t other = ((enq & 0xffffu) + 1) % 4; /* not the current buffer */
-    _Atomic uint64_t *state = (_Atomic uint64_t *)(h + slots_off + other * stride);
+    _Atomic uint64_t *state = buffer_state(w, (current_buffer(w) + 1) % 4); /* not current */
     /* tag 5, readers 2, writer: the holder of entry 2 (free), generation 0, writing */
     uint64_t holder = 2 + 1;
     atomic_store(state, (5ull << 48) | (2ull << 32) | (holder << 1) | 1u);
