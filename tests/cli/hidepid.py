@@ -13,7 +13,6 @@ Exit 0 passed, 1 failed, 77 skipped (not root, no unshare/setpriv, or hidepid no
 Everything it makes is removed whatever happens.
 """
 
-import argparse
 import os
 import pwd
 import shutil
@@ -21,18 +20,13 @@ import subprocess
 import sys
 import time
 
-SKIP = 77
-WAIT = 30
+from driver import SKIP, WAIT, Failed, cleanup, cli_arg
 
 
-class Failed(Exception):
-    pass
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cli", required=True)
-    cli = os.path.abspath(ap.parse_args().cli)
+    cli = cli_arg(__doc__)
     if os.geteuid() != 0:
         print("skipped: needs root, to mount a hidepid /proc and act as nobody")
         return SKIP
@@ -95,10 +89,7 @@ def main():
         print("FAIL: %s" % e)
         status = 1
     finally:
-        if sub is not None:
-            sub.kill()
-            sub.wait()
-        subprocess.run([cli, "rm", addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cleanup(cli, [addr], [sub])
     return status
 
 

@@ -13,7 +13,6 @@ Exit 0 passed, 1 failed, 77 skipped (not root, or no setpriv or nobody user). Th
 removed whatever happens.
 """
 
-import argparse
 import json
 import os
 import pwd
@@ -21,19 +20,13 @@ import shutil
 import subprocess
 import sys
 
-SKIP = 77
-WAIT = 30
+from driver import SKIP, WAIT, Failed, cleanup, cli_arg
 
 
-class Failed(Exception):
-    pass
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cli", required=True)
-    args = ap.parse_args()
-    cli = os.path.abspath(args.cli)
+    cli = cli_arg(__doc__)
     if os.geteuid() != 0:
         print("skipped: needs root, to make segments another user cannot open")
         return SKIP
@@ -119,9 +112,7 @@ def main():
         print("FAIL: %s" % e)
         status = 1
     finally:
-        for addr in (posix, sysv):
-            subprocess.run([cli, "rm", addr], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=WAIT)
+        cleanup(cli, [posix, sysv])
     return status
 
 

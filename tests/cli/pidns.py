@@ -16,7 +16,6 @@ Exit 0 passed, 1 failed, 77 skipped (not root, or no unshare). Everything it mak
 whatever happens.
 """
 
-import argparse
 import os
 import select
 import shutil
@@ -24,13 +23,10 @@ import subprocess
 import sys
 import time
 
-SKIP = 77
-WAIT = 30
+from driver import SKIP, WAIT, Failed, cleanup, cli_arg
+
 MESSAGES = 40
 
-
-class Failed(Exception):
-    pass
 
 
 class Lines:
@@ -55,9 +51,7 @@ class Lines:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cli", required=True)
-    cli = os.path.abspath(ap.parse_args().cli)
+    cli = cli_arg(__doc__)
     if os.geteuid() != 0:
         print("skipped: needs root, to make a pid namespace")
         return SKIP
@@ -127,11 +121,7 @@ def main():
         print("FAIL: %s" % e)
         status = 1
     finally:
-        for p in (pub, sub):
-            if p is not None:
-                p.kill()
-                p.wait()
-        subprocess.run([cli, "rm", addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cleanup(cli, [addr], [pub, sub])
     return status
 
 

@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-WAIT = 30
+from driver import WAIT, Failed, cleanup
+
 RUN = 1.5          # seconds of toggling per field
 TOGGLE_MAX = 120   # a toggler left behind stops by itself after this
 
@@ -43,9 +44,6 @@ FIELDS = [
 ]
 CHAN_MAGIC = 0x4E414843  # "CHAN", at the start of the data
 
-
-class Failed(Exception):
-    pass
 
 
 def toggle(path, off, width, values):
@@ -182,11 +180,7 @@ def main():
         print("FAIL: %s" % e)
         status = 1
     finally:
-        for p in (toggler, follower):
-            if p is not None:
-                p.kill()
-                p.wait()
-        subprocess.run([cli, "rm", addr], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cleanup(cli, [addr], [toggler, follower])
     return status
 
 
