@@ -424,8 +424,8 @@ struct shml_chan_ep {
                                             the last request */
     shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
     uint32_t reserved0;             /*  84: zero */
-    shml_atomic_u64 send_rec;       /*  88: queue: the message being sent (shml_ep_rec()) */
-    shml_atomic_u64 recv_rec;       /*  96: queue: the message being received */
+    shml_atomic_u64 send_rec;       /*  88: the message being sent (shml_ep_rec()) */
+    shml_atomic_u64 recv_rec;       /*  96: the message being received */
     uint8_t reserved[SHML_EP_SIZE - 104]; /* 104: zero */
 };
 _Static_assert(sizeof(struct shml_chan_ep) == SHML_EP_SIZE, "endpoint entry size");
@@ -438,13 +438,16 @@ _Static_assert(offsetof(struct shml_chan_ep, send_rec) == 88, "ep.send_rec");
 _Static_assert(offsetof(struct shml_chan_ep, recv_rec) == 96, "ep.recv_rec");
 
 /*
- * The counting records of a queue endpoint (send_rec, recv_rec): which message the owner
+ * The counting records of a queue or rpc endpoint (send_rec, recv_rec): which message the owner
  * holds in that direction and what its counter (sent, received) reads once that message is
  * counted, so that whoever settles the slot of an owner killed with it knows whether the
  * owner counted it. The low 32 bits of the position p in bits 32-63, bit 31 set (0: no
  * record), the low 31 bits of the counter after counting in bits 0-30. The owner stores the
  * record after its claim and before it counts, and clears it (0) after its hand-over
- * (publish, give back): a kill leaves a prefix of these steps (queue.c, Counting).
+ * (publish, give back): a kill leaves a prefix of these steps (queue.c, Counting). Rpc: a
+ * client's send_rec and a server's recv_rec are these records for the request ring; a server's
+ * send_rec names the reply it delivers by the client's entry index instead of a position, a
+ * client's recv_rec the reply it reads by its ticket (rpc.c, Counting).
  */
 #define SHML_EP_REC_SET 0x80000000u
 static inline uint64_t shml_ep_rec(uint64_t pos, uint64_t count)

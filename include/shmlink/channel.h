@@ -308,18 +308,23 @@ struct shml_channel_stats {
                            taken and replies read) */
     uint64_t bytes_sent;
     uint64_t bytes_received;
-    uint64_t lost;      /* messages freed because their producer or consumer died, replies to
-                           dead clients, requests lost with a dead server */
+    uint64_t lost;      /* messages sent and freed because their producer or consumer died
+                           (rpc: requests whose server died reading them, replies whose
+                           server died delivering them or whose client died before reading
+                           them) */
     uint64_t drops;     /* bus: messages lapped subscribers missed; latest: values readers
-                           skipped */
+                           skipped; rpc: requests (received) and replies (not sent) servers
+                           dropped because their client had gone */
     uint64_t sleeps;    /* times an endpoint went to sleep in a wait */
-    uint64_t queued;    /* messages waiting now (bus: newest - slowest subscriber); snapshot */
-    /* A queue's counts add up exactly, also after endpoints were killed: once no endpoint is
-       inside a send or receive and dead endpoints' slots were freed (shml_channel_check()
-       with SHML_CHECK_REPAIR), sent == received + lost + queued (messages, not bytes; a
-       claim abandoned by a death or a close counts as sent and lost). A bus counts each
-       delivery per subscriber and a subscriber's misses in drops; a latest channel counts
-       skipped values in drops: neither has this identity. */
+    uint64_t queued;    /* messages waiting now (bus: newest - slowest subscriber; rpc:
+                           requests, and replies not yet read); snapshot */
+    /* The counts of a queue and of an rpc channel add up exactly, also after endpoints were
+       killed: once no endpoint is inside a send or receive and what dead endpoints held was
+       freed (shml_channel_check() with SHML_CHECK_REPAIR), sent == received + lost + queued
+       (messages, not bytes; a claim abandoned by a death or a close counts as sent and lost;
+       an rpc request received by a server that then died unanswering is received, not
+       lost). A bus counts each delivery per subscriber and a subscriber's misses in drops; a
+       latest channel counts skipped values in drops: neither has this identity. */
     struct shml_channel_type type; /* what shml_channel_get_type() returns */
 };
 
@@ -332,8 +337,8 @@ struct shml_endpoint_stats {
                            where `pid` means another process), 0 if it died without closing */
     uint64_t messages;  /* sent plus received */
     uint64_t bytes;
-    uint64_t drops;     /* bus subscriber: missed; latest reader: skipped; rpc server: replies
-                           dropped */
+    uint64_t drops;     /* bus subscriber: missed; latest reader: skipped; rpc server: requests
+                           and replies dropped */
     uint64_t sleeps;
     uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
 };

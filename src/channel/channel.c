@@ -294,11 +294,14 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
    reply. */
 static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
-    struct shml_chan_hdr *h = g->hdr;
     struct shml_chan_ep *e = shml__chan_ep(g, i);
     /* Queue: the slots the records name, before the records go with the entry. */
     if (g->kind == SHML_QUEUE)
-        shml__queue_settle(g, i);
+        shml__queue_settle(g, i, true, true);
+    /* Rpc: the request slot and the mailbox its records name, and its own mailbox.
+       seq_cst: as the role loads of the inspectors (the role is still the owner's). */
+    if (g->kind == SHML_RPC)
+        shml__rpc_settle(g, i, atomic_load_explicit(&e->role, memory_order_seq_cst));
     /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
        nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
        the clearing comes before the recount's loads. The pin is a shared word: a buffer
@@ -306,36 +309,6 @@ static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
     uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_seq_cst);
     if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots)
         shml__latest_recount(g, pin - 1);
-    if (g->kind == SHML_RPC) {
-        struct shml_rpc_box *b = shml__chan_box(g, i);
-        for (int tries = 0; tries < 100000; tries++) {
-            /* Acquire pairs with the server's release of "replied". */
-            uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
-            uint64_t idle = shml_box_state(shml_box_ticket(st), 0, false, true);
-            if (st == idle)
-                break;
-            if (shml_box_writing(st)) {
-                /* A server is writing the reply: let it finish, unless it died. */
-                if (shml__chan_holder_dead(g, shml_box_server(st))) {
-                    atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
-                                                            memory_order_relaxed,
-                                                            memory_order_relaxed);
-                    break;
-                }
-                shml__os_cpu_relax();
-                continue;
-            }
-            /* Waiting, taken or replied: make it idle so that no server delivers to it; the
-               pending request or unread reply is lost, and counted here (whoever makes a
-               pending mailbox idle counts it). Relaxed: nothing is handed over. */
-            if (atomic_compare_exchange_strong_explicit(&b->state, &st, idle,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed)) {
-                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
-                break;
-            }
-        }
-    }
 }
 
 /* Free entry i, which this process holds in state `mine`: fold, clear, publish free. */
@@ -1183,6 +1156,8 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
         *count = used;
     if (g->kind == SHML_QUEUE || g->kind == SHML_RPC)
         st->queued = enq > deq ? enq - deq : 0;
+    if (g->kind == SHML_RPC)
+        st->queued += shml__rpc_replies_waiting(g);
     else if (g->kind == SHML_BUS && slowest != UINT64_MAX)
         st->queued = enq > slowest ? enq - slowest : 0;
 }

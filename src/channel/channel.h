@@ -132,11 +132,29 @@ SHML_INTERNAL void shml__bus_subscribe(shml_channel *ch);
 SHML_INTERNAL void shml__rpc_attach(shml_channel *ch);
 /*
  * Rpc: request `ticket` of the client at entry `client` will never be answered (the server
- * reading it died): make its mailbox idle. True if this call did it (so the caller counts the
- * loss), false if the mailbox no longer waited for that request.
+ * reading it died): make its mailbox idle and wake the client. True if this call did it,
+ * false if the mailbox no longer waited for that request. Counts nothing (the request's slot
+ * is what is counted).
  */
 SHML_INTERNAL bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client,
                                           uint32_t ticket);
+/*
+ * Rpc: make mailbox i, seen in state st, idle (its ticket kept), so that no server delivers
+ * to it, and wake its client. A reply being written by a server that died (`writer_dead`) is
+ * counted lost if that server counted it sent (its record). Returns 1 if it did and counted a
+ * lost reply, 0 if it did, -1 if the state changed meanwhile (or the dead server's entry is
+ * being freed, whose freer settles the mailbox): look again.
+ */
+SHML_INTERNAL int shml__rpc_box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st,
+                                      bool writer_dead);
+/*
+ * Rpc: undo what entry i's owner (dead or closing, of role `role`) holds, before its records
+ * go with the entry: a client's request claim and its mailbox (an unread reply is lost unless
+ * counted received), a server's request being read and the reply it was delivering.
+ */
+SHML_INTERNAL void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role);
+/* Rpc: replies delivered to mailboxes and not yet read (a snapshot, for stats). */
+SHML_INTERNAL uint64_t shml__rpc_replies_waiting(const struct shml__chan_geo *g);
 /* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
 SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
 /*
@@ -264,23 +282,64 @@ static inline void shml__chan_count_drops(shml_channel *ch, uint64_t n)
     /* Relaxed: as above. */
     atomic_store_explicit(&ch->ep->drops, ch->n_drops += n, memory_order_relaxed);
 }
+/* Take back the count of a message that was not sent after all (rpc.c, server_commit). */
+static inline void shml__chan_uncount_sent(shml_channel *ch, size_t len)
+{
+    /* Relaxed: as above. */
+    atomic_store_explicit(&ch->ep->sent, --ch->n_sent, memory_order_relaxed);
+    atomic_store_explicit(&ch->ep->bytes_sent, ch->b_sent -= len, memory_order_relaxed);
+}
+
+/*
+ * The counting steps around a hand-over (queue.c, Counting): record what is in hand (`what`:
+ * a position, or for rpc replies a client index or ticket: layout.h), count it, hand it over,
+ * clear the record. The signal fences are compiler barriers only: they keep record, count,
+ * hand-over and clearing in program order, which is what a kill leaves a prefix of.
+ */
+static inline void shml__chan_count_sent_at(shml_channel *ch, uint64_t what, size_t len)
+{
+    /* Relaxed: read by a reclaimer only once we are dead. */
+    atomic_store_explicit(&ch->ep->send_rec, shml_ep_rec(what, ch->n_sent + 1),
+                          memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    shml__chan_count_sent(ch, len);
+}
+static inline void shml__chan_count_recv_at(shml_channel *ch, uint64_t what, size_t len)
+{
+    atomic_store_explicit(&ch->ep->recv_rec, shml_ep_rec(what, ch->n_recv + 1),
+                          memory_order_relaxed); /* as above */
+    atomic_signal_fence(memory_order_seq_cst);
+    shml__chan_count_recv(ch, len);
+}
+static inline void shml__chan_clear_rec(shml_atomic_u64 *rec)
+{
+    atomic_signal_fence(memory_order_seq_cst); /* after the hand-over, as above */
+    atomic_store_explicit(rec, 0, memory_order_relaxed);
+}
 
 /* Queue internals that rpc reuses for its request ring. */
 SHML_INTERNAL int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos,
                                        bool *behind);
 SHML_INTERNAL int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos,
                                        bool *behind);
-SHML_INTERNAL void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
-                                       size_t len);
+/* Count (with its record) and publish a claimed slot holding len bytes, of which counted_len
+   count as the message; wake a consumer. */
+SHML_INTERNAL void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
+                                       size_t len, size_t counted_len);
+/* Count (with its record) the slot read at pos as received, give it back, wake a producer. */
+SHML_INTERNAL void shml__queue_consume(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
+                                       size_t counted_len);
 SHML_INTERNAL void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s,
                                          uint64_t pos);
 /* Close: free an uncommitted claim (counted lost) and wake a consumer. */
 SHML_INTERNAL void shml__queue_abandon_claim(shml_channel *ch, bool lost);
 SHML_INTERNAL bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *slot,
                                        uint64_t s, uint64_t next);
-/* Queue: settle the slots entry i's records name, if its dead owner still holds them (before
-   the entry is freed, which loses the records: queue.c, Counting). */
-SHML_INTERNAL void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i);
+/* Queue and rpc requests: settle the slots entry i's records name (its send_rec if `sends`,
+   its recv_rec if `receives`), if its dead owner still holds them (before the entry is freed,
+   which loses the records: queue.c, Counting). */
+SHML_INTERNAL void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i, bool sends,
+                                      bool receives);
 /*
  * Queue: did `holder` count the message at position pos (low 32 bits) it holds, sending or
  * receiving? 1 yes, 0 no (also when the holder's entry is gone: its records went with it), -1

@@ -223,7 +223,6 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
 /* rpc: requests taken by servers that died: the clients would learn it only by probing. */
 static void check_mailboxes(struct checker *c, const struct shml__chan_geo *g)
 {
-    struct shml_chan_hdr *h = g->hdr;
     for (uint32_t i = 0; i < g->nendpoints; i++) {
         struct shml_rpc_box *b = shml__chan_box(g, i);
         uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
@@ -232,20 +231,10 @@ static void check_mailboxes(struct checker *c, const struct shml__chan_geo *g)
             continue;
         char who[64];
         holder_text(g, server, who, sizeof(who));
-        bool fixed = false;
-        if (c->repair) {
-            uint64_t want = st;
-            /* Relaxed: as the client's own reset in rpc.c; whoever makes it idle counts it. */
-            fixed = atomic_compare_exchange_strong_explicit(
-                &b->state, &want, shml_box_state(shml_box_ticket(st), 0, false, true),
-                memory_order_relaxed, memory_order_relaxed);
-            if (fixed) {
-                atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
-                shml__event_wake_all(&b->ready);
-            }
-        }
-        finding(c, true, fixed, "mailbox %u: request %u taken by %s, which died%s", i,
-                shml_box_ticket(st), who, fixed ? ": client told, 1 request lost" : "");
+        int reset = c->repair ? shml__rpc_box_reset(g, i, st, true) : -1;
+        finding(c, true, reset >= 0, "mailbox %u: request %u taken by %s, which died%s", i,
+                shml_box_ticket(st), who,
+                reset > 0 ? ": client told, 1 reply lost" : reset == 0 ? ": client told" : "");
     }
 }
 

@@ -64,36 +64,33 @@ bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *
     uint32_t tag[2] = {0, 0};
     if (g->kind == SHML_RPC && being_read)
         memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
-    /* Queue: whether the holder counted its message (Counting, above). */
-    int counted = 0;
-    if (g->kind == SHML_QUEUE) {
-        counted = shml__chan_holder_counted(g, shml_slot_holder(s), !being_read,
+    /* Whether the holder counted its message (Counting, above). */
+    int counted = shml__chan_holder_counted(g, shml_slot_holder(s), !being_read,
                                             shml_slot_seq(s) - (being_read ? 1u : 0u));
-        if (counted < 0)
-            return false; /* the holder's entry is being freed, and its freer settles it */
-    }
+    if (counted < 0)
+        return false; /* the holder's entry is being freed, and its freer settles it */
     /* Acquire: the dead holder's writes to the slot come before our reuse of it. */
     if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, shml_slot_state(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
-    if (g->kind == SHML_RPC && being_read && !shml__rpc_drop_request(g, tag[0], tag[1]))
-        return true; /* the client had counted it already */
+    if (g->kind == SHML_RPC && being_read)
+        shml__rpc_drop_request(g, tag[0], tag[1]); /* tell the client, unless it knows */
     /* Relaxed: statistics. A message received and counted is not lost; one claimed but not
        counted sent is counted sent now, on behalf of its producer, so that it is lost. */
-    if (g->kind == SHML_QUEUE && being_read && counted)
+    if (being_read && counted)
         return true;
-    if (g->kind == SHML_QUEUE && !being_read && !counted)
+    if (!being_read && !counted)
         atomic_fetch_add_explicit(&h->closed.sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed);
     return true;
 }
 
-void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i)
+void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i, bool sends, bool receives)
 {
     struct shml_chan_ep *e = shml__chan_ep(g, i);
     /* Relaxed: the owner is dead and we hold its entry (ep_reclaim's acquire CAS). */
     uint32_t me = shml_holder(i, shml_ep_gen(atomic_load_explicit(&e->state, memory_order_relaxed)));
-    uint64_t r = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
+    uint64_t r = sends ? atomic_load_explicit(&e->send_rec, memory_order_relaxed) : 0;
     if (r & SHML_EP_REC_SET) {
         /* A claim for position p: "claimed by me" for p, freed for p + nslots. */
         uint32_t p = shml_ep_rec_pos(r);
@@ -101,7 +98,7 @@ void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i)
         if (shml__queue_reclaim(g, s, shml_slot_state(p, me, true), (uint64_t)p + g->nslots))
             shml__event_wake_all(&g->hdr->not_empty);
     }
-    r = atomic_load_explicit(&e->recv_rec, memory_order_relaxed);
+    r = receives ? atomic_load_explicit(&e->recv_rec, memory_order_relaxed) : 0;
     if (r & SHML_EP_REC_SET) {
         /* Message p being read: "read by me" (seq p + 1), freed for p + nslots. */
         uint32_t p = shml_ep_rec_pos(r);
@@ -289,44 +286,12 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
     }
 }
 
-/*
- * The counting steps around a hand-over (Counting, above). The signal fences are compiler
- * barriers only: they keep record, count, hand-over and clearing in program order, which is
- * what a kill leaves a prefix of.
- */
-static void count_sent_at(shml_channel *ch, uint64_t pos, size_t len)
-{
-    /* Relaxed: read by a reclaimer only once we are dead. */
-    atomic_store_explicit(&ch->ep->send_rec, shml_ep_rec(pos, ch->n_sent + 1),
-                          memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-    shml__chan_count_sent(ch, len);
-}
-static void count_recv_at(shml_channel *ch, uint64_t pos, size_t len)
-{
-    atomic_store_explicit(&ch->ep->recv_rec, shml_ep_rec(pos, ch->n_recv + 1),
-                          memory_order_relaxed); /* as above */
-    atomic_signal_fence(memory_order_seq_cst);
-    shml__chan_count_recv(ch, len);
-}
-static void clear_rec(shml_atomic_u64 *rec)
-{
-    atomic_signal_fence(memory_order_seq_cst); /* after the hand-over, as above */
-    atomic_store_explicit(rec, 0, memory_order_relaxed);
-}
-
 /* Publish a claimed slot (release: the message before the state) and wake a consumer. */
 static void publish_quiet(struct shml_chan_slot *s, uint64_t pos, size_t len)
 {
     s->len = (uint32_t)len;
     /* Release pairs with the consumer's acquire load of the state: it sees len and bytes. */
     atomic_store_explicit(&s->state, shml_slot_state(pos + 1, 0, false), memory_order_release);
-}
-
-void shml__queue_publish(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len)
-{
-    publish_quiet(s, pos, len);
-    shml__event_wake(&ch->hdr->not_empty);
 }
 
 /* Give a read slot back to producers (release: our reads before the state) and wake one. */
@@ -343,6 +308,24 @@ void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t 
     shml__event_wake(&ch->hdr->not_full);
 }
 
+void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len,
+                         size_t counted_len)
+{
+    shml__chan_count_sent_at(ch, pos, counted_len);
+    publish_quiet(s, pos, len);
+    shml__chan_clear_rec(&ch->ep->send_rec);
+    shml__event_wake(&ch->hdr->not_empty);
+}
+
+void shml__queue_consume(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
+                         size_t counted_len)
+{
+    shml__chan_count_recv_at(ch, pos, counted_len);
+    give_back_quiet(ch, s, pos);
+    shml__chan_clear_rec(&ch->ep->recv_rec);
+    shml__event_wake(&ch->hdr->not_full);
+}
+
 /* ---- the queue's operations ---- */
 
 static int q_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
@@ -352,10 +335,7 @@ static int q_claim(shml_channel *ch, size_t len, void **buf, int64_t timeout_ns)
 
 static int q_commit(shml_channel *ch, size_t len)
 {
-    count_sent_at(ch, ch->claimed_pos, len);
-    publish_quiet(ch->claimed, ch->claimed_pos, len);
-    clear_rec(&ch->ep->send_rec);
-    shml__event_wake(&ch->hdr->not_empty);
+    shml__queue_produce(ch, ch->claimed, ch->claimed_pos, len, len);
     ch->claimed = NULL;
     return 0;
 }
@@ -378,10 +358,7 @@ static int q_peek(shml_channel *ch, size_t cap, const void **buf, size_t *len,
 
 static int q_release(shml_channel *ch)
 {
-    count_recv_at(ch, ch->peeked_pos, ch->peeked_len);
-    give_back_quiet(ch, ch->peeked, ch->peeked_pos);
-    clear_rec(&ch->ep->recv_rec);
-    shml__event_wake(&ch->hdr->not_full);
+    shml__queue_consume(ch, ch->peeked, ch->peeked_pos, ch->peeked_len);
     ch->peeked = NULL;
     return 0;
 }
@@ -457,9 +434,9 @@ ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, si
     for (;;) {
         if (msgs[i].len)
             memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
-        count_sent_at(ch, pos, msgs[i].len);
+        shml__chan_count_sent_at(ch, pos, msgs[i].len);
         publish_quiet(s, pos, msgs[i].len);
-        clear_rec(&ch->ep->send_rec);
+        shml__chan_clear_rec(&ch->ep->send_rec);
         if (++i == n)
             break;
         bool behind = false;
@@ -485,9 +462,9 @@ ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *
         size_t len = ch->peeked_len; /* checked by try_recv against cap - used */
         if (len)
             memcpy(buf + used, slot_payload(s), len);
-        count_recv_at(ch, pos, len);
+        shml__chan_count_recv_at(ch, pos, len);
         give_back_quiet(ch, s, pos);
-        clear_rec(&ch->ep->recv_rec);
+        shml__chan_clear_rec(&ch->ep->recv_rec);
         lens[i] = len;
         used += len;
         if (++i == n)

@@ -23,6 +23,17 @@
  * than a hang, and its mailbox is made idle so that a late reply is dropped. A server that
  * closes with a request unanswered publishes a reply of length SHML_RPC_GONE, which the client
  * reads as -ECONNRESET.
+ *
+ * Counting: sent = received + lost + queued holds exactly, whatever a kill interrupts. A
+ * request is counted by its slot as a queue message (queue.c, Counting: the client's
+ * send_rec, the server's recv_rec). A reply: the server records it (send_rec names the
+ * client's entry), counts it sent, delivers it by CAS of writing to replied, clears the
+ * record; the client records it (recv_rec names the ticket), counts it received, makes the
+ * mailbox idle, clears the record. Whoever makes idle a mailbox a dead server was writing
+ * counts the reply lost if that server's record says it was counted (shml__rpc_box_reset);
+ * whoever frees a client's entry counts a delivered reply lost unless the client's record
+ * says it was counted (settle_mailbox). A request dropped because its client had gone is
+ * received and dropped; a reply to a gone client is not sent, and dropped.
  */
 #include "channel/channel.h"
 #include "os/os.h"
@@ -65,6 +76,109 @@ bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uin
         return false;
     shml__event_wake_all(&b->ready);
     return true;
+}
+
+int shml__rpc_box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st, bool writer_dead)
+{
+    struct shml_rpc_box *b = shml__chan_box(g, i);
+    /* A live writer's reply is not ours to count: its delivery fails, and it takes its
+       count back (server_commit). A dead one's counts as its record says. */
+    int counted = 0;
+    if (shml_box_writing(st) && writer_dead &&
+        (counted = shml__chan_holder_counted(g, shml_box_server(st), true, i)) < 0)
+        return -1;
+    /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. */
+    if (!atomic_compare_exchange_strong_explicit(
+            &b->state, &st, shml_box_state(shml_box_ticket(st), 0, false, true),
+            memory_order_relaxed, memory_order_relaxed))
+        return -1;
+    if (counted)
+        atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+    shml__event_wake_all(&b->ready);
+    return counted;
+}
+
+/* How long a freer waits for a live server to finish a reply into the mailbox it frees. */
+#define WRITER_PATIENCE 100000
+
+/* A client's mailbox, as its entry is freed: nothing more may be delivered to it. */
+static void settle_mailbox(const struct shml__chan_geo *g, uint32_t i)
+{
+    struct shml_rpc_box *b = shml__chan_box(g, i);
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
+    /* Bounded: a state that keeps changing under us is a hostile peer's; the mailbox is
+       then left as it is. */
+    for (int tries = 0; tries < 2 * WRITER_PATIENCE; tries++) {
+        /* Acquire pairs with the server's release of "replied": len is its own. */
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        uint32_t server = shml_box_server(st);
+        if (server == 0 && shml_box_replied(st))
+            return; /* idle */
+        if (shml_box_writing(st)) {
+            /* Let a live server finish, within bounds: then its delivery fails instead. */
+            bool dead = shml__chan_holder_dead(g, server);
+            if (!dead && tries < WRITER_PATIENCE) {
+                shml__os_cpu_relax();
+                continue;
+            }
+            if (shml__rpc_box_reset(g, i, st, dead) >= 0)
+                return;
+            continue;
+        }
+        /* A reply delivered and not read is lost, unless the client counted it received
+           (its record names the ticket: client_release). Waiting or taken: the request is
+           counted by its slot. Relaxed: the owner is dead or is us. */
+        bool lost = false;
+        if (shml_box_replied(st) && shml__len_once(&b->len) != SHML_RPC_GONE) {
+            uint64_t rec = atomic_load_explicit(&e->recv_rec, memory_order_relaxed);
+            uint64_t n = atomic_load_explicit(&e->received, memory_order_relaxed);
+            lost = !(shml_ep_rec_names(rec, shml_box_ticket(st)) && shml_ep_rec_counted(rec, n));
+        }
+        if (shml__rpc_box_reset(g, i, st, false) < 0)
+            continue;
+        if (lost)
+            atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        return;
+    }
+}
+
+void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
+{
+    if (role & SHML_CLIENT) {
+        shml__queue_settle(g, i, true, false); /* a request claimed, not yet sent */
+        settle_mailbox(g, i);
+        return;
+    }
+    if (!(role & SHML_SERVER))
+        return;
+    shml__queue_settle(g, i, false, true); /* a request being read */
+    /* The reply being delivered, if the mailbox its record names is still being written by
+       this entry: counted lost if the record says it was counted sent. Relaxed: the owner is
+       dead or is us, and the record's client index is a shared word, bounded here. */
+    struct shml_chan_ep *e = shml__chan_ep(g, i);
+    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
+    uint32_t client = shml_ep_rec_pos(rec);
+    if (!(rec & SHML_EP_REC_SET) || client >= g->nendpoints)
+        return;
+    uint32_t me =
+        shml_holder(i, shml_ep_gen(atomic_load_explicit(&e->state, memory_order_relaxed)));
+    uint64_t st = atomic_load_explicit(&shml__chan_box(g, client)->state, memory_order_relaxed);
+    if (shml_box_writing(st) && shml_box_server(st) == (me & 0x3fffffffu))
+        shml__rpc_box_reset(g, client, st, true);
+}
+
+uint64_t shml__rpc_replies_waiting(const struct shml__chan_geo *g)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_rpc_box *b = shml__chan_box(g, i);
+        /* Acquire pairs with the server's release of "replied": len is that reply's. */
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
+        if (shml_box_replied(st) && shml_box_server(st) != 0 &&
+            shml__len_once(&b->len) != SHML_RPC_GONE)
+            n++;
+    }
+    return n;
 }
 
 /* Is any server alive? */
@@ -140,11 +254,11 @@ static int client_commit(shml_channel *ch, size_t len)
     /* Release pairs with the server's acquire CAS that takes the request. */
     atomic_store_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
                           shml_box_state(t, 0, false, false), memory_order_release);
-    shml__queue_publish(ch, s, ch->claimed_pos, len + SHML_RPC_TAG);
+    /* Counted as a queue producer counts (queue.c): the request without its tag. */
+    shml__queue_produce(ch, s, ch->claimed_pos, len + SHML_RPC_TAG, len);
     ch->claimed = NULL;
     ch->ticket = t;
     ch->awaiting = true;
-    shml__chan_count_sent(ch, len);
     return 0;
 }
 
@@ -152,18 +266,13 @@ static int client_commit(shml_channel *ch, size_t len)
  * The request is lost: make the mailbox idle (so that no server delivers), report it. Returns
  * -err, or 1 if the mailbox changed meanwhile (a reply may have landed: look again).
  */
-static int client_reset(shml_channel *ch, struct shml_rpc_box *b, uint64_t st, int err,
-                        const char *why)
+static int client_reset(shml_channel *ch, uint64_t st, bool writer_dead, int err, const char *why)
 {
-    /* Relaxed: nothing is handed over; a server's CAS on the old state then fails. Whoever
-       makes a pending request idle counts it lost (a repair may have done it already). */
-    uint64_t idle = shml_box_state(ch->ticket, 0, false, true);
-    if (st != idle) {
-        if (!atomic_compare_exchange_strong_explicit(&b->state, &st, idle, memory_order_relaxed,
-                                                     memory_order_relaxed))
-            return 1;
-        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
-    }
+    /* The request itself is counted by its slot (received, or lost with a server that died
+       reading it); a reply a dead server counted sent is counted lost here. */
+    if (st != shml_box_state(ch->ticket, 0, false, true) &&
+        shml__rpc_box_reset(&ch->geo, ch->ep_index, st, writer_dead) < 0)
+        return 1;
     ch->awaiting = false;
     return shml__fail(err, "%s", why);
 }
@@ -175,12 +284,14 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
     /* Acquire pairs with the server's release store of "replied": the reply is there. */
     uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
     if (shml_box_ticket(st) != ch->ticket)
-        return client_reset(ch, b, st, ECONNRESET, "the mailbox was reset (by a repair?)");
+        return client_reset(ch, st, false, ECONNRESET,
+                            "the mailbox was reset (by a repair?)");
     if (shml_box_replied(st) && shml_box_server(st) != 0) {
         /* Read once, checked, and only this copy used (ch->peeked_len). */
         uint32_t len = shml__len_once(&b->len);
         if (len == SHML_RPC_GONE)
-            return client_reset(ch, b, st, ECONNRESET, "the server closed without replying");
+            return client_reset(ch, st, false, ECONNRESET,
+                                "the server closed without replying");
         if (len > ch->max_msg)
             return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", len,
                               (unsigned long long)ch->max_msg);
@@ -192,16 +303,17 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
         return 0;
     }
     if (shml_box_replied(st))
-        return client_reset(ch, b, st, ECONNRESET, "the request was dropped");
+        return client_reset(ch, st, false, ECONNRESET, "the request was dropped");
     *behind = true; /* keep looking at the servers now and then */
     if (shml__chan_probe(ch)) {
         uint32_t server = shml_box_server(st);
         if (server != 0 && shml__chan_holder_dead(&ch->geo, server))
-            return client_reset(ch, b, st, ECONNRESET, "the server that took the request died");
+            return client_reset(ch, st, true, ECONNRESET,
+                                "the server that took the request died");
         if (server == 0 && servers(ch) != 0 && !server_alive(ch))
-            return client_reset(ch, b, st, ECONNRESET, "every server of the channel died");
+            return client_reset(ch, st, false, ECONNRESET, "every server of the channel died");
         if (server == 0 && servers(ch) == 0 && !ch->wait_server)
-            return client_reset(ch, b, st, ENOTCONN,
+            return client_reset(ch, st, false, ENOTCONN,
                                 "every server closed before taking the request");
     }
     return -EAGAIN;
@@ -237,12 +349,15 @@ static int client_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
 static int client_release(shml_channel *ch)
 {
     struct shml_rpc_box *b = ch->peeked;
+    /* Counted before the mailbox goes idle, with a record naming the ticket (layout.h): a
+       client killed in between leaves a reply its freer knows was received. */
+    shml__chan_count_recv_at(ch, ch->ticket, ch->peeked_len);
     /* Release: our reads of the reply are done before a server may write the next one. */
     atomic_store_explicit(&b->state, shml_box_state(ch->ticket, 0, false, true),
                           memory_order_release);
+    shml__chan_clear_rec(&ch->ep->recv_rec);
     ch->peeked = NULL;
     ch->awaiting = false;
-    shml__chan_count_recv(ch, ch->peeked_len);
     return 0;
 }
 
@@ -288,21 +403,18 @@ static int server_peek(shml_channel *ch, size_t cap, const void **buf, size_t *l
             *len = ch->peeked_len;
             return 0;
         }
-        /* Its client has gone, or gave up on it (whoever made its mailbox idle counted the
-           loss), or the tag is bad (counted here): drop it, wait for the next. */
-        bool bad = whole < SHML_RPC_TAG || tag[0] >= ch->geo.nendpoints;
-        shml__queue_give_back(ch, s, pos);
-        if (bad)
-            atomic_fetch_add_explicit(&h->lost, 1, memory_order_relaxed); /* a statistic */
-        shml__chan_count_drops(ch, 1); /* then wait again, within the same deadline */
+        /* Its client has gone or gave up on it, or the tag is bad: received, and dropped
+           (counted in drops); wait for the next, within the same deadline. */
+        shml__queue_consume(ch, s, pos, whole >= SHML_RPC_TAG ? whole - SHML_RPC_TAG : 0);
+        shml__chan_count_drops(ch, 1);
     }
 }
 
 static int server_release(shml_channel *ch)
 {
-    shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
+    /* Counted as a queue consumer counts (queue.c): the request without its tag. */
+    shml__queue_consume(ch, ch->peeked, ch->peeked_pos, ch->peeked_len);
     ch->peeked = NULL;
-    shml__chan_count_recv(ch, ch->peeked_len); /* the request without its tag */
     return 0;
 }
 
@@ -336,24 +448,38 @@ static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
     return 0;
 }
 
-/* Publish a reply of `len` bytes (or SHML_RPC_GONE) into the claimed mailbox. */
-static void deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
+/*
+ * Publish a reply of `len` bytes (or SHML_RPC_GONE) into the claimed mailbox. False if the
+ * mailbox was made idle meanwhile (its client's entry was freed while we wrote, and its freer
+ * gave up waiting for us): the reply goes nowhere.
+ */
+static bool deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
 {
     b->len = len;
+    uint64_t writing = shml_box_state(ch->req_ticket, ch->me, true, false);
     /* Release pairs with the client's acquire load of the state: it sees len and the reply. */
-    atomic_store_explicit(&b->state, shml_box_state(ch->req_ticket, ch->me, false, true),
-                          memory_order_release);
+    if (!atomic_compare_exchange_strong_explicit(
+            &b->state, &writing, shml_box_state(ch->req_ticket, ch->me, false, true),
+            memory_order_release, memory_order_relaxed))
+        return false;
     shml__event_wake(&b->ready);
+    return true;
 }
 
 static int server_commit(shml_channel *ch, size_t len)
 {
     if (ch->claimed == ch->scratch) {
-        /* Counted lost by whoever made the mailbox idle (the freeing of the client's entry). */
+        /* The client had gone: not sent, dropped. */
         shml__chan_count_drops(ch, 1);
     } else {
-        deliver(ch, ch->claimed, (uint32_t)len);
-        shml__chan_count_sent(ch, len);
+        /* Counted before it is delivered, with a record naming the mailbox (layout.h): a
+           server killed in between leaves a reply whoever resets the mailbox counts lost. */
+        shml__chan_count_sent_at(ch, ch->req_client, len);
+        if (!deliver(ch, ch->claimed, (uint32_t)len)) {
+            shml__chan_uncount_sent(ch, len);
+            shml__chan_count_drops(ch, 1);
+        }
+        shml__chan_clear_rec(&ch->ep->send_rec);
     }
     ch->claimed = NULL;
     ch->has_request = false;
@@ -368,14 +494,14 @@ static void server_abandon(shml_channel *ch)
         return;
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
-        deliver(ch, b, SHML_RPC_GONE);
+        (void)deliver(ch, b, SHML_RPC_GONE); /* nobody to tell if the mailbox was reset */
     } else if (!ch->claimed) {
         uint64_t want = shml_box_state(ch->req_ticket, ch->me, false, false);
         /* Acquire: as in server_claim(). */
         if (atomic_compare_exchange_strong_explicit(
                 &b->state, &want, shml_box_state(ch->req_ticket, ch->me, true, false),
                 memory_order_acquire, memory_order_relaxed))
-            deliver(ch, b, SHML_RPC_GONE);
+            (void)deliver(ch, b, SHML_RPC_GONE); /* as above */
     }
     ch->claimed = NULL;
     ch->has_request = false;

@@ -1,0 +1,281 @@
+/*
+ * Counting under kill -9, step by step, for rpc: a client or a server dies at each step of
+ * counting a request or a reply (record, count, hand-over: layout.h, shml_ep_rec()), and
+ * whoever settles what it held (a repair, or the client that finds its server dead) counts it
+ * so that sent == received + lost + queued holds exactly. A request is counted by its slot
+ * (lost if nobody counted it received), a reply by its mailbox (lost if counted sent and never
+ * counted received). The steps a kill would interrupt are made by writing the dead child's
+ * record and counter by hand, as a foreign program would.
+ */
+#include "chan_util.h"
+#include "layout.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* How far the dead endpoint got with what it holds. */
+enum step {
+    HELD,     /* claimed, being read, being written or delivered: no record */
+    RECORDED, /* recorded, not counted */
+    COUNTED,  /* recorded and counted, not handed over */
+};
+
+static char *data_of(shml_channel *ch)
+{
+    return shml_segment_data(shml_channel_segment(ch));
+}
+
+static struct shml_chan_hdr *hdr_of(shml_channel *ch)
+{
+    return (struct shml_chan_hdr *)data_of(ch);
+}
+
+/* The entry of the endpoint of process `pid`. */
+static struct shml_chan_ep *entry_of(shml_channel *ch, pid_t pid, uint32_t *index)
+{
+    struct shml_chan_hdr *h = hdr_of(ch);
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = (void *)(data_of(ch) + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+        uint64_t st = atomic_load(&e->state);
+        if (shml_ep_used(st) && shml_ep_pid(st) == (uint32_t)pid) {
+            *index = i;
+            return e;
+        }
+    }
+    shmt_fail(__FILE__, __LINE__, "no entry of pid %d", (int)pid);
+    return NULL;
+}
+
+static struct shml_rpc_box *box_of(shml_channel *ch, uint32_t i)
+{
+    struct shml_chan_hdr *h = hdr_of(ch);
+    return (void *)(data_of(ch) + h->box_off + (uint64_t)i * h->box_stride);
+}
+
+/* The one busy slot of the request ring. */
+static struct shml_chan_slot *held_slot(shml_channel *ch)
+{
+    struct shml_chan_hdr *h = hdr_of(ch);
+    struct shml_chan_slot *found = NULL;
+    for (uint32_t i = 0; i < h->nslots; i++) {
+        struct shml_chan_slot *s = (void *)(data_of(ch) + h->slots_off + (uint64_t)i * h->stride);
+        if (shml_slot_busy(atomic_load(&s->state))) {
+            ASSERT_TRUE(found == NULL);
+            found = s;
+        }
+    }
+    ASSERT_TRUE(found != NULL);
+    return found;
+}
+
+/* Make the dead entry say it got to `step` with `what` (a position, a client index, a
+   ticket) in hand. */
+static void fake_step(struct shml_chan_ep *e, bool sending, uint64_t what, enum step step)
+{
+    shml_atomic_u64 *rec = sending ? &e->send_rec : &e->recv_rec;
+    shml_atomic_u64 *n = sending ? &e->sent : &e->received;
+    if (step == HELD)
+        return;
+    atomic_store(rec, shml_ep_rec(what, atomic_load(n) + 1));
+    if (step == COUNTED)
+        atomic_store(n, atomic_load(n) + 1);
+}
+
+/* What a child does before it dies without closing. */
+enum act {
+    CLIENT_CLAIMS,   /* a client claims a request and dies */
+    SERVER_PEEKS,    /* a server takes a request (peek) and dies */
+    SERVER_REPLIES,  /* a server receives a request, claims the reply and dies */
+    CLIENT_PEEKS,    /* a client sends, peeks at the reply and dies */
+};
+
+static pid_t child(const char *addr, enum act act)
+{
+    pid_t c = fork();
+    ASSERT_GE(c, 0);
+    if (c != 0)
+        return c;
+    bool server = act == SERVER_PEEKS || act == SERVER_REPLIES;
+    shml_channel *own = NULL;
+    if (shml_channel_open(addr, server ? SHML_SERVER : SHML_CLIENT, NULL, &own) != 0)
+        _exit(1);
+    void *w;
+    const void *m;
+    size_t len;
+    char buf[8];
+    switch (act) {
+    case CLIENT_CLAIMS:
+        if (shml_claim(own, 1, &w, 0) != 0)
+            _exit(2);
+        *(char *)w = 'Q';
+        break;
+    case SERVER_PEEKS:
+        if (shml_peek(own, &m, &len, WAIT_BOUND) != 0)
+            _exit(3);
+        break;
+    case SERVER_REPLIES:
+        if (shml_recv(own, buf, sizeof buf, WAIT_BOUND) != 1 || shml_claim(own, 1, &w, 0) != 0)
+            _exit(4);
+        *(char *)w = 'R';
+        break;
+    case CLIENT_PEEKS:
+        if (shml_send(own, "Q", 1, 0) != 1 || shml_peek(own, &m, &len, WAIT_BOUND) != 0)
+            _exit(5);
+        break;
+    }
+    _exit(0); /* no close: what it holds stays held by a dead endpoint */
+}
+
+static void reap(pid_t c)
+{
+    int status = 0;
+    ASSERT_EQ(waitpid(c, &status, 0), c);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static void assert_identity(const char *addr, uint64_t want_lost)
+{
+    struct shml_channel_stats st = chan_inspect(addr);
+    shmt_log("sent %ju, received %ju, lost %ju, queued %ju", (uintmax_t)st.sent,
+             (uintmax_t)st.received, (uintmax_t)st.lost, (uintmax_t)st.queued);
+    ASSERT_EQ(st.lost, want_lost);
+    ASSERT_EQ(st.sent, st.received + st.lost + st.queued);
+}
+
+static const char *mk(void)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_RPC, 0, 4 * 128, 100, 0);
+    shml_channel_close(ch);
+    return addr;
+}
+
+/* A client dies with its request claimed at `step`: the request is lost (and counted sent
+   on its behalf if it had not counted it). */
+static void client_dies_claiming(enum step step)
+{
+    const char *addr = mk();
+    shml_channel *srv = chan_open(addr, SHML_SERVER, SHML_WAIT_BLOCK);
+    pid_t c = child(addr, CLIENT_CLAIMS);
+    reap(c);
+    uint32_t i;
+    struct shml_chan_ep *e = entry_of(srv, c, &i);
+    struct shml_chan_slot *s = held_slot(srv);
+    if (step != HELD) {
+        /* As client_commit(): "waiting" for the next ticket before the record. */
+        struct shml_rpc_box *b = box_of(srv, i);
+        atomic_store(&b->state, shml_box_state(shml_box_ticket(atomic_load(&b->state)) + 1, 0,
+                                               false, false));
+    }
+    fake_step(e, true, shml_slot_seq(atomic_load(&s->state)), step);
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    char buf[8];
+    ASSERT_ERR(shml_recv(srv, buf, sizeof buf, 0), -ETIMEDOUT); /* skipped */
+    assert_identity(addr, 1);
+    shml_channel_close(srv);
+}
+
+/* A server dies reading a request at `step`: lost unless it counted it received; the client
+   is told either way (-ECONNRESET), by itself or by a repair. */
+static void server_dies_reading(enum step step, bool repair_first)
+{
+    const char *addr = mk();
+    shml_channel *cli = chan_open_flags(addr, SHML_CLIENT, SHML_WAIT_BLOCK, SHML_WAIT);
+    pid_t c = child(addr, SERVER_PEEKS);
+    ASSERT_EQ(shml_send(cli, "Q", 1, WAIT_BOUND), 1);
+    reap(c);
+    uint32_t i;
+    struct shml_chan_ep *e = entry_of(cli, c, &i);
+    struct shml_chan_slot *s = held_slot(cli);
+    fake_step(e, false, shml_slot_seq(atomic_load(&s->state)) - 1, step);
+    if (repair_first)
+        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    char buf[8];
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), -ECONNRESET);
+    if (!repair_first)
+        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    assert_identity(addr, step == COUNTED ? 0 : 1);
+    shml_channel_close(cli);
+}
+
+/* A server dies delivering a reply at `step`: lost if it counted it sent; the client is told
+   (-ECONNRESET), by itself or by a repair. */
+static void server_dies_replying(enum step step, bool repair_first)
+{
+    const char *addr = mk();
+    shml_channel *cli = chan_open_flags(addr, SHML_CLIENT, SHML_WAIT_BLOCK, SHML_WAIT);
+    pid_t c = child(addr, SERVER_REPLIES);
+    ASSERT_EQ(shml_send(cli, "Q", 1, WAIT_BOUND), 1);
+    reap(c);
+    uint32_t server_index, client_index;
+    struct shml_chan_ep *e = entry_of(cli, c, &server_index);
+    entry_of(cli, getpid(), &client_index);
+    ASSERT_TRUE(shml_box_writing(atomic_load(&box_of(cli, client_index)->state)));
+    fake_step(e, true, client_index, step);
+    if (repair_first)
+        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    char buf[8];
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), -ECONNRESET);
+    if (!repair_first)
+        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    assert_identity(addr, step == COUNTED ? 1 : 0);
+    shml_channel_close(cli);
+}
+
+/* A client dies with its reply delivered, at `step` of reading it: lost unless it counted it
+   received. */
+static void client_dies_reading_reply(enum step step)
+{
+    const char *addr = mk();
+    shml_channel *srv = chan_open(addr, SHML_SERVER, SHML_WAIT_BLOCK);
+    pid_t c = child(addr, CLIENT_PEEKS);
+    char buf[8];
+    ASSERT_EQ(shml_recv(srv, buf, sizeof buf, WAIT_BOUND), 1);
+    ASSERT_EQ(shml_send(srv, "R", 1, WAIT_BOUND), 1);
+    reap(c);
+    uint32_t i;
+    struct shml_chan_ep *e = entry_of(srv, c, &i);
+    uint64_t st = atomic_load(&box_of(srv, i)->state);
+    ASSERT_TRUE(shml_box_replied(st) && shml_box_server(st) != 0);
+    fake_step(e, false, shml_box_ticket(st), step);
+    ASSERT_EQ(chan_inspect(addr).queued, 1); /* the reply waits in the mailbox */
+    ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
+    assert_identity(addr, step == COUNTED ? 0 : 1);
+    shml_channel_close(srv);
+}
+
+TEST(count_rpc_client_killed_after_claim)
+{
+    client_dies_claiming(HELD);
+}
+TEST(count_rpc_client_killed_after_record)
+{
+    client_dies_claiming(RECORDED);
+}
+TEST(count_rpc_client_killed_after_count)
+{
+    client_dies_claiming(COUNTED);
+}
+TEST_TIMEOUT(count_rpc_server_killed_reading, 60)
+{
+    for (int repair_first = 0; repair_first < 2; repair_first++) {
+        server_dies_reading(HELD, repair_first);
+        server_dies_reading(RECORDED, repair_first);
+        server_dies_reading(COUNTED, repair_first);
+    }
+}
+TEST_TIMEOUT(count_rpc_server_killed_replying, 60)
+{
+    for (int repair_first = 0; repair_first < 2; repair_first++) {
+        server_dies_replying(HELD, repair_first);
+        server_dies_replying(RECORDED, repair_first);
+        server_dies_replying(COUNTED, repair_first);
+    }
+}
+TEST(count_rpc_client_killed_reading_reply)
+{
+    client_dies_reading_reply(HELD);
+    client_dies_reading_reply(RECORDED);
+    client_dies_reading_reply(COUNTED);
+}
