@@ -207,9 +207,26 @@ _Static_assert(offsetof(struct shml_mutex_layout, holder_id) == 56, "mutex.holde
  * reset never erases a live waiter. It exists to heal the count left by waiters that died.
  */
 #define SHML_WAITERS_COUNT(w)   ((uint32_t)((w) & 0xffffu))
+#define SHML_WAITERS_COUNT_MAX  0xffffu
 #define SHML_WAITERS_EPOCH_ONE  ((uint64_t)1 << 16)
 #define SHML_WAITERS_ARRIVE     (((uint64_t)1 << 32) | 1u)
 #define SHML_WAITERS_EPOCH_MASK ((uint64_t)0xffff0000u)
+/* The epoch of w (its bits in place, as arrive() returns it). */
+static inline uint64_t shml_waiters_epoch(uint64_t w)
+{
+    return w & SHML_WAITERS_EPOCH_MASK;
+}
+/* The arrivals of w (they only grow, and wrap). */
+static inline uint32_t shml_waiters_arrivals(uint64_t w)
+{
+    return (uint32_t)(w >> 32);
+}
+/* w with its count reset to 0 in the next epoch, its arrivals kept. */
+static inline uint64_t shml_waiters_reset(uint64_t w)
+{
+    return (w & ~(SHML_WAITERS_EPOCH_MASK | SHML_WAITERS_COUNT_MAX)) |
+           ((w + SHML_WAITERS_EPOCH_ONE) & SHML_WAITERS_EPOCH_MASK);
+}
 
 /*
  * shml_event: gen is the futex word that waiters sleep on; waiters is the sleeper count
@@ -292,8 +309,8 @@ struct shml_chan_hdr {
     uint32_t box_stride;            /*   64: rpc: bytes per mailbox, a multiple of 64; else 0 */
     uint8_t reserved0[60];          /*   68: zero */
     _Alignas(128) shml_atomic_u64 enq; /* 128: queue, bus, rpc: next position to claim for
-                                          sending; latest: the current value (version << 16 |
-                                          buffer), 0 before the first write */
+                                          sending; latest: the current value
+                                          (shml_latest_cur()), 0 before the first write */
     uint8_t pad1[120];
     _Alignas(128) shml_atomic_u64 deq; /* 256: queue, rpc: next position to claim for
                                           receiving; bus, latest: unused (0) */
@@ -541,14 +558,15 @@ struct shml_latest_buf {
 #define SHML_LATEST_READER_ONE ((uint64_t)1 << 32) /* added to state by a pin */
 #define SHML_LATEST_TAG_ONE    ((uint64_t)1 << 48) /* added to state by a pin, unpin, recount */
 
+#define SHML_LATEST_READERS_MAX 0xffffu /* readers one buffer's state can count */
 static inline uint64_t shml_latest_state(uint32_t readers, uint32_t writer, int writing)
 {
-    return ((uint64_t)(readers & 0xffffu) << 32) | ((uint64_t)(writer & 0x7fffffffu) << 1) |
+    return ((uint64_t)(readers & SHML_LATEST_READERS_MAX) << 32) | ((uint64_t)(writer & 0x7fffffffu) << 1) |
            (writing ? 1u : 0u);
 }
 static inline uint32_t shml_latest_readers(uint64_t st)
 {
-    return (uint32_t)(st >> 32) & 0xffffu;
+    return (uint32_t)(st >> 32) & SHML_LATEST_READERS_MAX;
 }
 static inline uint32_t shml_latest_writer(uint64_t st)
 {
@@ -566,6 +584,24 @@ static inline uint64_t shml_latest_tag(uint64_t st)
 _Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer size");
 
 /*
+ * A latest channel's current value (the control block's `enq`): the version of the value
+ * (bits 16-63, 1 for the first write) and the buffer it is in (bits 0-15); 0 before the
+ * first write.
+ */
+static inline uint64_t shml_latest_cur(uint64_t version, uint32_t buffer)
+{
+    return (version << 16) | (buffer & 0xffffu);
+}
+static inline uint64_t shml_latest_cur_version(uint64_t cur)
+{
+    return cur >> 16;
+}
+static inline uint32_t shml_latest_cur_buffer(uint64_t cur)
+{
+    return (uint32_t)(cur & 0xffffu);
+}
+
+/*
  * An rpc mailbox: where a client receives its reply. `state` is ticket (bits 32-63) | server
  * (bits 2-31: shml_holder()) | writing (bit 1) | replied (bit 0):
  *   ticket             0         0  0   request `ticket` sent, not yet taken by a server
@@ -576,6 +612,7 @@ _Static_assert(sizeof(struct shml_latest_buf) == SHML_LATEST_HDR, "latest buffer
  * CASes it to taken when it receives the request, to writing when it replies, and publishes
  * with a release store of replied, then wakes `ready`.
  */
+#define SHML_RPC_GONE 0xffffffffu /* the mailbox's len: the server closed without replying */
 struct shml_rpc_box {
     struct shml_event_layout ready; /*  0: the client sleeps here */
     shml_atomic_u64 state;          /* 32 */
@@ -605,6 +642,11 @@ static inline int shml_box_writing(uint64_t st)
 static inline int shml_box_replied(uint64_t st)
 {
     return (int)(st & 1u);
+}
+/* Is holder h (shml_holder()) the server that state st names? */
+static inline int shml_box_server_is(uint64_t st, uint32_t h)
+{
+    return shml_box_server(st) == (h & 0x3fffffffu);
 }
 _Static_assert(sizeof(struct shml_rpc_box) == SHML_BOX_HDR, "rpc mailbox header size");
 _Static_assert(offsetof(struct shml_rpc_box, state) == 32, "box.state");

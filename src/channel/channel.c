@@ -1113,7 +1113,7 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
     st->drops = atomic_load_explicit(&h->closed.drops, memory_order_relaxed);
     st->sleeps = atomic_load_explicit(&h->closed.sleeps, memory_order_relaxed);
     st->lost = atomic_load_explicit(&h->lost, memory_order_relaxed);
-    uint64_t newest = g->kind == SHML_LATEST ? enq >> 16 : enq;
+    uint64_t newest = g->kind == SHML_LATEST ? shml_latest_cur_version(enq) : enq;
     uint64_t slowest = UINT64_MAX;
     size_t used = 0;
     for (uint32_t i = 0; i < g->nendpoints; i++) {

@@ -181,9 +181,9 @@ static void check_latest(struct checker *c, const struct shml__chan_geo *g)
 {
     struct shml_chan_hdr *h = g->hdr;
     uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
-    if ((cur >> 16) && (cur & 0xffffu) >= g->nslots) {
-        finding(c, false, false, "the current value names buffer %llu of %u",
-                (unsigned long long)(cur & 0xffffu), g->nslots);
+    if (shml_latest_cur_version(cur) && shml_latest_cur_buffer(cur) >= g->nslots) {
+        finding(c, false, false, "the current value names buffer %u of %u",
+                shml_latest_cur_buffer(cur), g->nslots);
         return;
     }
     for (uint32_t i = 0; i < g->nslots; i++) {

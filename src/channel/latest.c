@@ -103,7 +103,7 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
     /* Acquire pairs with the CAS that published the current value. */
     uint64_t cur = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
     uint32_t n = (uint32_t)ch->mask + 1;
-    uint32_t current = (cur >> 16) ? (uint32_t)(cur & 0xffffu) : n;
+    uint32_t current = shml_latest_cur_version(cur) ? shml_latest_cur_buffer(cur) : n;
     for (uint32_t k = 1; k <= n; k++) {
         uint32_t i = (current + k) % n;
         if (i == current)
@@ -121,7 +121,7 @@ static int try_pick(shml_channel *ch, size_t arg, void **slot, uint64_t *pos, bo
                give it back. Nobody else can make it current while we hold it. Acquire: as
                above. */
             uint64_t now = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
-            if ((now >> 16) && (uint32_t)(now & 0xffffu) == i) {
+            if (shml_latest_cur_version(now) && shml_latest_cur_buffer(now) == i) {
                 atomic_store_explicit(&b->state, st, memory_order_release); /* as in commit */
                 continue;
             }
@@ -157,8 +157,8 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
     for (unsigned rounds = 0; rounds < 100000u; rounds++) {
         /* Acquire pairs with the writer's release CAS of enq. */
         uint64_t cur = atomic_load_explicit(&ch->hdr->enq, memory_order_acquire);
-        uint64_t v = cur >> 16;
-        uint32_t i = (uint32_t)(cur & 0xffffu);
+        uint64_t v = shml_latest_cur_version(cur);
+        uint32_t i = shml_latest_cur_buffer(cur);
         if (v == 0 || v <= ch->last_version)
             return -EAGAIN;
         if (i > ch->mask)
@@ -173,7 +173,7 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
             *behind = true;
             return -EAGAIN;
         }
-        if (shml_latest_readers(st) == 0xffffu)
+        if (shml_latest_readers(st) == SHML_LATEST_READERS_MAX)
             return -EAGAIN;
         /* The record before the count (the header comment). seq_cst: pairs with the
            recount's seq_cst loads of the state, then of the records. */
@@ -211,7 +211,7 @@ int shml__latest_attach(shml_channel *ch)
         return 0;
     /* The current value counts as unread: the lag starts at 1 (or 0 before any write).
        Relaxed: a statistic. */
-    uint64_t v = atomic_load_explicit(&ch->hdr->enq, memory_order_relaxed) >> 16;
+    uint64_t v = shml_latest_cur_version(atomic_load_explicit(&ch->hdr->enq, memory_order_relaxed));
     atomic_store_explicit(&ch->ep->cursor, v ? v - 1 : 0, memory_order_relaxed);
     /* Count after our role is visible (seq_cst, as every role load): two openers racing may
        both give up, never both stay past the bound. */
@@ -248,11 +248,12 @@ static int l_commit(shml_channel *ch, size_t len)
     /* Acquire pairs with the release CAS of another writer (its version is ours to exceed). */
     uint64_t cur = atomic_load_explicit(&h->enq, memory_order_acquire);
     for (;;) {
-        uint64_t v = (cur >> 16) + 1;
+        uint64_t v = shml_latest_cur_version(cur) + 1;
         b->version = v;
         /* Release pairs with the readers' acquire load of enq: value, len and version are
            written before the buffer is current. */
-        if (atomic_compare_exchange_weak_explicit(&h->enq, &cur, (v << 16) | ch->claimed_pos,
+        if (atomic_compare_exchange_weak_explicit(&h->enq, &cur,
+                                                  shml_latest_cur(v, (uint32_t)ch->claimed_pos),
                                                   memory_order_release, memory_order_acquire))
             break;
     }

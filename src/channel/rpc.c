@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHML_RPC_GONE 0xffffffffu /* reply length: the server closed without replying */
 
 static inline void *box_payload(struct shml_rpc_box *b)
 {
@@ -163,7 +162,7 @@ void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
     uint32_t me =
         shml_holder(i, shml_ep_gen(atomic_load_explicit(&e->state, memory_order_relaxed)));
     uint64_t st = atomic_load_explicit(&shml__chan_box(g, client)->state, memory_order_relaxed);
-    if (shml_box_writing(st) && shml_box_server(st) == (me & 0x3fffffffu))
+    if (shml_box_writing(st) && shml_box_server_is(st, me))
         shml__rpc_box_reset(g, client, st, true);
 }
 

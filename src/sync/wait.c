@@ -58,11 +58,12 @@ static uint64_t arrive(shml_atomic_u64 *waiters)
     uint64_t add;
     do {
         /* At 65535 sleepers, arrive without counting rather than carry into the epoch. */
-        add = SHML_WAITERS_COUNT(w) == 0xffffu ? SHML_WAITERS_ARRIVE - 1 : SHML_WAITERS_ARRIVE;
+        add = SHML_WAITERS_COUNT(w) == SHML_WAITERS_COUNT_MAX ? SHML_WAITERS_ARRIVE - 1
+                                                             : SHML_WAITERS_ARRIVE;
         /* seq_cst: the waiter's half of the handshake, before it checks its condition. */
     } while (!atomic_compare_exchange_weak_explicit(waiters, &w, w + add, memory_order_seq_cst,
                                                     memory_order_relaxed));
-    return (w & SHML_WAITERS_EPOCH_MASK) | ((add & 1u) ? 0u : 1u);
+    return shml_waiters_epoch(w) | ((add & 1u) ? 0u : 1u);
 }
 
 /* Take back an arrival's count, unless a waker reset the count since (a new epoch). */
@@ -72,7 +73,7 @@ static void depart(shml_atomic_u64 *waiters, uint64_t epoch)
         return; /* was not counted */
     /* Relaxed: the count only decides whether wakers call the kernel. */
     uint64_t w = atomic_load_explicit(waiters, memory_order_relaxed);
-    while ((w & SHML_WAITERS_EPOCH_MASK) == epoch && SHML_WAITERS_COUNT(w) != 0 &&
+    while (shml_waiters_epoch(w) == epoch && SHML_WAITERS_COUNT(w) != 0 &&
            !atomic_compare_exchange_weak_explicit(waiters, &w, w - 1, memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
@@ -89,8 +90,7 @@ static int wait_result(int r, unsigned flags)
 /* A count in w that only departed or dead waiters can hold: reset it in a new epoch. */
 static void reset_count(shml_atomic_u64 *waiters, uint64_t w)
 {
-    uint64_t reset = (w & ~(SHML_WAITERS_EPOCH_MASK | 0xffffu)) |
-                     ((w + SHML_WAITERS_EPOCH_ONE) & SHML_WAITERS_EPOCH_MASK);
+    uint64_t reset = shml_waiters_reset(w);
     /* Relaxed: a hint; the CAS fails if anyone arrived since w was read (header). */
     atomic_compare_exchange_strong_explicit(waiters, &w, reset, memory_order_relaxed,
                                             memory_order_relaxed);
@@ -206,7 +206,7 @@ int shml_event_notify(shml_event *e, int how)
          * arrivals: then every counted waiter arrived before our increment of gen (header).
          * Relaxed: a hint between wakers.
          */
-        uint32_t arrivals = (uint32_t)(w >> 32) | 1u; /* never 0, the "no suspicion" mark */
+        uint32_t arrivals = shml_waiters_arrivals(w) | 1u; /* never 0, the "no suspicion" mark */
         if (atomic_exchange_explicit(&l->stale, arrivals, memory_order_relaxed) == arrivals)
             reset_count(&l->waiters, w);
     }

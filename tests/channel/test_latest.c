@@ -9,6 +9,7 @@
  * room: before any value was written, a read has nothing to return and times out.
  */
 #include "chan_util.h"
+#include "layout.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -340,10 +341,10 @@ static _Atomic uint32_t *entry_pin(shml_channel *ch, pid_t pid)
     shmt_fail(__FILE__, __LINE__, "no endpoint entry of pid %d", (int)pid);
 }
 
-/* The buffer the current value is in (enq's low 16 bits). */
+/* The buffer the current value is in (the control block's enq: shml_latest_cur()). */
 static uint64_t current_buffer(shml_channel *ch)
 {
-    return atomic_load((_Atomic uint64_t *)((char *)chan_data(ch) + 128)) & 0xffffu;
+    return shml_latest_cur_buffer(atomic_load((_Atomic uint64_t *)((char *)chan_data(ch) + 128)));
 }
 
 /* The state of buffer i. */
@@ -385,11 +386,11 @@ TEST_TIMEOUT(latest_count_without_record_repaired, 60)
     atomic_store(entry_pin(w, pk), 0);
     ASSERT_EQ(kill_peer(pk, SIGKILL), 128 + SIGKILL);
     _Atomic uint64_t *state = current_state(w);
-    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 1);
+    ASSERT_EQ(shml_latest_readers(atomic_load(state)), 1);
     int left = 0;
     ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
     ASSERT_EQ(left, 0);
-    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 0);
+    ASSERT_EQ(shml_latest_readers(atomic_load(state)), 0);
     ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
     shml_channel_close(w);
 }
@@ -412,8 +413,9 @@ TEST_TIMEOUT(latest_repair_of_dead_writer_keeps_recount_and_tag, 60)
     ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
     ASSERT_EQ(left, 0);
     uint64_t st = atomic_load(state);
-    ASSERT_EQ((st >> 32) & 0xffffu, 0); /* the recount stands */
-    ASSERT_EQ(st & 0xffffffffu, 0);     /* no writer */
+    ASSERT_EQ(shml_latest_readers(st), 0); /* the recount stands */
+    ASSERT_EQ(shml_latest_writer(st), 0);  /* no writer */
+    ASSERT_EQ(shml_latest_writing(st), 0);
     ASSERT_EQ(st >> 48, 6);             /* the tag kept (+1 by the recount) */
     ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
     put(w, 2, 40); /* the buffer is in use again */
@@ -443,12 +445,12 @@ TEST_TIMEOUT(latest_record_without_count_spares_live_pin, 60)
     uint8_t copy[LV_MAX];
     memcpy(copy, p, len);
     _Atomic uint64_t *state = current_state(w);
-    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 2);
+    ASSERT_EQ(shml_latest_readers(atomic_load(state)), 2);
     atomic_fetch_sub(state, (uint64_t)1 << 32); /* the peer's count gone, its record kept */
     ASSERT_EQ(kill_peer(pk, SIGKILL), 128 + SIGKILL);
     int left = 0;
     ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
-    ASSERT_EQ((atomic_load(state) >> 32) & 0xffffu, 1); /* r's */
+    ASSERT_EQ(shml_latest_readers(atomic_load(state)), 1); /* r's */
     for (uint64_t v = 2; v < 100; v++)
         put(w, v, 50);
     ASSERT_MEM_EQ(p, copy, len);

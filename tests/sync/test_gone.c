@@ -7,6 +7,7 @@
  * robbed. The holder's identity fields are poked at their documented offsets (docs/FORMAT.md),
  * as a foreign program would, to stand for a reused thread id and a foreign namespace.
  */
+#include "layout.h"
 #include "sync_util.h"
 
 #include <pthread.h>
@@ -19,9 +20,9 @@ struct gone_area {
     uint64_t data;
 };
 
-/* Offsets in the mutex's 64 bytes (docs/FORMAT.md). */
-#define HOLDER_NS_OFF 40
-#define HOLDER_ID_OFF 56
+/* Offsets in the mutex's 64 bytes (src/layout.h, docs/FORMAT.md). */
+#define HOLDER_NS_OFF offsetof(struct shml_mutex_layout, holder_ns)
+#define HOLDER_ID_OFF offsetof(struct shml_mutex_layout, holder_id)
 
 static _Atomic uint32_t *holder_ns(shml_mutex *m)
 {
@@ -200,7 +201,7 @@ TEST(mutex_holder_id_reused)
     pid_t h;
     struct gone_area *g = locked_by("gone_holder", "keep", &seg, &h);
     uint64_t id = atomic_load(holder_id(&g->m));
-    ASSERT_EQ((pid_t)(id >> 32), h);
+    ASSERT_EQ((pid_t)SHML_MUTEX_HOLDER_TID(id), h);
     /* The live holder is not robbed... */
     ASSERT_ERR(shml_mutex_lock(&g->m, 100 * MS), -ETIMEDOUT);
     /* ...but a holder that started at another time than the thread now bearing its id is. */
