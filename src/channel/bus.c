@@ -53,8 +53,8 @@
  * message, into a hole; `lost` counts it (a death, a close) or not (shml_discard()). False if
  * the state was no longer st (someone else made the hole, or passed the claim).
  */
-static bool make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, uint64_t p,
-                      bool lost)
+static bool make_hole(const struct shml__chan_geo *g, struct shml_chan_slot *s, uint64_t st,
+                      uint64_t p, bool lost)
 {
     /* Release: a subscriber that sees the hole sees nothing else of the slot; the pairing is
        with its acquire load of the state. */
@@ -62,8 +62,8 @@ static bool make_hole(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, u
                                                 shml_slot_state(p + 1, SHML_SLOT_HOLE, false),
                                                 memory_order_release, memory_order_relaxed)) {
         if (lost)
-            atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
-        shml__event_wake_all(&ch->hdr->not_empty);
+            atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        shml__event_wake_all(&g->hdr->not_empty);
         return true;
     }
     return false;
@@ -94,6 +94,20 @@ static uint64_t min_cursor(shml_channel *ch, uint64_t p, bool probe)
         low = c;
     }
     return low;
+}
+
+/*
+ * Turn a slot left behind (state *st) into a hole at the same seq, so that the next lap
+ * claims it as usual: by its stuck publisher giving it back, or by whoever found that
+ * publisher dead. False (with *st the state now) if the state was no longer *st.
+ */
+static bool hole_left_behind(struct shml_chan_slot *s, uint64_t *st)
+{
+    /* Release: the stuck publisher's writes into its claim are done before the slot is
+       reused; pairs with the publishers' acquire load and CAS of the state. */
+    return atomic_compare_exchange_strong_explicit(
+        &s->state, st, shml_slot_state(shml_slot_seq(*st), SHML_SLOT_HOLE, false),
+        memory_order_release, memory_order_relaxed);
 }
 
 /* Is state st of a slot "left behind" by a stuck publisher (the header comment)? */
@@ -175,7 +189,7 @@ static int bus_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *pos
         if (d == -1 && shml_slot_busy(st)) {
             /* A publisher of the previous lap is still writing this slot. */
             if (shml__chan_probe(ch) && shml__chan_holder_dead(&ch->geo, shml_slot_holder(st))) {
-                make_hole(ch, s, st, p - n, true);
+                make_hole(&ch->geo, s, st, p - n, true);
                 continue;
             }
             if (ch->policy == SHML_OVERWRITE) {
@@ -244,7 +258,7 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
             /* Not yet: holds an older lap's message, or message c is being written. */
             if (shml_slot_busy(st) && shml_slot_seq(st) == (uint32_t)c && shml__chan_probe(ch) &&
                 shml__chan_holder_dead(&ch->geo, shml_slot_holder(st))) {
-                make_hole(ch, s, st, c, true);
+                make_hole(&ch->geo, s, st, c, true);
                 continue;
             }
             *behind = shml_slot_busy(st);
@@ -264,8 +278,13 @@ static int bus_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos
     }
 }
 
-void shml__bus_subscribe(shml_channel *ch)
+/* Join as a subscriber (a publisher only stores its role). */
+static int bus_attach(shml_channel *ch)
 {
+    if (!(ch->role & SHML_CONSUMER)) {
+        shml__chan_set_role(ch);
+        return 0;
+    }
     struct shml_chan_hdr *h = ch->hdr;
     /* The joining order of the header comment: provisional cursor, role, cursor. seq_cst
        throughout: pairs with the publishers' seq_cst loads of role in min_cursor(). */
@@ -275,6 +294,14 @@ void shml__bus_subscribe(shml_channel *ch)
     uint64_t c1 = atomic_load_explicit(&h->enq, memory_order_seq_cst);
     atomic_store_explicit(&ch->ep->cursor, c1, memory_order_seq_cst);
     ch->cursor = c1;
+    return 0;
+}
+
+/* A subscriber that leaves may have been the one its publishers wait for. */
+static void bus_detach(shml_channel *ch)
+{
+    if (ch->role & SHML_CONSUMER)
+        shml__event_wake_all(&ch->hdr->not_full);
 }
 
 /* ---- the bus's operations ---- */
@@ -296,14 +323,8 @@ static void give_back_passed(shml_channel *ch)
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* The slot stays ours while left behind (only we or a finder of our death change that),
        but publishers move its seq on each lap: retry until we win or it is no longer ours. */
-    while (left_behind(st) && shml_slot_holder(st) == ch->me) {
-        /* Release: our writes into the claim are done before the slot is reused; pairs with
-           the publishers' acquire load and CAS of the state. */
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
-                                                  shml_slot_state(shml_slot_seq(st), SHML_SLOT_HOLE, false),
-                                                  memory_order_release, memory_order_relaxed))
-            break;
-    }
+    while (left_behind(st) && shml_slot_holder(st) == ch->me && !hole_left_behind(s, &st))
+        ;
     ch->claimed = NULL;
 }
 
@@ -391,8 +412,8 @@ static void hole_claim(shml_channel *ch, bool lost)
 {
     if (!ch->claimed)
         return;
-    if (!make_hole(ch, ch->claimed, shml_slot_state(ch->claimed_pos, ch->me, true), ch->claimed_pos,
-                   lost)) {
+    if (!make_hole(&ch->geo, ch->claimed, shml_slot_state(ch->claimed_pos, ch->me, true),
+                   ch->claimed_pos, lost)) {
         give_back_passed(ch); /* passed (overwrite): counted lost then */
         return;
     }
@@ -410,7 +431,7 @@ static void b_abandon(shml_channel *ch)
     ch->peeked = NULL; /* the entry is freed: the cursor no longer counts */
 }
 
-const struct shml__chan_ops shml__bus_ops = {
+static const struct shml__chan_ops bus_ops = {
     .claim = b_claim,
     .commit = b_commit,
     .peek = b_peek,
@@ -421,8 +442,8 @@ const struct shml__chan_ops shml__bus_ops = {
 
 /* ---- batches ---- */
 
-ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
-                             int64_t timeout_ns)
+static ssize_t bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                              int64_t timeout_ns)
 {
     void *s;
     uint64_t pos;
@@ -450,8 +471,8 @@ ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, size
     return (ssize_t)i;
 }
 
-ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *lens, size_t n,
-                             int64_t timeout_ns)
+static ssize_t bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *lens, size_t n,
+                              int64_t timeout_ns)
 {
     uint64_t gap = 0;
     size_t i = 0, used = 0;
@@ -494,3 +515,91 @@ ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *le
         shml__event_wake(&ch->hdr->not_full);
     return (ssize_t)i;
 }
+
+/* ---- check and repair ---- */
+
+/* Check (and repair): every slot's state against its position, publishers that died. */
+static void bus_check(struct shml__checker *c, const struct shml__chan_geo *g)
+{
+    uint64_t n = g->nslots, mask = n - 1;
+    for (uint64_t i = 0; i < n; i++) {
+        struct shml_chan_slot *s = shml__chan_slot_at(g, i);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t seq = shml_slot_seq(st);
+        uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
+        if ((shml_slot_busy(st) ? phase != 0 : phase != (1u & (uint32_t)mask))) {
+            shml__check_finding(c, false, false,
+                                "slot %llu: state 0x%016llx does not belong to this slot",
+                                (unsigned long long)i, (unsigned long long)st);
+            continue;
+        }
+        /* Not busy with a holder: left behind by a stuck publisher, overwrite only. */
+        bool behind = left_behind(st);
+        if (behind && g->policy != SHML_OVERWRITE) {
+            shml__check_finding(c, false, false, "slot %llu: a published message names holder 0x%x",
+                                (unsigned long long)i, shml_slot_holder(st));
+            continue;
+        }
+        if (!(shml_slot_busy(st) || behind) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
+            continue;
+        char who[64];
+        shml__check_holder_text(g, shml_slot_holder(st), who, sizeof(who));
+        /* The runtime's steps: a dead publisher's claim becomes a hole (its message
+           lost), a slot it left behind is taken back. */
+        uint64_t want = st;
+        bool fixed = shml__check_repairing(c) &&
+                     (behind ? hole_left_behind(s, &want) : make_hole(g, s, st, seq, true));
+        if (behind)
+            shml__check_finding(c, true, fixed, "slot %llu: left behind by %s, which died%s",
+                                (unsigned long long)i, who, fixed ? ": freed" : "");
+        else
+            shml__check_finding(c, true, fixed, "slot %llu: being written by %s, which died%s",
+                                (unsigned long long)i, who,
+                                fixed ? ": skipped, 1 message lost" : "");
+    }
+}
+
+/* ---- the kind ---- */
+
+/* Create: slot i holds message i - nslots, so that position i is free to publish. */
+static void bus_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g)
+{
+    char *slots = (char *)h + g->slots_off;
+    for (uint64_t i = 0; i < g->nslots; i++) {
+        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * g->stride);
+        /* Relaxed: published with the segment. */
+        atomic_store_explicit(&s->state, shml_slot_state(i + 1 - g->nslots, 0, false),
+                              memory_order_relaxed);
+    }
+}
+
+static uint64_t bus_lag(uint64_t enq, uint64_t cursor)
+{
+    return enq > cursor ? enq - cursor : 0;
+}
+
+/* Waiting: what the slowest subscriber has not read. */
+static uint64_t bus_queued(const struct shml__chan_geo *g, uint64_t enq, uint64_t deq,
+                           uint64_t slowest)
+{
+    (void)g;
+    (void)deq;
+    return slowest != UINT64_MAX && enq > slowest ? enq - slowest : 0;
+}
+
+const struct shml__kind shml__bus_kind = {
+    .kind = SHML_BUS,
+    .slot_hdr = SHML_SLOT_HDR,
+    .min_slots = 2,
+    .overwrite = true,
+    .default_role = SHML_PRODUCER,
+    .ops = &bus_ops,
+    .init = bus_init,
+    .attach = bus_attach,
+    .detach = bus_detach,
+    .send_batch = bus_send_batch,
+    .recv_batch = bus_recv_batch,
+    .lag = bus_lag,
+    .queued = bus_queued,
+    .check = bus_check,
+};

@@ -21,7 +21,6 @@
 #define MAX_MAX_MSG      ((size_t)1 << 30)
 #define MAX_SLOTS        ((uint64_t)1 << 30)
 #define DEFAULT_SPIN     2000u
-#define LATEST_MIN_BUFS  4u
 
 /* How long a waiter blocked behind another endpoint sleeps before it looks again. */
 #define HOLDER_CHECK_NS ((int64_t)50000000)
@@ -34,40 +33,42 @@
 
 static const struct shml_channel_opts default_opts = {0};
 
-static bool is_kind(uint32_t k)
+/* The kinds: the one table of what varies by kind (channel.h). */
+static const struct shml__kind *const kinds[] = {&shml__queue_kind, &shml__bus_kind,
+                                                 &shml__latest_kind, &shml__rpc_kind};
+
+const struct shml__kind *shml__kind(uint32_t kind)
 {
-    return k == SHML_QUEUE || k == SHML_BUS || k == SHML_LATEST || k == SHML_RPC;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (kinds[i]->kind == kind)
+            return kinds[i];
+    return NULL;
 }
 
 static const struct shml__chan_ops *ops_of(const shml_channel *ch)
 {
-    switch (ch->kind) {
-    case SHML_BUS:
-        return &shml__bus_ops;
-    case SHML_LATEST:
-        return &shml__latest_ops;
-    case SHML_RPC:
-        return &shml__rpc_ops;
-    default:
-        return &shml__queue_ops;
-    }
+    return ch->geo.k->ops;
 }
 
-/* Bytes of slot header plus whatever a message carries besides its bytes, per kind. */
-static uint64_t slot_overhead(uint32_t kind)
+/* Bytes of slot header plus whatever a message carries besides its bytes. */
+static uint64_t slot_overhead(const struct shml__kind *k)
 {
-    return kind == SHML_LATEST ? SHML_LATEST_HDR
-           : kind == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
-                               : SHML_SLOT_HDR;
+    return (uint64_t)k->slot_hdr + k->msg_extra;
+}
+
+/* A mailbox's stride for messages of max_msg bytes, or 0 for a kind without mailboxes. */
+static uint64_t box_stride_for(const struct shml__kind *k, uint64_t max_msg)
+{
+    return k->mailboxes ? shml__round_up(SHML_BOX_HDR + max_msg, 64) : 0;
 }
 
 /* Where the slots start, from the table sizes. */
-static uint64_t layout_slots_off(uint32_t kind, uint32_t nep, uint64_t box_stride,
+static uint64_t layout_slots_off(const struct shml__kind *k, uint32_t nep, uint64_t box_stride,
                                  uint64_t *box_off)
 {
     uint64_t end = SHML_CHAN_HDR + (uint64_t)nep * SHML_EP_SIZE;
     *box_off = 0;
-    if (kind == SHML_RPC) {
+    if (k->mailboxes) {
         *box_off = end;
         end += (uint64_t)nep * box_stride;
     }
@@ -107,27 +108,26 @@ static int validate(const struct shml__chan_geo *g, uint32_t magic, uint32_t ver
     if (version != SHML_CHAN_VERSION)
         return shml__fail(SHML_EVERSION, "channel layout version %u; this library reads %u",
                           version, SHML_CHAN_VERSION);
-    if (!is_kind(g->kind))
+    const struct shml__kind *k = g->k;
+    if (!k)
         return shml__fail(SHML_ECORRUPT, "channel kind %u is unknown", g->kind);
     uint64_t n = g->nslots;
-    uint64_t minimum = g->kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
-    if (n < minimum || n > MAX_SLOTS || (n & (n - 1)) != 0 || g->stride % 64 != 0 ||
-        g->max_msg > MAX_MAX_MSG || g->stride < slot_overhead(g->kind) + g->max_msg)
+    if (n < k->min_slots || n > MAX_SLOTS || (n & (n - 1)) != 0 || g->stride % 64 != 0 ||
+        g->max_msg > MAX_MAX_MSG || g->stride < slot_overhead(k) + g->max_msg)
         return shml__fail(SHML_ECORRUPT, "channel geometry is inconsistent (%u slots of %u "
                                          "bytes for messages of %llu)",
                           g->nslots, g->stride, (unsigned long long)g->max_msg);
-    if (g->policy > SHML_OVERWRITE || (g->policy == SHML_OVERWRITE && g->kind != SHML_BUS) ||
-        (g->flags & ~SHML_CHANF_SPSC) || ((g->flags & SHML_CHANF_SPSC) && g->kind != SHML_QUEUE))
+    if (g->policy > SHML_OVERWRITE || (g->policy == SHML_OVERWRITE && !k->overwrite) ||
+        (g->flags & ~SHML_CHANF_SPSC) || ((g->flags & SHML_CHANF_SPSC) && !k->spsc))
         return shml__fail(SHML_ECORRUPT, "channel policy %u or flags 0x%x are invalid",
                           g->policy, g->flags);
     if (g->nendpoints < 1 || g->nendpoints > SHML_EP_MAX || g->ep_off != SHML_CHAN_HDR)
         return shml__fail(SHML_ECORRUPT, "channel endpoint table is inconsistent (%u entries "
                                          "at %llu)",
                           g->nendpoints, (unsigned long long)g->ep_off);
-    uint64_t want_box_stride =
-        g->kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + g->max_msg, 64) : 0;
+    uint64_t want_box_stride = box_stride_for(k, g->max_msg);
     uint64_t box_off;
-    uint64_t slots_off = layout_slots_off(g->kind, g->nendpoints, want_box_stride, &box_off);
+    uint64_t slots_off = layout_slots_off(k, g->nendpoints, want_box_stride, &box_off);
     if (g->box_stride != want_box_stride || g->box_off != box_off || g->slots_off != slots_off)
         return shml__fail(SHML_ECORRUPT, "channel tables are misplaced (mailboxes at %llu, "
                                          "slots at %llu)",
@@ -163,6 +163,7 @@ int shml__chan_geo_load(struct shml_chan_hdr *h, size_t size, struct shml__chan_
     g->hdr = h;
     uint32_t magic = ONCE32(magic), version = ONCE32(version);
     g->kind = ONCE32(kind);
+    g->k = shml__kind(g->kind); /* NULL for an unknown kind: validate() refuses it */
     g->flags = ONCE32(flags);
     g->nslots = ONCE32(nslots);
     g->stride = ONCE32(stride);
@@ -290,25 +291,13 @@ static void fold(struct shml_chan_hdr *h, struct shml_chan_ep *e)
 #undef FOLD
 }
 
-/* Undo what an entry's owner held: a queue slot, a latest pin, an rpc request or an unread
-   reply. */
+/* Undo what an entry's owner held (its kind's settle step): a queue slot, a latest pin, an
+   rpc request or an unread reply. seq_cst: as the role loads of the inspectors (the role is
+   still the owner's). */
 static void ep_undo(const struct shml__chan_geo *g, uint32_t i)
 {
-    struct shml_chan_ep *e = shml__chan_ep(g, i);
-    /* Queue: the slots the records name, before the records go with the entry. */
-    if (g->kind == SHML_QUEUE)
-        shml__queue_settle(g, i, true, true);
-    /* Rpc: the request slot and the mailbox its records name, and its own mailbox.
-       seq_cst: as the role loads of the inspectors (the role is still the owner's). */
-    if (g->kind == SHML_RPC)
-        shml__rpc_settle(g, i, atomic_load_explicit(&e->role, memory_order_seq_cst));
-    /* Latest: the record of a pin; whether the dead reader's count is still in the buffer
-       nobody knows, so the buffer is recounted from the records left (latest.c). seq_cst:
-       the clearing comes before the recount's loads. The pin is a shared word: a buffer
-       number is used only within the private bound. */
-    uint32_t pin = atomic_exchange_explicit(&e->pin, 0, memory_order_seq_cst);
-    if (g->kind == SHML_LATEST && pin != 0 && pin <= g->nslots)
-        shml__latest_recount(g, pin - 1);
+    if (g->k->settle)
+        g->k->settle(g, i, atomic_load_explicit(&shml__chan_ep(g, i)->role, memory_order_seq_cst));
 }
 
 /* Free entry i, which this process holds in state `mine`: fold, clear, publish free. */
@@ -318,8 +307,8 @@ static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
     struct shml_chan_ep *e = shml__chan_ep(g, i);
     /* seq_cst: publishers and inspectors stop counting it (pairs with their role loads). */
     uint32_t role = atomic_exchange_explicit(&e->role, 0, memory_order_seq_cst);
-    if (g->kind == SHML_RPC && (role & SHML_SERVER))
-        atomic_fetch_sub_explicit(&h->servers, 1, memory_order_relaxed); /* a fact */
+    if (g->k->entry_freed)
+        g->k->entry_freed(g, role);
     fold(h, e);
     /* Release: pairs with the acquire fence of shml__chan_holder_counted(): who reads a
        cleared record or counter below sees our taking of the entry and our settling of its
@@ -412,6 +401,12 @@ static int ep_claim(shml_channel *ch)
 
 /* ---- create, open, close ---- */
 
+void shml__chan_set_role(shml_channel *ch)
+{
+    /* seq_cst: pairs with the role loads of publishers, inspectors and server scans. */
+    atomic_store_explicit(&ch->ep->role, ch->role, memory_order_seq_cst);
+}
+
 /* Build the endpoint for a mapped channel of validated geometry g (copied into the handle). */
 static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned role,
                     const struct shml_channel_opts *o, shml_channel **out)
@@ -425,7 +420,6 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
     ch->slots = g->slots;
     ch->mask = g->nslots - 1;
     ch->stride = g->stride;
-    ch->kind = g->kind;
     ch->max_msg = g->max_msg;
     ch->type_bytes = g->type_bytes;
     ch->policy = g->policy;
@@ -440,14 +434,9 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
         free(ch);
         return r;
     }
-    if (ch->kind == SHML_BUS && (role & SHML_CONSUMER))
-        shml__bus_subscribe(ch); /* stores the role itself, in the order joining needs */
-    else
-        /* seq_cst: pairs with the role loads of publishers and inspectors. */
-        atomic_store_explicit(&ch->ep->role, role, memory_order_seq_cst);
-    if (ch->kind == SHML_RPC)
-        shml__rpc_attach(ch);
-    if (ch->kind == SHML_LATEST && (r = shml__latest_attach(ch)) < 0) {
+    if (!g->k->attach)
+        shml__chan_set_role(ch);
+    else if ((r = g->k->attach(ch)) < 0) {
         uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
         ep_free(&ch->geo, ch->ep_index, mine);
         free(ch);
@@ -486,46 +475,34 @@ static int init_block(shml_segment *seg, void *ctx)
     memcpy(h->type_format, g->type_format, sizeof(h->type_format));
     shml_event_init((shml_event *)&h->not_empty);
     shml_event_init((shml_event *)&h->not_full);
-    /* Relaxed stores below: all published with the segment. */
-    for (uint32_t i = 0; g->kind == SHML_RPC && i < g->nendpoints; i++) {
-        /* The creator's own geometry (ctx, private), as every offset below. */
-        struct shml_rpc_box *b =
-            (struct shml_rpc_box *)((char *)h + g->box_off + (uint64_t)i * g->box_stride);
-        shml_event_init((shml_event *)&b->ready);
-        atomic_store_explicit(&b->state, shml_box_state(0, 0, false, true),
-                              memory_order_relaxed); /* idle, ticket 0 */
-    }
-    char *slots = (char *)h + g->slots_off;
-    for (uint64_t i = 0; g->kind != SHML_LATEST && i < g->nslots; i++) {
-        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * g->stride);
-        /* Queue, rpc: free for position i. Bus: holds message i - nslots, free for i. */
-        uint64_t seq = g->kind == SHML_BUS ? i + 1 - g->nslots : i;
-        atomic_store_explicit(&s->state, shml_slot_state(seq, 0, false), memory_order_relaxed);
-    }
+    /* The slots and mailboxes, from the creator's own geometry (ctx, private). */
+    const struct shml__kind *k = shml__kind(g->kind);
+    if (k->init)
+        k->init(h, g);
     return 0;
 }
 
 static int check_opts(const struct shml_channel_opts *o)
 {
-    uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
-    if (!is_kind(kind))
+    const struct shml__kind *k = shml__kind(o->kind ? o->kind : SHML_QUEUE);
+    if (!k)
         return shml__fail(EINVAL, "unknown channel kind %u", o->kind);
     if (o->policy > SHML_OVERWRITE)
         return shml__fail(EINVAL, "unknown policy %u", o->policy);
-    if (o->policy == SHML_OVERWRITE && kind != SHML_BUS)
+    if (o->policy == SHML_OVERWRITE && !k->overwrite)
         return shml__fail(EINVAL, "SHML_OVERWRITE is a bus policy; this kind only blocks");
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
     if (o->flags & ~(SHML_SPSC | SHML_OWNED))
         return shml__fail(EINVAL, "unknown channel flags 0x%x",
                           o->flags & ~(SHML_SPSC | SHML_OWNED));
-    if ((o->flags & SHML_SPSC) && kind != SHML_QUEUE)
+    if ((o->flags & SHML_SPSC) && !k->spsc)
         return shml__fail(EINVAL, "SHML_SPSC is for queues");
     if (o->max_msg > MAX_MAX_MSG)
         return shml__fail(EINVAL, "max_msg %zu is larger than %zu", o->max_msg, MAX_MAX_MSG);
     if (o->role & ~(SHML_PRODUCER | SHML_CONSUMER))
         return shml__fail(EINVAL, "unknown role 0x%x", o->role);
-    if (kind == SHML_RPC && o->role == (SHML_CLIENT | SHML_SERVER))
+    if (k->two_way && o->role == (SHML_CLIENT | SHML_SERVER))
         return shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     if (o->type && o->type->format[0] != '\0') {
         const struct shml_channel_type *t = o->type;
@@ -560,6 +537,7 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
     if (r < 0)
         return r;
     uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
+    const struct shml__kind *k = shml__kind(kind); /* known: check_opts() */
     const struct shml_channel_type *type = o->type && o->type->format[0] ? o->type : NULL;
     size_t max_msg = o->max_msg ? o->max_msg : DEFAULT_MAX_MSG;
     if (type && !o->max_msg)
@@ -567,13 +545,13 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
                                     type->ndim, type->shape);
     size_t capacity = o->capacity ? o->capacity : DEFAULT_CAPACITY;
     uint32_t nep = o->endpoints ? o->endpoints : SHML_EP_DEFAULT;
-    uint64_t stride = shml__round_up(slot_overhead(kind) + (uint64_t)max_msg, 64);
-    uint64_t n = kind == SHML_LATEST ? LATEST_MIN_BUFS : 2;
+    uint64_t stride = shml__round_up(slot_overhead(k) + (uint64_t)max_msg, 64);
+    uint64_t n = k->min_slots;
     while (n * 2 <= MAX_SLOTS && n * 2 * stride <= capacity)
         n *= 2;
-    uint64_t box_stride = kind == SHML_RPC ? shml__round_up(SHML_BOX_HDR + max_msg, 64) : 0;
+    uint64_t box_stride = box_stride_for(k, max_msg);
     uint64_t box_off;
-    uint64_t slots_off = layout_slots_off(kind, nep, box_stride, &box_off);
+    uint64_t slots_off = layout_slots_off(k, nep, box_stride, &box_off);
     if (stride > UINT32_MAX || box_stride > UINT32_MAX ||
         n * stride > SIZE_MAX - slots_off - 4096 || nep * box_stride > SIZE_MAX / 2)
         return shml__fail(EOVERFLOW, "channel of %llu slots of %llu bytes is too large",
@@ -611,10 +589,7 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
                                   &geometry, &seg);
     if (r < 0)
         return r;
-    unsigned role = o->role ? o->role
-                    : kind == SHML_BUS ? SHML_PRODUCER
-                    : kind == SHML_RPC ? SHML_SERVER
-                                       : SHML_PRODUCER | SHML_CONSUMER;
+    unsigned role = o->role ? o->role : k->default_role;
     /* Our own block, but copied and validated as an opener's: from here on the mapping is
        shared, and the handle keeps what was checked. */
     struct shml__chan_geo g;
@@ -637,7 +612,7 @@ static int open_checked(const char *addr, struct shml_segment_opts *so, shml_seg
     if (r < 0)
         return r;
     uint32_t kind = shml__segment_kind(seg);
-    if (!is_kind(kind))
+    if (!shml__kind(kind))
         r = shml__fail(SHML_EWRONGKIND, "%s is a segment of kind %u, not a channel", addr,
                        kind);
     if (r == 0)
@@ -683,7 +658,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     int r = open_checked(addr, &so, &seg, &g);
     if (r < 0)
         return r;
-    if (g.kind == SHML_RPC && role == (SHML_CLIENT | SHML_SERVER))
+    if (g.k->two_way && role == (SHML_CLIENT | SHML_SERVER))
         r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     else
         r = endpoint(seg, &g, role, o, out);
@@ -737,9 +712,8 @@ int shml_channel_close(shml_channel *ch)
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
     ep_undo(&ch->geo, ch->ep_index);
     ep_free(&ch->geo, ch->ep_index, mine);
-    /* A bus subscriber that leaves may have been the one its publishers wait for. */
-    if (ch->kind == SHML_BUS && (ch->role & SHML_CONSUMER))
-        shml__event_wake_all(&ch->hdr->not_full);
+    if (ch->geo.k->detach)
+        ch->geo.k->detach(ch);
     shml_segment_close(ch->seg);
     free(ch);
     return 0;
@@ -881,7 +855,7 @@ static int check_send(shml_channel *ch, size_t len)
     int r = check_usable(ch);
     if (r < 0)
         return r;
-    if (!(ch->role & SHML_PRODUCER) && ch->kind != SHML_RPC)
+    if (!(ch->role & SHML_PRODUCER) && !ch->geo.k->two_way)
         return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
     if (ch->claimed)
         return shml__fail(EBUSY, "a claim is open on this endpoint: commit it first");
@@ -898,7 +872,7 @@ static int check_recv(shml_channel *ch)
     int r = check_usable(ch);
     if (r < 0)
         return r;
-    if (!(ch->role & SHML_CONSUMER) && ch->kind != SHML_RPC)
+    if (!(ch->role & SHML_CONSUMER) && !ch->geo.k->two_way)
         return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
     if (ch->peeked)
         return shml__fail(EBUSY, "a peek is open on this endpoint: release it first");
@@ -1041,11 +1015,9 @@ ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
             return -EINVAL;
     }
     ch->has_deadline = false;
-    if (ch->kind == SHML_QUEUE)
-        return unless_lost(ch, shml__queue_send_batch(ch, msgs, n, timeout_ns));
-    if (ch->kind == SHML_BUS)
-        return unless_lost(ch, shml__bus_send_batch(ch, msgs, n, timeout_ns));
-    return shml__fail(ENOTSUP, "batch calls are for queues and buses");
+    if (!ch->geo.k->send_batch)
+        return shml__fail(ENOTSUP, "batch calls are for queues and buses");
+    return unless_lost(ch, ch->geo.k->send_batch(ch, msgs, n, timeout_ns));
 }
 
 ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, size_t n,
@@ -1056,14 +1028,10 @@ ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, s
         return r;
     if ((!buf && cap) || !lens || n == 0)
         return -EINVAL;
-    ssize_t got;
     ch->has_deadline = false;
-    if (ch->kind == SHML_QUEUE)
-        got = shml__queue_recv_batch(ch, buf, cap, lens, n, timeout_ns);
-    else if (ch->kind == SHML_BUS)
-        got = shml__bus_recv_batch(ch, buf, cap, lens, n, timeout_ns);
-    else
+    if (!ch->geo.k->recv_batch)
         return shml__fail(ENOTSUP, "batch calls are for queues and buses");
+    ssize_t got = ch->geo.k->recv_batch(ch, buf, cap, lens, n, timeout_ns);
     if (got == -EMSGSIZE)
         return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
     return unless_lost(ch, got);
@@ -1113,7 +1081,6 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
     st->drops = atomic_load_explicit(&h->closed.drops, memory_order_relaxed);
     st->sleeps = atomic_load_explicit(&h->closed.sleeps, memory_order_relaxed);
     st->lost = atomic_load_explicit(&h->lost, memory_order_relaxed);
-    uint64_t newest = g->kind == SHML_LATEST ? shml_latest_cur_version(enq) : enq;
     uint64_t slowest = UINT64_MAX;
     size_t used = 0;
     for (uint32_t i = 0; i < g->nendpoints; i++) {
@@ -1137,9 +1104,9 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
             .sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed),
         };
         uint64_t cursor = atomic_load_explicit(&e->cursor, memory_order_relaxed);
-        if ((role & SHML_CONSUMER) && (g->kind == SHML_BUS || g->kind == SHML_LATEST)) {
-            es.lag = newest > cursor ? newest - cursor : 0;
-            if (g->kind == SHML_BUS && cursor < slowest)
+        if ((role & SHML_CONSUMER) && g->k->lag) {
+            es.lag = g->k->lag(enq, cursor);
+            if (cursor < slowest)
                 slowest = cursor;
         }
         st->sent += atomic_load_explicit(&e->sent, memory_order_relaxed);
@@ -1154,12 +1121,7 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
     st->attached = (uint32_t)used;
     if (count)
         *count = used;
-    if (g->kind == SHML_QUEUE || g->kind == SHML_RPC)
-        st->queued = enq > deq ? enq - deq : 0;
-    if (g->kind == SHML_RPC)
-        st->queued += shml__rpc_replies_waiting(g);
-    else if (g->kind == SHML_BUS && slowest != UINT64_MAX)
-        st->queued = enq > slowest ? enq - slowest : 0;
+    st->queued = g->k->queued ? g->k->queued(g, enq, deq, slowest) : 0;
 }
 
 int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st)

@@ -22,6 +22,7 @@
 struct shml__chan_geo {
     struct shml_chan_hdr *hdr; /* the control block in this process's mapping: its atomics */
     char *slots;               /* the first slot (latest: buffer): hdr + slots_off */
+    const struct shml__kind *k; /* what the kind does (below) */
     uint32_t kind;             /* SHML_QUEUE .. SHML_RPC */
     uint32_t flags;            /* SHML_CHANF_* */
     uint32_t nslots;
@@ -56,7 +57,6 @@ struct shml_channel {
     char *slots;          /* the first slot */
     uint64_t mask;        /* nslots - 1 */
     uint32_t stride;
-    uint32_t kind;        /* SHML_QUEUE .. SHML_RPC */
     uint64_t max_msg;
     uint64_t type_bytes;  /* typed channel: the one size a message has; 0 when untyped */
     uint32_t policy;
@@ -124,39 +124,68 @@ struct shml__chan_ops {
     void (*abandon)(shml_channel *ch); /* close: give up an open claim or peek */
     void (*discard)(shml_channel *ch); /* shml_discard: withdraw the open claim */
 };
-SHML_INTERNAL extern const struct shml__chan_ops shml__queue_ops, shml__bus_ops,
-    shml__latest_ops, shml__rpc_ops;
+SHML_INTERNAL extern const struct shml__chan_ops shml__queue_ops;
 
-/* Bus and rpc hooks beyond the common operations. */
-SHML_INTERNAL void shml__bus_subscribe(shml_channel *ch);
-SHML_INTERNAL void shml__rpc_attach(shml_channel *ch);
+struct shml__checker; /* check.c: what a kind's check step reports through */
+
 /*
- * Rpc: request `ticket` of the client at entry `client` will never be answered (the server
- * reading it died): make its mailbox idle and wake the client. True if this call did it,
- * false if the mailbox no longer waited for that request. Counts nothing (the request's slot
- * is what is counted).
+ * A channel kind: everything that varies by kind, in one place. Each kind's file defines its
+ * own (queue.c, bus.c, latest.c, rpc.c); channel.c keeps the table (shml__kind()) and the
+ * code every kind shares, and asks the descriptor wherever kinds differ. A NULL hook means
+ * the kind has nothing to do there. Recovery hooks take the validated geometry, never a
+ * handle, so that the runtime and a repair (check.c) run the same steps.
  */
-SHML_INTERNAL bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client,
-                                          uint32_t ticket);
-/*
- * Rpc: make mailbox i, seen in state st, idle (its ticket kept), so that no server delivers
- * to it, and wake its client. A reply being written by a server that died (`writer_dead`) is
- * counted lost if that server counted it sent (its record). Returns 1 if it did and counted a
- * lost reply, 0 if it did, -1 if the state changed meanwhile (or the dead server's entry is
- * being freed, whose freer settles the mailbox): look again.
- */
-SHML_INTERNAL int shml__rpc_box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st,
-                                      bool writer_dead);
-/*
- * Rpc: undo what entry i's owner (dead or closing, of role `role`) holds, before its records
- * go with the entry: a client's request claim and its mailbox (an unread reply is lost unless
- * counted received), a server's request being read and the reply it was delivering.
- */
-SHML_INTERNAL void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role);
-/* Rpc: replies delivered to mailboxes and not yet read (a snapshot, for stats). */
-SHML_INTERNAL uint64_t shml__rpc_replies_waiting(const struct shml__chan_geo *g);
-/* Latest: refuse a reader past the bound of nslots - 2 (-EUSERS). */
-SHML_INTERNAL int shml__latest_attach(shml_channel *ch);
+struct shml__kind {
+    uint32_t kind;         /* SHML_QUEUE .. SHML_RPC */
+    uint32_t slot_hdr;     /* bytes before a message in a slot (latest: a buffer) */
+    uint32_t msg_extra;    /* bytes a slot holds besides the message (rpc: the tag) */
+    uint32_t min_slots;    /* fewest slots (buffers) a channel of the kind has */
+    bool mailboxes;        /* a reply mailbox per endpoint entry (rpc) */
+    bool overwrite;        /* SHML_OVERWRITE is one of its policies (bus) */
+    bool spsc;             /* SHML_SPSC is one of its flags (queue) */
+    bool two_way;          /* every endpoint sends and receives, as a client or a server, never
+                              both (rpc) */
+    unsigned default_role; /* the creator's role when the options give none */
+    const struct shml__chan_ops *ops;
+    /* Create: write the initial slot (and mailbox) states into the fresh block h, from the
+       creator's private geometry g. */
+    void (*init)(struct shml_chan_hdr *h, const struct shml_chan_hdr *g);
+    /* Open: the entry is claimed, its role not yet stored: store it (shml__chan_set_role())
+       and join. 0, or -errno (the entry is then freed). NULL: store the role. */
+    int (*attach)(shml_channel *ch);
+    /* Close, once the entry is freed. */
+    void (*detach)(shml_channel *ch);
+    /* Free of entry i (dead or closing, of role `role`), before its records go with it: undo
+       what its owner held (layout.h, the endpoint table). */
+    void (*settle)(const struct shml__chan_geo *g, uint32_t i, uint32_t role);
+    /* Free of an entry of role `role`, as its role is cleared. */
+    void (*entry_freed)(const struct shml__chan_geo *g, uint32_t role);
+    /* A slot being read was freed from a dead holder: read_tag reads what it must tell
+       (before the slot is freed), request_lost tells it (after). */
+    uint64_t (*read_tag)(const struct shml__chan_geo *g, const struct shml_chan_slot *s);
+    void (*request_lost)(const struct shml__chan_geo *g, uint64_t tag);
+    /* shml_send_batch(), shml_recv_batch(); NULL: -ENOTSUP. */
+    ssize_t (*send_batch)(shml_channel *ch, const struct shml_iov *msgs, size_t n,
+                          int64_t timeout_ns);
+    ssize_t (*recv_batch)(shml_channel *ch, char *buf, size_t cap, size_t *lens, size_t n,
+                          int64_t timeout_ns);
+    /* Stats: a consumer's lag from its cursor (NULL: 0), and the messages waiting, from the
+       indices and the slowest consumer's cursor (UINT64_MAX: none). */
+    uint64_t (*lag)(uint64_t enq, uint64_t cursor);
+    uint64_t (*queued)(const struct shml__chan_geo *g, uint64_t enq, uint64_t deq,
+                       uint64_t slowest);
+    /* shml_channel_check(): the kind's slots (and mailboxes). */
+    void (*check)(struct shml__checker *c, const struct shml__chan_geo *g);
+};
+SHML_INTERNAL extern const struct shml__kind shml__queue_kind, shml__bus_kind, shml__latest_kind,
+    shml__rpc_kind;
+
+/* The descriptor of kind `kind`, or NULL for a kind that is not a channel's. */
+SHML_INTERNAL const struct shml__kind *shml__kind(uint32_t kind);
+
+/* Store the handle's role in its entry (seq_cst: pairs with the role loads of publishers,
+   inspectors and the rpc server scan). */
+SHML_INTERNAL void shml__chan_set_role(shml_channel *ch);
 /*
  * Latest: lower buffer i's reader count to the pins live endpoints record on it, undoing the
  * count of readers that died (latest.c, Death). Needs no handle (reclaim and repair use it).
@@ -349,17 +378,29 @@ SHML_INTERNAL void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i
 SHML_INTERNAL int shml__chan_holder_counted(const struct shml__chan_geo *g, uint32_t holder,
                                             bool sending, uint32_t pos);
 
-/* Batch calls (queue and bus). */
+/* The queue's steps that rpc's request ring reuses (rpc builds on queue, never the reverse):
+   the batch calls, the initial slot states, the messages waiting, the check. */
 SHML_INTERNAL ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs,
                                              size_t n, int64_t timeout_ns);
 SHML_INTERNAL ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap,
                                              size_t *lens, size_t n, int64_t timeout_ns);
-SHML_INTERNAL ssize_t shml__bus_send_batch(shml_channel *ch, const struct shml_iov *msgs,
-                                           size_t n, int64_t timeout_ns);
-SHML_INTERNAL ssize_t shml__bus_recv_batch(shml_channel *ch, char *buf, size_t cap,
-                                           size_t *lens, size_t n, int64_t timeout_ns);
+SHML_INTERNAL void shml__queue_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g);
+SHML_INTERNAL uint64_t shml__queue_queued(const struct shml__chan_geo *g, uint64_t enq,
+                                          uint64_t deq, uint64_t slowest);
+SHML_INTERNAL void shml__queue_check(struct shml__checker *c, const struct shml__chan_geo *g);
 
 /* Check and repair (check.c) */
 SHML_INTERNAL int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn fn, void *ctx);
+/*
+ * What a kind's check step (shml__kind.check) reports through. A finding is `repairable` if a
+ * repair acts on it (what a check tells must be exactly what the repair does), `repaired` if
+ * this repair did. shml__check_repairing(): whether this run repairs (else it only looks).
+ * shml__check_holder_text(): who a holder (shml_holder()) was, in words, into buf.
+ */
+SHML_INTERNAL void shml__check_finding(struct shml__checker *c, bool repairable, bool repaired,
+                                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+SHML_INTERNAL bool shml__check_repairing(const struct shml__checker *c);
+SHML_INTERNAL const char *shml__check_holder_text(const struct shml__chan_geo *g, uint32_t holder,
+                                                  char *buf, size_t cap);
 
 #endif /* SHML_CHANNEL_INTERNAL_H */

@@ -11,7 +11,7 @@
  * buffer a writer holds is never pinned, so no read overlaps a write: no value is ever torn.
  *
  * Writers never wait: a handle pins at most one buffer, and a channel takes at most
- * nslots - 2 readers (shml__latest_attach() refuses more), so some buffer is neither current
+ * nslots - 2 readers (latest_attach() refuses more), so some buffer is neither current
  * nor pinned. Pins of readers that died count until their entries are reclaimed, which a
  * writer that finds no buffer does at once.
  *
@@ -205,8 +205,10 @@ static int try_pin(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, boo
     return shml__fail(SHML_ECORRUPT, "latest value keeps changing under the reader");
 }
 
-int shml__latest_attach(shml_channel *ch)
+/* Open: a reader takes a place among the nslots - 2 (Readers, above). */
+static int latest_attach(shml_channel *ch)
 {
+    shml__chan_set_role(ch);
     if (!(ch->role & SHML_CONSUMER))
         return 0;
     /* The current value counts as unread: the lag starts at 1 (or 0 before any write).
@@ -326,11 +328,92 @@ static void l_abandon(shml_channel *ch)
         unpin(ch);
 }
 
-const struct shml__chan_ops shml__latest_ops = {
+static const struct shml__chan_ops latest_ops = {
     .claim = l_claim,
     .commit = l_commit,
     .peek = l_peek,
     .release = l_release,
     .abandon = l_abandon,
     .discard = l_discard,
+};
+
+/* ---- check and repair ---- */
+
+static void latest_check(struct shml__checker *c, const struct shml__chan_geo *g)
+{
+    struct shml_chan_hdr *h = g->hdr;
+    uint64_t cur = atomic_load_explicit(&h->enq, memory_order_relaxed);
+    if (shml_latest_cur_version(cur) && shml_latest_cur_buffer(cur) >= g->nslots) {
+        shml__check_finding(c, false, false, "the current value names buffer %u of %u",
+                            shml_latest_cur_buffer(cur), g->nslots);
+        return;
+    }
+    for (uint32_t i = 0; i < g->nslots; i++) {
+        struct shml_latest_buf *b = shml__chan_slot_at(g, i);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        uint32_t readers = shml_latest_readers(st);
+        uint32_t pins = 0;
+        for (uint32_t k = 0; k < g->nendpoints; k++) {
+            struct shml_chan_ep *e = shml__chan_ep(g, k);
+            if (shml_ep_used(atomic_load_explicit(&e->state, memory_order_relaxed)) &&
+                atomic_load_explicit(&e->pin, memory_order_relaxed) == i + 1)
+                pins++;
+        }
+        if (readers > pins) {
+            /* A count no endpoint records (left by a reader that died between its count and
+               its record, or forged): the recount the runtime makes (latest.c). */
+            bool fixed = shml__check_repairing(c) && shml__latest_recount(g, i);
+            shml__check_finding(c, true, fixed, "buffer %u: %u readers counted, %u recorded%s", i,
+                                readers, pins, fixed ? ": recounted" : "");
+            if (fixed)
+                st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        }
+        if (shml_latest_writing(st) && shml__chan_holder_dead(g, shml_latest_writer(st))) {
+            char who[64];
+            shml__check_holder_text(g, shml_latest_writer(st), who, sizeof(who));
+            bool fixed = shml__check_repairing(c) && shml__latest_free_dead_writer(b, st);
+            shml__check_finding(c, true, fixed, "buffer %u: being written by %s, which died%s", i,
+                                who, fixed ? ": freed" : "");
+        }
+        uint32_t len = shml__len_once(&b->len);
+        if (!shml_latest_writing(st) && len > g->max_msg)
+            shml__check_finding(c, false, false, "buffer %u: value of %u bytes in buffers for %llu",
+                                i, len, (unsigned long long)g->max_msg);
+    }
+}
+
+/* ---- the kind ---- */
+
+/* The fewest buffers: the current one, one being written, and room for two readers. */
+#define LATEST_MIN_BUFS 4u
+
+/* Free of a reader's entry: the record of its pin. Whether the dead reader's count is still
+   in the buffer nobody knows, so the buffer is recounted from the records left (Death,
+   above). seq_cst: the clearing comes before the recount's loads. The pin is a shared word:
+   a buffer number is used only within the private bound. */
+static void latest_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
+{
+    (void)role;
+    uint32_t pin = atomic_exchange_explicit(&shml__chan_ep(g, i)->pin, 0, memory_order_seq_cst);
+    if (pin != 0 && pin <= g->nslots)
+        shml__latest_recount(g, pin - 1);
+}
+
+/* A reader's lag: the versions written since the one it read last. */
+static uint64_t latest_lag(uint64_t enq, uint64_t cursor)
+{
+    uint64_t newest = shml_latest_cur_version(enq);
+    return newest > cursor ? newest - cursor : 0;
+}
+
+const struct shml__kind shml__latest_kind = {
+    .kind = SHML_LATEST,
+    .slot_hdr = SHML_LATEST_HDR,
+    .min_slots = LATEST_MIN_BUFS,
+    .default_role = SHML_PRODUCER | SHML_CONSUMER,
+    .ops = &latest_ops,
+    .attach = latest_attach,
+    .settle = latest_settle,
+    .lag = latest_lag,
+    .check = latest_check,
 };

@@ -58,12 +58,11 @@ bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *
                          uint64_t s, uint64_t next)
 {
     struct shml_chan_hdr *h = g->hdr;
-    /* An rpc request being read by a server that died: its client must learn it. The tag is
-       read before the slot is freed (the dead holder no longer changes it). */
+    /* A message being read by a consumer that died: whom its kind must tell (an rpc
+       request's client) is read before the slot is freed (the dead holder no longer changes
+       it). */
     bool being_read = (uint32_t)next - shml_slot_seq(s) == g->nslots - 1;
-    uint32_t tag[2] = {0, 0};
-    if (g->kind == SHML_RPC && being_read)
-        memcpy(tag, (char *)slot + SHML_SLOT_HDR, sizeof(tag));
+    uint64_t tag = being_read && g->k->read_tag ? g->k->read_tag(g, slot) : 0;
     /* Whether the holder counted its message (Counting, above). */
     int counted = shml__chan_holder_counted(g, shml_slot_holder(s), !being_read,
                                             shml_slot_seq(s) - (being_read ? 1u : 0u));
@@ -73,8 +72,8 @@ bool shml__queue_reclaim(const struct shml__chan_geo *g, struct shml_chan_slot *
     if (!atomic_compare_exchange_strong_explicit(&slot->state, &s, shml_slot_state(next, 0, false),
                                                  memory_order_acq_rel, memory_order_relaxed))
         return false;
-    if (g->kind == SHML_RPC && being_read)
-        shml__rpc_drop_request(g, tag[0], tag[1]); /* tell the client, unless it knows */
+    if (being_read && g->k->request_lost)
+        g->k->request_lost(g, tag); /* tell the client, unless it knows */
     /* Relaxed: statistics. A message received and counted is not lost; one claimed but not
        counted sent is counted sent now, on behalf of its producer, so that it is lost. */
     if (being_read && counted)
@@ -239,7 +238,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                take: the producer wrote it before publishing (the acquire above), and nobody
                else writes it while the state the take expects stays. */
             uint32_t len = shml__len_once(&s->len);
-            if (len > ch->max_msg + (ch->kind == SHML_RPC ? SHML_RPC_TAG : 0))
+            if (len > ch->max_msg + ch->geo.k->msg_extra)
                 return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
                                   (unsigned long long)ch->max_msg);
             if (len > cap)
@@ -419,6 +418,52 @@ const struct shml__chan_ops shml__queue_ops = {
     .discard = q_discard,
 };
 
+/* Check (and repair): every slot's state against its position, holders that died. The
+   rpc kind checks its request ring so too. */
+void shml__queue_check(struct shml__checker *c, const struct shml__chan_geo *g)
+{
+    struct shml_chan_hdr *h = g->hdr;
+    uint64_t n = g->nslots, mask = n - 1;
+    uint64_t enq = atomic_load_explicit(&h->enq, memory_order_relaxed);
+    uint64_t deq = atomic_load_explicit(&h->deq, memory_order_relaxed);
+    if ((deq > enq && deq - enq > g->nendpoints) || (enq > deq && enq - deq > n + g->nendpoints))
+        shml__check_finding(
+            c, false, false, "indices are inconsistent: enq %llu, deq %llu, %llu slots",
+            (unsigned long long)enq, (unsigned long long)deq, (unsigned long long)n);
+    uint64_t limit = g->max_msg + g->k->msg_extra;
+    for (uint64_t i = 0; i < n; i++) {
+        struct shml_chan_slot *s = shml__chan_slot_at(g, i);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+        uint32_t seq = shml_slot_seq(st);
+        uint32_t phase = (seq - (uint32_t)i) & (uint32_t)mask;
+        if (phase > 1 && n > 2) {
+            shml__check_finding(c, false, false,
+                                "slot %llu: state 0x%016llx does not belong to this slot",
+                                (unsigned long long)i, (unsigned long long)st);
+            continue;
+        }
+        uint32_t len = shml__len_once(&s->len);
+        if (phase == 1 && !shml_slot_busy(st) && len > limit)
+            shml__check_finding(c, false, false, "slot %llu: message of %u bytes in slots for %llu",
+                                (unsigned long long)i, len, (unsigned long long)limit);
+        if (!shml_slot_busy(st) || !shml__chan_holder_dead(g, shml_slot_holder(st)))
+            continue;
+        /* A dead holder: a claim being written (seq p) or a message being read (seq p + 1);
+           either way the slot becomes free for the next lap, and the message is lost. */
+        bool writing = phase == 0;
+        uint64_t next = writing ? (uint64_t)seq + n : (uint64_t)seq - 1 + n;
+        char who[64];
+        shml__check_holder_text(g, shml_slot_holder(st), who,
+                                sizeof(who)); /* before a repair frees it */
+        bool fixed = false;
+        if (shml__check_repairing(c) && (fixed = shml__queue_reclaim(g, s, st, next)))
+            shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
+        shml__check_finding(c, true, fixed, "slot %llu: %s by %s, which died%s",
+                            (unsigned long long)i, writing ? "being written" : "being read", who,
+                            fixed ? ": freed, 1 message lost" : "");
+    }
+}
+
 /* ---- batches: one wake-up for the lot ---- */
 
 ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
@@ -477,3 +522,45 @@ ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *
     shml__event_wake(&ch->hdr->not_full);
     return (ssize_t)i;
 }
+
+/* ---- the kind ---- */
+
+void shml__queue_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g)
+{
+    char *slots = (char *)h + g->slots_off;
+    for (uint64_t i = 0; i < g->nslots; i++) {
+        struct shml_chan_slot *s = (struct shml_chan_slot *)(slots + i * g->stride);
+        /* Relaxed: published with the segment. Free for position i. */
+        atomic_store_explicit(&s->state, shml_slot_state(i, 0, false), memory_order_relaxed);
+    }
+}
+
+/* The slots a dead (or closing) endpoint's records name. */
+static void queue_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
+{
+    (void)role;
+    shml__queue_settle(g, i, true, true);
+}
+
+uint64_t shml__queue_queued(const struct shml__chan_geo *g, uint64_t enq, uint64_t deq,
+                            uint64_t slowest)
+{
+    (void)g;
+    (void)slowest;
+    return enq > deq ? enq - deq : 0;
+}
+
+const struct shml__kind shml__queue_kind = {
+    .kind = SHML_QUEUE,
+    .slot_hdr = SHML_SLOT_HDR,
+    .min_slots = 2,
+    .spsc = true,
+    .default_role = SHML_PRODUCER | SHML_CONSUMER,
+    .ops = &shml__queue_ops,
+    .init = shml__queue_init,
+    .settle = queue_settle,
+    .send_batch = shml__queue_send_batch,
+    .recv_batch = shml__queue_recv_batch,
+    .queued = shml__queue_queued,
+    .check = shml__queue_check,
+};

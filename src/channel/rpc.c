@@ -48,17 +48,33 @@ static inline void *box_payload(struct shml_rpc_box *b)
     return (char *)b + SHML_BOX_HDR;
 }
 
-void shml__rpc_attach(shml_channel *ch)
+/* Open: a server is counted among the servers; a client's ticket goes on from its mailbox. */
+static int rpc_attach(shml_channel *ch)
 {
+    shml__chan_set_role(ch);
     if (ch->role & SHML_SERVER)
         atomic_fetch_add_explicit(&ch->hdr->servers, 1, memory_order_relaxed); /* a fact */
     /* Relaxed: the entry is ours, and its mailbox idle (made so when the entry was freed). */
     uint64_t st = atomic_load_explicit(&shml__chan_box(&ch->geo, ch->ep_index)->state,
                                        memory_order_relaxed);
     ch->ticket = shml_box_ticket(st);
+    return 0;
 }
 
-bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uint32_t ticket)
+/* Free of a server's entry: one server fewer (live or dead) for the clients to count on. */
+static void rpc_entry_freed(const struct shml__chan_geo *g, uint32_t role)
+{
+    if (role & SHML_SERVER)
+        atomic_fetch_sub_explicit(&g->hdr->servers, 1, memory_order_relaxed); /* a fact */
+}
+
+/*
+ * Request `ticket` of the client at entry `client` will never be answered (the server reading
+ * it died): make its mailbox idle and wake the client. True if this call did it, false if the
+ * mailbox no longer waited for that request. Counts nothing (the request's slot is what is
+ * counted).
+ */
+static bool drop_request(const struct shml__chan_geo *g, uint32_t client, uint32_t ticket)
 {
     /* The client index comes from a request's tag, a shared word: bounded here. */
     if (client >= g->nendpoints)
@@ -77,7 +93,14 @@ bool shml__rpc_drop_request(const struct shml__chan_geo *g, uint32_t client, uin
     return true;
 }
 
-int shml__rpc_box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st, bool writer_dead)
+/*
+ * Make mailbox i, seen in state st, idle (its ticket kept), so that no server delivers to it,
+ * and wake its client. A reply being written by a server that died (`writer_dead`) is counted
+ * lost if that server counted it sent (its record). Returns 1 if it did and counted a lost
+ * reply, 0 if it did, -1 if the state changed meanwhile (or the dead server's entry is being
+ * freed, whose freer settles the mailbox): look again.
+ */
+static int box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st, bool writer_dead)
 {
     struct shml_rpc_box *b = shml__chan_box(g, i);
     /* A live writer's reply is not ours to count: its delivery fails, and it takes its
@@ -120,7 +143,7 @@ static void settle_mailbox(const struct shml__chan_geo *g, uint32_t i)
                 shml__os_cpu_relax();
                 continue;
             }
-            if (shml__rpc_box_reset(g, i, st, dead) >= 0)
+            if (box_reset(g, i, st, dead) >= 0)
                 return;
             continue;
         }
@@ -133,7 +156,7 @@ static void settle_mailbox(const struct shml__chan_geo *g, uint32_t i)
             uint64_t n = atomic_load_explicit(&e->received, memory_order_relaxed);
             lost = !(shml_ep_rec_names(rec, shml_box_ticket(st)) && shml_ep_rec_counted(rec, n));
         }
-        if (shml__rpc_box_reset(g, i, st, false) < 0)
+        if (box_reset(g, i, st, false) < 0)
             continue;
         if (lost)
             atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
@@ -141,7 +164,8 @@ static void settle_mailbox(const struct shml__chan_geo *g, uint32_t i)
     }
 }
 
-void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
+/* Free of an entry: what a client or a server held (channel.h, shml__kind.settle). */
+static void rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
 {
     if (role & SHML_CLIENT) {
         shml__queue_settle(g, i, true, false); /* a request claimed, not yet sent */
@@ -163,10 +187,11 @@ void shml__rpc_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
         shml_holder(i, shml_ep_gen(atomic_load_explicit(&e->state, memory_order_relaxed)));
     uint64_t st = atomic_load_explicit(&shml__chan_box(g, client)->state, memory_order_relaxed);
     if (shml_box_writing(st) && shml_box_server_is(st, me))
-        shml__rpc_box_reset(g, client, st, true);
+        box_reset(g, client, st, true);
 }
 
-uint64_t shml__rpc_replies_waiting(const struct shml__chan_geo *g)
+/* Replies delivered to mailboxes and not yet read (a snapshot, for stats). */
+static uint64_t replies_waiting(const struct shml__chan_geo *g)
 {
     uint64_t n = 0;
     for (uint32_t i = 0; i < g->nendpoints; i++) {
@@ -270,7 +295,7 @@ static int client_reset(shml_channel *ch, uint64_t st, bool writer_dead, int err
     /* The request itself is counted by its slot (received, or lost with a server that died
        reading it); a reply a dead server counted sent is counted lost here. */
     if (st != shml_box_state(ch->ticket, 0, false, true) &&
-        shml__rpc_box_reset(&ch->geo, ch->ep_index, st, writer_dead) < 0)
+        box_reset(&ch->geo, ch->ep_index, st, writer_dead) < 0)
         return 1;
     ch->awaiting = false;
     return shml__fail(err, "%s", why);
@@ -571,11 +596,95 @@ static void r_abandon(shml_channel *ch)
     ch->scratch = NULL;
 }
 
-const struct shml__chan_ops shml__rpc_ops = {
+static const struct shml__chan_ops rpc_ops = {
     .claim = r_claim,
     .commit = r_commit,
     .peek = r_peek,
     .release = r_release,
     .abandon = r_abandon,
     .discard = r_discard,
+};
+
+/* ---- check and repair ---- */
+
+/* rpc: requests taken by servers that died: the clients would learn it only by probing. */
+static void check_mailboxes(struct shml__checker *c, const struct shml__chan_geo *g)
+{
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_rpc_box *b = shml__chan_box(g, i);
+        uint64_t st = atomic_load_explicit(&b->state, memory_order_relaxed);
+        uint32_t server = shml_box_server(st);
+        if (shml_box_replied(st) || server == 0 || !shml__chan_holder_dead(g, server))
+            continue;
+        char who[64];
+        shml__check_holder_text(g, server, who, sizeof(who));
+        int reset = shml__check_repairing(c) ? box_reset(g, i, st, true) : -1;
+        shml__check_finding(c, true, reset >= 0, "mailbox %u: request %u taken by %s, which died%s",
+                            i, shml_box_ticket(st), who,
+                            reset > 0    ? ": client told, 1 reply lost"
+                            : reset == 0 ? ": client told"
+                                         : "");
+    }
+}
+
+/* Requests in the ring, and replies not yet read. */
+static uint64_t rpc_queued(const struct shml__chan_geo *g, uint64_t enq, uint64_t deq,
+                           uint64_t slowest)
+{
+    return shml__queue_queued(g, enq, deq, slowest) + replies_waiting(g);
+}
+
+/* The request ring as a queue's, then the mailboxes. */
+static void rpc_check(struct shml__checker *c, const struct shml__chan_geo *g)
+{
+    shml__queue_check(c, g);
+    check_mailboxes(c, g);
+}
+
+/* ---- the kind ---- */
+
+/* Create: every mailbox idle (ticket 0), and the request ring as a queue's. */
+static void rpc_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g)
+{
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_rpc_box *b =
+            (struct shml_rpc_box *)((char *)h + g->box_off + (uint64_t)i * g->box_stride);
+        shml_event_init((shml_event *)&b->ready);
+        /* Relaxed: published with the segment. */
+        atomic_store_explicit(&b->state, shml_box_state(0, 0, false, true), memory_order_relaxed);
+    }
+    shml__queue_init(h, g);
+}
+
+/* A request being read by a server that died: the tag names whom to tell. */
+static uint64_t rpc_read_tag(const struct shml__chan_geo *g, const struct shml_chan_slot *s)
+{
+    (void)g;
+    uint32_t tag[2];
+    memcpy(tag, (const char *)s + SHML_SLOT_HDR, sizeof(tag));
+    return (uint64_t)tag[0] << 32 | tag[1];
+}
+
+static void rpc_request_lost(const struct shml__chan_geo *g, uint64_t tag)
+{
+    drop_request(g, (uint32_t)(tag >> 32), (uint32_t)tag);
+}
+
+const struct shml__kind shml__rpc_kind = {
+    .kind = SHML_RPC,
+    .slot_hdr = SHML_SLOT_HDR,
+    .msg_extra = SHML_RPC_TAG,
+    .min_slots = 2,
+    .mailboxes = true,
+    .two_way = true,
+    .default_role = SHML_SERVER,
+    .ops = &rpc_ops,
+    .init = rpc_init,
+    .attach = rpc_attach,
+    .settle = rpc_settle,
+    .entry_freed = rpc_entry_freed,
+    .read_tag = rpc_read_tag,
+    .request_lost = rpc_request_lost,
+    .queued = rpc_queued,
+    .check = rpc_check,
 };
