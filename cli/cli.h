@@ -31,8 +31,12 @@
 /* Bytes moved per shml_segment_read() call by cat and dump, so memory stays bounded. */
 #define CLI_CHUNK ((size_t)1 << 20)
 
-/* ---- verbs (one function per verb; argv holds the arguments after the verb) ---- */
+/* ---- verbs ---- */
 
+/*
+ * One verb of the tool, defined in the cmd_*.c file that implements it, next to its option
+ * parsing. run() gets the arguments after the verb and returns the exit status.
+ */
 struct cli_verb {
     const char *name;
     const char *usage; /* "ADDR SIZE [--mode MODE] ..." (after "shmlink VERB ") */
@@ -40,19 +44,20 @@ struct cli_verb {
     int (*run)(const struct cli_verb *verb, int argc, char **argv);
 };
 
-int cli_ls(const struct cli_verb *verb, int argc, char **argv);
-int cli_info(const struct cli_verb *verb, int argc, char **argv);
-int cli_gc(const struct cli_verb *verb, int argc, char **argv);
-int cli_create(const struct cli_verb *verb, int argc, char **argv);
-int cli_rm(const struct cli_verb *verb, int argc, char **argv);
-int cli_cat(const struct cli_verb *verb, int argc, char **argv);
-int cli_dump(const struct cli_verb *verb, int argc, char **argv);
-int cli_write(const struct cli_verb *verb, int argc, char **argv);
-int cli_mk(const struct cli_verb *verb, int argc, char **argv);
-int cli_send(const struct cli_verb *verb, int argc, char **argv);
-int cli_recv(const struct cli_verb *verb, int argc, char **argv);
-int cli_serve(const struct cli_verb *verb, int argc, char **argv);
-int cli_top(const struct cli_verb *verb, int argc, char **argv);
+/* The verbs main.c dispatches to. */
+extern const struct cli_verb cli_verb_ls;
+extern const struct cli_verb cli_verb_info;
+extern const struct cli_verb cli_verb_create;
+extern const struct cli_verb cli_verb_rm;
+extern const struct cli_verb cli_verb_gc;
+extern const struct cli_verb cli_verb_cat;
+extern const struct cli_verb cli_verb_dump;
+extern const struct cli_verb cli_verb_write;
+extern const struct cli_verb cli_verb_mk;
+extern const struct cli_verb cli_verb_send;
+extern const struct cli_verb cli_verb_recv;
+extern const struct cli_verb cli_verb_serve;
+extern const struct cli_verb cli_verb_top;
 
 /* ---- what the channel verbs share (cmd_channel.c) ---- */
 
