@@ -1,8 +1,13 @@
 /*
  * cmd_admin.c - the verbs that make and remove segments: create, rm.
  */
-#include "cli.h"
+#include "shmlink.h"
 
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /*
  * cmd_channel.c - the channel verbs that move messages: mk, send, recv, and what they share
- * with serve and top (signals, sliced waits, names of kinds and roles).
+ * with the other verbs (cmd_channel.h: stop signals, sliced waits, opening an endpoint).
  *
  * A stop signal (SIGINT, SIGTERM) ends a blocked send or recv between two messages, never
  * inside one: the handler sets a flag and interrupts the handle's wait
@@ -8,10 +8,17 @@
  * looked at, so a stop is seen even where a wait does not end on the interrupt. A message is
  * never lost to Ctrl-C.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "cmd_channel.h"
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "typed.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,16 +62,6 @@ int64_t cli_mono_ns(void)
 bool cli_is_channel_kind(uint32_t kind)
 {
     return kind == SHML_QUEUE || kind == SHML_BUS || kind == SHML_LATEST || kind == SHML_RPC;
-}
-
-const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
-{
-    return cli_name(shml_role_name(kind, role), "role", role, buf, cap);
-}
-
-const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
-{
-    return cli_name(shml_policy_name(policy), "policy", policy, buf, cap);
 }
 
 /* shml_send or shml_recv, one signature for both (send never writes through buf). */
@@ -120,12 +117,6 @@ ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t t
 ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     return sliced(shml_recv, ch, buf, cap, timeout_ns);
-}
-
-/* "3 messages", "1 message". */
-const char *cli_plural(uint64_t n)
-{
-    return n == 1 ? "" : "s";
 }
 
 int cli_parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out)

@@ -6,13 +6,21 @@
  * -SHML_ETRUNCATED where a load from the mapping would kill the tool with SIGBUS. Reads go in
  * chunks so a 1 GiB segment costs 1 MiB of memory.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* Bytes moved per shml_segment_read() call by cat, so memory stays bounded. */
+#define CAT_CHUNK ((size_t)1 << 20)
 /* Bytes per dump chunk: a multiple of 16 so every chunk but the last holds whole lines. */
 #define DUMP_CHUNK ((size_t)64 << 10)
 /* Longest dump line: 16-digit offset, 16 hex pairs, the ASCII column, newline. */
@@ -211,7 +219,7 @@ const struct cli_verb cli_verb_cat = {
 
 static int run_cat(const struct cli_verb *verb, int argc, char **argv)
 {
-    return run_read_verb(verb, argc, argv, CLI_CHUNK, cat_sink, NULL, (void *)verb->name);
+    return run_read_verb(verb, argc, argv, CAT_CHUNK, cat_sink, NULL, (void *)verb->name);
 }
 
 /* ---- dump ---- */

@@ -3,8 +3,15 @@
  * what the library judges abandoned). All three describe segments the same way, in text and
  * in JSON, through the helpers at the top of this file.
  */
-#include "cli.h"
+#include "shmlink.h"
 
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "json.h"
+#include "cmd_chinfo.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

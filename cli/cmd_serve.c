@@ -6,13 +6,19 @@
  * ends serve between two requests, or while the command runs (the command is stopped and
  * that request gets no reply: its client learns that its server is gone).
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>

@@ -7,11 +7,18 @@
  * or Ctrl-C quits, leaving the terminal as it was; elsewhere each refresh is printed as plain
  * lines, so `shmlink top > log` records a history.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_chinfo.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>

@@ -7,11 +7,16 @@
  * code unnoticed; this file only lists them. Every verb reports through cli_fail*() so the
  * tool has exactly one error format: "shmlink: VERB ADDR: reason" on one line of stderr.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
