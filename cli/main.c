@@ -3,8 +3,8 @@
  * reported.
  *
  * Every verb is a descriptor (struct cli_verb: name, usage, help, function) defined in the
- * cmd_*.c file that implements it, beside its options, so a verb's help cannot drift from its
- * code unnoticed; this file only lists them. Every verb reports through cli_fail*() so the
+ * cmd_*.c file that implements it, beside its options, so a verb's help is read and changed
+ * with its code; this file only lists them. Every verb reports through cli_fail*() so the
  * tool has exactly one error format: "shmlink: VERB ADDR: reason" on one line of stderr.
  */
 #include "shmlink.h"
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The verbs in the order `shmlink --help` lists them; each is described in its cmd_*.c. */
+/* Every verb, in the order the main help lists them; each is defined in its cmd_*.c. */
 static const struct cli_verb *const verbs[] = {
     &cli_verb_ls,
     &cli_verb_info,

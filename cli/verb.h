@@ -31,7 +31,7 @@ struct cli_verb {
     int (*run)(const struct cli_verb *verb, int argc, char **argv);
 };
 
-/* The verbs main.c dispatches to. */
+/* The verbs main.c dispatches to, each defined in its cmd_*.c. */
 extern const struct cli_verb cli_verb_ls;
 extern const struct cli_verb cli_verb_info;
 extern const struct cli_verb cli_verb_create;
