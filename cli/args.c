@@ -5,10 +5,13 @@
  * global parser state (unlike getopt_long's optind), so a verb can be tested or re-run in
  * isolation and the parser reads the same for all of them.
  */
-#include "cli.h"
+#include "args.h"
+#include "verb.h"
+#include "fmt.h"
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 void cli_print_verb_help(const struct cli_verb *verb)

@@ -1,12 +1,36 @@
 /*
  * cmd_admin.c - the verbs that make and remove segments: create, rm.
  */
-#include "cli.h"
+#include "shmlink.h"
 
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cli_create(const struct cli_verb *verb, int argc, char **argv)
+static int run_create(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_create = {
+    .name = "create",
+    .usage = "ADDR SIZE [--mode MODE] [--raw] [--label TEXT]",
+    .help =
+        "Create a segment of SIZE bytes at ADDR, memory reserved up front.\n"
+        "\n"
+        "SIZE is a number of bytes with an optional suffix K, M, G or T (or KiB, MiB, GiB,\n"
+        "TiB; any case), all powers of 1024: 4096, 64K, 16M, 1G. It must be at least 1 and fit\n"
+        "in size_t.\n"
+        "\n"
+        "Options:\n"
+        "  --mode MODE    octal permission bits, 1 to 0777 (default 0600; umask does not apply)\n"
+        "  --raw          no shmlink header: a plain object of exactly SIZE bytes\n"
+        "  --label TEXT   free-form label stored in the header (at most 63 bytes)\n",
+    .run = run_create,
+};
+
+static int run_create(const struct cli_verb *verb, int argc, char **argv)
 {
     bool raw = false;
     const char *mode_text = NULL, *label = NULL;
@@ -72,7 +96,18 @@ int cli_create(const struct cli_verb *verb, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-int cli_rm(const struct cli_verb *verb, int argc, char **argv)
+static int run_rm(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_rm = {
+    .name = "rm",
+    .usage = "ADDR...",
+    .help =
+        "Remove each segment. Processes that have it mapped keep their mapping.\n"
+        "Every failure is reported; the exit status is 1 if any removal failed.\n",
+    .run = run_rm,
+};
+
+static int run_rm(const struct cli_verb *verb, int argc, char **argv)
 {
     const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     size_t npos;

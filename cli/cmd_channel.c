@@ -1,6 +1,6 @@
 /*
  * cmd_channel.c - the channel verbs that move messages: mk, send, recv, and what they share
- * with serve and top (signals, sliced waits, names of kinds and roles).
+ * with the other verbs (cmd_channel.h: stop signals, sliced waits, opening an endpoint).
  *
  * A stop signal (SIGINT, SIGTERM) ends a blocked send or recv between two messages, never
  * inside one: the handler sets a flag and interrupts the handle's wait
@@ -8,10 +8,17 @@
  * looked at, so a stop is seen even where a wait does not end on the interrupt. A message is
  * never lost to Ctrl-C.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "cmd_channel.h"
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "typed.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,16 +62,6 @@ int64_t cli_mono_ns(void)
 bool cli_is_channel_kind(uint32_t kind)
 {
     return kind == SHML_QUEUE || kind == SHML_BUS || kind == SHML_LATEST || kind == SHML_RPC;
-}
-
-const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
-{
-    return cli_name(shml_role_name(kind, role), "role", role, buf, cap);
-}
-
-const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
-{
-    return cli_name(shml_policy_name(policy), "policy", policy, buf, cap);
 }
 
 /* shml_send or shml_recv, one signature for both (send never writes through buf). */
@@ -120,12 +117,6 @@ ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t t
 ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
 {
     return sliced(shml_recv, ch, buf, cap, timeout_ns);
-}
-
-/* "3 messages", "1 message". */
-const char *cli_plural(uint64_t n)
-{
-    return n == 1 ? "" : "s";
 }
 
 int cli_parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out)
@@ -240,7 +231,45 @@ static int parse_type(const char *verb, const char *addr, const char *format, co
     return 0;
 }
 
-int cli_mk(const struct cli_verb *verb, int argc, char **argv)
+static int run_mk(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_mk = {
+    .name = "mk",
+    .usage = "KIND ADDR [--capacity SIZE] [--max-msg SIZE] [--policy POLICY] [--endpoints N]\n"
+             "          [--mode MODE] [--spsc] [--type FORMAT [--shape N[,N...]]]",
+    .help =
+        "Create a channel of KIND at ADDR; it persists until 'shmlink rm ADDR'.\n"
+        "\n"
+        "KIND is one of:\n"
+        "  queue    each message goes to exactly one receiver\n"
+        "  bus      each message goes to every subscriber (a receiver joins at the next message)\n"
+        "  latest   one newest value: writers never wait, a reader gets the newest value\n"
+        "  rpc      request/reply: 'shmlink send' asks, 'shmlink serve' answers\n"
+        "Any other KIND is a usage error. The channel holds the largest power of two of slots\n"
+        "of max-msg bytes (plus a slot header) that fits in the capacity, and at least 2 (a\n"
+        "latest channel: at least 4 buffers).\n"
+        "\n"
+        "Options:\n"
+        "  --capacity SIZE   bytes of message slots (default 1M; K/M/G/T suffixes as for create)\n"
+        "  --max-msg SIZE    largest message in bytes (default 4K, at most 1G)\n"
+        "  --policy POLICY   when the channel is full: block (the default: senders wait) or,\n"
+        "                    for a bus only, overwrite (publishers never wait; a subscriber that\n"
+        "                    falls behind skips ahead and is told how many messages it missed)\n"
+        "  --endpoints N     entries in the endpoint table, 1 to 4096 (default 64): how many\n"
+        "                    handles can have the channel open at once\n"
+        "  --mode MODE       octal permission bits, 1 to 0777 (default 0600)\n"
+        "  --spsc            queue: one producer and one consumer at a time (faster; not\n"
+        "                    enforced)\n"
+        "  --type FORMAT     typed messages: each is an array of elements of this PEP 3118\n"
+        "                    format, one scalar: b B h H i I l L q Q (integers), f d (floats),\n"
+        "                    ? (bool), with an optional byte order @ = < > ! ('<f': a\n"
+        "                    little-endian float); send and recv then move values\n"
+        "  --shape N[,N...]  the array's shape (default: one element); max-msg defaults to\n"
+        "                    one message of the type\n",
+    .run = run_mk,
+};
+
+static int run_mk(const struct cli_verb *verb, int argc, char **argv)
 {
     bool spsc = false;
     const char *cap_text = NULL, *max_text = NULL, *mode_text = NULL, *policy_text = NULL,
@@ -605,7 +634,35 @@ static int send_lines(struct sender *s)
     return status;
 }
 
-int cli_send(const struct cli_verb *verb, int argc, char **argv)
+static int run_send(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_send = {
+    .name = "send",
+    .usage = "ADDR [MSG...] [--binary] [--timeout DURATION] [--wait]",
+    .help =
+        "Send messages to the channel at ADDR: each MSG argument is one message; without MSG,\n"
+        "each line of stdin is one (without its newline). Stops at the first failure.\n"
+        "A queue or bus gets each message once; a latest channel takes each as its new value.\n"
+        "To an rpc channel, each message is a request: send waits for its reply and prints it\n"
+        "(escaped as recv prints messages; length-framed with --binary), then sends the next.\n"
+        "With no server attached, a request fails at once (exit 1), unless --wait is given.\n"
+        "To a typed channel whose type recv decodes, each MSG or line is the message's values,\n"
+        "separated by spaces or commas ('1.5 2.5'); other typed channels take bytes. A message\n"
+        "that is not exactly one message of the type is refused.\n"
+        "\n"
+        "Options:\n"
+        "  --binary             stdin is length-framed: per message a 4-byte little-endian\n"
+        "                       length, then that many bytes\n"
+        "  --timeout DURATION   how long to wait for room in a full channel (rpc: and for the\n"
+        "                       reply), per message: a number, with an optional fraction, and\n"
+        "                       a unit ns, us, ms, s, m or h (none: seconds): 0.5, 250ms;\n"
+        "                       0 (fail at once) or forever (the default)\n"
+        "  --wait               wait for what is missing: for ADDR to appear, and (rpc) for a\n"
+        "                       server to attach; each wait within --timeout\n",
+    .run = run_send,
+};
+
+static int run_send(const struct cli_verb *verb, int argc, char **argv)
 {
     bool binary = false, wait = false;
     const char *timeout_text = NULL;
@@ -720,7 +777,40 @@ static void report_gap(const char *verb, const char *addr, uint32_t kind, uint64
     free(shown);
 }
 
-int cli_recv(const struct cli_verb *verb, int argc, char **argv)
+static int run_recv(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_recv = {
+    .name = "recv",
+    .usage = "ADDR [-n N] [--follow] [--binary] [--timeout DURATION] [--wait]",
+    .help =
+        "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
+        "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
+        "From a queue, received messages are consumed: no other receiver gets them.\n"
+        "A typed channel's messages are printed as values, separated by spaces, in C order,\n"
+        "when the type is one scalar per element (b B h H i I l L q Q f d ?, with an optional\n"
+        "byte order @ = < > !); other types are printed as bytes, and recv says so on stderr.\n"
+        "\n"
+        "By default, receive what is queued now and exit (exit 0 also when nothing was).\n"
+        "On a bus, recv subscribes from the next message sent, so it needs -n or --follow;\n"
+        "on a latest channel it prints the newest value (and with -n or --follow, each newer\n"
+        "one). What a bus subscriber missed (policy overwrite) or a latest reader skipped is\n"
+        "said on stderr: 'shmlink: recv ADDR: missed N messages ...'.\n"
+        "SIGINT or SIGTERM ends recv cleanly between two messages, with exit status 130\n"
+        "(SIGINT) or 143 (SIGTERM), 128 + the signal, as a shell reports it.\n"
+        "\n"
+        "Options:\n"
+        "  -n N, --count N      stop after N messages, waiting for them (fewer: exit 1)\n"
+        "  --follow             keep waiting for messages until interrupted\n"
+        "  --binary             print messages as-is, length-framed as send --binary reads them\n"
+        "  --timeout DURATION   wait at most this long for each message (as for send); when it\n"
+        "                       passes, recv ends: exit 1 with -n, else exit 0. Default 0\n"
+        "                       (drain), forever with -n or --follow\n"
+        "  --wait               if ADDR does not exist yet, wait for it to appear (within\n"
+        "                       --timeout, if given): a consumer started before its producer\n",
+    .run = run_recv,
+};
+
+static int run_recv(const struct cli_verb *verb, int argc, char **argv)
 {
     bool binary = false, follow = false, wait = false;
     const char *timeout_text = NULL, *count_text = NULL;

@@ -6,9 +6,16 @@
  * Both read the channel by address without opening an endpoint, so looking never changes
  * the table that is looked at.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "cmd_chinfo.h"
+#include "verb.h"
+#include "fmt.h"
+#include "json.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -6,13 +6,21 @@
  * -SHML_ETRUNCATED where a load from the mapping would kill the tool with SIGBUS. Reads go in
  * chunks so a 1 GiB segment costs 1 MiB of memory.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* Bytes moved per shml_segment_read() call by cat, so memory stays bounded. */
+#define CAT_CHUNK ((size_t)1 << 20)
 /* Bytes per dump chunk: a multiple of 16 so every chunk but the last holds whole lines. */
 #define DUMP_CHUNK ((size_t)64 << 10)
 /* Longest dump line: 16-digit offset, 16 hex pairs, the ASCII column, newline. */
@@ -192,9 +200,26 @@ static int cat_sink(void *ctx, size_t pos, const unsigned char *p, size_t n)
     return cli_stdout_write((const char *)ctx, p, n);
 }
 
-int cli_cat(const struct cli_verb *verb, int argc, char **argv)
+static int run_cat(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_cat = {
+    .name = "cat",
+    .usage = "ADDR [--offset N] [--length N] [--raw] [--wait]",
+    .help =
+        "Copy a segment's bytes to stdout: a shmlink segment's data, or a foreign object whole.\n"
+        "A segment truncated by another process while it is read is an error, not a crash.\n"
+        "\n"
+        "Options:\n"
+        "  --offset N   start N bytes in (default 0; K/M/G/T suffixes as for create)\n"
+        "  --length N   copy N bytes (default: to the end)\n"
+        "  --raw        read the whole object, header included\n"
+        "  --wait       if ADDR does not exist yet, wait for it to appear (until interrupted)\n",
+    .run = run_cat,
+};
+
+static int run_cat(const struct cli_verb *verb, int argc, char **argv)
 {
-    return run_read_verb(verb, argc, argv, CLI_CHUNK, cat_sink, NULL, (void *)verb->name);
+    return run_read_verb(verb, argc, argv, CAT_CHUNK, cat_sink, NULL, (void *)verb->name);
 }
 
 /* ---- dump ---- */
@@ -261,7 +286,25 @@ static int dump_finish(void *ctx, size_t end)
     return cli_stdout_write(d->verb, d->out, (size_t)n) < 0 ? -1 : 0;
 }
 
-int cli_dump(const struct cli_verb *verb, int argc, char **argv)
+static int run_dump(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_dump = {
+    .name = "dump",
+    .usage = "ADDR [--offset N] [--length N] [--raw] [--wait]",
+    .help =
+        "Show a segment's bytes in hex and ASCII, 16 per line, like hexdump -C: the offset\n"
+        "column counts from the start of the data (or object with --raw), and a '*' line stands\n"
+        "for lines equal to the one before.\n"
+        "\n"
+        "Options:\n"
+        "  --offset N   start N bytes in (default 0)\n"
+        "  --length N   show N bytes (default: to the end)\n"
+        "  --raw        show the whole object, header included\n"
+        "  --wait       if ADDR does not exist yet, wait for it to appear (until interrupted)\n",
+    .run = run_dump,
+};
+
+static int run_dump(const struct cli_verb *verb, int argc, char **argv)
 {
     struct dump_state d = {verb->name, NULL, {0}, false, false, false};
     d.out = malloc(DUMP_CHUNK / 16 * DUMP_LINE_MAX + DUMP_LINE_MAX);
@@ -312,7 +355,23 @@ static int read_stdin(size_t limit, unsigned char **out, size_t *out_len)
     return 0;
 }
 
-int cli_write(const struct cli_verb *verb, int argc, char **argv)
+static int run_write(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_write = {
+    .name = "write",
+    .usage = "ADDR [--offset N] [--raw]",
+    .help =
+        "Copy stdin into a segment at offset N. All of stdin is read first: if it does not fit\n"
+        "between the offset and the end of the segment, nothing is written.\n"
+        "\n"
+        "Options:\n"
+        "  --offset N   write N bytes in (default 0)\n"
+        "  --raw        write into the object as plain bytes (a foreign object, or a shmlink\n"
+        "               segment's header)\n",
+    .run = run_write,
+};
+
+static int run_write(const struct cli_verb *verb, int argc, char **argv)
 {
     bool raw = false;
     const char *off_text = NULL;

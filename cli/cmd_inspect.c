@@ -3,8 +3,15 @@
  * what the library judges abandoned). All three describe segments the same way, in text and
  * in JSON, through the helpers at the top of this file.
  */
-#include "cli.h"
+#include "shmlink.h"
 
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "json.h"
+#include "cmd_chinfo.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -338,7 +345,29 @@ static int ls_row(struct table *t, const struct shml_segment_info *s, int64_t no
 
 /* ---- ls ---- */
 
-int cli_ls(const struct cli_verb *verb, int argc, char **argv)
+static int run_ls(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_ls = {
+    .name = "ls",
+    .usage = "[--all] [--json]",
+    .help =
+        "List shmlink segments (POSIX and System V; file and memfd segments cannot be\n"
+        "enumerated).\n"
+        "\n"
+        "Columns: ADDRESS, ID (a System V segment's id, as ipcs shows it), BACKEND, KIND\n"
+        "(plain, raw for a foreign object, ? when the header could not be read), SIZE, MODE,\n"
+        "OWNER, CREATOR (pid and (alive) or (dead)), ATTACHED (live attaches, +Nd dead entries,\n"
+        "+Nu untracked), AGE, NOTE (the label, or why the header could not be read).\n"
+        "Segments the caller may not open are listed too, marked permission denied, with what\n"
+        "the system shows anyone (size, mode, owner; System V: creator, attaches, id).\n"
+        "\n"
+        "Options:\n"
+        "  --all    also list foreign POSIX objects in /dev/shm and System V segments\n"
+        "  --json   print a JSON object {\"segments\": [...]} instead of the table\n",
+    .run = run_ls,
+};
+
+static int run_ls(const struct cli_verb *verb, int argc, char **argv)
 {
     bool all = false, json = false;
     const struct cli_opt opts[] = {{"all", NULL, &all, NULL}, {"json", NULL, &json, NULL}};
@@ -741,7 +770,33 @@ static void info_json(const struct shml_segment_info *s, const struct shml_attac
     cli_json_finish(&j);
 }
 
-int cli_info(const struct cli_verb *verb, int argc, char **argv)
+static int run_info(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_info = {
+    .name = "info",
+    .usage = "ADDR [--json] [--check | --repair]",
+    .help =
+        "Show everything a segment's header records and its attach table, without attaching,\n"
+        "then the synchronisation objects it declares and their state: a mutex free, held by\n"
+        "pid N (alive or dead), owner died, or not recoverable; an event's generation and\n"
+        "waiters; a semaphore's value and waiters. Foreign objects are shown as raw.\n"
+        "A channel adds its kind, policy, geometry, totals and endpoint table (each endpoint's\n"
+        "pid, role, alive or dead, messages, bytes, drops, sleeps and lag), read without\n"
+        "opening an endpoint.\n"
+        "\n"
+        "Options:\n"
+        "  --json     print a JSON object instead of text\n"
+        "  --check    check a channel instead: print each problem found (slots held by dead\n"
+        "             processes, dead endpoints, a corrupt control block), marking what\n"
+        "             --repair cannot repair\n"
+        "  --repair   check, and repair what dead processes left (needs write access)\n"
+        "\n"
+        "Exit status of --check and --repair: 0 healthy (or all repaired), 3 problems left,\n"
+        "1 the check could not run.\n",
+    .run = run_info,
+};
+
+static int run_info(const struct cli_verb *verb, int argc, char **argv)
 {
     bool json = false, check = false, repair = false;
     const struct cli_opt opts[] = {
@@ -795,7 +850,22 @@ int cli_info(const struct cli_verb *verb, int argc, char **argv)
 
 /* ---- gc ---- */
 
-int cli_gc(const struct cli_verb *verb, int argc, char **argv)
+static int run_gc(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_gc = {
+    .name = "gc",
+    .usage = "[--dry-run] [--json]",
+    .help =
+        "Remove abandoned shmlink segments: managed POSIX and System V segments whose creator\n"
+        "is dead and that no live process is attached to. Foreign objects are never touched.\n"
+        "\n"
+        "Options:\n"
+        "  --dry-run   only say what would be removed\n"
+        "  --json      print a JSON object {\"dry_run\": ..., \"removed\": [...]}\n",
+    .run = run_gc,
+};
+
+static int run_gc(const struct cli_verb *verb, int argc, char **argv)
 {
     bool dry_run = false, json = false;
     const struct cli_opt opts[] = {{"dry-run", NULL, &dry_run, NULL}, {"json", NULL, &json, NULL}};

@@ -6,13 +6,19 @@
  * ends serve between two requests, or while the command runs (the command is stopped and
  * that request gets no reply: its client learns that its server is gone).
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -223,7 +229,31 @@ static int reply(struct server *sv, const void *msg, size_t len)
     return cli_fail_lib(sv->verb, sv->addr, (int)r, shml_last_error(), hint);
 }
 
-int cli_serve(const struct cli_verb *verb, int argc, char **argv)
+static int run_serve(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_serve = {
+    .name = "serve",
+    .usage = "ADDR (--echo | -- CMD [ARGS...]) [-n N] [--timeout DURATION] [--wait]",
+    .help =
+        "Answer the requests of the rpc channel at ADDR, one at a time, until interrupted:\n"
+        "with the request itself (--echo), or with what CMD prints on stdout when run with the\n"
+        "request on its stdin (one trailing newline removed, as the shell's $(...) does; cut\n"
+        "to the channel's largest message). CMD's stderr passes through; a CMD that fails is\n"
+        "reported on stderr and its output is still the reply. At the end, prints\n"
+        "'served N requests on ADDR'. SIGINT or SIGTERM ends serve cleanly (exit 0); a\n"
+        "request whose CMD was still running gets no reply.\n"
+        "\n"
+        "Options:\n"
+        "  --echo               reply with the request\n"
+        "  -- CMD [ARGS...]     reply with CMD's output (everything after -- is the command)\n"
+        "  -n N, --count N      stop after N requests\n"
+        "  --timeout DURATION   stop when no request came for this long (default forever)\n"
+        "  --wait               if ADDR does not exist yet, wait for it to appear (within\n"
+        "                       --timeout)\n",
+    .run = run_serve,
+};
+
+static int run_serve(const struct cli_verb *verb, int argc, char **argv)
 {
     /* Everything after "--" is the command, whatever it looks like. */
     int own = 0;

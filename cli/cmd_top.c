@@ -7,11 +7,18 @@
  * or Ctrl-C quits, leaving the terminal as it was; elsewhere each refresh is printed as plain
  * lines, so `shmlink top > log` records a history.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+#include "cmd_chinfo.h"
+#include "cmd_channel.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -409,7 +416,27 @@ static void free_addrs(char **canon, size_t n, const char **pos)
     free(pos);
 }
 
-int cli_top(const struct cli_verb *verb, int argc, char **argv)
+static int run_top(const struct cli_verb *verb, int argc, char **argv);
+
+const struct cli_verb cli_verb_top = {
+    .name = "top",
+    .usage = "[ADDR...] [--interval DURATION] [--once]",
+    .help =
+        "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"
+        "bytes sent per second since the last refresh, messages sent and queued, endpoints\n"
+        "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages.\n"
+        "An ADDR that cannot be read when top starts is an error (exit 1).\n"
+        "On a terminal the view is redrawn in place; q or Ctrl-C quits. Otherwise each refresh\n"
+        "is printed as a table followed by an empty line, until interrupted.\n"
+        "\n"
+        "Options:\n"
+        "  --interval DURATION  time between refreshes, a duration as for send --timeout\n"
+        "                       (0.5, 2, 250ms); at least 10ms, default 1s\n"
+        "  --once               read twice, an interval apart, print one table and exit\n",
+    .run = run_top,
+};
+
+static int run_top(const struct cli_verb *verb, int argc, char **argv)
 {
     bool once = false;
     const char *interval_text = NULL;

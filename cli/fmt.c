@@ -1,8 +1,11 @@
 /*
  * fmt.c - parsing and formatting of what people type and read: byte counts, modes, ages,
- * times, user names, and text from shared memory made safe for a terminal.
+ * times, user names, the words for kinds, roles and policies, and text from shared memory
+ * made safe for a terminal.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "fmt.h"
 
 #include <ctype.h>
 #include <pwd.h>
@@ -131,6 +134,12 @@ int64_t cli_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* "3 messages", "1 message". */
+const char *cli_plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 int64_t cli_age_s(int64_t stamp_ns, int64_t now_ns)
 {
     /*
@@ -192,6 +201,16 @@ const char *cli_name(const char *name, const char *what, long long value, char *
         return name;
     snprintf(buf, cap, "%s#%lld", what, value);
     return buf;
+}
+
+const char *cli_role_name(uint32_t kind, uint32_t role, char *buf, size_t cap)
+{
+    return cli_name(shml_role_name(kind, role), "role", role, buf, cap);
+}
+
+const char *cli_policy_name(uint32_t policy, char *buf, size_t cap)
+{
+    return cli_name(shml_policy_name(policy), "policy", policy, buf, cap);
 }
 
 const char *cli_backend_name(int backend)

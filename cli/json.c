@@ -5,9 +5,11 @@
  * so it is readable on a terminal and parses anywhere. Nesting deeper than CLI_JSON_DEPTH is a
  * programming error of the tool; it is clamped rather than allowed to overrun the array.
  */
-#include "cli.h"
+#include "json.h"
+#include "fmt.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 void cli_json_init(struct cli_json *j, FILE *f)

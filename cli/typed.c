@@ -7,10 +7,15 @@
  * b B h H i I l L q Q (integers), f d (floats), ? (bool). Anything else (structures, half
  * floats, repeat counts) stays bytes, and recv says so.
  */
-#include "cli.h"
+#include "shmlink.h"
+
+#include "typed.h"
+#include "verb.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
