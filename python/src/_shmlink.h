@@ -161,7 +161,8 @@ typedef struct {
     MessageObject *open;  /* the open claim or peek (borrowed; it holds a reference to us) */
     char *scratch;        /* receive buffer of max_msg bytes, allocated on first recv */
     struct shml_channel_type type; /* read at open: a later change in shared memory is unseen */
-    bool type_plain;      /* `type` passed check_type() once (it never changes after open) */
+    bool type_plain;      /* `type` passed shmlpy_check_type() once (it never changes after
+                             open) */
     Py_ssize_t orphans;   /* exports of finished messages still alive (arrays kept after their
                              `with` block): the mapping must outlive them */
     bool close_pending;   /* close() came while orphans lived: the endpoint closes when the
