@@ -29,12 +29,13 @@
  * The extension never imports numpy: typed messages are exported with their PEP 3118 format
  * and shape, which numpy (in the Python layer) reads.
  *
- * Files (python/src/): module.c (the exception classes, the functions of the module that
- * belong to no type, PyInit), wait.c (timeouts and the wait loop), segment.c (Segment),
- * sync.c (Mutex, Event, Semaphore), channel.c (Channel), message.c (Message), typed.c (the
- * type-format whitelist and TypeProbe), inspect.c (ls/info/gc facts as dicts). Functions and
- * objects one file shares with another are declared here, named shmlpy_*; everything else
- * is static to its file.
+ * Files (python/src/): module.c (the exception classes and raising them, choice arguments,
+ * the functions of the module that belong to no type, PyInit), wait.c (timeouts and the wait
+ * loop), segment.c (Segment), sync.c (Mutex, Event, Semaphore), channel.c (Channel),
+ * message.c (Message), typed.c (the type-format whitelist and TypeProbe), inspect.c
+ * (ls/info/gc facts as dicts). Functions and objects one file shares with another are
+ * declared here, named shmlpy_*, each with its contract; everything else is static to its
+ * file.
  */
 #ifndef SHMLPY_SHMLINK_H
 #define SHMLPY_SHMLINK_H
