@@ -15,8 +15,11 @@ core = ["error.c", "names.c", "segment/address.c", "segment/header.c", "segment/
         "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
         "os/futex_linux.c", "os/mutex_pthread.c", "os/sigbus_unix.c", "segment/fd_common.c",
         "segment/posix.c", "segment/sysv.c", "segment/file.c", "segment/memfd.c"]
-sources = ["src/_shmlink.c"] + [os.path.relpath(os.path.join(root, "src", f), here)
-                                 for f in core]
+# The extension's files, as python/CMakeLists.txt lists them.
+extension = ["module.c", "wait.c", "segment.c", "sync.c", "typed.c", "channel.c", "message.c",
+             "inspect.c"]
+sources = ["src/" + f for f in extension] + [os.path.relpath(os.path.join(root, "src", f), here)
+                                             for f in core]
 setup(
     name="shmlink",
     version="0.1.0",
