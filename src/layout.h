@@ -610,7 +610,7 @@ static inline uint32_t shml_latest_cur_buffer(uint64_t cur)
  *   ticket             server    0  1   replied: len and the reply are there
  * The client stores (ticket, 0, 0, 0) before it sends request `ticket` (release); a server
  * CASes it to taken when it receives the request, to writing when it replies, and publishes
- * with a release store of replied, then wakes `ready`.
+ * with a release CAS from writing to replied, then wakes `ready`.
  */
 #define SHML_RPC_GONE 0xffffffffu /* the mailbox's len: the server closed without replying */
 struct shml_rpc_box {

@@ -7,8 +7,8 @@
  * it like a queue consumer, and takes the request by CAS of the mailbox from "waiting for t" to
  * "taken by me"; the CAS fails if the client has gone (its entry was freed, which makes the
  * mailbox idle), and the request is dropped and counted. The server's next send is the reply:
- * CAS "taken" to "writing", write it into the mailbox, release-store "replied", wake the
- * client. The client reads the reply in place and stores "idle".
+ * CAS "taken" to "writing", write it into the mailbox, CAS "writing" to "replied" (release),
+ * wake the client. The client reads the reply in place and stores "idle".
  *
  * No server. A request needs a server to answer it: with none attached (hdr.servers == 0) a
  * client's request fails at once with -ENOTCONN, and a client waiting for a reply when the last
@@ -305,7 +305,8 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
                           bool *behind)
 {
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->ep_index);
-    /* Acquire pairs with the server's release store of "replied": the reply is there. */
+    /* Acquire pairs with the server's release CAS to "replied" (deliver()): the reply is
+       there. */
     uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
     if (shml_box_ticket(st) != ch->ticket)
         return client_reset(ch, st, false, ECONNRESET,
@@ -473,12 +474,27 @@ static int server_claim(shml_channel *ch, size_t len, void **buf, int64_t timeou
 }
 
 /*
- * Publish a reply of `len` bytes (or SHML_RPC_GONE) into the claimed mailbox. False if the
- * mailbox was made idle meanwhile (its client's entry was freed while we wrote, and its freer
- * gave up waiting for us): the reply goes nowhere.
+ * Is the mailbox we claimed for the reply still ours (writing, by us)? It is not once its
+ * client's entry was freed while we wrote and the freer stopped waiting for us (settle_mailbox
+ * resets it). Relaxed: a look before we count and write; deliver()'s CAS decides.
+ */
+static bool box_still_ours(const shml_channel *ch, struct shml_rpc_box *b)
+{
+    return atomic_load_explicit(&b->state, memory_order_relaxed) ==
+           shml_box_state(ch->req_ticket, ch->me, true, false);
+}
+
+/*
+ * Publish a reply of `len` bytes (or SHML_RPC_GONE) into the claimed mailbox. False if it is
+ * no longer ours (box_still_ours()): nothing is delivered, and len is not written once that
+ * is seen. (Bytes a server writes into its claim after its mailbox was reset, or between the
+ * look and the CAS, can still land in a mailbox that another client's request has taken
+ * since: docs/FORMAT.md, Rpc mailboxes.)
  */
 static bool deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
 {
+    if (!box_still_ours(ch, b))
+        return false;
     b->len = len;
     uint64_t writing = shml_box_state(ch->req_ticket, ch->me, true, false);
     /* Release pairs with the client's acquire load of the state: it sees len and the reply. */
@@ -492,12 +508,13 @@ static bool deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
 
 static int server_commit(shml_channel *ch, size_t len)
 {
-    if (ch->claimed == ch->scratch) {
+    if (ch->claimed == ch->scratch || !box_still_ours(ch, ch->claimed)) {
         /* The client had gone: not sent, dropped. */
         shml__chan_count_drops(ch, 1);
     } else {
         /* Counted before it is delivered, with a record naming the mailbox (layout.h): a
-           server killed in between leaves a reply whoever resets the mailbox counts lost. */
+           server killed in between leaves a reply whoever resets the mailbox counts lost.
+           Reset between the look above and the delivery, it is taken back. */
         shml__chan_count_sent_at(ch, ch->req_client, len);
         if (!deliver(ch, ch->claimed, (uint32_t)len)) {
             shml__chan_uncount_sent(ch, len);
@@ -518,7 +535,7 @@ static void server_abandon(shml_channel *ch)
         return;
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
-        (void)deliver(ch, b, SHML_RPC_GONE); /* nobody to tell if the mailbox was reset */
+        (void)deliver(ch, b, SHML_RPC_GONE); /* false: reset, its client told already */
     } else if (!ch->claimed) {
         uint64_t want = shml_box_state(ch->req_ticket, ch->me, false, false);
         /* Acquire: as in server_claim(). */

@@ -279,3 +279,43 @@ TEST(count_rpc_client_killed_reading_reply)
     client_dies_reading_reply(RECORDED);
     client_dies_reading_reply(COUNTED);
 }
+
+/* The entry of role `role` (one of a kind in the table). */
+static uint32_t index_of_role(shml_channel *ch, uint32_t role)
+{
+    struct shml_chan_hdr *h = hdr_of(ch);
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e = (void *)(data_of(ch) + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+        if (shml_ep_used(atomic_load(&e->state)) && atomic_load(&e->role) == role)
+            return i;
+    }
+    shmt_fail(__FILE__, __LINE__, "no entry of role %u", role);
+    return 0;
+}
+
+/* The mailbox a live server writes its reply into is reset under it, as the freer of its
+   client's entry does once it stops waiting for the server: the reply is neither delivered
+   nor counted sent, but dropped, and the client is told. */
+TEST(count_rpc_reply_into_reset_mailbox)
+{
+    const char *addr = mk();
+    shml_channel *srv = chan_open(addr, SHML_SERVER, SHML_WAIT_BLOCK);
+    shml_channel *cli = chan_open(addr, SHML_CLIENT, SHML_WAIT_BLOCK);
+    ASSERT_EQ(shml_send(cli, "Q", 1, 0), 1);
+    char buf[8];
+    ASSERT_EQ(shml_recv(srv, buf, sizeof buf, WAIT_BOUND), 1);
+    void *w;
+    ASSERT_OK(shml_claim(srv, 1, &w, 0));
+    *(char *)w = 'R';
+    struct shml_rpc_box *b = box_of(srv, index_of_role(srv, SHML_CLIENT));
+    uint64_t st = atomic_load(&b->state);
+    ASSERT_TRUE(shml_box_writing(st));
+    atomic_store(&b->state, shml_box_state(shml_box_ticket(st), 0, false, true));
+    ASSERT_OK(shml_commit(srv, 1));
+    ASSERT_EQ(chan_endpoint(addr, getpid(), SHML_SERVER).drops, 1);
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), -ECONNRESET);
+    assert_identity(addr, 0);
+    ASSERT_EQ(chan_inspect(addr).sent, 1); /* the request only */
+    shml_channel_close(cli);
+    shml_channel_close(srv);
+}
