@@ -853,8 +853,14 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         {"--batch", &o->batch, 1},
         {"--lock-pairs", &o->lock_pairs, 1},
     };
-    const struct bench_cli cli = {"bench_sync", usage_text, nums, sizeof nums / sizeof nums[0],
-                                  quick_opts, o};
+    const struct bench_cli cli = {
+        .prog = "bench_sync",
+        .usage_text = usage_text,
+        .nums = nums,
+        .n_nums = sizeof nums / sizeof nums[0],
+        .quick = quick_opts,
+        .arg = o,
+    };
     bench_parse_cli(&cli, argc, argv, &o->quick, o->cpu, &o->only);
     if (o->batch > o->rounds)
         o->batch = o->rounds;

@@ -69,8 +69,7 @@ double bench_pct(const double *v, size_t n, double p)
     return x;
 }
 
-bool bench_run_interleaved(const struct bench_group *g, size_t ngroups, long reps,
-                           const char *only)
+bool bench_run_interleaved(const struct bench_group *g, size_t ngroups, long reps, const char *only)
 {
     bool failed = false, tty = isatty(STDERR_FILENO);
     for (long r = 0; r < reps; r++) {
