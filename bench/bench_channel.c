@@ -79,6 +79,7 @@
 #include "runner.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,23 +236,24 @@ static void quick_opts(void *arg)
     o->msgs = 20000;
 }
 
+static const struct bench_num_opt nums[] = {
+    {"--rounds", offsetof(struct opts, rounds), 1},
+    {"--reps", offsetof(struct opts, reps), 1},
+    {"--msgs", offsetof(struct opts, msgs), 1},
+};
+
+static const struct bench_cli cli = {
+    .prog = "bench_channel",
+    .usage_text = usage_text,
+    .nums = nums,
+    .n_nums = sizeof nums / sizeof nums[0],
+    .quick = quick_opts,
+};
+
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){20000, 7, 400000, {-1, -1}, false, NULL};
-    const struct bench_num_opt nums[] = {
-        {"--rounds", &o->rounds, 1},
-        {"--reps", &o->reps, 1},
-        {"--msgs", &o->msgs, 1},
-    };
-    const struct bench_cli cli = {
-        .prog = "bench_channel",
-        .usage_text = usage_text,
-        .nums = nums,
-        .n_nums = sizeof nums / sizeof nums[0],
-        .quick = quick_opts,
-        .arg = o,
-    };
-    bench_parse_cli(&cli, argc, argv, &o->quick, o->cpu, &o->only);
+    bench_parse_cli(&cli, o, argc, argv, &o->quick, o->cpu, &o->only);
     if (o->rounds > (long)UINT32_MAX / 2)
         bench_usage(&cli, "--rounds too large");
 }

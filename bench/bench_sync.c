@@ -56,6 +56,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -844,24 +845,25 @@ static void quick_opts(void *arg)
     o->lock_pairs = 20000;
 }
 
+static const struct bench_num_opt nums[] = {
+    {"--rounds", offsetof(struct opts, rounds), 1},
+    {"--reps", offsetof(struct opts, reps), 1},
+    {"--batch", offsetof(struct opts, batch), 1},
+    {"--lock-pairs", offsetof(struct opts, lock_pairs), 1},
+};
+
+static const struct bench_cli cli = {
+    .prog = "bench_sync",
+    .usage_text = usage_text,
+    .nums = nums,
+    .n_nums = sizeof nums / sizeof nums[0],
+    .quick = quick_opts,
+};
+
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){50000, 7, 100, 2000000, {-1, -1}, false, NULL};
-    const struct bench_num_opt nums[] = {
-        {"--rounds", &o->rounds, 1},
-        {"--reps", &o->reps, 1},
-        {"--batch", &o->batch, 1},
-        {"--lock-pairs", &o->lock_pairs, 1},
-    };
-    const struct bench_cli cli = {
-        .prog = "bench_sync",
-        .usage_text = usage_text,
-        .nums = nums,
-        .n_nums = sizeof nums / sizeof nums[0],
-        .quick = quick_opts,
-        .arg = o,
-    };
-    bench_parse_cli(&cli, argc, argv, &o->quick, o->cpu, &o->only);
+    bench_parse_cli(&cli, o, argc, argv, &o->quick, o->cpu, &o->only);
     if (o->batch > o->rounds)
         o->batch = o->rounds;
     if (o->rounds > (long)UINT32_MAX / 2)

@@ -153,8 +153,8 @@ static const struct bench_num_opt *find_num(const struct bench_cli *cli, const c
     return NULL;
 }
 
-void bench_parse_cli(const struct bench_cli *cli, int argc, char **argv, bool *quick, int cpu[2],
-                     const char **only)
+void bench_parse_cli(const struct bench_cli *cli, void *opts, int argc, char **argv, bool *quick,
+                     int cpu[2], const char **only)
 {
     bool cpus_given = false;
     for (int i = 1; i < argc; i++) {
@@ -163,7 +163,7 @@ void bench_parse_cli(const struct bench_cli *cli, int argc, char **argv, bool *q
         const struct bench_num_opt *num = find_num(cli, a);
         if (strcmp(a, "--quick") == 0) {
             *quick = true;
-            cli->quick(cli->arg);
+            cli->quick(opts);
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             bench_usage(cli, NULL);
         } else if (!v) {
@@ -171,7 +171,7 @@ void bench_parse_cli(const struct bench_cli *cli, int argc, char **argv, bool *q
                                  ? "missing value"
                                  : "unknown option");
         } else if (num) {
-            if (!bench_parse_long(v, num->min, num->value))
+            if (!bench_parse_long(v, num->min, (long *)((char *)opts + num->offset)))
                 bench_usage(cli, "bad number");
             i++;
         } else if (strcmp(a, "--only") == 0) {

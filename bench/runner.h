@@ -101,15 +101,16 @@ void bench_print_rep_ratios(const struct bench_series *num, const struct bench_s
 void bench_print_system(const char *prog);
 
 /*
- * The command line. Each program names its number options (--rounds, --reps, ...) with the
- * smallest value each takes; --quick calls quick(arg) where it appears (later options still
- * count); --cpus A,B and --only TEXT,... are common, as are --help and -h (usage_text on
- * stderr, exit 2). A usage error prints "<prog>: <why>" and usage_text, and exits with 2.
- * Without --cpus, cpu[] gets the first two CPUs this process may run on.
+ * The command line. Each program names its number options (--rounds, --reps, ...) by where
+ * they sit in its options struct, with the smallest value each takes; --quick calls
+ * quick(opts) where it appears (later options still count); --cpus A,B and --only TEXT,...
+ * are common, as are --help and -h (usage_text on stderr, exit 2). A usage error prints
+ * "<prog>: <why>" and usage_text, and exits with 2. Without --cpus, cpu[] gets the first two
+ * CPUs this process may run on.
  */
 struct bench_num_opt {
     const char *name; /* "--rounds" */
-    long *value;
+    size_t offset;    /* of its long in the program's options struct */
     long min;
 };
 
@@ -118,12 +119,11 @@ struct bench_cli {
     const char *usage_text;
     const struct bench_num_opt *nums;
     size_t n_nums;
-    void (*quick)(void *arg);
-    void *arg;
+    void (*quick)(void *opts);
 };
 
-void bench_parse_cli(const struct bench_cli *cli, int argc, char **argv, bool *quick, int cpu[2],
-                     const char **only);
+void bench_parse_cli(const struct bench_cli *cli, void *opts, int argc, char **argv, bool *quick,
+                     int cpu[2], const char **only);
 
 /* Print "<prog>: <why>" (when why is not NULL) and the usage text on stderr, exit with 2. */
 _Noreturn void bench_usage(const struct bench_cli *cli, const char *why);
