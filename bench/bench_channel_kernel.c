@@ -160,7 +160,7 @@ int round_mq(struct chan_run *c, uint32_t i)
     return round_kernel(c, K_MQ, i);
 }
 
-/* ---- kernel streams: one pipe, one socket pair, one message queue (this process receives) ---- */
+/* ---- kernel streams: a pipe, a socket pair, a message queue (this process receives) ---- */
 
 int setup_pipe1(struct chan_run *c)
 {

@@ -40,6 +40,9 @@
  * shared bytes are a memfd: segment, which vanishes with the processes: nothing is left in
  * /dev/shm whatever happens.
  *
+ * The interleaved loop, the pooled samples, the statistics and the options both C benchmarks
+ * take are the generic runner's (runner.h); this file holds the cases and the report.
+ *
  * Usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N]
  *                   [--cpus A,B] [--only TEXT,...]
  * Exit status: 0 when every benchmark ran (targets missed or not: this is a measurement, not a
@@ -56,10 +59,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
