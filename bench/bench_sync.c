@@ -40,6 +40,9 @@
  * shared bytes are a memfd: segment, which vanishes with the processes: nothing is left in
  * /dev/shm whatever happens.
  *
+ * The interleaved loop, the pooled samples, the statistics and the options both C benchmarks
+ * take are the generic runner's (runner.h); this file holds the cases and the report.
+ *
  * Usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N]
  *                   [--cpus A,B] [--only TEXT,...]
  * Exit status: 0 when every benchmark ran (targets missed or not: this is a measurement, not a
@@ -48,6 +51,7 @@
 #include <shmlink.h>
 
 #include "bench_util.h"
+#include "runner.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -58,13 +62,13 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,44 +118,6 @@ struct shared {
     uint32_t last_owner;                 /* 1 parent, 2 peer: who incremented last */
     uint64_t handoffs;                   /* times the lock changed process */
 };
-
-/* ---- small tools ---- */
-
-/* Nearest-rank percentile (0 < p <= 100) of v[0..n), which it sorts. */
-static double percentile(double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    qsort(v, n, sizeof *v, cmp_double);
-    return bench_pct_sorted(v, n, p);
-}
-
-/* ---- samples of one benchmark, pooled over its repetitions ---- */
-
-struct series {
-    const char *name;
-    const char *unit;
-    double *v;
-    size_t n, cap;
-    double extra; /* contended: hand-offs per second, summed over repetitions */
-    bool failed;
-    double *rep;  /* ping-pong: the median of each repetition's batches */
-    size_t nrep;
-};
-
-static int series_add(struct series *s, double x)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1024;
-        double *v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = x;
-    return 0;
-}
 
 /* ---- the peer process ---- */
 
@@ -497,7 +463,7 @@ static const struct pingpong pingpongs[] = {
  * round trip to `s`. The peer runs warm-up + timed rounds in one go.
  */
 static int run_pingpong(struct shared *sh, const struct opts *o, const struct pingpong *pp,
-                        struct series *s)
+                        struct bench_series *s)
 {
     long batches = o->rounds / o->batch;
     if (batches < 1)
@@ -520,7 +486,7 @@ static int run_pingpong(struct shared *sh, const struct opts *o, const struct pi
         for (long k = 0; k < o->batch && rc >= 0; k++)
             rc = pp->round(sh, ++i);
         int64_t t1 = now_ns();
-        if (rc >= 0 && series_add(s, (double)(t1 - t0) / (double)o->batch) < 0)
+        if (rc >= 0 && bench_series_add(s, (double)(t1 - t0) / (double)o->batch) < 0)
             rc = -ENOMEM;
     }
     if (rc < 0) {
@@ -626,7 +592,7 @@ static const struct locker lockers[] = {
 #define N_LOCKER (sizeof lockers / sizeof lockers[0])
 
 static int run_uncontended(struct shared *sh, const struct opts *o, const struct locker *l,
-                           struct series *s)
+                           struct bench_series *s)
 {
     int rc = l->setup(sh);
     if (rc < 0) {
@@ -643,7 +609,7 @@ static int run_uncontended(struct shared *sh, const struct opts *o, const struct
         for (long k = 0; k < LOCK_BATCH && rc >= 0; k++)
             rc = l->pair(sh);
         int64_t t1 = now_ns();
-        if (rc >= 0 && series_add(s, (double)(t1 - t0) / LOCK_BATCH) < 0)
+        if (rc >= 0 && bench_series_add(s, (double)(t1 - t0) / LOCK_BATCH) < 0)
             rc = -ENOMEM;
     }
     if (rc < 0) {
@@ -664,7 +630,7 @@ static int contend_shml(struct shared *sh, long rounds, uint32_t me)
 {
     for (long i = 0; i < rounds; i++) {
         /* SHML_FOREVER, the call the reference's pthread_mutex_lock() matches (a timed lock
-           reads the clock); run_contended() bounds the whole repetition instead. */
+           reads the clock); an alarm bounds the whole repetition instead (contended_alarm()). */
         int rc = shml_mutex_lock(&sh->mutex, SHML_FOREVER);
         if (rc < 0)
             return rc;
@@ -738,7 +704,7 @@ static const struct contender contenders[] = {
 #define N_CONTENDER (sizeof contenders / sizeof contenders[0])
 
 static int run_contended_rep(struct shared *sh, const struct opts *o, const struct contender *c,
-                             struct series *s)
+                             struct bench_series *s)
 {
     int rc = c->setup(sh);
     if (rc < 0) {
@@ -774,7 +740,7 @@ static int run_contended_rep(struct shared *sh, const struct opts *o, const stru
         return -1;
     }
     double secs = (double)(t1 - t0) / 1e9;
-    if (series_add(s, (double)(t1 - t0) / (double)(2 * o->rounds)) < 0)
+    if (bench_series_add(s, (double)(t1 - t0) / (double)(2 * o->rounds)) < 0)
         return -1;
     s->extra += (double)sh->handoffs / secs;
     return 0;
@@ -791,82 +757,55 @@ static void on_alarm(int sig)
     _exit(1); /* the peer dies with us (PR_SET_PDEATHSIG) */
 }
 
-static int run_contended(struct shared *sh, const struct opts *o, const struct contender *c,
-                         struct series *s)
+/* The bound of a contended repetition: far more than one needs (about 1 us per lock even on a
+   loaded machine). */
+static unsigned contended_alarm(const struct opts *o)
 {
-    /* Far more than a repetition needs (about 1 us per lock even on a loaded machine). */
-    unsigned limit = 60 + (unsigned)(o->rounds / 10000);
-    signal(SIGALRM, on_alarm);
-    alarm(limit);
-    int rc = run_contended_rep(sh, o, c, s);
-    alarm(0);
-    return rc;
+    return 60 + (unsigned)(o->rounds / 10000);
+}
+
+/* ---- the cases, as the runner calls them ---- */
+
+struct sync_env {
+    struct shared *sh;
+    const struct opts *o;
+};
+
+static int run_pingpong_case(void *ctx, size_t i, struct bench_series *s)
+{
+    struct sync_env *e = ctx;
+    return run_pingpong(e->sh, e->o, &pingpongs[i], s);
+}
+
+static int run_uncontended_case(void *ctx, size_t i, struct bench_series *s)
+{
+    struct sync_env *e = ctx;
+    return run_uncontended(e->sh, e->o, &lockers[i], s);
+}
+
+static int run_contended_case(void *ctx, size_t i, struct bench_series *s)
+{
+    struct sync_env *e = ctx;
+    return run_contended_rep(e->sh, e->o, &contenders[i], s);
 }
 
 /* ---- report ---- */
 
-static double median_of(const struct series *s)
+static double median_of(const struct bench_series *s)
 {
-    double *v = malloc((s->n ? s->n : 1) * sizeof *v);
-    if (!v)
-        return 0;
-    memcpy(v, s->v, s->n * sizeof *v);
-    double m = percentile(v, s->n, 50);
-    free(v);
-    return m;
+    return bench_median(s->v, s->n);
 }
 
-static double p99_of(const struct series *s)
-{
-    double *v = malloc((s->n ? s->n : 1) * sizeof *v);
-    if (!v)
-        return 0;
-    memcpy(v, s->v, s->n * sizeof *v);
-    double m = percentile(v, s->n, 99);
-    free(v);
-    return m;
-}
-
-/*
- * A target's ratio, repetition by repetition: each repetition of the two benchmarks ran
- * within seconds of each other, so a shift of the machine between repetitions (another
- * tenant, a vCPU moved to another host core) cancels out of that repetition's ratio.
- */
-static void print_rep_ratios(const struct series *num, const struct series *den)
-{
-    size_t n = num->nrep < den->nrep ? num->nrep : den->nrep;
-    if (n < 2)
-        return;
-    double *r = malloc(n * sizeof *r);
-    if (!r)
-        return;
-    for (size_t i = 0; i < n; i++)
-        r[i] = den->rep[i] > 0 ? num->rep[i] / den->rep[i] : 0;
-    double med = percentile(r, n, 50); /* sorts r */
-    printf("      repetition by repetition: median %.2fx, from %.2fx to %.2fx (%zu)\n", med, r[0],
-           r[n - 1], n);
-    free(r);
-}
-
-static void print_row(const struct series *s, const char *note)
+static void print_row(const struct bench_series *s, const char *unit, const char *note)
 {
     if (!s->failed && s->n == 0)
         return; /* not selected (--only) */
     if (s->failed) {
-        printf("  %-32s %10s %10s %8s  %s\n", s->name, "failed", "-", "-", s->unit);
+        printf("  %-32s %10s %10s %8s  %s\n", s->name, "failed", "-", "-", unit);
         return;
     }
-    printf("  %-32s %10.1f %10.1f %8zu  %s%s\n", s->name, median_of(s), p99_of(s), s->n, s->unit,
-           note ? note : "");
-}
-
-/* Whether a group has a row to print (a failure, or samples): --only may leave it empty. */
-static bool any_ran(const struct series *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i].failed || s[i].n)
-            return true;
-    return false;
+    printf("  %-32s %10.1f %10.1f %8zu  %s%s\n", s->name, median_of(s), bench_pct(s->v, s->n, 99),
+           s->n, unit, note ? note : "");
 }
 
 static const char *verdict(double value, double target)
@@ -876,12 +815,7 @@ static const char *verdict(double value, double target)
 
 static void print_machine(const struct opts *o)
 {
-    struct utsname u;
-    char model[128];
-    bench_cpu_model(model, sizeof model);
-    uname(&u);
-    printf("bench_sync: shmlink %s, %s %s, %ld CPUs online (%s)\n", shml_version(), u.sysname,
-           u.release, sysconf(_SC_NPROCESSORS_ONLN), model);
+    bench_print_system("bench_sync");
     if (o->cpu[0] >= 0)
         printf("processes pinned to CPUs %d and %d; ", o->cpu[0], o->cpu[1]);
     else
@@ -894,78 +828,49 @@ static void print_machine(const struct opts *o)
 
 /* ---- options ---- */
 
-static _Noreturn void usage(const char *why)
+static const char usage_text[] =
+    "usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N] "
+    "[--cpus A,B] [--only TEXT,...]\n"
+    "  --quick         a short smoke run (checks that everything runs)\n"
+    "  --rounds N      ping-pong round trips per repetition, and contended iterations\n"
+    "                  per process (default 50000)\n"
+    "  --reps N        repetitions of every benchmark, interleaved (default 7)\n"
+    "  --batch N       round trips per timed batch (default 100)\n"
+    "  --lock-pairs N  uncontended lock+unlock pairs per repetition (default 2000000)\n"
+    "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n"
+    "  --only TEXT,... run only the benchmarks whose name contains one of the TEXTs\n";
+
+static void quick_opts(void *arg)
 {
-    if (why)
-        fprintf(stderr, "bench_sync: %s\n", why);
-    fprintf(stderr,
-            "usage: bench_sync [--quick] [--rounds N] [--reps N] [--batch N] [--lock-pairs N] "
-            "[--cpus A,B] [--only TEXT,...]\n"
-            "  --quick         a short smoke run (checks that everything runs)\n"
-            "  --rounds N      ping-pong round trips per repetition, and contended iterations\n"
-            "                  per process (default 50000)\n"
-            "  --reps N        repetitions of every benchmark, interleaved (default 7)\n"
-            "  --batch N       round trips per timed batch (default 100)\n"
-            "  --lock-pairs N  uncontended lock+unlock pairs per repetition (default 2000000)\n"
-            "  --cpus A,B      the CPUs of the two processes (default: the first two allowed)\n"
-            "  --only TEXT,... run only the benchmarks whose name contains one of the TEXTs\n");
-    exit(2);
+    struct opts *o = arg;
+    o->rounds = 2000;
+    o->reps = 2;
+    o->lock_pairs = 20000;
 }
 
-static long parse_long(const char *s, long min)
-{
-    long v;
-    if (!bench_parse_long(s, min, &v))
-        usage("bad number");
-    return v;
-}
+static const struct bench_num_opt nums[] = {
+    {"--rounds", offsetof(struct opts, rounds), 1},
+    {"--reps", offsetof(struct opts, reps), 1},
+    {"--batch", offsetof(struct opts, batch), 1},
+    {"--lock-pairs", offsetof(struct opts, lock_pairs), 1},
+};
+
+static const struct bench_cli cli = {
+    .prog = "bench_sync",
+    .usage_text = usage_text,
+    .nums = nums,
+    .n_nums = sizeof nums / sizeof nums[0],
+    .quick = quick_opts,
+};
 
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){50000, 7, 100, 2000000, {-1, -1}, false, NULL};
-    bool cpus_given = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--quick") == 0) {
-            o->quick = true;
-            o->rounds = 2000;
-            o->reps = 2;
-            o->lock_pairs = 20000;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(NULL);
-        } else if (!v) {
-            char word[64];
-            snprintf(word, sizeof word, " %s ", a);
-            usage(strstr(" --rounds --reps --batch --lock-pairs --cpus --only ", word)
-                      ? "missing value"
-                      : "unknown option");
-        } else if (strcmp(a, "--rounds") == 0) {
-            o->rounds = parse_long(v, 1), i++;
-        } else if (strcmp(a, "--reps") == 0) {
-            o->reps = parse_long(v, 1), i++;
-        } else if (strcmp(a, "--batch") == 0) {
-            o->batch = parse_long(v, 1), i++;
-        } else if (strcmp(a, "--lock-pairs") == 0) {
-            o->lock_pairs = parse_long(v, 1), i++;
-        } else if (strcmp(a, "--only") == 0) {
-            o->only = v;
-            i++;
-        } else if (strcmp(a, "--cpus") == 0) {
-            if (!bench_parse_cpus(v, o->cpu))
-                usage("--cpus takes two different CPU numbers, e.g. 0,1");
-            cpus_given = true;
-            i++;
-        } else {
-            usage("unknown option");
-        }
-    }
+    bench_parse_cli(&cli, o, argc, argv, &o->quick, o->cpu, &o->only);
     if (o->batch > o->rounds)
         o->batch = o->rounds;
     if (o->rounds > (long)UINT32_MAX / 2)
-        usage("--rounds too large");
-    if (!cpus_given)
-        bench_default_cpus(o->cpu);
+        bench_usage(&cli, "--rounds too large");
 }
 
 /* ---- main ---- */
@@ -987,67 +892,46 @@ int main(int argc, char **argv)
                 shml_last_error());
         return 1;
     }
-    struct shared *sh = shml_segment_data(seg);
+    struct sync_env env = {shml_segment_data(seg), &o};
     bench_pin("bench_sync", o.cpu[0]);
 
-    struct series pp[N_PINGPONG] = {{0}}, lk[N_LOCKER] = {{0}}, ct[N_CONTENDER] = {{0}};
-    for (size_t b = 0; b < N_PINGPONG; b++) {
-        pp[b] = (struct series){.name = pingpongs[b].name, .unit = "ns/round trip"};
-        pp[b].rep = calloc((size_t)o.reps, sizeof *pp[b].rep);
-        if (!pp[b].rep) {
-            fprintf(stderr, "bench_sync: out of memory\n");
-            return 1;
-        }
-    }
+    struct bench_series pp[N_PINGPONG], lk[N_LOCKER], ct[N_CONTENDER];
+    bool oom = false;
+    for (size_t b = 0; b < N_PINGPONG; b++)
+        oom |= bench_series_init(&pp[b], pingpongs[b].name, o.reps) < 0;
     for (size_t b = 0; b < N_LOCKER; b++)
-        lk[b] = (struct series){.name = lockers[b].name, .unit = "ns/lock+unlock"};
+        oom |= bench_series_init(&lk[b], lockers[b].name, o.reps) < 0;
     for (size_t b = 0; b < N_CONTENDER; b++)
-        ct[b] = (struct series){.name = contenders[b].name, .unit = "ns/lock"};
-
-    bool failed = false, tty = isatty(STDERR_FILENO);
-    for (long r = 0; r < o.reps; r++) {
-        if (tty)
-            fprintf(stderr, "\rrepetition %ld/%ld", r + 1, o.reps);
-        for (size_t b = 0; b < N_PINGPONG; b++) {
-            if (!bench_selected(o.only, pp[b].name) || pp[b].failed)
-                continue;
-            size_t first = pp[b].n;
-            if (run_pingpong(sh, &o, &pingpongs[b], &pp[b]) < 0) {
-                pp[b].failed = failed = true;
-                continue;
-            }
-            /* This repetition's median, for the per-repetition ratios. */
-            struct series part = {.v = pp[b].v + first, .n = pp[b].n - first};
-            pp[b].rep[pp[b].nrep++] = median_of(&part);
-        }
-        for (size_t b = 0; b < N_LOCKER; b++)
-            if (bench_selected(o.only, lk[b].name) && !lk[b].failed &&
-                run_uncontended(sh, &o, &lockers[b], &lk[b]) < 0)
-                lk[b].failed = failed = true;
-        for (size_t b = 0; b < N_CONTENDER; b++)
-            if (bench_selected(o.only, ct[b].name) && !ct[b].failed &&
-                run_contended(sh, &o, &contenders[b], &ct[b]) < 0)
-                ct[b].failed = failed = true;
+        oom |= bench_series_init(&ct[b], contenders[b].name, o.reps) < 0;
+    if (oom) {
+        fprintf(stderr, "bench_sync: out of memory\n");
+        return 1;
     }
-    if (tty)
-        fprintf(stderr, "\r%*s\r", 30, "");
+
+    signal(SIGALRM, on_alarm);
+    const struct bench_group groups[] = {
+        {pp, N_PINGPONG, run_pingpong_case, &env, 0},
+        {lk, N_LOCKER, run_uncontended_case, &env, 0},
+        {ct, N_CONTENDER, run_contended_case, &env, contended_alarm(&o)},
+    };
+    bool failed = bench_run_interleaved(groups, sizeof groups / sizeof groups[0], o.reps, o.only);
 
     printf("  %-32s %10s %10s %8s  %s\n", "benchmark", "median", "p99", "samples", "unit");
-    if (any_ran(pp, N_PINGPONG))
+    if (bench_any_ran(pp, N_PINGPONG))
         printf("ping-pong between two processes (round trip; samples are batches)\n");
     for (size_t b = 0; b < N_PINGPONG; b++)
-        print_row(&pp[b], NULL);
-    if (any_ran(lk, N_LOCKER))
+        print_row(&pp[b], "ns/round trip", NULL);
+    if (bench_any_ran(lk, N_LOCKER))
         printf("uncontended lock+unlock, one thread (samples are batches of %d)\n", LOCK_BATCH);
     for (size_t b = 0; b < N_LOCKER; b++)
-        print_row(&lk[b], NULL);
-    if (any_ran(ct, N_CONTENDER))
+        print_row(&lk[b], "ns/lock+unlock", NULL);
+    if (bench_any_ran(ct, N_CONTENDER))
         printf("contended: 2 processes x (lock, increment, unlock) (samples are repetitions)\n");
     for (size_t b = 0; b < N_CONTENDER; b++) {
         char note[64] = "";
         if (!ct[b].failed && ct[b].n)
             snprintf(note, sizeof note, ", %.2fM hand-offs/s", ct[b].extra / (double)ct[b].n / 1e6);
-        print_row(&ct[b], note);
+        print_row(&ct[b], "ns/lock", note);
     }
 
     printf("\ntargets (ratios of medians from this run)\n");
@@ -1056,14 +940,14 @@ int main(int argc, char **argv)
         double x = median_of(&pp[PP_EVENT_BLOCK]) / median_of(&pp[PP_FUTEX]);
         printf("  blocking event RTT / raw futex RTT   %6.2fx   target <= 1.10x  %s\n", x,
                verdict(x, 1.10));
-        print_rep_ratios(&pp[PP_EVENT_BLOCK], &pp[PP_FUTEX]);
+        bench_print_rep_ratios(&pp[PP_EVENT_BLOCK], &pp[PP_FUTEX], false);
     }
     if (!pp[PP_SPIN].failed && !pp[PP_EVENT_SPIN].failed && pp[PP_SPIN].n &&
         pp[PP_EVENT_SPIN].n) {
         double x = median_of(&pp[PP_EVENT_SPIN]) / median_of(&pp[PP_SPIN]);
         printf("  spin event RTT / raw spin RTT        %6.2fx   target <= 1.20x  %s\n", x,
                verdict(x, 1.20));
-        print_rep_ratios(&pp[PP_EVENT_SPIN], &pp[PP_SPIN]);
+        bench_print_rep_ratios(&pp[PP_EVENT_SPIN], &pp[PP_SPIN], false);
     }
     if (!lk[0].failed && lk[0].n) {
         double x = median_of(&lk[0]);
@@ -1071,14 +955,12 @@ int main(int argc, char **argv)
                verdict(x, 30.0));
     }
 
-    for (size_t b = 0; b < N_PINGPONG; b++) {
-        free(pp[b].v);
-        free(pp[b].rep);
-    }
+    for (size_t b = 0; b < N_PINGPONG; b++)
+        bench_series_fini(&pp[b]);
     for (size_t b = 0; b < N_LOCKER; b++)
-        free(lk[b].v);
+        bench_series_fini(&lk[b]);
     for (size_t b = 0; b < N_CONTENDER; b++)
-        free(ct[b].v);
+        bench_series_fini(&ct[b]);
     shml_segment_close(seg);
     return failed ? 1 : 0;
 }
