@@ -176,50 +176,35 @@ static void client_dies_claiming(enum step step)
     shml_channel_close(srv);
 }
 
-/* A server dies reading a request at `step`: lost unless it counted it received; the client
-   is told either way (-ECONNRESET), by itself or by a repair. */
-static void server_dies_reading(enum step step, bool repair_first)
+/*
+ * A server dies at `step` (act SERVER_PEEKS: reading a request, lost unless it counted it
+ * received; SERVER_REPLIES: delivering a reply, lost if it counted it sent). The client is
+ * told either way (-ECONNRESET), by itself or by a repair.
+ */
+static void server_dies(enum act act, enum step step, bool repair_first)
 {
     const char *addr = mk();
     shml_channel *cli = chan_open_flags(addr, SHML_CLIENT, SHML_WAIT_BLOCK, SHML_WAIT);
-    pid_t c = child(addr, SERVER_PEEKS);
-    ASSERT_EQ(shml_send(cli, "Q", 1, WAIT_BOUND), 1);
-    reap(c);
-    uint32_t i;
-    struct shml_chan_ep *e = entry_of(cli, c, &i);
-    struct shml_chan_slot *s = held_slot(cli);
-    fake_step(e, false, shml_slot_seq(atomic_load(&s->state)) - 1, step);
-    if (repair_first)
-        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
-    char buf[8];
-    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), -ECONNRESET);
-    if (!repair_first)
-        ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
-    assert_identity(addr, step == COUNTED ? 0 : 1);
-    shml_channel_close(cli);
-}
-
-/* A server dies delivering a reply at `step`: lost if it counted it sent; the client is told
-   (-ECONNRESET), by itself or by a repair. */
-static void server_dies_replying(enum step step, bool repair_first)
-{
-    const char *addr = mk();
-    shml_channel *cli = chan_open_flags(addr, SHML_CLIENT, SHML_WAIT_BLOCK, SHML_WAIT);
-    pid_t c = child(addr, SERVER_REPLIES);
+    pid_t c = child(addr, act);
     ASSERT_EQ(shml_send(cli, "Q", 1, WAIT_BOUND), 1);
     reap(c);
     uint32_t server_index, client_index;
     struct shml_chan_ep *e = entry_of(cli, c, &server_index);
-    entry_of(cli, getpid(), &client_index);
-    ASSERT_TRUE(shml_box_writing(atomic_load(&box_of(cli, client_index)->state)));
-    fake_step(e, true, client_index, step);
+    bool replying = act == SERVER_REPLIES;
+    if (replying) {
+        entry_of(cli, getpid(), &client_index);
+        ASSERT_TRUE(shml_box_writing(atomic_load(&box_of(cli, client_index)->state)));
+        fake_step(e, true, client_index, step);
+    } else {
+        fake_step(e, false, shml_slot_seq(atomic_load(&held_slot(cli)->state)) - 1, step);
+    }
     if (repair_first)
         ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
     char buf[8];
     ASSERT_ERR(shml_recv(cli, buf, sizeof buf, WAIT_BOUND), -ECONNRESET);
     if (!repair_first)
         ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
-    assert_identity(addr, step == COUNTED ? 1 : 0);
+    assert_identity(addr, (step == COUNTED) == replying ? 1 : 0);
     shml_channel_close(cli);
 }
 
@@ -260,17 +245,17 @@ TEST(count_rpc_client_killed_after_count)
 TEST_TIMEOUT(count_rpc_server_killed_reading, 60)
 {
     for (int repair_first = 0; repair_first < 2; repair_first++) {
-        server_dies_reading(HELD, repair_first);
-        server_dies_reading(RECORDED, repair_first);
-        server_dies_reading(COUNTED, repair_first);
+        server_dies(SERVER_PEEKS, HELD, repair_first);
+        server_dies(SERVER_PEEKS, RECORDED, repair_first);
+        server_dies(SERVER_PEEKS, COUNTED, repair_first);
     }
 }
 TEST_TIMEOUT(count_rpc_server_killed_replying, 60)
 {
     for (int repair_first = 0; repair_first < 2; repair_first++) {
-        server_dies_replying(HELD, repair_first);
-        server_dies_replying(RECORDED, repair_first);
-        server_dies_replying(COUNTED, repair_first);
+        server_dies(SERVER_REPLIES, HELD, repair_first);
+        server_dies(SERVER_REPLIES, RECORDED, repair_first);
+        server_dies(SERVER_REPLIES, COUNTED, repair_first);
     }
 }
 TEST(count_rpc_client_killed_reading_reply)
