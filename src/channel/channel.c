@@ -1,7 +1,8 @@
 /*
  * channel.c - creating, opening and closing channels; the endpoint table; waiting; the public
  * calls, checked here and dispatched to the kind's operations (queue.c, bus.c, latest.c,
- * rpc.c); stats and inspection.
+ * rpc.c); stats and inspection. What differs by kind is asked of the kind's descriptor
+ * (struct shml__kind, channel.h; the table is `kinds` below), never decided here by kind.
  *
  * A channel is a managed segment of the channel's kind whose data starts with the control
  * block of layout.h. The creator initialises the block before the segment is published (the

@@ -1,6 +1,8 @@
 /*
  * channel.h - what the channel files share: the endpoint handle, the endpoint table, waiting,
- * and each kind's operations (queue.c, bus.c, latest.c, rpc.c), which channel.c dispatches to.
+ * and each kind's descriptor (struct shml__kind: its operations, its lifecycle, recovery and
+ * check steps; one per kind file: queue.c, bus.c, latest.c, rpc.c), which channel.c and
+ * check.c dispatch to.
  */
 #ifndef SHML_CHANNEL_INTERNAL_H
 #define SHML_CHANNEL_INTERNAL_H
