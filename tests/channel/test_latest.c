@@ -327,16 +327,13 @@ static char *chan_data(shml_channel *ch)
 /* The `pin` of the endpoint entry of process pid. */
 static _Atomic uint32_t *entry_pin(shml_channel *ch, pid_t pid)
 {
-    char *h = chan_data(ch);
-    uint32_t n;
-    uint64_t ep_off;
-    memcpy(&n, h + 44, 4);
-    memcpy(&ep_off, h + 48, 8);
-    for (uint32_t i = 0; i < n; i++) {
-        char *e = h + ep_off + (uint64_t)i * 128;
-        uint64_t st = atomic_load((_Atomic uint64_t *)e);
-        if ((st & 1u) && (pid_t)((st >> 1) & 0x7fffffffu) == pid)
-            return (_Atomic uint32_t *)(e + 20);
+    struct shml_chan_hdr *h = (struct shml_chan_hdr *)chan_data(ch);
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e =
+            (struct shml_chan_ep *)((char *)h + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+        uint64_t st = atomic_load(&e->state);
+        if (shml_ep_used(st) && (pid_t)shml_ep_pid(st) == pid)
+            return &e->pin;
     }
     shmt_fail(__FILE__, __LINE__, "no endpoint entry of pid %d", (int)pid);
 }
@@ -407,8 +404,7 @@ TEST_TIMEOUT(latest_repair_of_dead_writer_keeps_recount_and_tag, 60)
     put(w, 1, 40);
     _Atomic uint64_t *state = buffer_state(w, (current_buffer(w) + 1) % 4); /* not current */
     /* tag 5, readers 2, writer: the holder of entry 2 (free), generation 0, writing */
-    uint64_t holder = 2 + 1;
-    atomic_store(state, (5ull << 48) | (2ull << 32) | (holder << 1) | 1u);
+    atomic_store(state, 5 * SHML_LATEST_TAG_ONE | shml_latest_state(2, shml_holder(2, 0), true));
     int left = 0;
     ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
     ASSERT_EQ(left, 0);
@@ -416,7 +412,7 @@ TEST_TIMEOUT(latest_repair_of_dead_writer_keeps_recount_and_tag, 60)
     ASSERT_EQ(shml_latest_readers(st), 0); /* the recount stands */
     ASSERT_EQ(shml_latest_writer(st), 0);  /* no writer */
     ASSERT_EQ(shml_latest_writing(st), 0);
-    ASSERT_EQ(st >> 48, 6);             /* the tag kept (+1 by the recount) */
+    ASSERT_EQ(shml_latest_tag(st), 6 * SHML_LATEST_TAG_ONE); /* the tag kept (+1 by the recount) */
     ASSERT_EQ(shml_channel_check(addr, 0, NULL, NULL), 0);
     put(w, 2, 40); /* the buffer is in use again */
     shml_channel_close(w);
@@ -446,7 +442,7 @@ TEST_TIMEOUT(latest_record_without_count_spares_live_pin, 60)
     memcpy(copy, p, len);
     _Atomic uint64_t *state = current_state(w);
     ASSERT_EQ(shml_latest_readers(atomic_load(state)), 2);
-    atomic_fetch_sub(state, (uint64_t)1 << 32); /* the peer's count gone, its record kept */
+    atomic_fetch_sub(state, SHML_LATEST_READER_ONE); /* the peer's count gone, its record kept */
     ASSERT_EQ(kill_peer(pk, SIGKILL), 128 + SIGKILL);
     int left = 0;
     ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, count_finding, &left), 0);
