@@ -30,7 +30,7 @@
  * client's entry), counts it sent, delivers it by CAS of writing to replied, clears the
  * record; the client records it (recv_rec names the ticket), counts it received, makes the
  * mailbox idle, clears the record. Whoever makes idle a mailbox a dead server was writing
- * counts the reply lost if that server's record says it was counted (shml__rpc_box_reset);
+ * counts the reply lost if that server's record says it was counted (box_reset);
  * whoever frees a client's entry counts a delivered reply lost unless the client's record
  * says it was counted (settle_mailbox). A request dropped because its client had gone is
  * received and dropped; a reply to a gone client is not sent, and dropped.
