@@ -122,6 +122,8 @@ struct shml_channel_type {
     uint64_t itemsize;                 /* bytes of one element (> 0 when typed) */
     uint32_t ndim;                     /* 0: one element per message */
     uint64_t shape[SHML_TYPE_NDIM_MAX];
+    uint64_t reserved[4];              /* room for fields to come; zero today (and zero when
+                                          passed in opts->type, else -EINVAL) */
 };
 
 /*
@@ -302,7 +304,7 @@ struct shml_channel_stats {
     uint32_t policy;    /* SHML_BLOCK or SHML_OVERWRITE */
     uint32_t endpoints; /* entries in the endpoint table */
     uint32_t attached;  /* entries in use now, live or not yet reclaimed */
-    uint32_t reserved;
+    uint32_t reserved;  /* zero */
     uint64_t sent;      /* messages sent (latest: values written; rpc: requests and replies) */
     uint64_t received;  /* messages received (bus: deliveries to subscribers; rpc: requests
                            taken and replies read) */
@@ -326,6 +328,7 @@ struct shml_channel_stats {
        lost). A bus counts each delivery per subscriber and a subscriber's misses in drops; a
        latest channel counts skipped values in drops: neither has this identity. */
     struct shml_channel_type type; /* what shml_channel_get_type() returns */
+    uint64_t reserved2[8]; /* room for fields to come; zero today */
 };
 
 /* One endpoint table entry. */
@@ -341,6 +344,7 @@ struct shml_endpoint_stats {
                            and replies dropped */
     uint64_t sleeps;
     uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
+    uint64_t reserved[4]; /* room for fields to come; zero today */
 };
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).

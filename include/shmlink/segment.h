@@ -303,6 +303,7 @@ struct shml_attach_info {
     int64_t since_ns;    /* when it attached, CLOCK_REALTIME nanoseconds */
     int alive;           /* 1 alive, 0 dead (or pid reused by another process), -1 unknown
                             (among others: a process of another pid namespace) */
+    uint64_t reserved[4]; /* room for fields to come; zero today */
 };
 
 /* What shml_segment_stat() and shml_segment_list() report about one segment. */
@@ -333,6 +334,7 @@ struct shml_segment_info {
     int32_t sysv_id;             /* sysv: the segment's id (what ipcs shows); else -1 */
     uint32_t sysv_key;           /* sysv: its key (an ftok address's resolved), 0 for
                                     IPC_PRIVATE; else 0 */
+    uint64_t reserved[8];        /* room for fields to come; zero today */
 };
 
 /*

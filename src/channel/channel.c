@@ -506,6 +506,12 @@ static int check_opts(const struct shml_channel_opts *o)
         return shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     if (o->type && o->type->format[0] != '\0') {
         const struct shml_channel_type *t = o->type;
+        for (size_t i = 0; i < SHML_ARRAY_LEN(t->reserved); i++) {
+            if (t->reserved[i] != 0)
+                return shml__fail(EINVAL, "the message type's reserved space is not zero: "
+                                          "a field of a newer shmlink, or a type not "
+                                          "zeroed before it was filled");
+        }
         uint64_t ts = type_size(t->format, sizeof(t->format), t->itemsize, t->ndim, t->shape);
         if (ts == 0)
             return shml__fail(EINVAL, "the message type is invalid: its format must be "
