@@ -128,7 +128,9 @@ struct shml_channel_type {
 
 /*
  * Options. `opts` may be NULL for the defaults: 1 MiB of slots for messages up to 4 KiB, 64
- * endpoints, mode 0600, adaptive waits.
+ * endpoints, mode 0600, adaptive waits; SHML_CHANNEL_OPTS_INIT gives the same. Start from the
+ * macro and set fields: `size` and `reserved` follow the rule for structs that can grow
+ * (common.h); a struct from `= {0}` has size 0 and is refused with -EINVAL.
  *
  * At create, capacity and max_msg fix the geometry: the channel has the largest power of two
  * of slots of max_msg bytes (plus 16 bytes of slot header, rounded up to 64) that fits in
@@ -143,6 +145,7 @@ struct shml_channel_type {
  * request with no server attached fails with -ENOTCONN, at once.
  */
 struct shml_channel_opts {
+    uint32_t size;      /* sizeof(struct shml_channel_opts): SHML_CHANNEL_OPTS_INIT sets it */
     uint32_t kind;      /* SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC (0 = SHML_QUEUE) */
     size_t capacity;    /* bytes of message slots (0 = 1 MiB) */
     size_t max_msg;     /* largest message in bytes (0 = 4096) */
@@ -158,7 +161,11 @@ struct shml_channel_opts {
                            max_msg 0 then means one message of the type */
     int64_t timeout_ns; /* open with SHML_WAIT: how long to wait for the channel to appear
                            (SHML_FOREVER: no limit; 0: not at all) */
+    uint64_t reserved[7]; /* room for fields to come; zero */
 };
+#define SHML_CHANNEL_OPTS_INIT                                                                     \
+    {(uint32_t)sizeof(struct shml_channel_opts), 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, NULL, 0, \
+     {0}}
 
 /*
  * Create the channel at `addr` (any segment address but memfd:) and open it as an endpoint
