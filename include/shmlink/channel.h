@@ -170,7 +170,7 @@ struct shml_channel_opts {
 /*
  * Create the channel at `addr` (any segment address but memfd:) and open it as an endpoint
  * in opts->role (by default: producer and consumer of a queue, writer and reader of a latest
- * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: an unknown kind, policy,
+ * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: a size common.h's rule refuses, an unknown kind, policy,
  * wait or flag; SHML_OVERWRITE on a kind other than bus; SHML_SPSC on a kind other than queue;
  * max_msg larger than 1 GiB; endpoints above 4096; an rpc endpoint both client and server; a
  * type whose format is not NUL-ended printable text, has more than 8 dimensions, a zero
@@ -185,7 +185,7 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -SHML_EVERSION, -EINVAL (role 0, or both roles on an rpc channel), -EUSERS (the endpoint table is full of
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, or options whose size common.h's rule refuses), -EUSERS (the endpoint table is full of
  * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,

@@ -182,8 +182,9 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * calling process is recorded in the attach table until close (a full table is not an error:
  * the attach is counted as untracked).
  *
- * Errors: -EINVAL bad address, or the object there is not a regular file (a FIFO or a device
- * someone put at the name: refused at once, never waited on); -ENOENT no such segment;
+ * Errors: -EINVAL bad address or options (see shml_last_error()), or the object there is not
+ * a regular file (a FIFO or a device someone put at the name: refused at once, never waited
+ * on); -ENOENT no such segment;
  * -EACCES permission denied; -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW);
  * -SHML_EVERSION layout version unknown to this library; -SHML_ECORRUPT header corrupt or
  * object truncated (or its creator died mid-initialisation); -SHML_ETRUNCATED the object is
