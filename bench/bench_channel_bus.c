@@ -12,15 +12,14 @@
 
 static int setup_bus(struct chan_run *c)
 {
-    struct shml_channel_opts co = {
-        .kind = SHML_BUS,
-        .capacity = STREAM_CAPACITY,
-        .max_msg = c->size,
-        .policy = c->flags, /* run_bus() puts the policy here */
-        .wait = c->wait,
-        .role = SHML_PRODUCER, /* the default for a bus; said, because a subscriber that never
-                                  reads would hold a SHML_BLOCK publisher back */
-    };
+    struct shml_channel_opts co = SHML_CHANNEL_OPTS_INIT;
+    co.kind = SHML_BUS;
+    co.capacity = STREAM_CAPACITY;
+    co.max_msg = c->size;
+    co.policy = c->flags; /* run_bus() puts the policy here */
+    co.wait = c->wait;
+    co.role = SHML_PRODUCER; /* the default for a bus; said, because a subscriber that never
+                                reads would hold a SHML_BLOCK publisher back */
     return create_channel(c, 0, &co);
 }
 

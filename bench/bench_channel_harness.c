@@ -259,7 +259,8 @@ static void release_all(struct chan_run *c)
 /* The peer's end of channel k, opened with role `role` and the benchmark's wait. */
 shml_channel *peer_open(struct chan_run *c, int k, unsigned role)
 {
-    struct shml_channel_opts co = {.wait = c->wait};
+    struct shml_channel_opts co = SHML_CHANNEL_OPTS_INIT;
+    co.wait = c->wait;
     shml_channel *ch = NULL;
     int rc = shml_channel_open(c->addr[k], role, &co, &ch);
     if (rc < 0)
@@ -271,13 +272,12 @@ shml_channel *peer_open(struct chan_run *c, int k, unsigned role)
 int create_queue(struct chan_run *c, int k, size_t capacity)
 {
     size_t stride = (SLOT_HDR + c->size + 63) / 64 * 64;
-    struct shml_channel_opts co = {
-        .kind = SHML_QUEUE,
-        .capacity = capacity ? capacity : 2 * stride,
-        .max_msg = c->size,
-        .wait = c->wait,
-        .flags = c->flags,
-    };
+    struct shml_channel_opts co = SHML_CHANNEL_OPTS_INIT;
+    co.kind = SHML_QUEUE;
+    co.capacity = capacity ? capacity : 2 * stride;
+    co.max_msg = c->size;
+    co.wait = c->wait;
+    co.flags = c->flags;
     return create_channel(c, k, &co);
 }
 

@@ -39,8 +39,7 @@ static int fail(const char *what, long rc)
 
 static shml_channel *open_end(const char *addr, unsigned role, uint32_t wait)
 {
-    struct shml_channel_opts o;
-    memset(&o, 0, sizeof o);
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = wait;
     shml_channel *ch = NULL;
     int rc = shml_channel_open(addr, role, &o, &ch);

@@ -163,7 +163,9 @@ struct endpoint_open {
 static ssize_t open_endpoint_waiting(void *ctx, int64_t timeout_ns)
 {
     struct endpoint_open *e = ctx;
-    struct shml_channel_opts o = {.flags = SHML_WAIT, .timeout_ns = timeout_ns};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.flags = SHML_WAIT;
+    o.timeout_ns = timeout_ns;
     return shml_channel_open(e->addr, e->role, &o, e->ch);
 }
 
@@ -343,8 +345,7 @@ static int run_mk(const struct cli_verb *verb, int argc, char **argv)
     if (status != 0)
         return status;
 
-    struct shml_channel_opts o;
-    memset(&o, 0, sizeof o);
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.type = type_text ? &type : NULL;
     o.kind = kind;
     o.capacity = (size_t)capacity;

@@ -7,7 +7,9 @@
 int main(void)
 {
     struct shml_channel_type t = {.format = "<f", .itemsize = 4, .ndim = 2, .shape = {480, 640}};
-    struct shml_channel_opts o = {.kind = SHML_LATEST, .type = &t};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = SHML_LATEST;
+    o.type = &t;
     shml_channel *ch;
     if (shml_channel_create("depth", &o, &ch) < 0)
         return 1;

@@ -126,14 +126,13 @@ static int fail(const char *what, const char *addr, int err)
 static int produce(const char *addr, double seconds, double fps)
 {
     struct shml_channel_type type = {.format = FRAME_FORMAT, .itemsize = sizeof(struct frame)};
-    struct shml_channel_opts opts = {
-        .kind = SHML_LATEST,
-        .role = SHML_PRODUCER, /* a writer only: readers are other processes */
-        /* max_msg 0: one message of the type. Room for BUFFERS buffers of a frame and its
-           slot header, not for twice as many. */
-        .capacity = BUFFERS * (sizeof(struct frame) + 4096),
-        .type = &type,
-    };
+    struct shml_channel_opts opts = SHML_CHANNEL_OPTS_INIT;
+    opts.kind = SHML_LATEST;
+    opts.role = SHML_PRODUCER; /* a writer only: readers are other processes */
+    /* max_msg 0: one message of the type. Room for BUFFERS buffers of a frame and its slot
+       header, not for twice as many. */
+    opts.capacity = BUFFERS * (sizeof(struct frame) + 4096);
+    opts.type = &type;
     shml_channel *ch;
     int r = shml_channel_create(addr, &opts, &ch);
     if (r < 0)

@@ -71,7 +71,7 @@ static void peek_checked(shml_channel *ch)
 
 static void open_handles(shml_channel **tx, shml_channel **rx, unsigned which)
 {
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = SHML_WAIT_BLOCK;
     if (!*tx && which != 1 && shml_channel_open(addr, SHML_PRODUCER, &o, tx) != 0 && *tx)
         abort(); /* a failed open leaves *out NULL */
@@ -178,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned rounds = 1u + (data[3] >> 4);
 
     unlink(path);
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = kind;
     uint64_t overhead = kind == SHML_LATEST ? SHML_LATEST_HDR
                         : kind == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG

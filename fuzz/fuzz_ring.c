@@ -64,7 +64,7 @@ static bool make_templates(void)
                             : kinds[k] == SHML_RPC  ? SHML_SLOT_HDR + SHML_RPC_TAG
                                                     : SHML_SLOT_HDR;
         uint64_t stride = (overhead + RING_MAX_MSG + 63) / 64 * 64;
-        struct shml_channel_opts o = {0};
+        struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
         o.kind = kinds[k];
         o.capacity = RING_SLOTS * stride;
         o.max_msg = RING_MAX_MSG;
@@ -190,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
 
     shml_channel *ch = NULL;
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = SHML_WAIT_BLOCK;
     int r = shml_channel_open(t->addr, role, &o, &ch);
     if (r == 0) {

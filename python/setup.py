@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
-core = ["error.c", "names.c", "segment/address.c", "segment/header.c", "segment/segment.c",
-        "segment/inspect.c", "sync/mutex.c", "sync/wait.c", "sync/declared.c",
+core = ["error.c", "opts.c", "names.c", "segment/address.c", "segment/header.c",
+        "segment/segment.c", "segment/inspect.c", "sync/mutex.c", "sync/wait.c", "sync/declared.c",
         "channel/channel.c", "channel/queue.c", "channel/bus.c", "channel/latest.c",
         "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
         "os/futex_linux.c", "os/mutex_pthread.c", "os/sigbus_unix.c", "segment/fd_common.c",

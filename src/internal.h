@@ -22,6 +22,17 @@ SHML_INTERNAL int shml__fail_keep(int err, const char *fmt, ...)
 /* Forget the recorded detail (at the start of a public call that records its own). */
 SHML_INTERNAL void shml__clear_error(void);
 
+/*
+ * Read the caller's options struct `in` into `out` (`known` bytes: this library's sizeof) by
+ * the rule for structs that can grow (shmlink/common.h). `in` NULL gives `defaults`. The
+ * library reads its first `used` bytes (the fields before `reserved`); `first` is the first
+ * version's size, the smallest accepted. Fields past the caller's size keep their defaults.
+ * Returns 0, or -EINVAL with a message naming struct `name` and its init `macro`.
+ */
+SHML_INTERNAL int shml__opts_copy(void *out, const void *defaults, size_t known, size_t used,
+                                  size_t first, const void *in, const char *name,
+                                  const char *macro);
+
 #define SHML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* SHML_INTERNAL_H */

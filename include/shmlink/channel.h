@@ -122,11 +122,15 @@ struct shml_channel_type {
     uint64_t itemsize;                 /* bytes of one element (> 0 when typed) */
     uint32_t ndim;                     /* 0: one element per message */
     uint64_t shape[SHML_TYPE_NDIM_MAX];
+    uint64_t reserved[4];              /* room for fields to come; zero today (and zero when
+                                          passed in opts->type, else -EINVAL) */
 };
 
 /*
  * Options. `opts` may be NULL for the defaults: 1 MiB of slots for messages up to 4 KiB, 64
- * endpoints, mode 0600, adaptive waits.
+ * endpoints, mode 0600, adaptive waits; SHML_CHANNEL_OPTS_INIT gives the same. Start from the
+ * macro and set fields: `size` and `reserved` follow the rule for structs that can grow
+ * (common.h); a struct from `= {0}` has size 0 and is refused with -EINVAL.
  *
  * At create, capacity and max_msg fix the geometry: the channel has the largest power of two
  * of slots of max_msg bytes (plus 16 bytes of slot header, rounded up to 64) that fits in
@@ -141,6 +145,7 @@ struct shml_channel_type {
  * request with no server attached fails with -ENOTCONN, at once.
  */
 struct shml_channel_opts {
+    uint32_t size;      /* sizeof(struct shml_channel_opts): SHML_CHANNEL_OPTS_INIT sets it */
     uint32_t kind;      /* SHML_QUEUE, SHML_BUS, SHML_LATEST, SHML_RPC (0 = SHML_QUEUE) */
     size_t capacity;    /* bytes of message slots (0 = 1 MiB) */
     size_t max_msg;     /* largest message in bytes (0 = 4096) */
@@ -156,12 +161,16 @@ struct shml_channel_opts {
                            max_msg 0 then means one message of the type */
     int64_t timeout_ns; /* open with SHML_WAIT: how long to wait for the channel to appear
                            (SHML_FOREVER: no limit; 0: not at all) */
+    uint64_t reserved[7]; /* room for fields to come; zero */
 };
+#define SHML_CHANNEL_OPTS_INIT                                                                     \
+    {(uint32_t)sizeof(struct shml_channel_opts), 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, NULL, 0, \
+     {0}}
 
 /*
  * Create the channel at `addr` (any segment address but memfd:) and open it as an endpoint
  * in opts->role (by default: producer and consumer of a queue, writer and reader of a latest
- * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: an unknown kind, policy,
+ * value, publisher of a bus, server of an rpc channel). Errors as shml_segment_create(), and -EINVAL (bad options: a size common.h's rule refuses, an unknown kind, policy,
  * wait or flag; SHML_OVERWRITE on a kind other than bus; SHML_SPSC on a kind other than queue;
  * max_msg larger than 1 GiB; endpoints above 4096; an rpc endpoint both client and server; a
  * type whose format is not NUL-ended printable text, has more than 8 dimensions, a zero
@@ -176,7 +185,7 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -SHML_EVERSION, -EINVAL (role 0, or both roles on an rpc channel), -EUSERS (the endpoint table is full of
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, or options whose size common.h's rule refuses), -EUSERS (the endpoint table is full of
  * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,
@@ -302,7 +311,7 @@ struct shml_channel_stats {
     uint32_t policy;    /* SHML_BLOCK or SHML_OVERWRITE */
     uint32_t endpoints; /* entries in the endpoint table */
     uint32_t attached;  /* entries in use now, live or not yet reclaimed */
-    uint32_t reserved;
+    uint32_t reserved;  /* zero */
     uint64_t sent;      /* messages sent (latest: values written; rpc: requests and replies) */
     uint64_t received;  /* messages received (bus: deliveries to subscribers; rpc: requests
                            taken and replies read) */
@@ -326,6 +335,7 @@ struct shml_channel_stats {
        lost). A bus counts each delivery per subscriber and a subscriber's misses in drops; a
        latest channel counts skipped values in drops: neither has this identity. */
     struct shml_channel_type type; /* what shml_channel_get_type() returns */
+    uint64_t reserved2[8]; /* room for fields to come; zero today */
 };
 
 /* One endpoint table entry. */
@@ -341,6 +351,7 @@ struct shml_endpoint_stats {
                            and replies dropped */
     uint64_t sleeps;
     uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
+    uint64_t reserved[4]; /* room for fields to come; zero today */
 };
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).

@@ -52,6 +52,27 @@ extern "C" {
 #define SHML_FOREVER ((int64_t)-1)
 
 /*
+ * Structs that can grow. New fields are added without breaking programs built against an
+ * older header, in the manner of Linux's clone3() and openat2():
+ *
+ * Options the caller passes in (struct shml_segment_opts, struct shml_channel_opts) start
+ * with `uint32_t size`, the struct's size as the caller's header had it, which the init macro
+ * fills (SHML_SEGMENT_OPTS_INIT, SHML_CHANNEL_OPTS_INIT): always start from the macro, then
+ * set fields, never from `= {0}` or memset. They end with `reserved` space, which stays zero.
+ * The library reads only the fields that lie within `size`; those a newer header added and an
+ * older caller's `size` does not reach take their defaults. A `size` smaller than the first
+ * version's (0, from `= {0}`), larger than SHML_OPTS_SIZE_MAX, or larger than the library
+ * knows with a non-zero byte past what it knows (in `reserved` or beyond: a field this library
+ * is too old for) is refused with -EINVAL, and shml_last_error() names the macro. A NULL
+ * options pointer means the defaults, which are what the init macro gives.
+ *
+ * Structs the library fills (stats, info and state structs) end with `reserved` space: room
+ * for fields to come; zero today. The library zeroes it, so a field added there later reads
+ * as zero to a program that looks before its library has it; their size does not change.
+ */
+#define SHML_OPTS_SIZE_MAX 4096u
+
+/*
  * shmlink-specific meanings given to errno values. They are ordinary errno numbers, so
  * `-err` always fits the "-errno" convention, and shml_strerror() describes them in shmlink's
  * terms rather than the C library's.

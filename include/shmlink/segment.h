@@ -101,10 +101,11 @@ typedef struct shml_segment shml_segment; /* opaque, process-local */
  * are also what SHML_SEGMENT_OPTS_INIT gives:
  *   mode 0600 (0 also means 0600), no flags, timeout SHML_OPEN_TIMEOUT_DEFAULT, any kind,
  *   role SHML_ROLE_USER, no label.
- * Note that a zero-filled struct asks for timeout_ns = 0: open never waits for a creator that
- * is still initialising.
+ * Start from the macro and set fields: `size` and `reserved` follow the rule for structs
+ * that can grow (common.h); a struct from `= {0}` has size 0 and is refused with -EINVAL.
  */
 struct shml_segment_opts {
+    uint32_t size;      /* sizeof(struct shml_segment_opts): SHML_SEGMENT_OPTS_INIT sets it */
     uint32_t mode;      /* permission bits for create (umask does not apply); 0 = 0600 */
     uint32_t flags;     /* SHML_RDONLY, SHML_RAW, ... */
     int64_t timeout_ns; /* open: how long to wait for a creator mid-initialisation, and with
@@ -112,8 +113,11 @@ struct shml_segment_opts {
     uint32_t kind;      /* create: kind to record (0 = PLAIN); open: kind required (0 = any) */
     uint32_t role;      /* role recorded in the attach table */
     const char *label;  /* create: free-form schema/label text, < SHML_LABEL_MAX bytes */
+    uint64_t reserved[11]; /* room for fields to come; zero */
 };
-#define SHML_SEGMENT_OPTS_INIT {0600u, 0u, SHML_OPEN_TIMEOUT_DEFAULT, 0u, 0u, NULL}
+#define SHML_SEGMENT_OPTS_INIT                                                                     \
+    {(uint32_t)sizeof(struct shml_segment_opts), 0600u, 0u, SHML_OPEN_TIMEOUT_DEFAULT, 0u, 0u,     \
+     NULL, {0}}
 
 /*
  * Create a segment of `size` user bytes at `addr` and map it read-write.
@@ -178,8 +182,9 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * calling process is recorded in the attach table until close (a full table is not an error:
  * the attach is counted as untracked).
  *
- * Errors: -EINVAL bad address, or the object there is not a regular file (a FIFO or a device
- * someone put at the name: refused at once, never waited on); -ENOENT no such segment;
+ * Errors: -EINVAL bad address or options (see shml_last_error()), or the object there is not
+ * a regular file (a FIFO or a device someone put at the name: refused at once, never waited
+ * on); -ENOENT no such segment;
  * -EACCES permission denied; -SHML_ENOTSHML not a shmlink segment (open it with SHML_RAW);
  * -SHML_EVERSION layout version unknown to this library; -SHML_ECORRUPT header corrupt or
  * object truncated (or its creator died mid-initialisation); -SHML_ETRUNCATED the object is
@@ -303,6 +308,7 @@ struct shml_attach_info {
     int64_t since_ns;    /* when it attached, CLOCK_REALTIME nanoseconds */
     int alive;           /* 1 alive, 0 dead (or pid reused by another process), -1 unknown
                             (among others: a process of another pid namespace) */
+    uint64_t reserved[4]; /* room for fields to come; zero today */
 };
 
 /* What shml_segment_stat() and shml_segment_list() report about one segment. */
@@ -333,6 +339,7 @@ struct shml_segment_info {
     int32_t sysv_id;             /* sysv: the segment's id (what ipcs shows); else -1 */
     uint32_t sysv_key;           /* sysv: its key (an ftok address's resolved), 0 for
                                     IPC_PRIVATE; else 0 */
+    uint64_t reserved[8];        /* room for fields to come; zero today */
 };
 
 /*

@@ -100,6 +100,7 @@ struct shml_mutex_state {
                         process that died holding it (recorded at lock), 0 if unknown */
     int alive;       /* 1 the holder is alive, 0 dead, -1 unknown */
     bool waiters;    /* some thread sleeps on it */
+    uint64_t reserved[2]; /* room for fields to come; zero today */
 };
 #define SHML_MUTEX_FREE            0
 #define SHML_MUTEX_HELD            1
@@ -209,6 +210,7 @@ struct shml_decl_info {
     uint32_t generation;           /* SHML_DECL_EVENT */
     uint32_t value;                /* SHML_DECL_SEM: the count */
     uint32_t waiters;              /* event, semaphore: threads counted asleep in a wait */
+    uint64_t reserved[4];          /* room for fields to come; zero today */
 };
 
 /*

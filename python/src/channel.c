@@ -97,8 +97,7 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_ValueError, "unknown channel kind");
         return -1;
     }
-    struct shml_channel_opts o;
-    memset(&o, 0, sizeof o);
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = kind;
     o.mode = mode;
     size_t eps = 0;

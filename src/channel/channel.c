@@ -32,7 +32,18 @@
  */
 #define LOST_CHECK_NS ((int64_t)1000000000)
 
-static const struct shml_channel_opts default_opts = {0};
+static const struct shml_channel_opts default_opts = SHML_CHANNEL_OPTS_INIT;
+
+/* The first version's size: the smallest struct shml_channel_opts a caller may pass. */
+#define CHANNEL_OPTS_V1_SIZE sizeof(struct shml_channel_opts)
+
+/* Read the caller's options by common.h's rule for structs that can grow (NULL: defaults). */
+static int read_opts(const struct shml_channel_opts *in, struct shml_channel_opts *o)
+{
+    return shml__opts_copy(o, &default_opts, sizeof(*o),
+                           offsetof(struct shml_channel_opts, reserved), CHANNEL_OPTS_V1_SIZE,
+                           in, "shml_channel_opts", "SHML_CHANNEL_OPTS_INIT");
+}
 
 /* The kinds: the one table of what varies by kind (channel.h). */
 static const struct shml__kind *const kinds[] = {&shml__queue_kind, &shml__bus_kind,
@@ -507,6 +518,12 @@ static int check_opts(const struct shml_channel_opts *o)
         return shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
     if (o->type && o->type->format[0] != '\0') {
         const struct shml_channel_type *t = o->type;
+        for (size_t i = 0; i < SHML_ARRAY_LEN(t->reserved); i++) {
+            if (t->reserved[i] != 0)
+                return shml__fail(EINVAL, "the message type's reserved space is not zero: "
+                                          "a field of a newer shmlink, or a type not "
+                                          "zeroed before it was filled");
+        }
         uint64_t ts = type_size(t->format, sizeof(t->format), t->itemsize, t->ndim, t->shape);
         if (ts == 0)
             return shml__fail(EINVAL, "the message type is invalid: its format must be "
@@ -533,8 +550,12 @@ int shml_channel_create(const char *addr, const struct shml_channel_opts *opts,
     if (!out)
         return shml__fail(EINVAL, "out is NULL");
     *out = NULL;
-    const struct shml_channel_opts *o = opts ? opts : &default_opts;
-    int r = check_opts(o);
+    struct shml_channel_opts oc;
+    int r = read_opts(opts, &oc);
+    if (r < 0)
+        return r;
+    const struct shml_channel_opts *o = &oc;
+    r = check_opts(o);
     if (r < 0)
         return r;
     uint32_t kind = o->kind ? o->kind : SHML_QUEUE;
@@ -640,7 +661,11 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     *out = NULL;
     if (role == 0 || (role & ~(SHML_PRODUCER | SHML_CONSUMER)))
         return shml__fail(EINVAL, "role must be SHML_PRODUCER, SHML_CONSUMER or both");
-    const struct shml_channel_opts *o = opts ? opts : &default_opts;
+    struct shml_channel_opts oc;
+    int r = read_opts(opts, &oc);
+    if (r < 0)
+        return r;
+    const struct shml_channel_opts *o = &oc;
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
     const uint32_t known = SHML_SPSC | SHML_OWNED | SHML_WAIT;
@@ -656,7 +681,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
                                       : SHML_ROLE_ENDPOINT;
     shml_segment *seg;
     struct shml__chan_geo g;
-    int r = open_checked(addr, &so, &seg, &g);
+    r = open_checked(addr, &so, &seg, &g);
     if (r < 0)
         return r;
     if (g.k->two_way && role == (SHML_CLIENT | SHML_SERVER))

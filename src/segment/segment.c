@@ -59,10 +59,18 @@ const struct shml__backend *shml__backend_get(int backend)
 
 static const struct shml_segment_opts default_opts = SHML_SEGMENT_OPTS_INIT;
 
-/* Check options and fill in the defaults. */
+/* The first version's size: the smallest struct shml_segment_opts a caller may pass. */
+#define SEGMENT_OPTS_V1_SIZE sizeof(struct shml_segment_opts)
+
+/* Read the caller's options (common.h's rule for structs that can grow), check them and fill
+   in the defaults. */
 static int normalize_opts(const struct shml_segment_opts *in, struct shml_segment_opts *o)
 {
-    *o = in ? *in : default_opts;
+    int r = shml__opts_copy(o, &default_opts, sizeof(*o),
+                            offsetof(struct shml_segment_opts, reserved), SEGMENT_OPTS_V1_SIZE,
+                            in, "shml_segment_opts", "SHML_SEGMENT_OPTS_INIT");
+    if (r < 0)
+        return r;
     if (o->mode == 0)
         o->mode = 0600;
     if (o->mode & ~07777u)
@@ -462,15 +470,19 @@ int shml_segment_create_init(const char *addr, size_t size,
                              const struct shml_segment_opts *opts, shml_segment_init_fn init,
                              void *arg, shml_segment **out)
 {
-    if (!init || (opts && (opts->flags & SHML_RAW))) {
-        shml__clear_error();
-        if (out)
-            *out = NULL;
-        return shml__fail(EINVAL, "%s", !init ? "init is NULL"
-                                              : "a raw segment has no header to publish it "
-                                                "after init");
-    }
-    return shml__segment_create_with(addr, size, opts, init, arg, out);
+    shml__clear_error();
+    if (out)
+        *out = NULL;
+    if (!init)
+        return shml__fail(EINVAL, "init is NULL");
+    /* The flags are the caller's only once the options' size says they are there. */
+    struct shml_segment_opts o;
+    int r = normalize_opts(opts, &o);
+    if (r < 0)
+        return r;
+    if (o.flags & SHML_RAW)
+        return shml__fail(EINVAL, "a raw segment has no header to publish it after init");
+    return shml__segment_create_with(addr, size, &o, init, arg, out);
 }
 
 int shml__segment_create_with(const char *addr, size_t size,

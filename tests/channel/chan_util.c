@@ -140,7 +140,7 @@ unsigned chan_seed(void)
 shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_t capacity,
                         size_t max_msg, uint32_t endpoints)
 {
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = kind;
     o.policy = policy;
     o.capacity = capacity;
@@ -160,7 +160,7 @@ shml_channel *chan_open(const char *addr, unsigned role, uint32_t wait)
 
 shml_channel *chan_open_flags(const char *addr, unsigned role, uint32_t wait, uint32_t flags)
 {
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = wait;
     o.flags = flags;
     shml_channel *ch = NULL;

@@ -8,7 +8,7 @@
 
 static shml_channel *mk(const char **addr, size_t capacity, size_t max_msg, uint32_t flags)
 {
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = capacity;
     o.max_msg = max_msg;
     o.flags = flags;
@@ -73,7 +73,7 @@ TEST(open_roles_and_options)
     const char *addr;
     shml_channel *ch = mk(&addr, 4096, 64, SHML_SPSC);
     shml_channel *p, *c, *pc;
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = SHML_WAIT_BLOCK;
     ASSERT_OK(shml_channel_open(addr, SHML_PRODUCER, &o, &p));
     ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, NULL, &c));
@@ -110,7 +110,7 @@ TEST(bad_options)
 {
     const char *addr = chan_addr();
     shml_channel *ch = (shml_channel *)&ch;
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = 99;
     ASSERT_ERR(shml_channel_create(addr, &o, &ch), -EINVAL);
     ASSERT_NULL(ch);
@@ -139,7 +139,7 @@ TEST(bad_options)
     ASSERT_NULL(x);
     ASSERT_ERR(shml_channel_open(addr, 4, NULL, &x), -EINVAL);
     ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER | 8, NULL, &x), -EINVAL);
-    struct shml_channel_opts w = {0};
+    struct shml_channel_opts w = SHML_CHANNEL_OPTS_INIT;
     w.wait = 9;
     ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, &w, &x), -EINVAL);
     ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, NULL, NULL), -EINVAL);
@@ -243,7 +243,7 @@ TEST(timeouts)
     }
     /* The same with the blocking strategy. */
     shml_channel *b;
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = SHML_WAIT_BLOCK;
     ASSERT_OK(shml_channel_open(addr, SHML_PRODUCER | SHML_CONSUMER, &o, &b));
     t0 = now_ns();
@@ -491,7 +491,9 @@ TEST(typed_channel)
     const char *addr = chan_addr();
     struct shml_channel_type t = {.format = "T{<Q:seq:<d:t:}", .itemsize = 16, .ndim = 2,
                                   .shape = {480, 640}};
-    struct shml_channel_opts o = {.kind = SHML_BUS, .type = &t};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = SHML_BUS;
+    o.type = &t;
     shml_channel *ch;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
     struct shml_channel_stats st;
@@ -551,7 +553,10 @@ TEST(typed_channel_refuses_other_sizes)
 {
     const char *addr = chan_addr();
     struct shml_channel_type t = {.format = "<f", .itemsize = 4, .ndim = 1, .shape = {2}};
-    struct shml_channel_opts o = {.kind = SHML_QUEUE, .type = &t, .max_msg = 64};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = SHML_QUEUE;
+    o.type = &t;
+    o.max_msg = 64;
     shml_channel *ch;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
     float pair[2] = {1.5f, 2.5f};

@@ -76,7 +76,7 @@ TEST(bus_create_roles_geometry)
     ASSERT_EQ(shml_recv(sub, buf, sizeof buf, 0), 8);
     ASSERT_MEM_EQ(buf, "from pub", 8);
     /* opts.role makes it a subscriber too (or only). */
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = SHML_BUS;
     o.role = SHML_PRODUCER | SHML_CONSUMER;
     const char *addr2 = chan_addr();

@@ -152,7 +152,7 @@ static void chaos(int rounds, int producers, int consumers)
     shml_segment *seg;
     struct chaos_area *a = chan_shared_create(sizeof(struct chaos_area), &area_addr, &seg);
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 16 * 320; /* 16 slots of 256 + 16 -> 320 bytes: full often */
     o.max_msg = CHAOS_MAX_MSG;
     shml_channel *ch;
@@ -316,7 +316,7 @@ PEER(peek_and_hang)
 PEER(blocked_recv)
 {
     ASSERT_EQ(argc, 2);
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = (uint32_t)atoi(argv[1]);
     shml_channel *ch;
     ASSERT_OK(shml_channel_open(argv[0], SHML_CONSUMER, &o, &ch));
@@ -332,7 +332,7 @@ PEER(blocked_recv)
 PEER(blocked_send)
 {
     ASSERT_EQ(argc, 2);
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = (uint32_t)atoi(argv[1]);
     shml_channel *ch;
     ASSERT_OK(shml_channel_open(argv[0], SHML_PRODUCER, &o, &ch));
@@ -353,7 +353,7 @@ static uint64_t stats_lost_of(shml_channel *ch)
 static void producer_dies_holding_claim(uint32_t wait)
 {
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 4 * 128;
     o.max_msg = 100;
     shml_channel *ch;
@@ -387,7 +387,7 @@ static void producer_dies_holding_claim(uint32_t wait)
 static void consumer_dies_holding_peek(uint32_t wait)
 {
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 2 * 128;
     o.max_msg = 100;
     shml_channel *ch;

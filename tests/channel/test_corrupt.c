@@ -65,7 +65,7 @@ static void round_trip(const char *addr)
 TEST(corrupt_control_block)
 {
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 8 * 128;
     o.max_msg = 100;
     shml_channel *ch;
@@ -203,7 +203,7 @@ PEER(bounded_calls)
 TEST_TIMEOUT(corrupt_indices_stay_bounded, 120)
 {
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 8 * 128;
     o.max_msg = 100;
     shml_channel *ch;

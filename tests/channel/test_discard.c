@@ -13,7 +13,7 @@
 
 static shml_channel *mk_queue(const char **addr, uint32_t flags)
 {
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 4 * 128; /* 4 slots of 64 + 16 bytes rounded to 128 */
     o.max_msg = MAX;
     o.flags = flags;

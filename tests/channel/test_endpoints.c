@@ -73,7 +73,7 @@ TEST(kinds_create_and_options)
        server (rpc); an rpc creator cannot be both. */
     for (size_t i = 0; i < 4; i++) {
         const char *a = chan_addr();
-        struct shml_channel_opts o = {0};
+        struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
         o.kind = all_kinds[i];
         o.role = SHML_CONSUMER;
         shml_channel *x = NULL;
@@ -93,7 +93,7 @@ TEST(kinds_create_and_options)
     }
     {
         const char *a = chan_addr();
-        struct shml_channel_opts o = {0};
+        struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
         o.kind = SHML_RPC;
         o.role = SHML_CLIENT | SHML_SERVER;
         shml_channel *x = (shml_channel *)&x;
@@ -131,7 +131,7 @@ TEST(kinds_create_and_options)
         {SHML_BUS, 0, 0, 0, ((size_t)1 << 30) + 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct shml_channel_opts o = {0};
+        struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
         o.kind = bad[i].kind;
         o.policy = bad[i].policy;
         o.flags = bad[i].flags;

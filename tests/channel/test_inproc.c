@@ -142,7 +142,7 @@ static void stress_threads(long producers, long consumers, long n, bool zc, uint
     run.words = (uint64_t)(n + 63) / 64;
     run.bits = calloc((size_t)producers * run.words, sizeof *run.bits);
     ASSERT_NOT_NULL(run.bits);
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 32 * 320;
     o.max_msg = MAX_MSG;
     o.flags = flags;

@@ -38,7 +38,7 @@ struct ik_worker {
 static shml_channel *ik_open(struct ik_worker *w, unsigned role)
 {
     shml_channel *ch = NULL;
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.wait = SHML_WAIT_ADAPTIVE;
     /* An rpc client may start before the server threads have attached: it waits for one. */
     o.flags = role == SHML_CLIENT ? SHML_WAIT : 0;

@@ -347,7 +347,7 @@ TEST_TIMEOUT(other_pid_ns_keeps_an_owned_segment, 60)
 {
     struct other_ns o = {0};
     o.seg = chan_addr();
-    struct shml_segment_opts so = {0};
+    struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
     so.flags = SHML_OWNED;
     shml_segment *seg = NULL;
     ASSERT_OK(shml_segment_create(o.seg, 4096, &so, &seg));

@@ -438,7 +438,9 @@ TEST_TIMEOUT(rpc_no_server, 60)
     ASSERT_ERR(shml_claim(cli, 5, &buf, WAIT_BOUND), -ENOTCONN);
     shml_channel_close(cli);
 
-    struct shml_channel_opts o = {.wait = SHML_WAIT_BLOCK, .flags = SHML_WAIT};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.wait = SHML_WAIT_BLOCK;
+    o.flags = SHML_WAIT;
     ASSERT_OK(shml_channel_open(addr, SHML_CLIENT, &o, &cli));
     ASSERT_ERR(shml_send(cli, "hello", 5, 0), -ETIMEDOUT);
     ASSERT_ERR(shml_send(cli, "hello", 5, 100 * MS), -ETIMEDOUT);

@@ -133,7 +133,7 @@ static void stress(long producers, long consumers, long n, bool zc, uint32_t fla
     struct stress_area *a = chan_shared_create(area_size(producers, n), &area_addr, &seg);
     a->words = (uint64_t)(n + 63) / 64;
     const char *addr = chan_addr();
-    struct shml_channel_opts o = {0};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.capacity = 64 * 1024;
     o.max_msg = MAX_MSG;
     o.flags = flags;

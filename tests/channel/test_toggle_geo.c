@@ -94,7 +94,8 @@ static void inspect(const char *addr, const struct shml_channel_stats *want)
 static void open_close(const char *addr, uint32_t kind)
 {
     unsigned role = kind == SHML_RPC ? SHML_CLIENT : SHML_CONSUMER;
-    struct shml_channel_opts o = {.wait = SHML_WAIT_ADAPTIVE};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.wait = SHML_WAIT_ADAPTIVE;
     shml_channel *ch;
     int r = shml_channel_open(addr, role, &o, &ch);
     if (r == -SHML_ECORRUPT)

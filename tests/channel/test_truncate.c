@@ -29,7 +29,10 @@ static void truncate_object(const char *addr, off_t keep)
 
 static shml_channel *make(const char *addr, uint32_t kind)
 {
-    struct shml_channel_opts o = {.kind = kind, .capacity = 16, .max_msg = 256};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = kind;
+    o.capacity = 16;
+    o.max_msg = 256;
     shml_channel *ch = NULL;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
     return ch;

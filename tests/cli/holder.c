@@ -129,7 +129,10 @@ static int make_typed(const char *addr, const char *format, const char *itemsize
     memset(&t, 0, sizeof t);
     snprintf(t.format, sizeof t.format, "%s", format);
     t.itemsize = strtoull(itemsize, NULL, 10);
-    struct shml_channel_opts o = {.kind = SHML_QUEUE, .capacity = 4096, .type = &t};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = SHML_QUEUE;
+    o.capacity = 4096;
+    o.type = &t;
     shml_channel *ch;
     int rc = shml_channel_create(addr, &o, &ch);
     if (rc < 0) {

@@ -1,6 +1,7 @@
 // The public headers from C++11: they compile with -pedantic, the shared structs have the
-// sizes and alignments C gives them (so C and C++ processes can share them), and a forked
-// C++ child and its parent exchange messages through a channel and a mutex in a segment.
+// sizes and alignments C gives them (so C and C++ processes can share them), the options'
+// init macros initialise in C++ too, and a forked C++ child and its parent exchange messages
+// through a channel and a mutex in a segment.
 #include <shmlink.h>
 
 #include <sys/wait.h>
@@ -66,14 +67,16 @@ int main()
     const std::string chan = "posix:/shml-cxx-chan-" + std::to_string(getpid());
     const std::string seg_addr = "posix:/shml-cxx-seg-" + std::to_string(getpid());
 
-    shml_channel_opts opts = {};
+    shml_channel_opts opts = SHML_CHANNEL_OPTS_INIT;
     opts.kind = SHML_QUEUE;
     opts.capacity = 4096;
     opts.max_msg = 64;
     shml_channel *ch = nullptr;
     CHECK(shml_channel_create(chan.c_str(), &opts, &ch) == 0);
     shml_segment *seg = nullptr;
-    CHECK(shml_segment_create(seg_addr.c_str(), sizeof(Shared), nullptr, &seg) == 0);
+    shml_segment_opts seg_opts = SHML_SEGMENT_OPTS_INIT; // the defaults, as nullptr gives
+    CHECK(seg_opts.size == sizeof(seg_opts) && seg_opts.mode == 0600);
+    CHECK(shml_segment_create(seg_addr.c_str(), sizeof(Shared), &seg_opts, &seg) == 0);
     Shared *sh = static_cast<Shared *>(shml_segment_data(seg));
     CHECK(shml_mutex_init(&sh->lock) == 0);
 

@@ -182,7 +182,8 @@ TEST_TIMEOUT(channel_open_waits_for_creator, 60)
 {
     const char *addr = new_addr(BK_POSIX);
     shml_channel *ch;
-    struct shml_channel_opts o = {.wait = SHML_WAIT_BLOCK};
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.wait = SHML_WAIT_BLOCK;
     ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &o, &ch), -ENOENT);
     o.flags = SHML_WAIT;
     o.timeout_ns = 50 * MS;
