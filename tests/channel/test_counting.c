@@ -6,17 +6,10 @@
  * are made by writing the dead child's record and counter by hand, as a foreign program would.
  */
 #include "chan_util.h"
-#include "layout.h"
+#include "counting_steps.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* How far the dead endpoint got with the message it holds. */
-enum step {
-    CLAIMED,  /* claimed (and written, or read): no record */
-    RECORDED, /* recorded, not counted */
-    COUNTED,  /* recorded and counted, not handed over */
-};
 
 /* Fork a child that opens `addr` with `role`, holds a claim (producer, after one send) or a
    peek (consumer), and exits without closing: a holder that died. */
@@ -67,21 +60,6 @@ static struct shml_chan_slot *held_slot(shml_channel *ch, struct shml_chan_ep **
     return found;
 }
 
-/* Make the dead holder's entry say it got to `step` with the message in slot s. */
-static void fake_step(struct shml_chan_slot *s, struct shml_chan_ep *e, bool sending,
-                      enum step step)
-{
-    uint64_t st = atomic_load(&s->state);
-    uint64_t pos = shml_slot_seq(st) - (sending ? 0u : 1u);
-    shml_atomic_u64 *rec = sending ? &e->send_rec : &e->recv_rec;
-    shml_atomic_u64 *n = sending ? &e->sent : &e->received;
-    if (step == CLAIMED)
-        return;
-    atomic_store(rec, shml_ep_rec(pos, atomic_load(n) + 1));
-    if (step == COUNTED)
-        atomic_store(n, atomic_load(n) + 1);
-}
-
 /* A child with `role` dies holding a message at `step`; then a repair frees its entry (and
    so the slot) if `repair`. */
 static void die_at(shml_channel *ch, const char *addr, unsigned role, enum step step,
@@ -90,7 +68,9 @@ static void die_at(shml_channel *ch, const char *addr, unsigned role, enum step 
     child_dies_holding(addr, role);
     struct shml_chan_ep *e = NULL;
     struct shml_chan_slot *s = held_slot(ch, &e);
-    fake_step(s, e, role == SHML_PRODUCER, step);
+    /* The message's position: a claim holds seq p, a message being read seq p + 1. */
+    bool sending = role == SHML_PRODUCER;
+    fake_step(e, sending, shml_slot_seq(atomic_load(&s->state)) - (sending ? 0u : 1u), step);
     if (repair)
         ASSERT_EQ(shml_channel_check(addr, SHML_CHECK_REPAIR, NULL, NULL), 0);
 }
@@ -145,7 +125,7 @@ static void consumer_dies(enum step step, bool repair)
 
 TEST(count_producer_killed_after_claim_repaired)
 {
-    producer_dies(CLAIMED, true);
+    producer_dies(HELD, true);
 }
 TEST(count_producer_killed_after_record_repaired)
 {
@@ -157,7 +137,7 @@ TEST(count_producer_killed_after_count_repaired)
 }
 TEST(count_producer_killed_after_claim_skipped)
 {
-    producer_dies(CLAIMED, false);
+    producer_dies(HELD, false);
 }
 TEST(count_producer_killed_after_record_skipped)
 {
@@ -169,7 +149,7 @@ TEST(count_producer_killed_after_count_skipped)
 }
 TEST(count_consumer_killed_after_claim_repaired)
 {
-    consumer_dies(CLAIMED, true);
+    consumer_dies(HELD, true);
 }
 TEST(count_consumer_killed_after_record_repaired)
 {
@@ -181,7 +161,7 @@ TEST(count_consumer_killed_after_count_repaired)
 }
 TEST(count_consumer_killed_after_claim_reclaimed)
 {
-    consumer_dies(CLAIMED, false);
+    consumer_dies(HELD, false);
 }
 TEST(count_consumer_killed_after_record_reclaimed)
 {

@@ -8,17 +8,10 @@
  * record and counter by hand, as a foreign program would.
  */
 #include "chan_util.h"
-#include "layout.h"
+#include "counting_steps.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* How far the dead endpoint got with what it holds. */
-enum step {
-    HELD,     /* claimed, being read, being written or delivered: no record */
-    RECORDED, /* recorded, not counted */
-    COUNTED,  /* recorded and counted, not handed over */
-};
 
 static char *data_of(shml_channel *ch)
 {
@@ -66,19 +59,6 @@ static struct shml_chan_slot *held_slot(shml_channel *ch)
     }
     ASSERT_TRUE(found != NULL);
     return found;
-}
-
-/* Make the dead entry say it got to `step` with `what` (a position, a client index, a
-   ticket) in hand. */
-static void fake_step(struct shml_chan_ep *e, bool sending, uint64_t what, enum step step)
-{
-    shml_atomic_u64 *rec = sending ? &e->send_rec : &e->recv_rec;
-    shml_atomic_u64 *n = sending ? &e->sent : &e->received;
-    if (step == HELD)
-        return;
-    atomic_store(rec, shml_ep_rec(what, atomic_load(n) + 1));
-    if (step == COUNTED)
-        atomic_store(n, atomic_load(n) + 1);
 }
 
 /* What a child does before it dies without closing. */
