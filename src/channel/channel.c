@@ -59,7 +59,7 @@ const struct shml__kind *shml__kind(uint32_t kind)
 
 static const struct shml__chan_ops *ops_of(const shml_channel *ch)
 {
-    return ch->geo.k->ops;
+    return ch->k->ops;
 }
 
 /* Bytes of slot header plus whatever a message carries besides its bytes. */
@@ -429,6 +429,7 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
     ch->seg = seg;
     ch->geo = *g;
     ch->hdr = g->hdr;
+    ch->k = g->k;
     ch->slots = g->slots;
     ch->mask = g->nslots - 1;
     ch->stride = g->stride;
@@ -738,8 +739,8 @@ int shml_channel_close(shml_channel *ch)
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
     ep_undo(&ch->geo, ch->ep_index);
     ep_free(&ch->geo, ch->ep_index, mine);
-    if (ch->geo.k->detach)
-        ch->geo.k->detach(ch);
+    if (ch->k->detach)
+        ch->k->detach(ch);
     shml_segment_close(ch->seg);
     free(ch);
     return 0;
@@ -881,7 +882,7 @@ static int check_send(shml_channel *ch, size_t len)
     int r = check_usable(ch);
     if (r < 0)
         return r;
-    if (!(ch->role & SHML_PRODUCER) && !ch->geo.k->two_way)
+    if (!(ch->role & SHML_PRODUCER) && !ch->k->two_way)
         return shml__fail(EBADF, "this endpoint was opened without SHML_PRODUCER");
     if (ch->claimed)
         return shml__fail(EBUSY, "a claim is open on this endpoint: commit it first");
@@ -898,7 +899,7 @@ static int check_recv(shml_channel *ch)
     int r = check_usable(ch);
     if (r < 0)
         return r;
-    if (!(ch->role & SHML_CONSUMER) && !ch->geo.k->two_way)
+    if (!(ch->role & SHML_CONSUMER) && !ch->k->two_way)
         return shml__fail(EBADF, "this endpoint was opened without SHML_CONSUMER");
     if (ch->peeked)
         return shml__fail(EBUSY, "a peek is open on this endpoint: release it first");
@@ -1041,9 +1042,9 @@ ssize_t shml_send_batch(shml_channel *ch, const struct shml_iov *msgs, size_t n,
             return -EINVAL;
     }
     ch->has_deadline = false;
-    if (!ch->geo.k->send_batch)
+    if (!ch->k->send_batch)
         return shml__fail(ENOTSUP, "batch calls are for queues and buses");
-    return unless_lost(ch, ch->geo.k->send_batch(ch, msgs, n, timeout_ns));
+    return unless_lost(ch, ch->k->send_batch(ch, msgs, n, timeout_ns));
 }
 
 ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, size_t n,
@@ -1055,9 +1056,9 @@ ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, s
     if ((!buf && cap) || !lens || n == 0)
         return -EINVAL;
     ch->has_deadline = false;
-    if (!ch->geo.k->recv_batch)
+    if (!ch->k->recv_batch)
         return shml__fail(ENOTSUP, "batch calls are for queues and buses");
-    ssize_t got = ch->geo.k->recv_batch(ch, buf, cap, lens, n, timeout_ns);
+    ssize_t got = ch->k->recv_batch(ch, buf, cap, lens, n, timeout_ns);
     if (got == -EMSGSIZE)
         return shml__fail(EMSGSIZE, "the next message is longer than the %zu-byte buffer", cap);
     return unless_lost(ch, got);

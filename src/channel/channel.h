@@ -56,6 +56,7 @@ struct shml_channel {
     shml_segment *seg;
     struct shml_chan_hdr *hdr;
     /* Hot copies of the validated geometry (geo, below): what send and receive use. */
+    const struct shml__kind *k; /* the kind's descriptor (geo.k) */
     char *slots;          /* the first slot */
     uint64_t mask;        /* nslots - 1 */
     uint32_t stride;

@@ -238,7 +238,7 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
                take: the producer wrote it before publishing (the acquire above), and nobody
                else writes it while the state the take expects stays. */
             uint32_t len = shml__len_once(&s->len);
-            if (len > ch->max_msg + ch->geo.k->msg_extra)
+            if (len > ch->max_msg + ch->k->msg_extra)
                 return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
                                   (unsigned long long)ch->max_msg);
             if (len > cap)
