@@ -113,6 +113,8 @@ const char *shml_strerror(int err)
         return "message overwritten while read";
     case EINTR:
         return "interrupted";
+    case ECANCELED:
+        return "cancelled";
     case EOWNERDEAD:
         return "previous owner died";
     default:

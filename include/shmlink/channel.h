@@ -207,7 +207,8 @@ SHML_API int shml_channel_close(shml_channel *ch);
  * Returns len, or -ETIMEDOUT (full), -EMSGSIZE (len > max_msg, or, on a typed channel, len
  * other than the bytes of one message of the type: at once, whatever the timeout), -EBADF
  * (not a producer), -EBUSY (a claim is open on this handle), -EINTR
- * (shml_channel_interrupt()), -SHML_ECORRUPT. Queue and bus: lock-free among producers.
+ * (shml_channel_interrupt()), -ECANCELED (the thread's cancellation token fired: sync.h),
+ * -SHML_ECORRUPT. Queue and bus: lock-free among producers.
  * Latest: never waits. RPC server: the reply to the request last received (-EPROTO if there
  * is none; the reply is dropped, and counted, when its client has gone); RPC client: the
  * request (-EBUSY while a reply is awaited; -ENOTCONN at once if no server is attached, unless
@@ -220,7 +221,8 @@ SHML_API ssize_t shml_send(shml_channel *ch, const void *msg, size_t len, int64_
 /*
  * Receive the next message into buf, waiting at most timeout_ns for one. Returns its length,
  * or -ETIMEDOUT (empty), -EMSGSIZE (cap smaller than the next message, which stays queued),
- * -EBADF (not a consumer), -EBUSY (a peek is open on this handle), -EINTR, -SHML_ECORRUPT.
+ * -EBADF (not a consumer), -EBUSY (a peek is open on this handle), -EINTR, -ECANCELED (as
+ * shml_send()), -SHML_ECORRUPT.
  * Latest: the newest value this handle has not read (the first read of a handle returns the
  * current value at once). RPC client: the reply (-EPROTO if no request was sent,
  * -ECONNRESET if the server that took the request died, or every server of the channel died;
@@ -297,7 +299,8 @@ SHML_API uint64_t shml_recv_gap(const shml_channel *ch);
 
 /*
  * Make the waits of this handle (current and next) return -EINTR, once, from another thread
- * or a signal handler (async-signal-safe). Returns 0, or -EINVAL for NULL.
+ * or a signal handler (async-signal-safe). Returns 0, or -EINVAL for NULL. To end every wait
+ * of a thread, whatever it waits on, bind a cancellation token to it instead (sync.h).
  */
 SHML_API int shml_channel_interrupt(shml_channel *ch);
 

@@ -190,8 +190,9 @@ SHML_API int shml_segment_create_init(const char *addr, size_t size,
  * object truncated (or its creator died mid-initialisation); -SHML_ETRUNCATED the object is
  * sparse (on tmpfs, fewer pages than its size: made outside shmlink, it would fault once the
  * file system is full; not checked with SHML_RAW), or it was truncated while being opened;
- * -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator did not finish initialising in time (with SHML_WAIT: or
- * the segment did not appear);
+ * -SHML_EWRONGKIND not the kind asked for; -ETIMEDOUT the creator did not finish
+ * initialising in time (with SHML_WAIT: or the segment did not appear); -ECANCELED the
+ * calling thread's cancellation token fired during one of those waits (sync.h);
  * -ENOTSUP memfd addresses (use shml_segment_from_fd()) or a backend not available here;
  * other -errno from the system.
  *

@@ -14,6 +14,10 @@
  * remaining time, unless SHML_WAIT_EINTR is given to the _flags variants, which then return
  * -EINTR (so a Python binding can run its signal handlers and check for Ctrl-C).
  *
+ * Any wait of the library (these, the channel calls, the opens that wait) can be cancelled
+ * from another thread or from a signal handler through a token bound to the waiting thread:
+ * see "cancelling waits" below.
+ *
  * A process that dies never blocks the living: a mutex held by a dead process is handed to
  * the next locker with -EOWNERDEAD; a waiter that dies in an event or semaphore wait leaves
  * nothing that blocks others, and costs one or two superfluous wake-up system calls, once.
@@ -77,7 +81,8 @@ SHML_API int shml_mutex_init(shml_mutex *m);
  * -ENOTRECOVERABLE: a holder died and nobody made it consistent: every lock fails from now on
  * (re-initialise it when no process uses it). -ETIMEDOUT (-EBUSY is never returned: a failed
  * try is -ETIMEDOUT too). -EDEADLK: the calling thread holds it. -EINVAL: not initialised.
- * Thread- and process-safe; blocking; never interrupted by signals. A lock that waits (or a
+ * -ECANCELED: the thread's cancellation token fired (seen within 20 ms: see "cancelling
+ * waits"). Thread- and process-safe; blocking; never interrupted by signals. A lock that waits (or a
  * try that finds the lock busy) checks the holder's thread in /proc, at most once per wait
  * slice (see above); an uncontended lock makes no system call.
  */
@@ -148,8 +153,8 @@ SHML_API uint32_t shml_event_read(const shml_event *e);
 
 /*
  * Wait until the generation differs from `seen`, at most timeout_ns. Returns 0 (changed;
- * read it with shml_event_read()), -ETIMEDOUT, -EINVAL; with SHML_WAIT_EINTR in the _flags
- * variant, also -EINTR. Spurious wake-ups are absorbed: 0 means the generation changed.
+ * read it with shml_event_read()), -ETIMEDOUT, -ECANCELED (the thread's cancellation token
+ * fired), -EINVAL; with SHML_WAIT_EINTR in the _flags variant, also -EINTR. Spurious wake-ups are absorbed: 0 means the generation changed.
  * Any number of waiters in any number of processes.
  */
 SHML_API int shml_event_wait(shml_event *e, uint32_t seen, int64_t timeout_ns);
@@ -181,7 +186,8 @@ SHML_API int shml_sem_init(shml_sem *s, uint32_t value);
 
 /*
  * Decrement the count, waiting at most timeout_ns for it to be positive (0: try once).
- * Returns 0, -ETIMEDOUT, -EINVAL; with SHML_WAIT_EINTR in the _flags variant, also -EINTR.
+ * Returns 0, -ETIMEDOUT, -ECANCELED (the thread's cancellation token fired), -EINVAL; with
+ * SHML_WAIT_EINTR in the _flags variant, also -EINTR.
  */
 SHML_API int shml_sem_wait(shml_sem *s, int64_t timeout_ns);
 SHML_API int shml_sem_wait_flags(shml_sem *s, int64_t timeout_ns, unsigned flags);
@@ -196,6 +202,76 @@ SHML_API int shml_sem_post(shml_sem *s);
 
 /* The current count (a snapshot). */
 SHML_API uint32_t shml_sem_value(const shml_sem *s);
+
+/* ---- cancelling waits ---- */
+
+/*
+ * A cancellation token: a flag private to the process that, once fired, ends the waits of the
+ * threads it is bound to. Fire it from any thread or from a signal handler; the waits return
+ * -ECANCELED at once, woken by the kernel, without slices or polling. It is how a program
+ * stops a thread blocked in shmlink on Ctrl-C, at shutdown, or when a request is abandoned.
+ *
+ * A token is bound to a thread (shml_cancel_bind()); every wait that thread then makes in
+ * the library honours it: shml_mutex_lock, shml_event_wait(_flags), shml_sem_wait(_flags),
+ * the channel calls that wait (shml_send, shml_recv, shml_claim, shml_peek, the batches, an
+ * rpc client's wait for a server), and shml_segment_open/shml_channel_open with SHML_WAIT.
+ * Once the token is fired, each such call behaves as if its timeout had just run out, except
+ * that it returns -ECANCELED instead of -ETIMEDOUT: what can be done without waiting is still
+ * done (a message already there is received), nothing is taken or lost otherwise, and the call
+ * may be made again after shml_cancel_reset(). A token stays fired until reset.
+ *
+ * How soon: a sleeping wait returns as soon as the kernel wakes it, microseconds after the
+ * fire. Two waits cannot be woken by the kernel and look at the token every 20 ms instead: a
+ * mutex lock (the platform lock sleeps inside the C library) and, on a kernel older than
+ * Linux 5.16 (no futex_waitv), every wait.
+ *
+ * One token may be bound to any number of threads, and fired any number of times.
+ */
+typedef struct shml_cancel shml_cancel;
+
+/* Flags for shml_cancel_create(). */
+#define SHML_CANCEL_SIGNALS 0x1u /* a signal handler that interrupts a bound wait fires the
+                                    token (the wait returns -ECANCELED): the thread can then
+                                    act on whatever the handler recorded */
+
+/*
+ * Create a token, not fired, with `flags` (0 or SHML_CANCEL_SIGNALS). Returns 0 with *out
+ * owned by the caller (shml_cancel_destroy()), -EINVAL (NULL out, unknown flag), -ENOMEM.
+ */
+SHML_API int shml_cancel_create(shml_cancel **out, unsigned flags);
+
+/*
+ * Destroy a token. No thread may have it bound, and no fire may be under way (a signal
+ * handler that fires it must be gone first). NULL is fine.
+ */
+SHML_API void shml_cancel_destroy(shml_cancel *c);
+
+/*
+ * Bind `c` to the calling thread (NULL: unbind), replacing what was bound. Returns the token
+ * bound before (NULL if none), so that a library can bind its own around a call and put the
+ * caller's back. The binding ends with the thread; it is not inherited by new threads, and a
+ * fork()ed child's thread keeps it.
+ */
+SHML_API shml_cancel *shml_cancel_bind(shml_cancel *c);
+
+/* The token bound to the calling thread, or NULL. */
+SHML_API shml_cancel *shml_cancel_bound(void);
+
+/*
+ * Fire `c`: every wait bound to it returns -ECANCELED (see above), now and until a reset.
+ * Async-signal-safe; callable from any thread. Returns 0, or -EINVAL for NULL.
+ */
+SHML_API int shml_cancel_fire(shml_cancel *c);
+
+/*
+ * Make `c` not fired again. Meant for the thread that waits, between two waits: a fire that
+ * lands between a wait's return and the reset is forgotten (check what the fire stood for
+ * after resetting, as a program checks a flag its signal handler sets). Returns 0 or -EINVAL.
+ */
+SHML_API int shml_cancel_reset(shml_cancel *c);
+
+/* Is `c` fired? (false for NULL) Async-signal-safe. */
+SHML_API bool shml_cancel_fired(const shml_cancel *c);
 
 /* ---- the objects a segment declares (shml_segment_declare()) ---- */
 

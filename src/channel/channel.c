@@ -773,6 +773,8 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
                 /* Relaxed: the interrupt flag is a request, re-read at every look. */
                 if (atomic_exchange_explicit(&ch->intr, 0, memory_order_relaxed))
                     return -EINTR;
+                if (shml__cancelled())
+                    return -ECANCELED;
                 if ((r = shml__segment_lost(ch->seg)) < 0)
                     return r;
                 if (deadline >= 0 && shml__os_mono_ns() >= deadline)
@@ -799,7 +801,8 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
         int64_t soon = shml__os_mono_ns() + (behind ? HOLDER_CHECK_NS : LOST_CHECK_NS);
         int64_t until = deadline < 0 || soon < deadline ? soon : deadline;
         atomic_store_explicit(&ch->ep->sleeps, ++ch->n_sleeps, memory_order_relaxed);
-        int timed_out = shml__event_sleep(e, gen, ticket, until) == -ETIMEDOUT;
+        int slept = shml__event_sleep(e, gen, ticket, until);
+        bool timed_out = slept == -ETIMEDOUT;
         ch->probe = true;
         r = try(ch, arg, slot, pos, &behind);
         if (r == -EAGAIN && shml__segment_lost(ch->seg) < 0) {
@@ -808,6 +811,10 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
         }
         if (r != -EAGAIN)
             break;
+        if (slept == -ECANCELED) {
+            r = -ECANCELED; /* the thread's token fired (sync.h); the try above came first */
+            break;
+        }
         if (timed_out && deadline >= 0 && shml__os_mono_ns() >= deadline) {
             r = -ETIMEDOUT;
             break;

@@ -248,7 +248,8 @@ static int await_server(shml_channel *ch, int64_t timeout_ns)
             return shml__fail(ETIMEDOUT, "no server attached to the channel in time");
         if (ch->deadline >= 0 && ch->deadline - now < nap)
             nap = ch->deadline - now;
-        shml__os_sleep_ns(nap);
+        if (shml__nap(nap) == -ECANCELED && servers(ch) == 0)
+            return -ECANCELED;
     }
     return 0;
 }

@@ -139,6 +139,19 @@ SHML_INTERNAL int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected,
                                       int64_t deadline_ns);
 /* Wake up to n sleepers on word (INT_MAX: all). Returns how many were woken, or -errno. */
 SHML_INTERNAL int shml__os_futex_wake(shml_atomic_u32 *word, int n);
+/*
+ * Sleep while *word == expected (shared between processes, as above) and *mine ==
+ * mine_expected (a word in this process's own memory), until either is woken or the deadline.
+ * Returns as shml__os_futex_wait() (-EAGAIN if either word differs on entry), or -ENOSYS
+ * when the system cannot wait on two words at once (then always, and the caller falls back).
+ */
+SHML_INTERNAL int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected,
+                                       shml_atomic_u32 *mine, uint32_t mine_expected,
+                                       int64_t deadline_ns);
+/* shml__os_futex_wait() and a wake-all for a word in this process's own memory. */
+SHML_INTERNAL int shml__os_futex_wait_private(shml_atomic_u32 *mine, uint32_t expected,
+                                              int64_t deadline_ns);
+SHML_INTERNAL int shml__os_futex_wake_private(shml_atomic_u32 *mine);
 
 /* ---- the platform's robust process-shared mutex, in SHML_MUTEX_OS_BYTES bytes ---- */
 

@@ -10,6 +10,7 @@
  */
 #include "os/os.h"
 #include "segment/backend.h"
+#include "sync/futex.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -259,7 +260,10 @@ static int map_managed(shml_segment *seg, const struct shml_segment_opts *o)
             return shml__fail(ETIMEDOUT, "%s: its creator has not finished initialising the "
                                          "header within the timeout",
                               seg->addr.canon);
-        shml__os_sleep_ns(nap < deadline - now ? nap : deadline - now);
+        if (shml__nap(nap < deadline - now ? nap : deadline - now) == -ECANCELED)
+            return shml__fail(ECANCELED, "%s: the wait for its creator to finish initialising "
+                                         "the header was cancelled",
+                              seg->addr.canon);
         if (nap < 10000000)
             nap *= 2;
     }
@@ -367,22 +371,25 @@ int shml_segment_open(const char *addr, const struct shml_segment_opts *opts, sh
      * for a creator still initialising the header.
      */
     int64_t start = shml__os_mono_ns(), nap = 1000000;
+    bool cancelled = false; /* the thread's token fired (sync.h): one more look, then stop */
     while ((r = be->open(&a, (o.flags & SHML_RDONLY) != 0, &seg->obj)) == -ENOENT &&
-           (o.flags & SHML_WAIT) && o.timeout_ns != 0) {
+           (o.flags & SHML_WAIT) && o.timeout_ns != 0 && !cancelled) {
         int64_t now = shml__os_mono_ns();
         if (o.timeout_ns > 0 && now - start >= o.timeout_ns)
             break;
         if (o.timeout_ns > 0 && o.timeout_ns - (now - start) < nap)
             nap = o.timeout_ns - (now - start);
-        shml__os_sleep_ns(nap);
+        cancelled = shml__nap(nap) == -ECANCELED;
         if (nap < 50000000)
             nap *= 2;
     }
     if (r < 0) {
         free(seg);
-        return r == -ENOENT && (o.flags & SHML_WAIT) && o.timeout_ns != 0
-                   ? shml__fail(ETIMEDOUT, "%s did not appear within the timeout", a.canon)
-                   : r;
+        if (r != -ENOENT || !(o.flags & SHML_WAIT) || o.timeout_ns == 0)
+            return r;
+        return cancelled ? shml__fail(ECANCELED, "%s: the wait for it to appear was cancelled",
+                                      a.canon)
+                         : shml__fail(ETIMEDOUT, "%s did not appear within the timeout", a.canon);
     }
     if (o.timeout_ns > 0) {
         int64_t left = o.timeout_ns - (shml__os_mono_ns() - start);

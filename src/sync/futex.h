@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "layout.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -15,6 +16,34 @@
  * it to check that notifying with nobody asleep costs no system call.
  */
 extern SHML_INTERNAL _Atomic uint64_t shml__futex_wake_calls;
+
+/*
+ * Set when the kernel cannot sleep on two words at once (no futex_waitv): waits then look at
+ * their cancellation token between slices. Tests set it to run that path.
+ */
+extern SHML_INTERNAL _Atomic bool shml__futex_waitv_missing;
+
+/* ---- cancellation (cancel.c): the waits of the library honour the thread's bound token ---- */
+
+/* The longest a wait sleeps before it looks at its token, where the kernel cannot wake it. */
+#define SHML__CANCEL_POLL_NS ((int64_t)20 * 1000000)
+
+/* Has the calling thread's bound token fired? (false when none is bound) */
+SHML_INTERNAL bool shml__cancelled(void);
+
+/*
+ * shml__os_futex_wait() for the library's waits: with no token bound to the calling thread,
+ * exactly that; with one, it also returns -ECANCELED when the token fires (or has fired),
+ * and, for a token with SHML_CANCEL_SIGNALS, fires it and returns -ECANCELED where a signal
+ * handler interrupted the sleep. May return 0 early (a slice ended): callers look again.
+ */
+SHML_INTERNAL int shml__futex_wait(shml_atomic_u32 *word, uint32_t expected, int64_t deadline);
+
+/*
+ * Sleep `ns` nanoseconds (a poll interval), or less: 0, or -ECANCELED as soon as the bound
+ * token fires (the sleep is then cut short).
+ */
+SHML_INTERNAL int shml__nap(int64_t ns);
 
 /* Absolute monotonic deadline for a relative timeout (negative: none). */
 SHML_INTERNAL int64_t shml__deadline(int64_t timeout_ns);
@@ -32,7 +61,10 @@ SHML_INTERNAL int64_t shml__deadline(int64_t timeout_ns);
 SHML_INTERNAL uint32_t shml__event_gen(struct shml_event_layout *e);
 SHML_INTERNAL uint64_t shml__event_arrive(struct shml_event_layout *e);
 SHML_INTERNAL void shml__event_depart(struct shml_event_layout *e, uint64_t ticket);
-/* Sleep while the generation is `gen`, until the deadline; departs. 0 or -ETIMEDOUT. */
+/*
+ * Sleep while the generation is `gen`, until the deadline; departs. 0, -ETIMEDOUT, or
+ * -ECANCELED (shml__futex_wait()).
+ */
 SHML_INTERNAL int shml__event_sleep(struct shml_event_layout *e, uint32_t gen, uint64_t ticket,
                                     int64_t deadline);
 SHML_INTERNAL void shml__event_wake(struct shml_event_layout *e);

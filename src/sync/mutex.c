@@ -25,6 +25,7 @@
  */
 #include "layout.h"
 #include "os/os.h"
+#include "sync/futex.h"
 
 _Static_assert(sizeof(shml_mutex) == sizeof(struct shml_mutex_layout), "public mutex size");
 _Static_assert(_Alignof(shml_mutex) == _Alignof(struct shml_mutex_layout), "mutex alignment");
@@ -142,21 +143,31 @@ int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns)
         return -EINVAL;
     int64_t deadline = timeout_ns > 0 ? shml__os_mono_ns() + timeout_ns : 0;
     int64_t slice = PROBE_FIRST_NS;
+    /* The platform lock sleeps where a cancellation cannot wake it: with a token bound, the
+       slices are short enough to see a fire soon (cancel.c). */
+    bool cancellable = shml_cancel_bound() != NULL;
     int r;
     for (;;) {
+        bool cancelled = cancellable && shml__cancelled();
         int64_t wait = slice;
-        if (timeout_ns == 0) {
+        if (timeout_ns == 0 || cancelled) {
             wait = 0;
         } else if (timeout_ns > 0) {
             int64_t left = deadline - shml__os_mono_ns();
             wait = left < 0 ? 0 : left < slice ? left : slice;
         }
+        if (cancellable && wait > SHML__CANCEL_POLL_NS)
+            wait = SHML__CANCEL_POLL_NS;
         r = shml__os_mutex_lock(l->os, wait);
         if (r != -ETIMEDOUT)
             break;
         /* Busy for a whole slice (or, for a try, busy now): is anyone left to free it? */
         if (take_over_gone_holder(l))
             continue; /* the next try finds the lock as a death leaves it */
+        if (cancelled) {
+            r = -ECANCELED; /* a try made, as a timeout that ran out would */
+            break;
+        }
         if (wait == 0 && timeout_ns >= 0)
             break; /* a try, or the deadline passed */
         slice = slice * 2 > PROBE_MAX_NS ? PROBE_MAX_NS : slice * 2;

@@ -79,12 +79,15 @@ static void depart(shml_atomic_u64 *waiters, uint64_t epoch)
     }
 }
 
-/* Map a futex wait's result: 0 to look again, -ETIMEDOUT, or -EINTR if the caller wants it. */
+/*
+ * Map a futex wait's result: 0 to look again, -ETIMEDOUT, -ECANCELED (the thread's token), or
+ * -EINTR if the caller wants it.
+ */
 static int wait_result(int r, unsigned flags)
 {
     if (r == -EINTR && (flags & SHML_WAIT_EINTR))
         return -EINTR;
-    return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
 }
 
 /* A count in w that only departed or dead waiters can hold: reset it in a new epoch. */
@@ -161,7 +164,7 @@ int shml_event_wait_flags(shml_event *e, uint32_t seen, int64_t timeout_ns, unsi
         int r = 0;
         /* seq_cst: the waiter's check, after its announcement (header). */
         if (atomic_load_explicit(&l->gen, memory_order_seq_cst) == seen)
-            r = shml__os_futex_wait(&l->gen, seen, deadline);
+            r = shml__futex_wait(&l->gen, seen, deadline);
         depart(&l->waiters, epoch);
         r = wait_result(r, flags);
         /* Acquire, as above: the caller reads what the notifier published. */
@@ -237,9 +240,9 @@ void shml__event_depart(struct shml_event_layout *e, uint64_t ticket)
 int shml__event_sleep(struct shml_event_layout *e, uint32_t gen, uint64_t ticket,
                       int64_t deadline)
 {
-    int r = shml__os_futex_wait(&e->gen, gen, deadline);
+    int r = shml__futex_wait(&e->gen, gen, deadline);
     depart(&e->waiters, ticket);
-    return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
 }
 
 void shml__event_wake(struct shml_event_layout *e)
@@ -317,7 +320,7 @@ int shml_sem_wait_flags(shml_sem *s, int64_t timeout_ns, unsigned flags)
             depart(&l->waiters, epoch);
             return 0;
         }
-        int r = shml__os_futex_wait(&l->posts, posts, deadline);
+        int r = shml__futex_wait(&l->posts, posts, deadline);
         depart(&l->waiters, epoch);
         r = wait_result(r, flags);
         if (sem_take(l))

@@ -58,10 +58,11 @@ bool in_futex(pid_t pid, pid_t tid)
     if (n <= 0)
         return false;
     buf[n] = '\0';
-    /* "202 0x... ..." while blocked in a system call; "running" or "-1 ..." otherwise. */
+    /* "202 0x... ..." while blocked in a system call; "running" or "-1 ..." otherwise. A wait
+       bound to a cancellation token sleeps in futex_waitv. */
     char *end;
     long nr = strtol(buf, &end, 10);
-    return end != buf && nr == SYS_futex;
+    return end != buf && (nr == SYS_futex || nr == SYS_futex_waitv);
 }
 
 void await_futex_at(const char *file, int line, pid_t pid, pid_t tid, int timeout_ms)
