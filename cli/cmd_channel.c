@@ -1,12 +1,11 @@
 /*
  * cmd_channel.c - the channel verbs that move messages: mk, send, recv, and what they share
- * with the other verbs (cmd_channel.h: stop signals, sliced waits, opening an endpoint).
+ * with the other verbs (cmd_channel.h: stop signals, opening an endpoint).
  *
- * A stop signal (SIGINT, SIGTERM) ends a blocked send or recv between two messages, never
- * inside one: the handler sets a flag and interrupts the handle's wait
- * (shml_channel_interrupt), and waits are also cut into short slices after which the flag is
- * looked at, so a stop is seen even where a wait does not end on the interrupt. A message is
- * never lost to Ctrl-C.
+ * A stop signal (SIGINT, SIGTERM) ends a blocked send, recv or open between two messages,
+ * never inside one: the handler sets a flag and fires the cancellation token bound to the
+ * main thread (sync.h), which ends the library wait in progress with -ECANCELED at once, and
+ * makes every later wait a try. A message is never lost to Ctrl-C.
  */
 #include "shmlink.h"
 
@@ -24,25 +23,24 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Longest single wait inside the library before the stop flag is looked at again. */
-#define WAIT_SLICE_NS ((int64_t)100 * 1000 * 1000)
-
 volatile sig_atomic_t cli_stop_requested;
 
-/* The handle whose waits a stop signal interrupts; set before the handler is installed. */
-static shml_channel *volatile interrupt_target;
+/* Fired by a stop signal; bound to the main thread, it ends whatever library wait is on. */
+static shml_cancel *stop_token;
 
 static void on_stop(int sig)
 {
     cli_stop_requested = sig;
-    /* Async-signal-safe by contract: it only marks the handle and wakes its waiter. */
-    if (interrupt_target)
-        shml_channel_interrupt(interrupt_target);
+    shml_cancel_fire(stop_token); /* async-signal-safe by contract */
 }
 
-void cli_catch_stop_signals(shml_channel *ch)
+void cli_catch_stop_signals(void)
 {
-    interrupt_target = ch;
+    if (stop_token)
+        return;
+    /* Without a token (out of memory), a stop is seen between two waits only. */
+    if (shml_cancel_create(&stop_token, 0) == 0)
+        shml_cancel_bind(stop_token);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;
@@ -50,6 +48,16 @@ void cli_catch_stop_signals(shml_channel *ch)
     sa.sa_flags = 0; /* no SA_RESTART: a read blocked on stdin returns */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+shml_cancel *cli_stop_hold(void)
+{
+    return shml_cancel_bind(NULL);
+}
+
+void cli_stop_release(shml_cancel *held)
+{
+    shml_cancel_bind(held);
 }
 
 int64_t cli_mono_ns(void)
@@ -62,61 +70,6 @@ int64_t cli_mono_ns(void)
 bool cli_is_channel_kind(uint32_t kind)
 {
     return kind == SHML_QUEUE || kind == SHML_BUS || kind == SHML_LATEST || kind == SHML_RPC;
-}
-
-/* shml_send or shml_recv, one signature for both (send never writes through buf). */
-typedef ssize_t (*chan_op)(shml_channel *ch, void *buf, size_t len, int64_t timeout_ns);
-
-static ssize_t op_send(shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
-{
-    return shml_send(ch, buf, len, timeout_ns);
-}
-
-ssize_t cli_sliced(cli_slice_fn op, void *ctx, int64_t timeout_ns)
-{
-    int64_t deadline = timeout_ns < 0 ? 0 : cli_mono_ns() + timeout_ns;
-    for (;;) {
-        if (cli_stop_requested)
-            return -EINTR;
-        int64_t slice = WAIT_SLICE_NS;
-        if (timeout_ns >= 0) {
-            int64_t left = deadline - cli_mono_ns();
-            slice = left <= 0 ? 0 : left < slice ? left : slice;
-        }
-        ssize_t r = op(ctx, slice);
-        if (r != -ETIMEDOUT || (timeout_ns >= 0 && slice < WAIT_SLICE_NS))
-            return r;
-    }
-}
-
-/* One send or recv on a handle, as a slice of cli_sliced(). */
-struct chan_call {
-    chan_op op;
-    shml_channel *ch;
-    void *buf;
-    size_t len;
-};
-
-static ssize_t chan_call_slice(void *ctx, int64_t timeout_ns)
-{
-    struct chan_call *c = ctx;
-    return c->op(c->ch, c->buf, c->len, timeout_ns);
-}
-
-static ssize_t sliced(chan_op op, shml_channel *ch, void *buf, size_t len, int64_t timeout_ns)
-{
-    struct chan_call c = {op, ch, buf, len};
-    return cli_sliced(chan_call_slice, &c, timeout_ns);
-}
-
-ssize_t cli_send_sliced(shml_channel *ch, const void *msg, size_t len, int64_t timeout_ns)
-{
-    return sliced(op_send, ch, (void *)msg, len, timeout_ns);
-}
-
-ssize_t cli_recv_sliced(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
-{
-    return sliced(shml_recv, ch, buf, cap, timeout_ns);
 }
 
 int cli_parse_timeout(const char *verb, const char *addr, const char *text, int64_t *out)
@@ -148,34 +101,17 @@ char *cli_channel_address(shml_channel *ch)
     return shown;
 }
 
-int cli_open_waiting(cli_slice_fn open, void *ctx, int64_t timeout_ns)
-{
-    cli_catch_stop_signals(NULL);
-    return (int)cli_sliced(open, ctx, timeout_ns);
-}
-
-struct endpoint_open {
-    const char *addr;
-    unsigned role;
-    shml_channel **ch;
-};
-
-static ssize_t open_endpoint_waiting(void *ctx, int64_t timeout_ns)
-{
-    struct endpoint_open *e = ctx;
-    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
-    o.flags = SHML_WAIT;
-    o.timeout_ns = timeout_ns;
-    return shml_channel_open(e->addr, e->role, &o, e->ch);
-}
-
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st)
 {
-    struct endpoint_open e = {addr, role, ch};
-    int rc = wait ? cli_open_waiting(open_endpoint_waiting, &e, *wait)
-                  : shml_channel_open(addr, role, NULL, ch);
-    if (rc == -EINTR) {
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    if (wait) {
+        cli_catch_stop_signals();
+        o.flags = SHML_WAIT;
+        o.timeout_ns = *wait;
+    }
+    int rc = shml_channel_open(addr, role, &o, ch);
+    if (rc == -ECANCELED) {
         cli_fail(verb, addr, "interrupted while waiting for the channel to appear");
         return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
     }
@@ -446,11 +382,11 @@ static int await_reply(struct sender *s, int64_t deadline)
         if (left < 0)
             left = 0;
     }
-    ssize_t r = cli_recv_sliced(s->ch, s->reply, s->reply_cap, left);
+    ssize_t r = shml_recv(s->ch, s->reply, s->reply_cap, left);
     char hint[128];
     snprintf(hint, sizeof hint, "request %llu got no reply, %llu answered before it",
              (unsigned long long)s->sent, (unsigned long long)s->sent - 1);
-    if (r == -EINTR)
+    if (r == -ECANCELED)
         return cli_fail(s->verb, s->addr, "interrupted; %s", hint);
     if (r == -ETIMEDOUT)
         return cli_fail_lib(s->verb, s->addr, (int)r, "no reply came; is 'shmlink serve' running?",
@@ -492,7 +428,7 @@ static int send_one(struct sender *s, const void *msg, size_t len)
         len = s->codec->size * s->codec->count;
     }
     int64_t deadline = s->timeout >= 0 ? cli_mono_ns() + s->timeout : 0;
-    ssize_t r = cli_send_sliced(s->ch, msg, len, s->timeout);
+    ssize_t r = shml_send(s->ch, msg, len, s->timeout);
     if (r >= 0) {
         s->sent++;
         return s->rpc ? await_reply(s, deadline) : 0;
@@ -501,7 +437,7 @@ static int send_one(struct sender *s, const void *msg, size_t len)
     snprintf(hint, sizeof hint, "%s %llu not sent, %llu sent before it",
              s->rpc ? "request" : "message", (unsigned long long)s->sent + 1,
              (unsigned long long)s->sent);
-    if (r == -EINTR)
+    if (r == -ECANCELED)
         return cli_fail(s->verb, s->addr, "interrupted; %s", hint);
     if (r == -EMSGSIZE && s->type_bytes && len != s->type_bytes && len <= s->max_msg)
         /* The library's "message too long" would mislead about a message too short. */
@@ -729,7 +665,7 @@ static int run_send(const struct cli_verb *verb, int argc, char **argv)
         }
     }
 
-    cli_catch_stop_signals(s.ch);
+    cli_catch_stop_signals();
     if (npos > 1) {
         for (size_t i = 1; i < npos && status == CLI_EXIT_OK && !cli_stdout_closed(); i++)
             status = send_one(&s, pos[i], strlen(pos[i]));
@@ -745,7 +681,6 @@ static int run_send(const struct cli_verb *verb, int argc, char **argv)
                canon ? canon : "?");
         free(canon);
     }
-    cli_catch_stop_signals(NULL);
     shml_channel_close(s.ch);
     free(s.reply);
     free(s.encoded);
@@ -875,7 +810,7 @@ static int run_recv(const struct cli_verb *verb, int argc, char **argv)
         free(where);
     }
 
-    cli_catch_stop_signals(ch);
+    cli_catch_stop_signals();
     uint64_t got = 0;
     while ((!count || got < count) && !cli_stop_requested) {
         /* Whatever is queued goes out at once; stdout is flushed before any wait. */
@@ -886,9 +821,9 @@ static int run_recv(const struct cli_verb *verb, int argc, char **argv)
                     status = CLI_EXIT_FAIL;
                 break;
             }
-            r = cli_recv_sliced(ch, buf, cap, timeout);
+            r = shml_recv(ch, buf, cap, timeout);
         }
-        if (r == -EINTR)
+        if (r == -ECANCELED)
             break; /* SIGINT or SIGTERM: a clean end */
         if (r == -ETIMEDOUT) {
             if (count) {
@@ -912,7 +847,6 @@ static int run_recv(const struct cli_verb *verb, int argc, char **argv)
         if (w)
             break;
     }
-    cli_catch_stop_signals(NULL);
     free(buf);
     shml_channel_close(ch);
     /* Stopped, not finished: a script can tell the two apart, as with any command a shell

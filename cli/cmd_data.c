@@ -39,21 +39,6 @@ static const char *raw_hint(int err, const char *what)
     return NULL;
 }
 
-struct read_open {
-    const char *addr;
-    bool raw;
-    shml_segment **seg;
-};
-
-static ssize_t open_read_waiting(void *ctx, int64_t timeout_ns)
-{
-    struct read_open *r = ctx;
-    struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
-    o.flags = SHML_RDONLY | SHML_NOATTACH | SHML_WAIT | (r->raw ? SHML_RAW : 0);
-    o.timeout_ns = timeout_ns;
-    return shml_segment_open(r->addr, &o, r->seg);
-}
-
 /*
  * Open for cat and dump: as a shmlink segment (data only) if it is one, else as raw bytes;
  * --raw goes straight to raw. NOATTACH: looking at a segment must not change its attach table.
@@ -64,10 +49,14 @@ static int open_for_read(const char *verb, const char *addr, bool raw, bool wait
 {
     struct shml_segment_opts o = SHML_SEGMENT_OPTS_INIT;
     o.flags = SHML_RDONLY | SHML_NOATTACH | (raw ? SHML_RAW : 0);
-    struct read_open ro = {addr, raw, seg};
-    int rc = wait ? cli_open_waiting(open_read_waiting, &ro, SHML_FOREVER)
-                  : shml_segment_open(addr, &o, seg);
-    if (rc == -EINTR) {
+    if (wait) {
+        cli_catch_stop_signals();
+        o.flags |= SHML_WAIT;
+        o.timeout_ns = SHML_FOREVER;
+    }
+    int rc = shml_segment_open(addr, &o, seg);
+    o.flags &= ~SHML_WAIT;
+    if (rc == -ECANCELED) {
         cli_fail(verb, addr, "interrupted while waiting for the segment to appear");
         return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
     }

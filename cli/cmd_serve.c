@@ -216,11 +216,11 @@ static ssize_t run_command(struct server *sv, const unsigned char *req, size_t l
 /* Send the reply to the request just taken; 0, or the exit status after reporting. */
 static int reply(struct server *sv, const void *msg, size_t len)
 {
-    /* A stop signal must not cost the reply the client is waiting for: the interrupt fires
-       once, so one retry gets past it. */
+    /* A stop signal must not cost the reply the client is waiting for: the stop token is
+       held off for it. */
+    shml_cancel *held = cli_stop_hold();
     ssize_t r = shml_send(sv->ch, msg, len, REPLY_TIMEOUT_NS);
-    if (r == -EINTR)
-        r = shml_send(sv->ch, msg, len, REPLY_TIMEOUT_NS);
+    cli_stop_release(held);
     if (r >= 0)
         return 0;
     char hint[96];
@@ -318,14 +318,14 @@ static int run_serve(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail(verb->name, addr, "out of memory for %zu-byte messages", sv.cap);
     }
 
-    cli_catch_stop_signals(sv.ch);
+    cli_catch_stop_signals();
     while ((!count || sv.served < count) && !cli_stop_requested) {
         if (!cli_flush_stdout(verb->name) && !cli_stdout_closed()) {
             status = CLI_EXIT_FAIL;
             break;
         }
-        ssize_t r = cli_recv_sliced(sv.ch, req, sv.cap, timeout);
-        if (r == -EINTR || r == -ETIMEDOUT)
+        ssize_t r = shml_recv(sv.ch, req, sv.cap, timeout);
+        if (r == -ECANCELED || r == -ETIMEDOUT)
             break; /* a stop signal, or --timeout passed without a request: a clean end */
         if (r < 0) {
             status = cli_fail_lib(verb->name, addr, (int)r, shml_last_error(), NULL);
@@ -355,7 +355,6 @@ static int run_serve(const struct cli_verb *verb, int argc, char **argv)
                cli_plural(sv.served), canon ? canon : "?");
         free(canon);
     }
-    cli_catch_stop_signals(NULL);
     free(req);
     free(sv.out);
     shml_channel_close(sv.ch);

@@ -496,7 +496,7 @@ static int run_top(const struct cli_verb *verb, int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
 
-    cli_catch_stop_signals(NULL);
+    cli_catch_stop_signals();
     bool tty = !once && isatty(STDOUT_FILENO);
     bool keys = tty && isatty(STDIN_FILENO);
     struct top_snap prev = {0, 0, NULL}, cur;

@@ -15,12 +15,12 @@
  * an unmapped address. (A mapping whose object another process truncated can still fault:
  * Segment.read/write copy through the fd instead; see python/README.md.)
  *
- * Cancellation: a channel call run by a worker thread (arecv/asend) stops before its next
- * attempt once _cancel() is called from the event loop's thread (shmlpy_wait_loop_c).
- *
  * Blocking: every wait first tries without waiting while holding the GIL (the fast path),
- * then waits in slices of at most SLICE_NS with the GIL released, running the signal handlers
- * (PyErr_CheckSignals) between slices, so Ctrl-C raises KeyboardInterrupt within one slice.
+ * then waits in one library call for the rest of its timeout with the GIL released. In the
+ * main thread a cancellation token ends that call when a signal comes, so that the Python
+ * handlers run (Ctrl-C raises KeyboardInterrupt at once) and the wait goes on if none raised;
+ * a channel call run by a worker thread (arecv/asend) stops before its next attempt once
+ * _cancel() is called from the event loop's thread. See wait.c.
  *
  * Threads: a C handle is used by one thread at a time. A Channel is marked busy while one of
  * its calls runs with the GIL released; a second thread calling it meanwhile gets
@@ -81,8 +81,6 @@ int shmlpy_parse_choice(PyObject *o, const char *what, const char *const *names,
 
 /* ---- timeouts and waits (wait.c) ---- */
 
-/* Longest wait with the GIL released before signal handlers run: bounds Ctrl-C latency. */
-#define SLICE_NS ((int64_t)50000000)
 /* Returned by shmlpy_wait_loop() when a Python exception (from a signal handler) is set. */
 #define WAIT_PYERR ((ssize_t)INT_MIN)
 
@@ -93,21 +91,27 @@ int shmlpy_parse_timeout(PyObject *o, int64_t *ns);
 typedef ssize_t (*wait_op)(void *ctx, int64_t timeout_ns);
 
 /*
- * Run `op` until it returns something other than -ETIMEDOUT/-EINTR or timeout_ns passes:
- * once without waiting with the GIL held, then in slices of at most SLICE_NS with the GIL
- * released, checking for signals between slices. `cancel` (NULL: none) is a channel's
- * cancellation request (Channel._cancel(), from a cancelled asyncio call): it is read before
- * every attempt, and the canceller also interrupts the wait in progress, so no attempt starts
- * after the request is seen. Returns what op returned, -ETIMEDOUT, -ECANCELED, or WAIT_PYERR
- * with the exception a signal handler raised. Called with the GIL held; `op` runs without it
- * except for the first attempt.
+ * Make the main thread's cancellation token and learn which thread is the main one (wait.c).
+ * Called once by PyInit__shmlink. 0, or -1 with an exception set.
+ */
+int shmlpy_wait_init(void);
+
+/*
+ * Run `op` once without waiting with the GIL held, then, if it returned -ETIMEDOUT or
+ * -EINTR, for the rest of timeout_ns with the GIL released: in the main thread bound to the
+ * token that a signal fires, after which the signal handlers run and `op` is called again
+ * with what is left of the timeout. `cancel` (NULL: none) is a channel's cancellation request
+ * (Channel._cancel(), from a cancelled asyncio call): it is read before every attempt, and
+ * the canceller also interrupts the wait in progress, so no attempt starts after the request
+ * is seen. Returns what op returned, -ETIMEDOUT, -ECANCELED, or WAIT_PYERR with the exception
+ * a signal handler raised. Called with the GIL held.
  */
 ssize_t shmlpy_wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int *cancel);
 
 /* shmlpy_wait_loop_c() without a cancellation request. */
 ssize_t shmlpy_wait_loop(wait_op op, void *ctx, int64_t timeout_ns);
 
-/* An open that waits (SHML_WAIT) for its object, one slice of shmlpy_wait_loop() at a time. */
+/* An open that waits (SHML_WAIT) for its object, through shmlpy_wait_loop(). */
 struct open_ctx {
     const char *addr;
     void *opts; /* struct shml_segment_opts or struct shml_channel_opts */

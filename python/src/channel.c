@@ -7,7 +7,7 @@
  */
 #include "_shmlink.h"
 
-/* As segment_open_op (segment.c): not there yet counts as a slice that timed out. */
+/* As segment_open_op (segment.c): not there yet, on the first attempt, is a timeout. */
 static ssize_t channel_open_op(void *ctx, int64_t t)
 {
     struct open_ctx *c = ctx;

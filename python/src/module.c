@@ -192,6 +192,8 @@ PyMODINIT_FUNC PyInit__shmlink(void)
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
+    if (shmlpy_wait_init() < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;

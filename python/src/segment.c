@@ -17,7 +17,7 @@ static int segment_check_open(SegmentObject *self)
     return 0;
 }
 
-/* Not there yet counts as a slice that timed out, so that shmlpy_wait_loop() goes on. */
+/* Not there yet, on the first attempt (timeout 0), is a wait that timed out: it goes on. */
 static ssize_t segment_open_op(void *ctx, int64_t t)
 {
     struct open_ctx *c = ctx;
@@ -108,7 +108,7 @@ static int Segment_init(SegmentObject *self, PyObject *args, PyObject *kw)
     if (!create && wait_ns != 0) {
         o.flags |= SHML_WAIT;
         struct open_ctx c = {addr, &o, 0, &seg};
-        /* Through shmlpy_wait_loop(), so that Ctrl-C is seen while it waits. */
+        /* Through shmlpy_wait_loop(), so that Ctrl-C ends the wait. */
         ssize_t w = shmlpy_wait_loop(segment_open_op, &c, wait_ns);
         if (w == WAIT_PYERR)
             return -1;

@@ -248,7 +248,7 @@ struct event_ctx {
 static ssize_t event_wait_op(void *ctx, int64_t t)
 {
     struct event_ctx *c = ctx;
-    return shml_event_wait_flags(c->obj, c->seen, t, SHML_WAIT_EINTR);
+    return shml_event_wait(c->obj, c->seen, t);
 }
 
 /* wait(seen=None, timeout=None) -> new generation; waits until it differs from `seen`
@@ -351,7 +351,7 @@ static int Sem_init(SyncObject *self, PyObject *args, PyObject *kw)
 
 static ssize_t sem_wait_op(void *ctx, int64_t t)
 {
-    return shml_sem_wait_flags(((struct lock_ctx *)ctx)->obj, t, SHML_WAIT_EINTR);
+    return shml_sem_wait(((struct lock_ctx *)ctx)->obj, t);
 }
 
 static PyObject *Sem_wait(SyncObject *self, PyObject *args, PyObject *kw)

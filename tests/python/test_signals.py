@@ -26,32 +26,60 @@ print("returned", flush=True)
 """
 
 
-@pytest.mark.parametrize("what", ["queue", "bus", "latest", "rpc", "sem", "mutex_spin"])
+CASES = ["queue", "queue_send", "bus", "latest", "rpc", "rpc_no_server", "sem", "event",
+         "mutex", "mutex_spin", "segment_wait", "channel_wait"]
+
+
+def setup_case(what, a, keep):
+    """The child's setup and the call that blocks in it, for case `what` on address `a`."""
+    if what == "queue":
+        keep.append(shmlink.Queue(a, create=True))
+        return f"ch = shmlink.Queue({a!r})", "ch.recv()"
+    if what == "queue_send":
+        q = shmlink.Queue(a, create=True, capacity=256, max_msg=64)
+        with pytest.raises(TimeoutError):
+            for _ in range(10):
+                q.send(b"x", timeout=0)
+        keep.append(q)
+        return f"ch = shmlink.Queue({a!r}, role='producer')", "ch.send(b'y')"
+    if what == "bus":
+        keep.append(shmlink.Bus(a, create=True))
+        return f"ch = shmlink.Bus({a!r})", "ch.recv()"
+    if what == "latest":
+        keep.append(shmlink.Latest(a, create=True))
+        keep[0].send(b"v")
+        return f"ch = shmlink.Latest({a!r}, role='reader')\nch.recv()", "ch.recv()"
+    if what == "rpc":
+        keep.append(shmlink.RPC(a, create=True))
+        return f"ch = shmlink.RPC({a!r}); ch.send(b'q')", "ch.recv()"
+    if what == "rpc_no_server":
+        shmlink.RPC(a, create=True).close()
+        return f"ch = shmlink.RPC({a!r}, timeout=None)", "ch.send(b'q')"
+    if what in ("sem", "event", "mutex"):
+        s = shmlink.Segment(a, create=True, size=4096)
+        shmlink.Semaphore(s, 0, create=True).close()
+        shmlink.Event(s, 64, create=True).close()
+        m = shmlink.Mutex(s, 128, create=True)
+        keep.append(s)
+        setup = (f"s = shmlink.Segment({a!r}); m = shmlink.Semaphore(s, 0); "
+                 f"e = shmlink.Event(s, 64); x = shmlink.Mutex(s, 128)")
+        if what == "mutex":
+            m.lock()  # held by this process for the whole test
+            keep.append(m)
+        return setup, {"sem": "m.wait()", "event": "e.wait()", "mutex": "x.lock()"}[what]
+    if what == "segment_wait":
+        return "", f"shmlink.Segment({a!r}, timeout=None)"
+    if what == "channel_wait":
+        return "", f"shmlink.Queue({a!r}, timeout=None)"
+    keep.append(shmlink.Queue(a, create=True, wait="spin"))
+    return f"ch = shmlink.Queue({a!r}, wait='spin')", "ch.recv()"
+
+
+@pytest.mark.parametrize("what", CASES)
 def test_ctrl_c_interrupts_blocking_call(addr, procs, what):
     a = addr()
     keep = []
-    if what == "queue":
-        keep.append(shmlink.Queue(a, create=True))
-        setup, call = f"ch = shmlink.Queue({a!r})", "ch.recv()"
-    elif what == "bus":
-        keep.append(shmlink.Bus(a, create=True))
-        setup, call = f"ch = shmlink.Bus({a!r})", "ch.recv()"
-    elif what == "latest":
-        keep.append(shmlink.Latest(a, create=True))
-        setup, call = f"ch = shmlink.Latest({a!r}, role='reader'); ch.recv(0) if False else None", "ch.recv()"
-        keep[0].send(b"v")
-        setup += "\nch.recv()"
-    elif what == "rpc":
-        keep.append(shmlink.RPC(a, create=True))
-        setup, call = f"ch = shmlink.RPC({a!r}); ch.send(b'q')", "ch.recv()"
-    elif what == "sem":
-        s = shmlink.Segment(a, create=True, size=4096)
-        shmlink.Semaphore(s, 0, create=True).close()
-        keep.append(s)
-        setup, call = f"s = shmlink.Segment({a!r}); m = shmlink.Semaphore(s, 0)", "m.wait()"
-    else:
-        keep.append(shmlink.Queue(a, create=True, wait="spin"))
-        setup, call = f"ch = shmlink.Queue({a!r}, wait='spin')", "ch.recv()"
+    setup, call = setup_case(what, a, keep)
     p = subprocess.Popen([sys.executable, "-c", CODE.format(setup=setup, call=call)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs.append(p)
@@ -62,11 +90,68 @@ def test_ctrl_c_interrupts_blocking_call(addr, procs, what):
     out, err = p.communicate(timeout=10)
     elapsed = time.monotonic() - t0
     assert out.startswith("interrupted"), (out, err)
-    # Process start-up excluded: the wait answers within a slice (50 ms); the bound is loose
-    # because the machine may be loaded, and a wait that ignores SIGINT takes 10 s.
+    # Process start-up excluded: the wait answers at once (a mutex within 20 ms); the bound is
+    # loose because the machine may be loaded, and a wait that ignores SIGINT takes 10 s.
     assert elapsed < 5.0
-    for k in keep:
+    for k in reversed(keep):
+        if isinstance(k, shmlink.Mutex):
+            k.unlock()
         k.close()
+
+
+HANDLERS = """
+import os, shmlink, signal, sys, time
+seen = []
+def note(sig, frame):
+    seen.append(sig)
+def refuse(sig, frame):
+    raise ValueError("refused")
+signal.signal(signal.SIGUSR1, note)
+{install}
+ch = shmlink.Queue({addr!r})
+print("ready", flush=True)
+try:
+    msg = ch.recv(timeout=20)
+except ValueError as e:
+    print("raised", e, flush=True)
+    sys.exit(0)
+print("got", bytes(msg).decode(), "after", len(seen), "handled", flush=True)
+"""
+
+
+@pytest.mark.parametrize("install", ["", "signal.signal(signal.SIGINT, signal.SIG_IGN)",
+                                     "signal.signal(signal.SIGINT, refuse)"])
+def test_signal_handlers_run_during_a_wait(addr, procs, install):
+    """A handler that returns lets the wait go on; one that raises ends it; SIG_IGN ignores."""
+    a = addr()
+    q = shmlink.Queue(a, create=True)
+    p = subprocess.Popen([sys.executable, "-c", HANDLERS.format(install=install, addr=a)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    for _ in range(3):
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(0.1)
+    if install:
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    q.send(b"m")
+    out, err = p.communicate(timeout=10)
+    if "refuse" in install:
+        assert out.strip() == "raised refused", (out, err)
+        assert q.stats()["queued"] == 1  # the wait ended before the message: it waits still
+    else:
+        assert out.strip() == "got m after 3 handled", (out, err)
+    q.close()
+
+
+def test_a_wait_is_one_sleep(addr):
+    """No polling in slices: the endpoint sleeps once for the whole timeout."""
+    with shmlink.Queue(addr(), create=True) as q:
+        with pytest.raises(TimeoutError):
+            q.recv(timeout=0.5)
+        assert q.stats()["sleeps"] == 1
 
 
 def test_timeout_bounds(addr):

@@ -58,6 +58,15 @@ $ shmlink recv "$SEG.q" --follow > got2 & pid=$!
 > until [ -s got2 ]; do sleep 0.05; done
 > kill -TERM $pid; wait $pid; echo "recv exit $?"; cat got2
 
+# A wait is one sleep until a message, the timeout or a stop signal comes, not a poll in
+# slices: the channel counts each time one of its endpoints went to sleep.
+$ shmlink mk queue "$SEG.w" >/dev/null
+$ shmlink recv "$SEG.w" --timeout 0.5s; shmlink info "$SEG.w" | grep '^sleeps'
+$ shmlink recv "$SEG.w" --follow & pid=$!
+> until shmlink info "$SEG.w" | grep -q '^sleeps: *2'; do sleep 0.05; done
+> sleep 0.3; kill -INT $pid; wait $pid; echo "recv exit $?"; shmlink info "$SEG.w" | grep '^sleeps'
+$ shmlink rm "$SEG.w" >/dev/null
+
 # Too long: exit 1 at once, whatever the timeout; what came before it was sent.
 $ shmlink send "$SEG.q" ok "$(printf 'x%.0s' $(seq 101))"
 $ shmlink recv "$SEG.q"
