@@ -136,11 +136,9 @@ static bool take_over_gone_holder(struct shml_mutex_layout *l)
     return holder_gone(l, &tid) && shml__os_mutex_abandon(l->os, tid) == 1;
 }
 
-int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns)
+/* shml_mutex_lock() once a try found the lock busy: wait in slices, looking at the holder. */
+static int lock_waiting(struct shml_mutex_layout *l, int64_t timeout_ns)
 {
-    struct shml_mutex_layout *l = checked(m);
-    if (!l)
-        return -EINVAL;
     int64_t deadline = timeout_ns > 0 ? shml__os_mono_ns() + timeout_ns : 0;
     int64_t slice = PROBE_FIRST_NS;
     /* The platform lock sleeps where a cancellation cannot wake it: with a token bound, the
@@ -160,18 +158,27 @@ int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns)
             wait = SHML__CANCEL_POLL_NS;
         r = shml__os_mutex_lock(l->os, wait);
         if (r != -ETIMEDOUT)
-            break;
+            return r;
         /* Busy for a whole slice (or, for a try, busy now): is anyone left to free it? */
         if (take_over_gone_holder(l))
             continue; /* the next try finds the lock as a death leaves it */
-        if (cancelled) {
-            r = -ECANCELED; /* a try made, as a timeout that ran out would */
-            break;
-        }
+        if (cancelled)
+            return -ECANCELED; /* a try made, as a timeout that ran out would */
         if (wait == 0 && timeout_ns >= 0)
-            break; /* a try, or the deadline passed */
+            return r; /* a try, or the deadline passed */
         slice = slice * 2 > PROBE_MAX_NS ? PROBE_MAX_NS : slice * 2;
     }
+}
+
+int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns)
+{
+    struct shml_mutex_layout *l = checked(m);
+    if (!l)
+        return -EINVAL;
+    /* Uncontended: one try, with no clock read and no look at a cancellation token. */
+    int r = shml__os_mutex_lock(l->os, 0);
+    if (r == -ETIMEDOUT)
+        r = lock_waiting(l, timeout_ns);
     if (r == 0 || r == -EOWNERDEAD)
         record_holder(l, r == -EOWNERDEAD);
     return r;
