@@ -38,9 +38,12 @@ void cli_catch_stop_signals(void)
 {
     if (stop_token)
         return;
-    /* Without a token (out of memory), a stop is seen between two waits only. */
-    if (shml_cancel_create(&stop_token, 0) == 0)
-        shml_cancel_bind(stop_token);
+    /* Without the token a stop could not end a wait: refuse to start one. */
+    if (shml_cancel_create(&stop_token, 0) < 0) {
+        fprintf(stderr, "shmlink: out of memory\n");
+        exit(CLI_EXIT_FAIL);
+    }
+    shml_cancel_bind(stop_token);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop;

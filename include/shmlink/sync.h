@@ -12,7 +12,8 @@
  * Timeouts are int64_t nanoseconds, measured on the monotonic clock: SHML_FOREVER waits
  * without bound, 0 only tries. A wait interrupted by a signal is resumed internally, with the
  * remaining time, unless SHML_WAIT_EINTR is given to the _flags variants, which then return
- * -EINTR (so a Python binding can run its signal handlers and check for Ctrl-C).
+ * -EINTR, or the calling thread's cancellation token was made with SHML_CANCEL_SIGNALS, which
+ * fires it (-ECANCELED; see "cancelling waits").
  *
  * Any wait of the library (these, the channel calls, the opens that wait) can be cancelled
  * from another thread or from a signal handler through a token bound to the waiting thread:
@@ -230,9 +231,14 @@ SHML_API uint32_t shml_sem_value(const shml_sem *s);
 typedef struct shml_cancel shml_cancel;
 
 /* Flags for shml_cancel_create(). */
-#define SHML_CANCEL_SIGNALS 0x1u /* a signal handler that interrupts a bound wait fires the
-                                    token (the wait returns -ECANCELED): the thread can then
-                                    act on whatever the handler recorded */
+#define SHML_CANCEL_SIGNALS 0x1u /* a signal handler that interrupts a bound wait's sleep
+                                    fires the token (the wait returns -ECANCELED): the thread
+                                    can then act on what the handler recorded. A handler
+                                    installed with SA_RESTART does not interrupt the sleep,
+                                    nor does any handler interrupt a mutex lock's; and a
+                                    signal that lands just before the sleep interrupts
+                                    nothing: a handler that must end the wait fires the
+                                    token itself */
 
 /*
  * Create a token, not fired, with `flags` (0 or SHML_CANCEL_SIGNALS). Returns 0 with *out

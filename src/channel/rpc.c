@@ -249,7 +249,7 @@ static int await_server(shml_channel *ch, int64_t timeout_ns)
         if (ch->deadline >= 0 && ch->deadline - now < nap)
             nap = ch->deadline - now;
         if (shml__nap(nap) == -ECANCELED && servers(ch) == 0)
-            return -ECANCELED;
+            return shml__fail(ECANCELED, "cancelled while waiting for a server to attach");
     }
     return 0;
 }

@@ -19,12 +19,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* futex_waitv's number, flag and waiter, as Linux 5.16 defines them: declared here so that
+   the library builds with older kernel headers (and falls back where the kernel lacks it). */
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449 /* the same number on every architecture */
 #endif
-#ifndef FUTEX_32
-#define FUTEX_32 2
-#endif
+#define WAITV_U32 2u        /* FUTEX_32: a 32-bit word */
+struct waitv {
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct waitv) == 24, "struct futex_waitv of linux/futex.h");
 
 /* Relaxed: a statistic read by tests, ordering nothing. */
 _Atomic uint64_t shml__futex_wake_calls;
@@ -78,17 +85,21 @@ int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected, shml_atomic_u
 {
     if (atomic_load_explicit(&shml__futex_waitv_missing, memory_order_relaxed))
         return -ENOSYS;
-    struct futex_waitv w[2] = {
-        {.val = expected, .uaddr = (uintptr_t)word, .flags = FUTEX_32},
-        {.val = mine_expected, .uaddr = (uintptr_t)mine, .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG},
+    struct waitv w[2] = {
+        {.val = expected, .uaddr = (uintptr_t)word, .flags = WAITV_U32},
+        {.val = mine_expected, .uaddr = (uintptr_t)mine, .flags = WAITV_U32 | FUTEX_PRIVATE_FLAG},
     };
     struct timespec ts;
     long r = syscall(SYS_futex_waitv, w, 2u, 0u, abs_deadline(deadline_ns, &ts), CLOCK_MONOTONIC);
     if (r >= 0)
         return 0;
-    if (errno == ENOSYS)
-        atomic_store_explicit(&shml__futex_waitv_missing, true, memory_order_relaxed);
-    return wait_error(errno);
+    int err = errno;
+    if (err == EAGAIN || err == ETIMEDOUT || err == EINTR)
+        return wait_error(err);
+    /* ENOSYS (before Linux 5.16), or a sandbox that refuses the call (EPERM from a seccomp
+       profile that does not know it): never again; the caller sleeps in slices instead. */
+    atomic_store_explicit(&shml__futex_waitv_missing, true, memory_order_relaxed);
+    return -ENOSYS;
 }
 
 int shml__os_futex_wait_private(shml_atomic_u32 *mine, uint32_t expected, int64_t deadline_ns)

@@ -143,7 +143,8 @@ SHML_INTERNAL int shml__os_futex_wake(shml_atomic_u32 *word, int n);
  * Sleep while *word == expected (shared between processes, as above) and *mine ==
  * mine_expected (a word in this process's own memory), until either is woken or the deadline.
  * Returns as shml__os_futex_wait() (-EAGAIN if either word differs on entry), or -ENOSYS
- * when the system cannot wait on two words at once (then always, and the caller falls back).
+ * when the system cannot (or will not: a sandbox's refusal counts) wait on two words at once:
+ * then always, and the caller falls back.
  */
 SHML_INTERNAL int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected,
                                        shml_atomic_u32 *mine, uint32_t mine_expected,

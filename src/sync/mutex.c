@@ -162,7 +162,7 @@ static int lock_waiting(struct shml_mutex_layout *l, int64_t timeout_ns)
         /* Busy for a whole slice (or, for a try, busy now): is anyone left to free it? */
         if (take_over_gone_holder(l))
             continue; /* the next try finds the lock as a death leaves it */
-        if (cancelled)
+        if (cancelled && timeout_ns != 0)
             return -ECANCELED; /* a try made, as a timeout that ran out would */
         if (wait == 0 && timeout_ns >= 0)
             return r; /* a try, or the deadline passed */

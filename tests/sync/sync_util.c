@@ -46,6 +46,10 @@ pid_t sync_gettid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449 /* Linux 5.16; older headers lack the name */
+#endif
+
 bool in_futex(pid_t pid, pid_t tid)
 {
     char path[96], buf[256];

@@ -174,6 +174,25 @@ TEST(cancel_sync_waits_without_waitv)
     sync_waits_cancelled();
 }
 
+/* A thread that holds the mutex of `a` until `release` is set. */
+struct holder {
+    struct sync_area *a;
+    _Atomic int held, release;
+};
+
+static void *hold_mutex(void *arg)
+{
+    struct holder *h = arg;
+    if (shml_mutex_lock(&h->a->mx, WAIT_BOUND) != 0)
+        return NULL;
+    atomic_store(&h->held, 1);
+    int64_t deadline = now_ns() + WAIT_BOUND;
+    while (!atomic_load(&h->release) && now_ns() < deadline)
+        shmt_sleep_ms(1);
+    shml_mutex_unlock(&h->a->mx);
+    return NULL;
+}
+
 /* A fired token makes a wait a try: what is there is taken; nothing else is. */
 TEST(cancel_fired_is_a_try)
 {
@@ -192,6 +211,20 @@ TEST(cancel_fired_is_a_try)
     ASSERT_OK(shml_event_wait(&a->ev, gen, WAIT_BOUND));
     ASSERT_OK(shml_mutex_lock(&a->mx, WAIT_BOUND)); /* free: taken */
     ASSERT_OK(shml_mutex_unlock(&a->mx));
+    /* Busy: a wait is cancelled, a try fails as any try does. */
+    struct holder h = {.a = a};
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, hold_mutex, &h), 0);
+    int64_t deadline = now_ns() + WAIT_BOUND;
+    while (!atomic_load(&h.held) && now_ns() < deadline)
+        shmt_sleep_ms(1);
+    ASSERT_TRUE(atomic_load(&h.held));
+    ASSERT_ERR(shml_mutex_lock(&a->mx, WAIT_BOUND), -ECANCELED);
+    ASSERT_ERR(shml_mutex_lock(&a->mx, 0), -ETIMEDOUT);
+    ASSERT_ERR(shml_sem_wait(&a->sem, 0), -ETIMEDOUT);
+    ASSERT_ERR(shml_event_wait(&a->ev, shml_event_read(&a->ev), 0), -ETIMEDOUT);
+    atomic_store(&h.release, 1);
+    pthread_join(t, NULL);
     /* After a reset, a wait waits again (and times out here). */
     ASSERT_OK(shml_cancel_reset(c));
     ASSERT_ERR(shml_sem_wait(&a->sem, 20 * MS), -ETIMEDOUT);
