@@ -11,8 +11,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
 core = ["error.c", "opts.c", "names.c", "segment/address.c", "segment/header.c",
         "segment/segment.c", "segment/inspect.c", "sync/mutex.c", "sync/wait.c", "sync/declared.c",
-        "sync/cancel.c", "channel/channel.c", "channel/queue.c", "channel/bus.c", "channel/latest.c",
-        "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
+        "sync/cancel.c", "channel/channel.c", "channel/queue.c", "channel/bus.c",
+        "channel/latest.c", "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
         "os/futex_linux.c", "os/mutex_pthread.c", "os/sigbus_unix.c", "segment/fd_common.c",
         "segment/posix.c", "segment/sysv.c", "segment/file.c", "segment/memfd.c"]
 # The extension's files, as python/CMakeLists.txt lists them.

@@ -83,9 +83,9 @@ SHML_API int shml_mutex_init(shml_mutex *m);
  * (re-initialise it when no process uses it). -ETIMEDOUT (-EBUSY is never returned: a failed
  * try is -ETIMEDOUT too). -EDEADLK: the calling thread holds it. -EINVAL: not initialised.
  * -ECANCELED: the thread's cancellation token fired (seen within 20 ms: see "cancelling
- * waits"). Thread- and process-safe; blocking; never interrupted by signals. A lock that waits (or a
- * try that finds the lock busy) checks the holder's thread in /proc, at most once per wait
- * slice (see above); an uncontended lock makes no system call.
+ * waits"). Thread- and process-safe; blocking; never interrupted by signals. A lock that
+ * waits (or a try that finds the lock busy) checks the holder's thread in /proc, at most once
+ * per wait slice (see above); an uncontended lock makes no system call.
  */
 SHML_API int shml_mutex_lock(shml_mutex *m, int64_t timeout_ns);
 
@@ -155,8 +155,9 @@ SHML_API uint32_t shml_event_read(const shml_event *e);
 /*
  * Wait until the generation differs from `seen`, at most timeout_ns. Returns 0 (changed;
  * read it with shml_event_read()), -ETIMEDOUT, -ECANCELED (the thread's cancellation token
- * fired), -EINVAL; with SHML_WAIT_EINTR in the _flags variant, also -EINTR. Spurious wake-ups are absorbed: 0 means the generation changed.
- * Any number of waiters in any number of processes.
+ * fired), -EINVAL; with SHML_WAIT_EINTR in the _flags variant, also -EINTR. Spurious
+ * wake-ups are absorbed: 0 means the generation changed. Any number of waiters in any number
+ * of processes.
  */
 SHML_API int shml_event_wait(shml_event *e, uint32_t seen, int64_t timeout_ns);
 SHML_API int shml_event_wait_flags(shml_event *e, uint32_t seen, int64_t timeout_ns,

@@ -26,10 +26,11 @@
  * The chain: before a wait in the main thread (at most every 100 ms, each look costing a
  * system call per signal), every catchable signal whose C-level handler is Python's (one
  * function for all: known from the first signal that signal.getsignal() says Python handles)
- * gets ours in its place, which fires the token and calls Python's. SIG_DFL, SIG_IGN and other libraries' handlers are left alone. A
- * handler set by signal.signal() within 100 ms of the last look is chained at a later wait;
- * until then its signal still ends a sleep (by interrupting it), not the windows above. The
- * token is made at import and never freed, since a handler may fire it at any time.
+ * gets ours in its place, which fires the token and calls Python's. SIG_DFL, SIG_IGN and
+ * other libraries' handlers are left alone. A handler set by signal.signal() within 100 ms of
+ * the last look is chained at a later wait; until then its signal still ends a sleep (by
+ * interrupting it), not the windows above. The token is made at import and never freed,
+ * since a handler may fire it at any time.
  */
 #include "_shmlink.h"
 

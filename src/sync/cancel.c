@@ -137,10 +137,15 @@ int shml__futex_wait(shml_atomic_u32 *word, uint32_t expected, int64_t deadline)
         return -ECANCELED;
     int r = shml__os_futex_wait2(word, expected, &c->word, w, deadline);
     if (r == -ENOSYS) {
-        int64_t end = slice_end(deadline);
-        r = shml__os_futex_wait(word, expected, end);
-        if (r == -ETIMEDOUT && end != deadline)
-            r = 0; /* the slice ended, not the wait: look again */
+        /* Slices, each comparing the word again, with a look at the token between them. */
+        for (;;) {
+            int64_t end = slice_end(deadline);
+            r = shml__os_futex_wait(word, expected, end);
+            if (r != -ETIMEDOUT || end == deadline)
+                break;
+            if (shml_cancel_fired(c))
+                return -ECANCELED;
+        }
     }
     if (r == -EINTR)
         r = interrupted(c);

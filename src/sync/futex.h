@@ -35,7 +35,7 @@ SHML_INTERNAL bool shml__cancelled(void);
  * shml__os_futex_wait() for the library's waits: with no token bound to the calling thread,
  * exactly that; with one, it also returns -ECANCELED when the token fires (or has fired),
  * and, for a token with SHML_CANCEL_SIGNALS, fires it and returns -ECANCELED where a signal
- * handler interrupted the sleep. May return 0 early (a slice ended): callers look again.
+ * handler interrupted the sleep.
  */
 SHML_INTERNAL int shml__futex_wait(shml_atomic_u32 *word, uint32_t expected, int64_t deadline);
 

@@ -599,5 +599,15 @@ TEST(cancel_channel_wait_without_waitv)
     atomic_store_explicit(&shml__futex_waitv_missing, true, memory_order_relaxed);
     struct pair q = pair_make(SHML_QUEUE, SHML_PRODUCER, SHML_CONSUMER, 2 * 128);
     recv_cancelled(q.opened, q.made, op_recv);
+    /* The slices are the sleep's own business: a wait still counts one sleep. */
+    struct shml_channel_stats before, after;
+    ASSERT_OK(shml_channel_get_stats(q.made, &before));
+    shml_cancel *c = new_token(0);
+    shml_cancel_bind(c);
+    ASSERT_ERR(shml_recv(q.opened, (char[64]){0}, 64, 200 * MS), -ETIMEDOUT);
+    shml_cancel_bind(NULL);
+    ASSERT_OK(shml_channel_get_stats(q.made, &after));
+    ASSERT_EQ(after.sleeps - before.sleeps, 1u);
+    shml_cancel_destroy(c);
     pair_close(q);
 }
