@@ -64,13 +64,19 @@ static int wait_error(int err)
     }
 }
 
-int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected, int64_t deadline_ns)
+/* A FUTEX_WAIT_BITSET(_PRIVATE) `op` on word: an absolute CLOCK_MONOTONIC deadline, so that
+   retries do not drift. */
+static int wait_bitset(shml_atomic_u32 *word, int op, uint32_t expected, int64_t deadline_ns)
 {
     struct timespec ts;
-    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: no drift over retries. */
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, expected,
-                     abs_deadline(deadline_ns, &ts), NULL, FUTEX_BITSET_MATCH_ANY);
+    long r = syscall(SYS_futex, (uint32_t *)word, op, expected, abs_deadline(deadline_ns, &ts),
+                     NULL, FUTEX_BITSET_MATCH_ANY);
     return r == 0 ? 0 : wait_error(errno);
+}
+
+int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected, int64_t deadline_ns)
+{
+    return wait_bitset(word, FUTEX_WAIT_BITSET, expected, deadline_ns);
 }
 
 int shml__os_futex_wake(shml_atomic_u32 *word, int n)
@@ -104,10 +110,7 @@ int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected, shml_atomic_u
 
 int shml__os_futex_wait_private(shml_atomic_u32 *mine, uint32_t expected, int64_t deadline_ns)
 {
-    struct timespec ts;
-    long r = syscall(SYS_futex, (uint32_t *)mine, FUTEX_WAIT_BITSET_PRIVATE, expected,
-                     abs_deadline(deadline_ns, &ts), NULL, FUTEX_BITSET_MATCH_ANY);
-    return r == 0 ? 0 : wait_error(errno);
+    return wait_bitset(mine, FUTEX_WAIT_BITSET_PRIVATE, expected, deadline_ns);
 }
 
 int shml__os_futex_wake_private(shml_atomic_u32 *mine)
