@@ -70,7 +70,19 @@ struct shml__objstat {
     int32_t cpid;      /* sysv: creator pid, else 0 */
     int32_t nattch;    /* sysv: attach count, else -1 */
     uint64_t unbacked; /* bytes known to have no memory behind them (sparse on tmpfs), else 0 */
+    int32_t sysv_id;   /* sysv: the segment's id and key; -1 and 0 otherwise */
+    uint32_t sysv_key;
 };
+
+/*
+ * What a backend's list finds, one object at a time: `a` its address, `shown` the address a
+ * listing gives it, and `outside` a description made without opening it (for an object not
+ * worth opening: a name shmlink would never make), or NULL. A non-zero return stops the list.
+ */
+typedef int (*shml__list_fn)(void *ctx, const struct shml__addr *a, const char *shown,
+                             const struct shml_segment_info *outside);
+/* What a backend's gc of temporaries removed (or would): the address and the dead pid. */
+typedef int (*shml__tmp_fn)(void *ctx, const char *addr, int32_t pid);
 
 struct shml__backend {
     const char *name;
@@ -115,9 +127,37 @@ struct shml__backend {
      */
     int (*remove_same)(const struct shml__addr *a, const struct shml__obj *o);
     void (*release)(struct shml__obj *o);
+
+    /* ---- inspection (inspect.c); NULL where the backend has nothing to offer ---- */
+    /*
+     * Enumerate the objects of this backend that exist now (shml_segment_list()), calling
+     * each() for every one. Returns 0, each()'s first non-zero return, or -errno when the
+     * objects cannot be enumerated.
+     */
+    int (*list)(shml__list_fn each, void *ctx);
+    /*
+     * Describe into `info`, with status `err`, an object the caller may not open or stat,
+     * from what the system shows anyone (a directory entry, the kernel's table); `id` is the
+     * object's id where it has one and it is known (sysv), else -1. Returns 0, or `err` when
+     * not even that can be found.
+     */
+    int (*describe_unopened)(const struct shml__addr *a, int32_t id,
+                             struct shml_segment_info *info, int err);
+    /*
+     * Does any process map the object at `a`? Asks the system, which also sees untracked
+     * openers. 1 yes, 0 no, -1 cannot tell.
+     */
+    int (*mapped)(const struct shml__addr *a);
+    /*
+     * Remove (unless dry_run) the temporary objects of creators that died before publishing
+     * (SHML_TMP_PREFIX), calling each() for every one. 0, or each()'s first non-zero return.
+     */
+    int (*gc_temporaries)(bool dry_run, shml__tmp_fn each, void *ctx);
 };
 
+/* The backend of SHML_BACKEND_* `backend` on this platform, or NULL; 1..SHML__BACKEND_LAST. */
 SHML_INTERNAL const struct shml__backend *shml__backend_get(int backend);
+#define SHML__BACKEND_LAST SHML_BACKEND_WINDOWS
 
 /* Backends of this platform (NULL where the build has none). */
 extern SHML_INTERNAL const struct shml__backend shml__backend_posix;
@@ -157,6 +197,13 @@ SHML_INTERNAL ssize_t shml__fd_pread(const struct shml__obj *o, void *base, uint
 SHML_INTERNAL ssize_t shml__fd_pwrite(const struct shml__obj *o, void *base, uint64_t off,
                                       const void *buf, size_t len);
 SHML_INTERNAL void shml__fd_release(struct shml__obj *o);
+/*
+ * Describe the object at file system path `path` from its directory entry (size, mode,
+ * owner, change time) into `info`, with status `err` (a describe_unopened for fd backends).
+ * Returns 0, or `err` when the entry says nothing.
+ */
+SHML_INTERNAL int shml__fd_describe_path(const char *path, struct shml_segment_info *info,
+                                         int err);
 /*
  * Check an object opened by name with O_NONBLOCK: a FIFO (or a device) that someone put at the
  * name would block open() until a writer came, and cannot be mapped anyway. Returns 0 for a

@@ -131,7 +131,23 @@ int shml__fd_stat(const struct shml__obj *o, struct shml__objstat *st)
     st->cpid = 0;
     st->nattch = -1;
     st->unbacked = shml__os_fd_unbacked(o->fd, st->size);
+    st->sysv_id = -1;
+    st->sysv_key = 0;
     return 0;
+}
+
+int shml__fd_describe_path(const char *path, struct shml_segment_info *info, int err)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        info->object_size = (uint64_t)sb.st_size;
+        info->size = info->object_size;
+        info->mode = (uint32_t)(sb.st_mode & 07777);
+        info->uid = (uint32_t)sb.st_uid;
+        info->created_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
+    }
+    info->status = err;
+    return info->mode || info->object_size ? 0 : err;
 }
 
 int shml__fd_map(const struct shml__obj *o, size_t len, bool rdonly, uint32_t flags, void **base)

@@ -118,6 +118,13 @@ static void file_discard(const struct shml__addr *a, const struct shml__obj *o)
     unlink(o->tmp[0] ? o->tmp : a->path);
 }
 
+static int file_describe_unopened(const struct shml__addr *a, int32_t id,
+                                  struct shml_segment_info *info, int err)
+{
+    (void)id;
+    return shml__fd_describe_path(a->path, info, err);
+}
+
 const struct shml__backend shml__backend_file = {
     .name = "file",
     .create = file_create,
@@ -132,4 +139,5 @@ const struct shml__backend shml__backend_file = {
     .unlink = file_unlink,
     .discard = file_discard,
     .release = shml__fd_release,
+    .describe_unopened = file_describe_unopened,
 };

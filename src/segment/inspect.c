@@ -9,114 +9,24 @@
 #include "os/os.h"
 #include "segment/backend.h"
 
-#include <dirent.h>
-#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* A corrupt shmlink segment younger than this may be a creator at work on an older library. */
 #define SHML_CORRUPT_GRACE_NS ((int64_t)5000000000)
 
-/* One line of /proc/sysvipc/shm: what the kernel shows of a System V segment to anyone,
-   where shmctl(IPC_STAT) needs read permission. */
-struct sysv_row {
-    int32_t key;
-    int32_t id;
-    uint32_t perms;
-    uint64_t size;
-    int32_t cpid;
-    int32_t nattch;
-    uint32_t uid;
-    int64_t ctime;
-};
-
-static bool sysv_row_parse(const char *line, struct sysv_row *r)
-{
-    /* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime ... */
-    int lpid;
-    unsigned gid, cuid, cgid;
-    long long atime, dtime, ctime;
-    unsigned long long size;
-    if (sscanf(line, "%d %d %o %llu %d %d %d %u %u %u %u %lld %lld %lld", &r->key, &r->id,
-               &r->perms, &size, &r->cpid, &lpid, &r->nattch, &r->uid, &gid, &cuid, &cgid,
-               &atime, &dtime, &ctime) != 14)
-        return false;
-    r->size = size;
-    r->ctime = ctime;
-    return true;
-}
-
-/* The row of segment `id` (when id >= 0), else the one of `key`. Returns 0, or -ENOENT. */
-static int sysv_row_find(int32_t id, int32_t key, struct sysv_row *out)
-{
-    FILE *f = fopen("/proc/sysvipc/shm", "re");
-    if (!f)
-        return -ENOENT;
-    char line[512];
-    int r = -ENOENT;
-    while (r != 0 && fgets(line, sizeof(line), f)) {
-        struct sysv_row row;
-        if (sysv_row_parse(line, &row) && (id >= 0 ? row.id == id : row.key == key)) {
-            *out = row;
-            r = 0;
-        }
-    }
-    fclose(f);
-    return r;
-}
-
-/* What a System V segment's row tells, for one that cannot be (or was not) stat'ed. */
-static void describe_sysv_row(struct shml_segment_info *info, const struct sysv_row *row)
-{
-    info->object_size = row->size;
-    info->size = row->size;
-    info->mode = row->perms & 0777;
-    info->uid = row->uid;
-    info->created_ns = row->ctime * 1000000000;
-    info->creator_pid = row->cpid;
-    info->creator_alive = row->cpid > 0 ? shml__os_proc_alive(row->cpid, 0) : -1;
-    info->attached = row->nattch >= 0 ? (uint32_t)row->nattch : 0;
-    info->sysv_id = row->id;
-    info->sysv_key = (uint32_t)row->key;
-}
-
-static void describe_unreadable(struct shml_segment_info *info, const char *path, int err);
-
 /*
  * The segment exists but the caller may not open or stat it: describe it from what the
- * system shows anyone (the /dev/shm or file entry, /proc/sysvipc/shm), with status `err`.
- * Returns 0, or `err` when not even that can be found.
+ * system shows anyone, through its backend, with status `err`. Returns 0, or `err` when not
+ * even that can be found.
  */
-static int describe_unopened(const struct shml__addr *a, int32_t shmid,
-                             struct shml_segment_info *info, int err)
+static int describe_unopened(const struct shml__backend *be, const struct shml__addr *a,
+                             int32_t id, struct shml_segment_info *info, int err)
 {
-    char path[PATH_MAX + 16];
-    struct sysv_row row;
-    switch (a->backend) {
-    case SHML_BACKEND_POSIX:
-        snprintf(path, sizeof(path), "/dev/shm%s", a->name);
-        describe_unreadable(info, path, err);
-        return info->mode || info->object_size ? 0 : err;
-    case SHML_BACKEND_FILE:
-        describe_unreadable(info, a->path, err);
-        return info->mode || info->object_size ? 0 : err;
-    case SHML_BACKEND_SYSV: {
-        int32_t key = a->key;
-        if (shmid < 0 && a->has_id)
-            shmid = a->shmid;
-        if (shmid < 0 && a->path[0] != '\0' && shml__sysv_key(a, &key) < 0)
-            return err;
-        if (sysv_row_find(shmid, key, &row) < 0)
-            return err;
-        describe_sysv_row(info, &row);
-        info->status = err;
-        return 0;
-    }
-    default:
+    if (!be->describe_unopened)
         return err;
-    }
+    return be->describe_unopened(a, id, info, err);
 }
 
 /*
@@ -144,7 +54,7 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     struct shml__obj obj = {.fd = -1, .shmid = -1};
     int r = be->open(a, true, &obj);
     if (r == -EACCES || r == -EPERM)
-        return describe_unopened(a, -1, info, r);
+        return describe_unopened(be, a, -1, info, r);
     if (r < 0)
         return r;
     struct shml__objstat st;
@@ -153,16 +63,12 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
         int32_t shmid = obj.shmid;
         be->release(&obj);
         if (r == -EACCES || r == -EPERM)
-            return describe_unopened(a, shmid, info, r);
+            return describe_unopened(be, a, shmid, info, r);
         return shml__fail_keep(-r, "stat %s: %s", a->canon, shml__os_strerror(-r));
     }
-    if (a->backend == SHML_BACKEND_SYSV) {
-        /* The key beside the id, whichever named it (an ftok address's is resolved here). */
-        struct sysv_row row;
-        info->sysv_id = obj.shmid;
-        if (sysv_row_find(obj.shmid, 0, &row) == 0)
-            info->sysv_key = (uint32_t)row.key;
-    }
+    /* The key beside the id, whichever named it (an ftok address's is resolved here). */
+    info->sysv_id = st.sysv_id;
+    info->sysv_key = st.sysv_key;
     info->object_size = st.size;
     info->size = st.size;
     info->mode = st.mode;
@@ -289,123 +195,40 @@ static struct shml_segment_info *list_push(struct list *l)
     return &l->v[l->n++];
 }
 
-/* Describe one object that could not be opened from what the directory entry shows. */
-static void describe_unreadable(struct shml_segment_info *info, const char *path, int err)
-{
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        info->object_size = (uint64_t)sb.st_size;
-        info->size = info->object_size;
-        info->mode = (uint32_t)(sb.st_mode & 07777);
-        info->uid = (uint32_t)sb.st_uid;
-        info->created_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
-    }
-    info->status = err;
-}
-
 /* Made by shmlink, or not known: the caller may not open it to look (listed by default). */
 static bool maybe_shmlink(const struct shml_segment_info *info)
 {
     return info->shmlink || info->status == -EACCES || info->status == -EPERM;
 }
 
-static int list_posix(struct list *l, bool all)
-{
-    DIR *d = opendir("/dev/shm");
-    if (!d)
-        return errno == ENOENT ? 0 : shml__fail(errno, "/dev/shm: %s", shml__os_strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
-            continue;
-        /* POSIX semaphores live here as sem.NAME: they are not shared memory objects. */
-        if (strncmp(e->d_name, "sem.", 4) == 0)
-            continue;
-        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
-            continue;
-        struct shml__addr a;
-        memset(&a, 0, sizeof(a));
-        a.backend = SHML_BACKEND_POSIX;
-        a.shmid = -1;
-        struct shml_segment_info tmp;
-        memset(&tmp, 0, sizeof(tmp));
-        tmp.backend = SHML_BACKEND_POSIX;
-        tmp.creator_alive = -1;
-        tmp.sysv_id = -1;
-        snprintf(tmp.address, sizeof(tmp.address), "posix:/%s", e->d_name);
-        char path[300];
-        snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
-        if (strlen(e->d_name) > SHML_NAME_MAX) {
-            /* Not a name shmlink would make: describe it, don't open it. */
-            describe_unreadable(&tmp, path, -ENAMETOOLONG);
-        } else {
-            a.name[0] = '/';
-            memcpy(a.name + 1, e->d_name, strlen(e->d_name) + 1);
-            snprintf(a.canon, sizeof(a.canon), "posix:%s", a.name);
-            int r = stat_parsed(&a, &tmp, NULL, 0, NULL, NULL);
-            if (r == -ENOENT)
-                continue; /* removed meanwhile */
-            if (r < 0)
-                describe_unreadable(&tmp, path, r);
-        }
-        if (!all && !maybe_shmlink(&tmp))
-            continue;
-        struct shml_segment_info *slot = list_push(l);
-        if (!slot) {
-            closedir(d);
-            return -ENOMEM;
-        }
-        *slot = tmp;
-    }
-    closedir(d);
-    return 0;
-}
+/* shml_segment_list() as it goes through one backend's objects. */
+struct lister {
+    const struct shml__backend *be;
+    struct list *l;
+    bool all;
+};
 
-static int list_sysv(struct list *l, bool all)
+static int list_one(void *ctx, const struct shml__addr *a, const char *shown,
+                    const struct shml_segment_info *outside)
 {
-    FILE *f = fopen("/proc/sysvipc/shm", "re");
-    if (!f)
-        return errno == ENOENT ? 0 : shml__fail(errno, "/proc/sysvipc/shm: %s",
-                                                shml__os_strerror(errno));
-    char line[512];
-    if (!fgets(line, sizeof(line), f)) { /* the column titles */
-        fclose(f);
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        struct sysv_row row;
-        if (!sysv_row_parse(line, &row))
-            continue;
-        struct shml__addr a;
-        memset(&a, 0, sizeof(a));
-        a.backend = SHML_BACKEND_SYSV;
-        a.has_id = true;
-        a.shmid = row.id;
-        snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", row.id);
-        struct shml_segment_info tmp;
-        int r = stat_parsed(&a, &tmp, NULL, 0, NULL, NULL);
+    struct lister *ls = ctx;
+    struct shml_segment_info tmp;
+    if (outside) {
+        tmp = *outside;
+    } else {
+        int r = stat_parsed(a, &tmp, NULL, 0, NULL, NULL);
         if (r == -ENOENT)
-            continue;
-        if (r < 0) {
-            /* Whatever stopped the look, the kernel's row still says what it is. */
-            describe_sysv_row(&tmp, &row);
-            tmp.status = r;
-        }
-        tmp.sysv_id = row.id;
-        tmp.sysv_key = (uint32_t)row.key;
-        /* Name it by key where it has one: that is what programs use to find it. */
-        if (row.key != 0)
-            snprintf(tmp.address, sizeof(tmp.address), "sysv:0x%08x", (unsigned)row.key);
-        if (!all && !maybe_shmlink(&tmp))
-            continue;
-        struct shml_segment_info *slot = list_push(l);
-        if (!slot) {
-            fclose(f);
-            return -ENOMEM;
-        }
-        *slot = tmp;
+            return 0; /* removed meanwhile */
+        if (r < 0 && describe_unopened(ls->be, a, a->shmid, &tmp, r) != 0)
+            tmp.status = r; /* whatever stopped the look: what could be seen stays */
     }
-    fclose(f);
+    snprintf(tmp.address, sizeof(tmp.address), "%s", shown);
+    if (!ls->all && !maybe_shmlink(&tmp))
+        return 0;
+    struct shml_segment_info *slot = list_push(ls->l);
+    if (!slot)
+        return -ENOMEM;
+    *slot = tmp;
     return 0;
 }
 
@@ -423,10 +246,12 @@ int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *co
     *out = NULL;
     *count = 0;
     struct list l = {0};
-    bool all = (flags & SHML_LIST_ALL) != 0;
-    int r = list_posix(&l, all);
-    if (r == 0)
-        r = list_sysv(&l, all);
+    int r = 0;
+    for (int b = 1; r == 0 && b <= SHML__BACKEND_LAST; b++) {
+        struct lister ls = {shml__backend_get(b), &l, (flags & SHML_LIST_ALL) != 0};
+        if (ls.be && ls.be->list)
+            r = ls.be->list(list_one, &ls);
+    }
     if (r < 0) {
         free(l.v);
         return r;
@@ -439,34 +264,17 @@ int shml_segment_list(unsigned flags, struct shml_segment_info **out, size_t *co
 }
 
 /*
- * Does any process map the segment? Asks the kernel, which also sees untracked openers.
- * 1 yes, 0 no, -1 cannot tell (another user's process may: its maps are not ours to read).
+ * Does any process map the segment? Asks the system through the backend, which also sees
+ * untracked openers. 1 yes, 0 no, -1 cannot tell (another user's process may: its maps are
+ * not ours to read).
  */
 static int mapped_by_anyone(const struct shml_segment_info *s)
 {
-    if (s->backend == SHML_BACKEND_SYSV) {
-        struct shml__addr a;
-        struct shml__obj obj = {.fd = -1, .shmid = -1};
-        struct shml__objstat st;
-        const struct shml__backend *be = shml__backend_get(SHML_BACKEND_SYSV);
-        if (shml__addr_parse(s->address, &a) < 0)
-            return -1;
-        int r = be->open(&a, true, &obj);
-        if (r == -ENOENT)
-            return 0; /* gone (removed by a gc, say): nobody maps it */
-        if (r < 0)
-            return -1;
-        r = be->stat(&obj, &st);
-        be->release(&obj);
-        return r < 0 ? -1 : st.nattch != 0;
-    }
-    if (s->backend == SHML_BACKEND_POSIX) {
-        char path[300];
-        snprintf(path, sizeof(path), "/dev/shm/%s", s->address + strlen("posix:/"));
-        int r = shml__os_path_mapped(path);
-        return r < 0 ? -1 : r;
-    }
-    return -1;
+    struct shml__addr a;
+    if (shml__addr_parse(s->address, &a) < 0)
+        return -1;
+    const struct shml__backend *be = shml__backend_get(a.backend);
+    return be && be->mapped ? be->mapped(&a) : -1;
 }
 
 static int verdict(int v, const char *text, const char **why)
@@ -516,38 +324,31 @@ static bool abandoned(const struct shml_segment_info *s)
     return v == SHML_GC_REMOVE_ORPHANED || v == SHML_GC_REMOVE_UNFINISHED;
 }
 
-/* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-RANDOM. */
+/* A temporary object of a creator that died before publishing, removed (or not: dry run). */
+static int tmp_one(void *ctx, const char *addr, int32_t pid)
+{
+    struct shml_segment_info *slot = list_push(ctx);
+    if (!slot)
+        return -ENOMEM;
+    memset(slot, 0, sizeof(*slot));
+    snprintf(slot->address, sizeof(slot->address), "%s", addr);
+    struct shml__addr a;
+    slot->backend = shml__addr_parse(addr, &a) == 0 ? a.backend : 0;
+    slot->creator_pid = pid;
+    slot->status = -SHML_ECORRUPT;
+    slot->shmlink = true;
+    return 0;
+}
+
 static int gc_temporaries(bool dry_run, struct list *out)
 {
-    DIR *d = opendir("/dev/shm");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    size_t plen = strlen(SHML_TMP_PREFIX);
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, SHML_TMP_PREFIX "-", plen + 1) != 0)
-            continue;
-        int pid = atoi(e->d_name + plen + 1);
-        if (pid <= 0 || shml__os_proc_alive(pid, 0) != 0)
-            continue;
-        char name[300];
-        snprintf(name, sizeof(name), "/%s", e->d_name);
-        if (!dry_run && shm_unlink(name) != 0)
-            continue;
-        struct shml_segment_info *slot = list_push(out);
-        if (!slot) {
-            closedir(d);
-            return -ENOMEM;
-        }
-        memset(slot, 0, sizeof(*slot));
-        snprintf(slot->address, sizeof(slot->address), "posix:%s", name);
-        slot->backend = SHML_BACKEND_POSIX;
-        slot->creator_pid = pid;
-        slot->status = -SHML_ECORRUPT;
-        slot->shmlink = true;
+    int r = 0;
+    for (int b = 1; r == 0 && b <= SHML__BACKEND_LAST; b++) {
+        const struct shml__backend *be = shml__backend_get(b);
+        if (be && be->gc_temporaries)
+            r = be->gc_temporaries(dry_run, tmp_one, out);
     }
-    closedir(d);
-    return 0;
+    return r;
 }
 
 /*

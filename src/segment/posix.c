@@ -4,10 +4,13 @@
 #include "os/os.h"
 #include "segment/backend.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -142,6 +145,93 @@ static int posix_remove_same(const struct shml__addr *a, const struct shml__obj 
     return -ESTALE;
 }
 
+/* ---- inspection ---- */
+
+static int posix_list(shml__list_fn each, void *ctx)
+{
+    DIR *d = opendir(SHM_DIR);
+    if (!d)
+        return errno == ENOENT ? 0 : shml__fail(errno, SHM_DIR ": %s", shml__os_strerror(errno));
+    struct dirent *e;
+    int r = 0;
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || e->d_name[1] == '.'))
+            continue;
+        /* POSIX semaphores live here as sem.NAME: they are not shared memory objects. */
+        if (strncmp(e->d_name, "sem.", 4) == 0)
+            continue;
+        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+            continue;
+        struct shml__addr a;
+        memset(&a, 0, sizeof(a));
+        a.backend = SHML_BACKEND_POSIX;
+        a.shmid = -1;
+        snprintf(a.canon, sizeof(a.canon), "posix:/%s", e->d_name);
+        if (strlen(e->d_name) > SHML_NAME_MAX) {
+            /* Not a name shmlink would make: describe it, don't open it. */
+            struct shml_segment_info outside;
+            memset(&outside, 0, sizeof(outside));
+            outside.backend = SHML_BACKEND_POSIX;
+            outside.creator_alive = -1;
+            outside.sysv_id = -1;
+            snprintf(outside.address, sizeof(outside.address), "%s", a.canon);
+            char path[sizeof(SHM_DIR) + sizeof(e->d_name)];
+            snprintf(path, sizeof(path), SHM_DIR "/%s", e->d_name);
+            shml__fd_describe_path(path, &outside, -ENAMETOOLONG);
+            r = each(ctx, &a, a.canon, &outside);
+        } else {
+            a.name[0] = '/';
+            memcpy(a.name + 1, e->d_name, strlen(e->d_name) + 1);
+            r = each(ctx, &a, a.canon, NULL);
+        }
+    }
+    closedir(d);
+    return r;
+}
+
+static int posix_describe_unopened(const struct shml__addr *a, int32_t id,
+                                   struct shml_segment_info *info, int err)
+{
+    (void)id;
+    char path[sizeof(SHM_DIR) + sizeof(a->name)];
+    snprintf(path, sizeof(path), SHM_DIR "%s", a->name);
+    return shml__fd_describe_path(path, info, err);
+}
+
+static int posix_mapped(const struct shml__addr *a)
+{
+    char path[sizeof(SHM_DIR) + sizeof(a->name)];
+    snprintf(path, sizeof(path), SHM_DIR "%s", a->name);
+    int r = shml__os_path_mapped(path);
+    return r < 0 ? -1 : r;
+}
+
+/* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-N. */
+static int posix_gc_temporaries(bool dry_run, shml__tmp_fn each, void *ctx)
+{
+    DIR *d = opendir(SHM_DIR);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    size_t plen = strlen(SHML_TMP_PREFIX);
+    int r = 0;
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, SHML_TMP_PREFIX "-", plen + 1) != 0)
+            continue;
+        int pid = atoi(e->d_name + plen + 1);
+        if (pid <= 0 || shml__os_proc_alive(pid, 0) != 0)
+            continue;
+        char name[sizeof(e->d_name) + 1], addr[sizeof(name) + 8];
+        snprintf(name, sizeof(name), "/%s", e->d_name);
+        if (!dry_run && shm_unlink(name) != 0)
+            continue;
+        snprintf(addr, sizeof(addr), "posix:%s", name);
+        r = each(ctx, addr, pid);
+    }
+    closedir(d);
+    return r;
+}
+
 const struct shml__backend shml__backend_posix = {
     .name = "posix",
     .create = posix_create,
@@ -157,4 +247,8 @@ const struct shml__backend shml__backend_posix = {
     .discard = posix_discard,
     .remove_same = posix_remove_same,
     .release = shml__fd_release,
+    .list = posix_list,
+    .describe_unopened = posix_describe_unopened,
+    .mapped = posix_mapped,
+    .gc_temporaries = posix_gc_temporaries,
 };

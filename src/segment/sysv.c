@@ -7,9 +7,14 @@
 #include "os/os.h"
 #include "segment/backend.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+
+/* The kernel's table of System V segments, readable by anyone. */
+#define SYSV_TABLE "/proc/sysvipc/shm"
 
 int shml__sysv_key(const struct shml__addr *a, int32_t *key)
 {
@@ -127,6 +132,8 @@ static int sysv_stat(const struct shml__obj *o, struct shml__objstat *st)
     st->cpid = (int32_t)ds.shm_cpid;
     st->nattch = (int32_t)ds.shm_nattch;
     st->unbacked = 0; /* its memory is charged at shmget(); no holes can be made in it */
+    st->sysv_id = o->shmid;
+    st->sysv_key = (uint32_t)ds.shm_perm.__key;
     return 0;
 }
 
@@ -218,6 +225,131 @@ static void sysv_release(struct shml__obj *o)
     o->shmid = -1;
 }
 
+/* ---- inspection ---- */
+
+/* One line of /proc/sysvipc/shm: what the kernel shows of a System V segment to anyone,
+   where shmctl(IPC_STAT) needs read permission. */
+struct sysv_row {
+    int32_t key;
+    int32_t id;
+    uint32_t perms;
+    uint64_t size;
+    int32_t cpid;
+    int32_t nattch;
+    uint32_t uid;
+    int64_t ctime;
+};
+
+static bool sysv_row_parse(const char *line, struct sysv_row *r)
+{
+    /* key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime ... */
+    int lpid;
+    unsigned gid, cuid, cgid;
+    long long atime, dtime, ctime;
+    unsigned long long size;
+    if (sscanf(line, "%d %d %o %llu %d %d %d %u %u %u %u %lld %lld %lld", &r->key, &r->id,
+               &r->perms, &size, &r->cpid, &lpid, &r->nattch, &r->uid, &gid, &cuid, &cgid,
+               &atime, &dtime, &ctime) != 14)
+        return false;
+    r->size = size;
+    r->ctime = ctime;
+    return true;
+}
+
+/* The row of segment `id` (when id >= 0), else the one of `key`. Returns 0, or -ENOENT. */
+static int sysv_row_find(int32_t id, int32_t key, struct sysv_row *out)
+{
+    FILE *f = fopen(SYSV_TABLE, "re");
+    if (!f)
+        return -ENOENT;
+    char line[512];
+    int r = -ENOENT;
+    while (r != 0 && fgets(line, sizeof(line), f)) {
+        struct sysv_row row;
+        if (sysv_row_parse(line, &row) && (id >= 0 ? row.id == id : row.key == key)) {
+            *out = row;
+            r = 0;
+        }
+    }
+    fclose(f);
+    return r;
+}
+
+static int sysv_list(shml__list_fn each, void *ctx)
+{
+    FILE *f = fopen(SYSV_TABLE, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : shml__fail(errno, SYSV_TABLE ": %s",
+                                                shml__os_strerror(errno));
+    char line[512];
+    if (!fgets(line, sizeof(line), f)) { /* the column titles */
+        fclose(f);
+        return 0;
+    }
+    int r = 0;
+    while (r == 0 && fgets(line, sizeof(line), f)) {
+        struct sysv_row row;
+        if (!sysv_row_parse(line, &row))
+            continue;
+        struct shml__addr a;
+        memset(&a, 0, sizeof(a));
+        a.backend = SHML_BACKEND_SYSV;
+        a.has_id = true;
+        a.shmid = row.id;
+        snprintf(a.canon, sizeof(a.canon), "sysv:id=%d", row.id);
+        /* Name it by key where it has one: that is what programs use to find it. */
+        char shown[SHML_ADDR_MAX];
+        if (row.key != 0)
+            snprintf(shown, sizeof(shown), "sysv:0x%08x", (unsigned)row.key);
+        else
+            snprintf(shown, sizeof(shown), "%s", a.canon);
+        r = each(ctx, &a, shown, NULL);
+    }
+    fclose(f);
+    return r;
+}
+
+/* What the kernel's table shows of a segment the caller may not stat. */
+static int sysv_describe_unopened(const struct shml__addr *a, int32_t id,
+                                  struct shml_segment_info *info, int err)
+{
+    int32_t key = a->key;
+    if (id < 0 && a->has_id)
+        id = a->shmid;
+    if (id < 0 && a->path[0] != '\0' && shml__sysv_key(a, &key) < 0)
+        return err;
+    struct sysv_row row;
+    if (sysv_row_find(id, key, &row) < 0)
+        return err;
+    info->object_size = row.size;
+    info->size = row.size;
+    info->mode = row.perms & 0777;
+    info->uid = row.uid;
+    info->created_ns = row.ctime * 1000000000;
+    info->creator_pid = row.cpid;
+    info->creator_alive = row.cpid > 0 ? shml__os_proc_alive(row.cpid, 0) : -1;
+    info->attached = row.nattch >= 0 ? (uint32_t)row.nattch : 0;
+    info->sysv_id = row.id;
+    info->sysv_key = (uint32_t)row.key;
+    info->status = err;
+    return 0;
+}
+
+/* The kernel's attach count: it sees every process that maps the segment. */
+static int sysv_mapped(const struct shml__addr *a)
+{
+    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    struct shml__objstat st;
+    int r = sysv_open(a, true, &obj);
+    if (r == -ENOENT)
+        return 0; /* gone (removed by a gc, say): nobody maps it */
+    if (r < 0)
+        return -1;
+    r = sysv_stat(&obj, &st);
+    sysv_release(&obj);
+    return r < 0 ? -1 : st.nattch != 0;
+}
+
 const struct shml__backend shml__backend_sysv = {
     .name = "sysv",
     .create = sysv_create,
@@ -232,4 +364,7 @@ const struct shml__backend shml__backend_sysv = {
     .discard = sysv_discard,
     .remove_same = sysv_remove_same,
     .release = sysv_release,
+    .list = sysv_list,
+    .describe_unopened = sysv_describe_unopened,
+    .mapped = sysv_mapped,
 };
