@@ -1,13 +1,26 @@
 /*
- * fdpass_unix.c - passing a file descriptor over a Unix socket (SCM_RIGHTS).
+ * fdpass_unix.c - file descriptors: duplicating and closing one the library owns, and
+ * passing one over a Unix socket (SCM_RIGHTS).
  */
 #include "os/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+int shml__os_fd_dup(int fd)
+{
+    int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return r < 0 ? -errno : r;
+}
+
+void shml__os_fd_close(int fd)
+{
+    close(fd);
+}
 
 int shml__os_fd_send(int sock, int fd, const void *payload, size_t len)
 {

@@ -74,6 +74,11 @@ SHML_INTERNAL int shml__os_random(void *buf, size_t len);
 /* 16 bytes naming the current boot (the same for every process until reboot). */
 SHML_INTERNAL int shml__os_boot_id(uint8_t id[16]);
 
+/* A duplicate of descriptor `fd`, closed on exec: the new fd, or -errno. */
+SHML_INTERNAL int shml__os_fd_dup(int fd);
+/* Close descriptor `fd` (one this process owns). */
+SHML_INTERNAL void shml__os_fd_close(int fd);
+
 /*
  * Send one fd with `len` bytes of payload over a connected Unix socket, and receive it.
  * recv waits up to timeout_ns (SHML_FOREVER, 0 = poll). Returns 0 / the payload length, or

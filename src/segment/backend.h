@@ -49,13 +49,46 @@ SHML_INTERNAL int shml__addr_resolve(const char *s, struct shml__addr *a);
  */
 SHML_INTERNAL int shml__sysv_key(const struct shml__addr *a, int32_t *key);
 
-/* An OS object opened by a backend. */
+/*
+ * An OS object opened by a backend. Its fields are the backends'; the core goes through the
+ * helpers below, which a platform with other handles defines for its own.
+ */
 struct shml__obj {
     int fd;              /* posix, file, memfd: the descriptor; -1 for sysv */
     int shmid;           /* sysv: the id; -1 otherwise */
     bool created;        /* made by this call */
     char tmp[PATH_MAX];  /* created hidden: the temporary name until published, else "" */
 };
+
+/* An object nothing is opened in yet: what every struct shml__obj starts as. */
+#define SHML__OBJ_CLOSED {.fd = -1, .shmid = -1}
+
+/* Does `o` hold an opened object? */
+static inline bool shml__obj_is_open(const struct shml__obj *o)
+{
+    return o->fd >= 0 || o->shmid >= 0;
+}
+
+/* The object's id where it has one (sysv), else -1 (describe_unopened's `id`). */
+static inline int32_t shml__obj_id(const struct shml__obj *o)
+{
+    return o->shmid;
+}
+
+/*
+ * The descriptor of an fd-backed object (what shml_segment_fd() and shml_segment_send()
+ * hand out), or -1 for an object that has none.
+ */
+static inline int shml__obj_fd(const struct shml__obj *o)
+{
+    return o->fd;
+}
+
+/* Make `o` the object behind descriptor `fd`, which it owns from now on. */
+static inline void shml__obj_adopt_fd(struct shml__obj *o, int fd)
+{
+    o->fd = fd;
+}
 
 /* Temporary objects of creators at work are named PREFIX-PID-N (in /dev/shm, or beside the
    file); shml_gc() removes those whose PID is dead. */

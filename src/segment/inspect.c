@@ -31,8 +31,8 @@ static int describe_unopened(const struct shml__backend *be, const struct shml__
 
 /*
  * Fill `info` (and the attach array) for an address already parsed. With `keep`, the object
- * opened to describe it is handed to the caller, who releases it (keep->fd and keep->shmid
- * stay -1 if nothing could be opened).
+ * opened to describe it is handed to the caller, who releases it (keep stays closed,
+ * shml__obj_is_open() false, if nothing could be opened).
  */
 static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *info,
                        struct shml_attach_info *att, size_t att_cap, size_t *att_n,
@@ -51,7 +51,7 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     if (a->backend == SHML_BACKEND_MEMFD)
         return shml__fail(ENOTSUP, "a memfd segment has no name to look up");
 
-    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    struct shml__obj obj = SHML__OBJ_CLOSED;
     int r = be->open(a, true, &obj);
     if (r == -EACCES || r == -EPERM)
         return describe_unopened(be, a, -1, info, r);
@@ -60,7 +60,7 @@ static int stat_parsed(const struct shml__addr *a, struct shml_segment_info *inf
     struct shml__objstat st;
     r = be->stat(&obj, &st);
     if (r < 0) {
-        int32_t shmid = obj.shmid;
+        int32_t shmid = shml__obj_id(&obj);
         be->release(&obj);
         if (r == -EACCES || r == -EPERM)
             return describe_unopened(be, a, shmid, info, r);
@@ -367,11 +367,11 @@ static int remove_judged(const struct shml_segment_info *judged)
     if (!be || !be->remove_same)
         return -ENOTSUP;
     struct shml_segment_info now;
-    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    struct shml__obj obj = SHML__OBJ_CLOSED;
     r = stat_parsed(&a, &now, NULL, 0, NULL, &obj);
     if (r < 0)
         return r;
-    if (obj.fd < 0 && obj.shmid < 0)
+    if (!shml__obj_is_open(&obj))
         return -ESTALE; /* described without opening (not ours to read): not removed */
     bool same = now.shmlink == judged->shmlink && now.managed == judged->managed &&
                 now.creator_pid == judged->creator_pid &&

@@ -12,11 +12,9 @@
 #include "segment/backend.h"
 #include "sync/futex.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct shml_segment {
     struct shml__addr addr;
@@ -172,8 +170,7 @@ static shml_segment *seg_new(const struct shml__addr *a, const struct shml__back
         return NULL;
     seg->addr = *a;
     seg->be = be;
-    seg->obj.fd = -1;
-    seg->obj.shmid = -1;
+    seg->obj = (struct shml__obj)SHML__OBJ_CLOSED;
     seg->slot = -1;
     return seg;
 }
@@ -421,12 +418,13 @@ int shml_segment_from_fd(int fd, const struct shml_segment_opts *opts, shml_segm
     shml_segment *seg = seg_new(&a, be);
     if (!seg)
         return -ENOMEM;
-    seg->obj.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (seg->obj.fd < 0) {
-        r = shml__fail(errno, "fd %d: %s", fd, shml__os_strerror(errno));
+    int mine = shml__os_fd_dup(fd);
+    if (mine < 0) {
+        r = shml__fail(-mine, "fd %d: %s", fd, shml__os_strerror(-mine));
         free(seg);
         return r;
     }
+    shml__obj_adopt_fd(&seg->obj, mine);
     return finish_open(seg, &o, out);
 }
 
@@ -658,9 +656,10 @@ int shml_segment_fd(const shml_segment *seg)
 {
     if (!seg)
         return -EINVAL;
-    if (seg->obj.fd < 0)
-        return shml__fail(ENOTSUP, "System V segments have no file descriptor");
-    return seg->obj.fd;
+    int fd = shml__obj_fd(&seg->obj);
+    if (fd < 0)
+        return shml__fail(ENOTSUP, "%s segments have no file descriptor", seg->be->name);
+    return fd;
 }
 
 static int check_range(const shml_segment *seg, size_t offset, size_t len)
@@ -824,13 +823,15 @@ int shml_segment_send(int sock, const shml_segment *seg)
     shml__clear_error();
     if (!seg)
         return -EINVAL;
-    if (seg->obj.fd < 0)
-        return shml__fail(ENOTSUP, "System V segments have no fd to send: send the address");
+    int fd = shml__obj_fd(&seg->obj);
+    if (fd < 0)
+        return shml__fail(ENOTSUP, "%s segments have no fd to send: send the address",
+                          seg->be->name);
     char payload[sizeof(FD_TAG) + SHML_ADDR_MAX];
     memcpy(payload, FD_TAG, sizeof(FD_TAG));
     size_t alen = strlen(seg->addr.canon) + 1;
     memcpy(payload + sizeof(FD_TAG), seg->addr.canon, alen);
-    int r = shml__os_fd_send(sock, seg->obj.fd, payload, sizeof(FD_TAG) + alen);
+    int r = shml__os_fd_send(sock, fd, payload, sizeof(FD_TAG) + alen);
     if (r < 0)
         return shml__fail(-r, "sending the fd: %s", shml__os_strerror(-r));
     return 0;
@@ -850,11 +851,11 @@ int shml_segment_recv(int sock, const struct shml_segment_opts *opts, int64_t ti
         return shml__fail((int)-n, "receiving a segment: %s", shml__os_strerror((int)-n));
     if ((size_t)n <= sizeof(FD_TAG) || memcmp(payload, FD_TAG, sizeof(FD_TAG)) != 0 ||
         payload[n - 1] != '\0') {
-        close(fd);
+        shml__os_fd_close(fd);
         return shml__fail(EPROTO, "the peer sent an fd that is not a shmlink segment message");
     }
     int r = shml_segment_from_fd(fd, opts, out);
-    close(fd);
+    shml__os_fd_close(fd);
     if (r == 0) {
         /* The sender's name is the better one (a memfd's name is not unique to /proc). */
         snprintf((*out)->addr.canon, sizeof((*out)->addr.canon), "%s",

@@ -196,7 +196,7 @@ static ssize_t sysv_pwrite(const struct shml__obj *o, void *base, uint64_t off, 
 
 static int sysv_unlink(const struct shml__addr *a)
 {
-    struct shml__obj o = {.fd = -1, .shmid = -1};
+    struct shml__obj o = SHML__OBJ_CLOSED;
     int r = sysv_open(a, true, &o);
     if (r < 0)
         return r;
@@ -338,7 +338,7 @@ static int sysv_describe_unopened(const struct shml__addr *a, int32_t id,
 /* The kernel's attach count: it sees every process that maps the segment. */
 static int sysv_mapped(const struct shml__addr *a)
 {
-    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    struct shml__obj obj = SHML__OBJ_CLOSED;
     struct shml__objstat st;
     int r = sysv_open(a, true, &obj);
     if (r == -ENOENT)

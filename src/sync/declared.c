@@ -70,7 +70,7 @@ int shml_segment_declared(const char *addr, struct shml_decl_info *out, size_t c
     const struct shml__backend *be = shml__backend_get(a.backend);
     if (!be)
         return shml__fail(ENOTSUP, "the backend of %s is not available here", a.canon);
-    struct shml__obj obj = {.fd = -1, .shmid = -1};
+    struct shml__obj obj = SHML__OBJ_CLOSED;
     r = be->open(&a, true, &obj);
     if (r < 0)
         return r;
