@@ -499,6 +499,8 @@ static int op_open_channel(struct waiter *w)
 static int op_request(struct waiter *w)
 {
     ssize_t n = shml_send(w->obj, "q", 1, WAIT_BOUND);
+    if (n < 0)
+        snprintf(w->buf, sizeof w->buf, "%s", shml_last_error());
     return n < 0 ? (int)n : 0;
 }
 
@@ -524,6 +526,7 @@ TEST(cancel_opens_that_wait)
     w.obj = cli;
     w.op = op_request;
     ASSERT_ERR(cancel_asleep(&w), -ECANCELED);
+    ASSERT_TRUE(strstr(w.buf, "cancelled while waiting for a server") != NULL); /* says why */
     struct shml_channel_stats st;
     ASSERT_OK(shml_channel_get_stats(cli, &st));
     ASSERT_EQ(st.sent, 0u);
