@@ -24,3 +24,5 @@ SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind tmux
     g++ python3-dev python3-numpy python3-pytest python3-setuptools python3-venv bc xxd)
 # Sanitizer and fuzzing builds.
 SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)
+# The Windows build: the mingw-w64 cross compiler, and Wine to run what it builds.
+SHML_WIN_PKGS=(g++-mingw-w64-x86-64 wine wine64)

@@ -13,7 +13,7 @@
 /* One sentence per thread: enough for a reason and a hint, short enough to print in one line. */
 static _Thread_local char last_error[512];
 
-__attribute__((format(printf, 1, 0))) static void record(const char *fmt, va_list ap)
+SHML_PRINTF(1, 0) static void record(const char *fmt, va_list ap)
 {
     vsnprintf(last_error, sizeof(last_error), fmt, ap);
 }

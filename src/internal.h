@@ -8,17 +8,44 @@
 
 #include <stdarg.h>
 
-/* Non-static internal functions use the shml__ prefix and stay hidden from the shared library. */
+/*
+ * Non-static internal functions use the shml__ prefix and stay hidden from the shared library.
+ * An ELF library needs the attribute; a DLL exports only what SHML_API marks dllexport.
+ */
+#if defined(__ELF__) || defined(__APPLE__)
 #define SHML_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define SHML_INTERNAL
+#endif
+
+/*
+ * printf-like functions. Where the C library's headers choose their own printf dialect (mingw's
+ * __USE_MINGW_ANSI_STDIO gives C99's %zu and %lld), the check follows that dialect.
+ */
+#ifdef __MINGW_PRINTF_FORMAT
+#define SHML_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#else
+#define SHML_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
+/*
+ * errno values the core uses in shmlink's own sense (shml_strerror() says which), given numbers
+ * of shmlink's own where the C library lacks them (Windows), past its errno range.
+ */
+#ifndef ESTALE
+#define ESTALE 4102
+#endif
+#ifndef EUSERS
+#define EUSERS 4103
+#endif
 
 /*
  * Record why the current call fails (see shml_last_error()) and return -err, so error paths
  * read `return shml__fail(EINVAL, "name contains '/'");`. `err` is a positive errno value.
  */
-SHML_INTERNAL int shml__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+SHML_INTERNAL int shml__fail(int err, const char *fmt, ...) SHML_PRINTF(2, 3);
 /* Same, keeping the detail already recorded when there is one (for errors passed up). */
-SHML_INTERNAL int shml__fail_keep(int err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+SHML_INTERNAL int shml__fail_keep(int err, const char *fmt, ...) SHML_PRINTF(2, 3);
 /* Forget the recorded detail (at the start of a public call that records its own). */
 SHML_INTERNAL void shml__clear_error(void);
 

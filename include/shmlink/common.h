@@ -15,7 +15,16 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#if defined(_MSC_VER)
+/* MSVC's C library has no ssize_t: the signed size its own headers name SSIZE_T. */
+#include <basetsd.h>
+#if !defined(_SSIZE_T_DEFINED)
+typedef SSIZE_T ssize_t;
+#define _SSIZE_T_DEFINED
+#endif
+#else
 #include <sys/types.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,7 +86,12 @@ extern "C" {
  * `-err` always fits the "-errno" convention, and shml_strerror() describes them in shmlink's
  * terms rather than the C library's.
  */
+#ifdef EMEDIUMTYPE
 #define SHML_ENOTSHML  EMEDIUMTYPE     /* not a shmlink segment (no header): open it raw */
+#else
+/* A C library without EMEDIUMTYPE (Windows): a number of shmlink's own, past the errno range. */
+#define SHML_ENOTSHML  4101
+#endif
 #define SHML_EVERSION  EPROTONOSUPPORT /* header layout version this library does not know */
 #define SHML_ECORRUPT  EBADMSG         /* header corrupt, truncated, or its creator died mid-init */
 #define SHML_EWRONGKIND EPROTOTYPE     /* segment is of another kind than the caller asked for */

@@ -401,7 +401,7 @@ SHML_INTERNAL int shml__chan_check(shml_segment *seg, bool repair, shml_check_fn
  * shml__check_holder_text(): who a holder (shml_holder()) was, in words, into buf.
  */
 SHML_INTERNAL void shml__check_finding(struct shml__checker *c, bool repairable, bool repaired,
-                                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                                       const char *fmt, ...) SHML_PRINTF(4, 5);
 SHML_INTERNAL bool shml__check_repairing(const struct shml__checker *c);
 SHML_INTERNAL const char *shml__check_holder_text(const struct shml__chan_geo *g, uint32_t holder,
                                                   char *buf, size_t cap);
