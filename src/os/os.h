@@ -112,8 +112,13 @@ struct shml__os_guard;
  * page) replaces the whole mapping with zero pages of the same protection and marks the entry
  * lost, instead of killing the process. Returns 0 with *out set, or -ENOMEM. Thread-safe.
  */
-SHML_INTERNAL int shml__os_guard_add(void *base, size_t len, bool rdonly,
+SHML_INTERNAL int shml__os_guard_add(void *base, size_t len, bool rdonly, const char *ident,
                                      struct shml__os_guard **out);
+/*
+ * `ident` names the mapped object the same way in every process that maps it (the segment's
+ * canonical address). A platform whose waits across processes need named kernel objects
+ * (Windows) names them after it and the word's offset in the mapping; Linux ignores it.
+ */
 /* Forget the entry; call it before the mapping is unmapped. NULL is fine. */
 SHML_INTERNAL void shml__os_guard_remove(struct shml__os_guard *g);
 /* Did a fault replace the mapping? (false for NULL) */

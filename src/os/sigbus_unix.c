@@ -196,8 +196,10 @@ static struct shml__os_guard *take_entry(void)
     }
 }
 
-int shml__os_guard_add(void *base, size_t len, bool rdonly, struct shml__os_guard **out)
+int shml__os_guard_add(void *base, size_t len, bool rdonly, const char *ident,
+                       struct shml__os_guard **out)
 {
+    (void)ident; /* futexes need no names */
     install();
     struct shml__os_guard *g = take_entry();
     if (!g)

@@ -56,6 +56,8 @@ SHML_INTERNAL int shml__sysv_key(const struct shml__addr *a, int32_t *key);
 struct shml__obj {
     int fd;              /* posix, file, memfd: the descriptor; -1 for sysv */
     int shmid;           /* sysv: the id; -1 otherwise */
+    void *section;       /* Windows: the file mapping object's handle; NULL otherwise */
+    void *file;          /* Windows, file: the file's handle; NULL otherwise */
     bool created;        /* made by this call */
     char tmp[PATH_MAX];  /* created hidden: the temporary name until published, else "" */
 };
@@ -66,7 +68,7 @@ struct shml__obj {
 /* Does `o` hold an opened object? */
 static inline bool shml__obj_is_open(const struct shml__obj *o)
 {
-    return o->fd >= 0 || o->shmid >= 0;
+    return o->fd >= 0 || o->shmid >= 0 || o->section != NULL;
 }
 
 /* The object's id where it has one (sysv), else -1 (describe_unopened's `id`). */

@@ -10,6 +10,7 @@
  */
 #include "os/os.h"
 #include "segment/backend.h"
+#include "shmlink/names.h"
 #include "sync/futex.h"
 
 #include <stdio.h>
@@ -39,22 +40,6 @@ struct shml_segment {
 
 /* Blank headers this young may still be a creator at work; older ones are foreign objects. */
 #define BLANK_GRACE_NS ((int64_t)5000000000)
-
-const struct shml__backend *shml__backend_get(int backend)
-{
-    switch (backend) {
-    case SHML_BACKEND_POSIX:
-        return &shml__backend_posix;
-    case SHML_BACKEND_SYSV:
-        return &shml__backend_sysv;
-    case SHML_BACKEND_FILE:
-        return &shml__backend_file;
-    case SHML_BACKEND_MEMFD:
-        return &shml__backend_memfd;
-    default:
-        return NULL;
-    }
-}
 
 static const struct shml_segment_opts default_opts = SHML_SEGMENT_OPTS_INIT;
 
@@ -113,7 +98,7 @@ static int resolve(const char *addr, struct shml__addr *a, const struct shml__ba
     *be = shml__backend_get(a->backend);
     if (!*be)
         return shml__fail(ENOTSUP, "the %s backend is not available on this platform",
-                          a->backend == SHML_BACKEND_WINDOWS ? "win" : "requested");
+                          shml_backend_name(a->backend));
     return 0;
 }
 
@@ -150,7 +135,7 @@ static int seg_map(shml_segment *seg, size_t len, bool rdonly, uint32_t flags)
     if (r < 0)
         return r;
     seg->map_len = len;
-    r = shml__os_guard_add(seg->base, len, rdonly, &seg->guard);
+    r = shml__os_guard_add(seg->base, len, rdonly, seg->addr.canon, &seg->guard);
     return r < 0 ? shml__fail(-r, "no memory to register the mapping") : 0;
 }
 
