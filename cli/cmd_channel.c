@@ -10,6 +10,7 @@
 #include "shmlink.h"
 
 #include "cmd_channel.h"
+#include "sys.h"
 #include "verb.h"
 #include "args.h"
 #include "fmt.h"
@@ -44,13 +45,7 @@ void cli_catch_stop_signals(void)
         exit(CLI_EXIT_FAIL);
     }
     shml_cancel_bind(stop_token);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0; /* no SA_RESTART: a read blocked on stdin returns */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_sys_catch_stop(on_stop);
 }
 
 shml_cancel *cli_stop_hold(void)

@@ -12,18 +12,13 @@
 #include "args.h"
 #include "fmt.h"
 #include "cmd_channel.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 /* Longest wait for room to send a reply (a reply goes to its client's own slot). */
 #define REPLY_TIMEOUT_NS ((int64_t)5 * 1000 * 1000 * 1000)
@@ -56,155 +51,40 @@ __attribute__((format(printf, 2, 3))) static void warn(const struct server *sv, 
 }
 
 /*
- * In the command's process, before exec: die with serve. A serve killed outright (SIGKILL) can
- * stop nothing itself, and its command, left running, would hold a request nobody will answer
- * for as long as it likes. The kernel sends SIGKILL to the command when serve's thread exits
- * (Linux's PR_SET_PDEATHSIG, the one platform the tool builds on today; it survives exec).
- * If serve died before the call took effect, the command's parent is no longer `parent`.
- */
-static void die_with_parent(pid_t parent)
-{
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-        _exit(127);
-}
-
-/* Close both ends of a pipe that are still open. */
-static void close_pipe(int p[2])
-{
-    for (int i = 0; i < 2; i++) {
-        if (p[i] >= 0)
-            close(p[i]);
-        p[i] = -1;
-    }
-}
-
-/*
  * Run the command with the request on its stdin (with a newline added if it has none) and its
- * stdout into sv->out (at most cap
- * bytes; more is read and counted, so the command never blocks on a full pipe). Returns the
- * reply length; -1 after reporting a failure that ends serve (the command cannot be run);
- * -2 when a stop signal arrived meanwhile (the command is stopped).
+ * stdout into sv->out (at most cap bytes; more is read and counted, so the command never
+ * blocks on a full pipe). Returns the reply length; -1 after reporting a failure that ends
+ * serve (the command cannot be run); -2 when a stop signal arrived meanwhile (the command is
+ * stopped).
  */
 static ssize_t run_command(struct server *sv, const unsigned char *req, size_t len)
 {
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, ex[2] = {-1, -1};
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0) {
-        int e = errno;
-        close_pipe(in);
-        close_pipe(out);
-        close_pipe(ex);
-        cli_fail(sv->verb, sv->addr, "cannot make a pipe for the command: %s", strerror(e));
-        return -1;
-    }
-    pid_t serve_pid = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close_pipe(in);
-        close_pipe(out);
-        close_pipe(ex);
-        cli_fail(sv->verb, sv->addr, "cannot start the command: %s", strerror(e));
-        return -1;
-    }
-    if (pid == 0) {
-        die_with_parent(serve_pid);
-        /*
-         * Its own process group, so that stopping serve stops what the command started too
-         * (kill(-pid) below), and a Ctrl-C meant for serve reaches the command only through
-         * serve, which decides what becomes of the request.
-         */
-        setpgid(0, 0);
-        /* The tool ignores SIGPIPE; the command gets the default, as from a shell. */
-        signal(SIGPIPE, SIG_DFL);
-        if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0)
-            _exit(127);
-        execvp(sv->cmd[0], sv->cmd);
-        /* Tell the parent why through the close-on-exec pipe: it stays empty on success. */
-        int e = errno;
-        ssize_t w = write(ex[1], &e, sizeof e);
-        (void)w;
-        _exit(127);
-    }
-    /* Also here, so the group exists before any kill(-pid) whichever process runs first. */
-    setpgid(pid, pid);
-    close(in[0]);
-    close(out[1]);
-    close(ex[1]);
-    in[0] = out[1] = ex[1] = -1;
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
-
-    size_t written = 0, got = 0, total = 0;
-    size_t nl = len > 0 && req[len - 1] != '\n' ? 1 : 0;
-    bool stopped = false;
-    if (len == 0) {
-        close(in[1]);
-        in[1] = -1;
-    }
-    while (out[0] >= 0) {
-        if (cli_stop_requested) {
-            stopped = true;
-            break;
-        }
-        struct pollfd pf[2] = {{out[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
-        int np = poll(pf, in[1] >= 0 ? 2 : 1, 100);
-        if (np < 0 && errno != EINTR)
-            break;
-        if (np <= 0)
-            continue;
-        if (in[1] >= 0 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-            /* The request, then the newline it lacks (so that line-oriented commands read
-               a whole line). */
-            ssize_t w = written < len ? write(in[1], req + written, len - written)
-                                      : write(in[1], "\n", 1);
-            if (w > 0)
-                written += (size_t)w;
-            /* A command that stops reading (EPIPE) does not get the rest. */
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == len + nl) {
-                close(in[1]);
-                in[1] = -1;
-            }
-        }
-        if (pf[0].revents & (POLLIN | POLLERR | POLLHUP)) {
-            unsigned char scratch[4096];
-            unsigned char *dst = got < sv->cap ? sv->out + got : scratch;
-            size_t room = got < sv->cap ? sv->cap - got : sizeof scratch;
-            ssize_t r = read(out[0], dst, room);
-            if (r > 0) {
-                total += (size_t)r;
-                if (got < sv->cap)
-                    got += (size_t)r;
-            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(out[0]);
-                out[0] = -1;
-            }
-        }
-    }
-    if (stopped)
-        kill(-pid, SIGTERM); /* the command and whatever it started */
-    close_pipe(in);
-    close_pipe(out);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    int exec_err = 0;
-    ssize_t er = read(ex[0], &exec_err, sizeof exec_err);
-    close_pipe(ex);
-    if (er == (ssize_t)sizeof exec_err) {
-        char shown[256];
-        cli_fail(sv->verb, sv->addr, "cannot run %s: %s",
-                 cli_quote(sv->cmd[0], shown, sizeof shown), strerror(exec_err));
-        return -1;
-    }
-    if (stopped)
-        return -2;
+    struct cli_filter f;
+    bool nl = len > 0 && req[len - 1] != '\n';
+    cli_sys_run_filter(sv->cmd, req, len, nl, sv->out, sv->cap, &f);
     char name[256];
     cli_quote(sv->cmd[0], name, sizeof name);
-    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        warn(sv, "%s exited with status %d; its output is the reply", name, WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        warn(sv, "%s was killed by signal %d; its output is the reply", name, WTERMSIG(status));
+    switch (f.failed) {
+    case CLI_FILTER_PIPE:
+        cli_fail(sv->verb, sv->addr, "cannot make a pipe for the command: %s", strerror(f.err));
+        return -1;
+    case CLI_FILTER_START:
+        cli_fail(sv->verb, sv->addr, "cannot start the command: %s", strerror(f.err));
+        return -1;
+    case CLI_FILTER_EXEC:
+        cli_fail(sv->verb, sv->addr, "cannot run %s: %s", name, strerror(f.err));
+        return -1;
+    case CLI_FILTER_RAN:
+        break;
+    }
+    if (f.stopped)
+        return -2;
+    if (f.signal)
+        warn(sv, "%s was killed by signal %d; its output is the reply", name, f.signal);
+    else if (f.exit_status != 0)
+        warn(sv, "%s exited with status %d; its output is the reply", name, f.exit_status);
     /* Like the shell's $(...), but only one: a line-oriented command answers with a line. */
+    size_t got = f.got, total = f.total;
     if (got > 0 && got == total && sv->out[got - 1] == '\n')
         got--, total--;
     if (total > got)

@@ -14,16 +14,12 @@
 #include "fmt.h"
 #include "cmd_chinfo.h"
 #include "cmd_channel.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <termios.h>
-#include <unistd.h>
 
 #define TOP_COLS 11
 
@@ -260,137 +256,6 @@ static void print_table(const struct top_table *t, const char *eol, size_t width
     }
 }
 
-/* ---- the terminal ---- */
-
-static struct termios saved_tio;
-static bool tio_saved;
-static volatile sig_atomic_t resized;
-
-static void on_winch(int sig)
-{
-    (void)sig;
-    resized = 1;
-}
-
-static const char enter_seq[] = "\033[?1049h\033[?25l"; /* alternate screen, cursor hidden */
-static const char leave_seq[] = "\033[?25h\033[?1049l";
-
-static void put_seq(const char *seq, size_t len)
-{
-    ssize_t w = write(STDOUT_FILENO, seq, len);
-    (void)w; /* nothing better to do from a signal handler */
-}
-
-/*
- * Ctrl-Z: give the terminal back as it was before stopping, and take it again when continued
- * (then redraw). Only async-signal-safe calls: write, tcsetattr, sigaction, raise.
- */
-static void on_tstp(int sig)
-{
-    int saved_errno = errno;
-    put_seq(leave_seq, sizeof leave_seq - 1);
-    struct termios raw;
-    bool restore = tio_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
-    if (restore)
-        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-    struct sigaction dfl, mine;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, &mine);
-    sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    raise(sig);
-    /* Stopped here; SIGTSTP is blocked while its handler runs, so unblock it to stop. */
-    sigprocmask(SIG_UNBLOCK, &set, &old);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    sigaction(sig, &mine, NULL);
-    if (restore)
-        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-    put_seq(enter_seq, sizeof enter_seq - 1);
-    resized = 1; /* redraw at once */
-    errno = saved_errno;
-}
-
-/* Enter the alternate screen, hide the cursor, read keys one by one without echo. */
-static void term_enter(bool keys)
-{
-    if (keys && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
-        struct termios raw = saved_tio;
-        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-        raw.c_cc[VMIN] = 0;
-        raw.c_cc[VTIME] = 0;
-        if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
-            tio_saved = true;
-    }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_winch;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGWINCH, &sa, NULL);
-    sa.sa_handler = on_tstp;
-    sigaction(SIGTSTP, &sa, NULL);
-    fputs(enter_seq, stdout);
-    fflush(stdout);
-}
-
-/* Leave the terminal as it was found. */
-static void term_leave(void)
-{
-    signal(SIGTSTP, SIG_DFL);
-    fputs(leave_seq, stdout);
-    fflush(stdout);
-    if (tio_saved)
-        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
-    tio_saved = false;
-}
-
-static void term_size(size_t *cols, size_t *rows)
-{
-    struct winsize ws;
-    *cols = 0;
-    *rows = 0;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
-        *cols = ws.ws_col;
-        *rows = ws.ws_row;
-    }
-}
-
-/*
- * Wait until `deadline` (CLOCK_MONOTONIC ns), reading keys if `keys`. Returns 1 if the view
- * should end ('q', a stop signal), 0 to refresh (the deadline, or the terminal was resized).
- */
-static int wait_tick(int64_t deadline, bool keys)
-{
-    for (;;) {
-        if (cli_stop_requested)
-            return 1;
-        if (resized) {
-            resized = 0;
-            return 0;
-        }
-        int64_t left = deadline - cli_mono_ns();
-        if (left <= 0)
-            return 0;
-        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
-        int ms = (int)((left + 999999) / 1000000);
-        int n = poll(keys ? &pf : NULL, keys ? 1 : 0, ms);
-        if (n > 0 && (pf.revents & POLLIN)) {
-            char c[32];
-            ssize_t r = read(STDIN_FILENO, c, sizeof c);
-            for (ssize_t i = 0; i < r; i++) {
-                if (c[i] == 'q' || c[i] == 'Q' || c[i] == 3 /* Ctrl-C without ISIG */)
-                    return 1;
-            }
-            if (r == 0)
-                keys = false; /* stdin ended: only signals and the clock now */
-        } else if (n > 0) {
-            keys = false; /* POLLHUP or POLLERR: the same */
-        }
-    }
-}
-
 /* Parse --interval: a duration, at least 10ms and not forever. */
 static int parse_interval(const char *text, int64_t *out, const char **why)
 {
@@ -497,20 +362,20 @@ static int run_top(const struct cli_verb *verb, int argc, char **argv)
     }
 
     cli_catch_stop_signals();
-    bool tty = !once && isatty(STDOUT_FILENO);
-    bool keys = tty && isatty(STDIN_FILENO);
+    bool tty = !once && cli_sys_isatty(1);
+    bool keys = tty && cli_sys_isatty(0);
     struct top_snap prev = {0, 0, NULL}, cur;
     bool have_prev = false;
     int status = CLI_EXIT_OK;
     if (tty)
-        term_enter(keys);
+        tty = cli_sys_term_enter(keys); /* else plain lines */
     for (bool first = true;; first = false) {
         int64_t started = cli_mono_ns();
         int rc = snap_take(&cur, pos, npos);
         if (rc < 0) {
             snap_free(&cur);
             if (tty)
-                term_leave();
+                cli_sys_term_leave();
             status = cli_fail_lib(verb->name, NULL, rc, shml_last_error(), NULL);
             break;
         }
@@ -518,7 +383,7 @@ static int run_top(const struct cli_verb *verb, int argc, char **argv)
         if (once && first) {
             prev = cur;
             have_prev = true;
-            if (wait_tick(started + interval, false) == 0)
+            if (cli_sys_term_wait(started + interval, false) == 0)
                 continue;
             break; /* stopped before the second reading: nothing to show */
         }
@@ -526,13 +391,13 @@ static int run_top(const struct cli_verb *verb, int argc, char **argv)
         if (build_table(&cur, have_prev ? &prev : NULL, &t) < 0) {
             snap_free(&cur);
             if (tty)
-                term_leave();
+                cli_sys_term_leave();
             status = cli_fail(verb->name, NULL, "out of memory");
             break;
         }
         if (tty) {
             size_t cols, rows;
-            term_size(&cols, &rows);
+            cli_sys_term_size(&cols, &rows);
             char when[64];
             cli_fmt_time(cli_now_ns(), when, sizeof when);
             /* Home, then each line overwrites the last frame's; \033[J clears what is left. */
@@ -560,13 +425,13 @@ static int run_top(const struct cli_verb *verb, int argc, char **argv)
                 status = CLI_EXIT_FAIL;
             break;
         }
-        if (once || wait_tick(started + interval, keys))
+        if (once || cli_sys_term_wait(started + interval, keys))
             break;
     }
     if (have_prev)
         snap_free(&prev);
     if (tty && status == CLI_EXIT_OK)
-        term_leave();
+        cli_sys_term_leave();
     free_addrs(canon, npos, pos);
     return status;
 }

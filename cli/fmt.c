@@ -6,9 +6,9 @@
 #include "shmlink.h"
 
 #include "fmt.h"
+#include "sys.h"
 
 #include <ctype.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -187,12 +187,9 @@ void cli_fmt_time(int64_t stamp_ns, char *buf, size_t cap)
 
 void cli_fmt_user(uint32_t uid, char *buf, size_t cap)
 {
-    char pwbuf[1024];
-    struct passwd pw, *res = NULL;
-    if (getpwuid_r((uid_t)uid, &pw, pwbuf, sizeof pwbuf, &res) == 0 && res && res->pw_name)
-        cli_display(res->pw_name, buf, cap);
-    else
-        snprintf(buf, cap, "%u", uid);
+    char name[256];
+    cli_sys_user_name(uid, name, sizeof name);
+    cli_display(name, buf, cap);
 }
 
 const char *cli_name(const char *name, const char *what, long long value, char *buf, size_t cap)

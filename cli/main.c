@@ -12,9 +12,9 @@
 #include "verb.h"
 #include "args.h"
 #include "fmt.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,11 +114,7 @@ static int run_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    /*
-     * A closed pipe must not kill the tool mid-write: with SIGPIPE ignored, the write fails with
-     * EPIPE and the verb stops quietly (see cli_stdout_write()).
-     */
-    signal(SIGPIPE, SIG_IGN);
+    cli_sys_init(); /* a closed pipe ends a verb quietly, never the process */
 
     if (argc < 2) {
         fputs("shmlink: missing verb\n", stderr);

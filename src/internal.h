@@ -29,17 +29,6 @@
 #endif
 
 /*
- * errno values the core uses in shmlink's own sense (shml_strerror() says which), given numbers
- * of shmlink's own where the C library lacks them (Windows), past its errno range.
- */
-#ifndef ESTALE
-#define ESTALE 4102
-#endif
-#ifndef EUSERS
-#define EUSERS 4103
-#endif
-
-/*
  * Record why the current call fails (see shml_last_error()) and return -err, so error paths
  * read `return shml__fail(EINVAL, "name contains '/'");`. `err` is a positive errno value.
  */

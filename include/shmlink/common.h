@@ -98,6 +98,18 @@ extern "C" {
 #define SHML_ETRUNCATED ENXIO          /* object shrank under us while reading or writing */
 
 /*
+ * Two more errno values shmlink returns (-ESTALE: a message overwritten while it was read;
+ * -EUSERS: no free endpoint slot), defined here with numbers of shmlink's own where the C
+ * library has no such value (Windows), so that callers compare against them everywhere.
+ */
+#ifndef ESTALE
+#define ESTALE 4102
+#endif
+#ifndef EUSERS
+#define EUSERS 4103
+#endif
+
+/*
  * Describe an error code returned by any shmlink function.
  *
  * Accepts either sign (`-ENOENT` or `ENOENT`). Returns a static string, never NULL; thread-safe.
