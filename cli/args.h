@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sys.h"
+
 struct cli_verb;
 
 /*
@@ -39,7 +41,7 @@ int cli_parse(const struct cli_verb *verb, int argc, char **argv,
 
 /* Print "shmlink: VERB: message" and the verb's usage line to stderr; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const struct cli_verb *verb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    CLI_PRINTF(2, 3);
 
 /* Print `shmlink VERB --help` to stdout. */
 void cli_print_verb_help(const struct cli_verb *verb);

@@ -546,7 +546,7 @@ static int send_lines(struct sender *s)
     int status = CLI_EXIT_OK;
     for (;;) {
         errno = 0;
-        ssize_t n = getline(&line, &cap, stdin);
+        ssize_t n = cli_sys_getline(&line, &cap, stdin);
         if (n < 0) {
             if (cli_stop_requested) {
                 status = cli_fail(s->verb, s->addr, "interrupted after %llu message%s",

@@ -34,7 +34,7 @@ struct server {
 };
 
 /* Report "shmlink: serve ADDR: request N: ..." as a warning (serve goes on). */
-__attribute__((format(printf, 2, 3))) static void warn(const struct server *sv, const char *fmt,
+CLI_PRINTF(2, 3) static void warn(const struct server *sv, const char *fmt,
                                                        ...)
 {
     char *shown = malloc(CLI_SHOW_CAP);

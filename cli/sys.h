@@ -9,6 +9,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* printf-like functions, checked in the dialect the C library's headers chose (mingw's C99
+   printf where __USE_MINGW_ANSI_STDIO selects it). */
+#ifdef __MINGW_PRINTF_FORMAT
+#define CLI_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#else
+#define CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
 
 /*
  * Prepare the process (once, first thing in main()): a closed pipe must not kill the tool
@@ -23,6 +33,12 @@ void cli_sys_init(void);
  * of stdin returns EINTR; on Windows it comes from another thread.
  */
 void cli_sys_catch_stop(void (*on_stop)(int sig));
+
+/*
+ * Read a line of `f` as POSIX getline() does (the newline kept, NUL bytes allowed): its
+ * length, or -1 at the end or on error (errno then says which, EINTR included).
+ */
+ssize_t cli_sys_getline(char **line, size_t *cap, FILE *f);
 
 /* The name of user `uid` into buf, or its number when the system has no name for it. */
 void cli_sys_user_name(uint32_t uid, char *buf, size_t cap);

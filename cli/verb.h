@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sys.h"
+
 /* Exit statuses, documented in docs/CLI.md. */
 #define CLI_EXIT_OK    0 /* success */
 #define CLI_EXIT_FAIL  1 /* the operation failed; one line on stderr says why */
@@ -56,7 +58,7 @@ extern const struct cli_verb cli_verb_top;
 int cli_fail_lib(const char *verb, const char *addr, int err, const char *detail, const char *hint);
 /* Report a failure the tool itself found: "shmlink: VERB ADDR: message". */
 int cli_fail(const char *verb, const char *addr, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    CLI_PRINTF(3, 4);
 
 /*
  * Write n bytes to stdout. Returns 0; 1 if the reader went away (EPIPE), after which the verb

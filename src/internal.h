@@ -7,6 +7,7 @@
 #include "shmlink/common.h"
 
 #include <stdarg.h>
+#include <stdio.h> /* on mingw, says which printf dialect (SHML_PRINTF) */
 
 /*
  * Non-static internal functions use the shml__ prefix and stay hidden from the shared library.

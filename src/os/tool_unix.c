@@ -316,3 +316,8 @@ int cli_sys_term_wait(int64_t deadline, bool keys)
         }
     }
 }
+
+ssize_t cli_sys_getline(char **line, size_t *cap, FILE *f)
+{
+    return getline(line, cap, f);
+}
