@@ -80,6 +80,14 @@ static int run_create(const struct cli_verb *verb, int argc, char **argv)
         return cli_fail_lib(verb->name, addr, rc, shml_last_error(), NULL);
 
     char *canon = strdup(shml_segment_address(seg));
+    /* Where a segment dies with its last handle (Windows), a holder keeps it from here on. */
+    char held_why[256];
+    if (cli_sys_keep(shml_segment_address(seg), held_why, sizeof held_why) < 0) {
+        shml_segment_close(seg);
+        shml_segment_unlink(canon ? canon : addr);
+        free(canon);
+        return cli_fail(verb->name, addr, "%s", held_why);
+    }
     rc = shml_segment_close(seg);
     if (rc < 0) {
         free(canon);

@@ -298,7 +298,14 @@ static int run_mk(const struct cli_verb *verb, int argc, char **argv)
     memset(&st, 0, sizeof st);
     shml_channel_get_stats(ch, &st);
     char *canon = cli_channel_address(ch);
-    /* The channel persists: the segment stays until `shmlink rm`. */
+    /* The channel persists: the segment stays until `shmlink rm` (on Windows, held for it). */
+    char held_why[256];
+    if (cli_sys_keep(canon ? canon : addr, held_why, sizeof held_why) < 0) {
+        shml_channel_close(ch);
+        shml_segment_unlink(canon ? canon : addr);
+        free(canon);
+        return cli_fail(verb->name, addr, "%s", held_why);
+    }
     shml_channel_close(ch);
     char human[32];
     cli_fmt_size(st.max_msg, human, sizeof human);

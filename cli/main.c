@@ -122,6 +122,9 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *first = argv[1];
+    /* The holder of a segment that must outlive the tool (sys.h): not a verb for people. */
+    if (strcmp(first, "__hold") == 0 && argc == 3)
+        return cli_sys_hold(argv[2]);
     if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0 || strcmp(first, "help") == 0)
         return run_help(argc - 2, argv + 2);
     if (strcmp(first, "--version") == 0) {

@@ -43,6 +43,24 @@ ssize_t cli_sys_getline(char **line, size_t *cap, FILE *f);
 /* The name of user `uid` into buf, or its number when the system has no name for it. */
 void cli_sys_user_name(uint32_t uid, char *buf, size_t cap);
 
+/* ---- keeping a segment after the tool exits ---- */
+
+/*
+ * Make the segment at canonical address `addr`, just created by the tool, outlive the tool
+ * where the system removes a segment with its last handle (Windows: a `win:` mapping). There a
+ * holder process is started (`shmlink __hold ADDR`, detached), which keeps a handle until
+ * shml_segment_unlink() (`shmlink rm`) tells it to let go; the call returns once it holds the
+ * handle. Elsewhere segments persist by themselves and this returns 0 at once. Returns 0, or
+ * -1 with the reason in why.
+ */
+int cli_sys_keep(const char *addr, char *why, size_t cap);
+
+/*
+ * The holder's side (the hidden verb `__hold ADDR`): hold the segment until released, then
+ * exit. Returns the exit status. On systems without holders, a usage error.
+ */
+int cli_sys_hold(const char *addr);
+
 /* ---- serve's command ---- */
 
 /* Where running a command failed before it could run (cli_sys_run_filter()). */

@@ -46,6 +46,21 @@ void cli_sys_user_name(uint32_t uid, char *buf, size_t cap)
         snprintf(buf, cap, "%u", uid);
 }
 
+/* ---- keeping a segment: POSIX segments persist by themselves ---- */
+
+int cli_sys_keep(const char *addr, char *why, size_t cap)
+{
+    (void)addr, (void)why, (void)cap;
+    return 0;
+}
+
+int cli_sys_hold(const char *addr)
+{
+    (void)addr;
+    fputs("shmlink: __hold: segments need no holder on this system\n", stderr);
+    return 2;
+}
+
 /* ---- serve's command ---- */
 
 /*

@@ -106,6 +106,120 @@ ssize_t cli_sys_getline(char **line, size_t *cap, FILE *f)
     return (ssize_t)n;
 }
 
+/* ---- keeping a win: segment: a holder process ---- */
+
+static bool append_arg(char **line, size_t *len, size_t *cap, const char *s);
+
+/*
+ * The kernel names of a win: segment: its mapping (`Local\NAME` or `Global\NAME`) and the
+ * event its holder waits on (`Local\shmlh-NAME`, docs/FORMAT.md "Windows"), which
+ * shml_segment_unlink() sets. 0, or -1 if `addr` is no win: address (nothing to hold).
+ */
+static int hold_names(const char *addr, char *mapping, char *event, size_t cap)
+{
+    if (strncmp(addr, "win:", 4) != 0)
+        return -1;
+    const char *name = addr + 4, *ns = "Local";
+    if (strncmp(name, "Global\\", 7) == 0) {
+        ns = "Global";
+        name += 7;
+    } else if (strncmp(name, "Local\\", 6) == 0) {
+        name += 6;
+    }
+    int a = snprintf(mapping, cap, "%s\\%s", ns, name);
+    int b = snprintf(event, cap, "%s\\shmlh-%s", ns, name);
+    return a > 0 && (size_t)a < cap && b > 0 && (size_t)b < cap ? 0 : -1;
+}
+
+/* How long create waits for its holder to hold the segment. */
+#define HOLD_START_MS 10000
+
+int cli_sys_keep(const char *addr, char *why, size_t cap)
+{
+    char mapping[600], event[600];
+    if (hold_names(addr, mapping, event, sizeof mapping) < 0)
+        return 0; /* file: segments persist by themselves; others cannot be made here */
+    char exe[MAX_PATH];
+    DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
+    if (n == 0 || n >= sizeof exe) {
+        snprintf(why, cap, "cannot find the tool's own program to hold the segment");
+        return -1;
+    }
+    char *line = NULL;
+    size_t len = 0, lcap = 0;
+    if (!append_arg(&line, &len, &lcap, exe) || !append_arg(&line, &len, &lcap, "__hold") ||
+        !append_arg(&line, &len, &lcap, addr)) {
+        free(line);
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    STARTUPINFOA si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    PROCESS_INFORMATION pi;
+    /* Detached, in no job of ours where the job allows it, with no handle of ours: the holder
+       outlives the tool, its console and whatever waits for the tool's output. */
+    DWORD flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
+    BOOL ok = CreateProcessA(NULL, line, NULL, NULL, FALSE, flags | CREATE_BREAKAWAY_FROM_JOB,
+                             NULL, NULL, &si, &pi);
+    if (!ok && GetLastError() == ERROR_ACCESS_DENIED)
+        ok = CreateProcessA(NULL, line, NULL, NULL, FALSE, flags, NULL, NULL, &si, &pi);
+    free(line);
+    if (!ok) {
+        snprintf(why, cap, "cannot start a holder for the segment (error %lu)",
+                 (unsigned long)GetLastError());
+        return -1;
+    }
+    CloseHandle(pi.hThread);
+    /* Held once its event exists (the holder makes it after opening the mapping). */
+    int r = -1;
+    for (DWORD waited = 0; waited < HOLD_START_MS; waited += 10) {
+        HANDLE ev = OpenEventA(SYNCHRONIZE, FALSE, event);
+        if (ev) {
+            CloseHandle(ev);
+            r = 0;
+            break;
+        }
+        if (WaitForSingleObject(pi.hProcess, 10) == WAIT_OBJECT_0) {
+            DWORD code = 0;
+            GetExitCodeProcess(pi.hProcess, &code);
+            snprintf(why, cap, "the segment's holder ended at once (status %lu)",
+                     (unsigned long)code);
+            break;
+        }
+    }
+    if (r < 0 && WaitForSingleObject(pi.hProcess, 0) != WAIT_OBJECT_0) {
+        TerminateProcess(pi.hProcess, 1);
+        snprintf(why, cap, "the segment's holder did not start within %d s", HOLD_START_MS / 1000);
+    }
+    CloseHandle(pi.hProcess);
+    return r;
+}
+
+int cli_sys_hold(const char *addr)
+{
+    char mapping[600], event[600];
+    if (hold_names(addr, mapping, event, sizeof mapping) < 0) {
+        fprintf(stderr, "shmlink: __hold: %s is no win: address\n", addr);
+        return 2;
+    }
+    /* The handle is what keeps the mapping; it is never mapped here. */
+    HANDLE m = OpenFileMappingA(FILE_MAP_READ, FALSE, mapping);
+    if (!m)
+        return 1;
+    HANDLE ev = CreateEventA(NULL, TRUE, FALSE, event);
+    if (!ev) {
+        CloseHandle(m);
+        return 1;
+    }
+    if (GetLastError() != ERROR_ALREADY_EXISTS)
+        WaitForSingleObject(ev, INFINITE); /* until shml_segment_unlink() sets it */
+    /* Else another holder holds it already: one is enough. */
+    CloseHandle(ev);
+    CloseHandle(m);
+    return 0;
+}
+
 /* ---- serve's command ---- */
 
 /* Append `s` to the command line as one argument, quoted as the C runtime's parser reads it. */
