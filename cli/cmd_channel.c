@@ -58,13 +58,6 @@ void cli_stop_release(shml_cancel *held)
     shml_cancel_bind(held);
 }
 
-int64_t cli_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 bool cli_is_channel_kind(uint32_t kind)
 {
     return kind == SHML_QUEUE || kind == SHML_BUS || kind == SHML_LATEST || kind == SHML_RPC;

@@ -35,8 +35,6 @@ void cli_catch_stop_signals(void);
 shml_cancel *cli_stop_hold(void);
 void cli_stop_release(shml_cancel *held);
 
-/* CLOCK_MONOTONIC now, in ns. */
-int64_t cli_mono_ns(void);
 
 /* True for the kinds of a channel segment (queue, bus, latest, rpc). */
 bool cli_is_channel_kind(uint32_t kind);

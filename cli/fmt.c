@@ -127,13 +127,6 @@ void cli_fmt_size(uint64_t bytes, char *buf, size_t cap)
         snprintf(buf, cap, "%.1f%c", (double)bytes / (double)((uint64_t)1 << shift), units[u]);
 }
 
-int64_t cli_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* "3 messages", "1 message". */
 const char *cli_plural(uint64_t n)
 {

@@ -42,8 +42,6 @@ int64_t cli_age_s(int64_t stamp_ns, int64_t now_ns);
 void cli_fmt_time(int64_t stamp_ns, char *buf, size_t cap);
 /* The user name of `uid`, or its number if it has none. */
 void cli_fmt_user(uint32_t uid, char *buf, size_t cap);
-/* CLOCK_REALTIME now, in ns. */
-int64_t cli_now_ns(void);
 
 /* "" for 1, "s" otherwise: "1 message", "3 messages". */
 const char *cli_plural(uint64_t n);

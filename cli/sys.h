@@ -34,6 +34,10 @@ void cli_sys_init(void);
  */
 void cli_sys_catch_stop(void (*on_stop)(int sig));
 
+/* The wall clock (ns since 1970) and a monotonic clock (ns), now. */
+int64_t cli_now_ns(void);
+int64_t cli_mono_ns(void);
+
 /*
  * Read a line of `f` as POSIX getline() does (the newline kept, NUL bytes allowed): its
  * length, or -1 at the end or on error (errno then says which, EINTR included).

@@ -27,6 +27,23 @@ void cli_sys_init(void)
     _setmode(_fileno(stdout), _O_BINARY);
 }
 
+int64_t cli_now_ns(void)
+{
+    FILETIME ft;
+    GetSystemTimePreciseAsFileTime(&ft);
+    int64_t t = (int64_t)(((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime);
+    return (t - 116444736000000000LL) * 100; /* from 100 ns units since 1601 */
+}
+
+int64_t cli_mono_ns(void)
+{
+    LARGE_INTEGER c, f;
+    QueryPerformanceCounter(&c);
+    QueryPerformanceFrequency(&f);
+    return (int64_t)(c.QuadPart / f.QuadPart) * 1000000000 +
+           (int64_t)(c.QuadPart % f.QuadPart) * 1000000000 / f.QuadPart;
+}
+
 static void (*stop_fn)(int sig);
 
 /* Runs on a thread the system starts for the event. */
