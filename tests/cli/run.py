@@ -133,6 +133,16 @@ class Run:
             f.write('#!/bin/sh\nexec %s %s "$@"\n' % (sys.executable, helper))
         os.chmod(os.path.join(bindir, "shmltest"), 0o755)
         cli_dir = os.path.dirname(os.path.abspath(args.cli))
+        if args.wine:
+            # A Windows build: `shmlink` is a script that runs the program under Wine.
+            cli_dir = os.path.join(self.tmp, ".tool")
+            os.mkdir(cli_dir)
+            with open(os.path.join(cli_dir, "shmlink"), "w") as f:
+                f.write('#!/bin/sh\nexec %s %s "$@"\n' % (args.wine, args.cli))
+            os.chmod(os.path.join(cli_dir, "shmlink"), 0o755)
+            self.tool = [args.wine, args.cli]
+        else:
+            self.tool = [args.cli]
         self.env = dict(os.environ)
         self.env.update({
             "PATH": cli_dir + ":" + bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
@@ -140,7 +150,7 @@ class Run:
             "KEY": "0x%08x" % self.key,
             "KEY2": "0x%08x" % self.key2,
             "TMP": self.tmp,
-            "HOLDER": os.path.abspath(args.holder),
+            "HOLDER": os.path.abspath(args.holder) if args.holder else "",
             "LC_ALL": "C",
             "TZ": "UTC",
         })
@@ -173,7 +183,7 @@ class Run:
         text = re.sub(r"\b\d+[smh]\b", "AGE", text)
         # ls tables: column widths follow the values normalised above, so only the order of
         # the columns is compared. Other output (help, dump) keeps its exact spacing.
-        text = re.sub(r"^(?:ADDRESS|posix:|sysv:|file:|memfd:)\S* {2,}.*$",
+        text = re.sub(r"^(?:ADDRESS|posix:|sysv:|file:|memfd:|win:)\S* {2,}.*$",
                       lambda m: re.sub(r"(?<=\S) {2,}", "  ", m.group(0)), text, flags=re.M)
         # The ID column of a System V row: the kernel's id, different at every run.
         text = re.sub(r"^(sysv:\S+  )\d+(?=  )", r"\1ID", text, flags=re.M)
@@ -183,6 +193,8 @@ class Run:
     # ---- directives ----
 
     def hold(self, name, addrs):
+        if not self.args.holder:
+            return "holder %s: no holder program (--holder)" % name
         try:
             p = subprocess.Popen([self.args.holder] + addrs, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
@@ -299,7 +311,7 @@ class Run:
         except OSError:
             pass
         for addr in self.to_remove:
-            subprocess.run([self.args.cli, "rm", addr], stdout=subprocess.DEVNULL,
+            subprocess.run(self.tool + ["rm", addr], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=self.env, cwd=self.tmp,
                            timeout=COMMAND_TIMEOUT)
         try:
@@ -321,7 +333,8 @@ class Run:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cli", required=True, help="the shmlink tool under test")
-    ap.add_argument("--holder", required=True, help="the holder helper program")
+    ap.add_argument("--holder", help="the holder helper program (for %hold)")
+    ap.add_argument("--wine", help="run the tool, a Windows program, with this Wine")
     ap.add_argument("--version", required=True, help="the version the tool must report")
     ap.add_argument("--budget", type=int, default=90,
                     help="seconds for the whole case; set below the ctest TIMEOUT so that "
@@ -330,7 +343,8 @@ def main():
     args = ap.parse_args()
     # Commands run in TMP: relative paths given on the command line must not depend on that.
     args.cli = os.path.abspath(args.cli)
-    args.holder = os.path.abspath(args.holder)
+    if args.holder:
+        args.holder = os.path.abspath(args.holder)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
