@@ -142,24 +142,37 @@ static inline void shml__os_cpu_relax(void)
 
 /*
  * Sleep while *word == expected, until woken or until deadline_ns on the monotonic clock
- * (negative: no deadline). Works across processes. Returns 0 (woken, or spuriously),
- * -EAGAIN (*word != expected on entry), -ETIMEDOUT, -EINTR (a signal handler ran).
+ * (negative: no deadline). Works across processes for a word in a mapping registered with
+ * shml__os_guard_add() (Windows: only there; a word elsewhere is the process's own memory and
+ * is woken only by its own threads). Returns 0 (woken, or spuriously), -EAGAIN (*word !=
+ * expected on entry), -ETIMEDOUT, -EINTR (a signal handler ran; never on Windows).
  */
 SHML_INTERNAL int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected,
                                       int64_t deadline_ns);
-/* Wake up to n sleepers on word (INT_MAX: all). Returns how many were woken, or -errno. */
+/*
+ * Wake up to n sleepers on word. n is how many sleepers the caller knows of (its count of
+ * sleepers), INT_MAX only when it cannot know: a platform that cannot wake "all" (Windows: a
+ * semaphore's releases) wakes that many. The caller changes the word first. Returns how many
+ * were woken, 0 when nobody was asleep (Windows: when an earlier wake-up is still untaken),
+ * or -errno (Linux only; a Windows wake never fails: sleepers it cannot reach see the change
+ * within their wait slice).
+ */
 SHML_INTERNAL int shml__os_futex_wake(shml_atomic_u32 *word, int n);
 /*
  * Sleep while *word == expected (shared between processes, as above) and *mine ==
  * mine_expected (a word in this process's own memory), until either is woken or the deadline.
  * Returns as shml__os_futex_wait() (-EAGAIN if either word differs on entry), or -ENOSYS
  * when the system cannot (or will not: a sandbox's refusal counts) wait on two words at once:
- * then always, and the caller falls back.
+ * then always, and the caller falls back. (Windows also says -ENOSYS for a `word` in no
+ * registered mapping, and when it has no event left for `mine`: for that call only.)
  */
 SHML_INTERNAL int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected,
                                        shml_atomic_u32 *mine, uint32_t mine_expected,
                                        int64_t deadline_ns);
-/* shml__os_futex_wait() and a wake-all for a word in this process's own memory. */
+/*
+ * shml__os_futex_wait() and a wake-all for a word in this process's own memory. The wake is
+ * safe in a signal handler (Linux) and in a console control handler's thread (Windows).
+ */
 SHML_INTERNAL int shml__os_futex_wait_private(shml_atomic_u32 *mine, uint32_t expected,
                                               int64_t deadline_ns);
 SHML_INTERNAL int shml__os_futex_wake_private(shml_atomic_u32 *mine);
