@@ -20,7 +20,8 @@
 /* A parsed address (see shmlink/segment.h for the syntax). */
 struct shml__addr {
     int backend;                   /* SHML_BACKEND_* */
-    char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win32: [Local\\]name */
+    char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win: "Local\\name" or
+                                      "Global\\name", the kernel object's name */
     char path[PATH_MAX];           /* file: the path; sysv ftok: the path */
     int proj;                      /* sysv ftok: project id 1..255 (the low 8 bits given) */
     bool has_key;                  /* sysv: key given (number or ftok) */
