@@ -21,8 +21,10 @@
  * `<ns>\shmlc-NAME`, holds it until it releases the segment, and an opener that finds the
  * section blank waits (bounded) while the marker exists. The marker dies with its creator.
  *
- * Size. A section is sized in pages: NtQuerySection (or a view's VirtualQuery) gives the size
- * rounded up to a page, which is what a raw open maps. A managed segment's header carries its
+ * Size. A raw open reports the size NtQuerySection gives (or a view's VirtualQuery, for a
+ * handle without SECTION_QUERY), which Wine rounds up to a page: a 2048-byte mapping made by
+ * another program opens raw as 4096 bytes. A view is always made of the whole section, since
+ * a length past the section's own size is refused. A managed segment's header carries its
  * own sizes, so the rounding is invisible there.
  */
 #include "os/os.h"
