@@ -92,6 +92,11 @@ int shml__os_cwd(char *buf, size_t cap)
     return getcwd(buf, cap) ? 0 : -errno;
 }
 
+bool shml__os_path_absolute(const char *path)
+{
+    return path[0] == '/';
+}
+
 /*
  * getpid() is a system call in glibc >= 2.25, too slow for a lock's fast path: the pid is
  * cached, and forgotten in the child of every fork() (pthread_atfork).

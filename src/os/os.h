@@ -31,6 +31,17 @@ SHML_INTERNAL void shml__os_sleep_ns(int64_t ns);
 
 /* The working directory, into buf; 0 or -errno (-ERANGE if it does not fit). */
 SHML_INTERNAL int shml__os_cwd(char *buf, size_t cap);
+/*
+ * Does `path` name one file whatever the working directory is? Linux: it starts with '/'.
+ * Windows: it starts with a drive ("C:"), a separator ('\' or '/': the current drive's root,
+ * or a UNC path). A path that is not is joined to shml__os_cwd() with SHML_OS_PATH_SEP.
+ */
+SHML_INTERNAL bool shml__os_path_absolute(const char *path);
+#ifdef _WIN32
+#define SHML_OS_PATH_SEP '\\'
+#else
+#define SHML_OS_PATH_SEP '/'
+#endif
 
 /* Identity of the calling process (the pid is cached, and reset in fork()ed children). */
 SHML_INTERNAL int32_t shml__os_pid(void);

@@ -13,7 +13,9 @@
 
 #include <bcrypt.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *shml__os_strerror(int err)
@@ -81,12 +83,28 @@ void shml__os_sleep_ns(int64_t ns)
     }
 }
 
+/* In UTF-8, as every path and name shmlink takes (the ANSI code page would garble them). */
 int shml__os_cwd(char *buf, size_t cap)
 {
-    DWORD n = GetCurrentDirectoryA((DWORD)(cap > 0xffffffffu ? 0xffffffffu : cap), buf);
-    if (n == 0)
-        return -shml__win_errno(GetLastError());
-    return n >= cap ? -ERANGE : 0;
+    const DWORD wcap = 32768; /* the longest path Windows has, in UTF-16 units */
+    wchar_t *w = malloc(wcap * sizeof(wchar_t));
+    if (!w)
+        return -ENOMEM;
+    DWORD n = GetCurrentDirectoryW(wcap, w);
+    int r = 0;
+    if (n == 0 || n >= wcap)
+        r = n == 0 ? -shml__win_errno(GetLastError()) : -ERANGE;
+    else if (WideCharToMultiByte(CP_UTF8, 0, w, (int)n + 1, buf,
+                                 (int)(cap > INT_MAX ? INT_MAX : cap), NULL, NULL) <= 0)
+        r = GetLastError() == ERROR_INSUFFICIENT_BUFFER ? -ERANGE : -EINVAL;
+    free(w);
+    return r;
+}
+
+bool shml__os_path_absolute(const char *path)
+{
+    bool drive = ((path[0] | 0x20) >= 'a' && (path[0] | 0x20) <= 'z') && path[1] == ':';
+    return drive || path[0] == '\\' || path[0] == '/';
 }
 
 int32_t shml__os_pid(void)

@@ -232,17 +232,25 @@ int shml__addr_parse(const char *s, struct shml__addr *a)
         snprintf(a->canon, sizeof(a->canon), "memfd:%s", a->name);
         return 0;
     case SHML_BACKEND_WINDOWS: {
-        /* An optional session namespace, then a flat name. */
+        /*
+         * An optional namespace, then a flat name. No namespace means the session's own, as
+         * for CreateFileMapping("name") in a program: `name` and `Local\name` are one object,
+         * so they get one canonical address (the short one), and the kernel's name always
+         * carries the namespace.
+         */
         const char *name = rest;
-        if (strncmp(rest, "Local\\", 6) == 0)
+        bool global = false;
+        if (strncmp(rest, "Local\\", 6) == 0) {
             name = rest + 6;
-        else if (strncmp(rest, "Global\\", 7) == 0)
+        } else if (strncmp(rest, "Global\\", 7) == 0) {
             name = rest + 7;
+            global = true;
+        }
         r = check_name(name, "win");
         if (r < 0)
             return r;
-        memcpy(a->name, rest, strlen(rest) + 1);
-        snprintf(a->canon, sizeof(a->canon), "win:%s", a->name);
+        snprintf(a->name, sizeof(a->name), "%s%s", global ? "Global\\" : "Local\\", name);
+        snprintf(a->canon, sizeof(a->canon), "win:%s%s", global ? "Global\\" : "", name);
         return 0;
     }
     case SHML_BACKEND_FILE:

@@ -20,7 +20,8 @@
 /* A parsed address (see shmlink/segment.h for the syntax). */
 struct shml__addr {
     int backend;                   /* SHML_BACKEND_* */
-    char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win32: [Local\\]name */
+    char name[SHML_NAME_MAX + 8];  /* posix: "/name"; memfd: the name; win: "Local\\name" or
+                                      "Global\\name", the kernel object's name */
     char path[PATH_MAX];           /* file: the path; sysv ftok: the path */
     int proj;                      /* sysv ftok: project id 1..255 (the low 8 bits given) */
     bool has_key;                  /* sysv: key given (number or ftok) */
@@ -58,6 +59,8 @@ struct shml__obj {
     int shmid;           /* sysv: the id; -1 otherwise */
     void *section;       /* Windows: the file mapping object's handle; NULL otherwise */
     void *file;          /* Windows, file: the file's handle; NULL otherwise */
+    void *marker;        /* Windows, win: the creation marker of a managed segment this call
+                            made (win32_segment.c); NULL otherwise */
     bool created;        /* made by this call */
     char tmp[PATH_MAX];  /* created hidden: the temporary name until published, else "" */
 };
@@ -68,7 +71,7 @@ struct shml__obj {
 /* Does `o` hold an opened object? */
 static inline bool shml__obj_is_open(const struct shml__obj *o)
 {
-    return o->fd >= 0 || o->shmid >= 0 || o->section != NULL;
+    return o->fd >= 0 || o->shmid >= 0 || o->section != NULL || o->file != NULL;
 }
 
 /* The object's id where it has one (sysv), else -1 (describe_unopened's `id`). */
@@ -199,6 +202,7 @@ extern SHML_INTERNAL const struct shml__backend shml__backend_posix;
 extern SHML_INTERNAL const struct shml__backend shml__backend_sysv;
 extern SHML_INTERNAL const struct shml__backend shml__backend_file;
 extern SHML_INTERNAL const struct shml__backend shml__backend_memfd;
+extern SHML_INTERNAL const struct shml__backend shml__backend_win;
 
 /*
  * shml_segment_create(), calling init(seg, ctx) on the fresh (all-zero) data of a

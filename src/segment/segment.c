@@ -71,7 +71,7 @@ static int normalize_opts(const struct shml_segment_opts *in, struct shml_segmen
 int shml__addr_resolve(const char *s, struct shml__addr *a)
 {
     int r = shml__addr_parse(s, a);
-    if (r < 0 || a->backend != SHML_BACKEND_FILE || a->path[0] == '/')
+    if (r < 0 || a->backend != SHML_BACKEND_FILE || shml__os_path_absolute(a->path))
         return r;
     char cwd[PATH_MAX];
     r = shml__os_cwd(cwd, sizeof(cwd));
@@ -80,12 +80,13 @@ int shml__addr_resolve(const char *s, struct shml__addr *a)
                           shml__os_strerror(-r));
     size_t clen = strlen(cwd), plen = strlen(a->path);
     if (clen + 1 + plen >= sizeof(a->path))
-        return shml__fail(EINVAL, "%s/%s is longer than %d bytes", cwd, a->path, PATH_MAX - 1);
-    if (clen == 1)
-        clen = 0; /* the root: "/" + "/" + path would double the slash */
+        return shml__fail(EINVAL, "%s%c%s is longer than %d bytes", cwd, SHML_OS_PATH_SEP,
+                          a->path, PATH_MAX - 1);
+    if (clen > 0 && cwd[clen - 1] == SHML_OS_PATH_SEP)
+        clen--; /* a root ("/", "C:\\"): root + separator + path would double the separator */
     memmove(a->path + clen + 1, a->path, plen + 1);
     memcpy(a->path, cwd, clen);
-    a->path[clen] = '/';
+    a->path[clen] = SHML_OS_PATH_SEP;
     snprintf(a->canon, sizeof(a->canon), "file:%s", a->path);
     return 0;
 }

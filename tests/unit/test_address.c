@@ -193,12 +193,46 @@ TEST(addr_win_not_here)
     ASSERT_OK(shml__addr_parse("win:name", &a));
     ASSERT_EQ(a.backend, SHML_BACKEND_WINDOWS);
     ASSERT_OK(shml__addr_parse("win:Local\\name", &a));
-    ASSERT_STR_EQ(a.canon, "win:Local\\name");
+    ASSERT_STR_EQ(a.canon, "win:name");
     /* ...and a call that would use a backend this build lacks says so. */
     shml_segment *seg = NULL;
     ASSERT_ERR(shml_segment_open("win:name", NULL, &seg), -ENOTSUP);
     ASSERT_ERR(shml_segment_create("win:Local\\name", 4096, NULL, &seg), -ENOTSUP);
     ASSERT_ERR(shml_segment_unlink("win:name"), -ENOTSUP);
+}
+
+TEST(addr_win_namespaces)
+{
+    /* No namespace is the session's (Local): one object, one canonical address. */
+    PARSE_OK("win:cam");
+    ASSERT_EQ(addr.backend, SHML_BACKEND_WINDOWS);
+    ASSERT_STR_EQ(addr.name, "Local\\cam");
+    ASSERT_STR_EQ(addr.canon, "win:cam");
+    PARSE_OK("win:Local\\cam");
+    ASSERT_STR_EQ(addr.name, "Local\\cam");
+    ASSERT_STR_EQ(addr.canon, "win:cam");
+    PARSE_OK("win:Global\\cam");
+    ASSERT_STR_EQ(addr.name, "Global\\cam");
+    ASSERT_STR_EQ(addr.canon, "win:Global\\cam");
+    /* The canonical forms read back as themselves. */
+    PARSE_OK("win:Global\\cam");
+    ASSERT_STR_EQ(addr.canon, "win:Global\\cam");
+    /* The longest name fits with either namespace. */
+    char longest[SHML_NAME_MAX + 16];
+    memset(longest, 'n', sizeof(longest));
+    memcpy(longest, "win:Global\\", 11);
+    longest[11 + SHML_NAME_MAX] = '\0';
+    PARSE_OK(longest);
+    ASSERT_EQ(strlen(addr.name), strlen("Global\\") + SHML_NAME_MAX);
+    longest[11 + SHML_NAME_MAX] = 'n';
+    longest[11 + SHML_NAME_MAX + 1] = '\0';
+    PARSE_BAD(longest);
+    /* One namespace, then a flat name: no nesting, no other namespaces, no empty name. */
+    PARSE_BAD("win:Local\\Global\\cam");
+    PARSE_BAD("win:Session\\1\\cam");
+    PARSE_BAD("win:Local\\");
+    PARSE_BAD("win:Global\\");
+    PARSE_BAD("win:a/b");
 }
 
 TEST(addr_sysv_key)
