@@ -170,17 +170,33 @@ int cli_sys_keep(const char *addr, char *why, size_t cap)
         snprintf(why, cap, "out of memory");
         return -1;
     }
+    /*
+     * Detached, in no job of ours where the job allows it, its standard handles on NUL: the
+     * holder outlives the tool and its console, and keeps no pipe of whoever waits for the
+     * tool's output (a script's $(...) would wait for the holder too). The NUL handle is the
+     * only inheritable one made here.
+     */
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE nul = CreateFileA("NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE,
+                             &sa, OPEN_EXISTING, 0, NULL);
+    if (nul == INVALID_HANDLE_VALUE) {
+        free(line);
+        snprintf(why, cap, "cannot open NUL for the segment's holder (error %lu)",
+                 (unsigned long)GetLastError());
+        return -1;
+    }
     STARTUPINFOA si;
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = si.hStdOutput = si.hStdError = nul;
     PROCESS_INFORMATION pi;
-    /* Detached, in no job of ours where the job allows it, with no handle of ours: the holder
-       outlives the tool, its console and whatever waits for the tool's output. */
     DWORD flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
-    BOOL ok = CreateProcessA(NULL, line, NULL, NULL, FALSE, flags | CREATE_BREAKAWAY_FROM_JOB,
+    BOOL ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, flags | CREATE_BREAKAWAY_FROM_JOB,
                              NULL, NULL, &si, &pi);
     if (!ok && GetLastError() == ERROR_ACCESS_DENIED)
-        ok = CreateProcessA(NULL, line, NULL, NULL, FALSE, flags, NULL, NULL, &si, &pi);
+        ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, flags, NULL, NULL, &si, &pi);
+    CloseHandle(nul);
     free(line);
     if (!ok) {
         snprintf(why, cap, "cannot start a holder for the segment (error %lu)",
