@@ -265,6 +265,14 @@ void shmt_cleanup_sysv_id(int32_t id);
 void shmt_cleanup_path(const char *path);
 /* Register the object at a posix:, win:, file:, sysv:KEY or sysv:id= address for removal. */
 void shmt_cleanup_addr(const char *addr);
+/*
+ * Keep the segment at `addr` (it must exist) open in this process until the process ends,
+ * where a segment lives only while some process has it open (Windows): a test written for
+ * systems whose named segments persist may then close its last handle and open the address
+ * again, or have peers open it later. Does nothing where segments persist (Linux). Fails the
+ * test if the segment cannot be opened.
+ */
+void shmt_hold(const char *addr);
 
 /* printf into a string that stays valid until the test ends (a pool; do not free). */
 const char *shmt_fmt(const char *fmt, ...) SHMT_PRINTF(1, 2);
