@@ -23,7 +23,7 @@ if(NOT TARGET shml_harness)
 endif()
 
 # shml_add_test_binary(TARGET AREA SOURCES src... [LIBS lib...] [SERIAL name...]
-#                      [LABELS label...] [ENVIRONMENT var=value...])
+#                      [LABELS label...] [ENVIRONMENT var=value...] [EXCLUDE name...])
 #
 # Test names come from the sources at configure time: every line that starts with
 # TEST(name) or TEST_TIMEOUT(name, seconds) becomes the ctest entry AREA.name, which runs
@@ -34,8 +34,10 @@ endif()
 # LABELS adds ctest labels to every test of the binary, besides AREA: `inproc` marks binaries
 # whose tests use threads of one process only, which the TSan phase of scripts/test runs.
 # ENVIRONMENT sets variables for every test of the binary (the Windows tests scale down).
+# EXCLUDE names tests of the sources that get no ctest entry (what a platform cannot run; the
+# binary still has them, for `TARGET --run`).
 function(shml_add_test_binary target area)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL;LABELS;ENVIRONMENT" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;SERIAL;LABELS;ENVIRONMENT;EXCLUDE" ${ARGN})
   add_executable(${target} ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE shml_harness ${ARG_LIBS})
   target_compile_definitions(${target} PRIVATE SHMT_AREA="${area}")
@@ -54,6 +56,10 @@ function(shml_add_test_binary target area)
       else()
         message(FATAL_ERROR "${abs}: cannot read the test name in: ${line}")
       endif()
+      if(name IN_LIST ARG_EXCLUDE)
+        list(REMOVE_ITEM ARG_EXCLUDE ${name})
+        continue()
+      endif()
       set(full ${area}.${name})
       add_test(NAME ${full} COMMAND ${target} --run ${full})
       math(EXPR ctest_timeout "${timeout} + 30")
@@ -69,4 +75,7 @@ function(shml_add_test_binary target area)
       endif()
     endforeach()
   endforeach()
+  if(ARG_EXCLUDE)
+    message(FATAL_ERROR "${target}: EXCLUDE names no test of its sources: ${ARG_EXCLUDE}")
+  endif()
 endfunction()

@@ -13,6 +13,7 @@ void *chan_shared_create(size_t size, const char **addr, shml_segment **seg)
 {
     const char *a = shmt_addr();
     ASSERT_OK(shml_segment_create(a, size, NULL, seg));
+    shmt_hold(a); /* the address stays valid until the test ends, where segments do not persist */
     void *data = shml_segment_data(*seg);
     ASSERT_NOT_NULL(data);
     memset(data, 0, size);
@@ -137,6 +138,7 @@ shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_
     shml_channel *ch = NULL;
     ASSERT_OK(shml_channel_create(*addr, &o, &ch));
     ASSERT_NOT_NULL(ch);
+    shmt_hold(*addr); /* tests close `ch` and open the address again, peers open it later */
     return ch;
 }
 
