@@ -1,45 +1,27 @@
 /*
- * harness.c - main() of every test binary: registry, forked runner with timeouts, peers,
- * cleanup of what tests made. See harness.h for the contract.
+ * harness.c - main() of every test binary, the part that is the same on every platform:
+ * registry, assertions and their output, names, the cleanup registry, the line protocol
+ * between a test and its peers, the runner's report. Processes, pipes, time and the removal
+ * of what tests made are the platform file's (harness_unix.c, harness_win32.c), behind
+ * harness_sys.h. See harness.h for the contract.
  */
-#include "harness.h"
+#include "harness_sys.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <ftw.h>
-#include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/ipc.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/shm.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ---- registry ---- */
 
 #define MAX_TESTS 512
 #define MAX_PEERS 256
 
-struct test_entry {
-    const char *name;
-    shmt_test_fn fn;
-    int timeout_s;
-};
 struct peer_entry {
     const char *name;
     shmt_peer_fn fn;
 };
 
-static struct test_entry tests[MAX_TESTS];
+static struct shmt_test tests[MAX_TESTS];
 static size_t n_tests;
 static struct peer_entry peers[MAX_PEERS];
 static size_t n_peers;
@@ -67,36 +49,30 @@ void shmt_register_peer(const char *name, shmt_peer_fn fn)
     n_peers++;
 }
 
-/* ---- state shared between the runner and a test child (survives the child's death) ---- */
+const struct shmt_test *shmt__find_test(const char *name)
+{
+    for (size_t i = 0; i < n_tests; i++)
+        if (strcmp(tests[i].name, name) == 0)
+            return &tests[i];
+    return NULL;
+}
 
-enum cleanup_kind { CL_POSIX = 1, CL_SYSV_KEY, CL_SYSV_ID, CL_PATH };
+/* ---- process-wide state ---- */
 
-#define MAX_CLEANUP 256
-struct cleanup_item {
-    int kind;
-    int32_t num;
-    char text[PATH_MAX];
-};
-struct shared_state {
-    atomic_uint n_cleanup;
-    char skip_reason[512];
-    struct cleanup_item items[MAX_CLEANUP];
-};
-
-static struct shared_state *shared;  /* mapped MAP_SHARED before each fork */
-static const char *current_name = "harness";
-static bool in_peer;
-static char self_exe[PATH_MAX];
+struct shmt_shared *shmt__shared; /* the runner's, mapped before each test process starts */
+const char *shmt__current = "harness";
+bool shmt__in_peer;
+char shmt__self_exe[SHMT_TEXT_MAX];
 static unsigned name_counter;
 
 const char *shmt_current(void)
 {
-    return current_name;
+    return shmt__current;
 }
 
 const char *shmt_self_exe(void)
 {
-    return self_exe;
+    return shmt__self_exe;
 }
 
 /* ---- output ---- */
@@ -104,8 +80,8 @@ const char *shmt_self_exe(void)
 static void vreport(const char *fmt, va_list ap)
 {
     char buf[8192];
-    int n = snprintf(buf, sizeof buf, in_peer ? "[peer %s %d] " : "[%s] ", current_name,
-                     (int)getpid());
+    int n = snprintf(buf, sizeof buf, shmt__in_peer ? "[peer %s %d] " : "[%s] ", shmt__current,
+                     shmt_sys_pid());
     if (n < 0)
         n = 0;
     vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
@@ -115,8 +91,7 @@ static void vreport(const char *fmt, va_list ap)
         buf[len++] = '\n';
     }
     fflush(stdout);
-    ssize_t w = write(STDERR_FILENO, buf, len);
-    (void)w;
+    shmt_sys_write_err(buf, len);
 }
 
 void shmt_log(const char *fmt, ...)
@@ -131,8 +106,8 @@ static SHMT_NORETURN void die(void)
 {
     fflush(stdout);
     fflush(stderr);
-    /* _exit: a failed assertion leaves handles open on purpose; no leak report for those. */
-    _exit(1);
+    /* No exit(): a failed assertion leaves handles open on purpose; no leak report for those. */
+    shmt_sys_exit(1);
 }
 
 void shmt_fail(const char *file, int line, const char *fmt, ...)
@@ -154,7 +129,7 @@ const char *shmt_errname(intmax_t err)
         return "0";
     if (err > 4095)
         return "E?";
-    const char *n = strerrorname_np((int)err);
+    const char *n = shmt_sys_errname((int)err);
     return n ? n : "E?";
 }
 
@@ -240,13 +215,13 @@ void shmt_skip(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (shared && !in_peer)
-        snprintf(shared->skip_reason, sizeof shared->skip_reason, "%s", msg);
+    if (shmt__shared && !shmt__in_peer)
+        snprintf(shmt__shared->skip_reason, sizeof shmt__shared->skip_reason, "%s", msg);
     else
         shmt_log("skipped: %s", msg);
     fflush(stdout);
     fflush(stderr);
-    _exit(SHMT_EXIT_SKIP);
+    shmt_sys_exit(SHMT_EXIT_SKIP);
 }
 
 /* ---- strings that live as long as the test ---- */
@@ -256,12 +231,12 @@ void shmt_skip(const char *fmt, ...)
 static char names[NAMES_N][64];
 static unsigned names_next;
 
-static const char *new_name(const char *fmt_prefix)
+const char *shmt__new_name(const char *fmt_prefix)
 {
     if (names_next == NAMES_N)
         shmt_fail(__FILE__, __LINE__, "harness: out of names (raise NAMES_N)");
     char *p = names[names_next++];
-    snprintf(p, sizeof names[0], "%sshmt.%d.%u", fmt_prefix, (int)getpid(), name_counter++);
+    snprintf(p, sizeof names[0], "%sshmt.%d.%u", fmt_prefix, shmt_sys_pid(), name_counter++);
     return p;
 }
 
@@ -299,18 +274,19 @@ const char *shmt_fmt(const char *fmt, ...)
 
 /* ---- cleanup registry ---- */
 
-static void add_cleanup(int kind, int32_t num, const char *text)
+void shmt__add_cleanup(int kind, int32_t num, const char *text)
 {
-    if (!shared) {
+    if (!shmt__shared) {
         /* A peer cannot register: its objects are named and registered by the test. */
         return;
     }
-    unsigned i = atomic_fetch_add_explicit(&shared->n_cleanup, 1, memory_order_relaxed);
-    if (i >= MAX_CLEANUP) {
+    /* Relaxed: only this process writes the registry; the runner reads it after we ended. */
+    unsigned i = atomic_fetch_add_explicit(&shmt__shared->n_cleanup, 1, memory_order_relaxed);
+    if (i >= SHMT_MAX_CLEANUP) {
         shmt_log("harness: cleanup registry full");
         return;
     }
-    struct cleanup_item *it = &shared->items[i];
+    struct shmt_cleanup_item *it = &shmt__shared->items[i];
     it->kind = kind;
     it->num = num;
     snprintf(it->text, sizeof it->text, "%s", text ? text : "");
@@ -318,298 +294,49 @@ static void add_cleanup(int kind, int32_t num, const char *text)
 
 void shmt_cleanup_posix(const char *name)
 {
-    add_cleanup(CL_POSIX, 0, name[0] == '/' ? name + 1 : name);
+    shmt__add_cleanup(SHMT_CL_POSIX, 0, name[0] == '/' ? name + 1 : name);
 }
 
 void shmt_cleanup_sysv_key(int32_t key)
 {
-    add_cleanup(CL_SYSV_KEY, key, NULL);
+    shmt__add_cleanup(SHMT_CL_SYSV_KEY, key, NULL);
 }
 
 void shmt_cleanup_sysv_id(int32_t id)
 {
-    add_cleanup(CL_SYSV_ID, id, NULL);
+    shmt__add_cleanup(SHMT_CL_SYSV_ID, id, NULL);
 }
 
 void shmt_cleanup_path(const char *path)
 {
-    add_cleanup(CL_PATH, 0, path);
+    shmt__add_cleanup(SHMT_CL_PATH, 0, path);
+}
+
+void shmt_cleanup_addr(const char *addr)
+{
+    if (strncmp(addr, "posix:", 6) == 0)
+        shmt_cleanup_posix(addr + 6);
+    else if (strncmp(addr, "win:", 4) == 0)
+        shmt__add_cleanup(SHMT_CL_WIN, 0, addr);
+    else if (strncmp(addr, "file:", 5) == 0)
+        shmt_cleanup_path(addr + 5);
+    else if (strncmp(addr, "sysv:id=", 8) == 0)
+        shmt_cleanup_sysv_id((int32_t)strtol(addr + 8, NULL, 0));
+    else if (strncmp(addr, "sysv:", 5) == 0 && addr[5] != '/')
+        shmt_cleanup_sysv_key((int32_t)strtoul(addr + 5, NULL, 0));
+    /* memfd: has nothing to remove; sysv:PATH#N needs ftok(): register its key instead. */
 }
 
 const char *shmt_posix_name(void)
 {
-    const char *n = new_name("");
+    const char *n = shmt__new_name("");
     shmt_cleanup_posix(n);
     return n;
 }
 
-/* Keys of a test process: 0x40000000 | (pid & 0x3fffff) << 8 | n, so they can also be swept. */
-#define KEY_MARK 0x40000000u
-static int32_t key_of(pid_t pid, unsigned n)
-{
-    return (int32_t)(KEY_MARK | (((uint32_t)pid & 0x3fffffu) << 8) | (n & 0xffu));
-}
+/* ---- the line protocol between a test and its peers ---- */
 
-int32_t shmt_sysv_key(void)
-{
-    static unsigned n;
-    for (unsigned tries = 0; tries < 256; tries++) {
-        int32_t key = key_of(getpid(), n++);
-        if (shmget(key, 0, 0) == -1 && errno == ENOENT) {
-            shmt_cleanup_sysv_key(key);
-            return key;
-        }
-    }
-    shmt_fail(__FILE__, __LINE__, "no free System V key left for this test");
-}
-
-const char *shmt_tmpdir(void)
-{
-    const char *d = new_name("/tmp/");
-    shmt_cleanup_path(d);
-    if (mkdir(d, 0755) != 0)
-        shmt_fail(__FILE__, __LINE__, "mkdir %s: %s", d, strerror(errno));
-    /* mkdir applies the umask; the permission tests need others to be able to enter. */
-    chmod(d, 0755);
-    return d;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-static void remove_sysv_id(int id)
-{
-    if (shmctl(id, IPC_RMID, NULL) != 0 && errno != EINVAL && errno != EIDRM)
-        fprintf(stderr, "harness: cleanup: shmctl(%d, IPC_RMID): %s\n", id, strerror(errno));
-}
-
-/* Remove what the test process `pid` registered or named with its prefix. */
-static void run_cleanup(pid_t pid)
-{
-    unsigned n = atomic_load_explicit(&shared->n_cleanup, memory_order_relaxed);
-    if (n > MAX_CLEANUP)
-        n = MAX_CLEANUP;
-    for (unsigned i = n; i-- > 0;) {
-        struct cleanup_item *it = &shared->items[i];
-        switch (it->kind) {
-        case CL_POSIX: {
-            char nm[PATH_MAX + 2];
-            snprintf(nm, sizeof nm, "/%s", it->text);
-            shm_unlink(nm);
-            break;
-        }
-        case CL_SYSV_KEY: {
-            int id = shmget(it->num, 0, 0);
-            if (id >= 0)
-                remove_sysv_id(id);
-            break;
-        }
-        case CL_SYSV_ID:
-            remove_sysv_id(it->num);
-            break;
-        case CL_PATH: {
-            struct stat st;
-            if (lstat(it->text, &st) == 0) {
-                if (S_ISDIR(st.st_mode))
-                    nftw(it->text, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-                else
-                    unlink(it->text);
-            }
-            break;
-        }
-        }
-    }
-
-    /* Sweep: anything named with the test process's prefix, registered or not. */
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "shmt.%d.", (int)pid);
-    DIR *d = opendir("/dev/shm");
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-                char nm[300];
-                snprintf(nm, sizeof nm, "/%s", e->d_name);
-                shm_unlink(nm);
-            }
-        }
-        closedir(d);
-    }
-    FILE *f = fopen("/proc/sysvipc/shm", "r");
-    if (f) {
-        char line[512];
-        if (fgets(line, sizeof line, f)) { /* header line */
-            while (fgets(line, sizeof line, f)) {
-                long long key;
-                int id;
-                if (sscanf(line, "%lld %d", &key, &id) != 2)
-                    continue;
-                uint32_t k = (uint32_t)key;
-                if ((k & 0xc0000000u) == KEY_MARK &&
-                    ((k >> 8) & 0x3fffffu) == ((uint32_t)pid & 0x3fffffu))
-                    remove_sysv_id(id);
-            }
-        }
-        fclose(f);
-    }
-    memset(shared->items, 0, sizeof(shared->items[0]) * n);
-    atomic_store_explicit(&shared->n_cleanup, 0, memory_order_relaxed);
-}
-
-/* ---- time ---- */
-
-int64_t shmt_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void shmt_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-    }
-}
-
-/* ---- processes ---- */
-
-static int status_code(int st)
-{
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return -1;
-}
-
-/*
- * Wait for `pid` up to timeout_ms, polling with short sleeps (bounded; no busy loop).
- * Returns the raw status in *st and 0, or -ETIMEDOUT.
- */
-static int wait_bounded(pid_t pid, int timeout_ms, int *st)
-{
-    int64_t deadline = shmt_now_ms() + timeout_ms;
-    int nap = 1;
-    for (;;) {
-        pid_t r = waitpid(pid, st, WNOHANG);
-        if (r == pid)
-            return 0;
-        if (r == -1 && errno != EINTR)
-            return -errno;
-        if (shmt_now_ms() >= deadline)
-            return -ETIMEDOUT;
-        shmt_sleep_ms(nap);
-        if (nap < 20)
-            nap *= 2;
-    }
-}
-
-#define MAX_PEER_PROCS 64
-struct peer_proc {
-    pid_t pid;
-    int to_fd;   /* write end: test -> peer */
-    int from_fd; /* read end: peer -> test */
-};
-static struct peer_proc procs[MAX_PEER_PROCS];
-/* In a peer: the pipe ends to the test. */
-static int parent_in_fd = -1, parent_out_fd = -1;
-
-static struct peer_proc *find_proc(pid_t pid)
-{
-    for (int i = 0; i < MAX_PEER_PROCS; i++)
-        if (procs[i].pid == pid && pid > 0)
-            return &procs[i];
-    return NULL;
-}
-
-pid_t shmt_spawn_peer(const char *const *args)
-{
-    struct peer_proc *slot = find_proc(0);
-    for (int i = 0; i < MAX_PEER_PROCS && !slot; i++)
-        if (procs[i].pid == 0)
-            slot = &procs[i];
-    if (!slot)
-        shmt_fail(__FILE__, __LINE__, "too many peers at once");
-    size_t n = 0;
-    while (args[n])
-        n++;
-    int down[2], up[2];
-    if (pipe2(down, O_CLOEXEC) != 0 || pipe2(up, O_CLOEXEC) != 0)
-        shmt_fail(__FILE__, __LINE__, "pipe2: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        shmt_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Only the peer's own ends cross exec. */
-        fcntl(down[0], F_SETFD, 0);
-        fcntl(up[1], F_SETFD, 0);
-        char fds[64];
-        snprintf(fds, sizeof fds, "%d,%d", down[0], up[1]);
-        setenv("SHMT_PEER_FDS", fds, 1);
-        const char **argv = calloc(n + 3, sizeof *argv);
-        if (!argv)
-            _exit(127);
-        argv[0] = self_exe;
-        argv[1] = "--peer";
-        for (size_t i = 0; i < n; i++)
-            argv[2 + i] = args[i];
-        execv(self_exe, (char *const *)argv);
-        fprintf(stderr, "harness: exec %s: %s\n", self_exe, strerror(errno));
-        _exit(127);
-    }
-    close(down[0]);
-    close(up[1]);
-    slot->pid = pid;
-    slot->to_fd = down[1];
-    slot->from_fd = up[0];
-    return pid;
-}
-
-static void forget_proc(pid_t pid)
-{
-    struct peer_proc *p = find_proc(pid);
-    if (p) {
-        close(p->to_fd);
-        close(p->from_fd);
-        p->pid = 0;
-    }
-}
-
-int wait_peer(pid_t pid, int timeout_ms)
-{
-    int st = 0;
-    int r = wait_bounded(pid, timeout_ms, &st);
-    if (r == -ETIMEDOUT) {
-        shmt_log("peer %d did not end within %d ms: killing it", (int)pid, timeout_ms);
-        kill(pid, SIGKILL);
-        wait_bounded(pid, 5000, &st);
-        forget_proc(pid);
-        return -1;
-    }
-    forget_proc(pid);
-    if (r < 0)
-        return -1;
-    return status_code(st);
-}
-
-int kill_peer(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    return wait_peer(pid, 10000);
-}
-
-static int write_line(int fd, const char *line)
+static int write_line(struct shmt_link *l, const char *line)
 {
     size_t len = strlen(line);
     char buf[1024];
@@ -617,21 +344,11 @@ static int write_line(int fd, const char *line)
         return -EMSGSIZE;
     memcpy(buf, line, len);
     buf[len++] = '\n';
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        off += (size_t)w;
-    }
-    return 0;
+    return shmt_sys_link_write(l, buf, len);
 }
 
 /* Read one line (without '\n') within timeout_ms: 0, -ETIMEDOUT, -EPIPE (closed), -EMSGSIZE. */
-static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
+static int read_line(struct shmt_link *l, char *buf, size_t cap, int timeout_ms)
 {
     int64_t deadline = shmt_now_ms() + timeout_ms;
     size_t n = 0;
@@ -639,18 +356,10 @@ static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
         int64_t left = deadline - shmt_now_ms();
         if (left < 0)
             left = 0;
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0)
-            return -ETIMEDOUT;
         char c;
-        ssize_t got = read(fd, &c, 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return -EPIPE;
+        int r = shmt_sys_link_read(l, &c, (int)left);
+        if (r < 0)
+            return r;
         if (c == '\n') {
             buf[n] = '\0';
             return 0;
@@ -661,10 +370,10 @@ static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
     }
 }
 
-static int expect_line(int fd, const char *want, int timeout_ms, const char *who)
+static int expect_line(struct shmt_link *l, const char *want, int timeout_ms, const char *who)
 {
     char buf[1024];
-    int r = read_line(fd, buf, sizeof buf, timeout_ms);
+    int r = read_line(l, buf, sizeof buf, timeout_ms);
     if (r < 0) {
         shmt_log("waiting for \"%s\" from %s: %s", want, who,
                  r == -ETIMEDOUT ? "timed out" : r == -EPIPE ? "it closed the pipe" : strerror(-r));
@@ -679,151 +388,53 @@ static int expect_line(int fd, const char *want, int timeout_ms, const char *who
 
 int peer_send(pid_t pid, const char *line)
 {
-    struct peer_proc *p = find_proc(pid);
-    if (!p)
+    struct shmt_link *l = pid > 0 ? shmt_sys_link(pid) : NULL;
+    if (!l)
         return -ESRCH;
-    return write_line(p->to_fd, line);
+    return write_line(l, line);
 }
 
 int peer_expect(pid_t pid, const char *line, int timeout_ms)
 {
-    struct peer_proc *p = find_proc(pid);
-    if (!p)
+    struct shmt_link *l = pid > 0 ? shmt_sys_link(pid) : NULL;
+    if (!l)
         return -ESRCH;
-    return expect_line(p->from_fd, line, timeout_ms, shmt_fmt("peer %d", (int)pid));
+    return expect_line(l, line, timeout_ms, shmt_fmt("peer %d", (int)pid));
 }
 
 int peer_recv(pid_t pid, char *buf, size_t cap, int timeout_ms)
 {
-    struct peer_proc *p = find_proc(pid);
-    if (!p)
+    struct shmt_link *l = pid > 0 ? shmt_sys_link(pid) : NULL;
+    if (!l)
         return -ESRCH;
-    return read_line(p->from_fd, buf, cap, timeout_ms);
+    return read_line(l, buf, cap, timeout_ms);
 }
 
 int parent_send(const char *line)
 {
-    if (parent_out_fd < 0)
+    struct shmt_link *l = shmt_sys_link(0);
+    if (!l)
         return -ENOTCONN;
-    return write_line(parent_out_fd, line);
+    return write_line(l, line);
 }
 
 int parent_expect(const char *line, int timeout_ms)
 {
-    if (parent_in_fd < 0)
+    struct shmt_link *l = shmt_sys_link(0);
+    if (!l)
         return -ENOTCONN;
-    return expect_line(parent_in_fd, line, timeout_ms, "the test");
+    return expect_line(l, line, timeout_ms, "the test");
 }
 
 int parent_recv(char *buf, size_t cap, int timeout_ms)
 {
-    if (parent_in_fd < 0)
+    struct shmt_link *l = shmt_sys_link(0);
+    if (!l)
         return -ENOTCONN;
-    return read_line(parent_in_fd, buf, cap, timeout_ms);
+    return read_line(l, buf, cap, timeout_ms);
 }
 
-int shmt_run(const char *const *argv, char **out, size_t *out_len, int timeout_ms)
-{
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, STDIN_FILENO);
-        dup2(pfd[1], STDOUT_FILENO);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "harness: exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int64_t deadline = shmt_now_ms() + timeout_ms;
-    bool timed_out = false;
-    for (;;) {
-        int64_t left = deadline - shmt_now_ms();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r == 0) {
-            timed_out = true;
-            break;
-        }
-        if (len + 65536 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb)
-                break;
-            buf = nb;
-        }
-        ssize_t got = read(pfd[0], buf + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-    }
-    close(pfd[0]);
-    int st = 0;
-    if (timed_out) {
-        shmt_log("%s did not finish within %d ms: killing it", argv[0], timeout_ms);
-        kill(pid, SIGKILL);
-    }
-    int64_t left = deadline - shmt_now_ms();
-    if (wait_bounded(pid, timed_out ? 5000 : (int)(left > 1000 ? left : 1000), &st) != 0) {
-        kill(pid, SIGKILL);
-        wait_bounded(pid, 5000, &st);
-        timed_out = true;
-    }
-    if (buf)
-        buf[len] = '\0';
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    if (out_len)
-        *out_len = len;
-    return timed_out ? -1 : status_code(st);
-}
-
-uint64_t shmt_proc_start(pid_t pid)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    /* After ")" come fields 3.. ; starttime is field 22. */
-    p++;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return 0;
-    }
-    return strtoull(p + 1, NULL, 10);
-}
+/* ---- test patterns ---- */
 
 void shmt_fill(void *p, size_t n, unsigned seed)
 {
@@ -845,111 +456,74 @@ ptrdiff_t shmt_check(const void *p, size_t n, unsigned seed)
 
 enum { R_PASS, R_FAIL, R_SKIP };
 
-static const char *signame(int sig)
+void shmt__run_test_here(const struct shmt_test *t)
 {
-    const char *s = sigabbrev_np(sig);
-    return s ? s : "?";
+    shmt__current = t->name;
+    t->fn();
+    fflush(stdout);
+    fflush(stderr);
+    exit(0); /* exit(), not _exit(): let the leak checker of sanitizer builds run */
 }
 
-/* Reap every leftover process of the test (we are their subreaper), within a bound. */
-static void reap_group(pid_t pgid)
+static int run_one(const struct shmt_test *t)
 {
-    kill(-pgid, SIGKILL);
-    int64_t deadline = shmt_now_ms() + 5000;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(-1, &st, WNOHANG);
-        if (r > 0)
-            continue;
-        if (r == -1 && errno == ECHILD)
-            return;
-        if (shmt_now_ms() >= deadline) {
-            fprintf(stderr, "harness: processes of the test did not go away\n");
-            return;
-        }
-        kill(-pgid, SIGKILL);
-        shmt_sleep_ms(2);
-    }
-}
-
-static int run_one(const struct test_entry *t)
-{
-    shared->skip_reason[0] = '\0';
+    shmt__shared->skip_reason[0] = '\0';
     int64_t t0 = shmt_now_ms();
     fflush(stdout);
     fflush(stderr);
     /* SHMT_NOFORK=1: run in this process, for a debugger (no timeout; cleanup still runs). */
-    pid_t pid = getenv("SHMT_NOFORK") ? 0 : fork();
-    if (pid < 0) {
-        printf("FAIL %s: fork: %s\n", t->name, strerror(errno));
-        return R_FAIL;
-    }
-    if (pid == 0 && getenv("SHMT_NOFORK")) {
-        current_name = t->name;
+    if (getenv("SHMT_NOFORK")) {
+        shmt__current = t->name;
         t->fn();
-        run_cleanup(getpid());
+        shmt_sys_cleanup(shmt_sys_pid());
         printf("PASS %s\n", t->name);
         return R_PASS;
     }
-    if (pid == 0) {
-        setpgid(0, 0);
-        current_name = t->name;
-        signal(SIGPIPE, SIG_IGN);
-        t->fn();
-        fflush(stdout);
-        fflush(stderr);
-        exit(0); /* exit(), not _exit(): let the leak checker of sanitizer builds run */
-    }
-    setpgid(pid, pid);
-    int st = 0;
-    int r = wait_bounded(pid, t->timeout_s * 1000, &st);
-    bool timed_out = r == -ETIMEDOUT;
-    if (timed_out) {
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        wait_bounded(pid, 10000, &st);
-    }
-    reap_group(pid);
-    run_cleanup(pid);
+    struct shmt_outcome o;
+    memset(&o, 0, sizeof o);
+    shmt_sys_run_test(t, &o);
     int64_t ms = shmt_now_ms() - t0;
 
-    if (timed_out) {
-        printf("FAIL %s: timed out after %d s (process group killed)\n", t->name, t->timeout_s);
-        return R_FAIL;
+    int result = R_FAIL;
+    switch (o.end) {
+    case SHMT_END_NOSTART:
+        printf("FAIL %s: %s\n", t->name, o.why);
+        break;
+    case SHMT_END_TIMEOUT:
+        printf("FAIL %s: timed out after %d s (%s killed)\n", t->name, t->timeout_s,
+               shmt_sys_group_word);
+        break;
+    case SHMT_END_SIGNAL:
+        printf("FAIL %s: killed by signal %d (SIG%s)\n", t->name, o.code,
+               shmt_sys_signame(o.code));
+        break;
+    case SHMT_END_EXCEPTION:
+        printf("FAIL %s: ended by exception 0x%08x\n", t->name, (unsigned)o.code);
+        break;
+    case SHMT_END_EXIT:
+        if (o.code == 0) {
+            printf("PASS %s (%lld ms)\n", t->name, (long long)ms);
+            result = R_PASS;
+        } else if (o.code == SHMT_EXIT_SKIP) {
+            printf("SKIP %s: %s\n", t->name,
+                   shmt__shared->skip_reason[0] ? shmt__shared->skip_reason
+                                                : "(no reason given)");
+            result = R_SKIP;
+        } else {
+            printf("FAIL %s: exit code %d\n", t->name, o.code);
+        }
+        break;
     }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        printf("PASS %s (%lld ms)\n", t->name, (long long)ms);
-        return R_PASS;
-    }
-    if (WIFEXITED(st) && WEXITSTATUS(st) == SHMT_EXIT_SKIP) {
-        printf("SKIP %s: %s\n", t->name,
-               shared->skip_reason[0] ? shared->skip_reason : "(no reason given)");
-        return R_SKIP;
-    }
-    if (WIFSIGNALED(st))
-        printf("FAIL %s: killed by signal %d (SIG%s)\n", t->name, WTERMSIG(st),
-               signame(WTERMSIG(st)));
-    else
-        printf("FAIL %s: exit code %d\n", t->name, WEXITSTATUS(st));
-    return R_FAIL;
+    fflush(stdout);
+    return result;
 }
 
 static int run_peer(int argc, char **argv)
 {
     const char *name = argv[2];
-    in_peer = true;
-    current_name = name;
-    const char *fds = getenv("SHMT_PEER_FDS");
-    if (fds) {
-        if (sscanf(fds, "%d,%d", &parent_in_fd, &parent_out_fd) != 2)
-            parent_in_fd = parent_out_fd = -1;
-        unsetenv("SHMT_PEER_FDS");
-        if (parent_in_fd >= 0)
-            fcntl(parent_in_fd, F_SETFD, FD_CLOEXEC);
-        if (parent_out_fd >= 0)
-            fcntl(parent_out_fd, F_SETFD, FD_CLOEXEC);
-    }
-    signal(SIGPIPE, SIG_IGN);
+    shmt__in_peer = true;
+    shmt__current = name;
+    shmt_sys_peer_init();
     for (size_t i = 0; i < n_peers; i++) {
         if (strcmp(peers[i].name, name) == 0) {
             int rc = peers[i].fn(argc - 3, argv + 3);
@@ -964,7 +538,7 @@ static int run_peer(int argc, char **argv)
 
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(((const struct test_entry *)a)->name, ((const struct test_entry *)b)->name);
+    return strcmp(((const struct shmt_test *)a)->name, ((const struct shmt_test *)b)->name);
 }
 
 static void usage(const char *argv0)
@@ -979,11 +553,9 @@ static void usage(const char *argv0)
 
 int main(int argc, char **argv)
 {
-    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
-    if (n <= 0)
-        snprintf(self_exe, sizeof self_exe, "%s", argv[0]);
-    else
-        self_exe[n] = '\0';
+    int rc;
+    if (shmt_sys_init(argc, argv, &rc))
+        return rc;
 
     if (argc >= 3 && strcmp(argv[1], "--peer") == 0)
         return run_peer(argc, argv);
@@ -1004,18 +576,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    /* Orphaned peers of a test come back to us, so we can reap them after killing the group. */
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED) {
-        perror("harness: mmap");
+    if (shmt_sys_runner_init() != 0)
         return 1;
-    }
 
     int passed = 0, failed = 0, skipped = 0, matched = 0;
     for (size_t i = 0; i < n_tests; i++) {
-        if (pattern && fnmatch(pattern, tests[i].name, 0) != 0)
+        if (pattern && !shmt_sys_match(pattern, tests[i].name))
             continue;
         matched++;
         switch (run_one(&tests[i])) {
@@ -1029,13 +595,14 @@ int main(int argc, char **argv)
             failed++;
         }
     }
-    munmap(shared, sizeof *shared);
+    shmt_sys_runner_fini();
     if (matched == 0) {
         fprintf(stderr, "no test matches \"%s\"\n", pattern ? pattern : "");
         printf("0 passed, 1 failed, 0 skipped\n");
         return 1;
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    fflush(stdout);
     if (failed)
         return 1;
     /* A single test that skipped tells ctest so (SKIP_RETURN_CODE 77). */
@@ -1053,7 +620,7 @@ struct shmt_toggler {
     const uint64_t *hostile;
     size_t n;
     atomic_bool stop;
-    pthread_t thread;
+    struct shmt_thread *thread;
 };
 
 static void toggler_store(const struct shmt_toggler *t, uint64_t v)
@@ -1065,14 +632,14 @@ static void toggler_store(const struct shmt_toggler *t, uint64_t v)
         atomic_store_explicit((_Atomic uint32_t *)t->word, (uint32_t)v, memory_order_relaxed);
 }
 
-static void *toggler_loop(void *arg)
+static void toggler_loop(void *arg)
 {
     struct shmt_toggler *t = arg;
+    /* Relaxed: `stop` only ends the loop; the join orders everything after it. */
     for (size_t k = 0; !atomic_load_explicit(&t->stop, memory_order_relaxed); k++) {
         toggler_store(t, t->hostile[k % t->n]);
         toggler_store(t, t->valid);
     }
-    return NULL;
 }
 
 struct shmt_toggler *shmt_toggler_start(void *word, size_t width, const uint64_t *hostile,
@@ -1088,14 +655,15 @@ struct shmt_toggler *shmt_toggler_start(void *word, size_t width, const uint64_t
     t->valid = width == 8 ? atomic_load((_Atomic uint64_t *)word)
                           : atomic_load((_Atomic uint32_t *)word);
     atomic_init(&t->stop, false);
-    ASSERT_EQ(pthread_create(&t->thread, NULL, toggler_loop, t), 0);
+    t->thread = shmt_sys_thread_start(toggler_loop, t);
+    ASSERT_NOT_NULL(t->thread);
     return t;
 }
 
 void shmt_toggler_stop(struct shmt_toggler *t)
 {
     atomic_store_explicit(&t->stop, true, memory_order_relaxed);
-    ASSERT_EQ(pthread_join(t->thread, NULL), 0);
+    shmt_sys_thread_join(t->thread);
     toggler_store(t, t->valid);
     free(t);
 }

@@ -24,8 +24,16 @@
  * Every wait is bounded.
  *
  * Names: every test binary defines SHMT_AREA ("unit", "segment", ...); test NAME is
- * registered as "AREA.NAME". Names of shared objects come from shmt_posix_name() and friends,
- * unique per test process and registered for cleanup.
+ * registered as "AREA.NAME". Names of shared objects come from shmt_addr(),
+ * shmt_posix_name() and friends, unique per test process and registered for cleanup.
+ *
+ * Windows (harness_win32.c; Linux is harness_unix.c, the rest is harness.c): a test runs in
+ * a process the runner starts from this binary ("bin --child NAME") inside a job object that
+ * kills every process of the job when it closes; on timeout the runner terminates the job.
+ * The cleanup registry is a named file mapping the runner shares with the test process. Peers
+ * are started the same way with a duplex named pipe for the line messages. kill_peer() ends a
+ * peer with TerminateProcess() whatever the signal, and its exit code is 128 + sig; a process
+ * ended by an exception reports 128 + the closest signal (an access violation: SIGSEGV).
  */
 #ifndef SHMT_HARNESS_H
 #define SHMT_HARNESS_H
@@ -38,8 +46,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/types.h>
+
+/* kill_peer(pid, SIGKILL) everywhere: Windows has no SIGKILL, and no signals to send. */
+#ifndef SIGKILL
+#define SIGKILL 9
+#endif
 
 #ifndef SHMT_AREA
 #error "each test binary defines SHMT_AREA (\"unit\", \"segment\", \"interop\")"
@@ -49,7 +63,12 @@
 #define SHMT_EXIT_SKIP 77
 
 #define SHMT_NORETURN __attribute__((noreturn))
+/* printf checking in the dialect the C library's headers chose (mingw: C99's, with %zu). */
+#ifdef __MINGW_PRINTF_FORMAT
+#define SHMT_PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#else
 #define SHMT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
 
 /* ---- registration (done by the macros; not called directly) ---- */
 
@@ -226,15 +245,34 @@ void shmt_log(const char *fmt, ...) SHMT_PRINTF(1, 2);
  * registered for removal after the test. The string stays valid until the test ends.
  */
 const char *shmt_posix_name(void);
-/* A fresh System V key that no segment uses now, registered for removal. */
+/*
+ * A fresh address of the platform's default named backend, unique for this test process and
+ * registered for removal after the test: "posix:/shmt.PID.N" on Linux (the name is
+ * shmt_posix_name()'s), "win:shmt.PID.N" on Windows. Valid until the test ends.
+ */
+const char *shmt_addr(void);
+/* A fresh System V key that no segment uses now, registered for removal (Windows: SKIP). */
 int32_t shmt_sysv_key(void);
-/* A fresh directory under /tmp (mode 0755), removed with its contents after the test. */
+/*
+ * A fresh directory under /tmp (mode 0755; Windows: under GetTempPath()), removed with its
+ * contents after the test.
+ */
 const char *shmt_tmpdir(void);
 /* Register objects made some other way (by peers, helpers, ftok keys) for removal. */
 void shmt_cleanup_posix(const char *name); /* with or without the leading '/' */
 void shmt_cleanup_sysv_key(int32_t key);
 void shmt_cleanup_sysv_id(int32_t id);
 void shmt_cleanup_path(const char *path);
+/* Register the object at a posix:, win:, file:, sysv:KEY or sysv:id= address for removal. */
+void shmt_cleanup_addr(const char *addr);
+/*
+ * Keep the segment at `addr` (it must exist) open in this process until the process ends,
+ * where a segment lives only while some process has it open (Windows): a test written for
+ * systems whose named segments persist may then close its last handle and open the address
+ * again, or have peers open it later. Does nothing where segments persist (Linux). Fails the
+ * test if the segment cannot be opened.
+ */
+void shmt_hold(const char *addr);
 
 /* printf into a string that stays valid until the test ends (a pool; do not free). */
 const char *shmt_fmt(const char *fmt, ...) SHMT_PRINTF(1, 2);
@@ -261,7 +299,7 @@ int parent_expect(const char *line, int timeout_ms);
 int parent_recv(char *buf, size_t cap, int timeout_ms);
 
 /*
- * Run a program (argv[0] is a path) with stdin from /dev/null and stdout captured into a
+ * Run a program (argv[0] is a path) with stdin from /dev/null (NUL) and stdout captured into a
  * malloc'd buffer (*out, *out_len; may be NULL to discard). Returns its exit code, 128 + signal,
  * or -1 on timeout (killed) or failure to start.
  */
@@ -269,7 +307,10 @@ int shmt_run(const char *const *argv, char **out, size_t *out_len, int timeout_m
 
 /* ---- small utilities ---- */
 
-/* Start time of a process in clock ticks since boot (/proc/PID/stat field 22), 0 if unknown. */
+/*
+ * Start time of a process in clock ticks since boot (/proc/PID/stat field 22); on Windows its
+ * creation time (a FILETIME), as shmlink records it. 0 if unknown.
+ */
 uint64_t shmt_proc_start(pid_t pid);
 /* Monotonic clock in milliseconds. */
 int64_t shmt_now_ms(void);

@@ -6,26 +6,14 @@
 
 const char *chan_addr(void)
 {
-    /* Not shmt_fmt(): its pool is reused after 128 strings, and chaos tests make many. */
-    static char addrs[64][300];
-    static unsigned n;
-    if (n == 64)
-        shmt_fail(__FILE__, __LINE__, "more than 64 channels in one test");
-    char *a = addrs[n++];
-    snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
-    return a;
+    return shmt_addr();
 }
 
 void *chan_shared_create(size_t size, const char **addr, shml_segment **seg)
 {
-    /* Not shmt_fmt(): its pool is reused, and peers get this address many times. */
-    static char addrs[8][300];
-    static unsigned n;
-    if (n == 8)
-        shmt_fail(__FILE__, __LINE__, "more than 8 shared segments in one test");
-    char *a = addrs[n++];
-    snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
+    const char *a = shmt_addr();
     ASSERT_OK(shml_segment_create(a, size, NULL, seg));
+    shmt_hold(a); /* the address stays valid until the test ends, where segments do not persist */
     void *data = shml_segment_data(*seg);
     ASSERT_NOT_NULL(data);
     memset(data, 0, size);
@@ -150,6 +138,7 @@ shml_channel *chan_make(const char **addr, uint32_t kind, uint32_t policy, size_
     shml_channel *ch = NULL;
     ASSERT_OK(shml_channel_create(*addr, &o, &ch));
     ASSERT_NOT_NULL(ch);
+    shmt_hold(*addr); /* tests close `ch` and open the address again, peers open it later */
     return ch;
 }
 

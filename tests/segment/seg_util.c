@@ -50,7 +50,7 @@ const char *new_addr(enum bk b)
 {
     switch (b) {
     case BK_POSIX:
-        return shmt_fmt("posix:/%s", shmt_posix_name());
+        return shmt_addr();
     case BK_SYSV_KEY:
         return shmt_fmt("sysv:0x%x", (unsigned)shmt_sysv_key());
     case BK_SYSV_FTOK:

@@ -9,14 +9,7 @@
 
 void *sync_seg_create(size_t size, const char **addr, shml_segment **seg)
 {
-    /* Not shmt_fmt(): its pool is reused after 128 strings, and crash_writer's test makes
-       many more while it passes this address around. */
-    static char addrs[16][300];
-    static unsigned n_addrs;
-    if (n_addrs == 16)
-        shmt_fail(__FILE__, __LINE__, "more than 16 segments in one test");
-    char *a = addrs[n_addrs++];
-    snprintf(a, sizeof addrs[0], "posix:/%s", shmt_posix_name());
+    const char *a = shmt_addr();
     ASSERT_OK(shml_segment_create(a, size, NULL, seg));
     ASSERT_EQ(shml_segment_size(*seg), size);
     void *data = shml_segment_data(*seg);
