@@ -185,17 +185,36 @@ int cli_sys_keep(const char *addr, char *why, size_t cap)
                  (unsigned long)GetLastError());
         return -1;
     }
-    STARTUPINFOA si;
+    /* Only that handle is inherited: the tool's own standard handles may be inheritable
+       too (a pipe the caller reads to its end would then stay open in the holder). */
+    SIZE_T alen = 0;
+    InitializeProcThreadAttributeList(NULL, 1, 0, &alen);
+    LPPROC_THREAD_ATTRIBUTE_LIST attrs = malloc(alen);
+    if (!attrs || !InitializeProcThreadAttributeList(attrs, 1, 0, &alen) ||
+        !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, &nul, sizeof nul,
+                                   NULL, NULL)) {
+        free(attrs);
+        CloseHandle(nul);
+        free(line);
+        snprintf(why, cap, "cannot prepare the segment's holder (error %lu)",
+                 (unsigned long)GetLastError());
+        return -1;
+    }
+    STARTUPINFOEXA si;
     memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES;
-    si.hStdInput = si.hStdOutput = si.hStdError = nul;
+    si.StartupInfo.cb = sizeof si;
+    si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+    si.StartupInfo.hStdInput = si.StartupInfo.hStdOutput = si.StartupInfo.hStdError = nul;
+    si.lpAttributeList = attrs;
     PROCESS_INFORMATION pi;
-    DWORD flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP;
+    DWORD flags = DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | EXTENDED_STARTUPINFO_PRESENT;
     BOOL ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, flags | CREATE_BREAKAWAY_FROM_JOB,
-                             NULL, NULL, &si, &pi);
+                             NULL, NULL, &si.StartupInfo, &pi);
     if (!ok && GetLastError() == ERROR_ACCESS_DENIED)
-        ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, flags, NULL, NULL, &si, &pi);
+        ok = CreateProcessA(NULL, line, NULL, NULL, TRUE, flags, NULL, NULL, &si.StartupInfo,
+                            &pi);
+    DeleteProcThreadAttributeList(attrs);
+    free(attrs);
     CloseHandle(nul);
     free(line);
     if (!ok) {

@@ -137,10 +137,14 @@ class Run:
             # A Windows build: `shmlink` is a script that runs the program under Wine.
             cli_dir = os.path.join(self.tmp, ".tool")
             os.mkdir(cli_dir)
+            # Wine gives its own stderr to every process the tool starts (the holder of a
+            # win: segment lives on), so the tool's stderr goes through a file: a pipe would
+            # stay open, and the runner wait, as long as the holder lives.
             with open(os.path.join(cli_dir, "shmlink"), "w") as f:
-                f.write('#!/bin/sh\nexec %s %s "$@"\n' % (args.wine, args.cli))
+                f.write('#!/bin/sh\nerr=$(mktemp)\n%s %s "$@" 2>"$err"\nrc=$?\n'
+                        'cat "$err" >&2\nrm -f "$err"\nexit $rc\n' % (args.wine, args.cli))
             os.chmod(os.path.join(cli_dir, "shmlink"), 0o755)
-            self.tool = [args.wine, args.cli]
+            self.tool = [os.path.join(cli_dir, "shmlink")]
         else:
             self.tool = [args.cli]
         self.env = dict(os.environ)
