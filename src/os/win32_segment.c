@@ -645,8 +645,8 @@ static int win_unlink(const struct shml__addr *a)
     HANDLE h = open_to_look(a);
     if (!h) {
         DWORD e = GetLastError();
-        if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND)
-            return 0;
+        /* No such name, as unlink() of a missing file says: nothing held it (a holder's
+           handle would keep it), or the last handle went before this call. */
         if (e != ERROR_ACCESS_DENIED)
             return win_error(e, a, "removing");
         return shml__fail(EBUSY, "%s exists (another user's: the caller may not open it), and "

@@ -220,8 +220,8 @@ TEST(raw_segment_read_by_the_tutorial_reader)
     ASSERT_STR_EQ(out, msg);
     free(out);
     shml_segment_close(seg);
-    /* Its last handle closed: gone, and unlink has nothing to do. */
-    ASSERT_OK(shml_segment_unlink(shmt_fmt("win:%s", name)));
+    /* Its last handle closed: gone, and unlink finds no such segment. */
+    ASSERT_ERR(shml_segment_unlink(shmt_fmt("win:%s", name)), -ENOENT);
     ASSERT_ERR(shml_segment_open(shmt_fmt("win:%s", name), &o, &seg), -ENOENT);
 }
 
@@ -273,7 +273,8 @@ TEST(tutorial_writer_read_by_a_raw_open)
     ASSERT_ERR(shml_segment_unlink(addr), -EBUSY);
     shml_segment_close(seg);
     ASSERT_EQ(wait_peer(peer, 30000), 0);
-    ASSERT_OK(shml_segment_unlink(addr));
+    /* Both let go: the name went with the last handle. */
+    ASSERT_ERR(shml_segment_unlink(addr), -ENOENT);
 }
 
 /* ---- managed segments across processes ---- */
@@ -364,12 +365,13 @@ TEST_TIMEOUT(blank_section_of_a_creator_at_work_is_waited_for, 120)
 TEST(unlink_says_whether_the_section_is_gone)
 {
     const char *addr = shmt_fmt("win:%s", win_name());
-    ASSERT_OK(shml_segment_unlink(addr)); /* never was: nothing to remove */
+    ASSERT_ERR(shml_segment_unlink(addr), -ENOENT); /* never was */
     shml_segment *seg;
     ASSERT_OK(shml_segment_create(addr, 100, NULL, &seg));
     ASSERT_ERR(shml_segment_unlink(addr), -EBUSY); /* our own handle keeps it */
     shml_segment_close(seg);
-    ASSERT_OK(shml_segment_unlink(addr));
+    /* The last handle took the name with it: nothing is left to remove. */
+    ASSERT_ERR(shml_segment_unlink(addr), -ENOENT);
     ASSERT_ERR(shml_segment_open(addr, NULL, &seg), -ENOENT);
 }
 
@@ -414,7 +416,7 @@ TEST(unlink_lets_the_holder_go)
     ASSERT_ERR(shml_segment_unlink(addr), -EBUSY);
     ASSERT_EQ(wait_peer(peer, 20000), 0);
     shml_segment_close(seg);
-    ASSERT_OK(shml_segment_unlink(addr));
+    ASSERT_ERR(shml_segment_unlink(addr), -ENOENT); /* gone with our handle */
 }
 
 /* ---- names and listing ---- */
