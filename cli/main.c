@@ -202,7 +202,7 @@ bool cli_stdout_closed(void)
 /* Classify a failed write to stdout; errno is the write's. Returns 1 (EPIPE) or -1. */
 static int stdout_failed(const char *verb)
 {
-    if (errno == EPIPE) {
+    if (cli_sys_reader_gone(errno)) {
         stdout_closed = true;
         return 1;
     }

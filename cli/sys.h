@@ -44,6 +44,12 @@ int64_t cli_mono_ns(void);
  */
 ssize_t cli_sys_getline(char **line, size_t *cap, FILE *f);
 
+/*
+ * Did a write to stdout that just failed with errno `err` fail because its reader went away
+ * (a closed pipe)? Call it right after the failure.
+ */
+bool cli_sys_reader_gone(int err);
+
 /* The name of user `uid` into buf, or its number when the system has no name for it. */
 void cli_sys_user_name(uint32_t uid, char *buf, size_t cap);
 

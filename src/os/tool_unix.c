@@ -51,6 +51,11 @@ int64_t cli_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+bool cli_sys_reader_gone(int err)
+{
+    return err == EPIPE;
+}
+
 void cli_sys_user_name(uint32_t uid, char *buf, size_t cap)
 {
     char pwbuf[1024];

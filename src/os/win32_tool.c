@@ -22,9 +22,11 @@
 
 void cli_sys_init(void)
 {
-    /* Bytes in and out unchanged: no CR LF translation, no end at a Ctrl-Z byte. */
+    /* Bytes in and out unchanged: no CR LF translation, no end at a Ctrl-Z byte; and the
+       messages on stderr end their lines as on stdout. */
     _setmode(_fileno(stdin), _O_BINARY);
     _setmode(_fileno(stdout), _O_BINARY);
+    _setmode(_fileno(stderr), _O_BINARY);
 }
 
 int64_t cli_now_ns(void)
@@ -60,6 +62,14 @@ void cli_sys_catch_stop(void (*on_stop)(int sig))
 {
     stop_fn = on_stop;
     SetConsoleCtrlHandler(on_console_event, TRUE);
+}
+
+bool cli_sys_reader_gone(int err)
+{
+    /* The C library may leave errno alone; the system's own error says it. */
+    DWORD e = GetLastError();
+    return err == EPIPE || e == ERROR_NO_DATA || e == ERROR_BROKEN_PIPE ||
+           e == ERROR_PIPE_NOT_CONNECTED;
 }
 
 /* The relative id (last sub-authority) of the calling user's SID: what the library records
