@@ -228,8 +228,13 @@ static HANDLE start_peer(const char *which, const char *tag, long rounds)
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
     PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        die("CreateProcess", (long)GetLastError());
+    /* Wine under load now and then fails a start with ERROR_INTERNAL_ERROR: try again. */
+    for (int tries = 1; !CreateProcessA(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi);
+         tries++) {
+        if (GetLastError() != ERROR_INTERNAL_ERROR || tries == 5)
+            die("CreateProcess", (long)GetLastError());
+        Sleep(100);
+    }
     CloseHandle(pi.hThread);
     return pi.hProcess;
 }
