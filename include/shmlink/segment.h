@@ -213,14 +213,19 @@ SHML_API int shml_segment_from_fd(int fd, const struct shml_segment_opts *opts,
  * Unmap and release a handle: removes this process from the attach table and, for the file
  * backend, flushes the mapping to the file (msync) first. NULL is fine (returns 0).
  * Returns 0, or the -errno of a failed msync (the handle is released all the same).
- * The segment itself stays; see shml_segment_unlink().
+ * The segment itself stays; see shml_segment_unlink(). Windows: a `win:` segment lives only
+ * while some process has a handle to it (the tool's holder keeps those it creates), so closing
+ * the last handle removes it.
  */
 SHML_API int shml_segment_close(shml_segment *seg);
 
 /*
  * Remove the segment named by `addr`. Processes that have it mapped keep their mapping; new
  * opens fail with -ENOENT. Errors: -EINVAL, -ENOENT, -EACCES, -EPERM, -ENOTSUP (memfd:
- * nothing to remove).
+ * nothing to remove). Windows, `win:`: a section cannot be removed, only let go; unlink tells
+ * the segment's holder (if the tool started one) to let go, and returns 0 when the name went
+ * with it, or -EBUSY while other handles (the caller's own included) keep it: it goes with the
+ * last of them, and opens succeed until then.
  */
 SHML_API int shml_segment_unlink(const char *addr);
 
@@ -238,7 +243,8 @@ SHML_API bool shml_segment_is_managed(const shml_segment *seg);
 /*
  * The file descriptor behind the segment (posix, file, memfd backends), owned by the handle:
  * do not close it. Pass it to another process with shml_fd_send(). Returns the fd, or
- * -ENOTSUP for System V segments.
+ * -ENOTSUP for System V segments and on Windows (where shml_fd_send() and shml_fd_recv() are
+ * -ENOTSUP too: another process opens the segment by its name).
  */
 SHML_API int shml_segment_fd(const shml_segment *seg);
 

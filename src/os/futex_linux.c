@@ -86,6 +86,12 @@ int shml__os_futex_wake(shml_atomic_u32 *word, int n)
     return r < 0 ? -errno : (int)r;
 }
 
+int shml__os_futex_wake_all(shml_atomic_u32 *word, int sleepers)
+{
+    (void)sleepers; /* every sleeper, in whatever order the kernel keeps them (os.h) */
+    return shml__os_futex_wake(word, INT_MAX);
+}
+
 int shml__os_futex_wait2(shml_atomic_u32 *word, uint32_t expected, shml_atomic_u32 *mine,
                          uint32_t mine_expected, int64_t deadline_ns)
 {

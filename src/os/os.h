@@ -161,14 +161,20 @@ static inline void shml__os_cpu_relax(void)
 SHML_INTERNAL int shml__os_futex_wait(shml_atomic_u32 *word, uint32_t expected,
                                       int64_t deadline_ns);
 /*
- * Wake up to n sleepers on word. n is how many sleepers the caller knows of (its count of
- * sleepers), INT_MAX only when it cannot know: a platform that cannot wake "all" (Windows: a
- * semaphore's releases) wakes that many. The caller changes the word first. Returns how many
- * were woken, 0 when nobody was asleep (Windows: when an earlier wake-up is still untaken),
- * or -errno (Linux only; a Windows wake never fails: sleepers it cannot reach see the change
- * within their wait slice).
+ * Wake up to n sleepers on word (n at most the number of sleepers; for all of them,
+ * shml__os_futex_wake_all()). The caller changes the word first. Returns how many were woken,
+ * 0 when nobody was asleep (Windows: when an earlier wake-up is still untaken), or -errno
+ * (Linux only; a Windows wake never fails: sleepers it cannot reach see the change within
+ * their wait slice).
  */
 SHML_INTERNAL int shml__os_futex_wake(shml_atomic_u32 *word, int n);
+/*
+ * Wake every sleeper on word, where `sleepers` is how many the caller counted (INT_MAX: it
+ * cannot tell). Linux wakes all, whatever the count: a futex queue is ordered by priority, so
+ * waking `sleepers` could wake a later, real-time sleeper instead of an earlier one. A
+ * platform that cannot wake "all" (Windows) wakes `sleepers`. Returns as shml__os_futex_wake().
+ */
+SHML_INTERNAL int shml__os_futex_wake_all(shml_atomic_u32 *word, int sleepers);
 /*
  * Sleep while *word == expected (shared between processes, as above) and *mine ==
  * mine_expected (a word in this process's own memory), until either is woken or the deadline.

@@ -115,6 +115,12 @@ SHML_INTERNAL int shml__win_security(uint32_t mode, const struct shml__win_right
 SHML_INTERNAL void shml__win_mode_of(void *handle, int type, const struct shml__win_rights *rights,
                                      uint32_t *mode, uint32_t *uid);
 
+/* Touch every page of the view [p, p + len) by reading it (SHML_PREFAULT). */
+SHML_INTERNAL void shml__win_prefault(const void *p, size_t len);
+/* The unmap operation of both Windows backends: UnmapViewOfFile (NULL is fine). */
+struct shml__obj;
+SHML_INTERNAL void shml__win_unmap(const struct shml__obj *o, void *base, size_t len);
+
 /* A FILETIME (100 ns units since 1601) as CLOCK_REALTIME nanoseconds; 0 stays 0. */
 SHML_INTERNAL int64_t shml__win_filetime_ns(uint64_t ft);
 

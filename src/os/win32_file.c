@@ -260,21 +260,10 @@ static int file_map(const struct shml__obj *o, size_t len, bool rdonly, uint32_t
         int err = shml__win_errno(GetLastError());
         return shml__fail(err, "MapViewOfFile of %zu bytes: %s", len, shml__os_strerror(err));
     }
-    if (flags & SHML_PREFAULT) {
-        size_t page = shml__os_page_size();
-        const volatile char *c = p;
-        for (size_t off = 0; off < len; off += page)
-            (void)c[off];
-    }
+    if (flags & SHML_PREFAULT)
+        shml__win_prefault(p, len);
     *base = p;
     return 0;
-}
-
-static void file_unmap(const struct shml__obj *o, void *base, size_t len)
-{
-    (void)o, (void)len;
-    if (base)
-        UnmapViewOfFile(base);
 }
 
 /* The OVERLAPPED of a synchronous transfer at `off`. */
@@ -414,7 +403,7 @@ const struct shml__backend shml__backend_file = {
     .open = file_open,
     .stat = file_stat,
     .map = file_map,
-    .unmap = file_unmap,
+    .unmap = shml__win_unmap,
     .pread = file_pread,
     .pwrite = file_pwrite,
     .sync = file_sync,

@@ -374,6 +374,12 @@ int shml__os_futex_wait_private(shml_atomic_u32 *mine, uint32_t expected, int64_
  * word's event if it has one. Safe from a console control handler (a thread of its own): an
  * SRWLOCK taken shared and SetEvent.
  */
+int shml__os_futex_wake_all(shml_atomic_u32 *word, int sleepers)
+{
+    /* A semaphore cannot wake "all": as many releases as the caller counted sleepers. */
+    return shml__os_futex_wake(word, sleepers);
+}
+
 int shml__os_futex_wake_private(shml_atomic_u32 *mine)
 {
     WakeByAddressAll((void *)mine);

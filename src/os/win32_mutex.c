@@ -226,15 +226,17 @@ int shml__os_mutex_init(void *os)
 
 /*
  * Take over the lock whose word was `seen` (held by a thread that is gone): one CAS of exactly
- * that word, so that nobody else's lock is taken. True with the lock held, inconsistent.
+ * that word, so that nobody else's lock is taken. `slept`: the caller slept on it before, so
+ * other sleepers may remain and WAITERS is kept set. True with the lock held, inconsistent.
  */
-static bool take_over(struct win_mutex *m, uint64_t seen, uint64_t me)
+static bool take_over(struct win_mutex *m, uint64_t seen, uint64_t me, bool slept)
 {
+    uint64_t want = me | (seen & LOCK_WAITERS) | (slept ? LOCK_WAITERS : 0);
     /* Acquire pairs with the release of the dead holder's last unlock or with the stores it
        made before it died (they are in the segment; whatever it wrote, the caller is told
        -EOWNERDEAD to repair). */
-    if (!atomic_compare_exchange_strong_explicit(&m->lock, &seen, me | (seen & LOCK_WAITERS),
-                                                 memory_order_acquire, memory_order_relaxed))
+    if (!atomic_compare_exchange_strong_explicit(&m->lock, &seen, want, memory_order_acquire,
+                                                 memory_order_relaxed))
         return false;
     /* Relaxed: only the holder writes state; the unlock's release publishes it. */
     atomic_store_explicit(&m->state, STATE_INCONSISTENT, memory_order_relaxed);
@@ -279,7 +281,7 @@ static int lock_slow(struct win_mutex *m, uint64_t me, int64_t timeout_ns)
         int slot;
         int judged = holder_get(seen & LOCK_ID, &h, &slot);
         if (judged == HOLDER_GONE) {
-            if (take_over(m, seen, me))
+            if (take_over(m, seen, me, slept))
                 return -EOWNERDEAD;
             continue; /* the word moved: judge it again */
         }
@@ -301,7 +303,7 @@ static int lock_slow(struct win_mutex *m, uint64_t me, int64_t timeout_ns)
         holder_put(h, slot);
         if (r == 1) {
             /* The holder's thread ended. */
-            if (take_over(m, seen, me))
+            if (take_over(m, seen, me, slept))
                 return -EOWNERDEAD;
             continue;
         }

@@ -525,18 +525,22 @@ static int win_map(const struct shml__obj *o, size_t len, bool rdonly, uint32_t 
         return shml__fail(SHML_ETRUNCATED, "the section has fewer than the %zu bytes to map",
                           len);
     }
-    if (flags & SHML_PREFAULT) {
-        /* Read one byte per page: writing would be a change. */
-        size_t page = shml__os_page_size();
-        const volatile char *c = p;
-        for (size_t off = 0; off < len; off += page)
-            (void)c[off];
-    }
+    if (flags & SHML_PREFAULT)
+        shml__win_prefault(p, len);
     *base = p;
     return 0;
 }
 
-static void win_unmap(const struct shml__obj *o, void *base, size_t len)
+void shml__win_prefault(const void *p, size_t len)
+{
+    /* Read one byte per page: writing would be a change. */
+    size_t page = shml__os_page_size();
+    const volatile char *c = p;
+    for (size_t off = 0; off < len; off += page)
+        (void)c[off];
+}
+
+void shml__win_unmap(const struct shml__obj *o, void *base, size_t len)
 {
     (void)o, (void)len;
     if (base)
@@ -830,7 +834,7 @@ const struct shml__backend shml__backend_win = {
     .open = win_open,
     .stat = win_stat,
     .map = win_map,
-    .unmap = win_unmap,
+    .unmap = shml__win_unmap,
     .pread = win_pread,
     .pwrite = win_pwrite,
     .sync = NULL,

@@ -54,7 +54,13 @@ static BOOL WINAPI on_console_event(DWORD type)
     if (!stop_fn)
         return FALSE;
     stop_fn(type == CTRL_C_EVENT ? SIGINT : SIGTERM);
-    /* The tool ends by itself now; for a closing console Windows ends it after a grace time. */
+    /*
+     * The tool ends by itself now. When the console closes (or the user logs off, or the
+     * system shuts down), Windows ends the process as soon as this returns: wait here for
+     * the main thread to finish instead (the system allows a few seconds).
+     */
+    if (type == CTRL_CLOSE_EVENT || type == CTRL_LOGOFF_EVENT || type == CTRL_SHUTDOWN_EVENT)
+        Sleep(INFINITE);
     return TRUE;
 }
 
@@ -422,7 +428,10 @@ void cli_sys_run_filter(char **argv, const unsigned char *req, size_t len, bool 
     si.hStdOutput = out_w;
     si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
     PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, line, NULL, NULL, TRUE, CREATE_SUSPENDED, NULL, NULL, &si, &pi)) {
+    /* Its own process group: a Ctrl-C meant for serve reaches the command only through
+       serve, which decides what becomes of the request (the group ignores Ctrl-C). */
+    if (!CreateProcessA(NULL, line, NULL, NULL, TRUE, CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP,
+                        NULL, NULL, &si, &pi)) {
         DWORD e = GetLastError();
         f->failed = e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND ||
                             e == ERROR_BAD_EXE_FORMAT || e == ERROR_ACCESS_DENIED
@@ -433,8 +442,12 @@ void cli_sys_run_filter(char **argv, const unsigned char *req, size_t len, bool 
             CloseHandle(job);
         goto out;
     }
-    if (job)
-        AssignProcessToJobObject(job, pi.hProcess);
+    /* Without the job (none could be made, or serve's own job forbids one), a stop ends the
+       command alone, with TerminateProcess. */
+    if (job && !AssignProcessToJobObject(job, pi.hProcess)) {
+        CloseHandle(job);
+        job = NULL;
+    }
     ResumeThread(pi.hThread);
     CloseHandle(pi.hThread);
     CloseHandle(in_r);
@@ -470,13 +483,19 @@ void cli_sys_run_filter(char **argv, const unsigned char *req, size_t len, bool 
         if (f->got < cap)
             f->got += r;
     }
-    if (f->stopped)
-        TerminateJobObject(job ? job : pi.hProcess, 1);
+    if (f->stopped) {
+        if (!job || !TerminateJobObject(job, 1))
+            TerminateProcess(pi.hProcess, 1);
+    }
     CloseHandle(out_r);
     out_r = NULL;
     if (feeder) {
-        /* A feeder blocked on a full pipe returns once the command's end is gone. */
+        /* A feeder still blocked on a full pipe once the command is gone (a process it
+           started may hold its stdin unread) is cancelled: the rest of the request has no
+           reader. */
         WaitForSingleObject(pi.hProcess, INFINITE);
+        if (WaitForSingleObject(feeder, 100) != WAIT_OBJECT_0)
+            CancelSynchronousIo(feeder);
         WaitForSingleObject(feeder, INFINITE);
         CloseHandle(feeder);
     }

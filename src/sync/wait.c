@@ -203,15 +203,16 @@ int shml_event_notify(shml_event *e, int how)
     if (SHML_WAITERS_COUNT(w) == 0)
         return 0;
     /*
-     * Wake all: as many as the count says, or INT_MAX when it is saturated and says nothing.
-     * Every sleeper on the old generation is counted (it arrived before it slept, before the
-     * increment); the uncounted ones arrived later and sleep on the new generation, needing
-     * no wake-up. A platform that cannot wake "all" (a semaphore) needs the number; a futex
-     * wakes the longest asleep first, and the old generation's sleepers fell asleep first.
+     * Wake all: every sleeper where the platform can, else as many as the count says (every
+     * sleeper on the old generation is counted: it arrived before it slept, before the
+     * increment), or INT_MAX when the count is saturated and says nothing.
      */
     uint32_t counted = SHML_WAITERS_COUNT(w);
-    int n = how == SHML_WAKE_ONE ? 1 : counted == SHML_WAITERS_COUNT_MAX ? INT_MAX : (int)counted;
-    int r = shml__os_futex_wake(&l->gen, n);
+    int r = how == SHML_WAKE_ONE
+                ? shml__os_futex_wake(&l->gen, 1)
+                : shml__os_futex_wake_all(&l->gen, counted == SHML_WAITERS_COUNT_MAX
+                                                       ? INT_MAX
+                                                       : (int)counted);
     if (r == 0) {
         /*
          * Counted, yet nobody asleep. Reset only if the previous fruitless wake-up saw the same
