@@ -45,6 +45,25 @@ def children_of(pid):
     return out
 
 
+def command_child(pid, leftovers):
+    """The child of pid that runs the command, or None while it has not yet exec'd.
+
+    Between fork and exec the child still carries serve's own command line, so a child
+    seen early is looked at again until the exec shows. Every child seen is remembered in
+    leftovers, to be killed whatever happens."""
+    for child in children_of(pid):
+        if child not in leftovers:
+            leftovers.append(child)
+        try:
+            with open("/proc/%d/cmdline" % child) as f:
+                argv = f.read().split("\0")
+        except OSError:
+            continue
+        if MARK in argv:
+            return child
+    return None
+
+
 def alive(pid):
     """True while pid runs (a zombie has finished running: its parent has not reaped it)."""
     try:
@@ -75,11 +94,7 @@ def run_case(cli, addr, sig, procs, leftovers):
     send = subprocess.Popen([cli, "send", addr, "x", "--wait", "--timeout", "20s"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(send)
-    cmd = wait_for("the command starts", lambda: children_of(serve.pid))[0]
-    leftovers.append(cmd)
-    with open("/proc/%d/cmdline" % cmd) as f:
-        if MARK not in f.read():
-            raise Failed("serve's child %d is not the command" % cmd)
+    cmd = wait_for("the command starts", lambda: command_child(serve.pid, leftovers))
     serve.send_signal(sig)
     serve.wait(timeout=WAIT)
     wait_for("the command %d ends after serve got %s" % (cmd, signal.Signals(sig).name),
