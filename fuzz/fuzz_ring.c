@@ -46,13 +46,6 @@ struct ring_template {
 static struct ring_template templates[4];
 static bool ready;
 
-static void remove_files(void)
-{
-    for (int k = 0; k < 4; k++)
-        if (templates[k].path[0])
-            unlink(templates[k].path);
-}
-
 /* A fresh channel of each kind, created once, kept as bytes. */
 static bool make_templates(void)
 {
@@ -81,6 +74,7 @@ static bool make_templates(void)
         t->bytes = malloc(t->len ? t->len : 1);
         bool ok = t->bytes && pread(fd, t->bytes, t->len, 0) == (ssize_t)t->len;
         close(fd);
+        unlink(t->path); /* each input writes its own copy, removed when it is done */
         if (!ok || t->len <= sizeof(struct shml_hdr))
             return false;
         const struct shml_hdr *h = (const struct shml_hdr *)t->bytes;
@@ -88,7 +82,6 @@ static bool make_templates(void)
         if (t->data_off >= t->len)
             return false;
     }
-    atexit(remove_files);
     return true;
 }
 
@@ -182,7 +175,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t over = size - 4;
         memcpy(img + t->data_off, data + 4, over < room ? over : room);
     }
-    int fd = open(t->path, O_WRONLY);
+    /* The file exists only while this input runs: nothing is left when the fuzzer stops
+       between inputs, however it stops (libFuzzer's -max_total_time, a signal, _Exit). */
+    int fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         abort();
     if (pwrite(fd, img, t->len, 0) != (ssize_t)t->len)
@@ -212,5 +207,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             shml_channel_close(ch);
         }
     }
+    unlink(t->path);
     return 0;
 }

@@ -12,13 +12,14 @@ root = os.path.dirname(here)
 core = ["error.c", "opts.c", "names.c", "segment/address.c", "segment/header.c",
         "segment/segment.c", "segment/inspect.c", "sync/mutex.c", "sync/wait.c", "sync/declared.c",
         "sync/cancel.c", "channel/channel.c", "channel/queue.c", "channel/bus.c",
-        "channel/latest.c", "channel/rpc.c", "channel/check.c", "os/linux.c", "os/fdpass_unix.c",
+        "channel/latest.c", "channel/rpc.c", "channel/check.c", "channel/notify.c",
+        "channel/waitset.c", "os/linux.c", "os/fdpass_unix.c", "os/notify_unix.c",
         "os/futex_linux.c", "os/mutex_pthread.c", "os/sigbus_unix.c", "segment/fd_common.c",
         "segment/posix.c", "segment/sysv.c", "segment/file.c", "segment/memfd.c",
         "segment/table_linux.c"]
 # The extension's files, as python/CMakeLists.txt lists them.
 extension = ["module.c", "wait.c", "segment.c", "sync.c", "typed.c", "channel.c", "message.c",
-             "inspect.c"]
+             "inspect.c", "waitset.c"]
 sources = ["src/" + f for f in extension] + [os.path.relpath(os.path.join(root, "src", f), here)
                                              for f in core]
 setup(

@@ -231,7 +231,10 @@ static inline uint64_t shml_waiters_reset(uint64_t w)
 /*
  * shml_event: gen is the futex word that waiters sleep on; waiters is the sleeper count
  * (above), so notify skips the wake-up system call when nobody sleeps; spin is the number of
- * polls before sleeping.
+ * polls before sleeping. armed, in a channel's events only (0 in an application's): how many
+ * channel endpoints are armed on it (SHML_NOTE_ARMED, below), so that a waker looks for
+ * descriptors to signal only when it is not 0 (it reads it, after its seq_cst fence, from the
+ * line it reads waiters from).
  */
 #define SHML_EVENT_MAGIC 0x544e5645u /* "EVNT" */
 struct shml_event_layout {
@@ -240,7 +243,8 @@ struct shml_event_layout {
     shml_atomic_u64 waiters; /*  8: count (bits 0-15), epoch (16-31), arrivals (32-63) */
     shml_atomic_u32 magic;   /* 16: SHML_EVENT_MAGIC once initialised */
     shml_atomic_u32 stale;   /* 20: arrivals | 1 seen by a fruitless wake-up, or 0 */
-    uint32_t reserved[2];    /* 24: zero */
+    shml_atomic_u32 armed;   /* 24: channel events: endpoints armed here; else 0 */
+    uint32_t reserved;       /* 28: zero */
 };
 _Static_assert(sizeof(struct shml_event_layout) == 32, "event size");
 _Static_assert(offsetof(struct shml_event_layout, gen) == 0, "event.gen");
@@ -248,6 +252,7 @@ _Static_assert(offsetof(struct shml_event_layout, spin) == 4, "event.spin");
 _Static_assert(offsetof(struct shml_event_layout, waiters) == 8, "event.waiters");
 _Static_assert(offsetof(struct shml_event_layout, magic) == 16, "event.magic");
 _Static_assert(offsetof(struct shml_event_layout, stale) == 20, "event.stale");
+_Static_assert(offsetof(struct shml_event_layout, armed) == 24, "event.armed");
 
 /*
  * shml_sem: value is the count; posts counts the posts that found sleepers and is the futex
@@ -440,10 +445,13 @@ struct shml_chan_ep {
                                             reader: last version read; rpc client: ticket of
                                             the last request */
     shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
-    uint32_t reserved0;             /*  84: zero */
+    shml_atomic_u32 notify;         /*  84: arming of the owner's descriptor (below) */
     shml_atomic_u64 send_rec;       /*  88: the message being sent (shml_ep_rec()) */
     shml_atomic_u64 recv_rec;       /*  96: the message being received */
-    uint8_t reserved[SHML_EP_SIZE - 104]; /* 104: zero */
+    shml_atomic_u64 note_id;        /* 104: the owner's notifier, with its pid (0: none) */
+    shml_atomic_u32 flags;          /* 112: SHML_EP_FLAG_*, as the owner opened it */
+    shml_atomic_u32 reconnects;     /* 116: a bridge: times it connected to its server again */
+    shml_atomic_u64 redelivered;    /* 120: a bridge: messages delivered to it again */
 };
 _Static_assert(sizeof(struct shml_chan_ep) == SHML_EP_SIZE, "endpoint entry size");
 _Static_assert(offsetof(struct shml_chan_ep, role) == 16, "ep.role");
@@ -453,6 +461,50 @@ _Static_assert(offsetof(struct shml_chan_ep, cursor) == 72, "ep.cursor");
 _Static_assert(offsetof(struct shml_chan_ep, pid_ns) == 80, "ep.pid_ns");
 _Static_assert(offsetof(struct shml_chan_ep, send_rec) == 88, "ep.send_rec");
 _Static_assert(offsetof(struct shml_chan_ep, recv_rec) == 96, "ep.recv_rec");
+_Static_assert(offsetof(struct shml_chan_ep, notify) == 84, "ep.notify");
+_Static_assert(offsetof(struct shml_chan_ep, note_id) == 104, "ep.note_id");
+_Static_assert(offsetof(struct shml_chan_ep, flags) == 112, "ep.flags");
+_Static_assert(offsetof(struct shml_chan_ep, reconnects) == 116, "ep.reconnects");
+_Static_assert(offsetof(struct shml_chan_ep, redelivered) == 120, "ep.redelivered");
+/* Endpoint flags: statistics of the owner's choosing, which nothing in the channel acts on. */
+#define SHML_EP_FLAG_BRIDGE 1u /* opened SHML_BRIDGE: it carries the channel elsewhere */
+
+/*
+ * Descriptor waits (shml_channel_fd()). An endpoint with a descriptor has a notifier named by
+ * its pid (in `state`) and note_id (os.h: a FIFO or an event). `notify` holds 2 bits per wait
+ * point (bits 0-5), the event the endpoint would sleep on: SHML_NOTE_RX (not_empty),
+ * SHML_NOTE_TX (not_full), SHML_NOTE_REPLY (its own rpc mailbox's `ready`), each IDLE, ARMED
+ * or SIGNALLED; and in bits 8-31 the number of armings (it wraps), so that a waker's CAS made
+ * on what it read before an arming fails after it.
+ * Arm (the owner, when a call that may not wait finds nothing to do): drain the notifier,
+ * CAS the point to ARMED with the armings + 1, add 1 to that event's `armed`, then (seq_cst
+ * fence, pairs with the waker's fence) look again; never arm without that look after it (a
+ * signal given after the last look would be drained and lost). Signal (a waker whose fence is followed by
+ * a non-zero `armed`): while a point reads ARMED (acquire: note_id, stored before the owner
+ * armed, is then visible), signal the notifier, then CAS the word it read to the point
+ * SIGNALLED; if the CAS wins, take 1 from `armed`, else read again. A signal is thus always
+ * followed by a CAS from the arming it saw: one that lands before the owner's drain (and is
+ * eaten by it) belongs to an earlier arming, whose CAS then fails. An armed endpoint costs one
+ * signal per waker that saw it armed, even when its owner died: its `armed` count is back to
+ * 0 at once. Disarm (the owner, or whoever frees the entry): CAS ARMED -> IDLE and take 1
+ * from `armed`.
+ */
+#define SHML_NOTE_RX    0u
+#define SHML_NOTE_TX    1u
+#define SHML_NOTE_REPLY 2u
+#define SHML_NOTE_POINTS 3u
+#define SHML_NOTE_IDLE      0u
+#define SHML_NOTE_ARMED     1u
+#define SHML_NOTE_SIGNALLED 2u
+static inline uint32_t shml_note_get(uint32_t w, uint32_t point)
+{
+    return (w >> (2u * point)) & 3u;
+}
+static inline uint32_t shml_note_set(uint32_t w, uint32_t point, uint32_t v)
+{
+    return (w & ~(3u << (2u * point))) | ((v & 3u) << (2u * point));
+}
+#define SHML_NOTE_ARMING_ONE (1u << 8) /* added to the word by each arming */
 
 /*
  * The counting records of a queue or rpc endpoint (send_rec, recv_rec): which message the owner
@@ -612,7 +664,14 @@ static inline uint32_t shml_latest_cur_buffer(uint64_t cur)
  * CASes it to taken when it receives the request, to writing when it replies, and publishes
  * with a release CAS from writing to replied, then wakes `ready`.
  */
-#define SHML_RPC_GONE 0xffffffffu /* the mailbox's len: the server closed without replying */
+#define SHML_RPC_GONE    0xffffffffu /* the mailbox's len: the server closed without replying */
+#define SHML_RPC_REFUSED 0xfffffffeu /* the mailbox's len: the server could not answer
+                                        (shml_refuse()) */
+/* Is a mailbox's len one of these, which say why no reply came, rather than a reply's? */
+static inline int shml_rpc_no_reply(uint32_t len)
+{
+    return len == SHML_RPC_GONE || len == SHML_RPC_REFUSED;
+}
 struct shml_rpc_box {
     struct shml_event_layout ready; /*  0: the client sleeps here */
     shml_atomic_u64 state;          /* 32 */

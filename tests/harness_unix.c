@@ -163,6 +163,23 @@ void shmt_sys_cleanup(int pid)
         }
     }
 
+    /* Channel descriptors (/dev/shm/.shml-fd-PID-ID) of processes that are gone: the test
+       process and its peers, killed or failed before they closed (what gc removes too). */
+    DIR *fifos = opendir("/dev/shm");
+    if (fifos) {
+        struct dirent *e;
+        while ((e = readdir(fifos)) != NULL) {
+            int owner;
+            if (sscanf(e->d_name, ".shml-fd-%d-", &owner) == 1 && owner > 0 &&
+                kill(owner, 0) != 0 && errno == ESRCH) {
+                char nm[300];
+                snprintf(nm, sizeof nm, "/dev/shm/%s", e->d_name);
+                unlink(nm);
+            }
+        }
+        closedir(fifos);
+    }
+
     /* Sweep: anything named with the test process's prefix, registered or not. */
     char prefix[64];
     snprintf(prefix, sizeof prefix, "shmt.%d.", pid);

@@ -19,7 +19,8 @@
  *                reads is pinned, and writers write elsewhere).
  *   SHML_RPC     request/reply. A client (SHML_CLIENT) sends a request and receives its reply;
  *                a server (SHML_SERVER) receives a request and its next send is the reply to
- *                that request's client. One request in flight per client handle.
+ *                that request's client (or shml_refuse() says it cannot answer). One request
+ *                in flight per client handle.
  *
  * Two ways to move a message: copy (shml_send, shml_recv, and the batch forms), or zero-copy
  * (shml_claim a slot, write in place, shml_commit; shml_peek at the next message in place,
@@ -102,6 +103,9 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 
 /* Flags for struct shml_channel_opts.flags. */
 #define SHML_SPSC 0x1u /* create, queue: one producer and one consumer at a time (no CAS) */
+/* open: this endpoint carries the channel to or from elsewhere (`shmlink bridge`): the
+   endpoint table says so (shml_endpoint_stats.flags), and the tool shows its counters. */
+#define SHML_BRIDGE 0x0100u
 /* SHML_WAIT (segment.h), at open: see struct shml_channel_opts.
    SHML_OWNED (segment.h), at create: the channel belongs to its creator, and shml_gc() removes
    it once the creator and every endpoint are gone. By default a channel lives until removed. */
@@ -253,6 +257,15 @@ SHML_API int shml_commit(shml_channel *ch, size_t len);
  * its reply (claim again, or send, to give one). Returns 0, or -EINVAL if no claim is open.
  */
 SHML_API int shml_discard(shml_channel *ch);
+/*
+ * rpc server: answer the request received last with a failure instead of a reply, for a server
+ * that cannot answer it (one that passes requests on, and found nobody to answer): its client's
+ * receive returns -EHOSTUNREACH at once, rather than waiting for a reply that will not come.
+ * The request counts as received, and as dropped by this server. Returns 0, -EINVAL (no
+ * handle, or not an rpc channel), -EPROTO (not a server, or no request received since its last
+ * reply), -ECHILD (inherited through fork()).
+ */
+SHML_API int shml_refuse(shml_channel *ch);
 
 /*
  * Zero-copy receive: point *buf at the next message in place and *len at its length; read it,
@@ -354,8 +367,25 @@ struct shml_endpoint_stats {
                            and replies dropped */
     uint64_t sleeps;
     uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
-    uint64_t reserved[4]; /* room for fields to come; zero today */
+    uint32_t flags;       /* SHML_BRIDGE if it was opened so */
+    uint32_t reconnects;  /* what its owner counted (shml_channel_count()): a bridge's */
+    uint64_t redelivered; /* reconnections to its server, messages delivered to it again */
+    uint64_t reserved[2]; /* room for fields to come; zero today */
 };
+
+/* The counters shml_channel_count() adds to. */
+#define SHML_COUNT_DROPS       1u /* messages the endpoint knows it missed (drops) */
+#define SHML_COUNT_RECONNECTS  2u /* times it connected to its server again (reconnects) */
+#define SHML_COUNT_REDELIVERED 3u /* messages delivered to it again (redelivered) */
+
+/*
+ * Add n to one of this endpoint's counters in the endpoint table, where shml_channel_inspect()
+ * and the tool read them: for a program that carries the channel elsewhere (a bridge) and
+ * knows of losses, reconnections or redeliveries the channel cannot see. Returns 0, -EINVAL
+ * (no handle, an unknown counter) or -ECHILD (a handle inherited through fork()).
+ * Concurrency: as every call on a handle: one thread at a time; wait-free.
+ */
+SHML_API int shml_channel_count(shml_channel *ch, uint32_t counter, uint64_t n);
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
    Returns 0 or -EINVAL. */
@@ -396,6 +426,127 @@ SHML_API int shml_channel_check(const char *addr, unsigned flags, shml_check_fn 
 
 /* The segment behind the channel (for its address, fd, stat ...). Owned by the channel. */
 SHML_API shml_segment *shml_channel_segment(const shml_channel *ch);
+
+/* ---- event loops: a descriptor per endpoint, and wait sets ---- */
+
+/*
+ * A descriptor (a file descriptor on Linux) that is readable while this endpoint may be able
+ * to make progress, for epoll, poll, select, libuv, asyncio or a shml_waitset: a consumer,
+ * subscriber, reader or rpc server when a message (a request) waits; an rpc client when its
+ * reply waits; a producer or publisher when there is room (with policies that can make it
+ * wait). It works between unrelated processes and for every kind.
+ *
+ * The protocol: when the descriptor is readable, make the handle's calls with timeout 0
+ * (shml_recv, shml_peek, shml_recv_batch for what comes in; shml_send, shml_claim,
+ * shml_send_batch for room) until one returns -ETIMEDOUT; that call arms the descriptor
+ * again, and it becomes readable as soon as a peer makes that call's progress possible.
+ * The descriptor stays readable until such a call returns -ETIMEDOUT (stopping early is
+ * fine: the loop wakes again), and a readable descriptor may find nothing (it is a hint;
+ * -ETIMEDOUT re-arms). Never read, write or close it: it is the handle's. It starts readable.
+ * Only the -ETIMEDOUT of a call arms: a handle with both roles that waits for room only
+ * after a send failed, and for messages only after a receive did.
+ *
+ * What it costs: nothing to a peer while no endpoint is armed (one load it makes anyway), one
+ * signal (a write(2); on Windows a SetEvent) per arming otherwise. A handle armed while a live
+ * peer holds what it needs (a slot claimed or being read: channel.h, "Head of line") is not
+ * signalled if that peer dies: shml_channel_fd_timeout() says when to call again anyway.
+ *
+ * Linux: the descriptor is a FIFO at /dev/shm/.shml-fd-PID-ID (ID: random, recorded in the
+ * endpoint's entry), with the segment's permission bits; shml_channel_close() removes it, and
+ * after a kill -9 the next endpoint that reclaims the entry, shml_channel_check() with
+ * SHML_CHECK_REPAIR, or shml_gc() does.
+ *
+ * Windows: the descriptor is the HANDLE of a manual-reset event, Local\shmln-PID-ID, as an int
+ * (handles fit in 32 bits): get it back with (HANDLE)(intptr_t)fd and wait on it
+ * (WaitForSingleObject, WaitForMultipleObjects, RegisterWaitForSingleObject); "readable" is
+ * "signalled". Never set, reset or close it. Its DACL comes from the segment's permission
+ * bits, as the segment's does; it goes with its last handle, so a killed owner leaves nothing.
+ * Peers signal it by name in their own session's namespace: a channel shared across sessions
+ * (win:Global\...) does not wake a descriptor of another session.
+ *
+ * Returns the descriptor (the same one at every call), or -EINVAL (NULL), -ECHILD (a handle
+ * inherited through fork()), -errno from making the FIFO or the event (-EACCES, -ENOSPC,
+ * -EMFILE ...).
+ * Concurrency: as any call on the handle (one thread at a time).
+ */
+SHML_API int shml_channel_fd(shml_channel *ch);
+
+/*
+ * Nanoseconds after which the handle's calls should be made again even if its descriptor is
+ * not readable: when the last arming found a live peer in the way, whose death only a call
+ * notices (0: now). -1 when there is no such need (or no descriptor). A loop waits at most
+ * that long (a shml_waitset does so by itself).
+ */
+SHML_API int64_t shml_channel_fd_timeout(const shml_channel *ch);
+
+/*
+ * A wait set: waits for any of many channels and plain descriptors at once (Linux: epoll;
+ * Windows: any number of handles, through a waiter thread per 63 of them), from one thread.
+ * Each member carries a user pointer, given back when it is ready. A channel is ready as its
+ * descriptor is (shml_channel_fd(): the same protocol: call with timeout 0 until -ETIMEDOUT),
+ * or when shml_channel_fd_timeout() runs out. A channel belongs to one wait set at a time;
+ * shml_channel_close() takes it out of its set. Level-triggered: a member still ready is
+ * reported again by the next wait.
+ *
+ * Concurrency: a wait set is used by one thread at a time, as are its channels' handles.
+ */
+typedef struct shml_waitset shml_waitset;
+
+/* Events of a plain descriptor (shml_waitset_add_fd()), and what a ready member reports. */
+#define SHML_READABLE 0x1u
+#define SHML_WRITABLE 0x2u
+
+/* One ready member (shml_waitset_wait()). */
+struct shml_waitset_event {
+    void *user;         /* the pointer given when it was added */
+    shml_channel *ch;   /* the channel, or NULL for a plain descriptor */
+    int fd;             /* the plain descriptor, or the channel's */
+    uint32_t events;    /* SHML_READABLE, SHML_WRITABLE (a channel: SHML_READABLE) */
+};
+
+/* Make an empty wait set: 0 with *out set (the caller's, freed with shml_waitset_destroy()),
+   -EINVAL, -ENOMEM, -EMFILE. */
+SHML_API int shml_waitset_create(shml_waitset **out);
+
+/*
+ * Add a channel (its descriptor is made if it has none: errors as shml_channel_fd()). Returns
+ * 0, -EINVAL (NULL), -EEXIST (already in this set), -EBUSY (in another set), -ENOMEM.
+ */
+SHML_API int shml_waitset_add(shml_waitset *ws, shml_channel *ch, void *user);
+
+/*
+ * Add a plain descriptor for `events` (SHML_READABLE and/or SHML_WRITABLE; an error or hang-up
+ * on it reports both). The descriptor stays the caller's: remove it before closing it. 0,
+ * -EINVAL (bad fd or events), -EEXIST, -ENOMEM, -EBADF.
+ *
+ * Windows: `fd` is a waitable HANDLE as an int ((int)(intptr_t)h), with SYNCHRONIZE access,
+ * for SHML_READABLE only ("signalled"; SHML_WRITABLE is -EINVAL, as is a handle that cannot be
+ * waited on; one that is no handle is -EBADF). The set waits on it as any wait does: a
+ * manual-reset event, a process or a thread is reported while signalled; an auto-reset event
+ * or a semaphore is taken by the set, one report per signal or unit; never add a mutex.
+ */
+SHML_API int shml_waitset_add_fd(shml_waitset *ws, int fd, uint32_t events, void *user);
+
+/* Take a channel, or a plain descriptor, out of the set. 0, -EINVAL, -ENOENT (not a member). */
+SHML_API int shml_waitset_remove(shml_waitset *ws, shml_channel *ch);
+SHML_API int shml_waitset_remove_fd(shml_waitset *ws, int fd);
+
+/*
+ * Wait up to timeout_ns (SHML_FOREVER, 0: just look) for members to be ready, and fill up to
+ * cap of them into ready[]. Returns how many (>= 1), -ETIMEDOUT, -EINTR (a signal handler ran
+ * during the wait; never on Windows), -ECANCELED (the thread's cancellation token fired,
+ * before or during the wait: sync.h), -EINVAL.
+ *
+ * Windows: the set learns that a member was signalled from one of its waiter threads, a
+ * moment after: a wait with timeout 0 made just after a member was signalled may report it
+ * only at the next wait. Members reported by a wait are looked at again directly by the next
+ * one.
+ */
+SHML_API int shml_waitset_wait(shml_waitset *ws, struct shml_waitset_event *ready, size_t cap,
+                               int64_t timeout_ns);
+
+/* Free the set (NULL is fine); its channels stay open, out of any set. Returns 0. */
+SHML_API int shml_waitset_destroy(shml_waitset *ws);
 
 #ifdef __cplusplus
 }

@@ -216,7 +216,8 @@ SHML_API uint32_t shml_sem_value(const shml_sem *s);
  * A token is bound to a thread (shml_cancel_bind()); every wait that thread then makes in
  * the library honours it: shml_mutex_lock, shml_event_wait(_flags), shml_sem_wait(_flags),
  * the channel calls that wait (shml_send, shml_recv, shml_claim, shml_peek, the batches, an
- * rpc client's wait for a server), and shml_segment_open/shml_channel_open with SHML_WAIT.
+ * rpc client's wait for a server), shml_segment_open/shml_channel_open with SHML_WAIT, and
+ * shml_waitset_wait.
  * Once the token is fired, each such call behaves as if its timeout had just run out, except
  * that it returns -ECANCELED instead of -ETIMEDOUT: what can be done without waiting is still
  * done (a message already there is received), nothing is taken or lost otherwise, and the call

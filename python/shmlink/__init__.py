@@ -7,8 +7,9 @@ numpy views.
     with shmlink.Queue("frames") as q:
         img = q.recv_array(timeout=1.0)
 
-Classes: Segment, Mutex, Event, Semaphore, Queue, Bus, Latest, RPC. Functions: ls, info,
-gc, unlink. Errors are builtin exceptions (FileNotFoundError, FileExistsError,
+Classes: Segment, Mutex, Event, Semaphore, Queue, Bus, Latest, RPC, WaitSet. Functions: ls,
+info, gc, unlink, wait. Channels have fileno() for selectors and select, and arecv/asend/async
+for that wait in asyncio's loop itself. Errors are builtin exceptions (FileNotFoundError, FileExistsError,
 PermissionError, TimeoutError, ValueError, BufferError, ConnectionResetError, OSError) and,
 for shmlink's own conditions, subclasses of shmlink.Error (OwnerDied, NotRecoverable,
 Corrupt, NotShmlink, WrongKind, VersionError, Truncated). numpy is imported only when a numpy
@@ -16,12 +17,13 @@ feature is used.
 """
 from . import _shmlink
 from ._shmlink import (Error, OwnerDied, NotRecoverable, Corrupt, NotShmlink, WrongKind,
-                       VersionError, Truncated, Mutex, Event, Semaphore, unlink, library_version)
+                       VersionError, Truncated, Mutex, Event, Semaphore, WaitSet, READABLE,
+                       WRITABLE, unlink, library_version)
 from ._segment import Segment
-from ._channel import Queue, Bus, Latest, RPC
+from ._channel import Queue, Bus, Latest, RPC, wait
 from ._inspect import ls, info, gc
 
 __version__ = library_version
-__all__ = ["Segment", "Mutex", "Event", "Semaphore", "Queue", "Bus", "Latest", "RPC", "ls",
-           "info", "gc", "unlink", "Error", "OwnerDied", "NotRecoverable", "Corrupt",
+__all__ = ["Segment", "Mutex", "Event", "Semaphore", "Queue", "Bus", "Latest", "RPC",
+           "WaitSet", "READABLE", "WRITABLE", "ls", "info", "gc", "unlink", "wait", "Error", "OwnerDied", "NotRecoverable", "Corrupt",
            "NotShmlink", "WrongKind", "VersionError", "Truncated"]

@@ -3,7 +3,6 @@ asyncio helpers."""
 import asyncio
 import contextlib
 import errno
-import functools
 import sys
 
 from . import _shmlink
@@ -145,6 +144,8 @@ class _Channel(_shmlink.Channel):
                          spsc=spsc, format=fmt, itemsize=itemsize, shape=shp, owned=owned,
                          timeout=timeout)
         self._dtype = None
+        self._async_busy = False
+        self._async_wait = None  # (loop, fd, future) while a coroutine waits
 
     # ---- types ----
     @property
@@ -243,53 +244,105 @@ class _Channel(_shmlink.Channel):
                 del arr
 
     # ---- asyncio ----
-    async def _async_call(self, fn, *args):
-        """Run the blocking call fn(*args) of this handle in the loop's default executor.
+    async def _ready(self, loop, deadline):
+        """Wait in the event loop (no thread) until the descriptor is readable, the deadline
+        (loop time) passes, or the handle should look again anyway (a peer in the way may
+        have died: _fd_timeout)."""
+        fd = self.fileno()
+        fut = loop.create_future()
 
-        Cancelled (a wait_for timeout, task.cancel(), asyncio.run() ending), it stops the
-        worker before its next attempt (_cancel: a flag read before every attempt, and the
-        library's interrupt for the wait in progress) and waits for it to return, so no
-        worker outlives the call and none takes or sends a message afterwards. If the attempt
-        under way at that very instant succeeded, the message was received (or sent): the
-        result is returned instead of CancelledError, so nothing is lost."""
-        loop = asyncio.get_running_loop()
-        self._uncancel()
-        fut = loop.run_in_executor(None, functools.partial(fn, *args))
+        def wake():
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, wake)
+        self._async_wait = (loop, fd, fut)
+        timer = None
+        wait = self._fd_timeout()
+        if deadline is not None:
+            left = max(0.0, deadline - loop.time())
+            wait = left if wait is None else min(wait, left)
+        if wait is not None:
+            timer = loop.call_later(wait, wake)
         try:
-            return await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            self._cancel()
-            try:
-                while True:
-                    try:
-                        await asyncio.shield(fut)
-                        break
-                    except asyncio.CancelledError:
-                        if fut.done():  # the worker's own result, not a new cancellation
-                            break
-                    except Exception:
-                        break
-            finally:
-                self._uncancel()
-            if fut.cancelled() or fut.exception() is not None:
-                raise
-            return fut.result()
+            await fut
+        finally:
+            if self._async_wait is not None:
+                self._async_wait = None
+                loop.remove_reader(fd)
+            if timer is not None:
+                timer.cancel()
+
+    async def _await_call(self, attempt, timeout, what):
+        """Call attempt() (a call with timeout 0, which arms the descriptor when it finds
+        nothing) until it gives a result other than None, waiting for the descriptor in
+        between. Only attempt() takes or sends a message, and it runs in this coroutine, so a
+        cancelled call has taken nothing. One coroutine per handle at a time."""
+        if self._async_busy:
+            raise RuntimeError(f"{self.address}: another coroutine is waiting on this handle "
+                               "(open one handle per concurrent coroutine)")
+        r = attempt()  # the fast path needs no loop (looking it up costs a system call)
+        if r is not None:
+            return r
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        self._async_busy = True
+        try:
+            while True:
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutError(errno.ETIMEDOUT, f"{what} {self.address}: timed out")
+                await self._ready(loop, deadline)
+                r = attempt()
+                if r is not None:
+                    return r
+        finally:
+            self._async_busy = False
 
     async def arecv(self, timeout=None):
-        """recv() in the event loop's default executor: the next message, waiting at most
-        timeout seconds (None: for ever); TimeoutError. A channel has no fd to poll, so each
-        pending arecv/asend occupies one executor thread while it waits; use one channel
-        handle per concurrent coroutine (a handle serves one call at a time). Cancelled, it
-        takes nothing: the worker is stopped before it returns (see python/README.md)."""
-        return await self._async_call(self.recv, timeout)
+        """The next message (bytes), waiting in the running event loop at most timeout
+        seconds (None: for ever); TimeoutError. No thread: the loop waits on the channel's
+        descriptor (fileno()). Cancelled (wait_for, task.cancel()), it has taken nothing: a
+        message is taken only by the call that returns it. One coroutine per handle at a
+        time (RuntimeError otherwise)."""
+        return await self._await_call(self._try_recv, timeout, "recv from")
 
     async def asend(self, data, timeout=None):
-        """send() in the event loop's default executor, waiting for room at most timeout
-        seconds (None: for ever); see arecv for the limits. Cancelled, it sends nothing."""
-        return await self._async_call(self.send, data, timeout)
+        """send() in the running event loop, waiting for room at most timeout seconds (None:
+        for ever); TimeoutError. Cancelled, it has sent nothing. As arecv: no thread, one
+        coroutine per handle."""
+        await self._await_call(lambda: True if self._try_send(data) else None, timeout,
+                               "send to")
 
-    def fileno(self):
-        raise OSError("shmlink channels have no file descriptor to poll: use arecv()/asend()")
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        """`async for msg in ch`: arecv() until the channel is closed."""
+        if self.closed:
+            raise StopAsyncIteration
+        try:
+            return await self.arecv()
+        except ValueError:
+            if self.closed:
+                raise StopAsyncIteration from None
+            raise
+
+    def close(self):
+        """Close the endpoint (see the C method's help: BufferError inside a claim or
+        recv_view block; deferred while arrays of finished messages live). A coroutine waiting
+        on the handle (arecv, asend, async for) wakes up: ValueError, or the end of its async
+        for."""
+        wait, self._async_wait = self._async_wait, None
+        if wait is not None:
+            loop, fd, fut = wait
+            loop.remove_reader(fd)
+        super().close()
+        if wait is not None and not fut.done():
+            fut.get_loop().call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     def __repr__(self):
         return f"<shmlink.{type(self).__name__} {self.address}{' (closed)' if self.closed else ''}>"
@@ -344,3 +397,16 @@ class RPC(_Channel):
         TimeoutError."""
         self.send(data, timeout)
         return self.recv(timeout)
+
+
+def wait(channels, timeout=None):
+    """Wait at most timeout seconds (None: for ever) until any of `channels` can make progress
+    (a message waits, or room) and return those that can, in a list ([] when the timeout
+    passes). Objects with fileno() (sockets, pipes) may be mixed in: they count when readable.
+    Built on a WaitSet made for the call (a channel in a WaitSet of its own is refused: wait
+    on that set instead). As with fileno(), a channel stays ready until a call with timeout 0
+    finds nothing (TimeoutError)."""
+    with _shmlink.WaitSet() as ws:
+        for c in channels:
+            ws.add(c)
+        return [obj for obj, _ in ws.wait(timeout)]

@@ -18,9 +18,9 @@
  * Blocking: every wait first tries without waiting while holding the GIL (the fast path),
  * then waits in one library call for the rest of its timeout with the GIL released. In the
  * main thread a cancellation token ends that call when a signal comes, so that the Python
- * handlers run (Ctrl-C raises KeyboardInterrupt at once) and the wait goes on if none raised;
- * a channel call run by a worker thread (arecv/asend) stops before its next attempt once
- * _cancel() is called from the event loop's thread. See wait.c.
+ * handlers run (Ctrl-C raises KeyboardInterrupt at once) and the wait goes on if none raised.
+ * See wait.c. asyncio waits on the channel's descriptor in the loop itself (arecv/asend:
+ * _channel.py), with no thread.
  *
  * Threads: a C handle is used by one thread at a time. A Channel is marked busy while one of
  * its calls runs with the GIL released; a second thread calling it meanwhile gets
@@ -100,15 +100,9 @@ int shmlpy_wait_init(void);
  * Run `op` once without waiting with the GIL held, then, if it returned -ETIMEDOUT or
  * -EINTR, for the rest of timeout_ns with the GIL released: in the main thread bound to the
  * token that a signal fires, after which the signal handlers run and `op` is called again
- * with what is left of the timeout. `cancel` (NULL: none) is a channel's cancellation request
- * (Channel._cancel(), from a cancelled asyncio call): it is read before every attempt, and
- * the canceller also interrupts the wait in progress, so no attempt starts after the request
- * is seen. Returns what op returned, -ETIMEDOUT, -ECANCELED, or WAIT_PYERR with the exception
- * a signal handler raised. Called with the GIL held.
+ * with what is left of the timeout. Returns what op returned, -ETIMEDOUT, or WAIT_PYERR with
+ * the exception a signal handler raised. Called with the GIL held.
  */
-ssize_t shmlpy_wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int *cancel);
-
-/* shmlpy_wait_loop_c() without a cancellation request. */
 ssize_t shmlpy_wait_loop(wait_op op, void *ctx, int64_t timeout_ns);
 
 /* An open that waits (SHML_WAIT) for its object, through shmlpy_wait_loop(). */
@@ -172,8 +166,6 @@ typedef struct {
                              `with` block): the mapping must outlive them */
     bool close_pending;   /* close() came while orphans lived: the endpoint closes when the
                              last of them is released (Message_releasebuffer) */
-    atomic_int cancel;    /* set by _cancel() (a cancelled arecv/asend), cleared by _uncancel()
-                             once its call has returned: waits stop before their next attempt */
 } ChannelObject;
 
 /* A zero-copy message: a claim (writable) or a peek (read-only), exported as a buffer. */
@@ -200,6 +192,7 @@ struct MessageObject {
 
 extern PyTypeObject shmlpy_Channel_Type;
 extern PyTypeObject shmlpy_Message_Type;
+extern PyTypeObject shmlpy_WaitSet_Type; /* waitset.c */
 
 /* shmlpy_check_type() of the channel's type, once per handle: 0, or -1 with Corrupt raised. */
 int shmlpy_channel_type_plain(ChannelObject *self);

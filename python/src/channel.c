@@ -2,8 +2,8 @@
  * channel.c - the Channel type: one endpoint of a queue, bus, latest or rpc channel, created
  * or opened (waiting for it with a timeout), and its calls: send and recv (one message or a
  * batch, copied), claim and recv_view (which make a Message, message.c), commit, the stats and
- * type, cancellation of a call running in a worker thread (_cancel/_uncancel), interrupt and
- * close (deferred while views of finished messages are alive).
+ * type, the descriptor for event loops (fileno, and the non-blocking calls asyncio uses),
+ * interrupt and close (deferred while views of finished messages are alive).
  */
 #include "_shmlink.h"
 
@@ -302,7 +302,7 @@ static PyObject *Channel_send(ChannelObject *self, PyObject *args, PyObject *kw)
     }
     struct send_ctx c = {self->ch, b.buf, (size_t)b.len};
     self->busy = true;
-    ssize_t r = shmlpy_wait_loop_c(send_op, &c, ns, &self->cancel);
+    ssize_t r = shmlpy_wait_loop(send_op, &c, ns);
     self->busy = false;
     PyBuffer_Release(&b);
     if (r == WAIT_PYERR)
@@ -348,7 +348,7 @@ static PyObject *Channel_recv(ChannelObject *self, PyObject *args, PyObject *kw)
         return NULL;
     struct recv_ctx c = {self->ch, self->scratch, self->max_msg};
     self->busy = true;
-    ssize_t r = shmlpy_wait_loop_c(recv_op, &c, ns, &self->cancel);
+    ssize_t r = shmlpy_wait_loop(recv_op, &c, ns);
     self->busy = false;
     if (r == WAIT_PYERR)
         return NULL;
@@ -410,7 +410,7 @@ static PyObject *Channel_send_batch(ChannelObject *self, PyObject *args, PyObjec
     }
     struct batch_ctx c = {self->ch, iov, (size_t)n, NULL, 0, NULL};
     self->busy = true;
-    ssize_t r = shmlpy_wait_loop_c(send_batch_op, &c, ns, &self->cancel);
+    ssize_t r = shmlpy_wait_loop(send_batch_op, &c, ns);
     self->busy = false;
     if (r == WAIT_PYERR)
         goto out;
@@ -457,7 +457,7 @@ static PyObject *Channel_recv_batch(ChannelObject *self, PyObject *args, PyObjec
     }
     struct batch_ctx c = {self->ch, NULL, (size_t)maxn, buf, cap, lens};
     self->busy = true;
-    ssize_t r = shmlpy_wait_loop_c(recv_batch_op, &c, ns, &self->cancel);
+    ssize_t r = shmlpy_wait_loop(recv_batch_op, &c, ns);
     self->busy = false;
     if (r == WAIT_PYERR)
         goto out;
@@ -607,29 +607,61 @@ static PyObject *Channel_stats(ChannelObject *self, PyObject *unused)
     return shmlpy_stats_dict(&st);
 }
 
-/*
- * _cancel(): from another thread (the event loop's), stop the call this handle is running in
- * a worker (a cancelled arecv/asend): it returns -ECANCELED before its next attempt to take
- * or send a message. An attempt already under way may still succeed; its caller then has the
- * message (see _Channel._async_call). The request stays until _uncancel().
- */
-static PyObject *Channel__cancel(ChannelObject *self, PyObject *unused)
+/* fileno() -> int: the endpoint's descriptor (shml_channel_fd()), made at the first call. */
+static PyObject *Channel_fileno(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    /* seq_cst: pairs with the loads in shmlpy_wait_loop_c(); the interrupt then wakes a wait that
-       began before the store. */
-    atomic_store(&self->cancel, 1);
-    if (self->ch)
-        shml_channel_interrupt(self->ch);
-    Py_RETURN_NONE;
+    if (shmlpy_channel_ready(self) < 0)
+        return NULL;
+    int fd = shml_channel_fd(self->ch);
+    if (fd < 0)
+        return shmlpy_raise_err(fd, "descriptor of", self->addr);
+    return PyLong_FromLong(fd);
 }
 
-/* _uncancel(): clear the request once the cancelled call has returned. */
-static PyObject *Channel__uncancel(ChannelObject *self, PyObject *unused)
+/* _fd_timeout() -> float | None: seconds until a call should look again although the
+   descriptor is not readable (shml_channel_fd_timeout()), or None. */
+static PyObject *Channel__fd_timeout(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
-    atomic_store(&self->cancel, 0);
-    Py_RETURN_NONE;
+    int64_t ns = self->ch ? shml_channel_fd_timeout(self->ch) : -1;
+    if (ns < 0)
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble((double)ns / 1e9);
+}
+
+/* _try_recv() -> bytes | None: recv(0) without the exception when nothing waits (which
+   arms the descriptor: the asyncio path, _channel.py). */
+static PyObject *Channel__try_recv(ChannelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (shmlpy_channel_ready(self) < 0 || channel_scratch(self) < 0)
+        return NULL;
+    ssize_t r = shml_recv(self->ch, self->scratch, self->max_msg, 0);
+    if (r == -ETIMEDOUT)
+        Py_RETURN_NONE;
+    if (r < 0)
+        return shmlpy_raise_err((int)r, "recv from", self->addr);
+    return PyBytes_FromStringAndSize(self->scratch, r);
+}
+
+/* _try_send(data) -> bool: send(data, 0), False instead of TimeoutError when full. */
+static PyObject *Channel__try_send(ChannelObject *self, PyObject *arg)
+{
+    Py_buffer b;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (shmlpy_channel_ready(self) < 0) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    ssize_t r = shml_send(self->ch, b.buf, (size_t)b.len, 0);
+    PyBuffer_Release(&b);
+    if (r == -ETIMEDOUT)
+        Py_RETURN_FALSE;
+    if (r < 0)
+        return shmlpy_raise_err((int)r, "send to", self->addr);
+    Py_RETURN_TRUE;
 }
 
 static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
@@ -692,10 +724,16 @@ static PyMethodDef Channel_methods[] = {
      "1 overwrite)."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_NOARGS,
      "interrupt()\n\nMake the current or next wait of this handle return early (once)."},
-    {"_cancel", (PyCFunction)Channel__cancel, METH_NOARGS,
-     "_cancel()\n\nStop the call running in a worker before its next attempt (-ECANCELED)."},
-    {"_uncancel", (PyCFunction)Channel__uncancel, METH_NOARGS,
-     "_uncancel()\n\nClear the request of _cancel() once that call has returned."},
+    {"fileno", (PyCFunction)Channel_fileno, METH_NOARGS,
+     "fileno() -> int\n\nA descriptor readable while this endpoint may make progress (a "
+     "message waits,\nor room), for selectors, select and event loops; it stays readable until "
+     "a call\nwith timeout 0 raises TimeoutError. The channel's: never close it."},
+    {"_fd_timeout", (PyCFunction)Channel__fd_timeout, METH_NOARGS,
+     "_fd_timeout() -> float | None\n\nSeconds until a call should look again anyway."},
+    {"_try_recv", (PyCFunction)Channel__try_recv, METH_NOARGS,
+     "_try_recv() -> bytes | None\n\nrecv(0), None when nothing waits."},
+    {"_try_send", (PyCFunction)Channel__try_send, METH_O,
+     "_try_send(data) -> bool\n\nsend(data, 0), False when full."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS,
      "close()\n\nClose the endpoint (BufferError inside a claim or recv_view block). If "
      "arrays of\nfinished messages are still alive, the handle is closed at once and the "

@@ -161,13 +161,13 @@ static PyObject *Message_enter(MessageObject *m, PyObject *unused)
     if (m->claim) {
         struct claim_ctx c = {ch->ch, m->len, &m->ptr};
         ch->busy = true;
-        r = shmlpy_wait_loop_c(claim_op, &c, m->timeout, &ch->cancel);
+        r = shmlpy_wait_loop(claim_op, &c, m->timeout);
         ch->busy = false;
     } else {
         const void *p = NULL;
         struct peek_ctx c = {ch->ch, &p, &m->len};
         ch->busy = true;
-        r = shmlpy_wait_loop_c(peek_op, &c, m->timeout, &ch->cancel);
+        r = shmlpy_wait_loop(peek_op, &c, m->timeout);
         ch->busy = false;
         m->ptr = (void *)p;
     }

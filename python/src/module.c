@@ -186,9 +186,9 @@ PyMODINIT_FUNC PyInit__shmlink(void)
 {
     PyTypeObject *types[] = {&shmlpy_Segment_Type, &shmlpy_Mutex_Type,   &shmlpy_Event_Type,
                              &shmlpy_Sem_Type,     &shmlpy_Channel_Type, &shmlpy_Message_Type,
-                             &shmlpy_Probe_Type};
+                             &shmlpy_Probe_Type,   &shmlpy_WaitSet_Type};
     const char *names[] = {"Segment", "Mutex", "Event", "Semaphore", "Channel", "Message",
-                           "TypeProbe"};
+                           "TypeProbe", "WaitSet"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;
@@ -222,6 +222,8 @@ PyMODINIT_FUNC PyInit__shmlink(void)
         PyModule_AddIntConstant(m, "BUS", SHML_BUS) < 0 ||
         PyModule_AddIntConstant(m, "LATEST", SHML_LATEST) < 0 ||
         PyModule_AddIntConstant(m, "RPC", SHML_RPC) < 0 ||
+        PyModule_AddIntConstant(m, "READABLE", SHML_READABLE) < 0 ||
+        PyModule_AddIntConstant(m, "WRITABLE", SHML_WRITABLE) < 0 ||
         PyModule_AddStringConstant(m, "library_version", shml_version()) < 0)
         goto fail;
     return m;

@@ -19,10 +19,6 @@
  *   every 20 ms. What is not a signal is not seen until the wait ends: _thread.interrupt_main()
  *   only sets Python's flag.
  *
- * - A channel's cancellation request (Channel._cancel(), from a cancelled asyncio call run
- *   by a worker thread): the request is a flag plus shml_channel_interrupt(), so the wait
- *   returns -EINTR and the loop returns -ECANCELED before it tries again.
- *
  * The chain: before a wait in the main thread (at most every 100 ms, each look costing a
  * system call per signal), every catchable signal whose C-level handler is Python's (one
  * function for all: known from the first signal that signal.getsignal() says Python handles)
@@ -166,11 +162,8 @@ int shmlpy_wait_init(void)
 
 /* ---- the wait ---- */
 
-ssize_t shmlpy_wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int *cancel)
+ssize_t shmlpy_wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
 {
-    /* seq_cst: pairs with the store in Channel__cancel(), made before it interrupts. */
-    if (cancel && atomic_load(cancel))
-        return -ECANCELED;
     ssize_t r = op(ctx, 0);
     if ((r != -ETIMEDOUT && r != -EINTR) || timeout_ns == 0)
         return r;
@@ -184,8 +177,6 @@ ssize_t shmlpy_wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int
             shml_cancel_reset(token);
         if (PyErr_CheckSignals() < 0)
             return WAIT_PYERR;
-        if (cancel && atomic_load(cancel)) /* seq_cst, as above */
-            return -ECANCELED;
         int64_t left = SHML_FOREVER;
         if (deadline >= 0) {
             left = deadline - now_ns();
@@ -197,13 +188,10 @@ ssize_t shmlpy_wait_loop_c(wait_op op, void *ctx, int64_t timeout_ns, atomic_int
         r = op(ctx, left);
         shml_cancel_bind(before);
         Py_END_ALLOW_THREADS
-        /* -EINTR: the channel's interrupt; -ECANCELED with the token: a signal. */
+        /* -EINTR: the channel's interrupt (tried again); -ECANCELED with the token: a
+           signal. */
         if (r != -EINTR && !(r == -ECANCELED && token))
             return r;
     }
 }
 
-ssize_t shmlpy_wait_loop(wait_op op, void *ctx, int64_t timeout_ns)
-{
-    return shmlpy_wait_loop_c(op, ctx, timeout_ns, NULL);
-}

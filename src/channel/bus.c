@@ -63,7 +63,7 @@ static bool make_hole(const struct shml__chan_geo *g, struct shml_chan_slot *s, 
                                                 memory_order_release, memory_order_relaxed)) {
         if (lost)
             atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
-        shml__event_wake_all(&g->hdr->not_empty);
+        shml__chan_wake_all(g, NULL, &g->hdr->not_empty);
         return true;
     }
     return false;
@@ -137,7 +137,7 @@ static bool pass_slot(shml_channel *ch, struct shml_chan_slot *s, uint64_t st, u
     /* Release: pairs with the acquire loads of enq. */
     atomic_compare_exchange_strong_explicit(&h->enq, &q, p + 1, memory_order_release,
                                             memory_order_relaxed);
-    shml__event_wake_all(&h->not_empty); /* subscribers waiting on message p - nslots */
+    shml__chan_wake_all(&ch->geo, ch, &h->not_empty); /* subscribers waiting on message p - nslots */
     return true;
 }
 
@@ -301,7 +301,7 @@ static int bus_attach(shml_channel *ch)
 static void bus_detach(shml_channel *ch)
 {
     if (ch->role & SHML_CONSUMER)
-        shml__event_wake_all(&ch->hdr->not_full);
+        shml__chan_wake_all(&ch->geo, ch, &ch->hdr->not_full);
 }
 
 /* ---- the bus's operations ---- */
@@ -353,7 +353,7 @@ static int b_commit(shml_channel *ch, size_t len)
 {
     int r = publish_quiet(ch, len);
     if (r == 0)
-        shml__event_wake_all(&ch->hdr->not_empty);
+        shml__chan_wake_all(&ch->geo, ch, &ch->hdr->not_empty);
     return r;
 }
 
@@ -403,7 +403,7 @@ static int b_release(shml_channel *ch)
 {
     int r = release_quiet(ch);
     if (ch->policy == SHML_BLOCK)
-        shml__event_wake(&ch->hdr->not_full);
+        shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
     return r;
 }
 
@@ -467,7 +467,7 @@ static ssize_t bus_send_batch(shml_channel *ch, const struct shml_iov *msgs, siz
         if (bus_try_send(ch, 0, &s, &pos, &behind) < 0)
             break;
     }
-    shml__event_wake_all(&ch->hdr->not_empty);
+    shml__chan_wake_all(&ch->geo, ch, &ch->hdr->not_empty);
     return (ssize_t)i;
 }
 
@@ -512,7 +512,7 @@ static ssize_t bus_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *l
     }
     ch->gap = gap;
     if (ch->policy == SHML_BLOCK)
-        shml__event_wake(&ch->hdr->not_full);
+        shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
     return (ssize_t)i;
 }
 

@@ -10,6 +10,7 @@
  * the segment sees a finished block; it still validates every field before trusting one.
  */
 #include "channel/channel.h"
+#include "shmlink/names.h"
 #include "os/os.h"
 #include "segment/backend.h"
 #include "sync/futex.h"
@@ -334,6 +335,9 @@ static void ep_free(const struct shml__chan_geo *g, uint32_t i, uint64_t mine)
     atomic_store_explicit(&e->bytes_received, 0, memory_order_relaxed);
     atomic_store_explicit(&e->drops, 0, memory_order_relaxed);
     atomic_store_explicit(&e->sleeps, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->reconnects, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->redelivered, 0, memory_order_relaxed);
     /* Unknown start until the next owner stores its own: meanwhile ep_alive() goes by the
        pid alone, so the new owner is never taken for a dead one. The pid namespace stays
        ours (not 0, which would have a process of another namespace judge our pid by its own
@@ -367,6 +371,7 @@ bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t 
     if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine, memory_order_acq_rel,
                                                  memory_order_relaxed))
         return false;
+    shml__chan_note_release(g, i, (int32_t)shml_ep_pid(st));
     ep_undo(g, i);
     ep_free(g, i, mine);
     return true;
@@ -401,6 +406,12 @@ static int ep_claim(shml_channel *ch)
             atomic_store_explicit(&e->start, start, memory_order_relaxed);
             atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
             atomic_store_explicit(&e->cursor, 0, memory_order_relaxed);
+            atomic_store_explicit(&e->notify, 0, memory_order_relaxed);
+            atomic_store_explicit(&e->note_id, 0, memory_order_relaxed);
+            atomic_store_explicit(&e->flags, ch->bridge ? SHML_EP_FLAG_BRIDGE : 0,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&e->reconnects, 0, memory_order_relaxed);
+            atomic_store_explicit(&e->redelivered, 0, memory_order_relaxed);
             ch->ep = e;
             ch->ep_index = i;
             ch->me = shml_holder(i, shml_ep_gen(mine));
@@ -440,6 +451,7 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
     ch->wait = o->wait;
     ch->spin = o->spin ? o->spin : DEFAULT_SPIN;
     ch->wait_server = (o->flags & SHML_WAIT) != 0;
+    ch->bridge = (o->flags & SHML_BRIDGE) != 0;
     ch->spsc = (g->flags & SHML_CHANF_SPSC) != 0;
     ch->pid = (uint32_t)shml__os_pid();
     int r = ep_claim(ch);
@@ -669,7 +681,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
     const struct shml_channel_opts *o = &oc;
     if (o->wait > SHML_WAIT_BLOCK)
         return shml__fail(EINVAL, "unknown wait strategy %u", o->wait);
-    const uint32_t known = SHML_SPSC | SHML_OWNED | SHML_WAIT;
+    const uint32_t known = SHML_SPSC | SHML_OWNED | SHML_WAIT | SHML_BRIDGE;
     if (o->flags & ~known)
         return shml__fail(EINVAL, "unknown channel flags 0x%x", o->flags & ~known);
     struct shml_segment_opts so = SHML_SEGMENT_OPTS_INIT;
@@ -721,8 +733,11 @@ int shml_channel_close(shml_channel *ch)
 {
     if (!ch)
         return 0;
+    shml__waitset_forget(ch);
     if (inherited(ch)) {
-        /* The parent's endpoint goes on: the child only unmaps what it inherited. */
+        /* The parent's endpoint goes on: the child only unmaps what it inherited (and closes
+           the descriptors it inherited, whose names stay the parent's). */
+        shml__chan_note_close(ch, false);
         free(ch->scratch);
         shml_segment_close(ch->seg);
         free(ch);
@@ -730,6 +745,7 @@ int shml_channel_close(shml_channel *ch)
     }
     if (shml__segment_lost(ch->seg) < 0) {
         /* The mapping is zeros since a peer truncated the object: nothing left to give back. */
+        shml__chan_note_close(ch, true);
         free(ch->scratch);
         shml_segment_close(ch->seg);
         free(ch);
@@ -737,10 +753,14 @@ int shml_channel_close(shml_channel *ch)
     }
     ops_of(ch)->abandon(ch);
     uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
+    shml__chan_note_release(&ch->geo, ch->ep_index, (int32_t)ch->pid);
     ep_undo(&ch->geo, ch->ep_index);
     ep_free(&ch->geo, ch->ep_index, mine);
     if (ch->k->detach)
         ch->k->detach(ch);
+    /* Last: the wakes above signal armed peers through this handle's table of their
+       descriptors, which this frees. */
+    shml__chan_note_close(ch, false);
     shml_segment_close(ch->seg);
     free(ch);
     return 0;
@@ -748,11 +768,12 @@ int shml_channel_close(shml_channel *ch)
 
 /* ---- waiting ---- */
 
-int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_event_layout *e,
-                    int64_t timeout_ns, void **slot, uint64_t *pos)
+static int wait_on(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_event_layout *e,
+                   int64_t timeout_ns, void **slot, uint64_t *pos, bool *behind_out)
 {
     bool behind = false;
     int r = try(ch, arg, slot, pos, &behind);
+    *behind_out = behind;
     if (r != -EAGAIN)
         return r;
     if (timeout_ns == 0)
@@ -777,8 +798,10 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
                     return -ECANCELED;
                 if ((r = shml__segment_lost(ch->seg)) < 0)
                     return r;
-                if (deadline >= 0 && shml__os_mono_ns() >= deadline)
+                if (deadline >= 0 && shml__os_mono_ns() >= deadline) {
+                    *behind_out = behind;
                     return -ETIMEDOUT;
+                }
             }
         }
     }
@@ -821,6 +844,34 @@ int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_
         }
     }
     atomic_store_explicit(&ch->sleeping_on, NULL, memory_order_relaxed);
+    *behind_out = behind;
+    return r;
+}
+
+int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg, struct shml_event_layout *e,
+                    int64_t timeout_ns, void **slot, uint64_t *pos)
+{
+    bool behind = false;
+    int r = wait_on(ch, try, arg, e, timeout_ns, slot, pos, &behind);
+    if (r != -ETIMEDOUT || !ch->has_note)
+        return r;
+    /* Nothing to do: arm the descriptor, then look once more (a waker that came before the
+       arming signalled nobody; notify.c). */
+    shml__chan_arm(ch, e, behind);
+    behind = false;
+    r = try(ch, arg, slot, pos, &behind);
+    if (r == -EAGAIN) {
+        /* Never arm again here: a waker may have signalled the arming since the look, and an
+           arming drains the descriptor first, without a look after it. */
+        if (behind)
+            shml__chan_retry_soon(ch);
+        return -ETIMEDOUT;
+    }
+    /* Found after all: the arming drained the descriptor, and more may wait behind this
+       one. Readable again, so that a loop that stops after this call is woken (the next call
+       that finds nothing arms it again). */
+    shml__chan_disarm(ch, e);
+    shml__chan_note_self(ch);
     return r;
 }
 
@@ -1136,6 +1187,12 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
                      atomic_load_explicit(&e->bytes_received, memory_order_relaxed),
             .drops = atomic_load_explicit(&e->drops, memory_order_relaxed),
             .sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed),
+            .flags = (atomic_load_explicit(&e->flags, memory_order_relaxed) &
+                      SHML_EP_FLAG_BRIDGE)
+                         ? SHML_BRIDGE
+                         : 0,
+            .reconnects = atomic_load_explicit(&e->reconnects, memory_order_relaxed),
+            .redelivered = atomic_load_explicit(&e->redelivered, memory_order_relaxed),
         };
         uint64_t cursor = atomic_load_explicit(&e->cursor, memory_order_relaxed);
         if ((role & SHML_CONSUMER) && g->k->lag) {
@@ -1156,6 +1213,43 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
     if (count)
         *count = used;
     st->queued = g->k->queued ? g->k->queued(g, enq, deq, slowest) : 0;
+}
+
+int shml_refuse(shml_channel *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
+    if (ch->k->kind != SHML_RPC)
+        return shml__fail(EINVAL, "shml_refuse() answers an rpc request; this is a %s channel",
+                          shml_kind_name(ch->k->kind));
+    int r = check_usable(ch);
+    if (r < 0)
+        return r;
+    return (int)unless_lost(ch, shml__rpc_refuse(ch));
+}
+
+int shml_channel_count(shml_channel *ch, uint32_t counter, uint64_t n)
+{
+    if (!ch)
+        return -EINVAL;
+    if (inherited(ch))
+        return refuse_inherited();
+    /* Relaxed: counters this handle alone writes, read as statistics. */
+    switch (counter) {
+    case SHML_COUNT_DROPS:
+        shml__chan_count_drops(ch, n);
+        return 0;
+    case SHML_COUNT_RECONNECTS:
+        atomic_fetch_add_explicit(&ch->ep->reconnects, (uint32_t)n, memory_order_relaxed);
+        return 0;
+    case SHML_COUNT_REDELIVERED:
+        atomic_fetch_add_explicit(&ch->ep->redelivered, n, memory_order_relaxed);
+        return 0;
+    default:
+        return shml__fail(EINVAL, "unknown counter %u", counter);
+    }
 }
 
 int shml_channel_get_stats(const shml_channel *ch, struct shml_channel_stats *st)

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "layout.h"
 #include "shmlink/channel.h"
+#include "sync/futex.h"
 
 #include <stdbool.h>
 
@@ -67,6 +68,7 @@ struct shml_channel {
     uint32_t wait;        /* SHML_WAIT_* */
     uint32_t spin;        /* polls before sleeping (adaptive) */
     bool spsc;
+    bool bridge; /* opened SHML_BRIDGE (its entry says so: SHML_EP_FLAG_BRIDGE) */
     uint32_t pid; /* own pid, as the endpoint entry holds it */
     uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
     /* this handle's endpoint table entry and the counters it mirrors there */
@@ -108,6 +110,15 @@ struct shml_channel {
     bool has_request;
     uint32_t req_client;  /* endpoint index of the client */
     uint32_t req_ticket;
+    /* shml_channel_fd(): this endpoint's notifier (notify.c), the deadline by which a call
+       should look again although nothing signalled it (-1: none), and, as a waker, the
+       notifiers of other endpoints it opened (one per entry, made at the first signal). */
+    bool has_note;
+    intptr_t note;
+    uint64_t note_id;
+    int64_t note_retry;
+    struct shml__note_peer *peers;
+    struct shml_waitset *ws; /* the wait set the handle is in (waitset.c), or NULL */
     /* The geometry validated at open (the mapping's is never read again); last, so that the
        fields the hot path uses stay together at the front. */
     struct shml__chan_geo geo;
@@ -182,6 +193,8 @@ struct shml__kind {
 };
 SHML_INTERNAL extern const struct shml__kind shml__queue_kind, shml__bus_kind, shml__latest_kind,
     shml__rpc_kind;
+/* shml_refuse() on an rpc channel's handle: 0, or -EPROTO (not a server holding a request). */
+SHML_INTERNAL int shml__rpc_refuse(shml_channel *ch);
 
 /* The descriptor of kind `kind`, or NULL for a kind that is not a channel's. */
 SHML_INTERNAL const struct shml__kind *shml__kind(uint32_t kind);
@@ -277,6 +290,66 @@ typedef int (*shml__try_fn)(shml_channel *ch, size_t arg, void **slot, uint64_t 
 SHML_INTERNAL int shml__chan_wait(shml_channel *ch, shml__try_fn try, size_t arg,
                                   struct shml_event_layout *e, int64_t timeout_ns, void **slot,
                                   uint64_t *pos);
+
+/* ---- descriptor waits (notify.c; layout.h, "Descriptor waits") ---- */
+
+/* Arm this handle's notifier on event e (a call that may not wait found nothing to do);
+   `behind`: a live holder is in the way (look again by RETRY_NS). The caller looks again
+   afterwards, and disarms if that look succeeds. */
+SHML_INTERNAL void shml__chan_arm(shml_channel *ch, struct shml_event_layout *e, bool behind);
+SHML_INTERNAL void shml__chan_disarm(shml_channel *ch, struct shml_event_layout *e);
+/* A live endpoint holds what an armed call needs: the descriptor's user looks again after
+   the retry time (shml_channel_fd_timeout()), as that holder may die and signal nobody. */
+SHML_INTERNAL void shml__chan_retry_soon(shml_channel *ch);
+/* Make the handle's own descriptor readable. */
+SHML_INTERNAL void shml__chan_note_self(shml_channel *ch);
+/* Signal the endpoints armed on e (called when e->armed was read non-zero after a wake's
+   fence). `by`: the waking handle, whose cache of opened notifiers is used; NULL: none. */
+SHML_INTERNAL void shml__chan_signal(const struct shml__chan_geo *g, shml_channel *by,
+                                     struct shml_event_layout *e);
+/* Entry i is being freed (closed by its owner `pid`, or reclaimed from it dead): disarm it
+   and remove its notifier's name. */
+SHML_INTERNAL void shml__chan_note_release(const struct shml__chan_geo *g, uint32_t i, int32_t pid);
+/* The handle is closing: take it out of its wait set (waitset.c). */
+SHML_INTERNAL void shml__waitset_forget(shml_channel *ch);
+/* Close the handle's own notifier (and remove its name if `remove`) and the ones it opened. */
+SHML_INTERNAL void shml__chan_note_close(shml_channel *ch, bool remove);
+
+/*
+ * Wake the sleepers of channel event e (one, or all) and signal the endpoints armed on it.
+ * The load of `armed` follows the wake's seq_cst fence (pairs with the arming's fence in
+ * shml__chan_arm()); it reads the line the wake read `waiters` from, so it costs nothing more
+ * while no endpoint is armed.
+ *
+ * SHML_BENCH_NO_DESCRIPTORS exists for bench/bench_wake.c only: bench/CMakeLists.txt builds a
+ * second library with it, without that load, so that the benchmark can measure what the load
+ * adds to a hand-over. A library built with it never signals an armed descriptor: never
+ * define it anywhere else.
+ */
+static inline void shml__chan_wake(const struct shml__chan_geo *g, shml_channel *by,
+                                   struct shml_event_layout *e)
+{
+    shml__event_wake(e);
+#ifndef SHML_BENCH_NO_DESCRIPTORS
+    if (atomic_load_explicit(&e->armed, memory_order_relaxed) != 0)
+        shml__chan_signal(g, by, e);
+#else
+    (void)g;
+    (void)by;
+#endif
+}
+static inline void shml__chan_wake_all(const struct shml__chan_geo *g, shml_channel *by,
+                                       struct shml_event_layout *e)
+{
+    shml__event_wake_all(e);
+#ifndef SHML_BENCH_NO_DESCRIPTORS /* as above */
+    if (atomic_load_explicit(&e->armed, memory_order_relaxed) != 0)
+        shml__chan_signal(g, by, e);
+#else
+    (void)g;
+    (void)by;
+#endif
+}
 
 /* Time for the system calls that find dead holders? After a sleep, and every 256 tries. */
 static inline bool shml__chan_probe(shml_channel *ch)

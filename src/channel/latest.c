@@ -266,7 +266,7 @@ static int l_commit(shml_channel *ch, size_t len)
                           memory_order_release);
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
-    shml__event_wake_all(&h->not_empty);
+    shml__chan_wake_all(&ch->geo, ch, &h->not_empty);
     return 0;
 }
 
@@ -293,7 +293,7 @@ static void unpin(shml_channel *ch)
     struct shml_latest_buf *b = ch->peeked;
     ch->peeked = NULL;
     drop_pin(ch, b);
-    shml__event_wake(&ch->hdr->not_full);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
 }
 
 static int l_release(shml_channel *ch)

@@ -95,7 +95,7 @@ void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i, bool sends, 
         uint32_t p = shml_ep_rec_pos(r);
         struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
         if (shml__queue_reclaim(g, s, shml_slot_state(p, me, true), (uint64_t)p + g->nslots))
-            shml__event_wake_all(&g->hdr->not_empty);
+            shml__chan_wake_all(g, NULL, &g->hdr->not_empty);
     }
     r = receives ? atomic_load_explicit(&e->recv_rec, memory_order_relaxed) : 0;
     if (r & SHML_EP_REC_SET) {
@@ -104,7 +104,7 @@ void shml__queue_settle(const struct shml__chan_geo *g, uint32_t i, bool sends, 
         struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
         if (shml__queue_reclaim(g, s, shml_slot_state((uint64_t)p + 1, me, true),
                                 (uint64_t)p + g->nslots))
-            shml__event_wake_all(&g->hdr->not_full);
+            shml__chan_wake_all(g, NULL, &g->hdr->not_full);
     }
 }
 
@@ -304,7 +304,7 @@ static void give_back_quiet(shml_channel *ch, struct shml_chan_slot *s, uint64_t
 void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos)
 {
     give_back_quiet(ch, s, pos);
-    shml__event_wake(&ch->hdr->not_full);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
 }
 
 void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len,
@@ -313,7 +313,7 @@ void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t po
     shml__chan_count_sent_at(ch, pos, counted_len);
     publish_quiet(s, pos, len);
     shml__chan_clear_rec(&ch->ep->send_rec);
-    shml__event_wake(&ch->hdr->not_empty);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_empty);
 }
 
 void shml__queue_consume(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos,
@@ -322,7 +322,7 @@ void shml__queue_consume(shml_channel *ch, struct shml_chan_slot *s, uint64_t po
     shml__chan_count_recv_at(ch, pos, counted_len);
     give_back_quiet(ch, s, pos);
     shml__chan_clear_rec(&ch->ep->recv_rec);
-    shml__event_wake(&ch->hdr->not_full);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
 }
 
 /* ---- the queue's operations ---- */
@@ -388,8 +388,8 @@ void shml__queue_abandon_claim(shml_channel *ch, bool lost)
     if (freed) {
         /* A consumer waiting for this position skips it; a producer waiting for room may
            take the slot. */
-        shml__event_wake(&ch->hdr->not_empty);
-        shml__event_wake(&ch->hdr->not_full);
+        shml__chan_wake(&ch->geo, ch, &ch->hdr->not_empty);
+        shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
     }
     ch->claimed = NULL;
 }
@@ -457,7 +457,7 @@ void shml__queue_check(struct shml__checker *c, const struct shml__chan_geo *g)
                                 sizeof(who)); /* before a repair frees it */
         bool fixed = false;
         if (shml__check_repairing(c) && (fixed = shml__queue_reclaim(g, s, st, next)))
-            shml__event_wake_all(writing ? &h->not_empty : &h->not_full);
+            shml__chan_wake_all(g, NULL, writing ? &h->not_empty : &h->not_full);
         shml__check_finding(c, true, fixed, "slot %llu: %s by %s, which died%s",
                             (unsigned long long)i, writing ? "being written" : "being read", who,
                             fixed ? ": freed, 1 message lost" : "");
@@ -488,7 +488,7 @@ ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, si
         if (shml__queue_try_send(ch, 0, &s, &pos, &behind) < 0)
             break;
     }
-    shml__event_wake(&ch->hdr->not_empty);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_empty);
     return (ssize_t)i;
 }
 
@@ -519,7 +519,7 @@ ssize_t shml__queue_recv_batch(shml_channel *ch, char *buf, size_t cap, size_t *
             break;
     }
     ch->gap = 0;
-    shml__event_wake(&ch->hdr->not_full);
+    shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
     return (ssize_t)i;
 }
 

@@ -89,7 +89,7 @@ static bool drop_request(const struct shml__chan_geo *g, uint32_t client, uint32
                                                  shml_box_state(ticket, 0, false, true),
                                                  memory_order_relaxed, memory_order_relaxed))
         return false;
-    shml__event_wake_all(&b->ready);
+    shml__chan_wake_all(g, NULL, &b->ready);
     return true;
 }
 
@@ -116,7 +116,7 @@ static int box_reset(const struct shml__chan_geo *g, uint32_t i, uint64_t st, bo
         return -1;
     if (counted)
         atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed); /* a statistic */
-    shml__event_wake_all(&b->ready);
+    shml__chan_wake_all(g, NULL, &b->ready);
     return counted;
 }
 
@@ -151,7 +151,7 @@ static void settle_mailbox(const struct shml__chan_geo *g, uint32_t i)
            (its record names the ticket: client_release). Waiting or taken: the request is
            counted by its slot. Relaxed: the owner is dead or is us. */
         bool lost = false;
-        if (shml_box_replied(st) && shml__len_once(&b->len) != SHML_RPC_GONE) {
+        if (shml_box_replied(st) && !shml_rpc_no_reply(shml__len_once(&b->len))) {
             uint64_t rec = atomic_load_explicit(&e->recv_rec, memory_order_relaxed);
             uint64_t n = atomic_load_explicit(&e->received, memory_order_relaxed);
             lost = !(shml_ep_rec_names(rec, shml_box_ticket(st)) && shml_ep_rec_counted(rec, n));
@@ -199,7 +199,7 @@ static uint64_t replies_waiting(const struct shml__chan_geo *g)
         /* Acquire pairs with the server's release of "replied": len is that reply's. */
         uint64_t st = atomic_load_explicit(&b->state, memory_order_acquire);
         if (shml_box_replied(st) && shml_box_server(st) != 0 &&
-            shml__len_once(&b->len) != SHML_RPC_GONE)
+            !shml_rpc_no_reply(shml__len_once(&b->len)))
             n++;
     }
     return n;
@@ -233,8 +233,13 @@ static uint64_t servers(const shml_channel *ch)
 /* Wait, within the call's deadline, for a server to attach (a client opened SHML_WAIT). */
 static int await_server(shml_channel *ch, int64_t timeout_ns)
 {
-    if (timeout_ns == 0)
+    if (timeout_ns == 0) {
+        /* A server's attach signals nobody: a descriptor waiting for room looks again after
+           the retry time (shml_channel_fd_timeout()). */
+        if (ch->has_note)
+            shml__chan_arm(ch, &ch->hdr->not_full, true);
         return shml__fail(ETIMEDOUT, "no server is attached to the channel");
+    }
     if (!ch->has_deadline) {
         ch->deadline = shml__deadline(timeout_ns);
         ch->has_deadline = true;
@@ -318,6 +323,9 @@ static int try_reply_once(shml_channel *ch, size_t cap, void **slot, uint64_t *p
         if (len == SHML_RPC_GONE)
             return client_reset(ch, st, false, ECONNRESET,
                                 "the server closed without replying");
+        if (len == SHML_RPC_REFUSED)
+            return client_reset(ch, st, false, EHOSTUNREACH,
+                                "the server could not answer the request");
         if (len > ch->max_msg)
             return shml__fail(SHML_ECORRUPT, "reply of %u bytes in a channel of %llu", len,
                               (unsigned long long)ch->max_msg);
@@ -503,7 +511,7 @@ static bool deliver(shml_channel *ch, struct shml_rpc_box *b, uint32_t len)
             &b->state, &writing, shml_box_state(ch->req_ticket, ch->me, false, true),
             memory_order_release, memory_order_relaxed))
         return false;
-    shml__event_wake(&b->ready);
+    shml__chan_wake(&ch->geo, ch, &b->ready);
     return true;
 }
 
@@ -528,25 +536,45 @@ static int server_commit(shml_channel *ch, size_t len)
     return 0;
 }
 
+static void answer_without_reply(shml_channel *ch, uint32_t len);
+
 static void server_abandon(shml_channel *ch)
 {
     if (ch->peeked)
         server_release(ch);
     if (!ch->has_request)
         return;
+    answer_without_reply(ch, SHML_RPC_GONE);
+}
+
+/* Deliver the marker `len` (SHML_RPC_GONE, SHML_RPC_REFUSED) instead of the reply to the
+   request this server holds: its client's receive fails instead of waiting. */
+static void answer_without_reply(shml_channel *ch, uint32_t len)
+{
     struct shml_rpc_box *b = shml__chan_box(&ch->geo, ch->req_client);
     if (ch->claimed == b) {
-        (void)deliver(ch, b, SHML_RPC_GONE); /* false: reset, its client told already */
+        (void)deliver(ch, b, len); /* false: reset, its client told already */
     } else if (!ch->claimed) {
         uint64_t want = shml_box_state(ch->req_ticket, ch->me, false, false);
         /* Acquire: as in server_claim(). */
         if (atomic_compare_exchange_strong_explicit(
                 &b->state, &want, shml_box_state(ch->req_ticket, ch->me, true, false),
                 memory_order_acquire, memory_order_relaxed))
-            (void)deliver(ch, b, SHML_RPC_GONE); /* as above */
+            (void)deliver(ch, b, len); /* as above */
     }
     ch->claimed = NULL;
     ch->has_request = false;
+}
+
+int shml__rpc_refuse(shml_channel *ch)
+{
+    if (!(ch->role & SHML_SERVER) || !ch->has_request)
+        return shml__fail(EPROTO, "no request to refuse: receive one first");
+    if (ch->peeked)
+        server_release(ch);
+    answer_without_reply(ch, SHML_RPC_REFUSED);
+    shml__chan_count_drops(ch, 1);
+    return 0;
 }
 
 /*

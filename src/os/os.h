@@ -215,4 +215,67 @@ SHML_INTERNAL int32_t shml__os_mutex_holder(const void *os);
  */
 SHML_INTERNAL int shml__os_mutex_abandon(void *os, int32_t tid);
 
+/* ---- descriptors for event loops (notify_unix.c, win32_notify.c) ---- */
+
+/*
+ * A notifier: a kernel object that an event loop waits on (readable, or signalled) and that
+ * any process may signal knowing only its name, made of the owner's pid and a random id
+ * (Linux: the FIFO /dev/shm/.shml-fd-PID-ID, ID in hex; Windows: a manual-reset
+ * event "Local\\shmln-PID-ID"). A signal is sticky until the owner drains it; signalling a
+ * signalled notifier changes nothing. Handles are intptr_t (an fd, or a HANDLE).
+ *
+ * create: make it (permission bits `mode`, owner read and write always) and open it for the
+ * owner: 0 with *h set, or -errno. The owner's handle is what shml_channel_fd() returns.
+ * open: open someone else's for signalling: 0, -ENOENT (gone), -errno. Never blocks, and a
+ * handle opened so never raises SIGPIPE or fails when its owner dies.
+ * signal, drain: never block, never fail visibly. close: the handle. remove: the name (the
+ * owner's close, or the reclaimer of a dead owner's endpoint); the object itself goes with
+ * its last handle.
+ */
+#define SHML_NOTE_PREFIX ".shml-fd"
+/* System calls the notifier functions made in this process (open, signal, drain, close,
+   remove): what the tests count to show that a waker makes none while nobody is armed. */
+extern SHML_INTERNAL _Atomic uint64_t shml__note_calls;
+SHML_INTERNAL int shml__os_note_create(int32_t pid, uint64_t id, uint32_t mode, intptr_t *h);
+SHML_INTERNAL int shml__os_note_open(int32_t pid, uint64_t id, intptr_t *h);
+SHML_INTERNAL void shml__os_note_signal(intptr_t h);
+SHML_INTERNAL void shml__os_note_drain(intptr_t h);
+SHML_INTERNAL void shml__os_note_close(intptr_t h);
+SHML_INTERNAL void shml__os_note_remove(int32_t pid, uint64_t id);
+/* The int an application waits on for the owner's handle h (Linux: the fd itself). */
+SHML_INTERNAL int shml__os_note_fd(intptr_t h);
+
+/*
+ * A wake-up: an anonymous notifier private to the process (Linux: an eventfd; Windows: an
+ * unnamed manual-reset event), which a poller can wait on. create: 0 or -errno. signal is
+ * async-signal-safe; signal and drain never block; close frees it.
+ */
+SHML_INTERNAL int shml__os_wakeup_create(intptr_t *h);
+SHML_INTERNAL void shml__os_wakeup_signal(intptr_t h);
+SHML_INTERNAL void shml__os_wakeup_drain(intptr_t h);
+SHML_INTERNAL void shml__os_wakeup_close(intptr_t h);
+
+/*
+ * A poller: waits for any of many handles (notifiers and the application's own descriptors)
+ * at once (Linux: epoll; Windows: waiter threads of 63 handles each, thousands of them). Keys
+ * are the caller's. Events: SHML_POLL_IN, SHML_POLL_OUT (Windows: SHML_POLL_IN alone, a handle
+ * being signalled). add: 0, -EEXIST, -EPERM (the handle cannot be waited on for those
+ * events), -EBADF, -errno. wait: fills up to max keys (and the events that fired) of ready
+ * handles; returns their number, 0 at the deadline (monotonic ns; negative: none), -EINTR (a
+ * signal handler ran; never on Windows), or -errno. Level-triggered: a handle still ready is
+ * reported again. A poller is used by one thread at a time (its wait set's).
+ */
+#define SHML_POLL_IN  1u
+#define SHML_POLL_OUT 2u
+struct shml__os_poll_ready {
+    uint64_t key;
+    uint32_t events;
+};
+SHML_INTERNAL int shml__os_poller_create(intptr_t *p);
+SHML_INTERNAL int shml__os_poller_add(intptr_t p, intptr_t h, uint32_t events, uint64_t key);
+SHML_INTERNAL int shml__os_poller_remove(intptr_t p, intptr_t h);
+SHML_INTERNAL int shml__os_poller_wait(intptr_t p, struct shml__os_poll_ready *out, int max,
+                                       int64_t deadline_ns);
+SHML_INTERNAL void shml__os_poller_close(intptr_t p);
+
 #endif /* SHML_OS_H */

@@ -219,6 +219,8 @@ SHML_INTERNAL uint32_t shml__segment_kind(const shml_segment *seg);
  * and its channels reports this.
  */
 SHML_INTERNAL int shml__segment_lost(const shml_segment *seg);
+/* The permission bits of the segment's object (0600 if the backend cannot tell). */
+SHML_INTERNAL uint32_t shml__segment_mode(const shml_segment *seg);
 SHML_INTERNAL int shml__segment_create_with(const char *addr, size_t size,
                                             const struct shml_segment_opts *opts,
                                             shml__init_fn init, void *ctx, shml_segment **out);

@@ -206,6 +206,35 @@ static int posix_mapped(const struct shml__addr *a)
     return r < 0 ? -1 : r;
 }
 
+/*
+ * The descriptor of a channel endpoint (os.h, notifiers: /dev/shm/.shml-fd-PID-ID) whose
+ * owner died without closing, and whose entry no endpoint has reclaimed yet: removed once its
+ * pid is dead and no process holds it open for reading (a FIFO opened for writing without
+ * blocking fails with ENXIO exactly then), so that an owner of another pid namespace, which
+ * holds its own open, keeps it.
+ */
+static int gc_note(bool dry_run, const char *name, shml__tmp_fn each, void *ctx)
+{
+    int pid = atoi(name + strlen(SHML_NOTE_PREFIX) + 1);
+    if (pid <= 0 || shml__os_proc_alive(pid, 0) != 0)
+        return 0;
+    char path[sizeof(SHM_DIR) + 256];
+    snprintf(path, sizeof(path), SHM_DIR "/%s", name);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISFIFO(st.st_mode))
+        return 0;
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno != ENXIO || (!dry_run && unlink(path) != 0))
+        return 0;
+    char addr[sizeof(path) + 8];
+    snprintf(addr, sizeof(addr), "posix:/%s", name);
+    return each(ctx, addr, pid);
+}
+
 /* Temporary objects of creators that died before publishing: /dev/shm/.shml-tmp-PID-N. */
 static int posix_gc_temporaries(bool dry_run, shml__tmp_fn each, void *ctx)
 {
@@ -216,6 +245,10 @@ static int posix_gc_temporaries(bool dry_run, shml__tmp_fn each, void *ctx)
     size_t plen = strlen(SHML_TMP_PREFIX);
     int r = 0;
     while (r == 0 && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, SHML_NOTE_PREFIX "-", strlen(SHML_NOTE_PREFIX) + 1) == 0) {
+            r = gc_note(dry_run, e->d_name, each, ctx);
+            continue;
+        }
         if (strncmp(e->d_name, SHML_TMP_PREFIX "-", plen + 1) != 0)
             continue;
         int pid = atoi(e->d_name + plen + 1);

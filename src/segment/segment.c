@@ -140,6 +140,15 @@ static int seg_map(shml_segment *seg, size_t len, bool rdonly, uint32_t flags)
     return r < 0 ? shml__fail(-r, "no memory to register the mapping") : 0;
 }
 
+uint32_t shml__segment_mode(const shml_segment *seg)
+{
+    struct shml__objstat st;
+    memset(&st, 0, sizeof(st));
+    if (seg->be->stat && seg->be->stat(&seg->obj, &st) == 0 && st.mode != 0)
+        return st.mode & 0777u;
+    return 0600u;
+}
+
 int shml__segment_lost(const shml_segment *seg)
 {
     if (!shml__os_guard_lost(seg->guard))

@@ -33,6 +33,10 @@
 struct shml_cancel {
     shml_atomic_u32 word; /* bit 0: fired; above: resets */
     unsigned flags;       /* SHML_CANCEL_* */
+    /* A wake-up that a poller can wait on (shml__cancel_wakeup()), made by the first wait set
+       that waits with the token bound; signalled by every fire from then on. */
+    _Atomic int has_wakeup;
+    intptr_t wakeup;
 };
 
 /* The token bound to each thread (shml_cancel_bind()). */
@@ -52,7 +56,24 @@ int shml_cancel_create(shml_cancel **out, unsigned flags)
 
 void shml_cancel_destroy(shml_cancel *c)
 {
+    if (c && atomic_load_explicit(&c->has_wakeup, memory_order_relaxed))
+        shml__os_wakeup_close(c->wakeup);
     free(c);
+}
+
+int shml__cancel_wakeup(shml_cancel *c, intptr_t *h)
+{
+    if (!atomic_load_explicit(&c->has_wakeup, memory_order_relaxed)) {
+        int r = shml__os_wakeup_create(&c->wakeup);
+        if (r < 0)
+            return r;
+        /* seq_cst: pairs with the load in shml_cancel_fire(): either the fire sees the
+           wake-up (and signals it), or our caller's look at the word after this sees the
+           fire. */
+        atomic_store_explicit(&c->has_wakeup, 1, memory_order_seq_cst);
+    }
+    *h = c->wakeup;
+    return 0;
 }
 
 shml_cancel *shml_cancel_bind(shml_cancel *c)
@@ -71,12 +92,16 @@ int shml_cancel_fire(shml_cancel *c)
 {
     if (!c)
         return -EINVAL;
-    /* Release pairs with the acquire loads of the word in the waits: what the firer wrote
-       before firing is visible to a wait that returns -ECANCELED. */
-    uint32_t w = atomic_fetch_or_explicit(&c->word, FIRED, memory_order_release);
+    /* Release (in seq_cst) pairs with the acquire loads of the word in the waits: what the
+       firer wrote before firing is visible to a wait that returns -ECANCELED. seq_cst: our
+       half of the handshake with shml__cancel_wakeup(). */
+    uint32_t w = atomic_fetch_or_explicit(&c->word, FIRED, memory_order_seq_cst);
     if (!(w & FIRED)) {
         int saved = errno; /* a signal handler's caller keeps its errno */
         shml__os_futex_wake_private(&c->word);
+        /* seq_cst: pairs with the store in shml__cancel_wakeup() (see there). */
+        if (atomic_load_explicit(&c->has_wakeup, memory_order_seq_cst))
+            shml__os_wakeup_signal(c->wakeup);
         errno = saved;
     }
     return 0;
@@ -86,6 +111,11 @@ int shml_cancel_reset(shml_cancel *c)
 {
     if (!c)
         return -EINVAL;
+    /* Drained before the fired bit is cleared: a fire after the clearing signals again,
+       never into this drain. Relaxed: a wait set that wakes for a drained signal's sake only
+       looks at the word. */
+    if (atomic_load_explicit(&c->has_wakeup, memory_order_relaxed))
+        shml__os_wakeup_drain(c->wakeup);
     /* Relaxed: the reset publishes nothing; the waits read the word with the kernel's check. */
     uint32_t w = atomic_load_explicit(&c->word, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&c->word, &w, (w + RESET_STEP) & ~FIRED,

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "layout.h"
+#include "shmlink/sync.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +31,13 @@ extern SHML_INTERNAL _Atomic bool shml__futex_waitv_missing;
 
 /* Has the calling thread's bound token fired? (false when none is bound) */
 SHML_INTERNAL bool shml__cancelled(void);
+/*
+ * The wake-up of token c (made at the first call, by the thread that waits: not in a signal
+ * handler), signalled by every fire from then on and drained by every reset, so that a poller
+ * can end its wait when the token fires (waitset.c). After this call, look at the token
+ * (shml_cancel_fired()): a fire that came before it may not have signalled. 0 or -errno.
+ */
+SHML_INTERNAL int shml__cancel_wakeup(shml_cancel *c, intptr_t *h);
 
 /*
  * shml__os_futex_wait() for the library's waits: with no token bound to the calling thread,

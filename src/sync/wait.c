@@ -119,7 +119,8 @@ int shml_event_init(shml_event *e)
     atomic_store_explicit(&l->waiters, 0, memory_order_relaxed);
     atomic_store_explicit(&l->spin, 0, memory_order_relaxed);
     atomic_store_explicit(&l->stale, 0, memory_order_relaxed);
-    l->reserved[0] = l->reserved[1] = 0;
+    atomic_store_explicit(&l->armed, 0, memory_order_relaxed);
+    l->reserved = 0;
     /* Release: a process that sees the magic sees the fields above (it publishes them). */
     atomic_store_explicit(&l->magic, SHML_EVENT_MAGIC, memory_order_release);
     return 0;

@@ -317,6 +317,55 @@ TEST(inspect_errors_and_caps)
     shml_channel_close(ch);
 }
 
+/* A bridge's endpoint: marked in the table, with the counters it adds (shml_channel_count());
+   the entry's next owner starts from none. */
+TEST(endpoint_bridge_counters)
+{
+    const char *addr;
+    shml_channel *ch = chan_make(&addr, SHML_BUS, SHML_BLOCK, 0, 64, 4);
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.flags = SHML_BRIDGE;
+    shml_channel *b;
+    ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, &o, &b));
+    ASSERT_OK(shml_channel_count(b, SHML_COUNT_RECONNECTS, 2));
+    ASSERT_OK(shml_channel_count(b, SHML_COUNT_RECONNECTS, 1));
+    ASSERT_OK(shml_channel_count(b, SHML_COUNT_REDELIVERED, 7));
+    ASSERT_OK(shml_channel_count(b, SHML_COUNT_DROPS, 5));
+    ASSERT_ERR(shml_channel_count(b, 99, 1), -EINVAL);
+    ASSERT_ERR(shml_channel_count(NULL, SHML_COUNT_DROPS, 1), -EINVAL);
+    struct shml_channel_stats st;
+    struct shml_endpoint_stats eps[4];
+    size_t n = 0;
+    ASSERT_OK(shml_channel_inspect(addr, &st, eps, 4, &n));
+    ASSERT_EQ(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        bool bridge = eps[i].role == SHML_CONSUMER;
+        ASSERT_EQ(eps[i].flags, bridge ? SHML_BRIDGE : 0u);
+        ASSERT_EQ(eps[i].reconnects, bridge ? 3u : 0u);
+        ASSERT_EQ(eps[i].redelivered, bridge ? 7u : 0u);
+        ASSERT_EQ(eps[i].drops, bridge ? 5u : 0u);
+    }
+    ASSERT_EQ(st.drops, 5);
+    uint32_t index = eps[0].role == SHML_CONSUMER ? eps[0].index : eps[1].index;
+    ASSERT_OK(shml_channel_close(b));
+    ASSERT_EQ(chan_stats(ch).drops, 5); /* folded into the channel's totals */
+    /* The entry again, by a plain subscriber: nothing of the bridge's is left in it. */
+    shml_channel *s = chan_open(addr, SHML_CONSUMER, SHML_WAIT_BLOCK);
+    ASSERT_OK(shml_channel_inspect(addr, &st, eps, 4, &n));
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (eps[i].index != index)
+            continue;
+        found++;
+        ASSERT_EQ(eps[i].flags, 0u);
+        ASSERT_EQ(eps[i].reconnects, 0u);
+        ASSERT_EQ(eps[i].redelivered, 0u);
+    }
+    ASSERT_EQ(found, 1); /* the first free entry: the bridge's */
+    ASSERT_OK(shml_channel_close(s));
+    ASSERT_OK(shml_channel_close(ch));
+}
+
 /* ---- exact numbers after known traffic ---- */
 
 static struct shml_endpoint_stats *find(struct shml_endpoint_stats *eps, size_t n, uint32_t role,

@@ -114,6 +114,51 @@ TEST(rpc_protocol_errors_and_round_trip)
     shml_channel_close(ch);
 }
 
+/* A server that cannot answer refuses: its client's receive fails at once (-EHOSTUNREACH), the
+   request counts as received and dropped, and both go on. */
+TEST(rpc_refuse)
+{
+    const char *addr;
+    shml_channel *ch = mk_rpc(&addr, true);
+    shml_channel *cli = chan_open(addr, SHML_CLIENT, SHML_WAIT_BLOCK);
+    shml_channel *srv = chan_open(addr, SHML_SERVER, SHML_WAIT_BLOCK);
+    char buf[RPC_MAX];
+    ASSERT_ERR(shml_refuse(srv), -EPROTO); /* nothing received */
+    ASSERT_ERR(shml_refuse(cli), -EPROTO); /* not a server */
+    ASSERT_ERR(shml_refuse(NULL), -EINVAL);
+    ASSERT_EQ(shml_send(cli, "q1", 2, 0), 2);
+    ASSERT_EQ(shml_recv(srv, buf, sizeof buf, 0), 2);
+    ASSERT_OK(shml_refuse(srv));
+    ASSERT_ERR(shml_refuse(srv), -EPROTO); /* once */
+    int64_t t0 = now_ns();
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, 5000 * MS), -EHOSTUNREACH);
+    ASSERT_LT(now_ns() - t0, 4000 * MS); /* told, not timed out */
+    /* Refused after claiming the reply: the claim goes with it. */
+    ASSERT_EQ(shml_send(cli, "q2", 2, 0), 2);
+    ASSERT_EQ(shml_recv(srv, buf, sizeof buf, 0), 2);
+    void *w;
+    ASSERT_OK(shml_claim(srv, 8, &w, 0));
+    ASSERT_OK(shml_refuse(srv));
+    ASSERT_ERR(shml_commit(srv, 1), -EINVAL);
+    ASSERT_ERR(shml_recv(cli, buf, sizeof buf, 5000 * MS), -EHOSTUNREACH);
+    /* And a plain round trip after. */
+    ASSERT_EQ(shml_send(cli, "abc", 3, 0), 3);
+    serve_one(srv);
+    expect_reply(cli, "abc");
+    struct shml_channel_stats st = chan_stats(cli);
+    ASSERT_EQ(st.sent, 4);     /* three requests, one reply */
+    ASSERT_EQ(st.received, 4); /* three taken, one read */
+    ASSERT_EQ(st.drops, 2);    /* the two refused */
+    ASSERT_EQ(st.lost, 0);
+    ASSERT_EQ(st.queued, 0);
+    shml_channel *q = chan_make(&addr, SHML_QUEUE, SHML_BLOCK, 0, 64, 4);
+    ASSERT_ERR(shml_refuse(q), -EINVAL);
+    shml_channel_close(q);
+    shml_channel_close(srv);
+    shml_channel_close(cli);
+    shml_channel_close(ch);
+}
+
 TEST(rpc_each_reply_to_its_client)
 {
     const char *addr;
