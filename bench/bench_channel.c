@@ -12,6 +12,11 @@
  *     raw futex       the same mailboxes with FUTEX_WAIT / FUTEX_WAKE (always a wake call)
  *     queue, blocking the same queues in SHML_WAIT_BLOCK: the target is <= 1.15x the raw futex
  *     kernel          two pipes, a Unix stream socket pair, two POSIX message queues
+ *     event loop      each side waits in epoll: two named FIFOs (epoll_wait, read, write),
+ *                     against two SHML_SPSC queues whose receivers wait for their descriptor
+ *                     (shml_channel_fd(): epoll_wait, shml_recv(..., 0) until -ETIMEDOUT,
+ *                     shml_send): the target is <= 1.2x the FIFOs; a diag row waits in a
+ *                     shml_waitset instead of epoll
  *     diagnostics     the queue in the default adaptive mode, without SHML_SPSC, and with
  *                     SHML_FOREVER instead of a bounded timeout; the raw spin with a pause
  *   zero-copy round trip of 1 MiB and 16 MiB messages (shml_claim/shml_commit, shml_peek/
@@ -63,8 +68,9 @@
  * The files. This one holds the options, the session (runner.h runs the cases interleaved)
  * and the report; bench_channel_harness.c runs one repetition of a case (peers, names,
  * cleanup); the cases are in bench_channel_rt.c (round trips), bench_channel_stream.c
- * (streams), bench_channel_bus.c (the bus) and bench_channel_kernel.c (pipes, sockets and
- * message queues for both), each with its own state (bench_channel.h).
+ * (streams), bench_channel_bus.c (the bus), bench_channel_kernel.c (pipes, sockets and
+ * message queues for both) and bench_channel_evloop.c (round trips through epoll), each with
+ * its own state (bench_channel.h).
  *
  * Usage: bench_channel [--quick] [--rounds N] [--reps N] [--msgs N] [--cpus A,B]
  *                      [--only TEXT,...]
@@ -279,12 +285,7 @@ int main(int argc, char **argv)
     struct opts o;
     parse_opts(argc, argv, &o);
 
-    struct sigaction sa = {.sa_handler = on_fatal_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGALRM, &sa, NULL);
+    bench_catch_fatal(on_fatal_signal);
     signal(SIGPIPE, SIG_IGN); /* a peer that died shows as EPIPE */
 
     bench_pin("bench_channel", o.cpu[0]);
@@ -358,6 +359,8 @@ int main(int argc, char **argv)
     print_target("queue RTT, spin / raw spin", &rt[RT_Q_SPIN], &rt[RT_SPIN], false, 1.30);
     print_info("  (queue RTT, spin / raw spin + pause", &rt[RT_Q_SPIN], &rt[RT_PAUSE]);
     print_target("queue RTT, blocking / raw futex", &rt[RT_Q_BLOCK], &rt[RT_FUTEX], false, 1.15);
+    print_target("queue RTT, fd+epoll / raw FIFO+epoll", &rt[RT_Q_EPOLL], &rt[RT_FIFO], false,
+                 1.20);
     print_target("64 B send/recv / raw ring, each (rate)", &st[ST_SEND], &st[ST_RING1], true, 0.80);
     print_target("64 B batch / raw ring, per 16 (rate)", &st[ST_BATCH], &st[ST_RING16], true, 0.70);
     print_target("4 KiB send/recv / raw ring (GB/s)", &st[ST_4K_SEND], &st[ST_4K_RING], true, 0.80);

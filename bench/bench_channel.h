@@ -8,6 +8,7 @@
  *   bench_channel_stream.c  one-way streams: the raw ring, shml_send/recv, the batch calls
  *   bench_channel_bus.c     the bus: this process publishes, the peers subscribe
  *   bench_channel_kernel.c  pipes, Unix socket pairs and POSIX message queues, both ways
+ *   bench_channel_evloop.c  round trips through epoll: the queue's descriptor, raw FIFOs
  * bench_channel.c runs them through the generic runner (runner.h) and prints the report.
  */
 #ifndef SHML_BENCH_CHANNEL_H
@@ -84,6 +85,7 @@ struct shared {
     alignas(128) _Atomic uint32_t ready; /* peers that are pinned, set up and about to start */
     alignas(128) _Atomic uint32_t fail;  /* a peer saw an error (its text is in why[]) */
     char why[256];
+    char peer_note[2][96]; /* the paths of a peer's descriptors (shml_channel_fd()), or "" */
     alignas(128) struct mbox ping;      /* raw round trips: this process -> peer */
     alignas(128) struct mbox pong;      /* raw round trips: peer -> this process */
     alignas(128) _Atomic uint64_t head; /* raw ring: messages the producer has published */
@@ -115,9 +117,12 @@ struct chan_run {
     uint32_t flags;      /* channel flags: SHML_SPSC or 0 (the bus: its policy) */
     int64_t timeout;     /* the library calls' timeout */
     char addr[2][80];    /* channel addresses (posix:), "" if none */
+    char fifo[2][96];    /* raw FIFOs' paths until the peers have opened them, "" if none */
     shml_channel *ch[2]; /* this process's endpoints */
-    int fd[4];           /* kernel cases: pipes [0]->[1] out, [2]->[3] back; socket pair [0], [1] */
+    int fd[4];           /* kernel cases: pipes [0]->[1] out, [2]->[3] back; socket pair [0], [1];
+                            event loops: epoll [0], raw FIFOs [1] out, [2] back */
     mqd_t mq[2];         /* kernel cases: the message queues */
+    shml_waitset *ws;    /* event loops: this process's wait set, or NULL */
     unsigned char *msg;  /* the session's buffers (struct chan_env) */
     unsigned char *buf;
 };
@@ -145,11 +150,19 @@ void on_fatal_signal(int sig);
 /* In a peer: report an error to the parent and exit; say that the peer is set up. */
 _Noreturn void peer_fail(struct chan_run *c, const char *what, long err);
 void peer_ready(struct chan_run *c);
+/* In a peer, before peer_ready(): the path of its k-th descriptor from shml_channel_fd(), for
+   the parent to remove if the peer is killed (the library removes it at close). */
+void peer_publish_fd(struct chan_run *c, int k, int fd);
 
 /* Channel k at a fresh posix: name (c->ch[k]), armed for the signal handler. 0 or -err. */
 int create_channel(struct chan_run *c, int k, const struct shml_channel_opts *co);
 /* A queue for messages of c->size bytes with `capacity` bytes of slots (0: two slots). */
 int create_queue(struct chan_run *c, int k, size_t capacity);
+/* A FIFO (mkfifo) k at a fresh /dev/shm path (c->fifo[k]), armed for the signal handler and
+   unlinked once the peers have started. 0 or -errno. */
+int create_fifo(struct chan_run *c, int k);
+/* shml_channel_fd() of c->ch[k], its FIFO armed for the signal handler. */
+int channel_fd(struct chan_run *c, int k);
 /* In a peer: its end of channel k, with role `role` and the repetition's wait. */
 shml_channel *peer_open(struct chan_run *c, int k, unsigned role);
 
@@ -184,10 +197,37 @@ long recv_pipe(struct chan_run *c, uint64_t next, long want);
 long recv_sock(struct chan_run *c, uint64_t next, long want);
 long recv_mq(struct chan_run *c, uint64_t next, long want);
 
+/* ---- event loops (bench_channel_evloop.c) ---- */
+
+/* Round trips, each side waiting in epoll: two raw FIFOs (read, write), or two queues, each
+   receiver's descriptor (shml_channel_fd()) in epoll or (c->ws) in a shml_waitset. */
+int setup_fifos(struct chan_run *c);
+int setup_evloop_queues(struct chan_run *c);
+int setup_waitset_queues(struct chan_run *c);
+void peer_fifo_rt(struct chan_run *c, int k);
+void peer_evloop_rt(struct chan_run *c, int k);
+int round_fifo(struct chan_run *c, uint32_t i);
+int round_evloop(struct chan_run *c, uint32_t i);
+
+/* The round trips' two SHML_SPSC queues of 16 slots, 0 -> the peer, 1 back
+   (bench_channel_rt.c). */
+int setup_queues(struct chan_run *c);
+
 /* ---- the families of cases, as the runner calls them ---- */
 
 /* Round trips (bench_channel_rt.c). The order matters: the report takes ratios of RT_*. */
-enum { RT_SPIN, RT_Q_SPIN, RT_FUTEX, RT_Q_BLOCK, RT_ZC1, RT_ZC16, RT_PAUSE = 14, N_RT };
+enum {
+    RT_SPIN,
+    RT_Q_SPIN,
+    RT_FUTEX,
+    RT_Q_BLOCK,
+    RT_ZC1,
+    RT_ZC16,
+    RT_FIFO = 11,
+    RT_Q_EPOLL,
+    RT_PAUSE = 17,
+    N_RT
+};
 /* Where each group of the printed table starts. */
 #define RT_FIRST_ZC    4
 #define RT_FIRST_OTHER 8

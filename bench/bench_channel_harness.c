@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,17 +40,34 @@ int check_stamp(const unsigned char *msg, size_t len, size_t want_len, uint64_t 
 /* ---- cleanup of names, also from a signal handler ---- */
 
 /*
- * The /dev/shm paths of channels that exist under a name right now. The handler unlinks them
- * and ends the process (the peers die with it), so a run that is interrupted or hangs leaves
- * nothing behind; unlink() is async-signal-safe.
+ * The paths that exist under a name right now: the /dev/shm paths of channels and of the
+ * raw FIFOs until the peers have opened them, and the descriptors' FIFOs (shml_channel_fd())
+ * of this process's endpoints and of the peer's, which the library removes at close but
+ * nobody removes after a kill. The handler unlinks them and ends the process (the peers die
+ * with it), so a run that is interrupted or hangs leaves nothing behind; unlink() is
+ * async-signal-safe.
  */
-static char name_path[2][96];
-static volatile sig_atomic_t name_armed[2];
+enum { NAME_CH = 0, NAME_FIFO = 2, NAME_NOTE = 4, NAME_PEER_NOTE = 6, N_NAMES = 8 };
+static char name_path[N_NAMES][96];
+static volatile sig_atomic_t name_armed[N_NAMES];
 static const char *volatile current_bench = "";
+
+static void arm_name(int slot, const char *path)
+{
+    snprintf(name_path[slot], sizeof name_path[slot], "%s", path);
+    name_armed[slot] = 1;
+}
+
+static void unlink_name(int slot)
+{
+    if (name_armed[slot])
+        unlink(name_path[slot]);
+    name_armed[slot] = 0;
+}
 
 void on_fatal_signal(int sig)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < N_NAMES; k++)
         if (name_armed[k])
             unlink(name_path[k]);
     static const char pre[] = "bench_channel: ";
@@ -84,6 +102,15 @@ void chan_run_init(struct chan_run *c, const struct chan_env *e, const char *nam
     current_bench = name;
 }
 
+/* The path a descriptor was opened at (/proc/self/fd), into out (cap bytes); "" if unknown. */
+static void path_of_fd(int fd, char *out, size_t cap)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, out, cap - 1);
+    out[n > 0 ? n : 0] = '\0';
+}
+
 /* ---- peers ---- */
 
 _Noreturn void peer_fail(struct chan_run *c, const char *what, long err)
@@ -95,6 +122,13 @@ _Noreturn void peer_fail(struct chan_run *c, const char *what, long err)
        finish_peers(): the text above is complete when it sees fail != 0. */
     atomic_store_explicit(&c->sh->fail, 1, memory_order_release);
     _exit(1);
+}
+
+void peer_publish_fd(struct chan_run *c, int k, int fd)
+{
+    char path[sizeof c->sh->peer_note[k]];
+    path_of_fd(fd, path, sizeof path);
+    memcpy(c->sh->peer_note[k], path, sizeof path); /* whole, with its terminator */
 }
 
 void peer_ready(struct chan_run *c)
@@ -121,6 +155,8 @@ static int start_peers(struct chan_run *c, peer_fn fn, int n, pid_t *pid)
 {
     atomic_store_explicit(&c->sh->ready, 0, memory_order_relaxed);
     atomic_store_explicit(&c->sh->fail, 0, memory_order_relaxed);
+    for (int k = 0; k < 2; k++)
+        c->sh->peer_note[k][0] = '\0';
     for (int k = 0; k < n; k++)
         pid[k] = 0;
     fflush(NULL);
@@ -213,20 +249,47 @@ void report(const char *bench, const char *what, long rc)
 int create_channel(struct chan_run *c, int k, const struct shml_channel_opts *co)
 {
     static unsigned serial;
-    char name[64];
+    char name[64], path[96];
     snprintf(name, sizeof name, "shml-bench-ch-%d-%u", (int)getpid(), serial++);
     snprintf(c->addr[k], sizeof c->addr[k], "posix:/%s", name);
-    snprintf(name_path[k], sizeof name_path[k], "/dev/shm/%s", name);
-    name_armed[k] = 1;
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    arm_name(NAME_CH + k, path);
     int rc = shml_channel_create(c->addr[k], co, &c->ch[k]);
     if (rc < 0) {
-        name_armed[k] = 0;
+        name_armed[NAME_CH + k] = 0;
         c->addr[k][0] = '\0';
     }
     return rc;
 }
 
-/* Unlink the names of this benchmark's channels: the peers have them open by now. */
+int create_fifo(struct chan_run *c, int k)
+{
+    static unsigned serial;
+    snprintf(c->fifo[k], sizeof c->fifo[k], "/dev/shm/shml-bench-fifo-%d-%u", (int)getpid(),
+             serial++);
+    arm_name(NAME_FIFO + k, c->fifo[k]);
+    if (mkfifo(c->fifo[k], 0600) != 0) {
+        int err = errno;
+        name_armed[NAME_FIFO + k] = 0;
+        c->fifo[k][0] = '\0';
+        return -err;
+    }
+    return 0;
+}
+
+int channel_fd(struct chan_run *c, int k)
+{
+    int fd = shml_channel_fd(c->ch[k]);
+    if (fd >= 0) {
+        char path[96];
+        path_of_fd(fd, path, sizeof path);
+        if (path[0])
+            arm_name(NAME_NOTE + k, path);
+    }
+    return fd;
+}
+
+/* Unlink the names of this benchmark's channels and FIFOs: the peers have them open by now. */
 static void unlink_names(struct chan_run *c)
 {
     for (int k = 0; k < 2; k++) {
@@ -234,17 +297,27 @@ static void unlink_names(struct chan_run *c)
             shml_segment_unlink(c->addr[k]);
             c->addr[k][0] = '\0';
         }
-        name_armed[k] = 0;
+        name_armed[NAME_CH + k] = 0;
+        unlink_name(NAME_FIFO + k);
+        c->fifo[k][0] = '\0';
     }
 }
 
-/* Close this process's endpoints, pipes, sockets and queues (names unlinked first). */
+/*
+ * Close this process's endpoints, pipes, sockets and queues (names unlinked first); then
+ * remove the descriptors' FIFOs that are left: none after a normal end (each endpoint's close
+ * removed its own), the peer's after it was killed.
+ */
 static void release_all(struct chan_run *c)
 {
     unlink_names(c);
+    shml_waitset_destroy(c->ws);
+    c->ws = NULL;
     for (int k = 0; k < 2; k++) {
         shml_channel_close(c->ch[k]);
         c->ch[k] = NULL;
+        unlink_name(NAME_NOTE + k);
+        unlink_name(NAME_PEER_NOTE + k);
         if (c->mq[k] != (mqd_t)-1)
             mq_close(c->mq[k]);
         c->mq[k] = (mqd_t)-1;
@@ -318,7 +391,13 @@ int begin_rep(struct chan_run *c, const char *name, setup_fn setup, peer_fn peer
         release_all(c);
         return -1;
     }
-    if (start_peers(c, peer, n, pid) < 0) {
+    int started = start_peers(c, peer, n, pid);
+    /* The peer's descriptors, which it published before it said it was ready (the acquire
+       load of ready in start_peers() orders them): removed if it is killed. */
+    for (int k = 0; k < 2; k++)
+        if (c->sh->peer_note[k][0])
+            arm_name(NAME_PEER_NOTE + k, c->sh->peer_note[k]);
+    if (started < 0) {
         release_all(c);
         return -1;
     }

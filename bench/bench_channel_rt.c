@@ -132,7 +132,7 @@ static int round_raw_futex(struct chan_run *c, uint32_t i)
 
 /* ---- queue round trips: channel 0 carries the ping, channel 1 the pong ---- */
 
-static int setup_queues(struct chan_run *c)
+int setup_queues(struct chan_run *c)
 {
     /* 16 slots: more than a ping-pong needs; small, so it stays in cache. */
     size_t cap = 16 * ((SLOT_HDR + c->size + 63) / 64 * 64);
@@ -297,6 +297,11 @@ static const struct rt_bench rts[] = {
     {"unix stream socketpair", setup_socketpair, peer_sock_rt, round_sock, SMALL, 0, 0, 0, false,
      2},
     {"POSIX mq (two)", setup_mqs, peer_mq_rt, round_mq, SMALL, 0, 0, 0, false, 2},
+    {"raw FIFO (two) + epoll", setup_fifos, peer_fifo_rt, round_fifo, SMALL, 0, 0, 0, false, 2},
+    {"queue SPSC, fd + epoll", setup_evloop_queues, peer_evloop_rt, round_evloop, SMALL,
+     SHML_WAIT_ADAPTIVE, SHML_SPSC, WAIT_LIMIT_NS, false, 2},
+    {"  diag: queue SPSC, fd + waitset", setup_waitset_queues, peer_evloop_rt, round_evloop, SMALL,
+     SHML_WAIT_ADAPTIVE, SHML_SPSC, WAIT_LIMIT_NS, false, 2},
     {"  diag: queue SPSC (adaptive)", setup_queues, peer_queue, round_queue, SMALL,
      SHML_WAIT_ADAPTIVE, SHML_SPSC, WAIT_LIMIT_NS, false, 1},
     {"  diag: queue MPMC (spin)", setup_queues, peer_queue, round_queue, SMALL, SHML_WAIT_SPIN, 0,

@@ -20,6 +20,16 @@ judged against (issue 5), so that their ratios mean something on a noisy machine
     mp.Pipe            one duplex multiprocessing.Pipe, send_bytes then recv_bytes
     C echo             the peer is bench/py_echo (C, the library's own calls), spin or block
       diag: adaptive   shmlink queues in the default wait='adaptive'
+    asyncio            each side runs an asyncio event loop (the default, epoll-based one):
+      raw pipes        two os.pipe() pairs, one each way, read ends non-blocking; a receive
+                       tries os.read() and, while nothing is there, awaits a future that
+                       loop.add_reader() completes (as asyncio's own sock_recv does); the
+                       reply is os.write()
+      shmlink          two shmlink queues (default options), `await ch.arecv()` then
+                       `ch.send(m, 10.0)`: the target is a median <= 1.2x the raw pipes'. The
+                       report says how the module's arecv() waits: through the channel's
+                       descriptor (fileno()) or, in a module without one, in an executor thread
+      diag: arecv(10.0)  the same with a timeout (the raw rows have none; the alarm bounds both)
   stream of 64-byte messages, peer -> this process, spin mode (a queue of 1 MiB of slots)
     recv               one message per call
     recv_batch         recv_batch(64): the target is >= 1 M messages/s received by Python
@@ -41,9 +51,10 @@ check the number of the last message of each chunk, so a lost or repeated messag
 run. The targets are ratios of medians of the same run, each followed by the same ratio taken
 repetition by repetition.
 
-Bounds and cleanup. Every shmlink call has a 10 s timeout; the raw spins and the
-multiprocessing calls, which have no timeout that costs nothing, are bounded by an alarm
-(SIGALRM) per repetition, in this process and in each Python peer (py_echo has its own).
+Bounds and cleanup. Every shmlink call has a 10 s timeout but the asyncio target's arecv(); it,
+the raw spins, the multiprocessing calls and the asyncio pipes, which have no timeout that
+costs nothing, are bounded by an alarm (SIGALRM) per repetition, in this process and in each
+Python peer (py_echo has its own).
 Channels are created at unique posix: names, unlinked as soon as the peer has opened them (and
 in a `finally`, which SIGINT, SIGTERM and SIGHUP reach); the shared_memory block is unlinked
 right after it is created, before the fork. Nothing is left in /dev/shm.
@@ -55,6 +66,7 @@ failed (a timeout, a wrong message, a failed call), 2 for a usage error.
 """
 import argparse
 import array
+import asyncio
 import ctypes
 import multiprocessing
 import multiprocessing.shared_memory
@@ -102,6 +114,8 @@ def on_term(signum, frame):
 _serial = 0
 _armed = set()     # channel addresses to unlink on the way out
 _peers = set()     # pids or Popen objects still to reap
+_notes = set()     # paths of the peers' channel descriptors (their close removes them; a
+                   # peer that is killed leaves them to us)
 
 
 def new_addr():
@@ -119,6 +133,12 @@ def unlink_all():
         except FileNotFoundError:
             pass
         _armed.discard(addr)
+    for path in list(_notes):   # after kill_peers(): nobody uses them any more
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        _notes.discard(path)
 
 
 def kill_peers():
@@ -155,6 +175,7 @@ def fork_peer(cpu, fn, *args):
                 os._exit(1)
             _armed.clear()   # the parent's to unlink, not ours
             _peers.clear()
+            _notes.clear()
             os.sched_setaffinity(0, {cpu})
             signal.signal(signal.SIGALRM, on_alarm)
             signal.alarm(ALARM_S)
@@ -172,14 +193,23 @@ def fork_peer(cpu, fn, *args):
     return pid, rfd
 
 
-def ready(fd):
-    os.write(fd, b"r")
+def ready(fd, *chans):
+    """Tell the parent that this peer is set up, and where the descriptors of chans are (if
+    the module has them), so that it can remove them if it has to kill this peer."""
+    paths = []
+    for ch in chans:
+        try:
+            paths.append(os.readlink(f"/proc/self/fd/{ch.fileno()}"))
+        except OSError:
+            pass
+    os.write(fd, b"r" + "\n".join(paths).encode())
     os.close(fd)
 
 
 def wait_ready(fd, what):
     r, _, _ = select.select([fd], [], [], CALL_TIMEOUT)
-    data = os.read(fd, 16) if r else b""
+    data = os.read(fd, 4096) if r else b""
+    _notes.update(p for p in data[1:].decode(errors="replace").split("\n") if p)
     if isinstance(fd, int):
         os.close(fd)
     if not data.startswith(b"r"):
@@ -397,6 +427,142 @@ def rt_mp_pipe():
     return run
 
 
+# ---- round trips in asyncio ----
+
+async def time_rounds_async(rt, n, warm):
+    """time_rounds() for a coroutine function rt, in the running event loop."""
+    for i in range(warm):
+        await rt(i)
+    pc = time.perf_counter_ns
+    out = array.array("q", bytes(8 * n))
+    t0 = pc()
+    for k in range(n):
+        await rt(warm + k)
+        t1 = pc()
+        out[k] = t1 - t0
+        t0 = t1
+    return list(out)
+
+
+async def pipe_recv(loop, fd):
+    """One message from the non-blocking pipe fd, the way asyncio's own loop.sock_recv()
+    reads a socket: try, and while nothing is there, wait for add_reader's callback."""
+    while True:
+        try:
+            m = os.read(fd, MSG)
+        except BlockingIOError:
+            m = None
+        if m is not None:
+            if len(m) != MSG:
+                raise BenchError(f"a pipe gave {len(m)} bytes, not {MSG}")
+            return m
+        fut = loop.create_future()
+
+        def wake():
+            if not fut.done():
+                fut.set_result(None)
+        loop.add_reader(fd, wake)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(fd)
+
+
+def rt_asyncio_pipe():
+    """Two os.pipe() pairs, one each way; each side runs an asyncio loop that awaits
+    pipe_recv() and answers with os.write()."""
+    def peer(fd, rfd, wfd, total):
+        async def serve():
+            loop = asyncio.get_running_loop()
+            ready(fd)
+            for _ in range(total):
+                os.write(wfd, await pipe_recv(loop, rfd))
+        asyncio.run(serve())
+
+    def run(n, warm):
+        ping, pong = os.pipe(), os.pipe()
+        for r, _ in (ping, pong):
+            os.set_blocking(r, False)
+        try:
+            pid, fd = fork_peer(OPTS.cpus[1], peer, ping[0], pong[1], n + warm)
+            wait_ready(fd, "asyncio pipe")
+
+            async def measure():
+                loop = asyncio.get_running_loop()
+                out, inp = ping[1], pong[0]
+
+                async def rt(i):
+                    m = POOL_MSGS[i & MASK]
+                    os.write(out, m)
+                    if await pipe_recv(loop, inp) != m:
+                        raise BenchError(f"round trip {i}: a wrong reply")
+                return await time_rounds_async(rt, n, warm)
+            s = asyncio.run(measure())
+            finish(pid, "asyncio pipe")
+            return s
+        finally:
+            for pair in (ping, pong):
+                for f in pair:
+                    os.close(f)
+    return run
+
+
+def rt_asyncio_shmlink(timeout=None):
+    """Two shmlink queues, one each way; each side runs an asyncio loop that awaits
+    ch.arecv(timeout) and answers with ch.send(). Without a timeout, as the pipe rows, the
+    alarm bounds a lost message."""
+    def peer(fd, a, b, total):
+        inq = shmlink.Queue(a, role="consumer")
+        outq = shmlink.Queue(b, role="producer")
+
+        async def serve():
+            ready(fd, inq)
+            arecv, send, t = inq.arecv, outq.send, CALL_TIMEOUT
+            for _ in range(total):
+                send(await arecv(timeout), t)
+        try:
+            asyncio.run(serve())
+        finally:
+            inq.close()
+            outq.close()
+
+    def run(n, warm):
+        a, b, ping, pong = make_queues("adaptive")
+        try:
+            pid, fd = fork_peer(OPTS.cpus[1], peer, a, b, n + warm)
+            wait_ready(fd, "asyncio shmlink peer")
+            unlink_pair(a, b)
+            send, arecv, t = ping.send, pong.arecv, CALL_TIMEOUT
+
+            async def rt(i):
+                m = POOL_MSGS[i & MASK]
+                send(m, t)
+                if await arecv(timeout) != m:
+                    raise BenchError(f"round trip {i}: a wrong reply")
+            s = asyncio.run(time_rounds_async(rt, n, warm))
+            finish(pid, "asyncio shmlink")
+            return s
+        finally:
+            ping.close()
+            pong.close()
+    return run
+
+
+def arecv_path():
+    """How this module's arecv() waits: through the channel's descriptor, or (a module
+    without one) in an executor thread."""
+    a = new_addr()
+    q = shmlink.Queue(a, create=True, max_msg=MSG)
+    try:
+        q.fileno()
+        return "the channel's descriptor (fileno) in the event loop"
+    except OSError:
+        return "an executor thread (this module's channels have no descriptor)"
+    finally:
+        q.close()
+        unlink_pair(a)
+
+
 # ---- streams ----
 
 def consume(get_n, total):
@@ -514,6 +680,9 @@ BENCHES = [
     ("multiprocessing.Pipe", RT, rt_mp_pipe(), False, 4),
     ("C echo, shmlink (spin)", RT, rt_shmlink("spin", c_peer=True), True, 1),
     ("C echo, shmlink (block)", RT, rt_shmlink("block", c_peer=True), True, 4),
+    ("asyncio: raw pipes, add_reader", RT, rt_asyncio_pipe(), False, 4),
+    ("asyncio: shmlink arecv/send", RT, rt_asyncio_shmlink(), False, 4),
+    ("  diag: asyncio arecv(10.0)", RT, rt_asyncio_shmlink(CALL_TIMEOUT), False, 4),
     ("  diag: raw shm flag (bare)", RT, rt_raw_flag(False), False, 1),
     ("  diag: shmlink queue (adaptive)", RT, rt_shmlink("adaptive"), False, 1),
     ("from C, recv", ST, st_shmlink(False, True), True, 1),
@@ -614,6 +783,8 @@ def main():
           f"sample includes one")
     for name in skipped:
         print(f"  skipped (no py_echo; --echo PATH): {name}")
+    if any(b[0].startswith("asyncio") or "asyncio" in b[0] for b in benches):
+        print(f"asyncio: arecv() waits through {arecv_path()}")
     sys.stdout.flush()
 
     samples = {b[0]: [] for b in benches}
@@ -674,6 +845,12 @@ def main():
         if bare in med:
             print(f"    (shmlink spin RTT / bare flag RTT        {med[spin] / med[bare]:>7.2f}x  "
                   f"no target: the flag carries no message)")
+    aio, aio_raw = "asyncio: shmlink arecv/send", "asyncio: raw pipes, add_reader"
+    if aio in med and aio_raw in med:
+        x = med[aio] / med[aio_raw]
+        print(f"  {'asyncio RTT, shmlink / raw pipes':<42}{x:>7.2f}x  target <= 1.20x  "
+              f"{'met' if x <= 1.2 else 'MISSED'}")
+        print(per_rep_line(aio, aio_raw))
     if spin in med and mpq in med:
         x = med[mpq] / med[spin]
         print(f"  {'mp.Queue RTT / shmlink spin RTT':<42}{x:>7.1f}x  target >= 20x    "

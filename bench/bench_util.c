@@ -4,6 +4,7 @@
 #include "bench_util.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,16 @@ double bench_pct_sorted(const double *v, size_t n, double p)
     if (rank > n)
         rank = n;
     return v[rank - 1];
+}
+
+void bench_catch_fatal(void (*handler)(int))
+{
+    struct sigaction sa = {.sa_handler = handler};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
 }
 
 void bench_pin(const char *prog, int cpu)

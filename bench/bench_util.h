@@ -97,6 +97,10 @@ int cmp_double(const void *a, const void *b);
 /* Nearest-rank percentile (0 < p <= 100) of the sorted v[0..n); 0 when n is 0. */
 double bench_pct_sorted(const double *v, size_t n, double p);
 
+/* Send SIGINT, SIGTERM, SIGHUP and SIGALRM (the bound of a run) to `handler`, which cleans up
+   and ends the process. */
+void bench_catch_fatal(void (*handler)(int));
+
 /* Pin this process to `cpu` (nothing if cpu < 0); a failure is reported for `prog`. */
 void bench_pin(const char *prog, int cpu);
 

@@ -108,22 +108,47 @@ bool bench_any_ran(const struct bench_series *s, size_t n)
     return false;
 }
 
+/* How a repetition's figure is made of the two cases' medians a and b. */
+enum rep_figure { REP_RATIO, REP_INVERSE, REP_DIFF };
+
+/* The figure of each repetition both cases ran, sorted: its count, and *out (to free). */
+static size_t rep_figures(const struct bench_series *num, const struct bench_series *den,
+                          enum rep_figure how, double **out)
+{
+    size_t n = num->nrep < den->nrep ? num->nrep : den->nrep;
+    double *r = n ? malloc(n * sizeof *r) : NULL;
+    *out = r;
+    if (!r)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = num->rep[i], b = den->rep[i];
+        r[i] = how == REP_DIFF      ? a - b
+               : how == REP_INVERSE ? (a > 0 ? b / a : 0)
+                                    : (b > 0 ? a / b : 0);
+    }
+    qsort(r, n, sizeof *r, cmp_double);
+    return n;
+}
+
 void bench_print_rep_ratios(const struct bench_series *num, const struct bench_series *den,
                             bool inverse)
 {
-    size_t n = num->nrep < den->nrep ? num->nrep : den->nrep;
-    if (n < 2)
-        return;
-    double *r = malloc(n * sizeof *r);
-    if (!r)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        double a = num->rep[i], b = den->rep[i];
-        r[i] = inverse ? (a > 0 ? b / a : 0) : (b > 0 ? a / b : 0);
-    }
-    qsort(r, n, sizeof *r, cmp_double);
-    printf("      repetition by repetition: median %.2fx, from %.2fx to %.2fx (%zu)\n",
-           bench_pct_sorted(r, n, 50), r[0], r[n - 1], n);
+    double *r;
+    size_t n = rep_figures(num, den, inverse ? REP_INVERSE : REP_RATIO, &r);
+    if (n >= 2)
+        printf("      repetition by repetition: median %.2fx, from %.2fx to %.2fx (%zu)\n",
+               bench_pct_sorted(r, n, 50), r[0], r[n - 1], n);
+    free(r);
+}
+
+void bench_print_rep_diffs(const struct bench_series *num, const struct bench_series *den,
+                           const char *unit)
+{
+    double *r;
+    size_t n = rep_figures(num, den, REP_DIFF, &r);
+    if (n >= 2)
+        printf("      repetition by repetition: median %+.2f %s, from %+.2f to %+.2f %s (%zu)\n",
+               bench_pct_sorted(r, n, 50), unit, r[0], r[n - 1], unit, n);
     free(r);
 }
 

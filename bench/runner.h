@@ -97,6 +97,10 @@ bool bench_any_ran(const struct bench_series *s, size_t n);
 void bench_print_rep_ratios(const struct bench_series *num, const struct bench_series *den,
                             bool inverse);
 
+/* The same for a difference: num - den of the repetition medians, in `unit` ("ns"). */
+void bench_print_rep_diffs(const struct bench_series *num, const struct bench_series *den,
+                           const char *unit);
+
 /* The report's first line: "<prog>: shmlink V, <system> <release>, N CPUs online (<model>)". */
 void bench_print_system(const char *prog);
 

@@ -15,6 +15,7 @@
 #include "args.h"
 #include "fmt.h"
 #include "typed.h"
+#include "json.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -95,10 +96,18 @@ char *cli_channel_address(shml_channel *ch)
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st)
 {
+    return cli_open_endpoint_flags(verb, addr, role, 0, wait, ch, st);
+}
+
+int cli_open_endpoint_flags(const char *verb, const char *addr, unsigned role, uint32_t flags,
+                            const int64_t *wait, shml_channel **ch,
+                            struct shml_channel_stats *st)
+{
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.flags = flags;
     if (wait) {
         cli_catch_stop_signals();
-        o.flags = SHML_WAIT;
+        o.flags |= SHML_WAIT;
         o.timeout_ns = *wait;
     }
     int rc = shml_channel_open(addr, role, &o, ch);
@@ -711,11 +720,332 @@ static void report_gap(const char *verb, const char *addr, uint32_t kind, uint64
     free(shown);
 }
 
+/* One channel recv receives from. */
+struct source {
+    const char *addr; /* as given: its name in errors, line prefixes and JSON */
+    char *shown;      /* addr escaped for a terminal (malloc'ed) */
+    shml_channel *ch;
+    struct shml_channel_stats st; /* kind, max_msg, type */
+    bool decoded;                 /* the tool decodes its type: messages are values */
+    struct cli_codec codec;       /* points into st.type */
+};
+
+/* recv's state: its channels, its output format and how far it got. */
+struct receiver {
+    const char *verb;
+    struct source *src;
+    size_t n;
+    unsigned char *buf; /* one message, the largest any of the channels takes */
+    size_t cap;
+    bool binary, json;
+    struct cli_json j; /* --json: the line being made */
+    uint64_t count;    /* -n; 0: no limit */
+    uint64_t got;
+    int64_t timeout; /* per message */
+};
+
+/*
+ * --json: one line per message, its keys always all there, in this order:
+ *   channel  the address it came from, as given
+ *   size     its length in bytes
+ *   text     the message, when it is well-formed UTF-8 (and not values), else null
+ *   base64   the message in base64, when it is neither UTF-8 text nor values, else null
+ *   values   a typed channel's values (the tool decodes its type), else null
+ *   missed   messages (bus) or values (latest) skipped just before it; 0 for other kinds
+ * Returns as print_message().
+ */
+static int print_json(struct receiver *r, const struct source *s, size_t len, uint64_t gap)
+{
+    struct cli_json *j = &r->j;
+    const unsigned char *msg = r->buf;
+    bool values = s->decoded && len == s->codec.size * s->codec.count;
+    bool text = !values;
+    for (size_t i = 0; text && i < len;) {
+        uint32_t cp;
+        size_t seq = cli_utf8_seq(msg + i, len - i, &cp);
+        text = seq != 0;
+        i += seq;
+    }
+    cli_json_begin_object(j);
+    cli_json_key(j, "channel");
+    cli_json_string(j, s->addr);
+    cli_json_key(j, "size");
+    cli_json_uint(j, len);
+    cli_json_key(j, "text");
+    if (text)
+        cli_json_string_n(j, msg, len);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "base64");
+    if (!text && !values)
+        cli_json_base64(j, msg, len);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "values");
+    if (values)
+        cli_codec_json(j, &s->codec, msg);
+    else
+        cli_json_null(j);
+    cli_json_key(j, "missed");
+    cli_json_uint(j, gap);
+    cli_json_end_object(j);
+    cli_json_finish(j);
+    size_t n;
+    const char *line = cli_json_line(j, &n);
+    if (!line) {
+        cli_fail(r->verb, s->addr, "out of memory for the JSON of a %zu-byte message", len);
+        return -1;
+    }
+    return cli_stdout_write(r->verb, line, n);
+}
+
+/*
+ * Print the message just received from s (len bytes in r->buf), after saying what its
+ * subscriber or reader skipped before it. Returns as print_message().
+ */
+static int deliver(struct receiver *r, const struct source *s, size_t len)
+{
+    uint64_t gap = shml_recv_gap(s->ch);
+    report_gap(r->verb, s->addr, s->st.kind, gap);
+    if (r->json)
+        return print_json(r, s, len, gap);
+    /* Several channels: each line says which one its message came from. */
+    if (r->n > 1) {
+        int w = cli_stdout_write(r->verb, s->shown, strlen(s->shown));
+        if (!w)
+            w = cli_stdout_write(r->verb, ": ", 2);
+        if (w)
+            return w;
+    }
+    return print_message(r->verb, r->buf, len, r->binary, s->decoded ? &s->codec : NULL);
+}
+
+/* -n N, and the timeout ran out before the Nth message: a failure. addr NULL: several. */
+static int fail_short(const struct receiver *r, const char *addr)
+{
+    char hint[96];
+    snprintf(hint, sizeof hint, "received %llu of %llu message%s", (unsigned long long)r->got,
+             (unsigned long long)r->count, cli_plural(r->count));
+    return cli_fail_lib(r->verb, addr, -ETIMEDOUT, NULL, hint);
+}
+
+/* One channel: its own waits (shml_recv with a timeout), which spin before they sleep. */
+static int recv_one(struct receiver *r)
+{
+    struct source *s = &r->src[0];
+    int status = CLI_EXIT_OK;
+    while ((!r->count || r->got < r->count) && !cli_stop_requested) {
+        /* Whatever is queued goes out at once; stdout is flushed before any wait. */
+        ssize_t n = shml_recv(s->ch, r->buf, r->cap, 0);
+        if (n == -ETIMEDOUT && r->timeout != 0) {
+            if (!cli_flush_stdout(r->verb)) {
+                if (!cli_stdout_closed())
+                    status = CLI_EXIT_FAIL;
+                break;
+            }
+            n = shml_recv(s->ch, r->buf, r->cap, r->timeout);
+        }
+        if (n == -ECANCELED)
+            break; /* SIGINT or SIGTERM: a clean end */
+        if (n == -ETIMEDOUT) {
+            /* -n promised N messages: fewer is a failure, drain and --follow just end. */
+            if (r->count)
+                status = fail_short(r, s->addr);
+            break;
+        }
+        if (n < 0) {
+            status = cli_fail_lib(r->verb, s->addr, (int)n, shml_last_error(), NULL);
+            break;
+        }
+        r->got++;
+        int w = deliver(r, s, (size_t)n);
+        if (w < 0)
+            status = CLI_EXIT_FAIL;
+        if (w)
+            break;
+    }
+    return status;
+}
+
+/* Ready channels in the order of the command line (the sources are one array). */
+static int by_source(const void *a, const void *b)
+{
+    const struct source *x = ((const struct shml_waitset_event *)a)->user;
+    const struct source *y = ((const struct shml_waitset_event *)b)->user;
+    return x < y ? -1 : x > y;
+}
+
+/* What is left of a wait for the next message that ends at deadline (-1: none). */
+static int64_t time_left(int64_t deadline)
+{
+    if (deadline < 0)
+        return SHML_FOREVER;
+    int64_t left = deadline - cli_mono_ns();
+    return left > 0 ? left : 0;
+}
+
+/*
+ * Several channels: one wait set. A channel it reports is read with shml_recv(..., 0) until
+ * that returns -ETIMEDOUT, which arms its descriptor again (channel.h, "event loops"), or for
+ * RECV_TURN messages, so that a channel that never runs dry does not starve the others (its
+ * descriptor stays readable, and the next wait reports it again); -n, a stop or an error end
+ * the reading, and recv. A stop signal
+ * fires the token bound to this thread, which ends the wait in progress (-ECANCELED; -EINTR
+ * when the signal's handler ran during the wait): recv then ends between two messages, as
+ * with one channel.
+ */
+#define RECV_TURN 64
+
+static int recv_many(struct receiver *r)
+{
+    int status = CLI_EXIT_OK;
+    shml_waitset *ws = NULL;
+    struct shml_waitset_event *ready = calloc(r->n, sizeof *ready);
+    int rc = ready ? shml_waitset_create(&ws) : -ENOMEM;
+    if (rc < 0) {
+        free(ready);
+        return cli_fail_lib(r->verb, NULL, rc, rc == -ENOMEM ? NULL : shml_last_error(), NULL);
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        rc = shml_waitset_add(ws, r->src[i].ch, &r->src[i]);
+        if (rc < 0) {
+            status = cli_fail_lib(r->verb, r->src[i].addr, rc, shml_last_error(), NULL);
+            goto out;
+        }
+    }
+    /* --timeout bounds the wait for each message: it starts again after every one. */
+    int64_t deadline = r->timeout < 0 ? -1 : cli_mono_ns() + r->timeout;
+    bool done = false;
+    while (!done && (!r->count || r->got < r->count) && !cli_stop_requested) {
+        /* What is there goes out at once; stdout is flushed before any wait. */
+        int k = shml_waitset_wait(ws, ready, r->n, 0);
+        if (k == -ETIMEDOUT && r->timeout != 0) {
+            if (!cli_flush_stdout(r->verb)) {
+                if (!cli_stdout_closed())
+                    status = CLI_EXIT_FAIL;
+                break;
+            }
+            k = shml_waitset_wait(ws, ready, r->n, time_left(deadline));
+        }
+        if (k == -EINTR && !cli_stop_requested)
+            continue; /* a handler other than the stop's ran: nothing to do but wait again */
+        if (k == -ECANCELED || k == -EINTR)
+            break; /* SIGINT or SIGTERM: a clean end */
+        if (k == -ETIMEDOUT) {
+            if (r->count)
+                status = fail_short(r, NULL);
+            break;
+        }
+        if (k < 0) {
+            status = cli_fail_lib(r->verb, NULL, k, shml_last_error(), NULL);
+            break;
+        }
+        qsort(ready, (size_t)k, sizeof *ready, by_source);
+        for (int e = 0; e < k && !done; e++) {
+            const struct source *s = ready[e].user;
+            for (int turn = 0; turn < RECV_TURN; turn++) {
+                if ((r->count && r->got >= r->count) || cli_stop_requested) {
+                    done = true;
+                    break;
+                }
+                ssize_t n = shml_recv(s->ch, r->buf, r->cap, 0);
+                if (n == -ETIMEDOUT)
+                    break; /* none left: armed, the wait set reports the next */
+                if (n == -ECANCELED) {
+                    done = true; /* a stop, seen by the try */
+                    break;
+                }
+                if (n < 0) {
+                    status = cli_fail_lib(r->verb, s->addr, (int)n, shml_last_error(), NULL);
+                    done = true;
+                    break;
+                }
+                r->got++;
+                if (r->timeout >= 0)
+                    deadline = cli_mono_ns() + r->timeout;
+                int w = deliver(r, s, (size_t)n);
+                if (w < 0)
+                    status = CLI_EXIT_FAIL;
+                if (w) {
+                    done = true;
+                    break;
+                }
+            }
+        }
+    }
+out:
+    shml_waitset_destroy(ws);
+    free(ready);
+    return status;
+}
+
+/*
+ * Open each address as a consumer, all of them before anything is received: one that fails
+ * is reported and ends recv. `wait` (--wait): each may be waited for, all within *wait ns
+ * from now (negative: no limit). Returns 0, or the exit status after reporting.
+ */
+static int open_sources(struct receiver *r, const char *const *addrs, const int64_t *wait)
+{
+    int64_t deadline = wait && *wait >= 0 ? cli_mono_ns() + *wait : -1;
+    for (size_t i = 0; i < r->n; i++) {
+        struct source *s = &r->src[i];
+        s->addr = addrs[i];
+        int64_t left = time_left(deadline);
+        int status =
+            cli_open_endpoint(r->verb, s->addr, SHML_CONSUMER, wait ? &left : NULL, &s->ch, &s->st);
+        if (status != CLI_EXIT_OK)
+            return status;
+        if (s->st.kind == SHML_RPC) {
+            /* A request taken here would never be answered: its client would wait in vain. */
+            return cli_fail(r->verb, s->addr,
+                            "is an rpc channel: answer its requests with 'shmlink serve', send "
+                            "requests with 'shmlink send'");
+        }
+        /* One channel twice would split its messages between two endpoints of one recv. */
+        const char *canon = shml_segment_address(shml_channel_segment(s->ch));
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(canon, shml_segment_address(shml_channel_segment(r->src[k].ch))) == 0) {
+                char shown[256];
+                return cli_fail(r->verb, s->addr,
+                                "is the same channel as %s, given before it: give each channel "
+                                "once",
+                                cli_quote(r->src[k].addr, shown, sizeof shown));
+            }
+        }
+        s->shown = malloc(CLI_SHOW_CAP);
+        if (!s->shown)
+            return cli_fail(r->verb, s->addr, "out of memory");
+        cli_display(s->addr, s->shown, CLI_SHOW_CAP);
+        size_t cap = s->st.max_msg ? (size_t)s->st.max_msg : 1;
+        if (cap > r->cap)
+            r->cap = cap;
+    }
+    r->buf = malloc(r->cap);
+    if (!r->buf)
+        return cli_fail(r->verb, r->n == 1 ? r->src[0].addr : NULL,
+                        "out of memory for a %zu-byte message", r->cap);
+    for (size_t i = 0; i < r->n; i++) {
+        struct source *s = &r->src[i];
+        const struct shml_channel_type *t = &s->st.type;
+        s->decoded = t->format[0] && cli_codec_init(t, &s->codec) == 0;
+        if (t->format[0] && !s->decoded && !r->binary) {
+            char fmt[4 * SHML_TYPE_FORMAT_MAX];
+            cli_quote(t->format, fmt, sizeof fmt);
+            fprintf(stderr,
+                    "shmlink: %s %s: messages of type %s are printed as bytes (recv decodes one "
+                    "scalar per element: b B h H i I l L q Q f d ?, with an optional byte "
+                    "order @ = < > !)\n",
+                    r->verb, s->shown, fmt);
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
 static int run_recv(const struct cli_verb *verb, int argc, char **argv);
 
 const struct cli_verb cli_verb_recv = {
     .name = "recv",
-    .usage = "ADDR [-n N] [--follow] [--binary] [--timeout DURATION] [--wait]",
+    .usage = "ADDR... [-n N] [--follow] [--binary | --json] [--timeout DURATION] [--wait]",
     .help =
         "Receive messages from the channel at ADDR and print each on its own line; bytes that\n"
         "are not printable UTF-8, and backslash, are escaped (\\n, \\t, \\xNN, \\\\).\n"
@@ -732,21 +1062,32 @@ const struct cli_verb cli_verb_recv = {
         "SIGINT or SIGTERM ends recv cleanly between two messages, with exit status 130\n"
         "(SIGINT) or 143 (SIGTERM), 128 + the signal, as a shell reports it.\n"
         "\n"
+        "Several ADDR: recv opens each (all must open, or nothing is received), waits for all\n"
+        "at once, and starts each line with the address the message came from, as given, and\n"
+        "': ' ('cam0: hello'). Messages waiting in several channels come out channel by\n"
+        "channel, in the order given. -n counts the messages of all of them, --timeout is the\n"
+        "wait for the next message from any, and by default recv receives what each holds now.\n"
+        "--binary takes one ADDR. A channel given twice is an error.\n"
+        "\n"
         "Options:\n"
         "  -n N, --count N      stop after N messages, waiting for them (fewer: exit 1)\n"
         "  --follow             keep waiting for messages until interrupted\n"
         "  --binary             print messages as-is, length-framed as send --binary reads them\n"
+        "  --json               print each message as a line of JSON: {\"channel\": ADDR as\n"
+        "                       given, \"size\", \"text\" (UTF-8), \"base64\" (other bytes),\n"
+        "                       \"values\" (a typed channel's), \"missed\"}\n"
         "  --timeout DURATION   wait at most this long for each message (as for send); when it\n"
         "                       passes, recv ends: exit 1 with -n, else exit 0. Default 0\n"
         "                       (drain), forever with -n or --follow\n"
         "  --wait               if ADDR does not exist yet, wait for it to appear (within\n"
-        "                       --timeout, if given): a consumer started before its producer\n",
+        "                       --timeout, if given, for all ADDR together): a consumer\n"
+        "                       started before its producer\n",
     .run = run_recv,
 };
 
 static int run_recv(const struct cli_verb *verb, int argc, char **argv)
 {
-    bool binary = false, follow = false, wait = false;
+    bool binary = false, follow = false, wait = false, json = false;
     const char *timeout_text = NULL, *count_text = NULL;
     const struct cli_opt opts[] = {
         {"binary", NULL, &binary, NULL},
@@ -755,98 +1096,61 @@ static int run_recv(const struct cli_verb *verb, int argc, char **argv)
         {"n", "N", NULL, &count_text},
         {"count", "N", NULL, &count_text},
         {"wait", NULL, &wait, NULL},
+        {"json", NULL, &json, NULL},
     };
-    const char *pos[1];
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
     size_t npos;
-    int parsed = cli_parse(verb, argc, argv, opts, 6, pos, 1, 1, "ADDR", &npos);
-    if (parsed != CLI_RUN)
+    if (!pos)
+        return cli_fail(verb->name, NULL, "out of memory");
+    int parsed = cli_parse(verb, argc, argv, opts, 7, pos, 1, SIZE_MAX, "ADDR", &npos);
+    if (parsed != CLI_RUN) {
+        free(pos);
         return parsed;
+    }
+    int status = CLI_EXIT_OK;
+    if (binary && json)
+        status = cli_usage_error(verb, "--binary and --json are two output formats: give one");
+    else if (binary && npos > 1)
+        status = cli_usage_error(verb, "--binary frames cannot say which channel a message came "
+                                       "from: give one ADDR, or use --json");
+    if (status != CLI_EXIT_OK) {
+        free(pos);
+        return status;
+    }
 
-    const char *addr = pos[0];
+    /* Values are a problem of the command, not of one channel, when there are several. */
+    const char *addr = npos == 1 ? pos[0] : NULL;
     char shown[256];
-    uint64_t count = 0;
-    if (count_text && cli_parse_count(count_text, &count) < 0)
+    struct receiver r = {.verb = verb->name, .n = npos, .binary = binary, .json = json};
+    if (count_text && cli_parse_count(count_text, &r.count) < 0) {
+        free(pos);
         return cli_fail(verb->name, addr, "invalid count %s: expected a whole number >= 1",
                         cli_quote(count_text, shown, sizeof shown));
+    }
     /* Draining waits for nothing; -n and --follow wait as long as it takes. */
-    int64_t timeout = (count || follow) ? SHML_FOREVER : 0;
-    int status = cli_parse_timeout(verb->name, addr, timeout_text, &timeout);
-    if (status != CLI_EXIT_OK)
-        return status;
-
-    shml_channel *ch = NULL;
-    struct shml_channel_stats st;
-    /* --wait: for the channel to appear, within --timeout when one is given. */
-    int64_t open_wait = timeout_text ? timeout : SHML_FOREVER;
-    status = cli_open_endpoint(verb->name, addr, SHML_CONSUMER, wait ? &open_wait : NULL, &ch,
-                               &st);
-    if (status != CLI_EXIT_OK)
-        return status;
-    if (st.kind == SHML_RPC) {
-        /* A request taken here would never be answered: its client would wait in vain. */
-        shml_channel_close(ch);
-        return cli_fail(verb->name, addr,
-                        "is an rpc channel: answer its requests with 'shmlink serve', send "
-                        "requests with 'shmlink send'");
+    r.timeout = (r.count || follow) ? SHML_FOREVER : 0;
+    status = cli_parse_timeout(verb->name, addr, timeout_text, &r.timeout);
+    r.src = status == CLI_EXIT_OK ? calloc(npos, sizeof *r.src) : NULL;
+    if (status == CLI_EXIT_OK && !r.src)
+        status = cli_fail(verb->name, addr, "out of memory");
+    if (status == CLI_EXIT_OK) {
+        cli_json_init_line(&r.j);
+        /* --wait: for the channels to appear, within --timeout when one is given. */
+        int64_t open_wait = timeout_text ? r.timeout : SHML_FOREVER;
+        status = open_sources(&r, pos, wait ? &open_wait : NULL);
     }
-    size_t cap = st.max_msg ? (size_t)st.max_msg : 1;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        shml_channel_close(ch);
-        return cli_fail(verb->name, addr, "out of memory for a %zu-byte message", cap);
+    if (status == CLI_EXIT_OK) {
+        cli_catch_stop_signals();
+        status = npos == 1 ? recv_one(&r) : recv_many(&r);
     }
-    struct cli_codec codec;
-    bool decoded = st.type.format[0] && cli_codec_init(&st.type, &codec) == 0;
-    if (st.type.format[0] && !decoded && !binary) {
-        char fmt[4 * SHML_TYPE_FORMAT_MAX], *where = malloc(CLI_SHOW_CAP);
-        cli_quote(st.type.format, fmt, sizeof fmt);
-        fprintf(stderr,
-                "shmlink: %s %s: messages of type %s are printed as bytes (recv decodes one "
-                "scalar per element: b B h H i I l L q Q f d ?, with an optional byte order "
-                "@ = < > !)\n",
-                verb->name, where ? cli_display(addr, where, CLI_SHOW_CAP) : "?", fmt);
-        free(where);
+    for (size_t i = 0; r.src && i < npos; i++) {
+        shml_channel_close(r.src[i].ch);
+        free(r.src[i].shown);
     }
-
-    cli_catch_stop_signals();
-    uint64_t got = 0;
-    while ((!count || got < count) && !cli_stop_requested) {
-        /* Whatever is queued goes out at once; stdout is flushed before any wait. */
-        ssize_t r = shml_recv(ch, buf, cap, 0);
-        if (r == -ETIMEDOUT && timeout != 0) {
-            if (!cli_flush_stdout(verb->name)) {
-                if (!cli_stdout_closed())
-                    status = CLI_EXIT_FAIL;
-                break;
-            }
-            r = shml_recv(ch, buf, cap, timeout);
-        }
-        if (r == -ECANCELED)
-            break; /* SIGINT or SIGTERM: a clean end */
-        if (r == -ETIMEDOUT) {
-            if (count) {
-                /* -n promised N messages: fewer is a failure, drain and --follow just end. */
-                char hint[96];
-                snprintf(hint, sizeof hint, "received %llu of %llu message%s",
-                         (unsigned long long)got, (unsigned long long)count, cli_plural(count));
-                status = cli_fail_lib(verb->name, addr, (int)r, NULL, hint);
-            }
-            break;
-        }
-        if (r < 0) {
-            status = cli_fail_lib(verb->name, addr, (int)r, shml_last_error(), NULL);
-            break;
-        }
-        got++;
-        report_gap(verb->name, addr, st.kind, shml_recv_gap(ch));
-        int w = print_message(verb->name, buf, (size_t)r, binary, decoded ? &codec : NULL);
-        if (w < 0)
-            status = CLI_EXIT_FAIL;
-        if (w)
-            break;
-    }
-    free(buf);
-    shml_channel_close(ch);
+    free(r.src);
+    free(r.buf);
+    cli_json_free(&r.j);
+    free(pos);
     /* Stopped, not finished: a script can tell the two apart, as with any command a shell
        sees killed by the signal. */
     if (status == CLI_EXIT_OK && cli_stop_requested)

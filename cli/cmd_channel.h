@@ -22,9 +22,9 @@ extern volatile sig_atomic_t cli_stop_requested;
 /*
  * Catch SIGINT and SIGTERM (once; later calls do nothing): the handler sets
  * cli_stop_requested and fires a cancellation token bound to the calling thread (sync.h),
- * so that a library wait in progress (send, recv, an open that waits) returns -ECANCELED at
- * once, and later waits only try. No SA_RESTART, so a read blocked on stdin returns as well.
- * Call it from the main thread, before the waits it should end.
+ * so that a library wait in progress (send, recv, an open that waits, a wait set's wait)
+ * returns -ECANCELED at once, and later waits only try. No SA_RESTART, so a read blocked on
+ * stdin returns as well. Call it from the main thread, before the waits it should end.
  */
 void cli_catch_stop_signals(void);
 
@@ -48,6 +48,10 @@ bool cli_is_channel_kind(uint32_t kind);
  */
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st);
+/* As cli_open_endpoint(), with flags for the open (SHML_BRIDGE). */
+int cli_open_endpoint_flags(const char *verb, const char *addr, unsigned role, uint32_t flags,
+                            const int64_t *wait, shml_channel **ch,
+                            struct shml_channel_stats *st);
 
 /* The channel's canonical address, escaped for display (malloc'ed; NULL if out of memory). */
 char *cli_channel_address(shml_channel *ch);

@@ -71,12 +71,17 @@ static bool has_lag(uint32_t kind, uint32_t role)
 
 /* ---- text ---- */
 
-#define EP_COLS 9
+#define EP_COLS 11
 
 static void print_endpoint_table(const struct cli_channel_info *ci)
 {
-    static const char *const head[EP_COLS] = {"INDEX", "ROLE",   "STATE", "MESSAGES", "BYTES",
-                                              "DROPS", "SLEEPS", "LAG",   "PROCESS"};
+    static const char *const head[EP_COLS] = {
+        "INDEX", "ROLE", "STATE", "MESSAGES", "BYTES",      "DROPS",
+        "SLEEPS", "LAG", "RECONNECTS", "REDELIVERED", "PROCESS"};
+    /* A bridge's two counters are columns only when a bridge is there. */
+    bool bridges = false;
+    for (size_t i = 0; i < ci->n_eps; i++)
+        bridges = bridges || (ci->eps[i].flags & SHML_BRIDGE);
     size_t rows = ci->n_eps + 1;
     char(*cells)[EP_COLS][48] = calloc(rows, sizeof *cells);
     if (!cells) {
@@ -90,7 +95,8 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
         char(*row)[48] = cells[i + 1];
         char role[48];
         snprintf(row[0], 48, "%u", e->index);
-        snprintf(row[1], 48, "%s", cli_role_name(ci->st.kind, e->role, role, sizeof role));
+        snprintf(row[1], 48, "%s%s", cli_role_name(ci->st.kind, e->role, role, sizeof role),
+                 (e->flags & SHML_BRIDGE) ? " (bridge)" : "");
         snprintf(row[2], 48, "%s", cli_alive_name(e->alive ? 1 : 0));
         snprintf(row[3], 48, "%llu", (unsigned long long)e->messages);
         snprintf(row[4], 48, "%llu", (unsigned long long)e->bytes);
@@ -100,7 +106,14 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
             snprintf(row[7], 48, "%llu", (unsigned long long)e->lag);
         else
             snprintf(row[7], 48, "-");
-        snprintf(row[8], 48, "pid %d", (int)e->pid);
+        if (e->flags & SHML_BRIDGE) {
+            snprintf(row[8], 48, "%u", e->reconnects);
+            snprintf(row[9], 48, "%llu", (unsigned long long)e->redelivered);
+        } else {
+            snprintf(row[8], 48, "-");
+            snprintf(row[9], 48, "-");
+        }
+        snprintf(row[10], 48, "pid %d", (int)e->pid);
     }
     size_t width[EP_COLS] = {0};
     for (size_t r = 0; r < rows; r++) {
@@ -112,6 +125,8 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
     for (size_t r = 0; r < rows; r++) {
         fputs(" ", stdout);
         for (size_t c = 0; c < EP_COLS; c++) {
+            if (!bridges && (c == 8 || c == 9))
+                continue;
             /* The last column (the pid) is not padded, so its width never shows. */
             if (c + 1 < EP_COLS)
                 printf(" %-*s ", (int)width[c], cells[r][c]);
@@ -270,6 +285,12 @@ void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci)
             cli_json_uint(j, e->lag);
         else
             cli_json_null(j);
+        cli_json_key(j, "bridge");
+        cli_json_bool(j, (e->flags & SHML_BRIDGE) != 0);
+        cli_json_key(j, "reconnects");
+        cli_json_uint(j, e->reconnects);
+        cli_json_key(j, "redelivered");
+        cli_json_uint(j, e->redelivered);
         cli_json_end_object(j);
     }
     cli_json_end_array(j);

@@ -32,6 +32,8 @@ struct top_row {
     size_t live, dead;
     bool has_lag;
     uint64_t max_lag;
+    size_t bridges;       /* endpoints opened SHML_BRIDGE, and what they counted */
+    uint64_t reconnects, redelivered;
 };
 
 struct top_snap {
@@ -76,6 +78,11 @@ static int snap_add(struct top_snap *s, const char *addr)
             r->live++;
         else
             r->dead++;
+        if (e->flags & SHML_BRIDGE) {
+            r->bridges++;
+            r->reconnects += e->reconnects;
+            r->redelivered += e->redelivered;
+        }
         if ((ci.st.kind == SHML_BUS || ci.st.kind == SHML_LATEST) && (e->role & SHML_CONSUMER)) {
             r->has_lag = true;
             r->max_lag = e->lag > r->max_lag ? e->lag : r->max_lag;
@@ -200,6 +207,10 @@ static int build_table(const struct top_snap *cur, const struct top_snap *prev, 
         snprintf(row[8], CLI_SHOW_CAP, "%llu", (unsigned long long)st->drops);
         snprintf(row[9], CLI_SHOW_CAP, "%llu", (unsigned long long)st->lost);
         row[10][0] = '\0';
+        if (r->bridges)
+            snprintf(row[10], CLI_SHOW_CAP, "%zu bridge%s: %llu reconnects, %llu redelivered",
+                     r->bridges, r->bridges == 1 ? "" : "s", (unsigned long long)r->reconnects,
+                     (unsigned long long)r->redelivered);
     }
     return 0;
 }
@@ -289,7 +300,9 @@ const struct cli_verb cli_verb_top = {
     .help =
         "Show every channel (or the channels at ADDR...) live: per channel the messages and\n"
         "bytes sent per second since the last refresh, messages sent and queued, endpoints\n"
-        "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages.\n"
+        "(live, +Nd dead), the largest lag of a subscriber or reader, drops and lost messages;\n"
+        "a note says how many endpoints are bridges (shmlink bridge), and their reconnections\n"
+        "and redeliveries.\n"
         "An ADDR that cannot be read when top starts is an error (exit 1).\n"
         "On a terminal the view is redrawn in place; q or Ctrl-C quits. Otherwise each refresh\n"
         "is printed as a table followed by an empty line, until interrupted.\n"

@@ -35,6 +35,7 @@ static const struct cli_verb *const verbs[] = {
     &cli_verb_recv,
     &cli_verb_serve,
     &cli_verb_top,
+    &cli_verb_bridge,
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
@@ -58,9 +59,10 @@ static void print_main_help(void)
            "  write    copy stdin into a segment\n"
            "  mk       create a channel (queue, bus, latest, rpc)\n"
            "  send     send messages to a channel, or requests to an rpc channel\n"
-           "  recv     receive messages from a channel\n"
+           "  recv     receive messages from one channel or several\n"
            "  serve    answer the requests of an rpc channel\n"
            "  top      show channels' traffic live\n"
+           "  bridge   carry a channel to or from other machines through NATS\n"
            "\n"
            "Addresses:\n"
            "  name, posix:name, posix:/name     POSIX shared memory (the default backend)\n"
@@ -74,8 +76,8 @@ static void print_main_help(void)
            "  --version   print the version\n"
            "\n"
            "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error,\n"
-           "3 info --check or --repair found problems left, 130 or 143 recv stopped by\n"
-           "SIGINT or SIGTERM.\n");
+           "3 info --check or --repair found problems left, 130 or 143 recv or bridge\n"
+           "stopped by SIGINT or SIGTERM.\n");
 }
 
 static const struct cli_verb *find_verb(const char *name)

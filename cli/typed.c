@@ -12,6 +12,7 @@
 #include "typed.h"
 #include "verb.h"
 #include "fmt.h"
+#include "json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -143,6 +144,24 @@ int cli_codec_print(const char *verb, const struct cli_codec *c, const void *msg
             return w;
     }
     return cli_stdout_write(verb, "\n", 1);
+}
+
+void cli_codec_json(struct cli_json *j, const struct cli_codec *c, const void *msg)
+{
+    char text[64];
+    cli_json_begin_array(j);
+    for (uint64_t i = 0; i < c->count; i++) {
+        unsigned char raw[8] = {0};
+        load(c, msg, i, raw);
+        fmt_value(c, raw, text, sizeof text);
+        /* JSON has no infinities or NaN: those are strings, the words recv prints ("inf",
+           "-inf", "nan": the only texts of a value with an 'n'). */
+        if (strchr(text, 'n'))
+            cli_json_string(j, text);
+        else
+            cli_json_number(j, text); /* a number, or true / false: valid JSON as written */
+    }
+    cli_json_end_array(j);
 }
 
 /* Parse one value's text (NUL-terminated) as the element type; 0, or -1. */

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cli_json;
+
 /*
  * How the tool reads and writes the values of a typed channel's messages: one scalar format
  * (see typed.c for the list), `count` elements of `size` bytes a message.
@@ -30,6 +32,12 @@ int cli_codec_init(const struct shml_channel_type *t, struct cli_codec *c);
  * size * count). Returns 0, 1 (stdout went away) or -1 (write error, reported).
  */
 int cli_codec_print(const char *verb, const struct cli_codec *c, const void *msg, size_t len);
+/*
+ * Write one message's values (len must be size * count) as a JSON array, in C order: numbers,
+ * true / false, and the strings "inf", "-inf" and "nan" for what JSON has no number for.
+ */
+void cli_codec_json(struct cli_json *j, const struct cli_codec *c, const void *msg);
+
 /*
  * Parse `len` bytes of text (values separated by spaces, tabs or commas) into one message at
  * out (size * count bytes). Returns 0, or -1 with why the text is not a message of the type.

@@ -47,6 +47,7 @@ extern const struct cli_verb cli_verb_send;
 extern const struct cli_verb cli_verb_recv;
 extern const struct cli_verb cli_verb_serve;
 extern const struct cli_verb cli_verb_top;
+extern const struct cli_verb cli_verb_bridge;
 
 /*
  * Report a library failure as the one line "shmlink: VERB ADDR: reason", where reason is

@@ -22,6 +22,9 @@ shml_deps() {
 # docs.readme runs those.
 SHML_BASE_PKGS=(cmake make gcc libc6-dev python3 pkgconf binutils valgrind tmux
     g++ python3-dev python3-numpy python3-pytest python3-setuptools python3-venv bc xxd)
+# `shmlink bridge` (the NATS C client, and OpenSSL's libcrypto for NKeys) and its tests (a
+# NATS server; openssl makes the tests' NKeys; iproute2's `ip netns` simulates two hosts).
+SHML_BRIDGE_PKGS=(libnats-dev libssl-dev nats-server openssl iproute2)
 # Sanitizer and fuzzing builds.
 SHML_CLANG_PKGS=(clang-14 libclang-rt-14-dev)
 # The Windows build: the mingw-w64 cross compiler, and Wine to run what it builds.

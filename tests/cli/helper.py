@@ -5,6 +5,8 @@
                                  parse stdin as JSON, check its keys, print it normalised
                                  (volatile values replaced; ls and gc keep only entries whose
                                  address contains $SEG, $KEY or $KEY2)
+    shmltest json recv           parse stdin as JSON Lines (recv --json), check each line's
+                                 keys and that its message has its size, print the messages
     shmltest foreign NAME TEXT [--mp]
                                  create the POSIX object /dev/shm/NAME holding TEXT as a
                                  foreign program would: os.open, or with --mp
@@ -60,9 +62,11 @@ CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "ma
                 "endpoints", "attached", "sent", "received", "bytes_sent", "bytes_received",
                 "queued", "lost", "drops", "sleeps", "endpoint_table"]
 ENDPOINT_KEYS = ["index", "pid", "role", "role_name", "alive", "messages", "bytes", "drops",
-                 "sleeps", "lag"]
+                 "sleeps", "lag", "bridge", "reconnects", "redelivered"]
 CHECK_KEYS = ["address", "repair", "findings", "repaired", "left", "healthy"]
 FINDING_KEYS = ["finding", "repaired", "repairable"]
+# Keys of a message in recv --json output.
+RECV_KEYS = ["channel", "size", "text", "base64", "values", "missed"]
 
 def check_keys(obj, keys, what):
     if not isinstance(obj, dict):
@@ -83,8 +87,35 @@ def scrub(value, key=None):
     return value
 
 
+def cmd_json_recv(text):
+    """recv --json: one object per line; exactly one of text, base64 and values is given."""
+    import base64
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            msg = json.loads(line)
+        except ValueError as e:
+            fail("line %d is not JSON: %s\n%s" % (n, e, line))
+        check_keys(msg, RECV_KEYS, "message %d" % n)
+        given = [k for k in ("text", "base64", "values") if msg[k] is not None]
+        if len(given) != 1:
+            fail("message %d: %s given, where one of text, base64 and values is" % (n, given))
+        if msg["text"] is not None:
+            data = msg["text"].encode("utf-8")
+        elif msg["base64"] is not None:
+            data = base64.b64decode(msg["base64"], validate=True)
+        else:
+            data = None
+        if data is not None and len(data) != msg["size"]:
+            fail("message %d: %d bytes, size says %d" % (n, len(data), msg["size"]))
+        shown = msg["values"] if data is None else data
+        print("%s: %r (missed %d)" % (msg["channel"], shown, msg["missed"]))
+
+
 def cmd_json(kind):
     text = sys.stdin.read()
+    if kind == "recv":
+        cmd_json_recv(text)
+        return
     try:
         doc = json.loads(text)
     except ValueError as e:

@@ -17,6 +17,7 @@ $ shmlink send --help
 $ shmlink recv --help
 $ shmlink serve --help
 $ shmlink top --help
+$ shmlink bridge --help
 $ shmlink help serve
 # Help wins over everything else on the line.
 $ shmlink create --bogus --help

@@ -1,0 +1,161 @@
+/*
+ * cmd_bridge.c - `shmlink bridge out ADDR URL` and `shmlink bridge in URL ADDR`: the verb, its
+ * options and their checks. The bridge itself is in bridge_nats.c (bridge.h).
+ */
+#include "shmlink.h"
+
+#include "bridge.h"
+#include "cmd_channel.h"
+#include "verb.h"
+#include "args.h"
+#include "fmt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cli_bridge_type_text(const struct shml_channel_type *t, char *out, size_t cap)
+{
+    if (!t->format[0]) {
+        if (cap)
+            out[0] = '\0';
+        return;
+    }
+    size_t o = 0;
+    int n = snprintf(out, cap, "%llu;", (unsigned long long)t->itemsize);
+    o = n > 0 ? (size_t)n : 0;
+    for (uint32_t i = 0; i < t->ndim && o < cap; i++) {
+        n = snprintf(out + o, cap - o, "%s%llu", i ? "," : "", (unsigned long long)t->shape[i]);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    if (o < cap)
+        snprintf(out + o, cap - o, ";%s", t->format);
+}
+
+static int run(const struct cli_verb *verb, int argc, char **argv)
+{
+    const char *group = NULL, *creds = NULL, *nkey = NULL, *tls_ca = NULL, *tls_cert = NULL,
+               *tls_key = NULL, *name = NULL, *timeout = NULL, *bucket = NULL;
+    const struct cli_opt opts[] = {
+        {"group", "NAME", NULL, &group},       {"creds", "FILE", NULL, &creds},
+        {"nkey", "FILE", NULL, &nkey},         {"tls-ca", "FILE", NULL, &tls_ca},
+        {"tls-cert", "FILE", NULL, &tls_cert}, {"tls-key", "FILE", NULL, &tls_key},
+        {"name", "NAME", NULL, &name},         {"timeout", "DURATION", NULL, &timeout},
+        {"bucket", "NAME", NULL, &bucket},
+    };
+    const char *pos[4] = {0};
+    size_t npos = 0;
+    int rc = cli_parse(verb, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 3, 3,
+                       "out|in ADDR|URL URL|ADDR", &npos);
+    if (rc != CLI_RUN)
+        return rc;
+    struct bridge_args a;
+    memset(&a, 0, sizeof a);
+    const char *url;
+    if (strcmp(pos[0], "out") == 0) {
+        a.out = true;
+        a.verb = "bridge out";
+        a.addr = pos[1];
+        url = pos[2];
+    } else if (strcmp(pos[0], "in") == 0) {
+        a.verb = "bridge in";
+        url = pos[1];
+        a.addr = pos[2];
+    } else {
+        char shown[128];
+        return cli_usage_error(verb, "the direction is 'out' (ADDR URL) or 'in' (URL ADDR), not %s",
+                               cli_quote(pos[0], shown, sizeof shown));
+    }
+    char why[256];
+    if (bridge_url_parse(url, &a.url, why, sizeof why) < 0)
+        return cli_usage_error(verb, "%s", why);
+    if (a.url.wildcard && a.out)
+        return cli_usage_error(verb, "subject '%s': a bridge out publishes to one subject, "
+                                     "without wildcards ('*', '>')",
+                               a.url.subject);
+    if (group && !group[0])
+        return cli_usage_error(verb, "--group needs a name");
+    if (group && a.out)
+        return cli_usage_error(verb, "--group is for a bridge in (the queue group it joins)");
+    if ((tls_cert != NULL) != (tls_key != NULL))
+        return cli_usage_error(verb, "--tls-cert and --tls-key go together");
+    if (creds && nkey)
+        return cli_usage_error(verb, "--creds and --nkey are two ways to authenticate: give one");
+    if ((creds || nkey) && a.url.user[0])
+        return cli_usage_error(verb, "a user in the URL and --%s are two ways to authenticate: "
+                                     "give one",
+                               creds ? "creds" : "nkey");
+    a.group = group ? group : "shmlink";
+    a.creds = creds;
+    a.nkey = nkey;
+    a.tls_ca = tls_ca;
+    a.tls_cert = tls_cert;
+    a.tls_key = tls_key;
+    a.name = name;
+    a.bucket = bucket ? bucket : "shmlink";
+    a.timeout_ns = (int64_t)5 * 1000 * 1000 * 1000;
+    if ((rc = cli_parse_timeout(a.verb, a.addr, timeout, &a.timeout_ns)) != 0)
+        return rc;
+    if (a.timeout_ns <= 0)
+        return cli_fail(a.verb, a.addr, "--timeout must be more than 0");
+    return cli_bridge_run(&a);
+}
+
+const struct cli_verb cli_verb_bridge = {
+    "bridge",
+    "out ADDR URL | in URL ADDR [--group NAME] [--creds FILE | --nkey FILE] [--tls-ca FILE] "
+    "[--tls-cert FILE --tls-key FILE] [--name NAME] [--timeout DURATION] [--bucket NAME]",
+    "Carry a channel between machines through a NATS server (docs/BRIDGE.md).\n"
+    "\n"
+    "  bridge out ADDR URL   take what the local channel ADDR delivers and publish it to URL\n"
+    "  bridge in URL ADDR    subscribe to URL and send what arrives into the local channel ADDR\n"
+    "\n"
+    "URL is nats://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...]/SUBJECT (tls:// for TLS;\n"
+    "the port defaults to 4222). The local channel must exist (shmlink mk). Each kind maps\n"
+    "to NATS as follows:\n"
+    "  queue   out: a consumer of ADDR publishes each message to SUBJECT;\n"
+    "          in: a member of the queue group (--group, default shmlink) on SUBJECT sends\n"
+    "          each message it gets into ADDR, so each message goes to one bridge in\n"
+    "  bus     out: a subscriber of ADDR publishes each message to SUBJECT;\n"
+    "          in: a subscriber of SUBJECT publishes each message into ADDR\n"
+    "  rpc     out: a server of ADDR sends each local client's request to SUBJECT as a NATS\n"
+    "          request and gives it the reply; a request nobody answers (no responders,\n"
+    "          --timeout, an error reply) is refused: its client's receive fails at once;\n"
+    "          in: a member of the queue group on SUBJECT asks the local servers of ADDR,\n"
+    "          as a client, and publishes their reply (or an error reply) to the requester\n"
+    "  latest  out: a reader of ADDR puts each newest value under the key SUBJECT of a\n"
+    "          JetStream key-value bucket (--bucket); in: a writer of ADDR writes the key's\n"
+    "          value, the one the bucket holds first, then each new one\n"
+    "A bridge in may subscribe to a wildcard subject ('*' a token, '>' the rest).\n"
+    "Delivery is at most once: a message in flight when a connection breaks may be lost. A\n"
+    "bridge in counts what it knows it missed (gaps in the publishing bridge's sequence, and\n"
+    "messages its NATS client dropped for a slow consumer) as drops of its endpoint.\n"
+    "\n"
+    "Messages carry the headers Shmlink-Kind, Shmlink-Epoch, Shmlink-Seq and, for a typed\n"
+    "channel, Shmlink-Type: a bridge in refuses (and counts) a message whose type is not its\n"
+    "channel's. A bridge out refuses to start when the channel's largest message does not fit\n"
+    "in the server's max_payload.\n"
+    "\n"
+    "When the server cannot be reached, at the start or later, the bridge says so on stderr and\n"
+    "reconnects with backoff for as long as it runs. A bridge out takes nothing from its\n"
+    "channel while disconnected: under block the local producers wait, under overwrite the\n"
+    "bridge's subscriber is lapped and its drops are counted. SIGINT or SIGTERM ends the\n"
+    "bridge between two messages.\n"
+    "\n"
+    "Options:\n"
+    "  --group NAME          bridge in, queue or rpc: the NATS queue group to join (default\n"
+    "                        shmlink)\n"
+    "  --creds FILE          authenticate with a NATS credentials file (JWT and NKey seed)\n"
+    "  --nkey FILE           authenticate with the NKey seed in FILE\n"
+    "  --tls-ca FILE         trust the CA certificates in FILE (PEM); implies TLS\n"
+    "  --tls-cert FILE       the client's certificate chain (PEM), with --tls-key\n"
+    "  --tls-key FILE        the client's private key (PEM)\n"
+    "  --name NAME           the connection's name, as the server shows it\n"
+    "  --timeout DURATION    rpc: how long a request waits for its reply (default 5s)\n"
+    "  --bucket NAME         latest: the key-value bucket (default shmlink; made with history\n"
+    "                        1 if missing; the server needs JetStream)\n"
+    "\n"
+    "Exit status: 130 or 143 once stopped by SIGINT or SIGTERM, 1 when the bridge cannot run\n"
+    "(no such channel, authentication refused, messages too large for the server), 2 for a\n"
+    "malformed command line.",
+    run,
+};
