@@ -34,7 +34,16 @@ struct bridge_args {
     const char *name;    /* --name: the connection's name on the server */
     int64_t timeout_ns;  /* rpc: how long a request waits for its reply */
     const char *bucket;  /* latest: the key-value bucket (the subject is the key) */
+    bool jetstream;      /* --jetstream: queue and bus through a stream, at least once */
+    const char *stream;  /* --stream: its name (derived from the subject when NULL) */
+    int replicas;        /* --replicas: the stream's, when a bridge makes it */
+    const char *durable; /* --durable: a bridge in's consumer (derived when NULL) */
+    int64_t ack_wait_ns; /* --ack-wait: how long the server waits for an acknowledgement */
 };
+
+/* The stream a subject's messages are kept in when --stream is not given: "SHMLINK_" and the
+   subject, each character a stream name may not hold ('.', '*', '>', ...) made '_'. */
+void cli_bridge_stream_name(const char *subject, char *out, size_t cap);
 
 /* Run the bridge until a stop signal or a failure; returns the tool's exit status. */
 int cli_bridge_run(const struct bridge_args *a);

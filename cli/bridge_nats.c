@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* How long one library wait lasts before the loop looks at the stop flag and the link. */
 #define STEP_NS ((int64_t)200 * 1000 * 1000)
@@ -77,6 +78,14 @@ struct bridge {
     pthread_cond_t flush_cv;
     bool flush_asked, flush_stop;
     char last_refusal[128]; /* rpc out: the reason said last */
+    /* --jetstream: the stream, a bridge in's durable consumer, and the stream sequences it
+       sent into the channel whose acknowledgement failed (so that their redelivery to this
+       run is acknowledged, not sent twice). */
+    char stream[256];
+    char durable[256];
+    uint64_t unacked[64];
+    size_t nunacked;
+    uint64_t redelivered;
 };
 
 /* "shmlink: bridge out ADDR: ..." on stderr. */
@@ -381,7 +390,9 @@ static void count_reconnects(struct bridge *b)
     }
 }
 
-static int run_out(struct bridge *b)
+/* Out: 0 when the channel's largest message fits the server's max_payload with the headers;
+   otherwise the exit status after saying so (messages are never split). */
+static int check_payload(struct bridge *b)
 {
     int64_t max_payload = natsConnection_GetMaxPayload(b->nc);
     if (max_payload > 0 && (int64_t)(b->max_msg + HEADER_ROOM) > max_payload)
@@ -390,6 +401,28 @@ static int run_out(struct bridge *b)
                         "%" PRId64 " with headers (max_payload): raise max_payload in the "
                         "server's configuration, or make the channel with a smaller --max-msg",
                         b->max_msg, max_payload);
+    return 0;
+}
+
+/* Out: peek at the channel's next message for up to timeout_ns (a lapped subscriber's gap
+   counted). 0 with the message in hand (*buf, *len; shml_release() lets it go), -ETIMEDOUT
+   when none came, -ECANCELED when stopped, or the exit status of a failure (said). */
+static int take(struct bridge *b, const void **buf, size_t *len, int64_t timeout_ns)
+{
+    int r = shml_peek(b->ch, buf, len, timeout_ns);
+    if (r == -ETIMEDOUT || r == -ECANCELED)
+        return r;
+    if (r < 0)
+        return cli_fail_lib(b->a->verb, b->a->addr, r, shml_last_error(), NULL);
+    b->dropped += shml_recv_gap(b->ch); /* a lapped subscriber (overwrite) */
+    return 0;
+}
+
+static int run_out(struct bridge *b)
+{
+    int rc = check_payload(b);
+    if (rc != 0)
+        return rc;
     say(b, "forwarding to %s", b->shown);
     b->started = true;
     start_flusher(b);
@@ -402,7 +435,7 @@ static int run_out(struct bridge *b)
         }
         const void *buf;
         size_t len;
-        int r = shml_peek(b->ch, &buf, &len, unflushed ? 0 : STEP_NS);
+        int r = take(b, &buf, &len, unflushed ? 0 : STEP_NS);
         if (r == -ETIMEDOUT && unflushed) {
             /* Nothing more for now: send what the client gathered, rather than let it wait
                for the client's own flush a millisecond later. */
@@ -415,11 +448,8 @@ static int run_out(struct bridge *b)
         }
         if (r == -ETIMEDOUT)
             continue;
-        if (r == -ECANCELED)
-            break;
-        if (r < 0)
-            return cli_fail_lib(b->a->verb, b->a->addr, r, shml_last_error(), NULL);
-        b->dropped += shml_recv_gap(b->ch); /* a lapped subscriber (overwrite) */
+        if (r != 0)
+            return r == -ECANCELED ? CLI_EXIT_SIGNAL_BASE + cli_stop_requested : r;
         natsMsg *m = make_msg(b, b->a->url.subject, buf, len, NULL);
         natsStatus s = m ? NATS_OK : NATS_NO_MEMORY;
         while (m && (s = natsConnection_PublishMsg(b->nc, m)) != NATS_OK && link_trouble(s) &&
@@ -448,6 +478,23 @@ static bool type_matches(struct bridge *b, natsMsg *m)
     if (natsMsgHeader_Get(m, BRIDGE_HDR_TYPE, &t) != NATS_OK || !t)
         return true;
     return strcmp(t, b->type_text) == 0;
+}
+
+/* In: true when the message's type is not the channel's: then it is counted as a drop (and
+   said the first time), and the caller drops it. */
+static bool refuse_type(struct bridge *b, natsMsg *m)
+{
+    if (type_matches(b, m))
+        return false;
+    drop(b, 1);
+    if (!b->warned_type) {
+        const char *t = "";
+        natsMsgHeader_Get(m, BRIDGE_HDR_TYPE, &t);
+        say(b, "dropping messages of type '%s': the channel's is '%s'", t ? t : "",
+            b->type_text[0] ? b->type_text : "untyped");
+        b->warned_type = true;
+    }
+    return true;
 }
 
 /* In: count the messages a publishing bridge sent that never arrived (its sequence skipped). */
@@ -510,15 +557,7 @@ static int run_in(struct bridge *b)
         follow_sequence(b, m);
         const void *data = natsMsg_GetData(m);
         size_t len = (size_t)natsMsg_GetDataLength(m);
-        if (!type_matches(b, m)) {
-            drop(b, 1);
-            if (!b->warned_type) {
-                const char *t = "";
-                natsMsgHeader_Get(m, BRIDGE_HDR_TYPE, &t);
-                say(b, "dropping messages of type '%s': the channel's is '%s'", t ? t : "",
-                    b->type_text[0] ? b->type_text : "untyped");
-                b->warned_type = true;
-            }
+        if (refuse_type(b, m)) {
             natsMsg_Destroy(m);
             continue;
         }
@@ -537,6 +576,308 @@ static int run_in(struct bridge *b)
             return cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
         }
         natsMsg_Destroy(m);
+    }
+    return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+}
+
+/* ---- JetStream: queue and bus, at least once ---- */
+
+/* Statuses JetStream gives while a stream has no leader or the link is down: try again. */
+static bool js_trouble(natsStatus s)
+{
+    return link_trouble(s) || s == NATS_NO_RESPONDERS;
+}
+
+/* Waiting for JetStream to answer, across the attempts of one step. */
+struct js_waiting {
+    bool said;
+    int64_t no_responders_since;
+};
+
+/* After a JetStream request failed with s (and jerr): true, having napped, when it is worth
+   asking again: the link is down, or a cluster has no leader or not its peers yet (said
+   once). No responder at all means a server without JetStream, unless it lasts under three
+   seconds (a cluster's servers still joining). False when stopped. */
+static bool js_wait(struct bridge *b, struct js_waiting *w, natsStatus s, jsErrCode jerr)
+{
+    bool again = link_trouble(s) || jerr == JSClusterNotAvailErr || jerr == JSClusterNoPeersErr;
+    if (s == NATS_NO_RESPONDERS) {
+        int64_t now = cli_mono_ns();
+        if (!w->no_responders_since)
+            w->no_responders_since = now;
+        again = now - w->no_responders_since < (int64_t)3 * 1000 * 1000 * 1000;
+    }
+    if (!again || cli_stop_requested)
+        return false;
+    if (!w->said) {
+        say(b, "JetStream does not answer yet (%s); retrying", nats_why(s));
+        w->said = true;
+    }
+    nap_ms(250);
+    return !cli_stop_requested;
+}
+
+/* The stream that keeps the subject's messages (--stream, or the name derived from the
+   subject), made with --replicas when missing. While JetStream does not answer yet (a cluster
+   electing its leaders) it waits, saying so once; a server without JetStream (no responder
+   for a few seconds) fails. 0, or the exit status. */
+static int open_stream(struct bridge *b)
+{
+    const struct bridge_args *a = b->a;
+    if (a->stream)
+        snprintf(b->stream, sizeof b->stream, "%s", a->stream);
+    else
+        cli_bridge_stream_name(a->url.subject, b->stream, sizeof b->stream);
+    natsStatus s = natsConnection_JetStream(&b->js, b->nc, NULL);
+    struct js_waiting w = {0};
+    while (s == NATS_OK) {
+        jsStreamInfo *si = NULL;
+        jsErrCode jerr = 0;
+        s = js_GetStreamInfo(&si, b->js, b->stream, NULL, &jerr);
+        if (s == NATS_NOT_FOUND) {
+            jsStreamConfig c;
+            jsStreamConfig_Init(&c);
+            const char *subjects[1] = {a->url.subject};
+            c.Name = b->stream;
+            c.Subjects = subjects;
+            c.SubjectsLen = 1;
+            c.Storage = js_FileStorage;
+            c.Replicas = a->replicas;
+            s = js_AddStream(&si, b->js, &c, NULL, &jerr);
+            if (s == NATS_OK)
+                say(b, "made stream %s for %s (%d replica%s)", b->stream, a->url.subject,
+                    a->replicas, a->replicas == 1 ? "" : "s");
+        }
+        jsStreamInfo_Destroy(si);
+        if (s == NATS_OK)
+            return 0;
+        /* A stream another bridge made between our look and our making: look again. */
+        if (jerr != JSStreamNameExistErr && !js_wait(b, &w, s, jerr))
+            break;
+        s = NATS_OK;
+    }
+    if (cli_stop_requested)
+        return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+    return cli_fail(a->verb, a->addr,
+                    "cannot open stream %s: %s (--jetstream needs a server with JetStream: "
+                    "nats-server -js)",
+                    b->stream, nats_why(s));
+}
+
+/* Out: each message is stored in the stream before the channel lets it go (shml_release()
+   after the server's acknowledgement). Its id, the bridge's epoch and sequence, is the same
+   in every attempt, so the stream keeps one copy of a message published again after a lost
+   acknowledgement or a server's failure. */
+static int run_js_out(struct bridge *b)
+{
+    int rc = check_payload(b);
+    if (rc == 0)
+        rc = open_stream(b);
+    if (rc != 0)
+        return rc;
+    say(b, "forwarding to stream %s at %s", b->stream, b->shown);
+    b->started = true;
+    while (!cli_stop_requested) {
+        count_reconnects(b);
+        const void *buf;
+        size_t len;
+        int r = take(b, &buf, &len, STEP_NS);
+        if (r == -ETIMEDOUT)
+            continue;
+        if (r != 0)
+            return r == -ECANCELED ? CLI_EXIT_SIGNAL_BASE + cli_stop_requested : r;
+        natsMsg *m = make_msg(b, b->a->url.subject, buf, len, NULL);
+        char id[48];
+        snprintf(id, sizeof id, "%016" PRIx64 "-%" PRIu64, b->epoch, b->seq);
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = id;
+        po.MaxWait = 2000;
+        natsStatus s = m ? NATS_OK : NATS_NO_MEMORY;
+        bool said = false;
+        while (m) {
+            jsErrCode jerr = 0;
+            s = js_PublishMsg(NULL, b->js, m, &po, &jerr);
+            if (s == NATS_OK || !js_trouble(s) || cli_stop_requested)
+                break;
+            count_reconnects(b);
+            if (!said) {
+                say(b, "message %s not stored yet (%s); trying again", id, nats_why(s));
+                said = true;
+            }
+            nap_ms(100);
+        }
+        natsMsg_Destroy(m);
+        if (s == NATS_OK) {
+            b->forwarded++;
+            if (said)
+                say(b, "message %s stored", id);
+        } else {
+            /* Not stored: a refusal that trying again cannot mend, or a stop meanwhile. */
+            drop(b, 1);
+            say(b, "message %s of %zu bytes not stored: %s", id, len,
+                cli_stop_requested ? "stopped" : nats_why(s));
+        }
+        shml_release(b->ch);
+    }
+    return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+}
+
+/* In: the consumer's name: --durable; for a queue, the queue group (every bridge in of the
+   group shares the consumer, so each message goes to one); for a bus, one per host and
+   channel (each bridge in gets every message). */
+static void durable_name(struct bridge *b)
+{
+    const struct bridge_args *a = b->a;
+    char raw[512];
+    if (a->durable || b->kind == SHML_QUEUE) {
+        snprintf(raw, sizeof raw, "%s", a->durable ? a->durable : a->group);
+    } else {
+        char host[256] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(raw, sizeof raw, "shmlink_%s_%s", host, a->addr);
+    }
+    size_t o = 0;
+    for (const char *p = raw; *p && o + 1 < sizeof b->durable; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        b->durable[o++] = ok ? c : '_';
+    }
+    b->durable[o] = '\0';
+}
+
+static bool unacked_has(struct bridge *b, uint64_t sseq, bool remove)
+{
+    for (size_t i = 0; i < b->nunacked; i++) {
+        if (b->unacked[i] == sseq) {
+            if (remove)
+                b->unacked[i] = b->unacked[--b->nunacked];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void unacked_add(struct bridge *b, uint64_t sseq)
+{
+    size_t cap = sizeof b->unacked / sizeof b->unacked[0];
+    if (b->nunacked == cap) /* the oldest goes: its redelivery would be sent again */
+        memmove(b->unacked, b->unacked + 1, (cap - 1) * sizeof b->unacked[0]);
+    b->unacked[b->nunacked < cap ? b->nunacked++ : cap - 1] = sseq;
+}
+
+/* In: one message from the stream: sent into the channel, then acknowledged (synchronously:
+   the server has the acknowledgement before the next message). 0; -1 when stopped before the
+   message was sent (it stays unacknowledged and is delivered again later); or the exit
+   status of a failure. */
+static int js_deliver(struct bridge *b, natsMsg *m)
+{
+    jsMsgMetaData *meta = NULL;
+    uint64_t sseq = 0;
+    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        sseq = meta->Sequence.Stream;
+        if (meta->NumDelivered > 1) {
+            b->redelivered++;
+            shml_channel_count(b->ch, SHML_COUNT_REDELIVERED, 1);
+        }
+        jsMsgMetaData_Destroy(meta);
+    }
+    if (sseq && unacked_has(b, sseq, false)) {
+        /* Sent by this run already; only its acknowledgement was lost. */
+    } else if (refuse_type(b, m)) {
+        /* dropped, counted */
+    } else {
+        follow_sequence(b, m);
+        const void *data = natsMsg_GetData(m);
+        size_t len = (size_t)natsMsg_GetDataLength(m);
+        int64_t waited = 0;
+        ssize_t r;
+        while ((r = shml_send(b->ch, data, len, STEP_NS)) == -ETIMEDOUT && !cli_stop_requested) {
+            /* A full channel (block): tell the server the message is in hand, well before
+               it would deliver it again. */
+            waited += STEP_NS;
+            if (waited >= b->a->ack_wait_ns / 3) {
+                natsMsg_InProgress(m, NULL);
+                waited = 0;
+            }
+            count_reconnects(b);
+        }
+        if (r == -ETIMEDOUT || r == -ECANCELED)
+            return -1;
+        if (r >= 0)
+            b->forwarded++;
+        else if (r == -EMSGSIZE || r == -EINVAL)
+            drop_refused(b, "message", len);
+        else
+            return cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
+    }
+    jsErrCode jerr = 0;
+    natsStatus s = natsMsg_AckSync(m, NULL, &jerr);
+    if (s == NATS_OK) {
+        unacked_has(b, sseq, true);
+    } else if (sseq) {
+        unacked_add(b, sseq);
+        say(b, "stream message %" PRIu64 " sent, its acknowledgement lost (%s): it will be "
+               "delivered again and acknowledged, not sent twice",
+            sseq, nats_why(s));
+    }
+    return 0;
+}
+
+/* In: a durable pull consumer of the stream; messages are fetched in batches and each one is
+   acknowledged once the channel has it. */
+static int run_js_in(struct bridge *b)
+{
+    int rc = open_stream(b);
+    if (rc != 0)
+        return rc;
+    durable_name(b);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = b->stream;
+    so.Config.AckWait = b->a->ack_wait_ns;
+    so.Config.MaxAckPending = 1024;
+    jsErrCode jerr = 0;
+    natsStatus s = NATS_OK;
+    bool said = false;
+    while (!cli_stop_requested) {
+        s = js_PullSubscribe(&b->sub, b->js, b->a->url.subject, b->durable, NULL, &so, &jerr);
+        if (s == NATS_OK || !js_trouble(s))
+            break;
+        if (!said) {
+            say(b, "cannot make consumer %s yet (%s); retrying", b->durable, nats_why(s));
+            said = true;
+        }
+        nap_ms(250);
+    }
+    if (cli_stop_requested)
+        return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
+    if (s != NATS_OK)
+        return cli_fail(b->a->verb, b->a->addr, "cannot consume %s from stream %s: %s",
+                        b->a->url.subject, b->stream, nats_why(s));
+    say(b, "forwarding from stream %s (consumer %s) at %s", b->stream, b->durable, b->shown);
+    b->started = true;
+    while (!cli_stop_requested) {
+        natsMsgList list = {0};
+        s = natsSubscription_Fetch(&list, b->sub, 64, STEP_MS, &jerr);
+        count_reconnects(b);
+        if (s != NATS_OK && list.Count == 0) {
+            if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION)
+                return cli_fail(b->a->verb, b->a->addr, "the consumer ended: %s", nats_why(s));
+            if (s != NATS_TIMEOUT)
+                nap_ms(50);
+            continue;
+        }
+        int r = 0;
+        for (int i = 0; i < list.Count && r == 0; i++)
+            r = js_deliver(b, list.Msgs[i]);
+        natsMsgList_Destroy(&list);
+        if (r > 0)
+            return r;
+        if (r < 0)
+            break;
     }
     return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
 }
@@ -734,11 +1075,13 @@ static bool kv_name_ok(const char *s, bool key)
     return true;
 }
 
-/* The bucket, made with history 1 when it does not exist. 0, or the exit status. */
+/* The bucket, made with history 1 when it does not exist; waits while JetStream does not
+   answer yet (js_wait()). 0, or the exit status. */
 static int open_bucket(struct bridge *b)
 {
     natsStatus s = natsConnection_JetStream(&b->js, b->nc, NULL);
-    if (s == NATS_OK) {
+    struct js_waiting w = {0};
+    while (s == NATS_OK) {
         s = js_KeyValue(&b->kv, b->js, b->a->bucket);
         if (s == NATS_NOT_FOUND) {
             kvConfig c;
@@ -747,7 +1090,12 @@ static int open_bucket(struct bridge *b)
             c.History = 1;
             s = js_CreateKeyValue(&b->kv, b->js, &c);
         }
+        if (s == NATS_OK || !js_wait(b, &w, s, 0))
+            break;
+        s = NATS_OK;
     }
+    if (cli_stop_requested)
+        return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
     if (s != NATS_OK)
         return cli_fail(b->a->verb, b->a->addr,
                         "cannot open the key-value bucket %s: %s (a latest channel is kept "
@@ -881,6 +1229,12 @@ static int open_local(struct bridge *b)
                         "subject '%s': an rpc bridge serves one subject, "
                         "without wildcards",
                         a->url.subject);
+    if (a->jetstream && (st.kind == SHML_RPC || st.kind == SHML_LATEST))
+        return cli_fail(a->verb, a->addr,
+                        "--jetstream is for queue and bus channels; %s",
+                        st.kind == SHML_RPC
+                            ? "an rpc request waits for its reply, which says whether it arrived"
+                            : "a latest channel is always kept in a JetStream key-value bucket");
     if (st.kind == SHML_LATEST) {
         if (!kv_name_ok(a->bucket, false) || !kv_name_ok(a->url.subject, true))
             return cli_fail(a->verb, a->addr,
@@ -922,6 +1276,7 @@ int cli_bridge_run(const struct bridge_args *a)
     if (rc == 0)
         rc = b->kind == SHML_RPC      ? (a->out ? run_rpc_out(b) : run_rpc_in(b))
              : b->kind == SHML_LATEST ? (a->out ? run_latest_out(b) : run_latest_in(b))
+             : a->jetstream           ? (a->out ? run_js_out(b) : run_js_in(b))
                                       : (a->out ? run_out(b) : run_in(b));
     if (b->sub) {
         natsSubscription_Unsubscribe(b->sub);
@@ -939,8 +1294,11 @@ int cli_bridge_run(const struct bridge_args *a)
     /* The client's threads, which call back with b, are gone once this returns. */
     nats_CloseAndWait(5000);
     if (b->started)
-        say(b, "%" PRIu64 " forwarded, %" PRIu64 " dropped, %" PRIu64 " reconnects", b->forwarded,
-            b->dropped, (uint64_t)atomic_load_explicit(&b->reconnects, memory_order_relaxed));
+        say(b, "%" PRIu64 " forwarded, %" PRIu64 " dropped, %" PRIu64 " reconnects, %" PRIu64
+               " redelivered",
+            b->forwarded, b->dropped,
+            (uint64_t)atomic_load_explicit(&b->reconnects, memory_order_relaxed),
+            b->redelivered);
     if (b->ch)
         shml_channel_close(b->ch);
     free(b);

@@ -31,16 +31,46 @@ void cli_bridge_type_text(const struct shml_channel_type *t, char *out, size_t c
         snprintf(out + o, cap - o, ";%s", t->format);
 }
 
+void cli_bridge_stream_name(const char *subject, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "SHMLINK_");
+    for (; *subject && o + 1 < cap; subject++) {
+        char c = *subject;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        out[o++] = ok ? c : '_';
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* A stream or consumer name as JetStream takes them here: letters, digits, '-' and '_'. */
+static bool js_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > 200)
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
 static int run(const struct cli_verb *verb, int argc, char **argv)
 {
     const char *group = NULL, *creds = NULL, *nkey = NULL, *tls_ca = NULL, *tls_cert = NULL,
-               *tls_key = NULL, *name = NULL, *timeout = NULL, *bucket = NULL;
+               *tls_key = NULL, *name = NULL, *timeout = NULL, *bucket = NULL, *stream = NULL,
+               *replicas = NULL, *durable = NULL, *ack_wait = NULL;
+    bool jetstream = false;
     const struct cli_opt opts[] = {
         {"group", "NAME", NULL, &group},       {"creds", "FILE", NULL, &creds},
         {"nkey", "FILE", NULL, &nkey},         {"tls-ca", "FILE", NULL, &tls_ca},
         {"tls-cert", "FILE", NULL, &tls_cert}, {"tls-key", "FILE", NULL, &tls_key},
         {"name", "NAME", NULL, &name},         {"timeout", "DURATION", NULL, &timeout},
-        {"bucket", "NAME", NULL, &bucket},
+        {"bucket", "NAME", NULL, &bucket},     {"jetstream", NULL, &jetstream, NULL},
+        {"stream", "NAME", NULL, &stream},     {"replicas", "N", NULL, &replicas},
+        {"durable", "NAME", NULL, &durable},   {"ack-wait", "DURATION", NULL, &ack_wait},
     };
     const char *pos[4] = {0};
     size_t npos = 0;
@@ -84,6 +114,41 @@ static int run(const struct cli_verb *verb, int argc, char **argv)
         return cli_usage_error(verb, "a user in the URL and --%s are two ways to authenticate: "
                                      "give one",
                                creds ? "creds" : "nkey");
+    const char *js_only = stream ? "stream" : replicas ? "replicas" : durable ? "durable"
+                          : ack_wait ? "ack-wait" : NULL;
+    if (js_only && !jetstream)
+        return cli_usage_error(verb, "--%s is for a bridge through JetStream (--jetstream)",
+                               js_only);
+    if (stream && !js_name_ok(stream))
+        return cli_usage_error(verb, "--stream '%s': a stream's name takes letters, digits, '-' "
+                                     "and '_'",
+                               stream);
+    if (durable && !js_name_ok(durable))
+        return cli_usage_error(verb, "--durable '%s': a consumer's name takes letters, digits, "
+                                     "'-' and '_'",
+                               durable);
+    if (durable && a.out)
+        return cli_usage_error(verb, "--durable is for a bridge in (the consumer it reads with)");
+    if (jetstream && a.url.wildcard && !stream)
+        return cli_usage_error(verb, "subject '%s' has wildcards: name the stream that holds "
+                                     "its messages (--stream)",
+                               a.url.subject);
+    a.replicas = 1;
+    if (replicas) {
+        uint64_t n = 0;
+        if (cli_parse_count(replicas, &n) < 0 || n > 5)
+            return cli_usage_error(verb, "--replicas takes 1 to 5, not '%s'", replicas);
+        a.replicas = (int)n;
+    }
+    a.jetstream = jetstream;
+    a.stream = stream;
+    a.durable = durable;
+    a.ack_wait_ns = (int64_t)30 * 1000 * 1000 * 1000;
+    const char *bad = NULL;
+    if (ack_wait && cli_parse_duration(ack_wait, &a.ack_wait_ns, &bad) < 0)
+        return cli_usage_error(verb, "--ack-wait '%s': %s", ack_wait, bad);
+    if (a.ack_wait_ns < (int64_t)1000 * 1000 * 1000)
+        return cli_usage_error(verb, "--ack-wait must be at least 1s");
     a.group = group ? group : "shmlink";
     a.creds = creds;
     a.nkey = nkey;
@@ -103,7 +168,8 @@ static int run(const struct cli_verb *verb, int argc, char **argv)
 const struct cli_verb cli_verb_bridge = {
     "bridge",
     "out ADDR URL | in URL ADDR [--group NAME] [--creds FILE | --nkey FILE] [--tls-ca FILE] "
-    "[--tls-cert FILE --tls-key FILE] [--name NAME] [--timeout DURATION] [--bucket NAME]",
+    "[--tls-cert FILE --tls-key FILE] [--name NAME] [--timeout DURATION] [--bucket NAME] "
+    "[--jetstream [--stream NAME] [--replicas N] [--durable NAME] [--ack-wait DURATION]]",
     "Carry a channel between machines through a NATS server (docs/BRIDGE.md).\n"
     "\n"
     "  bridge out ADDR URL   take what the local channel ADDR delivers and publish it to URL\n"
@@ -130,6 +196,14 @@ const struct cli_verb cli_verb_bridge = {
     "bridge in counts what it knows it missed (gaps in the publishing bridge's sequence, and\n"
     "messages its NATS client dropped for a slow consumer) as drops of its endpoint.\n"
     "\n"
+    "With --jetstream, a queue or bus goes through a JetStream stream, at least once: a\n"
+    "bridge out lets the channel have a message back only once the stream has stored it,\n"
+    "publishing it again under the same id (Nats-Msg-Id, de-duplicated by the stream) when\n"
+    "the acknowledgement does not come; a bridge in reads with a durable consumer and\n"
+    "acknowledges each message after sending it into its channel, so a bridge in killed and\n"
+    "started again loses nothing (the one message sent but not acknowledged arrives twice),\n"
+    "and a bridge out killed holding a message leaves it counted lost by the channel.\n"
+    "\n"
     "Messages carry the headers Shmlink-Kind, Shmlink-Epoch, Shmlink-Seq and, for a typed\n"
     "channel, Shmlink-Type: a bridge in refuses (and counts) a message whose type is not its\n"
     "channel's. A bridge out refuses to start when the channel's largest message does not fit\n"
@@ -153,6 +227,14 @@ const struct cli_verb cli_verb_bridge = {
     "  --timeout DURATION    rpc: how long a request waits for its reply (default 5s)\n"
     "  --bucket NAME         latest: the key-value bucket (default shmlink; made with history\n"
     "                        1 if missing; the server needs JetStream)\n"
+    "  --jetstream           queue and bus: through a JetStream stream, at least once\n"
+    "  --stream NAME         the stream (default SHMLINK_ and the subject, '.' made '_'; made\n"
+    "                        on disk if missing; needed for a wildcard subject)\n"
+    "  --replicas N          copies of a stream the bridge makes, 1 to 5 (default 1)\n"
+    "  --durable NAME        bridge in: its durable consumer (default: the queue group for a\n"
+    "                        queue, shmlink_HOST_ADDR for a bus)\n"
+    "  --ack-wait DURATION   bridge in: how long the server waits for an acknowledgement\n"
+    "                        before it delivers a message again (default 30s, at least 1s)\n"
     "\n"
     "Exit status: 130 or 143 once stopped by SIGINT or SIGTERM, 1 when the bridge cannot run\n"
     "(no such channel, authentication refused, messages too large for the server), 2 for a\n"

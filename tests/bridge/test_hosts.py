@@ -1,6 +1,6 @@
-"""Two hosts simulated with network namespaces (`ip netns`): each has its own nats-server,
-the two servers form a cluster over a veth link, and channels are bridged from one host to
-the other, each bridge talking to its own host's server, as docs/BRIDGE.md's walk-through
+"""Two hosts simulated with network namespaces (`ip netns`): each has its own nats-server
+(with JetStream), the two servers form a cluster over a veth link, and channels of every kind
+are bridged from one host to the other, each bridge talking to its own host's server, as docs/BRIDGE.md's walk-through
 does on two machines. (/dev/shm stays shared between namespaces: the hosts' channels have
 names of their own.) Needs root, as CI has; skipped otherwise."""
 import os
@@ -55,6 +55,7 @@ def hosts(tmp):
         for h, other in (("a", "b"), ("b", "a")):
             on(h, NATS_SERVER, "-a", ADDR[h], "-p", "4222", "--cluster_name", "hosts",
                "--cluster", f"nats://{ADDR[h]}:6222", "--routes", f"nats://{ADDR[other]}:6222",
+               "--name", f"host-{h}", "-js", "-sd", os.path.join(tmp, f"js-{h}"),
                log=os.path.join(tmp, f"nats-{h}.log"))
 
         def listening(h):
@@ -185,3 +186,37 @@ def test_queue_bus_and_rpc_between_two_hosts(hosts, addr, tmp):
         finally:
             stop.set()
             t.join(10)
+
+
+def test_latest_and_jetstream_between_two_hosts(hosts, addr, tmp):
+    """latest through a key-value bucket, and a queue at least once through a stream: the
+    stream keeps what host a sends before host b's bridge exists, so nothing is lost."""
+    la, lb, qa, qb = (addr(x) for x in ("jla", "jlb", "jqa", "jqb"))
+    with shmlink.Latest(la, create=True, max_msg=64) as w, \
+            shmlink.Latest(lb, create=True, max_msg=64, role="writer"), \
+            shmlink.Latest(lb, role="reader") as r, \
+            shmlink.Queue(qa, create=True, max_msg=64, role="producer") as q_out, \
+            shmlink.Queue(qb, create=True, max_msg=64, capacity=1 << 14, role="consumer") as q_in:
+        HostBridge(hosts, "a", tmp, "out", la, url("a", "arm.pose"), "--bucket",
+                   "hosts").wait_for("forwarding to key", 60)
+        HostBridge(hosts, "a", tmp, "out", qa, url("a", "orders"), "--jetstream").wait_for(
+            "forwarding to stream", 60)
+        for i in range(100):
+            q_out.send(b"order %d" % i, timeout=10)
+        w.send(b"pose 1")
+        HostBridge(hosts, "b", tmp, "in", url("b", "arm.pose"), lb, "--bucket",
+                   "hosts").wait_for("forwarding from key", 60)
+        HostBridge(hosts, "b", tmp, "in", url("b", "orders"), qb, "--jetstream").wait_for(
+            "forwarding from stream", 60)
+        assert [q_in.recv(20) for _ in range(100)] == [b"order %d" % i for i in range(100)]
+
+        def newest_is(v):
+            def check():
+                try:
+                    return r.recv(0.2) == v
+                except TimeoutError:
+                    return False
+            return check
+        wait_until("the value the bucket held", newest_is(b"pose 1"), 20)
+        w.send(b"pose 2")
+        wait_until("the next value", newest_is(b"pose 2"), 20)
