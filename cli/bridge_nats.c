@@ -243,9 +243,17 @@ static int connect_server(struct bridge *b, natsOptions *o)
         natsStatus s = natsConnection_Connect(&b->nc, o);
         if (s == NATS_OK)
             break;
-        if (fatal_connect(s))
-            return cli_fail(b->a->verb, b->a->addr, "cannot connect to %s: %s", b->shown,
-                            nats_why(s));
+        if (fatal_connect(s)) {
+            /* A server that wants a client certificate and gets none closes the connection
+               after the handshake: the client only sees its greeting go unanswered. */
+            const char *why = nats_why(s);
+            bool tls = b->a->url.tls || b->a->tls_ca;
+            return cli_fail(b->a->verb, b->a->addr, "cannot connect to %s: %s%s", b->shown, why,
+                            tls && !b->a->tls_cert && strstr(why, "PONG")
+                                ? " (does the server want a client certificate? --tls-cert "
+                                  "and --tls-key)"
+                                : "");
+        }
         if (!said) {
             say(b, "cannot reach %s (%s); retrying", b->shown, nats_why(s));
             said = true;

@@ -1,6 +1,7 @@
 """Fixtures for the bridge tests: real nats-server processes on 127.0.0.1 and free ports,
 bridges (`shmlink bridge`) as subprocesses, unique channel addresses; every server, bridge and
 channel a test starts or makes is stopped or removed at its end."""
+import base64
 import os
 import shutil
 import signal
@@ -173,3 +174,44 @@ def addr():
 
 def run(cmd, timeout=30, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def crc16(data):
+    """The CRC-16 (XMODEM) that ends an NKey's encoding."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+# NKey prefixes: the first base32 letter of a public key says what it is.
+NKEY_OPERATOR, NKEY_ACCOUNT, NKEY_USER = 14 << 3, 0, 20 << 3
+
+
+def nkey_pair(tmp, kind=NKEY_USER):
+    """A NATS NKey made from an Ed25519 key by openssl: (seed, public key, the key's PEM file,
+    with which sign() signs)."""
+    pem = os.path.join(tmp, f"k-{uuid.uuid4().hex[:8]}.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", pem], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    seed_prefix = 18 << 3
+    raw = bytes([seed_prefix | (kind >> 5), (kind & 31) << 3]) + der[-32:]
+    seed = base64.b32encode(raw + crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
+    raw = bytes([kind]) + pub[-32:]
+    public = base64.b32encode(raw + crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
+    return seed, public, pem
+
+
+def sign(pem, data):
+    """Data's Ed25519 signature by the key in pem (openssl, which signs a file: one shot)."""
+    path = pem + ".data"
+    with open(path, "wb") as f:
+        f.write(data)
+    return subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", pem, "-rawin", "-in", path],
+                          capture_output=True, check=True).stdout

@@ -1,17 +1,19 @@
 """`shmlink bridge` against real nats-server processes: each kind end to end (bridge out, NATS,
 bridge in) with C (the shmlink tool) and Python endpoints, typed channels, a server that is
 not there yet or goes away mid-stream, back-pressure, authentication, and bad input."""
+import base64
 import json
 import os
 import subprocess
 import time
+import uuid
 
 import numpy as np
 import pytest
 
 import shmlink
 
-from conftest import CLI, run, wait_until
+from conftest import CLI, NKEY_ACCOUNT, NKEY_OPERATOR, NKEY_USER, nkey_pair, run, sign, wait_until
 
 
 def pair(bridges, src, dst, url, kind_args=()):
@@ -339,35 +341,8 @@ def test_user_and_password(servers, bridges, addr):
         assert "wrong" not in lines[0]  # the password is never shown
 
 
-def nkey_pair(tmp):
-    """A NATS user NKey (seed, public key), made from an Ed25519 key by openssl."""
-    import base64
-
-    def crc16(data):
-        crc = 0
-        for byte in data:
-            crc ^= byte << 8
-            for _ in range(8):
-                crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-        return crc
-
-    pem = os.path.join(tmp, "k.pem")
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", pem], check=True,
-                   capture_output=True)
-    der = subprocess.run(["openssl", "pkey", "-in", pem, "-outform", "DER"],
-                         capture_output=True, check=True).stdout
-    pub = subprocess.run(["openssl", "pkey", "-in", pem, "-pubout", "-outform", "DER"],
-                         capture_output=True, check=True).stdout
-    user, seed_prefix = 20 << 3, 18 << 3
-    raw = bytes([seed_prefix | (user >> 5), (user & 31) << 3]) + der[-32:]
-    seed = base64.b32encode(raw + crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
-    raw = bytes([user]) + pub[-32:]
-    public = base64.b32encode(raw + crc16(raw).to_bytes(2, "little")).decode().rstrip("=")
-    return seed, public
-
-
 def test_nkey(servers, bridges, addr, tmp):
-    seed, public = nkey_pair(tmp)
+    seed, public, _ = nkey_pair(tmp)
     conf = os.path.join(tmp, "nkey.conf")
     with open(conf, "w") as f:
         f.write("authorization { users = [ { nkey: %s } ] }\n" % public)
@@ -383,7 +358,7 @@ def test_nkey(servers, bridges, addr, tmp):
         with shmlink.Queue(a, role="producer") as p:
             p.send(b"by nkey", timeout=5)
         assert c.recv(10) == b"by nkey"
-        other_seed, _ = nkey_pair(tmp)
+        other_seed, _, _ = nkey_pair(tmp)
         with open(seed_file, "w") as f:
             f.write(other_seed + "\n")
         bad = bridges("out", a, url, "--nkey", seed_file)
@@ -394,6 +369,59 @@ def test_nkey(servers, bridges, addr, tmp):
         bad = bridges("out", a, url, "--nkey", seed_file)
         assert bad.proc.wait(timeout=20) == 1
         assert "no NKey seed in the file" in bad.text()
+
+
+def jwt(issuer, subject, nats, name):
+    """A NATS JWT (v2) of subject, signed by issuer: an (seed, public, pem) NKey each."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+    claims = {"jti": uuid.uuid4().hex.upper(), "iat": int(time.time()), "iss": issuer[1],
+              "name": name, "sub": subject[1], "nats": dict(nats, version=2)}
+    head = b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64(sign(issuer[2], f'{head}.{body}'.encode()))}"
+
+
+def test_creds(servers, bridges, addr, tmp):
+    """A server in operator mode (an operator, an account, a user: JWTs made here); the
+    bridges sign in with the user's credentials file; another user's is refused."""
+    op, acct, user = (nkey_pair(tmp, k) for k in (NKEY_OPERATOR, NKEY_ACCOUNT, NKEY_USER))
+    unlimited = {"subs": -1, "data": -1, "payload": -1}
+    op_jwt = jwt(op, op, {"type": "operator"}, "op")
+    acct_jwt = jwt(op, acct, {"type": "account", "limits": dict(
+        unlimited, imports=-1, exports=-1, wildcards=True, conn=-1, leaf=-1)}, "acct")
+    with open(os.path.join(tmp, "op.jwt"), "w") as f:
+        f.write(op_jwt)
+    conf = os.path.join(tmp, "op.conf")
+    with open(conf, "w") as f:
+        f.write(f'operator: "{os.path.join(tmp, "op.jwt")}"\nresolver: MEMORY\n'
+                f'resolver_preload: {{ {acct[1]}: "{acct_jwt}" }}\n')
+
+    def creds(name, key, issuer):
+        path = os.path.join(tmp, f"{name}.creds")
+        with open(path, "w") as f:
+            f.write("-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+                    "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n"
+                    % (jwt(issuer, key, dict(unlimited, type="user", pub={}, sub={}), name),
+                       key[0]))
+        return path
+
+    good = creds("alice", user, acct)
+    s = servers("-c", conf)
+    a, b = addr("jwa"), addr("jwb")
+    url = f"{s.url}/t.creds"
+    with shmlink.Queue(a, create=True), shmlink.Queue(b, create=True) as c:
+        bridges("in", url, b, "--creds", good).wait_for("forwarding from")
+        bridges("out", a, url, "--creds", good).wait_for("forwarding to")
+        with shmlink.Queue(a, role="producer") as p:
+            p.send(b"by credentials", timeout=5)
+        assert c.recv(10) == b"by credentials"
+        # A user signed by a key the server does not know.
+        stranger = nkey_pair(tmp, NKEY_ACCOUNT)
+        bad = bridges("out", a, url, "--creds", creds("mallory", nkey_pair(tmp), stranger))
+        assert bad.proc.wait(timeout=20) == 1
+        lines = bad.text().strip().splitlines()
+        assert len(lines) == 1 and "Authorization Violation" in lines[0], lines
 
 
 def test_max_payload_refused(servers, bridges, addr, tmp):
