@@ -385,7 +385,8 @@ class Latest(_Channel):
 class RPC(_Channel):
     """RPC(addr, ...): request/reply. role: 'client' (the default when opening) sends a
     request then recv()s its reply; 'server' (the creator) recv()s a request and its next
-    send() is the reply. call(data) does both on a client. A client's request with no server
+    send() is the reply, or refuse() answers with a failure (the client's recv() raises
+    OSError with errno EHOSTUNREACH). call(data) does both on a client. A client's request with no server
     attached raises ConnectionError at once, unless the client was opened with a timeout
     other than 0: then it waits for a server, within the send's own timeout. Options and
     timeouts as for Queue: timeout=None waits for ever."""

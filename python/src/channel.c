@@ -664,6 +664,18 @@ static PyObject *Channel__try_send(ChannelObject *self, PyObject *arg)
     Py_RETURN_TRUE;
 }
 
+/* refuse(): rpc server: answer the request received last with a failure (shml_refuse()). */
+static PyObject *Channel_refuse(ChannelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (shmlpy_channel_ready(self) < 0)
+        return NULL;
+    int r = shml_refuse(self->ch);
+    if (r < 0)
+        return shmlpy_raise_err(r, "refuse on", self->addr);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
@@ -722,6 +734,11 @@ static PyMethodDef Channel_methods[] = {
      "stats() -> dict\n\nThe channel's geometry, type and counters: the numbers `shmlink info "
      "--json` shows\nunder \"channel\", without the endpoint table (policy as 0 block, "
      "1 overwrite)."},
+    {"refuse", (PyCFunction)Channel_refuse, METH_NOARGS,
+     "refuse()\n\nrpc server: answer the request received last with a failure instead of a "
+     "reply\n(a server that cannot answer it): its client's recv() raises OSError with errno"
+     "\nEHOSTUNREACH at once. The request counts as received, and as dropped by this "
+     "server.\nOSError EPROTO when no request awaits a reply (or not a server)."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_NOARGS,
      "interrupt()\n\nMake the current or next wait of this handle return early (once)."},
     {"fileno", (PyCFunction)Channel_fileno, METH_NOARGS,

@@ -155,6 +155,17 @@ def test_latest_and_rpc(addr):
             cl.recv(0.05)
         srv.send(b"pong")
         assert cl.recv(1) == b"pong"
+        # a server that cannot answer refuses: the client hears it at once
+        cl.send(b"unanswerable")
+        assert srv.recv(1) == b"unanswerable"
+        srv.refuse()
+        with pytest.raises(OSError) as e:
+            cl.recv(5)
+        assert e.value.errno == errno.EHOSTUNREACH
+        with pytest.raises(OSError) as e:
+            srv.refuse()  # nothing awaits a reply now
+        assert e.value.errno == errno.EPROTO
+        assert srv.stats()["drops"] == 1
 
 
 def test_asyncio(addr):
