@@ -95,8 +95,12 @@ static void print_endpoint_table(const struct cli_channel_info *ci)
         char(*row)[48] = cells[i + 1];
         char role[48];
         snprintf(row[0], 48, "%u", e->index);
+        bool br = (e->flags & SHML_BRIDGE) != 0, du = (e->flags & SHML_DURABLE) != 0;
         snprintf(row[1], 48, "%s%s", cli_role_name(ci->st.kind, e->role, role, sizeof role),
-                 (e->flags & SHML_BRIDGE) ? " (bridge)" : "");
+                 br && du ? " (bridge, durable)"
+                 : br     ? " (bridge)"
+                 : du     ? " (durable)"
+                          : "");
         snprintf(row[2], 48, "%s", cli_alive_name(e->alive ? 1 : 0));
         snprintf(row[3], 48, "%llu", (unsigned long long)e->messages);
         snprintf(row[4], 48, "%llu", (unsigned long long)e->bytes);
@@ -287,6 +291,8 @@ void cli_channel_json(struct cli_json *j, const struct cli_channel_info *ci)
             cli_json_null(j);
         cli_json_key(j, "bridge");
         cli_json_bool(j, (e->flags & SHML_BRIDGE) != 0);
+        cli_json_key(j, "durable");
+        cli_json_bool(j, (e->flags & SHML_DURABLE) != 0);
         cli_json_key(j, "reconnects");
         cli_json_uint(j, e->reconnects);
         cli_json_key(j, "redelivered");

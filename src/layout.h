@@ -466,8 +466,21 @@ _Static_assert(offsetof(struct shml_chan_ep, note_id) == 104, "ep.note_id");
 _Static_assert(offsetof(struct shml_chan_ep, flags) == 112, "ep.flags");
 _Static_assert(offsetof(struct shml_chan_ep, reconnects) == 116, "ep.reconnects");
 _Static_assert(offsetof(struct shml_chan_ep, redelivered) == 120, "ep.redelivered");
-/* Endpoint flags: statistics of the owner's choosing, which nothing in the channel acts on. */
-#define SHML_EP_FLAG_BRIDGE 1u /* opened SHML_BRIDGE: it carries the channel elsewhere */
+/* Endpoint flags, as the owner opened it. Bits 8-31 hold the tag of a durable endpoint's
+   name (shml_ep_tag()), which an opener of the same name and role looks for to take a dead
+   one's place; nothing else in the channel acts on them. */
+#define SHML_EP_FLAG_BRIDGE  1u /* opened SHML_BRIDGE: it carries the channel elsewhere */
+#define SHML_EP_FLAG_DURABLE 2u /* opened durable (opts.durable): its tag is in bits 8-31 */
+#define SHML_EP_TAG_SHIFT    8u
+/* The tag of a durable name: 24 bits of its FNV-1a hash, never 0. */
+static inline uint32_t shml_ep_tag(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (; *name; name++)
+        h = (h ^ (unsigned char)*name) * 16777619u;
+    h = (h ^ (h >> 24)) & 0xffffffu;
+    return h ? h : 1u;
+}
 
 /*
  * Descriptor waits (shml_channel_fd()). An endpoint with a descriptor has a notifier named by

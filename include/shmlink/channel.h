@@ -106,6 +106,8 @@ typedef struct shml_channel shml_channel; /* opaque endpoint, process-local */
 /* open: this endpoint carries the channel to or from elsewhere (`shmlink bridge`): the
    endpoint table says so (shml_endpoint_stats.flags), and the tool shows its counters. */
 #define SHML_BRIDGE 0x0100u
+/* shml_endpoint_stats.flags: the endpoint was opened durable (opts.durable). */
+#define SHML_DURABLE 0x0200u
 /* SHML_WAIT (segment.h), at open: see struct shml_channel_opts.
    SHML_OWNED (segment.h), at create: the channel belongs to its creator, and shml_gc() removes
    it once the creator and every endpoint are gone. By default a channel lives until removed. */
@@ -165,11 +167,29 @@ struct shml_channel_opts {
                            max_msg 0 then means one message of the type */
     int64_t timeout_ns; /* open with SHML_WAIT: how long to wait for the channel to appear
                            (SHML_FOREVER: no limit; 0: not at all) */
-    uint64_t reserved[7]; /* room for fields to come; zero */
+    const char *durable; /* open, a queue consumer or bus subscriber: the name of a durable
+                           endpoint (NULL: not durable; see "Durable endpoints" below) */
+    uint64_t reserved[6]; /* room for fields to come; zero */
 };
 #define SHML_CHANNEL_OPTS_INIT                                                                     \
     {(uint32_t)sizeof(struct shml_channel_opts), 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, NULL, 0, \
-     {0}}
+     NULL, {0}}
+
+/*
+ * Durable endpoints. A queue consumer or a bus subscriber opened with opts.durable = NAME
+ * (1 to 255 bytes) is durable: when its process dies, the next endpoint opened with the same
+ * role and name, by any process, takes its place in the endpoint table. The message the dead
+ * one was reading (a peek not released, a receive not finished) is that endpoint's first
+ * message, counted redelivered in its entry (shml_endpoint_stats.redelivered), and a bus
+ * subscriber goes on from the dead one's position: what was published meanwhile, less what
+ * lapped it (drops, under SHML_OVERWRITE). A message the dead one had received and counted
+ * is not delivered again. It is best effort: until a successor comes, the dead endpoint is
+ * like any other, reclaimed when the channel needs it (a producer that wraps around to its
+ * slot, a publisher it blocks, an opener that finds the table full, a repair, gc), and what it
+ * held is then lost and counted as before. The entry keeps a 24-bit tag of the name, not the
+ * name: names whose tags collide take each other's place. A durable endpoint that closes
+ * leaves for good. The tool shows such entries as "(durable)" after their role.
+ */
 
 /*
  * Create the channel at `addr` (any segment address but memfd:) and open it as an endpoint
@@ -367,7 +387,7 @@ struct shml_endpoint_stats {
                            and replies dropped */
     uint64_t sleeps;
     uint64_t lag;       /* bus subscriber: messages behind the newest; latest: values behind */
-    uint32_t flags;       /* SHML_BRIDGE if it was opened so */
+    uint32_t flags;       /* SHML_BRIDGE, SHML_DURABLE if it was opened so */
     uint32_t reconnects;  /* what its owner counted (shml_channel_count()): a bridge's */
     uint64_t redelivered; /* reconnections to its server, messages delivered to it again */
     uint64_t reserved[2]; /* room for fields to come; zero today */
@@ -386,6 +406,16 @@ struct shml_endpoint_stats {
  * Concurrency: as every call on a handle: one thread at a time; wait-free.
  */
 SHML_API int shml_channel_count(shml_channel *ch, uint32_t counter, uint64_t n);
+
+/*
+ * The position of the message this endpoint holds (shml_peek()) or received last (shml_recv(),
+ * shml_peek()): queue and bus, counted from 0 at the channel's creation, each message its own.
+ * With the channel's creation time (created_ns of shml_segment_stat()) it names the
+ * message for good: a durable endpoint's successor gets a message again under its position.
+ * Returns 0 with *pos set, -EINVAL (no handle, or not a queue or bus), or -ENOENT (nothing
+ * received yet). Concurrency: as every call on a handle.
+ */
+SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
    Returns 0 or -EINVAL. */

@@ -126,7 +126,7 @@ class _Channel(_shmlink.Channel):
 
     def __init__(self, addr, create=False, *, capacity=None, max_msg=None, dtype=None,
                  shape=None, policy="block", wait="adaptive", mode=_MODE_DEFAULT, role=None,
-                 endpoints=None, spsc=False, owned=False, timeout=0):
+                 endpoints=None, spsc=False, owned=False, timeout=0, durable=None):
         fmt, itemsize, shp = None, 0, None
         if dtype is not None or shape is not None:
             if not create:
@@ -142,7 +142,7 @@ class _Channel(_shmlink.Channel):
         super().__init__(addr, self._kind, create, capacity=capacity, max_msg=max_msg,
                          policy=policy, wait=wait, mode=mode, role=role, endpoints=endpoints,
                          spsc=spsc, format=fmt, itemsize=itemsize, shape=shp, owned=owned,
-                         timeout=timeout)
+                         timeout=timeout, durable=durable)
         self._dtype = None
         self._async_busy = False
         self._async_wait = None  # (loop, fd, future) while a coroutine waits
@@ -351,7 +351,7 @@ class _Channel(_shmlink.Channel):
 class Queue(_Channel):
     """Queue(addr, create=False, *, capacity=None, max_msg=None, dtype=None, shape=None,
     policy='block', wait='adaptive', mode=0o600, role=None, endpoints=None, spsc=False,
-    owned=False, timeout=0)
+    owned=False, timeout=0, durable=None)
 
     Each message goes to exactly one consumer. role: 'producer', 'consumer' or 'both'
     (the default). wait: 'adaptive', 'spin' or 'block'. The channel lives until
@@ -359,7 +359,10 @@ class Queue(_Channel):
     by shmlink.gc() once the creator and every endpoint are gone. timeout (at open): how long
     to wait for a channel that does not exist yet (a consumer started before its producer):
     0 (the default) fails at once with FileNotFoundError, seconds, or None for ever;
-    TimeoutError when it passes. Methods: send, recv, send_batch,
+    TimeoutError when it passes. durable='NAME' (at open, a consumer): a durable endpoint,
+    whose place the next consumer opened with that name takes when its process dies: the
+    message it was reading comes first (shmlink/channel.h, "Durable endpoints"); a Bus
+    subscriber opened so goes on from where it stopped. Methods: send, recv, send_batch,
     recv_batch, claim, recv_view, commit, send_array, recv_array, recv_view_array, stats,
     close, arecv, asend; attributes dtype, shape, gap, address, max_msg. Every call that
     waits takes timeout: seconds, None (the default) waits for ever, 0 does not wait;

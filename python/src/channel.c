@@ -62,24 +62,24 @@ static int parse_size_arg(PyObject *o, const char *what, size_t *out)
 /*
  * Channel(addr, kind, create=False, *, capacity=None, max_msg=None, policy='block',
  *         wait='adaptive', mode=0o600, role=None, endpoints=None, spsc=False,
- *         format=None, itemsize=0, shape=None)
+ *         format=None, itemsize=0, shape=None, owned=False, timeout=0, durable=None)
  */
 static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"addr",   "kind",   "create",   "capacity", "max_msg",
                              "policy", "wait",   "mode",     "role",     "endpoints",
                              "spsc",   "format", "itemsize", "shape",    "owned",
-                             "timeout", NULL};
-    const char *addr, *format = NULL;
+                             "timeout", "durable", NULL};
+    const char *addr, *format = NULL, *durable = NULL;
     unsigned int kind, mode = 0600;
     int create = 0, spsc = 0, owned = 0;
     PyObject *capacity = Py_None, *max_msg = Py_None, *policy = Py_None, *wait = Py_None;
     PyObject *role = Py_None, *endpoints = Py_None, *shape = Py_None, *timeout = NULL;
     Py_ssize_t itemsize = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|p$OOOOIOOpznOpO:Channel", kwlist, &addr,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|p$OOOOIOOpznOpOz:Channel", kwlist, &addr,
                                      &kind, &create, &capacity, &max_msg, &policy, &wait, &mode,
                                      &role, &endpoints, &spsc, &format, &itemsize, &shape,
-                                     &owned, &timeout))
+                                     &owned, &timeout, &durable))
         return -1;
     int64_t wait_ns = 0;
     if (timeout && shmlpy_parse_timeout(timeout, &wait_ns) < 0)
@@ -100,6 +100,7 @@ static int Channel_init(ChannelObject *self, PyObject *args, PyObject *kw)
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.kind = kind;
     o.mode = mode;
+    o.durable = durable;
     size_t eps = 0;
     static const char *const pol_names[] = {"block", "overwrite"};
     static const uint32_t pol_values[] = {SHML_BLOCK, SHML_OVERWRITE};

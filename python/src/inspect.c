@@ -202,13 +202,14 @@ PyObject *shmlpy_mod_stat(PyObject *mod, PyObject *args)
             for (size_t i = 0; i < ne; i++) {
                 const struct shml_endpoint_stats *e = &eps[i];
                 PyObject *x = Py_BuildValue(
-                    "{s:I,s:i,s:I,s:O,s:K,s:K,s:K,s:K,s:K,s:O,s:I,s:K}", "index", e->index,
+                    "{s:I,s:i,s:I,s:O,s:K,s:K,s:K,s:K,s:K,s:O,s:O,s:I,s:K}", "index", e->index,
                     "pid", (int)e->pid, "role", e->role, "alive",
                     e->alive ? Py_True : Py_False, "messages", (unsigned long long)e->messages,
                     "bytes", (unsigned long long)e->bytes, "drops",
                     (unsigned long long)e->drops, "sleeps", (unsigned long long)e->sleeps,
                     "lag", (unsigned long long)e->lag, "bridge",
-                    (e->flags & SHML_BRIDGE) ? Py_True : Py_False, "reconnects", e->reconnects,
+                    (e->flags & SHML_BRIDGE) ? Py_True : Py_False, "durable",
+                    (e->flags & SHML_DURABLE) ? Py_True : Py_False, "reconnects", e->reconnects,
                     "redelivered", (unsigned long long)e->redelivered);
                 if (!x || PyList_Append(el, x) < 0) {
                     Py_XDECREF(x);

@@ -297,6 +297,16 @@ static int bus_attach(shml_channel *ch)
     return 0;
 }
 
+/* A durable subscriber took its dead predecessor's entry (channel.c, ep_take_over()): it goes
+   on from the predecessor's cursor, which its publishers have counted all along. */
+static void bus_take_over(shml_channel *ch, uint32_t old)
+{
+    (void)old; /* a subscriber holds no slot */
+    shml__chan_ep_renew(ch);
+    /* Acquire pairs with the predecessor's release store of its cursor (after its reads). */
+    ch->cursor = atomic_load_explicit(&ch->ep->cursor, memory_order_acquire);
+}
+
 /* A subscriber that leaves may have been the one its publishers wait for. */
 static void bus_detach(shml_channel *ch)
 {
@@ -596,6 +606,7 @@ const struct shml__kind shml__bus_kind = {
     .ops = &bus_ops,
     .init = bus_init,
     .attach = bus_attach,
+    .take_over = bus_take_over,
     .detach = bus_detach,
     .send_batch = bus_send_batch,
     .recv_batch = bus_recv_batch,

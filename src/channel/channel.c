@@ -377,13 +377,101 @@ bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t 
     return true;
 }
 
-/* Take a free entry (reclaiming the dead's on the way). 0 or -EUSERS. */
-static int ep_claim(shml_channel *ch)
+/* The entry flags of this handle's endpoint: bridge, durable with its tag (layout.h). */
+static uint32_t ep_flags(const shml_channel *ch)
+{
+    uint32_t f = ch->bridge ? SHML_EP_FLAG_BRIDGE : 0;
+    if (ch->durable_tag)
+        f |= SHML_EP_FLAG_DURABLE | (ch->durable_tag << SHML_EP_TAG_SHIFT);
+    return f;
+}
+
+/* Start this process's ownership of entry e, just taken: its namespace, start time, and a
+   descriptor state of its own. */
+static void ep_own(shml_channel *ch, struct shml_chan_ep *e, uint64_t start)
+{
+    atomic_store_explicit(&e->pid_ns, shml__os_pid_ns(), memory_order_relaxed);
+    atomic_store_explicit(&e->start, start, memory_order_relaxed);
+    atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->notify, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->note_id, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->flags, ep_flags(ch), memory_order_relaxed);
+}
+
+/*
+ * A durable opener (opts.durable): take the place of a dead endpoint of the same role and name
+ * tag, keeping its role, counters, records and cursor. The CAS that makes the entry ours keeps
+ * its generation, so the dead one's holder (*old) names a live endpoint from then on and no
+ * new reclaimer touches what it held; the kind's take_over step then takes that over from the
+ * reclaimers already under way (queue.c) and moves the generation on
+ * (shml__chan_ep_renew()). Returns 1 with the entry ours, 0 when there is none to take.
+ */
+static int ep_take_over(shml_channel *ch, uint64_t start, uint32_t *old)
+{
+    const struct shml__chan_geo *g = &ch->geo;
+    for (uint32_t i = 0; i < g->nendpoints; i++) {
+        struct shml_chan_ep *e = shml__chan_ep(g, i);
+        /* Relaxed: a candidate, confirmed by the CAS below. */
+        uint64_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+        uint32_t f = atomic_load_explicit(&e->flags, memory_order_relaxed);
+        if (!shml_ep_used(st) || !(f & SHML_EP_FLAG_DURABLE) ||
+            (f >> SHML_EP_TAG_SHIFT) != ch->durable_tag ||
+            atomic_load_explicit(&e->role, memory_order_seq_cst) != ch->role ||
+            shml__chan_ep_alive(e) != 0)
+            continue;
+        /* As in shml__chan_ep_reclaim(): the dead owner's start time goes before the state
+           names us (Relaxed: ordered by the CAS below). */
+        uint64_t dead_start = atomic_load_explicit(&e->start, memory_order_relaxed);
+        if (atomic_load_explicit(&e->state, memory_order_relaxed) != st)
+            continue;
+        atomic_compare_exchange_strong_explicit(&e->start, &dead_start, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
+        uint64_t mine = shml_ep_state(shml_ep_gen(st), ch->pid, true);
+        /* Acquire: the dead owner's writes to the entry (counters, records, cursor) before our
+           reading them. Release pairs with ep_alive()'s acquire load: the cleared start comes
+           with our pid. */
+        if (!atomic_compare_exchange_strong_explicit(&e->state, &st, mine, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue;
+        shml__chan_note_release(g, i, (int32_t)shml_ep_pid(st));
+        ep_own(ch, e, start);
+        ch->ep = e;
+        ch->ep_index = i;
+        ch->me = shml_holder(i, shml_ep_gen(mine));
+        *old = ch->me;
+        /* Relaxed: the dead owner's, made visible by the CAS above; ours from now on. */
+        ch->n_sent = atomic_load_explicit(&e->sent, memory_order_relaxed);
+        ch->b_sent = atomic_load_explicit(&e->bytes_sent, memory_order_relaxed);
+        ch->n_recv = atomic_load_explicit(&e->received, memory_order_relaxed);
+        ch->b_recv = atomic_load_explicit(&e->bytes_received, memory_order_relaxed);
+        ch->n_drops = atomic_load_explicit(&e->drops, memory_order_relaxed);
+        ch->n_sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed);
+        return 1;
+    }
+    return 0;
+}
+
+void shml__chan_ep_renew(shml_channel *ch)
+{
+    uint64_t st = atomic_load_explicit(&ch->ep->state, memory_order_relaxed); /* ours */
+    uint32_t gen = shml_ep_gen(st) + 1;
+    /* Release: what the kind's take_over step did under the old generation comes before
+       anyone sees the new one (pairs with holder_entry()'s loads, through ep_alive()'s
+       acquire). */
+    atomic_store_explicit(&ch->ep->state, shml_ep_state(gen, ch->pid, true),
+                          memory_order_release);
+    ch->me = shml_holder(ch->ep_index, gen);
+}
+
+/* Take a free entry (reclaiming the dead's on the way), or for a durable opener a dead
+   predecessor's (ep_take_over(), then 1 with its holder in *old). 0, 1 or -EUSERS. */
+static int ep_claim(shml_channel *ch, uint32_t *old)
 {
     const struct shml__chan_geo *g = &ch->geo;
     uint64_t start = 0;
     shml__os_proc_start((int32_t)ch->pid, &start);
-    uint32_t ns = shml__os_pid_ns();
+    if (ch->durable_tag && ep_take_over(ch, start, old))
+        return 1;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < g->nendpoints; i++) {
             struct shml_chan_ep *e = shml__chan_ep(g, i);
@@ -402,14 +490,8 @@ static int ep_claim(shml_channel *ch)
                                                          memory_order_acquire,
                                                          memory_order_relaxed))
                 continue;
-            atomic_store_explicit(&e->pid_ns, ns, memory_order_relaxed);
-            atomic_store_explicit(&e->start, start, memory_order_relaxed);
-            atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
+            ep_own(ch, e, start);
             atomic_store_explicit(&e->cursor, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->notify, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->note_id, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->flags, ch->bridge ? SHML_EP_FLAG_BRIDGE : 0,
-                                  memory_order_relaxed);
             atomic_store_explicit(&e->reconnects, 0, memory_order_relaxed);
             atomic_store_explicit(&e->redelivered, 0, memory_order_relaxed);
             ch->ep = e;
@@ -454,12 +536,17 @@ static int endpoint(shml_segment *seg, const struct shml__chan_geo *g, unsigned 
     ch->bridge = (o->flags & SHML_BRIDGE) != 0;
     ch->spsc = (g->flags & SHML_CHANF_SPSC) != 0;
     ch->pid = (uint32_t)shml__os_pid();
-    int r = ep_claim(ch);
+    if (o->durable)
+        ch->durable_tag = shml_ep_tag(o->durable);
+    uint32_t old = 0;
+    int r = ep_claim(ch, &old);
     if (r < 0) {
         free(ch);
         return r;
     }
-    if (!g->k->attach)
+    if (r == 1)
+        g->k->take_over(ch, old); /* the role is the dead one's, already stored */
+    else if (!g->k->attach)
         shml__chan_set_role(ch);
     else if ((r = g->k->attach(ch)) < 0) {
         uint64_t mine = atomic_load_explicit(&ch->ep->state, memory_order_relaxed);
@@ -553,6 +640,23 @@ static int check_opts(const struct shml_channel_opts *o)
     if (o->endpoints > SHML_EP_MAX)
         return shml__fail(EINVAL, "%u endpoints; a channel has at most %u", o->endpoints,
                           SHML_EP_MAX);
+    if (o->durable)
+        return shml__fail(EINVAL, "opts.durable is for shml_channel_open(): a durable endpoint "
+                                  "opens a channel that exists");
+    return 0;
+}
+
+/* opts.durable at open, once the kind is known: a named queue consumer or bus subscriber. */
+static int check_durable(const struct shml_channel_opts *o, const struct shml__kind *k,
+                         unsigned role)
+{
+    if (!o->durable)
+        return 0;
+    size_t n = strnlen(o->durable, 256);
+    if (n == 0 || n > 255)
+        return shml__fail(EINVAL, "a durable endpoint's name has 1 to 255 bytes");
+    if (!k->take_over || role != SHML_CONSUMER)
+        return shml__fail(EINVAL, "durable endpoints are queue consumers and bus subscribers");
     return 0;
 }
 
@@ -699,7 +803,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
         return r;
     if (g.k->two_way && role == (SHML_CLIENT | SHML_SERVER))
         r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
-    else
+    else if ((r = check_durable(o, g.k, role)) == 0)
         r = endpoint(seg, &g, role, o, out);
     if (r == 0 && shml__segment_lost(seg) < 0) {
         r = -SHML_ETRUNCATED; /* truncated while the endpoint was taken */
@@ -1007,6 +1111,7 @@ ssize_t shml_recv(shml_channel *ch, void *buf, size_t cap, int64_t timeout_ns)
         gap += ch->gap;
         if (len)
             memcpy(buf, src, len);
+        ch->received_any = true; /* peeked_pos names it */
         r = ops->release(ch);
         if (r != -ESTALE) {
             ch->gap = gap;
@@ -1067,7 +1172,10 @@ int shml_peek(shml_channel *ch, const void **buf, size_t *len, int64_t timeout_n
     if (!buf || !len)
         return -EINVAL;
     ch->has_deadline = false;
-    return (int)unless_lost(ch, ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns));
+    r = (int)unless_lost(ch, ops_of(ch)->peek(ch, SIZE_MAX, buf, len, timeout_ns));
+    if (r == 0)
+        ch->received_any = true; /* peeked_pos names it */
+    return r;
 }
 
 int shml_release(shml_channel *ch)
@@ -1125,6 +1233,23 @@ ssize_t shml_recv_batch(shml_channel *ch, void *buf, size_t cap, size_t *lens, s
 uint64_t shml_recv_gap(const shml_channel *ch)
 {
     return ch ? ch->gap : 0;
+}
+
+int shml_channel_position(const shml_channel *ch, uint64_t *pos)
+{
+    if (!ch || !pos || !ch->k->take_over)
+        return -EINVAL;
+    if (!ch->received_any)
+        return -ENOENT;
+    *pos = ch->peeked_pos;
+    return 0;
+}
+
+/* The flags shml_endpoint_stats shows of an entry's (layout.h) flags word. */
+static uint32_t ep_public_flags(uint32_t f)
+{
+    return ((f & SHML_EP_FLAG_BRIDGE) ? SHML_BRIDGE : 0) |
+           ((f & SHML_EP_FLAG_DURABLE) ? SHML_DURABLE : 0);
 }
 
 /* ---- stats and inspection ---- */
@@ -1187,10 +1312,7 @@ static void fill_stats(const struct shml__chan_geo *g, struct shml_channel_stats
                      atomic_load_explicit(&e->bytes_received, memory_order_relaxed),
             .drops = atomic_load_explicit(&e->drops, memory_order_relaxed),
             .sleeps = atomic_load_explicit(&e->sleeps, memory_order_relaxed),
-            .flags = (atomic_load_explicit(&e->flags, memory_order_relaxed) &
-                      SHML_EP_FLAG_BRIDGE)
-                         ? SHML_BRIDGE
-                         : 0,
+            .flags = ep_public_flags(atomic_load_explicit(&e->flags, memory_order_relaxed)),
             .reconnects = atomic_load_explicit(&e->reconnects, memory_order_relaxed),
             .redelivered = atomic_load_explicit(&e->redelivered, memory_order_relaxed),
         };

@@ -69,6 +69,12 @@ struct shml_channel {
     uint32_t spin;        /* polls before sleeping (adaptive) */
     bool spsc;
     bool bridge; /* opened SHML_BRIDGE (its entry says so: SHML_EP_FLAG_BRIDGE) */
+    uint32_t durable_tag; /* opened durable: its name's tag (shml_ep_tag()); else 0 */
+    /* queue, durable: a message the dead predecessor was reading, which this handle now
+       holds (being read by ch->me) and delivers first; its position */
+    void *held;
+    uint64_t held_pos;
+    bool received_any;    /* peeked_pos names a message (shml_channel_position()) */
     uint32_t pid; /* own pid, as the endpoint entry holds it */
     uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
     /* this handle's endpoint table entry and the counters it mirrors there */
@@ -167,6 +173,10 @@ struct shml__kind {
     /* Open: the entry is claimed, its role not yet stored: store it (shml__chan_set_role())
        and join. 0, or -errno (the entry is then freed). NULL: store the role. */
     int (*attach)(shml_channel *ch);
+    /* Open of a durable endpoint that took a dead one's place (its entry, role, counters and
+       cursor kept; the entry's generation moved on, so the dead one's holder is `old`): take
+       over what `old` held. NULL: the kind has no durable endpoints. */
+    void (*take_over)(shml_channel *ch, uint32_t old);
     /* Close, once the entry is freed. */
     void (*detach)(shml_channel *ch);
     /* Free of entry i (dead or closing, of role `role`), before its records go with it: undo
@@ -198,6 +208,10 @@ SHML_INTERNAL int shml__rpc_refuse(shml_channel *ch);
 
 /* The descriptor of kind `kind`, or NULL for a kind that is not a channel's. */
 SHML_INTERNAL const struct shml__kind *shml__kind(uint32_t kind);
+
+/* A durable endpoint's take_over step (struct shml__kind): move its entry's generation on, once
+   what the dead predecessor held is taken from the reclaimers; ch->me names the new one. */
+SHML_INTERNAL void shml__chan_ep_renew(shml_channel *ch);
 
 /* Store the handle's role in its entry (seq_cst: pairs with the role loads of publishers,
    inspectors and the rpc server scan). */

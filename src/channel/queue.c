@@ -223,6 +223,22 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
 int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *pos, bool *behind)
 {
     struct shml_chan_hdr *h = ch->hdr;
+    if (ch->held) {
+        /* A durable consumer's first message: the one its dead predecessor was reading
+           (queue_take_over()), ours already ("read by" this handle). */
+        struct shml_chan_slot *s = ch->held;
+        uint32_t len = shml__len_once(&s->len);
+        if (len > ch->max_msg + ch->k->msg_extra)
+            return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
+                              (unsigned long long)ch->max_msg);
+        if (len > cap)
+            return -EMSGSIZE;
+        ch->peeked_len = len;
+        *slot = s;
+        *pos = ch->held_pos;
+        ch->held = NULL;
+        return 0;
+    }
     uint64_t p = atomic_load_explicit(&h->deq, memory_order_acquire); /* as in send */
     unsigned rounds = 0;
     for (;;) {
@@ -402,6 +418,12 @@ static void q_discard(shml_channel *ch)
 static void q_abandon(shml_channel *ch)
 {
     shml__queue_abandon_claim(ch, true);
+    if (ch->held) {
+        /* A durable consumer leaving before it took its predecessor's message: lost. */
+        shml__queue_give_back(ch, ch->held, ch->held_pos);
+        atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
+        ch->held = NULL;
+    }
     if (ch->peeked) {
         shml__queue_give_back(ch, ch->peeked, ch->peeked_pos);
         atomic_fetch_add_explicit(&ch->hdr->lost, 1, memory_order_relaxed); /* a statistic */
@@ -535,6 +557,72 @@ void shml__queue_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g)
     }
 }
 
+/*
+ * A durable consumer took its dead predecessor's entry (channel.c, ep_take_over(), which kept
+ * the generation: holder `old` looks alive again, so no new reclaimer starts on its slots).
+ * What the predecessor was reading is ours to deliver again, unless its record says it counted
+ * it received: then it is given back, as the predecessor would have. A reclaimer that judged
+ * `old` dead before may still free such a slot (CAS from "read by old"): we make the slot
+ * "full" again first, by CAS, which no reclaimer acts on (it is not busy), so exactly one of
+ * us changes it; then the generation moves on (old is dead for good: a slot we did not take
+ * is reclaimed as any dead holder's), then the message becomes ours, "read by" the new holder.
+ * A consumer whose deq still stood at the message's position (the predecessor died before it
+ * advanced deq) may take the "full" message meanwhile: then it delivers it, and we do not.
+ */
+static void queue_take_over(shml_channel *ch, uint32_t old)
+{
+    const struct shml__chan_geo *g = &ch->geo;
+    struct shml_chan_ep *e = ch->ep;
+    /* Relaxed: the dead owner's record, made visible by the acquire CAS that gave us the
+       entry; ch->n_recv holds its count of received messages. */
+    uint64_t rec = atomic_load_explicit(&e->recv_rec, memory_order_relaxed);
+    /* Acquire pairs with the release in advance(): the positions below deq were claimed. */
+    uint64_t deq = atomic_load_explicit(&ch->hdr->deq, memory_order_acquire);
+    struct shml_chan_slot *held = NULL;
+    uint64_t held_pos = 0;
+    for (uint64_t i = 0; i < g->nslots && !held; i++) {
+        struct shml_chan_slot *s = shml__chan_slot_at(g, i);
+        /* Acquire pairs with the release that handed the slot to the predecessor. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        uint32_t seq = shml_slot_seq(st);
+        if (!shml_slot_busy(st) || shml_slot_holder(st) != old ||
+            ((seq - (uint32_t)i) & (uint32_t)(g->nslots - 1)) != 1)
+            continue; /* not a message it was reading */
+        uint64_t p = deq - (uint32_t)((uint32_t)deq - (seq - 1u));
+        if (shml_ep_rec_names(rec, seq - 1u) && shml_ep_rec_counted(rec, ch->n_recv)) {
+            /* Received and counted: give it back on its behalf. Release pairs with the
+               producer's acquire load of the state, as give_back_quiet(). */
+            if (atomic_compare_exchange_strong_explicit(
+                    &s->state, &st, shml_slot_state(p + g->nslots, 0, false),
+                    memory_order_release, memory_order_relaxed))
+                shml__chan_wake(g, ch, &ch->hdr->not_full);
+            continue;
+        }
+        /* Relaxed: the message's bytes do not move (the slot stays out of producers' reach:
+           full for a position they have passed); the acquire CAS below orders our reads. */
+        if (atomic_compare_exchange_strong_explicit(&s->state, &st,
+                                                    shml_slot_state(seq, 0, false),
+                                                    memory_order_relaxed, memory_order_relaxed)) {
+            held = s;
+            held_pos = p;
+        }
+    }
+    shml__chan_clear_rec(&e->recv_rec); /* settled above */
+    shml__chan_ep_renew(ch);
+    if (!held)
+        return;
+    uint64_t full = shml_slot_state(held_pos + 1, 0, false);
+    /* Acquire pairs with the producer's release store of "full" (publish_quiet()): the
+       message's bytes before our reads. */
+    if (atomic_compare_exchange_strong_explicit(&held->state, &full,
+                                                shml_slot_state(held_pos + 1, ch->me, true),
+                                                memory_order_acquire, memory_order_relaxed)) {
+        ch->held = held;
+        ch->held_pos = held_pos;
+        atomic_fetch_add_explicit(&e->redelivered, 1, memory_order_relaxed); /* a statistic */
+    }
+}
+
 /* The slots a dead (or closing) endpoint's records name. */
 static void queue_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
 {
@@ -559,6 +647,7 @@ const struct shml__kind shml__queue_kind = {
     .ops = &shml__queue_ops,
     .init = shml__queue_init,
     .settle = queue_settle,
+    .take_over = queue_take_over,
     .send_batch = shml__queue_send_batch,
     .recv_batch = shml__queue_recv_batch,
     .queued = shml__queue_queued,

@@ -105,9 +105,9 @@ TEST(chan_opts_nonzero_byte_beyond_refused)
     refused_everywhere(&n.today);
     /* The same within today's size: the reserved space is not a place for settings. */
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
-    o.reserved[6] = 1;
+    o.reserved[5] = 1;
     refused_everywhere(&o);
-    o.reserved[6] = 0;
+    o.reserved[5] = 0;
     o.size = SHML_OPTS_SIZE_MAX + 1; /* garbage, not a struct anyone's header gives */
     refused_everywhere(&o);
 }
@@ -128,6 +128,7 @@ TEST(chan_opts_init_and_null_give_the_defaults)
     ASSERT_EQ(o.role, 0);
     ASSERT_NULL(o.type);
     ASSERT_EQ(o.timeout_ns, 0);
+    ASSERT_NULL(o.durable);
     for (size_t i = 0; i < sizeof(o.reserved) / sizeof(o.reserved[0]); i++)
         ASSERT_EQ(o.reserved[i], 0);
     assert_default_channel(&o);

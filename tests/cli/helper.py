@@ -62,7 +62,7 @@ CHANNEL_KEYS = ["kind", "kind_name", "spsc", "policy", "slots", "slot_size", "ma
                 "endpoints", "attached", "sent", "received", "bytes_sent", "bytes_received",
                 "queued", "lost", "drops", "sleeps", "endpoint_table"]
 ENDPOINT_KEYS = ["index", "pid", "role", "role_name", "alive", "messages", "bytes", "drops",
-                 "sleeps", "lag", "bridge", "reconnects", "redelivered"]
+                 "sleeps", "lag", "bridge", "durable", "reconnects", "redelivered"]
 CHECK_KEYS = ["address", "repair", "findings", "repaired", "left", "healthy"]
 FINDING_KEYS = ["finding", "repaired", "repairable"]
 # Keys of a message in recv --json output.

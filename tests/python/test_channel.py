@@ -1,6 +1,9 @@
 import asyncio
 import errno
 import gc
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -232,3 +235,35 @@ def test_bus_overwrite_stuck_claim_passed(addr):
         stuck.send(b"again", timeout=0)
         assert sub.recv(1) == b"again"
         assert pub.stats()["lost"] == 1
+
+
+def test_durable_consumer_takes_the_place_of_a_killed_one(addr):
+    """A consumer opened durable='NAME' and killed (SIGKILL) while it reads a message in place:
+    the next one opened with that name gets that message first; nothing is lost."""
+    a = addr()
+    child = textwrap.dedent(f"""
+        import sys, time, shmlink
+        with shmlink.Queue({a!r}, role="consumer", durable="worker") as q:
+            with q.recv_view(timeout=10) as v:
+                print(bytes(v).decode(), flush=True)
+                time.sleep(60)
+    """)
+    with shmlink.Queue(a, create=True, max_msg=64, role="producer") as p:
+        p.send(b"first")
+        p.send(b"second")
+        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"first"
+        finally:
+            proc.kill()
+            proc.wait(10)
+        with shmlink.Queue(a, role="consumer", durable="worker") as q:
+            assert q.recv(5) == b"first"
+            assert q.recv(5) == b"second"
+            eps = shmlink.info(a)["channel"]["endpoint_table"]
+            mine = [e for e in eps if e["role_name"] == "consumer"]
+            assert len(mine) == 1 and mine[0]["durable"] and mine[0]["redelivered"] == 1
+        st = p.stats()
+        assert st["lost"] == 0 and st["sent"] == st["received"] == 2
+    with pytest.raises(ValueError):
+        shmlink.Queue(a, role="producer", durable="worker")
