@@ -83,6 +83,8 @@ struct bridge {
        run is acknowledged, not sent twice). */
     char stream[256];
     char durable[256];
+    char local_durable[256]; /* out: the durable endpoint of the channel ("bridge STREAM") */
+    int64_t created_ns;      /* out: the channel's creation time, in message ids */
     uint64_t unacked[64];
     size_t nunacked;
     uint64_t redelivered;
@@ -632,10 +634,6 @@ static bool js_wait(struct bridge *b, struct js_waiting *w, natsStatus s, jsErrC
 static int open_stream(struct bridge *b)
 {
     const struct bridge_args *a = b->a;
-    if (a->stream)
-        snprintf(b->stream, sizeof b->stream, "%s", a->stream);
-    else
-        cli_bridge_stream_name(a->url.subject, b->stream, sizeof b->stream);
     natsStatus s = natsConnection_JetStream(&b->js, b->nc, NULL);
     struct js_waiting w = {0};
     while (s == NATS_OK) {
@@ -695,8 +693,12 @@ static int run_js_out(struct bridge *b)
         if (r != 0)
             return r == -ECANCELED ? CLI_EXIT_SIGNAL_BASE + cli_stop_requested : r;
         natsMsg *m = make_msg(b, b->a->url.subject, buf, len, NULL);
+        /* The message's id: the channel (its creation time) and the message's position in
+           it, which a successor of this bridge delivered the same message gets again. */
+        uint64_t pos = 0;
+        shml_channel_position(b->ch, &pos);
         char id[48];
-        snprintf(id, sizeof id, "%016" PRIx64 "-%" PRIu64, b->epoch, b->seq);
+        snprintf(id, sizeof id, "%016" PRIx64 "-%" PRIu64, (uint64_t)b->created_ns, pos);
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = id;
@@ -1252,11 +1254,25 @@ static int open_local(struct bridge *b)
                             a->bucket, a->url.subject);
     }
     /* Out: what the channel delivers; for rpc, its clients' requests, as a server. In: into
-       the channel; for rpc, remote requests, as a client. */
+       the channel; for rpc, remote requests, as a client. Through JetStream, the stream is
+       known now, and a bridge out is a durable endpoint named after it, which a bridge out
+       started after this one was killed takes the place of. */
+    const char *durable = NULL;
+    if (a->jetstream) {
+        if (a->stream)
+            snprintf(b->stream, sizeof b->stream, "%s", a->stream);
+        else
+            cli_bridge_stream_name(a->url.subject, b->stream, sizeof b->stream);
+        snprintf(b->local_durable, sizeof b->local_durable, "bridge %.240s", b->stream);
+        durable = a->out ? b->local_durable : NULL;
+    }
     int rc = cli_open_endpoint_flags(a->verb, a->addr, a->out ? SHML_CONSUMER : SHML_PRODUCER,
-                                     SHML_BRIDGE, NULL, &probe, &st);
+                                     SHML_BRIDGE, durable, NULL, &probe, &st);
     if (rc != 0)
         return rc;
+    struct shml_segment_info si;
+    if (durable && shml_segment_stat(a->addr, &si, NULL, 0, NULL) == 0)
+        b->created_ns = si.created_ns;
     b->ch = probe;
     b->kind = st.kind;
     b->max_msg = st.max_msg;

@@ -96,15 +96,16 @@ char *cli_channel_address(shml_channel *ch)
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st)
 {
-    return cli_open_endpoint_flags(verb, addr, role, 0, wait, ch, st);
+    return cli_open_endpoint_flags(verb, addr, role, 0, NULL, wait, ch, st);
 }
 
 int cli_open_endpoint_flags(const char *verb, const char *addr, unsigned role, uint32_t flags,
-                            const int64_t *wait, shml_channel **ch,
+                            const char *durable, const int64_t *wait, shml_channel **ch,
                             struct shml_channel_stats *st)
 {
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.flags = flags;
+    o.durable = durable;
     if (wait) {
         cli_catch_stop_signals();
         o.flags |= SHML_WAIT;

@@ -48,9 +48,10 @@ bool cli_is_channel_kind(uint32_t kind);
  */
 int cli_open_endpoint(const char *verb, const char *addr, unsigned role, const int64_t *wait,
                       shml_channel **ch, struct shml_channel_stats *st);
-/* As cli_open_endpoint(), with flags for the open (SHML_BRIDGE). */
+/* As cli_open_endpoint(), with flags for the open (SHML_BRIDGE) and a durable endpoint's name
+   (opts.durable; NULL: not durable). */
 int cli_open_endpoint_flags(const char *verb, const char *addr, unsigned role, uint32_t flags,
-                            const int64_t *wait, shml_channel **ch,
+                            const char *durable, const int64_t *wait, shml_channel **ch,
                             struct shml_channel_stats *st);
 
 /* The channel's canonical address, escaped for display (malloc'ed; NULL if out of memory). */
