@@ -163,6 +163,8 @@ def test_bridge_out_killed_and_restarted(servers, bridges, addr, tmp):
         assert st["sent"] == st["received"] + st["queued"]
         eps = endpoint(a)
         assert len(eps) == 1 and eps[0]["alive"], eps  # the new bridge, in the killed one's entry
+        assert eps[0]["durable"] and eps[0]["bridge"]
+        assert "consumer (bridge, durable)" in run([CLI, "info", a]).stdout
 
 
 def test_bus_bridge_out_killed_misses_nothing(servers, bridges, addr, tmp):
