@@ -14,6 +14,12 @@
  *                fourth, where this program receives it: the same two NATS hops each way,
  *                plus the channels and bridges on both ends. p50 and p99.
  *
+ *   at least once   64-byte messages through a JetStream stream, on a second server with
+ *                JetStream. Raw: one connection publishes each message with an id and waits
+ *                for the stream's acknowledgement; a durable pull consumer on another fetches
+ *                them and acknowledges each synchronously. Bridged: `bridge out --jetstream`
+ *                and `bridge in --jetstream` between two queues. Messages per second.
+ *
  * Raw and bridged alternate within each repetition (A B A B), and each repetition gives its
  * ratio; the report is the median ratio, with the figures of the median repetition. Bridged
  * throughput at most once: messages a bridge in's client dropped (slow consumer) are not
@@ -167,6 +173,16 @@ static void bridge(const char *dir, const char *a, const char *b)
     bridge_pid[n_bridges++] = spawn(argv);
 }
 
+/* The same with --jetstream. */
+static void bridge_js(const char *dir, const char *a, const char *b)
+{
+    if (n_bridges == MAX_BRIDGES)
+        die("too many bridges");
+    char *argv[] = {(char *)tool, "bridge", (char *)dir, (char *)a, (char *)b, "--jetstream",
+                    NULL};
+    bridge_pid[n_bridges++] = spawn(argv);
+}
+
 /* Wait until `subject` has a subscriber: publish probes to it until a request finds one
    (NATS's "no responders" says there is none). Bridges in answer nothing, so this asks the
    server with a ping instead: wait a fixed settling time, bounded. */
@@ -269,6 +285,155 @@ static double bridged_throughput(shml_channel *in, shml_channel *out, long n, si
     return d.t_last > t0 ? (double)d.got / ((double)(d.t_last - t0) / 1e9) : 0;
 }
 
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return bench_pct_sorted(v, n, 50);
+}
+
+/* ---- at least once: through a JetStream stream ---- */
+
+struct js_drain {
+    natsSubscription *sub;
+    long want, got;
+    int64_t t_last;
+};
+
+/* A durable pull consumer's side of the raw pair: fetch in batches of 64 and acknowledge each
+   message synchronously, as a bridge in does. */
+static void *js_drain(void *arg)
+{
+    struct js_drain *d = arg;
+    while (d->got < d->want) {
+        natsMsgList list = {0};
+        jsErrCode jerr = 0;
+        natsStatus s = natsSubscription_Fetch(&list, d->sub, 64, 3000, &jerr);
+        if (s != NATS_OK && list.Count == 0)
+            break;
+        for (int i = 0; i < list.Count; i++) {
+            natsMsg_AckSync(list.Msgs[i], NULL, &jerr);
+            d->got++;
+        }
+        d->t_last = now_ns();
+        natsMsgList_Destroy(&list);
+    }
+    return NULL;
+}
+
+/* Messages per second through a stream with the NATS C client alone, with the guarantees of
+   `bridge --jetstream`: each publish waits for the stream's acknowledgement and carries a
+   message id; the consumer acknowledges each message synchronously. */
+static double raw_js_throughput(jsCtx *js, natsSubscription *sub, long n, size_t size,
+                                long *arrived)
+{
+    static uint64_t next_id;
+    struct js_drain d = {sub, n, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, js_drain, &d);
+    char *buf = calloc(1, size);
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        natsMsg *m = NULL;
+        char id[32];
+        snprintf(id, sizeof id, "raw-%llu", (unsigned long long)++next_id);
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = id;
+        jsErrCode jerr = 0;
+        if (natsMsg_Create(&m, "bench.jsraw", NULL, buf, (int)size) != NATS_OK ||
+            js_PublishMsg(NULL, js, m, &po, &jerr) != NATS_OK)
+            die("raw JetStream publish");
+        natsMsg_Destroy(m);
+    }
+    pthread_join(t, NULL);
+    free(buf);
+    *arrived = d.got;
+    return d.t_last > t0 ? (double)d.got / ((double)(d.t_last - t0) / 1e9) : 0;
+}
+
+/* The JetStream part: its own server (with JetStream, its store in a directory of its own,
+   removed at the end), the raw pair and the bridged path side by side, 64-byte messages. */
+static void jetstream_throughput(long reps, bool quick)
+{
+    char dir[] = "/tmp/bench-bridge-js-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    int port = free_port();
+    char port_s[16], url[64];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    char *srv[] = {"nats-server", "-a", "127.0.0.1", "-p", port_s, "-js", "-sd", dir, NULL};
+    pid_t js_server = spawn(srv);
+    natsConnection *nc = connect_to(url);
+    jsCtx *js = NULL;
+    natsConnection_JetStream(&js, nc, NULL);
+    jsStreamConfig c;
+    jsStreamConfig_Init(&c);
+    const char *subjects[] = {"bench.jsraw"};
+    c.Name = "BENCH_RAW";
+    c.Subjects = subjects;
+    c.SubjectsLen = 1;
+    c.Storage = js_FileStorage;
+    jsErrCode jerr = 0;
+    natsStatus s = NATS_ERR;
+    for (int i = 0; i < 100 && s != NATS_OK; i++) { /* JetStream starts after the listener */
+        s = js_AddStream(NULL, js, &c, NULL, &jerr);
+        if (s != NATS_OK)
+            usleep(50000);
+    }
+    if (s != NATS_OK)
+        die("cannot make the raw stream");
+    natsConnection *cc = connect_to(url);
+    jsCtx *jc = NULL;
+    natsConnection_JetStream(&jc, cc, NULL);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    natsSubscription *sub = NULL;
+    if (js_PullSubscribe(&sub, jc, "bench.jsraw", "rawbench", NULL, &so, &jerr) != NATS_OK)
+        die("raw pull consumer");
+
+    size_t size = 64;
+    long n = quick ? 100 : 2000;
+    shml_channel *qa = make_queue("jsa", size, 1024, SHML_PRODUCER);
+    shml_channel *qb = make_queue("jsb", size, 1024, SHML_CONSUMER);
+    char u[128];
+    snprintf(u, sizeof u, "%s/bench.jsbr", url);
+    int first = n_bridges;
+    bridge_js("in", u, chan[n_chan - 1]);
+    bridge_js("out", chan[n_chan - 2], u);
+    usleep(1500000); /* both made or found the stream and their consumer */
+    double *ratio = calloc((size_t)reps, sizeof(double));
+    double raw_last = 0, br_last = 0;
+    long raw_got = 0, br_got = 0;
+    for (long r = 0; r < reps; r++) {
+        raw_last = raw_js_throughput(js, sub, n, size, &raw_got);
+        br_last = bridged_throughput(qa, qb, n, size, &br_got);
+        ratio[r] = raw_last > 0 ? br_last / raw_last : 0;
+    }
+    printf("\nat least once through JetStream, 64-byte messages (%ld)\n", n);
+    printf("  throughput  raw (publish acknowledged, id; consumer acknowledging each) %.0f msg/s "
+           "(%ld arrived), bridged --jetstream %.0f msg/s (%ld arrived): median ratio %.2fx\n",
+           raw_last, raw_got, br_last, br_got, median(ratio, (size_t)reps));
+    free(ratio);
+    for (int i = first; i < n_bridges; i++) {
+        kill(bridge_pid[i], SIGTERM);
+        waitpid(bridge_pid[i], NULL, 0);
+    }
+    n_bridges = first;
+    shml_channel_close(qa);
+    shml_channel_close(qb);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(jc);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(cc);
+    natsConnection_Destroy(nc);
+    kill(js_server, SIGTERM);
+    waitpid(js_server, NULL, 0);
+    char *rm[] = {"rm", "-rf", dir, NULL};
+    pid_t p = spawn(rm);
+    waitpid(p, NULL, 0);
+}
+
 /* ---- latency ---- */
 
 static void echo_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
@@ -336,12 +501,6 @@ static void bridged_latency(shml_channel *ping, shml_channel *pong, long n, size
         rtt[i] = (double)(now_ns() - t0);
     }
     free(buf);
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return bench_pct_sorted(v, n, 50);
 }
 
 int main(int argc, char **argv)
@@ -483,6 +642,7 @@ int main(int argc, char **argv)
             shml_channel_close(all[k]);
     }
     natsConnection_Destroy(probe);
+    jetstream_throughput(reps, quick);
     cleanup();
     nats_Close();
     return 0;
