@@ -4,7 +4,6 @@ not there yet or goes away mid-stream, back-pressure, authentication, and bad in
 import base64
 import json
 import os
-import subprocess
 import time
 import uuid
 
@@ -216,7 +215,7 @@ def test_bridge_killed_and_restarted(servers, bridges, addr):
 
 def test_server_not_there_at_start(servers, bridges, addr, tmp):
     """No server yet: the bridges say so, retry, and forward once it comes."""
-    from conftest import NatsServer, free_port
+    from conftest import free_port
     port = free_port()
     url = f"nats://127.0.0.1:{port}/t.late"
     a, b = addr("la"), addr("lb")
@@ -285,7 +284,7 @@ def test_server_restart_mid_stream(servers, bridges, addr):
         into.stop()
         out.stop()
         # The messages published before the renewal are the gap the bridge in counted.
-        assert f"dropped" in into.text()
+        assert "dropped" in into.text()
         counted = int(into.text().split(" forwarded, ")[1].split(" dropped")[0])
         assert counted == first
 

@@ -3,10 +3,7 @@ real nats-server processes (one with JetStream, and a three-server cluster with 
 replicated three times); bridges and servers killed with SIGKILL mid-stream."""
 import json
 import os
-import threading
 import time
-
-import pytest
 
 import shmlink
 
