@@ -176,8 +176,8 @@ struct shml_channel_opts {
      NULL, {0}}
 
 /*
- * Durable endpoints. A queue consumer or a bus subscriber opened with opts.durable = NAME
- * (1 to 255 bytes) is durable: when its process dies, the next endpoint opened with the same
+ * Durable endpoints. A queue consumer (of a queue made without SHML_SPSC) or a bus subscriber
+ * opened with opts.durable = NAME (1 to 255 bytes) is durable: when its process dies, the next endpoint opened with the same
  * role and name, by any process, takes its place in the endpoint table. The message the dead
  * one was reading (a peek not released, a receive not finished) is that endpoint's first
  * message, counted redelivered in its entry (shml_endpoint_stats.redelivered), and a bus
@@ -209,7 +209,7 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, or options whose size common.h's rule refuses), -EUSERS (the endpoint table is full of
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, options whose size common.h's rule refuses, or opts.durable other than 1 to 255 bytes or for other than a consumer of a queue made without SHML_SPSC or of a bus), -EUSERS (the endpoint table is full of
  * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,

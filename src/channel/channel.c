@@ -417,8 +417,9 @@ static int ep_take_over(shml_channel *ch, uint64_t start, uint32_t *old)
         if (!shml_ep_used(st) || !(f & SHML_EP_FLAG_DURABLE) ||
             (f >> SHML_EP_TAG_SHIFT) != ch->durable_tag ||
             atomic_load_explicit(&e->role, memory_order_seq_cst) != ch->role ||
-            shml__chan_ep_alive(e) != 0)
-            continue;
+            shml_ep_pid(st) == ch->pid || shml__chan_ep_alive(e) != 0)
+            continue; /* a dead owner with our (reused) pid: the CAS below would not change
+                         the state, so a reclaimer's would still succeed; theirs to free */
         /* As in shml__chan_ep_reclaim(): the dead owner's start time goes before the state
            names us (Relaxed: ordered by the CAS below). */
         uint64_t dead_start = atomic_load_explicit(&e->start, memory_order_relaxed);
@@ -646,8 +647,10 @@ static int check_opts(const struct shml_channel_opts *o)
     return 0;
 }
 
-/* opts.durable at open, once the kind is known: a named queue consumer or bus subscriber. */
-static int check_durable(const struct shml_channel_opts *o, const struct shml__kind *k,
+/* opts.durable at open, once the kind is known: a named queue consumer or bus subscriber. Not
+   on a SHML_SPSC queue, whose consumer takes a slot with a plain store, which a successor's
+   acquire cannot pair the producer's writes through. */
+static int check_durable(const struct shml_channel_opts *o, const struct shml__chan_geo *g,
                          unsigned role)
 {
     if (!o->durable)
@@ -655,8 +658,10 @@ static int check_durable(const struct shml_channel_opts *o, const struct shml__k
     size_t n = strnlen(o->durable, 256);
     if (n == 0 || n > 255)
         return shml__fail(EINVAL, "a durable endpoint's name has 1 to 255 bytes");
-    if (!k->take_over || role != SHML_CONSUMER)
+    if (!g->k->take_over || role != SHML_CONSUMER)
         return shml__fail(EINVAL, "durable endpoints are queue consumers and bus subscribers");
+    if (g->flags & SHML_CHANF_SPSC)
+        return shml__fail(EINVAL, "a durable consumer needs a queue made without SHML_SPSC");
     return 0;
 }
 
@@ -803,7 +808,7 @@ int shml_channel_open(const char *addr, unsigned role, const struct shml_channel
         return r;
     if (g.k->two_way && role == (SHML_CLIENT | SHML_SERVER))
         r = shml__fail(EINVAL, "an rpc endpoint is a client or a server, not both");
-    else if ((r = check_durable(o, g.k, role)) == 0)
+    else if ((r = check_durable(o, &g, role)) == 0)
         r = endpoint(seg, &g, role, o, out);
     if (r == 0 && shml__segment_lost(seg) < 0) {
         r = -SHML_ETRUNCATED; /* truncated while the endpoint was taken */

@@ -561,33 +561,33 @@ void shml__queue_init(struct shml_chan_hdr *h, const struct shml_chan_hdr *g)
  * A durable consumer took its dead predecessor's entry (channel.c, ep_take_over(), which kept
  * the generation: holder `old` looks alive again, so no new reclaimer starts on its slots).
  * What the predecessor was reading is ours to deliver again, unless its record says it counted
- * it received: then it is given back, as the predecessor would have. A reclaimer that judged
- * `old` dead before may still free such a slot (CAS from "read by old"): we make the slot
- * "full" again first, by CAS, which no reclaimer acts on (it is not busy), so exactly one of
- * us changes it; then the generation moves on (old is dead for good: a slot we did not take
- * is reclaimed as any dead holder's), then the message becomes ours, "read by" the new holder.
- * A consumer whose deq still stood at the message's position (the predecessor died before it
- * advanced deq) may take the "full" message meanwhile: then it delivers it, and we do not.
+ * it received: then it is given back, as the predecessor would have. Then the generation moves
+ * on, and the slot "being read" by `old` becomes "being read" by the new holder, by CAS. A
+ * reclaimer may free that slot first (one that judged `old` dead before the take-over, or one
+ * that sees `old` dead for good after the generation moved): then our CAS fails, the message
+ * is counted lost as for any dead consumer (the predecessor did not count it), and there is
+ * nothing to deliver; if our CAS wins, theirs fails. The slot is busy throughout, so whatever
+ * kills us on the way leaves a state every reclaimer handles.
  */
 static void queue_take_over(shml_channel *ch, uint32_t old)
 {
     const struct shml__chan_geo *g = &ch->geo;
     struct shml_chan_ep *e = ch->ep;
-    /* Relaxed: the dead owner's record, made visible by the acquire CAS that gave us the
-       entry; ch->n_recv holds its count of received messages. */
+    /* Relaxed: the dead owner's record (a dead process does not race; the CAS that gave us
+       the entry came after its last write); ch->n_recv holds its count of received messages. */
     uint64_t rec = atomic_load_explicit(&e->recv_rec, memory_order_relaxed);
     /* Acquire pairs with the release in advance(): the positions below deq were claimed. */
     uint64_t deq = atomic_load_explicit(&ch->hdr->deq, memory_order_acquire);
     struct shml_chan_slot *held = NULL;
-    uint64_t held_pos = 0;
+    uint64_t held_pos = 0, held_st = 0;
     for (uint64_t i = 0; i < g->nslots && !held; i++) {
         struct shml_chan_slot *s = shml__chan_slot_at(g, i);
-        /* Acquire pairs with the release that handed the slot to the predecessor. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        /* Relaxed: a candidate; the CAS that takes it orders what follows. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
         uint32_t seq = shml_slot_seq(st);
         if (!shml_slot_busy(st) || shml_slot_holder(st) != old ||
             ((seq - (uint32_t)i) & (uint32_t)(g->nslots - 1)) != 1)
-            continue; /* not a message it was reading */
+            continue; /* not a message it was reading (a consumer reads one at a time) */
         uint64_t p = deq - (uint32_t)((uint32_t)deq - (seq - 1u));
         if (shml_ep_rec_names(rec, seq - 1u) && shml_ep_rec_counted(rec, ch->n_recv)) {
             /* Received and counted: give it back on its behalf. Release pairs with the
@@ -598,23 +598,20 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
                 shml__chan_wake(g, ch, &ch->hdr->not_full);
             continue;
         }
-        /* Relaxed: the message's bytes do not move (the slot stays out of producers' reach:
-           full for a position they have passed); the acquire CAS below orders our reads. */
-        if (atomic_compare_exchange_strong_explicit(&s->state, &st,
-                                                    shml_slot_state(seq, 0, false),
-                                                    memory_order_relaxed, memory_order_relaxed)) {
-            held = s;
-            held_pos = p;
-        }
+        held = s;
+        held_pos = p;
+        held_st = st;
     }
-    shml__chan_clear_rec(&e->recv_rec); /* settled above */
+    /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
+       reads the cleared record sees the give-back above done (as in ep_free()). */
+    atomic_thread_fence(memory_order_release);
+    shml__chan_clear_rec(&e->recv_rec);
     shml__chan_ep_renew(ch);
     if (!held)
         return;
-    uint64_t full = shml_slot_state(held_pos + 1, 0, false);
-    /* Acquire pairs with the producer's release store of "full" (publish_quiet()): the
-       message's bytes before our reads. */
-    if (atomic_compare_exchange_strong_explicit(&held->state, &full,
+    /* Acquire: the producer's writes of the message before our reads (its release store of
+       "full", which the predecessor's take continued, a read-modify-write). */
+    if (atomic_compare_exchange_strong_explicit(&held->state, &held_st,
                                                 shml_slot_state(held_pos + 1, ch->me, true),
                                                 memory_order_acquire, memory_order_relaxed)) {
         ch->held = held;

@@ -126,6 +126,32 @@ TEST_TIMEOUT(durable_successor_after_messages_received, 60)
     shml_segment_unlink(addr);
 }
 
+TEST_TIMEOUT(durable_successor_killed_holding_it_passes_it_on, 60)
+{
+    /* The successor dies too, holding the message it took over: a third gets it, once. */
+    shml_channel *p;
+    const char *addr = queue_of("AB", &p);
+    pid_t first = spawn_peer("durable_peek_and_hang", addr, "d", "0");
+    ASSERT_EQ(peer_expect(first, "peeked A", 30000), 0);
+    ASSERT_EQ(kill_peer(first, SIGKILL), 128 + SIGKILL);
+    pid_t second = spawn_peer("durable_peek_and_hang", addr, "d", "0");
+    ASSERT_EQ(peer_expect(second, "peeked A", 30000), 0);
+    ASSERT_EQ(kill_peer(second, SIGKILL), 128 + SIGKILL);
+    shml_channel *c = open_durable(addr, "d");
+    ASSERT_EQ(recv_one(c), 'A');
+    ASSERT_EQ(recv_one(c), 'B');
+    char buf[64];
+    ASSERT_ERR(shml_recv(c, buf, sizeof buf, 0), -ETIMEDOUT);
+    struct shml_channel_stats st = chan_stats(c);
+    ASSERT_EQ(st.lost, 0);
+    ASSERT_EQ(st.received, 2);
+    assert_balanced(c);
+    ASSERT_EQ(chan_endpoint(addr, getpid(), SHML_CONSUMER).redelivered, 2);
+    shml_channel_close(c);
+    shml_channel_close(p);
+    shml_segment_unlink(addr);
+}
+
 TEST_TIMEOUT(durable_other_name_does_not_take_the_place, 60)
 {
     shml_channel *p;
@@ -267,6 +293,16 @@ TEST(durable_refusals)
     long_name[sizeof long_name - 1] = '\0';
     d.durable = long_name;
     ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &d, &other), -EINVAL);
+    shml_channel_close(ch);
+    shml_segment_unlink(addr);
+    o.flags = SHML_SPSC; /* its consumer takes slots with plain stores */
+    ASSERT_OK(shml_channel_create(addr, &o, &ch));
+    d.durable = "x";
+    ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &d, &other), -EINVAL);
+    shml_channel_close(ch);
+    shml_segment_unlink(addr);
+    o.flags = 0;
+    ASSERT_OK(shml_channel_create(addr, &o, &ch));
     /* A durable endpoint that closes leaves for good: the next one starts afresh. */
     d.durable = "x";
     ASSERT_EQ(shml_send(ch, "A", 1, 0), 1);
