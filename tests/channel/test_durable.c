@@ -40,6 +40,15 @@ PEER(durable_peek_and_hang)
     return 1;
 }
 
+/* A durable consumer `name` of addr receives `skip` messages, peeks at the next (it says
+   `said`) and is killed with SIGKILL there. */
+static void die_peeking(const char *addr, const char *name, const char *skip, const char *said)
+{
+    pid_t dead = spawn_peer("durable_peek_and_hang", addr, name, skip);
+    ASSERT_EQ(peer_expect(dead, said, 30000), 0);
+    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+}
+
 static const char *queue_of(const char *msgs, shml_channel **producer)
 {
     const char *addr = chan_addr();
@@ -70,9 +79,7 @@ TEST_TIMEOUT(durable_queue_consumer_gets_the_peeked_message_again, 60)
 {
     shml_channel *p;
     const char *addr = queue_of("ABC", &p);
-    pid_t dead = spawn_peer("durable_peek_and_hang", addr, "bridge-out", "0");
-    ASSERT_EQ(peer_expect(dead, "peeked A", 30000), 0);
-    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    die_peeking(addr, "bridge-out", "0", "peeked A");
     shml_channel *c = open_durable(addr, "bridge-out");
     uint64_t pos = 99;
     ASSERT_ERR(shml_channel_position(c, &pos), -ENOENT);
@@ -111,9 +118,7 @@ TEST_TIMEOUT(durable_successor_after_messages_received, 60)
     /* The predecessor received two, then died holding the third. */
     shml_channel *p;
     const char *addr = queue_of("ABCD", &p);
-    pid_t dead = spawn_peer("durable_peek_and_hang", addr, "d", "2");
-    ASSERT_EQ(peer_expect(dead, "peeked C", 30000), 0);
-    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    die_peeking(addr, "d", "2", "peeked C");
     shml_channel *c = open_durable(addr, "d");
     ASSERT_EQ(recv_one(c), 'C');
     ASSERT_EQ(recv_one(c), 'D');
@@ -131,12 +136,8 @@ TEST_TIMEOUT(durable_successor_killed_holding_it_passes_it_on, 60)
     /* The successor dies too, holding the message it took over: a third gets it, once. */
     shml_channel *p;
     const char *addr = queue_of("AB", &p);
-    pid_t first = spawn_peer("durable_peek_and_hang", addr, "d", "0");
-    ASSERT_EQ(peer_expect(first, "peeked A", 30000), 0);
-    ASSERT_EQ(kill_peer(first, SIGKILL), 128 + SIGKILL);
-    pid_t second = spawn_peer("durable_peek_and_hang", addr, "d", "0");
-    ASSERT_EQ(peer_expect(second, "peeked A", 30000), 0);
-    ASSERT_EQ(kill_peer(second, SIGKILL), 128 + SIGKILL);
+    die_peeking(addr, "d", "0", "peeked A");
+    die_peeking(addr, "d", "0", "peeked A");
     shml_channel *c = open_durable(addr, "d");
     ASSERT_EQ(recv_one(c), 'A');
     ASSERT_EQ(recv_one(c), 'B');
@@ -156,9 +157,7 @@ TEST_TIMEOUT(durable_other_name_does_not_take_the_place, 60)
 {
     shml_channel *p;
     const char *addr = queue_of("ABC", &p);
-    pid_t dead = spawn_peer("durable_peek_and_hang", addr, "one", "0");
-    ASSERT_EQ(peer_expect(dead, "peeked A", 30000), 0);
-    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    die_peeking(addr, "one", "0", "peeked A");
     shml_channel *c = open_durable(addr, "two");
     ASSERT_EQ(recv_one(c), 'B'); /* A stays with the dead "one" */
     ASSERT_EQ(recv_one(c), 'C');
@@ -180,9 +179,7 @@ TEST_TIMEOUT(durable_predecessor_counted_it_received, 60)
        the slot back and does not deliver the message again. */
     shml_channel *p;
     const char *addr = queue_of("AB", &p);
-    pid_t dead = spawn_peer("durable_peek_and_hang", addr, "d", "0");
-    ASSERT_EQ(peer_expect(dead, "peeked A", 30000), 0);
-    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    die_peeking(addr, "d", "0", "peeked A");
     shml_segment *seg;
     ASSERT_OK(shml_segment_open(addr, NULL, &seg));
     struct shml_chan_hdr *h = shml_segment_data(seg);
