@@ -443,7 +443,8 @@ struct shml_chan_ep {
     shml_atomic_u64 sleeps;         /*  64: times the owner slept in a wait */
     shml_atomic_u64 cursor;         /*  72: bus subscriber: next position to read; latest
                                             reader: last version read; rpc client: ticket of
-                                            the last request */
+                                            the last request; durable queue producer: the
+                                            mark of the message it sends (below) */
     shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
     shml_atomic_u32 notify;         /*  84: arming of the owner's descriptor (below) */
     shml_atomic_u64 send_rec;       /*  88: the message being sent (shml_ep_rec()) */
@@ -471,6 +472,14 @@ _Static_assert(offsetof(struct shml_chan_ep, redelivered) == 120, "ep.redelivere
    one's place; nothing else in the channel acts on them. */
 #define SHML_EP_FLAG_BRIDGE  1u /* opened SHML_BRIDGE: it carries the channel elsewhere */
 #define SHML_EP_FLAG_DURABLE 2u /* opened durable (opts.durable): its tag is in bits 8-31 */
+/* A durable queue producer whose `cursor` names no message known to be published: set while
+   it has published nothing, and by a successor that cannot tell whether its dead
+   predecessor's last message was published; cleared (with `cursor` stored) between a
+   message's record and its publication. Marks: a durable producer stores the mark its
+   message carries in `cursor` after the send record (send_rec) and before the publication,
+   so that a kill before the record leaves the previous message's mark, and one after it
+   leaves a record its successor settles (queue.c, queue_producer_take_over()). */
+#define SHML_EP_FLAG_NOMARK  4u
 #define SHML_EP_TAG_SHIFT    8u
 /* The tag of a durable name: 24 bits of its FNV-1a hash, never 0. */
 static inline uint32_t shml_ep_tag(const char *name)

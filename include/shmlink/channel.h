@@ -176,14 +176,16 @@ struct shml_channel_opts {
      NULL, {0}}
 
 /*
- * Durable endpoints. A queue consumer (of a queue made without SHML_SPSC) or a bus subscriber
- * opened with opts.durable = NAME (1 to 255 bytes) is durable: when its process dies, the next endpoint opened with the same
- * role and name, by any process, takes its place in the endpoint table. The message the dead
- * one was reading (a peek not released, a receive not finished) is that endpoint's first
- * message, counted redelivered in its entry (shml_endpoint_stats.redelivered), and a bus
- * subscriber goes on from the dead one's position: what was published meanwhile, less what
- * lapped it (drops, under SHML_OVERWRITE). A message the dead one had received and counted
- * is not delivered again. It is best effort: until a successor comes, the dead endpoint is
+ * Durable endpoints. A queue consumer (of a queue made without SHML_SPSC), a queue producer or a
+ * bus subscriber opened with opts.durable = NAME (1 to 255 bytes) is durable: when its process
+ * dies, the next endpoint opened with the same role and name, by any process, takes its place
+ * in the endpoint table. The message the dead one was reading (a peek not released, a receive
+ * not finished) is that endpoint's first message, counted redelivered in its entry
+ * (shml_endpoint_stats.redelivered), and a bus subscriber goes on from the dead one's
+ * position: what was published meanwhile, less what lapped it (drops, under SHML_OVERWRITE).
+ * A message the dead one had received and counted is not delivered again. A producer's
+ * successor gets the dead one's mark (shml_channel_mark(), below); a message the dead one was
+ * writing is lost, as for any producer. It is best effort: until a successor comes, the dead endpoint is
  * like any other, reclaimed when the channel needs it (a producer that wraps around to its
  * slot, a publisher it blocks, an opener that finds the table full, a repair, gc), and what it
  * held is then lost and counted as before. The entry keeps a 24-bit tag of the name, not the
@@ -209,7 +211,7 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, options whose size common.h's rule refuses, or opts.durable other than 1 to 255 bytes or for other than a consumer of a queue made without SHML_SPSC or of a bus), -EUSERS (the endpoint table is full of
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, options whose size common.h's rule refuses, or opts.durable other than 1 to 255 bytes or for other than a consumer of a queue made without SHML_SPSC or of a bus, or a producer of a queue), -EUSERS (the endpoint table is full of
  * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,
@@ -416,6 +418,29 @@ SHML_API int shml_channel_count(shml_channel *ch, uint32_t counter, uint64_t n);
  * received yet). Concurrency: as every call on a handle.
  */
 SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
+
+/*
+ * Marks of a durable queue producer (opts.durable on SHML_PRODUCER): a number of the caller's
+ * that goes with each message, so that its successor knows how far it got. A bridge marks each
+ * message with its sequence in the system it came from; after a kill, the successor does not
+ * send again the message its predecessor had already put into the channel.
+ *
+ * shml_channel_set_mark(): the messages this handle publishes from now on (shml_send(),
+ * shml_commit(), shml_send_batch()) carry `mark`, until the next call. A message's mark is the
+ * endpoint's the moment the message is published, in the same step for a successor: never
+ * before, never after. Returns 0, or -EINVAL (no handle, or not a durable queue producer).
+ *
+ * shml_channel_mark(): the mark of the last message this endpoint published, or the dead one
+ * whose place it took (0 when a message was sent before any mark was set). Returns 0 with
+ * *mark set; -ENOENT when it is not known: nothing published yet, or the dead one was killed
+ * while publishing a message and the channel no longer shows whether that message arrived
+ * (its slot was taken and freed since, as a consumer does after reading it, or reused): the
+ * successor then sends what it is unsure of again, and a message may arrive twice, never not
+ * at all. -EINVAL: no handle or *mark, or not a durable queue producer.
+ * Concurrency: as every call on a handle.
+ */
+SHML_API int shml_channel_set_mark(shml_channel *ch, uint64_t mark);
+SHML_API int shml_channel_mark(const shml_channel *ch, uint64_t *mark);
 
 /* Fill `st` from the channel behind `ch` (reads every slot's state: not for a hot loop).
    Returns 0 or -EINVAL. */

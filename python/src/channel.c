@@ -677,6 +677,41 @@ static PyObject *Channel_refuse(ChannelObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* set_mark(n): a durable queue producer's mark for the messages it sends from now on
+   (shml_channel_set_mark()). */
+static PyObject *Channel_set_mark(ChannelObject *self, PyObject *arg)
+{
+    if (shmlpy_channel_ready(self) < 0)
+        return NULL;
+    unsigned long long mark = PyLong_AsUnsignedLongLong(arg);
+    if (mark == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (shml_channel_set_mark(self->ch, (uint64_t)mark) < 0) {
+        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable queue producer",
+                     self->addr);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* mark() -> int | None: the mark of the last message published (shml_channel_mark()). */
+static PyObject *Channel_mark(ChannelObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (shmlpy_channel_ready(self) < 0)
+        return NULL;
+    uint64_t mark;
+    int r = shml_channel_mark(self->ch, &mark);
+    if (r == -ENOENT)
+        Py_RETURN_NONE;
+    if (r < 0) {
+        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable queue producer",
+                     self->addr);
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(mark);
+}
+
 static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)
 {
     (void)unused;
@@ -740,6 +775,15 @@ static PyMethodDef Channel_methods[] = {
      "reply\n(a server that cannot answer it): its client's recv() raises OSError with errno"
      "\nEHOSTUNREACH at once. The request counts as received, and as dropped by this "
      "server.\nOSError EPROTO when no request awaits a reply (or not a server)."},
+    {"set_mark", (PyCFunction)Channel_set_mark, METH_O,
+     "set_mark(n)\n\nDurable queue producer: the messages sent from now on carry the mark n "
+     "(an\nunsigned 64-bit number), which becomes the endpoint's as each is published.\n"
+     "ValueError for any other endpoint."},
+    {"mark", (PyCFunction)Channel_mark, METH_NOARGS,
+     "mark() -> int | None\n\nDurable queue producer: the mark of the last message it, or the "
+     "killed one whose\nplace it took, published; None when not known (nothing published, or "
+     "a kill\nwhile publishing left it unclear: send again). ValueError for any other "
+     "endpoint."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_NOARGS,
      "interrupt()\n\nMake the current or next wait of this handle return early (once)."},
     {"fileno", (PyCFunction)Channel_fileno, METH_NOARGS,

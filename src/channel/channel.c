@@ -377,12 +377,13 @@ bool shml__chan_ep_reclaim(const struct shml__chan_geo *g, uint32_t i, uint64_t 
     return true;
 }
 
-/* The entry flags of this handle's endpoint: bridge, durable with its tag (layout.h). */
-static uint32_t ep_flags(const shml_channel *ch)
+uint32_t shml__chan_ep_flags(const shml_channel *ch)
 {
     uint32_t f = ch->bridge ? SHML_EP_FLAG_BRIDGE : 0;
     if (ch->durable_tag)
         f |= SHML_EP_FLAG_DURABLE | (ch->durable_tag << SHML_EP_TAG_SHIFT);
+    if (ch->durable_tag && ch->role == SHML_PRODUCER && !ch->mark_known)
+        f |= SHML_EP_FLAG_NOMARK;
     return f;
 }
 
@@ -395,7 +396,7 @@ static void ep_own(shml_channel *ch, struct shml_chan_ep *e, uint64_t start)
     atomic_store_explicit(&e->pin, 0, memory_order_relaxed);
     atomic_store_explicit(&e->notify, 0, memory_order_relaxed);
     atomic_store_explicit(&e->note_id, 0, memory_order_relaxed);
-    atomic_store_explicit(&e->flags, ep_flags(ch), memory_order_relaxed);
+    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
 }
 
 /*
@@ -435,6 +436,7 @@ static int ep_take_over(shml_channel *ch, uint64_t start, uint32_t *old)
                                                      memory_order_relaxed))
             continue;
         shml__chan_note_release(g, i, (int32_t)shml_ep_pid(st));
+        ch->taken_flags = f; /* the dead owner's: it wrote them last before the CAS above */
         ep_own(ch, e, start);
         ch->ep = e;
         ch->ep_index = i;
@@ -647,9 +649,10 @@ static int check_opts(const struct shml_channel_opts *o)
     return 0;
 }
 
-/* opts.durable at open, once the kind is known: a named queue consumer or bus subscriber. Not
-   on a SHML_SPSC queue, whose consumer takes a slot with a plain store, which a successor's
-   acquire cannot pair the producer's writes through. */
+/* opts.durable at open, once the kind is known: a named queue consumer or producer, or bus
+   subscriber. No consumer on a SHML_SPSC queue, whose consumer takes a slot with a plain store,
+   which a successor's acquire cannot pair the producer's writes through (a producer's successor
+   reads no message: it only tells published from not, by the slot's state). */
 static int check_durable(const struct shml_channel_opts *o, const struct shml__chan_geo *g,
                          unsigned role)
 {
@@ -658,9 +661,11 @@ static int check_durable(const struct shml_channel_opts *o, const struct shml__c
     size_t n = strnlen(o->durable, 256);
     if (n == 0 || n > 255)
         return shml__fail(EINVAL, "a durable endpoint's name has 1 to 255 bytes");
-    if (!g->k->take_over || role != SHML_CONSUMER)
-        return shml__fail(EINVAL, "durable endpoints are queue consumers and bus subscribers");
-    if (g->flags & SHML_CHANF_SPSC)
+    if (!g->k->take_over ||
+        (role != SHML_CONSUMER && (role != SHML_PRODUCER || g->k->kind != SHML_QUEUE)))
+        return shml__fail(EINVAL, "durable endpoints are queue consumers and producers and bus "
+                                  "subscribers");
+    if ((g->flags & SHML_CHANF_SPSC) && role == SHML_CONSUMER)
         return shml__fail(EINVAL, "a durable consumer needs a queue made without SHML_SPSC");
     return 0;
 }
@@ -1247,6 +1252,30 @@ int shml_channel_position(const shml_channel *ch, uint64_t *pos)
     if (!ch->received_any)
         return -ENOENT;
     *pos = ch->peeked_pos;
+    return 0;
+}
+
+/* A durable queue producer's handle? */
+static bool durable_producer(const shml_channel *ch)
+{
+    return ch->durable_tag && ch->role == SHML_PRODUCER && ch->k->kind == SHML_QUEUE;
+}
+
+int shml_channel_set_mark(shml_channel *ch, uint64_t mark)
+{
+    if (!ch || !durable_producer(ch))
+        return -EINVAL;
+    ch->mark = mark;
+    return 0;
+}
+
+int shml_channel_mark(const shml_channel *ch, uint64_t *mark)
+{
+    if (!ch || !mark || !durable_producer(ch))
+        return -EINVAL;
+    if (!ch->mark_known)
+        return -ENOENT;
+    *mark = ch->mark;
     return 0;
 }
 

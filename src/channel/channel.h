@@ -75,6 +75,11 @@ struct shml_channel {
     void *held;
     uint64_t held_pos;
     bool received_any;    /* peeked_pos names a message (shml_channel_position()) */
+    /* queue, durable producer: the mark its messages carry (shml_channel_set_mark()), and
+       whether the entry's mark names a message published (else SHML_EP_FLAG_NOMARK is set) */
+    uint64_t mark;
+    bool mark_known;
+    uint32_t taken_flags; /* a durable successor: the dead predecessor's entry flags */
     uint32_t pid; /* own pid, as the endpoint entry holds it */
     uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
     /* this handle's endpoint table entry and the counters it mirrors there */
@@ -212,6 +217,10 @@ SHML_INTERNAL const struct shml__kind *shml__kind(uint32_t kind);
 /* A durable endpoint's take_over step (struct shml__kind): move its entry's generation on, once
    what the dead predecessor held is taken from the reclaimers; ch->me names the new one. */
 SHML_INTERNAL void shml__chan_ep_renew(shml_channel *ch);
+
+/* The entry flags of this handle's endpoint (layout.h): bridge, durable with its tag, and
+   for a durable producer whether its mark names a message published. */
+SHML_INTERNAL uint32_t shml__chan_ep_flags(const shml_channel *ch);
 
 /* Store the handle's role in its entry (seq_cst: pairs with the role loads of publishers,
    inspectors and the rpc server scan). */

@@ -323,10 +323,30 @@ void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t 
     shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
 }
 
+/*
+ * A durable producer's mark goes with the message it publishes: stored after the send record
+ * (made by shml__chan_count_sent_at()) and before the publication, so that a kill before the
+ * record leaves the previous message's mark, and one after it a record naming the message,
+ * which the successor settles (queue_producer_take_over()). Relaxed, with compiler-only
+ * fences as the other counting steps (Counting, above): read by a successor once we are dead.
+ */
+static void mark_message(shml_channel *ch)
+{
+    if (!ch->durable_tag)
+        return;
+    atomic_store_explicit(&ch->ep->cursor, ch->mark, memory_order_relaxed);
+    if (!ch->mark_known) {
+        ch->mark_known = true;
+        atomic_store_explicit(&ch->ep->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    }
+    atomic_signal_fence(memory_order_seq_cst); /* the mark before the publication */
+}
+
 void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len,
                          size_t counted_len)
 {
     shml__chan_count_sent_at(ch, pos, counted_len);
+    mark_message(ch);
     publish_quiet(s, pos, len);
     shml__chan_clear_rec(&ch->ep->send_rec);
     shml__chan_wake(&ch->geo, ch, &ch->hdr->not_empty);
@@ -502,6 +522,7 @@ ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, si
         if (msgs[i].len)
             memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
         shml__chan_count_sent_at(ch, pos, msgs[i].len);
+        mark_message(ch);
         publish_quiet(s, pos, msgs[i].len);
         shml__chan_clear_rec(&ch->ep->send_rec);
         if (++i == n)
@@ -620,6 +641,60 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
     }
 }
 
+/*
+ * A durable producer took its dead predecessor's entry (as queue_take_over(), whose comment
+ * says why no new reclaimer starts on what `old` held). Its mark (`cursor`) names the last
+ * message it published unless its send record names a message p it was publishing when it
+ * was killed (between the record and the clearing of it, layout.h): then the slot of p tells.
+ * Still claimed by `old`: not published; the claim is freed here, counted lost as a
+ * reclaimer would (a reclaimer already under way may free it first: the same outcome).
+ * Holding p (full, or being read): published, and the mark is its. Anything else (freed, by
+ * a consumer that read it or by a reclaimer, or reused by a later lap): it cannot be told,
+ * and the mark is not known (SHML_EP_FLAG_NOMARK), so that the caller sends again rather
+ * than lose a message. Then the record is cleared and the generation moves on.
+ */
+static void queue_producer_take_over(shml_channel *ch, uint32_t old)
+{
+    const struct shml__chan_geo *g = &ch->geo;
+    struct shml_chan_ep *e = ch->ep;
+    /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
+       its last write). */
+    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
+    ch->mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
+    bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
+    if (rec & SHML_EP_REC_SET) {
+        uint32_t p = shml_ep_rec_pos(rec);
+        struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
+        uint64_t claimed = shml_slot_state(p, old, true);
+        /* Acquire pairs with the release stores of the slot's state (publish, give back,
+           reclaim): the state read is one of the lap's, in order. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == claimed && shml__queue_reclaim(g, s, st, (uint64_t)p + g->nslots)) {
+            shml__chan_wake(g, ch, &ch->hdr->not_empty); /* a consumer skips p */
+            known = false;
+        } else {
+            if (st == claimed) /* a reclaimer freed it first */
+                st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
+            known = known && shml_slot_seq(st) == p + 1u;
+        }
+    }
+    ch->mark_known = known;
+    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
+       reads the cleared record sees the reclaim above done (as in ep_free()). */
+    atomic_thread_fence(memory_order_release);
+    shml__chan_clear_rec(&e->send_rec);
+    shml__chan_ep_renew(ch);
+}
+
+static void queue_take_over_any(shml_channel *ch, uint32_t old)
+{
+    if (ch->role == SHML_PRODUCER)
+        queue_producer_take_over(ch, old);
+    else
+        queue_take_over(ch, old);
+}
+
 /* The slots a dead (or closing) endpoint's records name. */
 static void queue_settle(const struct shml__chan_geo *g, uint32_t i, uint32_t role)
 {
@@ -644,7 +719,7 @@ const struct shml__kind shml__queue_kind = {
     .ops = &shml__queue_ops,
     .init = shml__queue_init,
     .settle = queue_settle,
-    .take_over = queue_take_over,
+    .take_over = queue_take_over_any,
     .send_batch = shml__queue_send_batch,
     .recv_batch = shml__queue_recv_batch,
     .queued = shml__queue_queued,

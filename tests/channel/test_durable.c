@@ -275,14 +275,25 @@ TEST(durable_refusals)
     d.durable = "x";
     shml_channel *other;
     ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &d, &other), -EINVAL); /* latest */
+    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, &d, &other), -EINVAL);
     uint64_t pos;
     ASSERT_ERR(shml_channel_position(ch, &pos), -EINVAL);
     shml_channel_close(ch);
     shml_segment_unlink(addr);
+    o.kind = SHML_BUS;
+    ASSERT_OK(shml_channel_create(addr, &o, &ch));
+    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, &d, &other), -EINVAL); /* a publisher */
+    shml_channel_close(ch);
+    shml_segment_unlink(addr);
     o.kind = SHML_QUEUE;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
-    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, &d, &other), -EINVAL);
     ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER | SHML_CONSUMER, &d, &other), -EINVAL);
+    uint64_t mark;
+    ASSERT_ERR(shml_channel_set_mark(ch, 1), -EINVAL); /* not durable */
+    ASSERT_ERR(shml_channel_mark(ch, &mark), -EINVAL);
+    ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, &d, &other));
+    ASSERT_ERR(shml_channel_set_mark(other, 1), -EINVAL); /* a durable consumer */
+    shml_channel_close(other);
     d.durable = "";
     ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &d, &other), -EINVAL);
     char long_name[300];
@@ -296,6 +307,8 @@ TEST(durable_refusals)
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
     d.durable = "x";
     ASSERT_ERR(shml_channel_open(addr, SHML_CONSUMER, &d, &other), -EINVAL);
+    ASSERT_OK(shml_channel_open(addr, SHML_PRODUCER, &d, &other)); /* its producer may be */
+    shml_channel_close(other);
     shml_channel_close(ch);
     shml_segment_unlink(addr);
     o.flags = 0;
@@ -314,5 +327,224 @@ TEST(durable_refusals)
     ASSERT_EQ(chan_stats(ch).lost, 1);
     shml_channel_close(other);
     shml_channel_close(ch);
+    shml_segment_unlink(addr);
+}
+
+/* ---- durable producers and their marks ---- */
+
+static shml_channel *open_durable_producer(const char *addr, const char *name)
+{
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.durable = name;
+    shml_channel *ch;
+    ASSERT_OK(shml_channel_open(addr, SHML_PRODUCER, &o, &ch));
+    return ch;
+}
+
+/* argv: channel, durable name, messages (one byte each) to send, each marked 41, 42, ...;
+   then "claim": claim the next slot with the next mark set and hang there holding it; or
+   "hang": hang. Says "sent" before hanging. */
+PEER(durable_producer_hang)
+{
+    ASSERT_EQ(argc, 4);
+    shml_channel *ch = open_durable_producer(argv[0], argv[1]);
+    uint64_t mark = 99;
+    ASSERT_ERR(shml_channel_mark(ch, &mark), -ENOENT); /* nothing published yet */
+    uint64_t next = 41;
+    for (const char *m = argv[2]; *m; m++) {
+        ASSERT_OK(shml_channel_set_mark(ch, next));
+        ASSERT_EQ(shml_send(ch, m, 1, WAIT_BOUND), 1);
+        ASSERT_OK(shml_channel_mark(ch, &mark));
+        ASSERT_EQ(mark, next++);
+    }
+    if (strcmp(argv[3], "claim") == 0) {
+        void *buf;
+        ASSERT_OK(shml_channel_set_mark(ch, next));
+        ASSERT_OK(shml_claim(ch, 1, &buf, WAIT_BOUND));
+        ((char *)buf)[0] = '!';
+    }
+    ASSERT_EQ(parent_send("sent"), 0);
+    shmt_sleep_ms(120000);
+    return 1;
+}
+
+/* A queue whose creator consumes; a durable producer `name` sends msgs, marked 41, 42, ...,
+   (and claims one more, marked next, if `then` is "claim") and is killed there. */
+static const char *produced_then_killed(const char *name, const char *msgs, const char *then,
+                                        shml_channel **consumer)
+{
+    const char *addr = chan_addr();
+    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.capacity = 16 * 128;
+    o.max_msg = 64;
+    o.role = SHML_CONSUMER;
+    ASSERT_OK(shml_channel_create(addr, &o, consumer));
+    pid_t dead = spawn_peer("durable_producer_hang", addr, name, msgs, then);
+    ASSERT_EQ(peer_expect(dead, "sent", 30000), 0);
+    ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
+    return addr;
+}
+
+/* The dead durable producer's entry in addr (white-box: to make by hand the state a kill
+   between two instructions leaves). */
+static struct shml_chan_ep *dead_producer_entry(const char *addr, shml_segment **seg)
+{
+    ASSERT_OK(shml_segment_open(addr, NULL, seg));
+    struct shml_chan_hdr *h = shml_segment_data(*seg);
+    for (uint32_t i = 0; i < h->nendpoints; i++) {
+        struct shml_chan_ep *e =
+            (struct shml_chan_ep *)((char *)h + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
+        if (atomic_load(&e->role) == SHML_PRODUCER && shml_ep_used(atomic_load(&e->state)))
+            return e;
+    }
+    ASSERT_TRUE(false);
+    return NULL;
+}
+
+TEST_TIMEOUT(durable_producer_successor_gets_the_mark, 60)
+{
+    /* Killed holding a claim for a third message marked 43 (not published): the mark is the
+       second's, the claim is lost, the successor goes on under its own marks. */
+    shml_channel *c;
+    const char *addr = produced_then_killed("bridge-in", "AB", "claim", &c);
+    shml_channel *p = open_durable_producer(addr, "bridge-in");
+    uint64_t mark = 0;
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 42);
+    ASSERT_EQ(shml_send(p, "C", 1, 0), 1); /* carries 42 still: nothing set since */
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 42);
+    ASSERT_OK(shml_channel_set_mark(p, 7));
+    ASSERT_EQ(shml_send(p, "D", 1, 0), 1);
+    ASSERT_EQ(recv_one(c), 'A');
+    ASSERT_EQ(recv_one(c), 'B');
+    ASSERT_EQ(recv_one(c), 'C'); /* the dead one's claim skipped, counted lost */
+    ASSERT_EQ(recv_one(c), 'D');
+    struct shml_channel_stats st = chan_stats(c);
+    ASSERT_EQ(st.lost, 1);
+    assert_balanced(c);
+    struct shml_endpoint_stats e = chan_endpoint(addr, getpid(), SHML_PRODUCER);
+    ASSERT_EQ(e.messages, 4);
+    ASSERT_EQ(e.flags & SHML_DURABLE, SHML_DURABLE);
+    shml_channel_close(p);
+    /* A durable producer that closes leaves for good: the next one knows no mark. */
+    p = open_durable_producer(addr, "bridge-in");
+    ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
+    shml_channel_close(p);
+    shml_channel_close(c);
+    shml_segment_unlink(addr);
+}
+
+TEST_TIMEOUT(durable_producer_killed_before_publishing, 60)
+{
+    /* Killed between recording and counting its third message (marked 43) and publishing it
+       (made by hand: the record, count and mark such a kill leaves): it was not published,
+       so the mark is not known, and the message is lost, counted. */
+    shml_channel *c;
+    const char *addr = produced_then_killed("in", "AB", "claim", &c);
+    shml_segment *seg;
+    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
+    atomic_store(&e->send_rec, shml_ep_rec(2, 3));
+    atomic_store(&e->sent, 3);
+    atomic_store(&e->bytes_sent, 3);
+    atomic_store(&e->cursor, 43);
+    shml_segment_close(seg);
+    shml_channel *p = open_durable_producer(addr, "in");
+    uint64_t mark = 0;
+    ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
+    ASSERT_EQ(recv_one(c), 'A');
+    ASSERT_EQ(recv_one(c), 'B');
+    char buf[8];
+    ASSERT_ERR(shml_recv(c, buf, sizeof buf, 0), -ETIMEDOUT);
+    struct shml_channel_stats st = chan_stats(c);
+    ASSERT_EQ(st.sent, 3);
+    ASSERT_EQ(st.lost, 1);
+    assert_balanced(c);
+    shml_channel_close(p);
+    shml_channel_close(c);
+    shml_segment_unlink(addr);
+}
+
+TEST_TIMEOUT(durable_producer_killed_after_publishing, 60)
+{
+    /* Killed after publishing its second message (marked 42) and before clearing its record
+       (made by hand): while the message is in the channel, the mark is known; once read (its
+       slot freed, as a reclaimer would free an unpublished one) it cannot be told. */
+    for (int read_first = 0; read_first < 2; read_first++) {
+        shml_channel *c;
+        const char *addr = produced_then_killed("in", "AB", "hang", &c);
+        shml_segment *seg;
+        struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
+        atomic_store(&e->send_rec, shml_ep_rec(1, 2));
+        shml_segment_close(seg);
+        if (read_first) {
+            ASSERT_EQ(recv_one(c), 'A');
+            ASSERT_EQ(recv_one(c), 'B');
+        }
+        shml_channel *p = open_durable_producer(addr, "in");
+        uint64_t mark = 0;
+        if (read_first) {
+            ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
+        } else {
+            ASSERT_OK(shml_channel_mark(p, &mark));
+            ASSERT_EQ(mark, 42);
+            ASSERT_EQ(recv_one(c), 'A');
+            ASSERT_EQ(recv_one(c), 'B');
+        }
+        ASSERT_EQ(chan_stats(c).lost, 0);
+        assert_balanced(c);
+        shml_channel_close(p);
+        shml_channel_close(c);
+        shml_segment_unlink(addr);
+    }
+}
+
+/* argv: channel, durable name. Open as a durable producer, say its mark ("mark N" or "no
+   mark"), hang. */
+PEER(durable_producer_say_mark)
+{
+    ASSERT_EQ(argc, 2);
+    shml_channel *ch = open_durable_producer(argv[0], argv[1]);
+    uint64_t mark;
+    int r = shml_channel_mark(ch, &mark);
+    ASSERT_EQ(parent_send(r == 0 ? shmt_fmt("mark %llu", (unsigned long long)mark) : "no mark"),
+              0);
+    shmt_sleep_ms(120000);
+    return 1;
+}
+
+TEST_TIMEOUT(durable_producer_unknown_mark_passes_on, 60)
+{
+    /* A successor that cannot tell (its predecessor's message read meanwhile), killed before
+       it publishes anything: its own successor does not take the stale mark for known. */
+    shml_channel *c;
+    const char *addr = produced_then_killed("in", "AB", "hang", &c);
+    shml_segment *seg;
+    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
+    atomic_store(&e->send_rec, shml_ep_rec(1, 2));
+    shml_segment_close(seg);
+    ASSERT_EQ(recv_one(c), 'A');
+    ASSERT_EQ(recv_one(c), 'B');
+    pid_t second = spawn_peer("durable_producer_say_mark", addr, "in");
+    ASSERT_EQ(peer_expect(second, "no mark", 30000), 0);
+    ASSERT_EQ(kill_peer(second, SIGKILL), 128 + SIGKILL);
+    pid_t third = spawn_peer("durable_producer_say_mark", addr, "in");
+    ASSERT_EQ(peer_expect(third, "no mark", 30000), 0);
+    ASSERT_EQ(kill_peer(third, SIGKILL), 128 + SIGKILL);
+    shml_channel *p = open_durable_producer(addr, "in");
+    ASSERT_OK(shml_channel_set_mark(p, 44));
+    ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
+    shml_channel_close(p);
+    /* ... and one that published goes on with its mark, killed right after. */
+    pid_t fourth = spawn_peer("durable_producer_hang", addr, "in", "D", "hang");
+    ASSERT_EQ(peer_expect(fourth, "sent", 30000), 0);
+    ASSERT_EQ(kill_peer(fourth, SIGKILL), 128 + SIGKILL);
+    pid_t fifth = spawn_peer("durable_producer_say_mark", addr, "in");
+    ASSERT_EQ(peer_expect(fifth, "mark 41", 30000), 0);
+    ASSERT_EQ(kill_peer(fifth, SIGKILL), 128 + SIGKILL);
+    ASSERT_EQ(recv_one(c), 'C');
+    ASSERT_EQ(recv_one(c), 'D');
+    ASSERT_EQ(chan_stats(c).lost, 0);
+    shml_channel_close(c);
     shml_segment_unlink(addr);
 }

@@ -266,4 +266,37 @@ def test_durable_consumer_takes_the_place_of_a_killed_one(addr):
         st = p.stats()
         assert st["lost"] == 0 and st["sent"] == st["received"] == 2
     with pytest.raises(ValueError):
-        shmlink.Queue(a, role="producer", durable="worker")
+        shmlink.Queue(a, durable="worker")  # producer and consumer both
+
+
+def test_durable_producer_mark(addr):
+    """A producer opened durable='NAME' marks its messages; killed (SIGKILL), the next one
+    opened with that name finds the mark of the last message it published."""
+    a = addr()
+    child = textwrap.dedent(f"""
+        import time, shmlink
+        with shmlink.Queue({a!r}, role="producer", durable="feed") as q:
+            assert q.mark() is None
+            for seq in (7, 8):
+                q.set_mark(seq)
+                q.send(b"%d" % seq)
+            print(q.mark(), flush=True)
+            time.sleep(60)
+    """)
+    with shmlink.Queue(a, create=True, max_msg=64, role="consumer") as c:
+        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"8"
+        finally:
+            proc.kill()
+            proc.wait(10)
+        with shmlink.Queue(a, role="producer", durable="feed") as q:
+            assert q.mark() == 8
+            q.set_mark(9)
+            q.send(b"9")
+            assert q.mark() == 9
+        assert [c.recv(5) for _ in range(3)] == [b"7", b"8", b"9"]
+        with pytest.raises(ValueError):
+            c.set_mark(1)
+        with pytest.raises(ValueError):
+            c.mark()
