@@ -45,6 +45,8 @@
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_LAST_MS  4000
 
+#define SENT_WINDOW 4096u
+
 struct bridge {
     const struct bridge_args *a;
     char shown[1024]; /* the URL without its password */
@@ -78,15 +80,23 @@ struct bridge {
     pthread_cond_t flush_cv;
     bool flush_asked, flush_stop;
     char last_refusal[128]; /* rpc out: the reason said last */
-    /* --jetstream: the stream, a bridge in's durable consumer, and the stream sequences it
-       sent into the channel whose acknowledgement failed (so that their redelivery to this
-       run is acknowledged, not sent twice). */
+    /* --jetstream: the stream, a bridge in's durable consumer, and the stream sequences this
+       run sent into the channel, the last SENT_WINDOW of them (a bit each, by sequence
+       modulo the window, below the highest sent_top), so that their redelivery is
+       acknowledged, not sent twice: after an acknowledgement that failed, and after one the
+       server confirmed but lost (a consumer's new leader that had not yet learnt of it). */
     char stream[256];
     char durable[256];
-    char local_durable[256]; /* out: the durable endpoint of the channel ("bridge STREAM") */
+    char local_durable[256]; /* the durable endpoint of the channel ("bridge STREAM") */
     int64_t created_ns;      /* out: the channel's creation time, in message ids */
-    uint64_t unacked[64];
-    size_t nunacked;
+    uint64_t sent_top;
+    uint64_t sent_bits[SENT_WINDOW / 64];
+    /* in, into a queue: a durable producer, each message marked with its stream sequence;
+       the mark of the last one the channel got (this run's, or the killed bridge's whose
+       place it took: shml_channel_mark()) */
+    bool marks;
+    bool has_mark;
+    uint64_t mark;
     uint64_t redelivered;
 };
 
@@ -758,24 +768,24 @@ static void durable_name(struct bridge *b)
     b->durable[o] = '\0';
 }
 
-static bool unacked_has(struct bridge *b, uint64_t sseq, bool remove)
+/* Did this run send stream message sseq into the channel (within the last SENT_WINDOW)? */
+static bool sent_has(const struct bridge *b, uint64_t sseq)
 {
-    for (size_t i = 0; i < b->nunacked; i++) {
-        if (b->unacked[i] == sseq) {
-            if (remove)
-                b->unacked[i] = b->unacked[--b->nunacked];
-            return true;
-        }
-    }
-    return false;
+    if (!sseq || sseq > b->sent_top || b->sent_top - sseq >= SENT_WINDOW)
+        return false;
+    return (b->sent_bits[(sseq % SENT_WINDOW) / 64] >> (sseq % 64)) & 1u;
 }
 
-static void unacked_add(struct bridge *b, uint64_t sseq)
+static void sent_add(struct bridge *b, uint64_t sseq)
 {
-    size_t cap = sizeof b->unacked / sizeof b->unacked[0];
-    if (b->nunacked == cap) /* the oldest goes: its redelivery would be sent again */
-        memmove(b->unacked, b->unacked + 1, (cap - 1) * sizeof b->unacked[0]);
-    b->unacked[b->nunacked < cap ? b->nunacked++ : cap - 1] = sseq;
+    if (!sseq || (sseq <= b->sent_top && b->sent_top - sseq >= SENT_WINDOW))
+        return; /* older than the window */
+    /* Sequences between the highest and this one were not sent by this run (yet). */
+    for (uint64_t q = b->sent_top + 1; q < sseq && q - b->sent_top <= SENT_WINDOW; q++)
+        b->sent_bits[(q % SENT_WINDOW) / 64] &= ~((uint64_t)1 << (q % 64));
+    if (sseq > b->sent_top)
+        b->sent_top = sseq;
+    b->sent_bits[(sseq % SENT_WINDOW) / 64] |= (uint64_t)1 << (sseq % 64);
 }
 
 /* In: one message from the stream: sent into the channel, then acknowledged (synchronously:
@@ -786,20 +796,31 @@ static int js_deliver(struct bridge *b, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
     uint64_t sseq = 0;
+    bool again = false;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
         sseq = meta->Sequence.Stream;
-        if (meta->NumDelivered > 1) {
+        again = meta->NumDelivered > 1;
+        if (again) {
             b->redelivered++;
             shml_channel_count(b->ch, SHML_COUNT_REDELIVERED, 1);
         }
         jsMsgMetaData_Destroy(meta);
     }
-    if (sseq && unacked_has(b, sseq, false)) {
-        /* Sent by this run already; only its acknowledgement was lost. */
+    if (sent_has(b, sseq)) {
+        /* Sent by this run already; its acknowledgement was lost. */
+    } else if (sseq && again && b->has_mark && b->mark == sseq) {
+        /* The last message the channel got, from the bridge killed before it acknowledged
+           it, whose place in the channel this one took. */
+        say(b, "stream message %" PRIu64 " was in the channel already (the bridge before "
+               "this one sent it): acknowledged, not sent twice",
+            sseq);
+        sent_add(b, sseq);
     } else if (refuse_type(b, m)) {
         /* dropped, counted */
     } else {
         follow_sequence(b, m);
+        if (b->marks && sseq)
+            shml_channel_set_mark(b->ch, sseq);
         const void *data = natsMsg_GetData(m);
         size_t len = (size_t)natsMsg_GetDataLength(m);
         int64_t waited = 0;
@@ -816,23 +837,39 @@ static int js_deliver(struct bridge *b, natsMsg *m)
         }
         if (r == -ETIMEDOUT || r == -ECANCELED)
             return -1;
-        if (r >= 0)
+        if (r >= 0) {
             b->forwarded++;
-        else if (r == -EMSGSIZE || r == -EINVAL)
+            sent_add(b, sseq);
+            b->has_mark = b->marks && sseq;
+            b->mark = sseq;
+        } else if (r == -EMSGSIZE || r == -EINVAL) {
             drop_refused(b, "message", len);
-        else
+        } else {
             return cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
+        }
     }
+    /* Acknowledged before the next message is taken, trying again while the server does not
+       answer (a leader being elected, the link down): so the channel's mark names the only
+       message a bridge killed now leaves unacknowledged. */
     jsErrCode jerr = 0;
-    natsStatus s = natsMsg_AckSync(m, NULL, &jerr);
-    if (s == NATS_OK) {
-        unacked_has(b, sseq, true);
-    } else if (sseq) {
-        unacked_add(b, sseq);
+    natsStatus s;
+    bool said = false;
+    while ((s = natsMsg_AckSync(m, NULL, &jerr)) != NATS_OK && js_trouble(s) &&
+           !cli_stop_requested) {
+        if (!said)
+            say(b, "stream message %" PRIu64 " sent, its acknowledgement not confirmed (%s); "
+                   "trying again",
+                sseq, nats_why(s));
+        said = true;
+        count_reconnects(b);
+        nap_ms(250);
+    }
+    if (s == NATS_OK && said)
+        say(b, "stream message %" PRIu64 " acknowledged", sseq);
+    else if (s != NATS_OK && sseq)
         say(b, "stream message %" PRIu64 " sent, its acknowledgement lost (%s): it will be "
                "delivered again and acknowledged, not sent twice",
             sseq, nats_why(s));
-    }
     return 0;
 }
 
@@ -1255,8 +1292,10 @@ static int open_local(struct bridge *b)
     }
     /* Out: what the channel delivers; for rpc, its clients' requests, as a server. In: into
        the channel; for rpc, remote requests, as a client. Through JetStream, the stream is
-       known now, and a bridge out is a durable endpoint named after it, which a bridge out
-       started after this one was killed takes the place of. */
+       known now, and a bridge out, or a bridge in of a queue, is a durable endpoint named
+       after it, whose place a bridge started after this one was killed takes (a bridge in's
+       mark, the stream sequence of the last message the channel got, then tells it what not
+       to send twice). */
     const char *durable = NULL;
     if (a->jetstream) {
         if (a->stream)
@@ -1264,7 +1303,7 @@ static int open_local(struct bridge *b)
         else
             cli_bridge_stream_name(a->url.subject, b->stream, sizeof b->stream);
         snprintf(b->local_durable, sizeof b->local_durable, "bridge %.240s", b->stream);
-        durable = a->out ? b->local_durable : NULL;
+        durable = a->out || st.kind == SHML_QUEUE ? b->local_durable : NULL;
     }
     int rc = cli_open_endpoint_flags(a->verb, a->addr, a->out ? SHML_CONSUMER : SHML_PRODUCER,
                                      SHML_BRIDGE, durable, NULL, &probe, &st);
@@ -1275,6 +1314,8 @@ static int open_local(struct bridge *b)
         b->created_ns = si.created_ns;
     b->ch = probe;
     b->kind = st.kind;
+    b->marks = durable && !a->out;
+    b->has_mark = b->marks && shml_channel_mark(b->ch, &b->mark) == 0;
     b->max_msg = st.max_msg;
     struct shml_channel_type t;
     if (shml_channel_get_type(b->ch, &t) == 0)
