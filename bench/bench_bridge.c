@@ -53,7 +53,7 @@
 static pid_t server_pid;
 static pid_t bridge_pid[MAX_BRIDGES];
 static int n_bridges;
-#define MAX_CHANNELS 16
+#define MAX_CHANNELS 24
 static char chan[MAX_CHANNELS][64];
 static int n_chan;
 
@@ -163,22 +163,13 @@ static shml_channel *make_queue(const char *tag, size_t max_msg, size_t slots, u
     return ch;
 }
 
-/* Start `shmlink bridge DIR ...` and give it time to subscribe (it says so on stderr, which
-   is /dev/null here: the server's subscription count is watched instead). */
-static void bridge(const char *dir, const char *a, const char *b)
+/* Start `shmlink bridge DIR A B [OPTION]` (OPTION NULL: none) and give it time to subscribe
+   (it says so on stderr, which is /dev/null here: see settle()). */
+static void bridge(const char *dir, const char *a, const char *b, const char *option)
 {
     if (n_bridges == MAX_BRIDGES)
         die("too many bridges");
-    char *argv[] = {(char *)tool, "bridge", (char *)dir, (char *)a, (char *)b, NULL};
-    bridge_pid[n_bridges++] = spawn(argv);
-}
-
-/* The same with --jetstream. */
-static void bridge_js(const char *dir, const char *a, const char *b)
-{
-    if (n_bridges == MAX_BRIDGES)
-        die("too many bridges");
-    char *argv[] = {(char *)tool, "bridge", (char *)dir, (char *)a, (char *)b, "--jetstream",
+    char *argv[] = {(char *)tool, "bridge", (char *)dir, (char *)a, (char *)b, (char *)option,
                     NULL};
     bridge_pid[n_bridges++] = spawn(argv);
 }
@@ -399,8 +390,8 @@ static void jetstream_throughput(long reps, bool quick)
     char u[128];
     snprintf(u, sizeof u, "%s/bench.jsbr", url);
     int first = n_bridges;
-    bridge_js("in", u, chan[n_chan - 1]);
-    bridge_js("out", chan[n_chan - 2], u);
+    bridge("in", u, chan[n_chan - 1], "--jetstream");
+    bridge("out", chan[n_chan - 2], u, "--jetstream");
     usleep(1500000); /* both made or found the stream and their consumer */
     double *ratio = calloc((size_t)reps, sizeof(double));
     double raw_last = 0, br_last = 0;
@@ -546,8 +537,9 @@ int main(int argc, char **argv)
         long n_tp = quick ? 200 : (size <= 64 ? 20000 : 400);
         long n_lat = quick ? 50 : 1000;
         /* The bridged path: throughput a -> b; round trip c -> d, echo, e -> f. */
+        /* ... and g -> h with bridge out --batch. */
         char tag[8][16];
-        for (int k = 0; k < 6; k++)
+        for (int k = 0; k < 8; k++)
             snprintf(tag[k], sizeof tag[k], "%c%zu", 'a' + k, size);
         size_t tp_slots = size <= 64 ? 1024 : 128;
         shml_channel *qa = make_queue(tag[0], size, tp_slots, SHML_PRODUCER);
@@ -556,24 +548,32 @@ int main(int argc, char **argv)
         shml_channel *qd = make_queue(tag[3], size, 64, SHML_CONSUMER);
         shml_channel *qe = make_queue(tag[4], size, 64, SHML_PRODUCER);
         shml_channel *qf = make_queue(tag[5], size, 64, SHML_CONSUMER);
+        shml_channel *qg = make_queue(tag[6], size, tp_slots, SHML_PRODUCER);
+        shml_channel *qh = make_queue(tag[7], size, tp_slots, SHML_CONSUMER);
         char u[4][128];
         snprintf(u[0], sizeof u[0], "%s/bench.tp%zu", url_base, size);
         snprintf(u[1], sizeof u[1], "%s/bench.ping%zu", url_base, size);
         snprintf(u[2], sizeof u[2], "%s/bench.pong%zu", url_base, size);
-        int first_chan = n_chan - 6;
-        bridge("in", u[0], chan[first_chan + 1]);
-        bridge("in", u[1], chan[first_chan + 3]);
-        bridge("in", u[2], chan[first_chan + 5]);
+        snprintf(u[3], sizeof u[3], "%s/bench.tpb%zu", url_base, size);
+        int first_chan = n_chan - 8;
+        bridge("in", u[0], chan[first_chan + 1], NULL);
+        bridge("in", u[1], chan[first_chan + 3], NULL);
+        bridge("in", u[2], chan[first_chan + 5], NULL);
+        bridge("in", u[3], chan[first_chan + 7], NULL);
         settle(probe);
-        bridge("out", chan[first_chan + 0], u[0]);
-        bridge("out", chan[first_chan + 2], u[1]);
-        bridge("out", chan[first_chan + 4], u[2]);
+        bridge("out", chan[first_chan + 0], u[0], NULL);
+        bridge("out", chan[first_chan + 2], u[1], NULL);
+        bridge("out", chan[first_chan + 4], u[2], NULL);
+        bridge("out", chan[first_chan + 6], u[3], "--batch");
         settle(probe);
         struct echo e = {qd, qe, size, 0};
         pthread_t et;
         pthread_create(&et, NULL, echo_queue, &e);
 
         double *tp_ratio = calloc((size_t)reps, sizeof(double));
+        double *tpb_ratio = calloc((size_t)reps, sizeof(double));
+        double brb_tp_last = 0;
+        long brb_got = 0;
         double *p50_ratio = calloc((size_t)reps, sizeof(double));
         double *p99_ratio = calloc((size_t)reps, sizeof(double));
         double *a50_ratio = calloc((size_t)reps, sizeof(double));
@@ -588,6 +588,10 @@ int main(int argc, char **argv)
             double raw_tp = raw_throughput(url_base, n_tp, size, &raw_got);
             double br_tp = bridged_throughput(qa, qb, n_tp, size, &br_got);
             tp_ratio[r] = raw_tp > 0 ? br_tp / raw_tp : 0;
+            double raw_tp2 = raw_throughput(url_base, n_tp, size, &raw_got);
+            double brb_tp = bridged_throughput(qg, qh, n_tp, size, &brb_got);
+            tpb_ratio[r] = raw_tp2 > 0 ? brb_tp / raw_tp2 : 0;
+            brb_tp_last = brb_tp;
             raw_latency(url_base, false, n_lat, size, raw_rtt);
             bridged_latency(qc, qf, n_lat, size, br_rtt);
             raw_latency(url_base, true, n_lat, size, asap_rtt);
@@ -617,6 +621,8 @@ int main(int argc, char **argv)
         printf("  throughput  raw %.0f msg/s (%ld arrived), bridged %.0f msg/s (%ld arrived): "
                "median ratio %.2fx (target >= 0.8x)\n",
                raw_tp_last, raw_got, br_tp_last, br_got, median(tp_ratio, (size_t)reps));
+        printf("  throughput  bridge out --batch %.0f msg/s (%ld arrived): median ratio %.2fx\n",
+               brb_tp_last, brb_got, median(tpb_ratio, (size_t)reps));
         printf("  round trip  raw (client defaults) p50 %.0f us p99 %.0f us, raw (send at once) "
                "p50 %.0f us p99 %.0f us, bridged p50 %.0f us p99 %.0f us\n",
                raw50 / 1e3, raw99 / 1e3, asap50 / 1e3, asap99 / 1e3, br50 / 1e3, br99 / 1e3);
@@ -625,6 +631,7 @@ int main(int argc, char **argv)
                median(p50_ratio, (size_t)reps), median(p99_ratio, (size_t)reps),
                median(a50_ratio, (size_t)reps), median(a99_ratio, (size_t)reps));
         free(tp_ratio);
+        free(tpb_ratio);
         free(p50_ratio);
         free(p99_ratio);
         free(a50_ratio);
@@ -637,8 +644,8 @@ int main(int argc, char **argv)
             waitpid(bridge_pid[i], NULL, 0);
         }
         n_bridges = 0;
-        shml_channel *all[6] = {qa, qb, qc, qd, qe, qf};
-        for (int k = 0; k < 6; k++)
+        shml_channel *all[8] = {qa, qb, qc, qd, qe, qf, qg, qh};
+        for (int k = 0; k < 8; k++)
             shml_channel_close(all[k]);
     }
     natsConnection_Destroy(probe);

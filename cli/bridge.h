@@ -19,6 +19,9 @@
 #define BRIDGE_HDR_EPOCH "Shmlink-Epoch" /* the publishing bridge's run: 16 hex digits */
 #define BRIDGE_HDR_SEQ   "Shmlink-Seq"   /* 1, 2, ... within an epoch */
 #define BRIDGE_HDR_ERROR "Shmlink-Error" /* rpc: a reply that says why there is none */
+/* A batch (bridge out --batch): the payload holds this many messages, each a 4-byte
+   little-endian length and its bytes; Shmlink-Seq is the first one's sequence. */
+#define BRIDGE_HDR_COUNT "Shmlink-Count"
 
 struct bridge_args {
     const char *verb; /* "bridge out" or "bridge in", for messages */
@@ -34,6 +37,8 @@ struct bridge_args {
     const char *name;    /* --name: the connection's name on the server */
     int64_t timeout_ns;  /* rpc: how long a request waits for its reply */
     const char *bucket;  /* latest: the key-value bucket (the subject is the key) */
+    bool batch;          /* --batch: out, queue and bus: what the channel holds, in one NATS
+                            message (BRIDGE_HDR_COUNT) */
     bool jetstream;      /* --jetstream: queue and bus through a stream, at least once */
     const char *stream;  /* --stream: its name (derived from the subject when NULL) */
     int replicas;        /* --replicas: the stream's, when a bridge makes it */

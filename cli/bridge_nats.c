@@ -70,7 +70,7 @@ struct bridge {
     int64_t client_dropped; /* in: what the NATS client dropped, as last read */
     char last_epoch[24];    /* in: the publishing bridge whose sequence we follow */
     uint64_t last_seq;
-    bool warned_type, warned_size;
+    bool warned_type, warned_size, warned_batch;
     bool started; /* forwarding began: the counts are worth a line at the end */
     /* Out: a thread that flushes the client when the loop finds its channel empty, so that
        the loop goes on while the flush waits for the server's answer. */
@@ -170,9 +170,10 @@ static int make_options(struct bridge *b, natsOptions **out)
     if (s == NATS_OK)
         s = natsOptions_SetNoRandomize(o, false);
     /* rpc: each request and reply is waited for, so it leaves at once; the client otherwise
-       gathers what is published for a moment (about a millisecond) before it writes.
-       Queue, bus and latest flush when their channel has nothing more (run_out()). */
-    if (s == NATS_OK && b->kind == SHML_RPC)
+       gathers what is published for a moment (about a millisecond) before it writes. A
+       batch (bridge out --batch) is what the channel held: it leaves at once too. Queue, bus
+       and latest otherwise flush when their channel has nothing more (run_out()). */
+    if (s == NATS_OK && (b->kind == SHML_RPC || a->batch))
         s = natsOptions_SetSendAsap(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetAllowReconnect(o, true);
@@ -323,6 +324,21 @@ static natsMsg *make_msg(struct bridge *b, const char *subject, const void *buf,
     return m;
 }
 
+/* A batch of `count` messages (bridge out --batch; framed in buf already): a message with
+   the bridge's headers, the first message's sequence and the count. NULL without memory. */
+static natsMsg *make_batch(struct bridge *b, const void *buf, size_t len, uint32_t count)
+{
+    natsMsg *m = make_msg(b, b->a->url.subject, buf, len, NULL);
+    char n[16];
+    snprintf(n, sizeof n, "%" PRIu32, count);
+    if (m && natsMsgHeader_Set(m, BRIDGE_HDR_COUNT, n) != NATS_OK) {
+        natsMsg_Destroy(m);
+        m = NULL;
+    }
+    b->seq += count - 1; /* make_msg() numbered the first */
+    return m;
+}
+
 /* Statuses of a publish that the next connection mends: keep the message, try again. */
 static bool link_trouble(natsStatus s)
 {
@@ -415,7 +431,8 @@ static void count_reconnects(struct bridge *b)
 static int check_payload(struct bridge *b)
 {
     int64_t max_payload = natsConnection_GetMaxPayload(b->nc);
-    if (max_payload > 0 && (int64_t)(b->max_msg + HEADER_ROOM) > max_payload)
+    size_t framing = b->a->batch ? 4 : 0; /* a batch's length of each message */
+    if (max_payload > 0 && (int64_t)(b->max_msg + framing + HEADER_ROOM) > max_payload)
         return cli_fail(b->a->verb, b->a->addr,
                         "the channel's messages may be %zu bytes, and the server takes at most "
                         "%" PRId64 " with headers (max_payload): raise max_payload in the "
@@ -438,14 +455,91 @@ static int take(struct bridge *b, const void **buf, size_t *len, int64_t timeout
     return 0;
 }
 
+/* Out, --batch: the messages taken (stage, lens) and the batch made of them (frame). */
+struct batch_buf {
+    unsigned char *stage, *frame;
+    size_t *lens;
+    size_t stage_cap, max;
+};
+
+static void batch_buf_free(struct batch_buf *bb)
+{
+    free(bb->stage);
+    free(bb->frame);
+    free(bb->lens);
+    memset(bb, 0, sizeof *bb);
+}
+
+/* Out, --batch: how much of a batch the messages may fill, and at most how many. */
+#define BATCH_BYTES (60u * 1024u)
+#define BATCH_MAX   1024u
+
+/* Out, --batch: what the channel holds (up to BATCH_MAX messages, BATCH_BYTES, waiting for the
+   first at most timeout_ns), published as one NATS message of count messages. 0 (also when
+   none came: *none set), -ECANCELED when stopped, or the exit status of a failure. */
+static int publish_batch(struct bridge *b, struct batch_buf *bb, int64_t timeout_ns, bool *none)
+{
+    ssize_t n = shml_recv_batch(b->ch, bb->stage, bb->stage_cap, bb->lens, bb->max, timeout_ns);
+    *none = n == -ETIMEDOUT;
+    if (n == -ETIMEDOUT || n == -ECANCELED)
+        return n == -ECANCELED ? (int)n : 0;
+    if (n < 0)
+        return cli_fail_lib(b->a->verb, b->a->addr, (int)n, shml_last_error(), NULL);
+    b->dropped += shml_recv_gap(b->ch); /* a lapped subscriber (overwrite) */
+    size_t at = 0, from = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        uint32_t len = (uint32_t)bb->lens[i];
+        unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8),
+                               (unsigned char)(len >> 16), (unsigned char)(len >> 24)};
+        memcpy(bb->frame + at, le, 4);
+        memcpy(bb->frame + at + 4, bb->stage + from, len);
+        at += 4 + len;
+        from += len;
+    }
+    natsMsg *m = make_batch(b, bb->frame, at, (uint32_t)n);
+    natsStatus s = m ? NATS_OK : NATS_NO_MEMORY;
+    while (m && (s = natsConnection_PublishMsg(b->nc, m)) != NATS_OK && link_trouble(s) &&
+           !cli_stop_requested)
+        nap_ms(20);
+    natsMsg_Destroy(m);
+    if (s == NATS_OK) {
+        b->forwarded += (uint64_t)n;
+    } else {
+        b->seq -= (uint64_t)n; /* not published: the next messages take their numbers */
+        drop(b, (uint64_t)n);
+        if (!cli_stop_requested)
+            say(b, "%zd messages (%zu bytes) not published: %s", n, at, nats_why(s));
+    }
+    return 0;
+}
+
 static int run_out(struct bridge *b)
 {
     int rc = check_payload(b);
     if (rc != 0)
         return rc;
-    say(b, "forwarding to %s", b->shown);
+    struct batch_buf bb = {0};
+    if (b->a->batch) {
+        int64_t max_payload = natsConnection_GetMaxPayload(b->nc);
+        bb.stage_cap = b->max_msg > BATCH_BYTES ? b->max_msg : BATCH_BYTES;
+        bb.max = BATCH_MAX;
+        while (max_payload > 0 && bb.max > 1 &&
+               (int64_t)(bb.stage_cap + 4 * bb.max + HEADER_ROOM) > max_payload)
+            bb.max /= 2;
+        if (max_payload > 0 && (int64_t)(bb.stage_cap + 4 * bb.max + HEADER_ROOM) > max_payload)
+            bb.stage_cap = (size_t)max_payload - HEADER_ROOM - 4; /* >= max_msg: checked */
+        bb.stage = malloc(bb.stage_cap);
+        bb.frame = malloc(bb.stage_cap + 4 * bb.max);
+        bb.lens = malloc(bb.max * sizeof *bb.lens);
+        if (!bb.stage || !bb.frame || !bb.lens) {
+            batch_buf_free(&bb);
+            return cli_fail(b->a->verb, b->a->addr, "out of memory");
+        }
+    }
+    say(b, "forwarding to %s%s", b->shown, b->a->batch ? " in batches" : "");
     b->started = true;
-    start_flusher(b);
+    if (!b->a->batch)
+        start_flusher(b); /* a batch is written as it is published */
     bool unflushed = false; /* published since the channel last had nothing for us */
     while (!cli_stop_requested) {
         count_reconnects(b);
@@ -453,9 +547,19 @@ static int run_out(struct bridge *b)
             nap_ms(20); /* take nothing while disconnected: the channel holds it */
             continue;
         }
-        const void *buf;
-        size_t len;
-        int r = take(b, &buf, &len, unflushed ? 0 : STEP_NS);
+        const void *buf = NULL;
+        size_t len = 0;
+        int r;
+        if (b->a->batch) {
+            bool none = false;
+            r = publish_batch(b, &bb, STEP_NS, &none);
+            if (r == 0 && !none)
+                continue;
+            if (r == 0)
+                r = -ETIMEDOUT;
+        } else {
+            r = take(b, &buf, &len, unflushed ? 0 : STEP_NS);
+        }
         if (r == -ETIMEDOUT && unflushed) {
             /* Nothing more for now: send what the client gathered, rather than let it wait
                for the client's own flush a millisecond later. */
@@ -468,8 +572,10 @@ static int run_out(struct bridge *b)
         }
         if (r == -ETIMEDOUT)
             continue;
-        if (r != 0)
+        if (r != 0) {
+            batch_buf_free(&bb);
             return r == -ECANCELED ? CLI_EXIT_SIGNAL_BASE + cli_stop_requested : r;
+        }
         natsMsg *m = make_msg(b, b->a->url.subject, buf, len, NULL);
         natsStatus s = m ? NATS_OK : NATS_NO_MEMORY;
         while (m && (s = natsConnection_PublishMsg(b->nc, m)) != NATS_OK && link_trouble(s) &&
@@ -487,6 +593,7 @@ static int run_out(struct bridge *b)
         }
         shml_release(b->ch);
     }
+    batch_buf_free(&bb);
     return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
 }
 
@@ -500,13 +607,13 @@ static bool type_matches(struct bridge *b, natsMsg *m)
     return strcmp(t, b->type_text) == 0;
 }
 
-/* In: true when the message's type is not the channel's: then it is counted as a drop (and
-   said the first time), and the caller drops it. */
-static bool refuse_type(struct bridge *b, natsMsg *m)
+/* In: true when the message's type is not the channel's: then its `count` messages are
+   counted as drops (and said the first time), and the caller drops it. */
+static bool refuse_type(struct bridge *b, natsMsg *m, uint32_t count)
 {
     if (type_matches(b, m))
         return false;
-    drop(b, 1);
+    drop(b, count);
     if (!b->warned_type) {
         const char *t = "";
         natsMsgHeader_Get(m, BRIDGE_HDR_TYPE, &t);
@@ -517,8 +624,9 @@ static bool refuse_type(struct bridge *b, natsMsg *m)
     return true;
 }
 
-/* In: count the messages a publishing bridge sent that never arrived (its sequence skipped). */
-static void follow_sequence(struct bridge *b, natsMsg *m)
+/* In: count the messages a publishing bridge sent that never arrived (its sequence skipped);
+   m holds `count` of them, numbered from its sequence on. */
+static void follow_sequence(struct bridge *b, natsMsg *m, uint32_t count)
 {
     const char *epoch = NULL, *seq = NULL;
     if (natsMsgHeader_Get(m, BRIDGE_HDR_EPOCH, &epoch) != NATS_OK || !epoch ||
@@ -533,8 +641,113 @@ static void follow_sequence(struct bridge *b, natsMsg *m)
         drop(b, n - b->last_seq - 1);
     if (strcmp(epoch, b->last_epoch) != 0 || n > b->last_seq) {
         snprintf(b->last_epoch, sizeof b->last_epoch, "%s", epoch);
-        b->last_seq = n;
+        b->last_seq = n + count - 1;
     }
+}
+
+/* In: how many messages m holds: 1, or a batch's count (BRIDGE_HDR_COUNT); 0 for a count
+   that is not a number from 1 to 2^20 (the message is then dropped). */
+static uint32_t batch_count(natsMsg *m, bool *batch)
+{
+    const char *c = NULL;
+    *batch = natsMsgHeader_Get(m, BRIDGE_HDR_COUNT, &c) == NATS_OK && c;
+    if (!*batch)
+        return 1;
+    char *end;
+    unsigned long n = strtoul(c, &end, 10);
+    return *end || c[0] < '0' || c[0] > '9' || n == 0 || n > (1ul << 20) ? 0 : (uint32_t)n;
+}
+
+/* In: the messages of m's payload: itself, or a batch's `count`, each a 4-byte little-endian
+   length and its bytes, which must fill the payload exactly. iov has room for count. */
+static bool split_batch(natsMsg *m, bool batch, uint32_t count, struct shml_iov *iov)
+{
+    const unsigned char *p = (const unsigned char *)natsMsg_GetData(m);
+    size_t left = (size_t)natsMsg_GetDataLength(m);
+    if (!batch) {
+        iov[0].base = p;
+        iov[0].len = left;
+        return true;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        if (left < 4)
+            return false;
+        size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24;
+        if (len > left - 4)
+            return false;
+        iov[i].base = p + 4;
+        iov[i].len = len;
+        p += 4 + len;
+        left -= 4 + len;
+    }
+    return left == 0;
+}
+
+/* In: send m's messages (one, or a batch's) into the channel, in order, waiting while it is
+   full; through JetStream (js) telling the server meanwhile that m is in hand. A message the
+   channel refuses (its size, its type) is dropped, counted. Returns 0, -ECANCELED when
+   stopped before all were sent, or the exit status of a failure. */
+static int put_local(struct bridge *b, natsMsg *m, bool js)
+{
+    bool batch;
+    uint32_t count = batch_count(m, &batch);
+    struct shml_iov one, *iov = count > 1 ? malloc(count * sizeof *iov) : &one;
+    if (!iov)
+        return cli_fail(b->a->verb, b->a->addr, "out of memory");
+    if (!count || !split_batch(m, batch, count, iov)) {
+        drop(b, count ? count : 1);
+        if (!b->warned_batch)
+            say(b, "dropping a batch whose messages do not fill it as its %s header says",
+                BRIDGE_HDR_COUNT);
+        b->warned_batch = true;
+        if (iov != &one)
+            free(iov);
+        return 0;
+    }
+    int rc = 0;
+    bool singly = false; /* the channel refused the rest as a batch: one at a time */
+    int64_t waited = 0;
+    for (uint32_t k = 0; k < count;) {
+        ssize_t r = singly || count - k == 1
+                        ? shml_send(b->ch, iov[k].base, iov[k].len, STEP_NS)
+                        : shml_send_batch(b->ch, iov + k, count - k, STEP_NS);
+        bool whole = singly || count - k == 1;
+        if (r == -ETIMEDOUT) {
+            if (cli_stop_requested) {
+                rc = -ECANCELED;
+                break;
+            }
+            /* A full channel (block): tell the server the message is in hand, well before
+               it would deliver it again. */
+            waited += STEP_NS;
+            if (js && waited >= b->a->ack_wait_ns / 3) {
+                natsMsg_InProgress(m, NULL);
+                waited = 0;
+            }
+            count_reconnects(b);
+            continue;
+        }
+        if (r == -ECANCELED) {
+            rc = -ECANCELED;
+            break;
+        }
+        if (r >= 0) {
+            uint32_t sent = whole ? 1 : (uint32_t)r;
+            b->forwarded += sent;
+            k += sent;
+        } else if ((r == -EMSGSIZE || r == -EINVAL) && !whole) {
+            singly = true;
+        } else if (r == -EMSGSIZE || r == -EINVAL) {
+            drop_refused(b, "message", iov[k].len);
+            k++;
+        } else {
+            rc = cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
+            break;
+        }
+    }
+    if (iov != &one)
+        free(iov);
+    return rc;
 }
 
 static void count_client_drops(struct bridge *b)
@@ -574,28 +787,15 @@ static int run_in(struct bridge *b)
                 return cli_fail(b->a->verb, b->a->addr, "the subscription ended: %s", nats_why(s));
             continue;
         }
-        follow_sequence(b, m);
-        const void *data = natsMsg_GetData(m);
-        size_t len = (size_t)natsMsg_GetDataLength(m);
-        if (refuse_type(b, m)) {
-            natsMsg_Destroy(m);
-            continue;
-        }
-        ssize_t r;
-        while ((r = shml_send(b->ch, data, len, STEP_NS)) == -ETIMEDOUT && !cli_stop_requested)
-            ;
-        if (r >= 0) {
-            b->forwarded++;
-        } else if (r == -ECANCELED) {
-            natsMsg_Destroy(m);
-            break;
-        } else if (r == -EMSGSIZE || r == -EINVAL) {
-            drop_refused(b, "message", len);
-        } else {
-            natsMsg_Destroy(m);
-            return cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
-        }
+        bool batch;
+        uint32_t count = batch_count(m, &batch);
+        follow_sequence(b, m, count ? count : 1);
+        int r = refuse_type(b, m, count ? count : 1) ? 0 : put_local(b, m, false);
         natsMsg_Destroy(m);
+        if (r == -ECANCELED)
+            break;
+        if (r != 0)
+            return r;
     }
     return CLI_EXIT_SIGNAL_BASE + cli_stop_requested;
 }
@@ -796,7 +996,7 @@ static int js_deliver(struct bridge *b, natsMsg *m)
 {
     jsMsgMetaData *meta = NULL;
     uint64_t sseq = 0;
-    bool again = false;
+    bool again = false, batch = false;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
         sseq = meta->Sequence.Stream;
         again = meta->NumDelivered > 1;
@@ -806,6 +1006,7 @@ static int js_deliver(struct bridge *b, natsMsg *m)
         }
         jsMsgMetaData_Destroy(meta);
     }
+    uint32_t count = batch_count(m, &batch), msgs = count ? count : 1;
     if (sent_has(b, sseq)) {
         /* Sent by this run already; its acknowledgement was lost. */
     } else if (sseq && again && b->has_mark && b->mark == sseq) {
@@ -815,37 +1016,25 @@ static int js_deliver(struct bridge *b, natsMsg *m)
                "this one sent it): acknowledged, not sent twice",
             sseq);
         sent_add(b, sseq);
-    } else if (refuse_type(b, m)) {
+    } else if (refuse_type(b, m, msgs)) {
         /* dropped, counted */
     } else {
-        follow_sequence(b, m);
-        if (b->marks && sseq)
+        follow_sequence(b, m, msgs);
+        /* Its mark: a single message's own; a batch's messages carry the previous one (a
+           kill in the middle of one leaves the mark of a message before it, so the batch
+           is sent again, whole). */
+        if (b->marks && sseq && !batch)
             shml_channel_set_mark(b->ch, sseq);
-        const void *data = natsMsg_GetData(m);
-        size_t len = (size_t)natsMsg_GetDataLength(m);
-        int64_t waited = 0;
-        ssize_t r;
-        while ((r = shml_send(b->ch, data, len, STEP_NS)) == -ETIMEDOUT && !cli_stop_requested) {
-            /* A full channel (block): tell the server the message is in hand, well before
-               it would deliver it again. */
-            waited += STEP_NS;
-            if (waited >= b->a->ack_wait_ns / 3) {
-                natsMsg_InProgress(m, NULL);
-                waited = 0;
-            }
-            count_reconnects(b);
-        }
-        if (r == -ETIMEDOUT || r == -ECANCELED)
+        uint64_t forwarded = b->forwarded;
+        int r = put_local(b, m, true);
+        if (r == -ECANCELED)
             return -1;
-        if (r >= 0) {
-            b->forwarded++;
-            sent_add(b, sseq);
+        if (r != 0)
+            return r;
+        sent_add(b, sseq);
+        if (!batch && b->forwarded > forwarded) {
             b->has_mark = b->marks && sseq;
             b->mark = sseq;
-        } else if (r == -EMSGSIZE || r == -EINVAL) {
-            drop_refused(b, "message", len);
-        } else {
-            return cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
         }
     }
     /* Acknowledged before the next message is taken, trying again while the server does not
@@ -1282,6 +1471,10 @@ static int open_local(struct bridge *b)
                         st.kind == SHML_RPC
                             ? "an rpc request waits for its reply, which says whether it arrived"
                             : "a latest channel is always kept in a JetStream key-value bucket");
+    if (a->batch && (st.kind == SHML_RPC || st.kind == SHML_LATEST))
+        return cli_fail(a->verb, a->addr, "--batch is for queue and bus channels; %s",
+                        st.kind == SHML_RPC ? "an rpc bridge sends each request as it comes"
+                                            : "a latest channel has one value at a time");
     if (st.kind == SHML_LATEST) {
         if (!kv_name_ok(a->bucket, false) || !kv_name_ok(a->url.subject, true))
             return cli_fail(a->verb, a->addr,

@@ -133,6 +133,80 @@ def test_typed_stays_typed(servers, bridges, addr):
         assert "0 forwarded, 1 dropped" in mismatch.text()
 
 
+def test_batches(servers, bridges, addr):
+    """bridge out --batch: what the channel holds goes as one NATS message, which the bridges
+    in take apart: every message, in order, sizes 0 to the largest; a bus's two bridges in
+    each get all of them."""
+    s = servers()
+    a, b, bus, c1, c2 = addr("xa"), addr("xb"), addr("xbus"), addr("xc1"), addr("xc2")
+    n = 3000
+    sizes = [0, 1, 7, 64, 1000, 4096]
+    msgs = [(b"%d:" % i).ljust(sizes[i % 6], b"x")[:sizes[i % 6]] for i in range(n)]
+    with shmlink.Queue(a, create=True, max_msg=4096, capacity=1 << 20), \
+            shmlink.Queue(b, create=True, max_msg=4096, capacity=1 << 24) as q:
+        bridges("in", f"{s.url}/t.batch", b).wait_for("forwarding from")
+        out = bridges("out", a, f"{s.url}/t.batch", "--batch")
+        out.wait_for("forwarding to nats://127.0.0.1:%d/t.batch in batches" % s.port)
+        with shmlink.Queue(a, role="producer") as p:
+            for m in msgs:
+                p.send(m, timeout=10)
+        got = [q.recv(20) for _ in range(n)]
+        assert got == msgs
+        assert out.stop() == 130
+        assert f"{n} forwarded, 0 dropped" in out.text()
+    with shmlink.Bus(bus, create=True, max_msg=64, capacity=1 << 16), \
+            shmlink.Bus(c1, create=True, max_msg=64), shmlink.Bus(c2, create=True, max_msg=64), \
+            shmlink.Bus(c1, role="subscriber") as r1, shmlink.Bus(c2, role="subscriber") as r2:
+        for c in (c1, c2):
+            bridges("in", f"{s.url}/t.batch.bus", c).wait_for("forwarding from")
+        bridges("out", bus, f"{s.url}/t.batch.bus", "--batch").wait_for("in batches")
+        with shmlink.Bus(bus, role="publisher") as pub:
+            for i in range(n):
+                pub.send(b"%d" % i)
+        for r in (r1, r2):
+            assert [int(r.recv(20)) for _ in range(n)] == list(range(n))
+
+
+def raw_hpub(port, subject, headers, payload):
+    """Publish one message with headers to the server on 127.0.0.1:port over the NATS
+    protocol itself (a program other than a bridge)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.recv(4096)  # INFO
+        hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % kv for kv in headers) + b"\r\n"
+        sock.sendall(b'CONNECT {"verbose":false,"headers":true,"protocol":1}\r\n'
+                     b"HPUB %s %d %d\r\n%s%s\r\nPING\r\n"
+                     % (subject, len(hdr), len(hdr) + len(payload), hdr, payload))
+        reply = b""
+        while b"PONG" not in reply:
+            chunk = sock.recv(4096)
+            assert chunk, reply
+            reply += chunk
+        assert b"-ERR" not in reply, reply
+
+
+def test_malformed_batch_dropped(servers, bridges, addr):
+    """A message that says it is a batch of 3 but whose lengths do not fill it: its 3 messages
+    are dropped, counted, said once; a good batch made by hand passes; a batch of another
+    type is dropped whole."""
+    s = servers()
+    b = addr("mb")
+    with shmlink.Queue(b, create=True, max_msg=64) as q:
+        into = bridges("in", f"{s.url}/t.bad", b)
+        into.wait_for("forwarding from")
+        raw_hpub(s.port, b"t.bad", [(b"Shmlink-Count", b"3")], b"\x02\x00\x00\x00hi")
+        good = b"\x01\x00\x00\x00A\x00\x00\x00\x00\x02\x00\x00\x00BC"
+        raw_hpub(s.port, b"t.bad", [(b"Shmlink-Count", b"3")], good)
+        assert [q.recv(10) for _ in range(3)] == [b"A", b"", b"BC"]
+        into.wait_for("dropping a batch whose messages do not fill it")
+        # A batch of another channel's type: its 2 messages dropped, counted.
+        raw_hpub(s.port, b"t.bad", [(b"Shmlink-Count", b"2"), (b"Shmlink-Type", b"4;;<f")],
+                 b"\x04\x00\x00\x00abcd\x04\x00\x00\x00efgh")
+        into.wait_for("dropping messages of type '4;;<f'")
+        assert into.stop() == 130
+        assert "3 forwarded, 5 dropped" in into.text()
+
+
 def test_too_large_for_the_channel_in(servers, bridges, addr):
     """A message larger than the bridge in's channel takes: dropped, counted, said once."""
     s = servers()
@@ -448,6 +522,8 @@ def test_max_payload_refused(servers, bridges, addr, tmp):
     (["sideways", "CH", "nats://127.0.0.1/a"], "the direction is"),
     (["out", "CH", "nats://127.0.0.1/a", "--tls-cert", "c.pem"], "go together"),
     (["out", "CH", "nats://127.0.0.1/a", "--group", "g"], "--group is for a bridge in"),
+    (["in", "nats://127.0.0.1/a", "CH", "--batch"], "--batch is for a bridge out"),
+    (["out", "CH", "nats://127.0.0.1/a", "--batch", "--jetstream"], "--batch is for core NATS"),
 ])
 def test_bad_command_lines(cli, args, why):
     r = run([cli, "bridge", *args])
@@ -582,4 +658,7 @@ def test_refused_channels(cli, addr):
     assert run([cli, "mk", "rpc", rp]).returncode == 0
     r = run([cli, "bridge", "in", "nats://127.0.0.1:9/x.*", rp])
     assert r.returncode == 1 and "an rpc bridge serves one subject" in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run([cli, "bridge", "out", rp, "nats://127.0.0.1:9/x", "--batch"])
+    assert r.returncode == 1 and "--batch is for queue and bus channels" in r.stderr, r
     assert len(r.stderr.strip().splitlines()) == 1
