@@ -1020,11 +1020,11 @@ static int js_deliver(struct bridge *b, natsMsg *m)
         /* dropped, counted */
     } else {
         follow_sequence(b, m, msgs);
-        /* Its mark: a single message's own; a batch's messages carry the previous one (a
-           kill in the middle of one leaves the mark of a message before it, so the batch
-           is sent again, whole). */
-        if (b->marks && sseq && !batch)
-            shml_channel_set_mark(b->ch, sseq);
+        /* Its mark: a single message's own; a batch's messages carry the last one sent (a
+           kill in the middle of the batch leaves the mark of a message before it, so the
+           batch is sent again, whole). */
+        if (b->marks && sseq)
+            shml_channel_set_mark(b->ch, !batch ? sseq : b->has_mark ? b->mark : 0);
         uint64_t forwarded = b->forwarded;
         int r = put_local(b, m, true);
         if (r == -ECANCELED)

@@ -426,18 +426,23 @@ SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
  * send again the message its predecessor had already put into the channel.
  *
  * shml_channel_set_mark(): the messages this handle publishes from now on (shml_send(),
- * shml_commit(), shml_send_batch()) carry `mark`, until the next call. A message's mark is the
- * endpoint's the moment the message is published, in the same step for a successor: never
- * before, never after. Returns 0, or -EINVAL (no handle, or not a durable queue producer).
+ * shml_commit(), each message of shml_send_batch()) carry `mark`, until the next call; before
+ * any call they carry 0 (a successor's: its predecessor's mark when that is known). A message's
+ * mark becomes the endpoint's in the same step as the message is published, for a successor
+ * too. All the messages of one batch carry the same mark, so a batch killed half-way leaves it
+ * as the mark: set one that its first message may carry (a mark of a message before it).
+ * Returns 0, or -EINVAL (no handle, or not a durable queue producer).
  *
  * shml_channel_mark(): the mark of the last message this endpoint published, or the dead one
- * whose place it took (0 when a message was sent before any mark was set). Returns 0 with
- * *mark set; -ENOENT when it is not known: nothing published yet, or the dead one was killed
- * while publishing a message and the channel no longer shows whether that message arrived
- * (its slot was taken and freed since, as a consumer does after reading it, or reused): the
- * successor then sends what it is unsure of again, and a message may arrive twice, never not
- * at all. -EINVAL: no handle or *mark, or not a durable queue producer.
- * Concurrency: as every call on a handle.
+ * whose place it took. Returns 0 with *mark set; -ENOENT when that is not known: nothing
+ * published yet (an endpoint new, or opened after its predecessor closed or was reclaimed), or
+ * the dead one was killed publishing a message and the channel no longer shows whether that
+ * message arrived (its slot freed since, by a consumer that read it or by a reclaimer, or
+ * reused; or the successor before this one was killed before publishing anything): the caller
+ * then sends what it is unsure of again, and a message may arrive twice, never not at all.
+ * (Positions are compared in their low 32 bits: a dead one's slot found again only after 2^32
+ * more messages may be taken for its own.) -EINVAL: no handle or *mark, or not a durable queue
+ * producer. Concurrency: as every call on a handle.
  */
 SHML_API int shml_channel_set_mark(shml_channel *ch, uint64_t mark);
 SHML_API int shml_channel_mark(const shml_channel *ch, uint64_t *mark);

@@ -436,7 +436,10 @@ static int ep_take_over(shml_channel *ch, uint64_t start, uint32_t *old)
                                                      memory_order_relaxed))
             continue;
         shml__chan_note_release(g, i, (int32_t)shml_ep_pid(st));
-        ch->taken_flags = f; /* the dead owner's: it wrote them last before the CAS above */
+        /* The dead owner's flags, read again now that the entry is ours: f was read before
+           the CAS, and an owner that took the entry since (and died) may have changed them.
+           Relaxed: the dead do not race (the CAS above orders what we read of the entry). */
+        ch->taken_flags = atomic_load_explicit(&e->flags, memory_order_relaxed);
         ep_own(ch, e, start);
         ch->ep = e;
         ch->ep_index = i;
@@ -1275,7 +1278,7 @@ int shml_channel_mark(const shml_channel *ch, uint64_t *mark)
         return -EINVAL;
     if (!ch->mark_known)
         return -ENOENT;
-    *mark = ch->mark;
+    *mark = ch->published_mark;
     return 0;
 }
 

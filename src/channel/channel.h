@@ -75,9 +75,11 @@ struct shml_channel {
     void *held;
     uint64_t held_pos;
     bool received_any;    /* peeked_pos names a message (shml_channel_position()) */
-    /* queue, durable producer: the mark its messages carry (shml_channel_set_mark()), and
-       whether the entry's mark names a message published (else SHML_EP_FLAG_NOMARK is set) */
+    /* queue, durable producer: the mark its next messages carry (shml_channel_set_mark()),
+       the mark of the last message published (shml_channel_mark()), and whether that names a
+       message published (else SHML_EP_FLAG_NOMARK is set in the entry) */
     uint64_t mark;
+    uint64_t published_mark;
     bool mark_known;
     uint32_t taken_flags; /* a durable successor: the dead predecessor's entry flags */
     uint32_t pid; /* own pid, as the endpoint entry holds it */

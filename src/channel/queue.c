@@ -335,6 +335,7 @@ static void mark_message(shml_channel *ch)
     if (!ch->durable_tag)
         return;
     atomic_store_explicit(&ch->ep->cursor, ch->mark, memory_order_relaxed);
+    ch->published_mark = ch->mark; /* the caller's publication follows */
     if (!ch->mark_known) {
         ch->mark_known = true;
         atomic_store_explicit(&ch->ep->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
@@ -624,9 +625,10 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
         held_st = st;
     }
     /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
-       reads the cleared record sees the give-back above done (as in ep_free()). */
-    atomic_thread_fence(memory_order_release);
-    shml__chan_clear_rec(&e->recv_rec);
+       reads the cleared record sees the give-back above done (as ep_free()'s fence; a store,
+       as in queue_producer_take_over()). */
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->recv_rec, 0, memory_order_release);
     shml__chan_ep_renew(ch);
     if (!held)
         return;
@@ -648,7 +650,8 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
  * was killed (between the record and the clearing of it, layout.h): then the slot of p tells.
  * Still claimed by `old`: not published; the claim is freed here, counted lost as a
  * reclaimer would (a reclaimer already under way may free it first: the same outcome).
- * Holding p (full, or being read): published, and the mark is its. Anything else (freed, by
+ * Holding p (full, or being read): published, and the mark is its (unless bit 2 of the flags,
+ * SHML_EP_FLAG_NOMARK, says the dead one had none known). Anything else (freed, by
  * a consumer that read it or by a reclaimer, or reused by a later lap): it cannot be told,
  * and the mark is not known (SHML_EP_FLAG_NOMARK), so that the caller sends again rather
  * than lose a message. Then the record is cleared and the generation moves on.
@@ -660,7 +663,7 @@ static void queue_producer_take_over(shml_channel *ch, uint32_t old)
     /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
        its last write). */
     uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
-    ch->mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
+    uint64_t mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
     bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
     if (rec & SHML_EP_REC_SET) {
         uint32_t p = shml_ep_rec_pos(rec);
@@ -678,12 +681,17 @@ static void queue_producer_take_over(shml_channel *ch, uint32_t old)
             known = known && shml_slot_seq(st) == p + 1u;
         }
     }
+    /* Not known: the dead one's mark may be of the message it did not publish, so it is not
+       carried on (our messages carry 0 until the caller sets one). */
     ch->mark_known = known;
+    ch->published_mark = ch->mark = known ? mark : 0;
     atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
     /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
-       reads the cleared record sees the reclaim above done (as in ep_free()). */
-    atomic_thread_fence(memory_order_release);
-    shml__chan_clear_rec(&e->send_rec);
+       reads the cleared record sees the reclaim above done (as ep_free()'s fence). A release
+       store rather than a fence, which ThreadSanitizer does not model; the signal fence keeps
+       it after the steps above for a kill, as shml__chan_clear_rec(). */
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->send_rec, 0, memory_order_release);
     shml__chan_ep_renew(ch);
 }
 

@@ -414,6 +414,13 @@ TEST_TIMEOUT(durable_producer_successor_gets_the_mark, 60)
     ASSERT_EQ(shml_send(p, "C", 1, 0), 1); /* carries 42 still: nothing set since */
     ASSERT_OK(shml_channel_mark(p, &mark));
     ASSERT_EQ(mark, 42);
+    /* A mark set, its message withdrawn: the mark is still the last published message's. */
+    ASSERT_OK(shml_channel_set_mark(p, 99));
+    void *buf;
+    ASSERT_OK(shml_claim(p, 1, &buf, 0));
+    shml_discard(p);
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 42);
     ASSERT_OK(shml_channel_set_mark(p, 7));
     ASSERT_EQ(shml_send(p, "D", 1, 0), 1);
     ASSERT_EQ(recv_one(c), 'A');
@@ -460,6 +467,11 @@ TEST_TIMEOUT(durable_producer_killed_before_publishing, 60)
     ASSERT_EQ(st.sent, 3);
     ASSERT_EQ(st.lost, 1);
     assert_balanced(c);
+    /* Its own message, no mark set: it carries 0, not the dead one's 43 (never published). */
+    ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 0);
+    ASSERT_EQ(recv_one(c), 'C');
     shml_channel_close(p);
     shml_channel_close(c);
     shml_segment_unlink(addr);
