@@ -91,7 +91,7 @@ struct bridge {
     int64_t created_ns;      /* out: the channel's creation time, in message ids */
     uint64_t sent_top;
     uint64_t sent_bits[SENT_WINDOW / 64];
-    /* in, into a queue: a durable producer, each message marked with its stream sequence;
+    /* in: a durable producer, each message marked with its stream sequence;
        the mark of the last one the channel got (this run's, or the killed bridge's whose
        place it took: shml_channel_mark()) */
     bool marks;
@@ -1485,10 +1485,9 @@ static int open_local(struct bridge *b)
     }
     /* Out: what the channel delivers; for rpc, its clients' requests, as a server. In: into
        the channel; for rpc, remote requests, as a client. Through JetStream, the stream is
-       known now, and a bridge out, or a bridge in of a queue, is a durable endpoint named
-       after it, whose place a bridge started after this one was killed takes (a bridge in's
-       mark, the stream sequence of the last message the channel got, then tells it what not
-       to send twice). */
+       known now, and the bridge is a durable endpoint named after it, whose place a bridge
+       started after this one was killed takes (a bridge in's mark, the stream sequence of
+       the last message the channel got, then tells it what not to send twice). */
     const char *durable = NULL;
     if (a->jetstream) {
         if (a->stream)
@@ -1496,7 +1495,7 @@ static int open_local(struct bridge *b)
         else
             cli_bridge_stream_name(a->url.subject, b->stream, sizeof b->stream);
         snprintf(b->local_durable, sizeof b->local_durable, "bridge %.240s", b->stream);
-        durable = a->out || st.kind == SHML_QUEUE ? b->local_durable : NULL;
+        durable = b->local_durable;
     }
     int rc = cli_open_endpoint_flags(a->verb, a->addr, a->out ? SHML_CONSUMER : SHML_PRODUCER,
                                      SHML_BRIDGE, durable, NULL, &probe, &st);

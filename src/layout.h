@@ -443,7 +443,7 @@ struct shml_chan_ep {
     shml_atomic_u64 sleeps;         /*  64: times the owner slept in a wait */
     shml_atomic_u64 cursor;         /*  72: bus subscriber: next position to read; latest
                                             reader: last version read; rpc client: ticket of
-                                            the last request; durable queue producer: the
+                                            the last request; durable producer: the
                                             mark of the message it sends (below) */
     shml_atomic_u32 pid_ns;         /*  80: owner's pid namespace tag (0: unknown) */
     shml_atomic_u32 notify;         /*  84: arming of the owner's descriptor (below) */
@@ -472,13 +472,14 @@ _Static_assert(offsetof(struct shml_chan_ep, redelivered) == 120, "ep.redelivere
    one's place; nothing else in the channel acts on them. */
 #define SHML_EP_FLAG_BRIDGE  1u /* opened SHML_BRIDGE: it carries the channel elsewhere */
 #define SHML_EP_FLAG_DURABLE 2u /* opened durable (opts.durable): its tag is in bits 8-31 */
-/* A durable queue producer whose `cursor` names no message known to be published: set while
-   it has published nothing, and by a successor that cannot tell whether its dead
-   predecessor's last message was published; cleared (with `cursor` stored) between a
-   message's record and its publication. Marks: a durable producer stores the mark its
-   message carries in `cursor` after the send record (send_rec) and before the publication,
-   so that a kill before the record leaves the previous message's mark, and one after it
-   leaves a record its successor settles (queue.c, queue_producer_take_over()). */
+/* A durable queue producer or bus publisher whose `cursor` names no message known to be
+   published: set by every claim or take-over of the entry, and kept by a successor that
+   cannot tell whether its dead predecessor's last message was published; cleared (with
+   `cursor` stored) between a message's record and its publication. Marks: a durable producer
+   stores the mark its message carries in `cursor` after the send record (send_rec) and before
+   the publication, so that a kill before the record leaves the previous message's mark, and
+   one after it leaves a record its successor settles (queue.c, queue_producer_take_over();
+   bus.c, bus_producer_take_over()). */
 #define SHML_EP_FLAG_NOMARK  4u
 #define SHML_EP_TAG_SHIFT    8u
 /* The tag of a durable name: 24 bits of its FNV-1a hash, never 0. */
@@ -538,7 +539,9 @@ static inline uint32_t shml_note_set(uint32_t w, uint32_t point, uint32_t v)
  * (publish, give back): a kill leaves a prefix of these steps (queue.c, Counting). Rpc: a
  * client's send_rec and a server's recv_rec are these records for the request ring; a server's
  * send_rec names the reply it delivers by the client's entry index instead of a position, a
- * client's recv_rec the reply it reads by its ticket (rpc.c, Counting).
+ * client's recv_rec the reply it reads by its ticket (rpc.c, Counting). A durable bus
+ * publisher's send_rec names the position it is publishing (counter bits 0), for its
+ * successor alone (bus.c, bus_producer_take_over()); nobody else reads a bus's records.
  */
 #define SHML_EP_REC_SET 0x80000000u
 static inline uint64_t shml_ep_rec(uint64_t pos, uint64_t count)

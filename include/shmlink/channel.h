@@ -176,8 +176,9 @@ struct shml_channel_opts {
      NULL, {0}}
 
 /*
- * Durable endpoints. A queue consumer (of a queue made without SHML_SPSC), a queue producer or a
- * bus subscriber opened with opts.durable = NAME (1 to 255 bytes) is durable: when its process
+ * Durable endpoints. A queue consumer (of a queue made without SHML_SPSC), a queue producer, a
+ * bus subscriber or a bus publisher opened with opts.durable = NAME (1 to 255 bytes) is
+ * durable: when its process
  * dies, the next endpoint opened with the same role and name, by any process, takes its place
  * in the endpoint table. The message the dead one was reading (a peek not released, a receive
  * not finished) is that endpoint's first message, counted redelivered in its entry
@@ -211,7 +212,7 @@ SHML_API int shml_channel_create(const char *addr, const struct shml_channel_opt
 /*
  * Open the channel at `addr` as SHML_PRODUCER, SHML_CONSUMER or both (OR them). Errors as
  * shml_segment_open(), and -SHML_EWRONGKIND (not a channel), -SHML_ECORRUPT (channel header
- * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, options whose size common.h's rule refuses, or opts.durable other than 1 to 255 bytes or for other than a consumer of a queue made without SHML_SPSC or of a bus, or a producer of a queue), -EUSERS (the endpoint table is full of
+ * fails validation), -SHML_EVERSION, -EINVAL (role 0, both roles on an rpc channel, options whose size common.h's rule refuses, or opts.durable other than 1 to 255 bytes, or for other than one role of a queue or bus, or for a consumer of a queue made with SHML_SPSC), -EUSERS (the endpoint table is full of
  * live endpoints, or a latest channel has its nslots - 2 readers already).
  */
 SHML_API int shml_channel_open(const char *addr, unsigned role,
@@ -420,7 +421,8 @@ SHML_API int shml_channel_count(shml_channel *ch, uint32_t counter, uint64_t n);
 SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
 
 /*
- * Marks of a durable queue producer (opts.durable on SHML_PRODUCER): a number of the caller's
+ * Marks of a durable queue producer or bus publisher (opts.durable on SHML_PRODUCER): a number
+ * of the caller's
  * that goes with each message, so that its successor knows how far it got. A bridge marks each
  * message with its sequence in the system it came from; after a kill, the successor does not
  * send again the message its predecessor had already put into the channel.
@@ -431,7 +433,7 @@ SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
  * mark becomes the endpoint's in the same step as the message is published, for a successor
  * too. All the messages of one batch carry the same mark, so a batch killed half-way leaves it
  * as the mark: set one that its first message may carry (a mark of a message before it).
- * Returns 0, or -EINVAL (no handle, or not a durable queue producer).
+ * Returns 0, or -EINVAL (no handle, or not a durable queue producer or bus publisher).
  *
  * shml_channel_mark(): the mark of the last message this endpoint published, or the dead one
  * whose place it took. Returns 0 with *mark set; -ENOENT when that is not known: nothing
@@ -442,7 +444,7 @@ SHML_API int shml_channel_position(const shml_channel *ch, uint64_t *pos);
  * then sends what it is unsure of again, and a message may arrive twice, never not at all.
  * (Positions are compared in their low 32 bits: a dead one's slot found again only after 2^32
  * more messages may be taken for its own.) -EINVAL: no handle or *mark, or not a durable queue
- * producer. Concurrency: as every call on a handle.
+ * producer or bus publisher. Concurrency: as every call on a handle.
  */
 SHML_API int shml_channel_set_mark(shml_channel *ch, uint64_t mark);
 SHML_API int shml_channel_mark(const shml_channel *ch, uint64_t *mark);

@@ -677,7 +677,7 @@ static PyObject *Channel_refuse(ChannelObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* set_mark(n): a durable queue producer's mark for the messages it sends from now on
+/* set_mark(n): a durable queue producer's or bus publisher's mark for the messages it sends from now on
    (shml_channel_set_mark()). */
 static PyObject *Channel_set_mark(ChannelObject *self, PyObject *arg)
 {
@@ -687,7 +687,7 @@ static PyObject *Channel_set_mark(ChannelObject *self, PyObject *arg)
     if (mark == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     if (shml_channel_set_mark(self->ch, (uint64_t)mark) < 0) {
-        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable queue producer",
+        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable producer or publisher",
                      self->addr);
         return NULL;
     }
@@ -705,7 +705,7 @@ static PyObject *Channel_mark(ChannelObject *self, PyObject *unused)
     if (r == -ENOENT)
         Py_RETURN_NONE;
     if (r < 0) {
-        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable queue producer",
+        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable producer or publisher",
                      self->addr);
         return NULL;
     }
@@ -776,11 +776,11 @@ static PyMethodDef Channel_methods[] = {
      "\nEHOSTUNREACH at once. The request counts as received, and as dropped by this "
      "server.\nOSError EPROTO when no request awaits a reply (or not a server)."},
     {"set_mark", (PyCFunction)Channel_set_mark, METH_O,
-     "set_mark(n)\n\nDurable queue producer: the messages sent from now on carry the mark n "
+     "set_mark(n)\n\nDurable Queue producer or Bus publisher: the messages sent from now on carry the mark n "
      "(an\nunsigned 64-bit number), which becomes the endpoint's as each is published.\n"
      "ValueError for any other endpoint."},
     {"mark", (PyCFunction)Channel_mark, METH_NOARGS,
-     "mark() -> int | None\n\nDurable queue producer: the mark of the last message it, or the "
+     "mark() -> int | None\n\nDurable Queue producer or Bus publisher: the mark of the last message it, or the "
      "killed one whose\nplace it took, published; None when not known (nothing published, or "
      "a kill\nwhile publishing left it unclear: send again). ValueError for any other "
      "endpoint."},

@@ -297,12 +297,59 @@ static int bus_attach(shml_channel *ch)
     return 0;
 }
 
+/*
+ * A durable publisher took its dead predecessor's entry (channel.c, ep_take_over(), which kept
+ * the generation, so that no new reclaimer starts on what `old` held). As for a queue producer
+ * (queue.c, queue_producer_take_over()): its mark (`cursor`) names the last message it
+ * published unless its send record names a position p it was publishing when it was killed.
+ * The slot of p then tells: still "being written" by `old`: not published, made a hole here
+ * (counted lost, as whoever finds a dead publisher's claim does; a finder may make it first);
+ * "holds p": published, and the mark is its; anything else (a hole, left behind, a later lap):
+ * not known. Then the record is cleared and the generation moves on.
+ */
+static void bus_producer_take_over(shml_channel *ch, uint32_t old)
+{
+    const struct shml__chan_geo *g = &ch->geo;
+    struct shml_chan_ep *e = ch->ep;
+    /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
+       its last write). */
+    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
+    uint64_t mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
+    bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
+    if (rec & SHML_EP_REC_SET) {
+        uint32_t p = shml_ep_rec_pos(rec);
+        struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
+        uint64_t claimed = shml_slot_state(p, old, true);
+        /* Acquire pairs with the release CAS that published or made a hole of the slot. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st == claimed && make_hole(g, s, st, p, true)) {
+            known = false;
+        } else {
+            if (st == claimed) /* a finder made the hole first */
+                st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
+            known = known && st == shml_slot_state((uint64_t)p + 1, 0, false);
+        }
+    }
+    ch->mark_known = known;
+    ch->published_mark = ch->mark = known ? mark : 0;
+    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    /* Release: the hole above before the cleared record (a store, not a fence: see
+       queue_producer_take_over()). */
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->send_rec, 0, memory_order_release);
+    shml__chan_ep_renew(ch);
+}
+
 /* A durable subscriber took its dead predecessor's entry (channel.c, ep_take_over()): it goes
-   on from the predecessor's cursor, which its publishers have counted all along. */
+   on from the predecessor's cursor, which its publishers have counted all along. A durable
+   publisher: above. */
 static void bus_take_over(shml_channel *ch, uint32_t old)
 {
-    (void)old; /* a subscriber holds no slot */
-    shml__chan_ep_renew(ch);
+    if (ch->role == SHML_PRODUCER) {
+        bus_producer_take_over(ch, old);
+        return;
+    }
+    shml__chan_ep_renew(ch); /* a subscriber holds no slot */
     /* Acquire pairs with the predecessor's release store of its cursor (after its reads). */
     ch->cursor = atomic_load_explicit(&ch->ep->cursor, memory_order_acquire);
 }
@@ -344,16 +391,30 @@ static int publish_quiet(shml_channel *ch, size_t len)
     struct shml_chan_slot *s = ch->claimed;
     s->len = (uint32_t)len;
     uint64_t mine = shml_slot_state(ch->claimed_pos, ch->me, true);
+    if (ch->durable_tag) {
+        /* A durable publisher records the position it publishes, then its mark (channel.h,
+           shml__chan_mark_message(); its successor settles the record: bus_producer_take_over()).
+           Relaxed: read by a successor once we are dead. */
+        atomic_store_explicit(&ch->ep->send_rec, shml_ep_rec(ch->claimed_pos, 0),
+                              memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the record before the mark */
+        shml__chan_mark_message(ch);
+    }
     /* Release on success pairs with the subscribers' acquire loads of the state. A CAS, not
        a store: a publisher may have passed this claim (overwrite), and the slot is then no
        longer at position claimed_pos. */
     if (!atomic_compare_exchange_strong_explicit(&s->state, &mine,
                                                  shml_slot_state(ch->claimed_pos + 1, 0, false),
                                                  memory_order_release, memory_order_relaxed)) {
+        shml__chan_unmark_message(ch);
+        if (ch->durable_tag)
+            shml__chan_clear_rec(&ch->ep->send_rec);
         give_back_passed(ch);
         return shml__fail(ESTALE, "the bus went a whole ring past this claim while it was "
                                   "held: not sent (counted lost)");
     }
+    if (ch->durable_tag)
+        shml__chan_clear_rec(&ch->ep->send_rec);
     ch->claimed = NULL;
     shml__chan_count_sent(ch, len);
     return 0;

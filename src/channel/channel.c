@@ -652,10 +652,10 @@ static int check_opts(const struct shml_channel_opts *o)
     return 0;
 }
 
-/* opts.durable at open, once the kind is known: a named queue consumer or producer, or bus
-   subscriber. No consumer on a SHML_SPSC queue, whose consumer takes a slot with a plain store,
-   which a successor's acquire cannot pair the producer's writes through (a producer's successor
-   reads no message: it only tells published from not, by the slot's state). */
+/* opts.durable at open, once the kind is known: a named queue or bus endpoint of one role.
+   No consumer on a SHML_SPSC queue, whose consumer takes a slot with a plain store, which a
+   successor's acquire cannot pair the producer's writes through (a producer's successor reads
+   no message: it only tells published from not, by the slot's state). */
 static int check_durable(const struct shml_channel_opts *o, const struct shml__chan_geo *g,
                          unsigned role)
 {
@@ -664,10 +664,9 @@ static int check_durable(const struct shml_channel_opts *o, const struct shml__c
     size_t n = strnlen(o->durable, 256);
     if (n == 0 || n > 255)
         return shml__fail(EINVAL, "a durable endpoint's name has 1 to 255 bytes");
-    if (!g->k->take_over ||
-        (role != SHML_CONSUMER && (role != SHML_PRODUCER || g->k->kind != SHML_QUEUE)))
-        return shml__fail(EINVAL, "durable endpoints are queue consumers and producers and bus "
-                                  "subscribers");
+    if (!g->k->take_over || (role != SHML_CONSUMER && role != SHML_PRODUCER))
+        return shml__fail(EINVAL, "durable endpoints are queue consumers and producers, and bus "
+                                  "subscribers and publishers");
     if ((g->flags & SHML_CHANF_SPSC) && role == SHML_CONSUMER)
         return shml__fail(EINVAL, "a durable consumer needs a queue made without SHML_SPSC");
     return 0;
@@ -1258,10 +1257,11 @@ int shml_channel_position(const shml_channel *ch, uint64_t *pos)
     return 0;
 }
 
-/* A durable queue producer's handle? */
+/* A durable queue producer's or bus publisher's handle? */
 static bool durable_producer(const shml_channel *ch)
 {
-    return ch->durable_tag && ch->role == SHML_PRODUCER && ch->k->kind == SHML_QUEUE;
+    return ch->durable_tag && ch->role == SHML_PRODUCER &&
+           (ch->k->kind == SHML_QUEUE || ch->k->kind == SHML_BUS);
 }
 
 int shml_channel_set_mark(shml_channel *ch, uint64_t mark)

@@ -75,12 +75,13 @@ struct shml_channel {
     void *held;
     uint64_t held_pos;
     bool received_any;    /* peeked_pos names a message (shml_channel_position()) */
-    /* queue, durable producer: the mark its next messages carry (shml_channel_set_mark()),
-       the mark of the last message published (shml_channel_mark()), and whether that names a
-       message published (else SHML_EP_FLAG_NOMARK is set in the entry) */
+    /* queue or bus, durable producer: the mark its next messages carry
+       (shml_channel_set_mark()), the mark of the last message published (shml_channel_mark())
+       and whether that names a message published (else SHML_EP_FLAG_NOMARK is set in the
+       entry); the previous two while a bus publication may still fail */
     uint64_t mark;
-    uint64_t published_mark;
-    bool mark_known;
+    uint64_t published_mark, prev_mark;
+    bool mark_known, prev_known;
     uint32_t taken_flags; /* a durable successor: the dead predecessor's entry flags */
     uint32_t pid; /* own pid, as the endpoint entry holds it */
     uint32_t me;  /* this handle as slot, buffer, mailbox states name it (shml_holder()) */
@@ -445,6 +446,41 @@ static inline void shml__chan_clear_rec(shml_atomic_u64 *rec)
 {
     atomic_signal_fence(memory_order_seq_cst); /* after the hand-over, as above */
     atomic_store_explicit(rec, 0, memory_order_relaxed);
+}
+
+/*
+ * A durable producer's mark goes with the message it publishes (layout.h, SHML_EP_FLAG_NOMARK):
+ * stored after the send record that names the message and before the publication, so that a
+ * kill before the record leaves the previous message's mark, and one after it a record naming
+ * the message, which the successor settles (the kind's take_over step). Relaxed, with
+ * compiler-only fences as the counting steps above: read by a successor once we are dead. The
+ * caller publishes right after, or (a bus claim passed meanwhile) calls
+ * shml__chan_unmark_message() before it clears the record.
+ */
+static inline void shml__chan_mark_message(shml_channel *ch)
+{
+    if (!ch->durable_tag)
+        return;
+    atomic_store_explicit(&ch->ep->cursor, ch->mark, memory_order_relaxed);
+    ch->prev_mark = ch->published_mark;
+    ch->prev_known = ch->mark_known;
+    ch->published_mark = ch->mark;
+    if (!ch->mark_known) {
+        ch->mark_known = true;
+        atomic_store_explicit(&ch->ep->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    }
+    atomic_signal_fence(memory_order_seq_cst); /* the mark before the publication */
+}
+/* The message marked was not published after all: the mark goes back to the previous one. */
+static inline void shml__chan_unmark_message(shml_channel *ch)
+{
+    if (!ch->durable_tag)
+        return;
+    ch->published_mark = ch->prev_mark;
+    ch->mark_known = ch->prev_known;
+    atomic_store_explicit(&ch->ep->cursor, ch->prev_mark, memory_order_relaxed);
+    atomic_store_explicit(&ch->ep->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* before the record is cleared */
 }
 
 /* Queue internals that rpc reuses for its request ring. */

@@ -323,31 +323,11 @@ void shml__queue_give_back(shml_channel *ch, struct shml_chan_slot *s, uint64_t 
     shml__chan_wake(&ch->geo, ch, &ch->hdr->not_full);
 }
 
-/*
- * A durable producer's mark goes with the message it publishes: stored after the send record
- * (made by shml__chan_count_sent_at()) and before the publication, so that a kill before the
- * record leaves the previous message's mark, and one after it a record naming the message,
- * which the successor settles (queue_producer_take_over()). Relaxed, with compiler-only
- * fences as the other counting steps (Counting, above): read by a successor once we are dead.
- */
-static void mark_message(shml_channel *ch)
-{
-    if (!ch->durable_tag)
-        return;
-    atomic_store_explicit(&ch->ep->cursor, ch->mark, memory_order_relaxed);
-    ch->published_mark = ch->mark; /* the caller's publication follows */
-    if (!ch->mark_known) {
-        ch->mark_known = true;
-        atomic_store_explicit(&ch->ep->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
-    }
-    atomic_signal_fence(memory_order_seq_cst); /* the mark before the publication */
-}
-
 void shml__queue_produce(shml_channel *ch, struct shml_chan_slot *s, uint64_t pos, size_t len,
                          size_t counted_len)
 {
     shml__chan_count_sent_at(ch, pos, counted_len);
-    mark_message(ch);
+    shml__chan_mark_message(ch);
     publish_quiet(s, pos, len);
     shml__chan_clear_rec(&ch->ep->send_rec);
     shml__chan_wake(&ch->geo, ch, &ch->hdr->not_empty);
@@ -523,7 +503,7 @@ ssize_t shml__queue_send_batch(shml_channel *ch, const struct shml_iov *msgs, si
         if (msgs[i].len)
             memcpy(slot_payload(s), msgs[i].base, msgs[i].len);
         shml__chan_count_sent_at(ch, pos, msgs[i].len);
-        mark_message(ch);
+        shml__chan_mark_message(ch);
         publish_quiet(s, pos, msgs[i].len);
         shml__chan_clear_rec(&ch->ep->send_rec);
         if (++i == n)

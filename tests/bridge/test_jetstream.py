@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import shmlink
 
 from conftest import CLI, free_port, run, wait_until
@@ -182,21 +184,26 @@ class AckHolder:
             sock.close()
 
 
-def test_bridge_in_killed_before_acknowledging(servers, bridges, addr, tmp):
-    """A bridge in killed after sending a message into its queue and before the server got its
-    acknowledgement: the bridge in started in its place finds the message's stream sequence
-    as its channel's mark, and acknowledges the redelivery without sending it again."""
+@pytest.mark.parametrize("kind", ["queue", "bus"])
+def test_bridge_in_killed_before_acknowledging(servers, bridges, addr, tmp, kind):
+    """A bridge in killed after sending a message into its channel (a queue, a bus) and before
+    the server got its acknowledgement: the bridge in started in its place finds the message's
+    stream sequence as its channel's mark, and acknowledges the redelivery without sending it
+    again."""
     s = js_server(servers, tmp)
     a, b = addr("kaa"), addr("kab")
-    url = f"{s.url}/t.kill.ack"
+    url = f"{s.url}/t.kill.ack{kind}"
     relay = AckHolder(s.port)
+    into_kind = shmlink.Queue if kind == "queue" else shmlink.Bus
+    reader = {} if kind == "queue" else {"role": "subscriber"}
     try:
         with shmlink.Queue(a, create=True, max_msg=64, capacity=1 << 12), \
-                shmlink.Queue(b, create=True, max_msg=64, capacity=1 << 12) as c, \
+                into_kind(b, create=True, max_msg=64, capacity=1 << 12), \
+                into_kind(b, **reader) as c, \
                 shmlink.Queue(a, role="producer") as p:
             bridges("out", a, url, "--jetstream").wait_for("forwarding to stream")
-            into = bridges("in", f"nats://127.0.0.1:{relay.port}/t.kill.ack", b, "--jetstream",
-                           "--ack-wait", "1s")
+            into = bridges("in", f"nats://127.0.0.1:{relay.port}/t.kill.ack{kind}", b,
+                           "--jetstream", "--ack-wait", "1s")
             into.wait_for("forwarding from stream")
             got = []
             for i in range(5):
@@ -216,7 +223,7 @@ def test_bridge_in_killed_before_acknowledging(servers, bridges, addr, tmp):
             collect(c, got, set(range(10)), 30)
             assert got == list(range(10))
             assert "stream message 6 was in the channel already" in again.text()
-            assert endpoint(b)[0]["durable"]
+            assert endpoint(b)[0]["durable"] and endpoint(b)[0]["redelivered"] >= 1
     finally:
         relay.close()
 

@@ -282,7 +282,7 @@ TEST(durable_refusals)
     shml_segment_unlink(addr);
     o.kind = SHML_BUS;
     ASSERT_OK(shml_channel_create(addr, &o, &ch));
-    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER, &d, &other), -EINVAL); /* a publisher */
+    ASSERT_ERR(shml_channel_open(addr, SHML_PRODUCER | SHML_CONSUMER, &d, &other), -EINVAL);
     shml_channel_close(ch);
     shml_segment_unlink(addr);
     o.kind = SHML_QUEUE;
@@ -368,13 +368,15 @@ PEER(durable_producer_hang)
     return 1;
 }
 
-/* A queue whose creator consumes; a durable producer `name` sends msgs, marked 41, 42, ...,
-   (and claims one more, marked next, if `then` is "claim") and is killed there. */
-static const char *produced_then_killed(const char *name, const char *msgs, const char *then,
-                                        shml_channel **consumer)
+/* A queue (or a bus: kind) whose creator consumes; a durable producer `name` sends msgs,
+   marked 41, 42, ..., (and claims one more, marked next, if `then` is "claim") and is killed
+   there. */
+static const char *produced_then_killed_in(uint32_t kind, const char *name, const char *msgs,
+                                           const char *then, shml_channel **consumer)
 {
     const char *addr = chan_addr();
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
+    o.kind = kind;
     o.capacity = 16 * 128;
     o.max_msg = 64;
     o.role = SHML_CONSUMER;
@@ -383,6 +385,12 @@ static const char *produced_then_killed(const char *name, const char *msgs, cons
     ASSERT_EQ(peer_expect(dead, "sent", 30000), 0);
     ASSERT_EQ(kill_peer(dead, SIGKILL), 128 + SIGKILL);
     return addr;
+}
+
+static const char *produced_then_killed(const char *name, const char *msgs, const char *then,
+                                        shml_channel **consumer)
+{
+    return produced_then_killed_in(SHML_QUEUE, name, msgs, then, consumer);
 }
 
 /* The dead durable producer's entry in addr (white-box: to make by hand the state a kill
@@ -558,5 +566,64 @@ TEST_TIMEOUT(durable_producer_unknown_mark_passes_on, 60)
     ASSERT_EQ(recv_one(c), 'D');
     ASSERT_EQ(chan_stats(c).lost, 0);
     shml_channel_close(c);
+    shml_segment_unlink(addr);
+}
+
+TEST_TIMEOUT(durable_bus_publisher_marks, 60)
+{
+    /* A bus publisher: the same three cases. Killed holding a claim: the mark is the last
+       published message's, the claim a hole, counted lost. */
+    shml_channel *sub;
+    const char *addr = produced_then_killed_in(SHML_BUS, "pub", "AB", "claim", &sub);
+    shml_channel *p = open_durable_producer(addr, "pub");
+    uint64_t mark = 0;
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 42);
+    ASSERT_OK(shml_channel_set_mark(p, 44));
+    ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 44);
+    ASSERT_EQ(recv_one(sub), 'A');
+    ASSERT_EQ(recv_one(sub), 'B');
+    ASSERT_EQ(recv_one(sub), 'C'); /* the dead one's claim a hole, skipped */
+    ASSERT_EQ(chan_stats(sub).lost, 1);
+    shml_channel_close(p);
+    shml_channel_close(sub);
+    shml_segment_unlink(addr);
+
+    /* Killed between its mark and its publication (made by hand): not known, a hole. */
+    addr = produced_then_killed_in(SHML_BUS, "pub", "AB", "claim", &sub);
+    shml_segment *seg;
+    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
+    atomic_store(&e->send_rec, shml_ep_rec(2, 0));
+    atomic_store(&e->cursor, 43);
+    shml_segment_close(seg);
+    p = open_durable_producer(addr, "pub");
+    ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
+    ASSERT_EQ(chan_stats(sub).lost, 1);
+    ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 0); /* not the dead one's 43 */
+    ASSERT_EQ(recv_one(sub), 'A');
+    ASSERT_EQ(recv_one(sub), 'B');
+    ASSERT_EQ(recv_one(sub), 'C');
+    shml_channel_close(p);
+    shml_channel_close(sub);
+    shml_segment_unlink(addr);
+
+    /* Killed after publishing B and before clearing its record (by hand): B holds its slot,
+       so the mark is known. */
+    addr = produced_then_killed_in(SHML_BUS, "pub", "AB", "hang", &sub);
+    e = dead_producer_entry(addr, &seg);
+    atomic_store(&e->send_rec, shml_ep_rec(1, 0));
+    shml_segment_close(seg);
+    p = open_durable_producer(addr, "pub");
+    ASSERT_OK(shml_channel_mark(p, &mark));
+    ASSERT_EQ(mark, 42);
+    ASSERT_EQ(recv_one(sub), 'A');
+    ASSERT_EQ(recv_one(sub), 'B');
+    ASSERT_EQ(chan_stats(sub).lost, 0);
+    shml_channel_close(p);
+    shml_channel_close(sub);
     shml_segment_unlink(addr);
 }
