@@ -478,8 +478,8 @@ _Static_assert(offsetof(struct shml_chan_ep, redelivered) == 120, "ep.redelivere
    `cursor` stored) between a message's record and its publication. Marks: a durable producer
    stores the mark its message carries in `cursor` after the send record (send_rec) and before
    the publication, so that a kill before the record leaves the previous message's mark, and
-   one after it leaves a record its successor settles (queue.c, queue_producer_take_over();
-   bus.c, bus_producer_take_over()). */
+   one after it leaves a record its successor settles (channel.c,
+   shml__chan_producer_take_over()). */
 #define SHML_EP_FLAG_NOMARK  4u
 #define SHML_EP_TAG_SHIFT    8u
 /* The tag of a durable name: 24 bits of its FNV-1a hash, never 0. */
@@ -541,7 +541,8 @@ static inline uint32_t shml_note_set(uint32_t w, uint32_t point, uint32_t v)
  * send_rec names the reply it delivers by the client's entry index instead of a position, a
  * client's recv_rec the reply it reads by its ticket (rpc.c, Counting). A durable bus
  * publisher's send_rec names the position it is publishing (counter bits 0), for its
- * successor alone (bus.c, bus_producer_take_over()); nobody else reads a bus's records.
+ * successor alone (channel.c, shml__chan_producer_take_over()); nobody else reads a bus's
+ * records.
  */
 #define SHML_EP_REC_SET 0x80000000u
 static inline uint64_t shml_ep_rec(uint64_t pos, uint64_t count)

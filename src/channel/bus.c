@@ -298,46 +298,22 @@ static int bus_attach(shml_channel *ch)
 }
 
 /*
- * A durable publisher took its dead predecessor's entry (channel.c, ep_take_over(), which kept
- * the generation, so that no new reclaimer starts on what `old` held). As for a queue producer
- * (queue.c, queue_producer_take_over()): its mark (`cursor`) names the last message it
- * published unless its send record names a position p it was publishing when it was killed.
- * The slot of p then tells: still "being written" by `old`: not published, made a hole here
- * (counted lost, as whoever finds a dead publisher's claim does; a finder may make it first);
- * "holds p": published, and the mark is its; anything else (a hole, left behind, a later lap):
- * not known. Then the record is cleared and the generation moves on.
+ * A durable publisher's take-over (channel.c, shml__chan_producer_take_over()): was message p,
+ * its dead predecessor's record, published? Its slot tells. Still "being written" by `old`:
+ * not published, made a hole here (counted lost, as whoever finds a dead publisher's claim
+ * does; a finder may make it first). "Holds p": published. Anything else (a hole, left behind,
+ * a later lap): false.
  */
-static void bus_producer_take_over(shml_channel *ch, uint32_t old)
+static bool bus_published(shml_channel *ch, struct shml_chan_slot *s, uint32_t p, uint32_t old)
 {
-    const struct shml__chan_geo *g = &ch->geo;
-    struct shml_chan_ep *e = ch->ep;
-    /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
-       its last write). */
-    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
-    uint64_t mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
-    bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
-    if (rec & SHML_EP_REC_SET) {
-        uint32_t p = shml_ep_rec_pos(rec);
-        struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
-        uint64_t claimed = shml_slot_state(p, old, true);
-        /* Acquire pairs with the release CAS that published or made a hole of the slot. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == claimed && make_hole(g, s, st, p, true)) {
-            known = false;
-        } else {
-            if (st == claimed) /* a finder made the hole first */
-                st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
-            known = known && st == shml_slot_state((uint64_t)p + 1, 0, false);
-        }
-    }
-    ch->mark_known = known;
-    ch->published_mark = ch->mark = known ? mark : 0;
-    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
-    /* Release: the hole above before the cleared record (a store, not a fence: see
-       queue_producer_take_over()). */
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&e->send_rec, 0, memory_order_release);
-    shml__chan_ep_renew(ch);
+    uint64_t claimed = shml_slot_state(p, old, true);
+    /* Acquire pairs with the release CAS that published or made a hole of the slot. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == claimed && make_hole(&ch->geo, s, st, p, true))
+        return false;
+    if (st == claimed) /* a finder made the hole first */
+        st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
+    return st == shml_slot_state((uint64_t)p + 1, 0, false);
 }
 
 /* A durable subscriber took its dead predecessor's entry (channel.c, ep_take_over()): it goes
@@ -346,7 +322,7 @@ static void bus_producer_take_over(shml_channel *ch, uint32_t old)
 static void bus_take_over(shml_channel *ch, uint32_t old)
 {
     if (ch->role == SHML_PRODUCER) {
-        bus_producer_take_over(ch, old);
+        shml__chan_producer_take_over(ch, old, bus_published);
         return;
     }
     shml__chan_ep_renew(ch); /* a subscriber holds no slot */
@@ -393,7 +369,7 @@ static int publish_quiet(shml_channel *ch, size_t len)
     uint64_t mine = shml_slot_state(ch->claimed_pos, ch->me, true);
     if (ch->durable_tag) {
         /* A durable publisher records the position it publishes, then its mark (channel.h,
-           shml__chan_mark_message(); its successor settles the record: bus_producer_take_over()).
+           shml__chan_mark_message(); its successor settles the record: bus_published()).
            Relaxed: read by a successor once we are dead. */
         atomic_store_explicit(&ch->ep->send_rec, shml_ep_rec(ch->claimed_pos, 0),
                               memory_order_relaxed);

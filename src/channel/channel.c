@@ -469,6 +469,35 @@ void shml__chan_ep_renew(shml_channel *ch)
     ch->me = shml_holder(ch->ep_index, gen);
 }
 
+void shml__chan_producer_take_over(shml_channel *ch, uint32_t old,
+                                   bool (*published)(shml_channel *ch, struct shml_chan_slot *s,
+                                                     uint32_t p, uint32_t old))
+{
+    struct shml_chan_ep *e = ch->ep;
+    /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
+       its last write). */
+    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
+    uint64_t mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
+    bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
+    if (rec & SHML_EP_REC_SET) {
+        uint32_t p = shml_ep_rec_pos(rec);
+        bool sent = published(ch, shml__chan_slot_at(&ch->geo, p & (ch->geo.nslots - 1)), p, old);
+        known = known && sent;
+    }
+    /* Not known: the dead one's mark may be of the message it did not publish, so it is not
+       carried on (our messages carry 0 until the caller sets one). */
+    ch->mark_known = known;
+    ch->published_mark = ch->mark = known ? mark : 0;
+    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
+    /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
+       reads the cleared record sees what `published` settled done (as ep_free()'s fence). A
+       release store rather than a fence, which ThreadSanitizer does not model; the signal
+       fence keeps it after the steps above for a kill, as shml__chan_clear_rec(). */
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&e->send_rec, 0, memory_order_release);
+    shml__chan_ep_renew(ch);
+}
+
 /* Take a free entry (reclaiming the dead's on the way), or for a durable opener a dead
    predecessor's (ep_take_over(), then 1 with its holder in *old). 0, 1 or -EUSERS. */
 static int ep_claim(shml_channel *ch, uint32_t *old)

@@ -221,6 +221,18 @@ SHML_INTERNAL const struct shml__kind *shml__kind(uint32_t kind);
    what the dead predecessor held is taken from the reclaimers; ch->me names the new one. */
 SHML_INTERNAL void shml__chan_ep_renew(shml_channel *ch);
 
+/*
+ * A durable producer's take_over step (queue.c, bus.c): its mark (`cursor`) names the last
+ * message the dead one published unless its send record names a position p it was publishing
+ * when it was killed (layout.h, SHML_EP_FLAG_NOMARK); then `published` settles the slot s of p,
+ * whose claim `old` may still hold (freeing it, counted lost, if so), and says whether the
+ * message was published: false also when that cannot be told. A mark not known is not carried
+ * on. Then the record is cleared and the generation moves on (shml__chan_ep_renew()).
+ */
+SHML_INTERNAL void shml__chan_producer_take_over(
+    shml_channel *ch, uint32_t old,
+    bool (*published)(shml_channel *ch, struct shml_chan_slot *s, uint32_t p, uint32_t old));
+
 /* The entry flags of this handle's endpoint (layout.h): bridge, durable with its tag, and
    for a durable producer whether its mark names a message published. */
 SHML_INTERNAL uint32_t shml__chan_ep_flags(const shml_channel *ch);

@@ -606,7 +606,7 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
     }
     /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
        reads the cleared record sees the give-back above done (as ep_free()'s fence; a store,
-       as in queue_producer_take_over()). */
+       as in shml__chan_producer_take_over()). */
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&e->recv_rec, 0, memory_order_release);
     shml__chan_ep_renew(ch);
@@ -624,61 +624,33 @@ static void queue_take_over(shml_channel *ch, uint32_t old)
 }
 
 /*
- * A durable producer took its dead predecessor's entry (as queue_take_over(), whose comment
- * says why no new reclaimer starts on what `old` held). Its mark (`cursor`) names the last
- * message it published unless its send record names a message p it was publishing when it
- * was killed (between the record and the clearing of it, layout.h): then the slot of p tells.
- * Still claimed by `old`: not published; the claim is freed here, counted lost as a
- * reclaimer would (a reclaimer already under way may free it first: the same outcome).
- * Holding p (full, or being read): published, and the mark is its (unless bit 2 of the flags,
- * SHML_EP_FLAG_NOMARK, says the dead one had none known). Anything else (freed, by
- * a consumer that read it or by a reclaimer, or reused by a later lap): it cannot be told,
- * and the mark is not known (SHML_EP_FLAG_NOMARK), so that the caller sends again rather
- * than lose a message. Then the record is cleared and the generation moves on.
+ * A durable producer's take-over (channel.c, shml__chan_producer_take_over(); the entry taken
+ * as for queue_take_over(), above): was message p, its dead predecessor's record, published?
+ * Its slot tells. Still claimed by `old`: not published; the claim is freed here, counted lost
+ * as a reclaimer would (a reclaimer already under way may free it first: the same outcome).
+ * Holding p (full, or being read): published. Anything else (freed, by a consumer that read it
+ * or by a reclaimer, or reused by a later lap) cannot be told: false.
  */
-static void queue_producer_take_over(shml_channel *ch, uint32_t old)
+static bool queue_published(shml_channel *ch, struct shml_chan_slot *s, uint32_t p, uint32_t old)
 {
     const struct shml__chan_geo *g = &ch->geo;
-    struct shml_chan_ep *e = ch->ep;
-    /* Relaxed: the dead owner's record and mark (the CAS that gave us the entry came after
-       its last write). */
-    uint64_t rec = atomic_load_explicit(&e->send_rec, memory_order_relaxed);
-    uint64_t mark = atomic_load_explicit(&e->cursor, memory_order_relaxed);
-    bool known = !(ch->taken_flags & SHML_EP_FLAG_NOMARK);
-    if (rec & SHML_EP_REC_SET) {
-        uint32_t p = shml_ep_rec_pos(rec);
-        struct shml_chan_slot *s = shml__chan_slot_at(g, p & (g->nslots - 1));
-        uint64_t claimed = shml_slot_state(p, old, true);
-        /* Acquire pairs with the release stores of the slot's state (publish, give back,
-           reclaim): the state read is one of the lap's, in order. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if (st == claimed && shml__queue_reclaim(g, s, st, (uint64_t)p + g->nslots)) {
-            shml__chan_wake(g, ch, &ch->hdr->not_empty); /* a consumer skips p */
-            known = false;
-        } else {
-            if (st == claimed) /* a reclaimer freed it first */
-                st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
-            known = known && shml_slot_seq(st) == p + 1u;
-        }
+    uint64_t claimed = shml_slot_state(p, old, true);
+    /* Acquire pairs with the release stores of the slot's state (publish, give back,
+       reclaim): the state read is one of the lap's, in order. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == claimed && shml__queue_reclaim(g, s, st, (uint64_t)p + g->nslots)) {
+        shml__chan_wake(g, ch, &ch->hdr->not_empty); /* a consumer skips p */
+        return false;
     }
-    /* Not known: the dead one's mark may be of the message it did not publish, so it is not
-       carried on (our messages carry 0 until the caller sets one). */
-    ch->mark_known = known;
-    ch->published_mark = ch->mark = known ? mark : 0;
-    atomic_store_explicit(&e->flags, shml__chan_ep_flags(ch), memory_order_relaxed);
-    /* Release pairs with the acquire fence of shml__chan_holder_counted(): a reclaimer that
-       reads the cleared record sees the reclaim above done (as ep_free()'s fence). A release
-       store rather than a fence, which ThreadSanitizer does not model; the signal fence keeps
-       it after the steps above for a kill, as shml__chan_clear_rec(). */
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&e->send_rec, 0, memory_order_release);
-    shml__chan_ep_renew(ch);
+    if (st == claimed) /* a reclaimer freed it first */
+        st = atomic_load_explicit(&s->state, memory_order_acquire); /* as above */
+    return shml_slot_seq(st) == p + 1u;
 }
 
 static void queue_take_over_any(shml_channel *ch, uint32_t old)
 {
     if (ch->role == SHML_PRODUCER)
-        queue_producer_take_over(ch, old);
+        shml__chan_producer_take_over(ch, old, queue_published);
     else
         queue_take_over(ch, old);
 }
