@@ -45,7 +45,7 @@
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_LAST_MS  4000
 
-#define SENT_WINDOW 4096u
+#define SENT_WINDOW (1u << 20)
 
 struct bridge {
     const struct bridge_args *a;
@@ -84,19 +84,24 @@ struct bridge {
        run sent into the channel, the last SENT_WINDOW of them (a bit each, by sequence
        modulo the window, below the highest sent_top), so that their redelivery is
        acknowledged, not sent twice: after an acknowledgement that failed, and after one the
-       server confirmed but lost (a consumer's new leader that had not yet learnt of it). */
+       server confirmed but lost (a consumer's new leader that had not yet learnt of it). A
+       redelivery comes after --ack-wait: the window holds a million sequences, 30 s of
+       35000 messages a second. */
     char stream[256];
     char durable[256];
     char local_durable[256]; /* the durable endpoint of the channel ("bridge STREAM") */
     int64_t created_ns;      /* out: the channel's creation time, in message ids */
+    int64_t stream_created;  /* the stream's creation time */
     uint64_t sent_top;
     uint64_t sent_bits[SENT_WINDOW / 64];
-    /* in: a durable producer, each message marked with its stream sequence;
-       the mark of the last one the channel got (this run's, or the killed bridge's whose
-       place it took: shml_channel_mark()) */
+    /* in: a durable producer of its channel, each message marked with the stream (a tag of
+       its name and creation time) and its sequence (mark_of()); the killed bridge's mark this
+       one found at its start, and its sequence when it is of this stream (the last message
+       the channel got from the killed one); the mark of the last single message sent since */
     bool marks;
-    bool has_mark;
-    uint64_t mark;
+    bool has_found_mark, has_found_seq;
+    uint64_t found_mark, found_seq;
+    uint64_t last_mark;
     uint64_t redelivered;
 };
 
@@ -520,14 +525,19 @@ static int run_out(struct bridge *b)
         return rc;
     struct batch_buf bb = {0};
     if (b->a->batch) {
+        /* What a batch may carry: BATCH_BYTES of messages (at least the largest one) and
+           BATCH_MAX lengths, less under a small max_payload: the bytes first, then the count
+           (check_payload() made sure one message of max_msg fits). */
         int64_t max_payload = natsConnection_GetMaxPayload(b->nc);
-        bb.stage_cap = b->max_msg > BATCH_BYTES ? b->max_msg : BATCH_BYTES;
+        size_t room = max_payload > 0 ? (size_t)max_payload - HEADER_ROOM : SIZE_MAX;
         bb.max = BATCH_MAX;
-        while (max_payload > 0 && bb.max > 1 &&
-               (int64_t)(bb.stage_cap + 4 * bb.max + HEADER_ROOM) > max_payload)
+        bb.stage_cap = BATCH_BYTES;
+        if (bb.stage_cap + 4 * bb.max > room)
+            bb.stage_cap = room > 4 * bb.max ? room - 4 * bb.max : 0;
+        if (bb.stage_cap < b->max_msg)
+            bb.stage_cap = b->max_msg;
+        while (bb.max > 1 && bb.stage_cap + 4 * bb.max > room)
             bb.max /= 2;
-        if (max_payload > 0 && (int64_t)(bb.stage_cap + 4 * bb.max + HEADER_ROOM) > max_payload)
-            bb.stage_cap = (size_t)max_payload - HEADER_ROOM - 4; /* >= max_msg: checked */
         bb.stage = malloc(bb.stage_cap);
         bb.frame = malloc(bb.stage_cap + 4 * bb.max);
         bb.lens = malloc(bb.max * sizeof *bb.lens);
@@ -646,7 +656,8 @@ static void follow_sequence(struct bridge *b, natsMsg *m, uint32_t count)
 }
 
 /* In: how many messages m holds: 1, or a batch's count (BRIDGE_HDR_COUNT); 0 for a count
-   that is not a number from 1 to 2^20 (the message is then dropped). */
+   that is not a number from 1 to what the payload can hold (4 bytes of length each): the
+   batch is then dropped, counted as one message. */
 static uint32_t batch_count(natsMsg *m, bool *batch)
 {
     const char *c = NULL;
@@ -655,7 +666,8 @@ static uint32_t batch_count(natsMsg *m, bool *batch)
         return 1;
     char *end;
     unsigned long n = strtoul(c, &end, 10);
-    return *end || c[0] < '0' || c[0] > '9' || n == 0 || n > (1ul << 20) ? 0 : (uint32_t)n;
+    unsigned long most = (unsigned long)natsMsg_GetDataLength(m) / 4;
+    return *end || c[0] < '0' || c[0] > '9' || n == 0 || n > most ? 0 : (uint32_t)n;
 }
 
 /* In: the messages of m's payload: itself, or a batch's `count`, each a 4-byte little-endian
@@ -740,6 +752,9 @@ static int put_local(struct bridge *b, natsMsg *m, bool js)
         } else if (r == -EMSGSIZE || r == -EINVAL) {
             drop_refused(b, "message", iov[k].len);
             k++;
+        } else if (r == -ESTALE) {
+            drop(b, 1); /* an overwrite bus passed it while it was written: counted lost */
+            k++;
         } else {
             rc = cli_fail_lib(b->a->verb, b->a->addr, (int)r, shml_last_error(), NULL);
             break;
@@ -789,8 +804,9 @@ static int run_in(struct bridge *b)
         }
         bool batch;
         uint32_t count = batch_count(m, &batch);
-        follow_sequence(b, m, count ? count : 1);
-        int r = refuse_type(b, m, count ? count : 1) ? 0 : put_local(b, m, false);
+        if (count)
+            follow_sequence(b, m, count);
+        int r = count && refuse_type(b, m, count) ? 0 : put_local(b, m, false);
         natsMsg_Destroy(m);
         if (r == -ECANCELED)
             break;
@@ -864,6 +880,8 @@ static int open_stream(struct bridge *b)
                 say(b, "made stream %s for %s (%d replica%s)", b->stream, a->url.subject,
                     a->replicas, a->replicas == 1 ? "" : "s");
         }
+        if (s == NATS_OK && si)
+            b->stream_created = si->Created;
         jsStreamInfo_Destroy(si);
         if (s == NATS_OK)
             return 0;
@@ -968,6 +986,18 @@ static void durable_name(struct bridge *b)
     b->durable[o] = '\0';
 }
 
+/* In: the mark of stream message sseq: 16 bits of the stream's name and creation time above
+   the low 48 bits of the sequence, so that a mark found in the channel names a message of
+   this stream, not of one made again under the same name (whose sequences start again). */
+static uint64_t mark_of(const struct bridge *b, uint64_t sseq)
+{
+    uint64_t h = 14695981039346656037ull ^ (uint64_t)b->stream_created;
+    for (const char *c = b->stream; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return (((h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffffu) << 48) |
+           (sseq & 0xffffffffffffull);
+}
+
 /* Did this run send stream message sseq into the channel (within the last SENT_WINDOW)? */
 static bool sent_has(const struct bridge *b, uint64_t sseq)
 {
@@ -1009,22 +1039,23 @@ static int js_deliver(struct bridge *b, natsMsg *m)
     uint32_t count = batch_count(m, &batch), msgs = count ? count : 1;
     if (sent_has(b, sseq)) {
         /* Sent by this run already; its acknowledgement was lost. */
-    } else if (sseq && again && b->has_mark && b->mark == sseq) {
-        /* The last message the channel got, from the bridge killed before it acknowledged
-           it, whose place in the channel this one took. */
+    } else if (sseq && again && b->has_found_seq && b->found_seq == sseq) {
+        /* The last message the channel got from the bridge killed before it acknowledged it,
+           whose place in the channel this one took. */
         say(b, "stream message %" PRIu64 " was in the channel already (the bridge before "
                "this one sent it): acknowledged, not sent twice",
             sseq);
         sent_add(b, sseq);
-    } else if (refuse_type(b, m, msgs)) {
+    } else if (count && refuse_type(b, m, msgs)) {
         /* dropped, counted */
     } else {
-        follow_sequence(b, m, msgs);
+        if (count)
+            follow_sequence(b, m, count);
         /* Its mark: a single message's own; a batch's messages carry the last one sent (a
            kill in the middle of the batch leaves the mark of a message before it, so the
            batch is sent again, whole). */
         if (b->marks && sseq)
-            shml_channel_set_mark(b->ch, !batch ? sseq : b->has_mark ? b->mark : 0);
+            shml_channel_set_mark(b->ch, batch ? b->last_mark : mark_of(b, sseq));
         uint64_t forwarded = b->forwarded;
         int r = put_local(b, m, true);
         if (r == -ECANCELED)
@@ -1032,10 +1063,8 @@ static int js_deliver(struct bridge *b, natsMsg *m)
         if (r != 0)
             return r;
         sent_add(b, sseq);
-        if (!batch && b->forwarded > forwarded) {
-            b->has_mark = b->marks && sseq;
-            b->mark = sseq;
-        }
+        if (!batch && b->forwarded > forwarded && sseq)
+            b->last_mark = mark_of(b, sseq);
     }
     /* Acknowledged before the next message is taken, trying again while the server does not
        answer (a leader being elected, the link down): so the channel's mark names the only
@@ -1046,7 +1075,7 @@ static int js_deliver(struct bridge *b, natsMsg *m)
     while ((s = natsMsg_AckSync(m, NULL, &jerr)) != NATS_OK && js_trouble(s) &&
            !cli_stop_requested) {
         if (!said)
-            say(b, "stream message %" PRIu64 " sent, its acknowledgement not confirmed (%s); "
+            say(b, "stream message %" PRIu64 ": its acknowledgement not confirmed (%s); "
                    "trying again",
                 sseq, nats_why(s));
         said = true;
@@ -1056,9 +1085,10 @@ static int js_deliver(struct bridge *b, natsMsg *m)
     if (s == NATS_OK && said)
         say(b, "stream message %" PRIu64 " acknowledged", sseq);
     else if (s != NATS_OK && sseq)
-        say(b, "stream message %" PRIu64 " sent, its acknowledgement lost (%s): it will be "
-               "delivered again and acknowledged, not sent twice",
-            sseq, nats_why(s));
+        say(b, "stream message %" PRIu64 ": its acknowledgement not made (%s): it will be "
+               "delivered again%s",
+            sseq, cli_stop_requested ? "stopped" : nats_why(s),
+            cli_stop_requested ? "" : ", and acknowledged, not sent twice");
     return 0;
 }
 
@@ -1069,6 +1099,16 @@ static int run_js_in(struct bridge *b)
     int rc = open_stream(b);
     if (rc != 0)
         return rc;
+    /* The killed bridge's mark counts only if it is of this stream. */
+    if (b->has_found_mark && b->found_mark >> 48 == mark_of(b, 0) >> 48) {
+        b->has_found_seq = true;
+        b->found_seq = b->found_mark & 0xffffffffffffull;
+        b->last_mark = b->found_mark;
+    } else if (b->has_found_mark && b->found_mark) {
+        say(b, "the channel's mark is of another stream than %s (made again since?): every "
+               "message delivered again is sent",
+            b->stream);
+    }
     durable_name(b);
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -1107,7 +1147,8 @@ static int run_js_in(struct bridge *b)
             continue;
         }
         int r = 0;
-        for (int i = 0; i < list.Count && r == 0; i++)
+        /* Stopped: the rest stays unacknowledged, delivered again later. */
+        for (int i = 0; i < list.Count && r == 0 && !cli_stop_requested; i++)
             r = js_deliver(b, list.Msgs[i]);
         natsMsgList_Destroy(&list);
         if (r > 0)
@@ -1507,7 +1548,7 @@ static int open_local(struct bridge *b)
     b->ch = probe;
     b->kind = st.kind;
     b->marks = durable && !a->out;
-    b->has_mark = b->marks && shml_channel_mark(b->ch, &b->mark) == 0;
+    b->has_found_mark = b->marks && shml_channel_mark(b->ch, &b->found_mark) == 0;
     b->max_msg = st.max_msg;
     struct shml_channel_type t;
     if (shml_channel_get_type(b->ch, &t) == 0)

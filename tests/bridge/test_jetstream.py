@@ -228,6 +228,49 @@ def test_bridge_in_killed_before_acknowledging(servers, bridges, addr, tmp, kind
         relay.close()
 
 
+def js_request(port, subject, payload=b""):
+    """A JetStream API request over the NATS protocol itself; returns the reply's payload."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.recv(4096)  # INFO
+        sock.sendall(b'CONNECT {"verbose":false,"protocol":1}\r\nSUB _INBOX.t 1\r\n'
+                     b"PUB %s _INBOX.t %d\r\n%s\r\n" % (subject, len(payload), payload))
+        got = b""
+        while b"MSG _INBOX.t" not in got or not got.endswith(b"\r\n") or got.count(b"\r\n") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+        return got.split(b"\r\n", 2)[1] if got.startswith(b"MSG") else got
+
+
+def test_mark_of_a_stream_made_again_is_not_used(servers, bridges, addr, tmp):
+    """A bridge in killed after a message, its stream deleted and made again (sequences start
+    again): the restarted bridge in does not take the channel's mark for the new stream's."""
+    s = js_server(servers, tmp)
+    a, b = addr("rma"), addr("rmb")
+    url = f"{s.url}/t.remade"
+    with shmlink.Queue(a, create=True, max_msg=64), \
+            shmlink.Queue(b, create=True, max_msg=64) as c, \
+            shmlink.Queue(a, role="producer") as p:
+        out = bridges("out", a, url, "--jetstream")
+        out.wait_for("forwarding to stream")
+        into = bridges("in", url, b, "--jetstream")
+        into.wait_for("forwarding from stream")
+        p.send(b"0", timeout=10)
+        assert c.recv(20) == b"0"
+        into.proc.kill()
+        into.proc.wait(timeout=10)
+        assert out.stop() == 130  # the bridge out has let its message go
+        reply = js_request(s.port, b"$JS.API.STREAM.DELETE.SHMLINK_t_remade")
+        assert b'"success":true' in reply, reply
+        again = bridges("in", url, b, "--jetstream")
+        again.wait_for("forwarding from stream")
+        assert "made stream SHMLINK_t_remade" in again.text()
+        assert "the channel's mark is of another stream than SHMLINK_t_remade" in again.text()
+        bridges("out", a, url, "--jetstream").wait_for("forwarding to stream")
+        p.send(b"1", timeout=10)
+        assert c.recv(20) == b"1"
+
+
 def test_bridge_out_killed_and_restarted(servers, bridges, addr, tmp):
     """A bridge out killed (SIGKILL) mid-stream, then started again: it is a durable endpoint of
     its channel, so the new one takes the killed one's place and gets the message it held
