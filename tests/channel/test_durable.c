@@ -75,6 +75,13 @@ static char recv_one(shml_channel *ch)
     return buf[0];
 }
 
+/* Receive one-byte messages from ch, which must be those of `msgs`, in order. */
+static void expect_msgs(shml_channel *ch, const char *msgs)
+{
+    for (const char *m = msgs; *m; m++)
+        ASSERT_EQ(recv_one(ch), *m);
+}
+
 TEST_TIMEOUT(durable_queue_consumer_gets_the_peeked_message_again, 60)
 {
     shml_channel *p;
@@ -120,8 +127,7 @@ TEST_TIMEOUT(durable_successor_after_messages_received, 60)
     const char *addr = queue_of("ABCD", &p);
     die_peeking(addr, "d", "2", "peeked C");
     shml_channel *c = open_durable(addr, "d");
-    ASSERT_EQ(recv_one(c), 'C');
-    ASSERT_EQ(recv_one(c), 'D');
+    expect_msgs(c, "CD");
     struct shml_endpoint_stats e = chan_endpoint(addr, getpid(), SHML_CONSUMER);
     ASSERT_EQ(e.messages, 4); /* the predecessor's two, and ours */
     ASSERT_EQ(chan_stats(c).lost, 0);
@@ -139,8 +145,7 @@ TEST_TIMEOUT(durable_successor_killed_holding_it_passes_it_on, 60)
     die_peeking(addr, "d", "0", "peeked A");
     die_peeking(addr, "d", "0", "peeked A");
     shml_channel *c = open_durable(addr, "d");
-    ASSERT_EQ(recv_one(c), 'A');
-    ASSERT_EQ(recv_one(c), 'B');
+    expect_msgs(c, "AB");
     char buf[64];
     ASSERT_ERR(shml_recv(c, buf, sizeof buf, 0), -ETIMEDOUT);
     struct shml_channel_stats st = chan_stats(c);
@@ -393,20 +398,31 @@ static const char *produced_then_killed(const char *name, const char *msgs, cons
     return produced_then_killed_in(SHML_QUEUE, name, msgs, then, consumer);
 }
 
-/* The dead durable producer's entry in addr (white-box: to make by hand the state a kill
-   between two instructions leaves). */
-static struct shml_chan_ep *dead_producer_entry(const char *addr, shml_segment **seg)
+/* Make by hand what a kill between two instructions of a send leaves (white-box): the dead
+   durable producer's record in addr names position `pos` with counter `count` (its counters
+   set to it, one byte a message, unless 0), and its mark is `mark` unless NO_MARK. */
+#define NO_MARK UINT64_MAX
+static void forge_send_record(const char *addr, uint32_t pos, uint64_t count, uint64_t mark)
 {
-    ASSERT_OK(shml_segment_open(addr, NULL, seg));
-    struct shml_chan_hdr *h = shml_segment_data(*seg);
-    for (uint32_t i = 0; i < h->nendpoints; i++) {
+    shml_segment *seg;
+    ASSERT_OK(shml_segment_open(addr, NULL, &seg));
+    struct shml_chan_hdr *h = shml_segment_data(seg);
+    struct shml_chan_ep *dead = NULL;
+    for (uint32_t i = 0; i < h->nendpoints && !dead; i++) {
         struct shml_chan_ep *e =
             (struct shml_chan_ep *)((char *)h + h->ep_off + (uint64_t)i * SHML_EP_SIZE);
         if (atomic_load(&e->role) == SHML_PRODUCER && shml_ep_used(atomic_load(&e->state)))
-            return e;
+            dead = e;
     }
-    ASSERT_TRUE(false);
-    return NULL;
+    ASSERT_TRUE(dead != NULL);
+    atomic_store(&dead->send_rec, shml_ep_rec(pos, count));
+    if (count) {
+        atomic_store(&dead->sent, count);
+        atomic_store(&dead->bytes_sent, count);
+    }
+    if (mark != NO_MARK)
+        atomic_store(&dead->cursor, mark);
+    shml_segment_close(seg);
 }
 
 TEST_TIMEOUT(durable_producer_successor_gets_the_mark, 60)
@@ -431,10 +447,7 @@ TEST_TIMEOUT(durable_producer_successor_gets_the_mark, 60)
     ASSERT_EQ(mark, 42);
     ASSERT_OK(shml_channel_set_mark(p, 7));
     ASSERT_EQ(shml_send(p, "D", 1, 0), 1);
-    ASSERT_EQ(recv_one(c), 'A');
-    ASSERT_EQ(recv_one(c), 'B');
-    ASSERT_EQ(recv_one(c), 'C'); /* the dead one's claim skipped, counted lost */
-    ASSERT_EQ(recv_one(c), 'D');
+    expect_msgs(c, "ABCD"); /* the dead one's claim between B and C skipped, counted lost */
     struct shml_channel_stats st = chan_stats(c);
     ASSERT_EQ(st.lost, 1);
     assert_balanced(c);
@@ -457,18 +470,11 @@ TEST_TIMEOUT(durable_producer_killed_before_publishing, 60)
        so the mark is not known, and the message is lost, counted. */
     shml_channel *c;
     const char *addr = produced_then_killed("in", "AB", "claim", &c);
-    shml_segment *seg;
-    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
-    atomic_store(&e->send_rec, shml_ep_rec(2, 3));
-    atomic_store(&e->sent, 3);
-    atomic_store(&e->bytes_sent, 3);
-    atomic_store(&e->cursor, 43);
-    shml_segment_close(seg);
+    forge_send_record(addr, 2, 3, 43);
     shml_channel *p = open_durable_producer(addr, "in");
     uint64_t mark = 0;
     ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
-    ASSERT_EQ(recv_one(c), 'A');
-    ASSERT_EQ(recv_one(c), 'B');
+    expect_msgs(c, "AB");
     char buf[8];
     ASSERT_ERR(shml_recv(c, buf, sizeof buf, 0), -ETIMEDOUT);
     struct shml_channel_stats st = chan_stats(c);
@@ -493,13 +499,9 @@ TEST_TIMEOUT(durable_producer_killed_after_publishing, 60)
     for (int read_first = 0; read_first < 2; read_first++) {
         shml_channel *c;
         const char *addr = produced_then_killed("in", "AB", "hang", &c);
-        shml_segment *seg;
-        struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
-        atomic_store(&e->send_rec, shml_ep_rec(1, 2));
-        shml_segment_close(seg);
+        forge_send_record(addr, 1, 2, NO_MARK);
         if (read_first) {
-            ASSERT_EQ(recv_one(c), 'A');
-            ASSERT_EQ(recv_one(c), 'B');
+            expect_msgs(c, "AB");
         }
         shml_channel *p = open_durable_producer(addr, "in");
         uint64_t mark = 0;
@@ -508,8 +510,7 @@ TEST_TIMEOUT(durable_producer_killed_after_publishing, 60)
         } else {
             ASSERT_OK(shml_channel_mark(p, &mark));
             ASSERT_EQ(mark, 42);
-            ASSERT_EQ(recv_one(c), 'A');
-            ASSERT_EQ(recv_one(c), 'B');
+            expect_msgs(c, "AB");
         }
         ASSERT_EQ(chan_stats(c).lost, 0);
         assert_balanced(c);
@@ -539,12 +540,8 @@ TEST_TIMEOUT(durable_producer_unknown_mark_passes_on, 60)
        it publishes anything: its own successor does not take the stale mark for known. */
     shml_channel *c;
     const char *addr = produced_then_killed("in", "AB", "hang", &c);
-    shml_segment *seg;
-    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
-    atomic_store(&e->send_rec, shml_ep_rec(1, 2));
-    shml_segment_close(seg);
-    ASSERT_EQ(recv_one(c), 'A');
-    ASSERT_EQ(recv_one(c), 'B');
+    forge_send_record(addr, 1, 2, NO_MARK);
+    expect_msgs(c, "AB");
     pid_t second = spawn_peer("durable_producer_say_mark", addr, "in");
     ASSERT_EQ(peer_expect(second, "no mark", 30000), 0);
     ASSERT_EQ(kill_peer(second, SIGKILL), 128 + SIGKILL);
@@ -562,8 +559,7 @@ TEST_TIMEOUT(durable_producer_unknown_mark_passes_on, 60)
     pid_t fifth = spawn_peer("durable_producer_say_mark", addr, "in");
     ASSERT_EQ(peer_expect(fifth, "mark 41", 30000), 0);
     ASSERT_EQ(kill_peer(fifth, SIGKILL), 128 + SIGKILL);
-    ASSERT_EQ(recv_one(c), 'C');
-    ASSERT_EQ(recv_one(c), 'D');
+    expect_msgs(c, "CD");
     ASSERT_EQ(chan_stats(c).lost, 0);
     shml_channel_close(c);
     shml_segment_unlink(addr);
@@ -583,9 +579,7 @@ TEST_TIMEOUT(durable_bus_publisher_marks, 60)
     ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
     ASSERT_OK(shml_channel_mark(p, &mark));
     ASSERT_EQ(mark, 44);
-    ASSERT_EQ(recv_one(sub), 'A');
-    ASSERT_EQ(recv_one(sub), 'B');
-    ASSERT_EQ(recv_one(sub), 'C'); /* the dead one's claim a hole, skipped */
+    expect_msgs(sub, "ABC"); /* the dead one's claim between B and C a hole, skipped */
     ASSERT_EQ(chan_stats(sub).lost, 1);
     shml_channel_close(p);
     shml_channel_close(sub);
@@ -593,20 +587,14 @@ TEST_TIMEOUT(durable_bus_publisher_marks, 60)
 
     /* Killed between its mark and its publication (made by hand): not known, a hole. */
     addr = produced_then_killed_in(SHML_BUS, "pub", "AB", "claim", &sub);
-    shml_segment *seg;
-    struct shml_chan_ep *e = dead_producer_entry(addr, &seg);
-    atomic_store(&e->send_rec, shml_ep_rec(2, 0));
-    atomic_store(&e->cursor, 43);
-    shml_segment_close(seg);
+    forge_send_record(addr, 2, 0, 43);
     p = open_durable_producer(addr, "pub");
     ASSERT_ERR(shml_channel_mark(p, &mark), -ENOENT);
     ASSERT_EQ(chan_stats(sub).lost, 1);
     ASSERT_EQ(shml_send(p, "C", 1, 0), 1);
     ASSERT_OK(shml_channel_mark(p, &mark));
     ASSERT_EQ(mark, 0); /* not the dead one's 43 */
-    ASSERT_EQ(recv_one(sub), 'A');
-    ASSERT_EQ(recv_one(sub), 'B');
-    ASSERT_EQ(recv_one(sub), 'C');
+    expect_msgs(sub, "ABC");
     shml_channel_close(p);
     shml_channel_close(sub);
     shml_segment_unlink(addr);
@@ -614,14 +602,11 @@ TEST_TIMEOUT(durable_bus_publisher_marks, 60)
     /* Killed after publishing B and before clearing its record (by hand): B holds its slot,
        so the mark is known. */
     addr = produced_then_killed_in(SHML_BUS, "pub", "AB", "hang", &sub);
-    e = dead_producer_entry(addr, &seg);
-    atomic_store(&e->send_rec, shml_ep_rec(1, 0));
-    shml_segment_close(seg);
+    forge_send_record(addr, 1, 0, NO_MARK);
     p = open_durable_producer(addr, "pub");
     ASSERT_OK(shml_channel_mark(p, &mark));
     ASSERT_EQ(mark, 42);
-    ASSERT_EQ(recv_one(sub), 'A');
-    ASSERT_EQ(recv_one(sub), 'B');
+    expect_msgs(sub, "AB");
     ASSERT_EQ(chan_stats(sub).lost, 0);
     shml_channel_close(p);
     shml_channel_close(sub);

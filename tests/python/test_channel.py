@@ -237,7 +237,17 @@ def test_bus_overwrite_stuck_claim_passed(addr):
         assert pub.stats()["lost"] == 1
 
 
-def test_durable_consumer_takes_the_place_of_a_killed_one(addr):
+def first_line_then_kill(child, procs):
+    """Run the Python code `child`; return the first line it prints, then kill it (SIGKILL)."""
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
+    procs.append(proc)
+    line = proc.stdout.readline().strip()
+    proc.kill()
+    proc.wait(10)
+    return line
+
+
+def test_durable_consumer_takes_the_place_of_a_killed_one(addr, procs):
     """A consumer opened durable='NAME' and killed (SIGKILL) while it reads a message in place:
     the next one opened with that name gets that message first; nothing is lost."""
     a = addr()
@@ -251,12 +261,7 @@ def test_durable_consumer_takes_the_place_of_a_killed_one(addr):
     with shmlink.Queue(a, create=True, max_msg=64, role="producer") as p:
         p.send(b"first")
         p.send(b"second")
-        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline().strip() == b"first"
-        finally:
-            proc.kill()
-            proc.wait(10)
+        assert first_line_then_kill(child, procs) == b"first"
         with shmlink.Queue(a, role="consumer", durable="worker") as q:
             assert q.recv(5) == b"first"
             assert q.recv(5) == b"second"
@@ -269,7 +274,7 @@ def test_durable_consumer_takes_the_place_of_a_killed_one(addr):
         shmlink.Queue(a, durable="worker")  # producer and consumer both
 
 
-def test_durable_producer_mark(addr):
+def test_durable_producer_mark(addr, procs):
     """A producer opened durable='NAME' marks its messages; killed (SIGKILL), the next one
     opened with that name finds the mark of the last message it published."""
     a = addr()
@@ -284,12 +289,7 @@ def test_durable_producer_mark(addr):
             time.sleep(60)
     """)
     with shmlink.Queue(a, create=True, max_msg=64, role="consumer") as c:
-        proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline().strip() == b"8"
-        finally:
-            proc.kill()
-            proc.wait(10)
+        assert first_line_then_kill(child, procs) == b"8"
         with shmlink.Queue(a, role="producer", durable="feed") as q:
             assert q.mark() == 8
             q.set_mark(9)
