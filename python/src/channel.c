@@ -677,8 +677,15 @@ static PyObject *Channel_refuse(ChannelObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* set_mark(n): a durable queue producer's or bus publisher's mark for the messages it sends from now on
-   (shml_channel_set_mark()). */
+/* set_mark() and mark() on a handle that has no marks: ValueError, NULL. */
+static PyObject *no_marks(ChannelObject *self)
+{
+    return PyErr_Format(PyExc_ValueError,
+                        "channel %s: marks are for a durable producer or publisher", self->addr);
+}
+
+/* set_mark(n): a durable queue producer's or bus publisher's mark for the messages it sends
+   from now on (shml_channel_set_mark()). */
 static PyObject *Channel_set_mark(ChannelObject *self, PyObject *arg)
 {
     if (shmlpy_channel_ready(self) < 0)
@@ -686,11 +693,8 @@ static PyObject *Channel_set_mark(ChannelObject *self, PyObject *arg)
     unsigned long long mark = PyLong_AsUnsignedLongLong(arg);
     if (mark == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
-    if (shml_channel_set_mark(self->ch, (uint64_t)mark) < 0) {
-        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable producer or publisher",
-                     self->addr);
-        return NULL;
-    }
+    if (shml_channel_set_mark(self->ch, (uint64_t)mark) < 0)
+        return no_marks(self);
     Py_RETURN_NONE;
 }
 
@@ -704,12 +708,7 @@ static PyObject *Channel_mark(ChannelObject *self, PyObject *unused)
     int r = shml_channel_mark(self->ch, &mark);
     if (r == -ENOENT)
         Py_RETURN_NONE;
-    if (r < 0) {
-        PyErr_Format(PyExc_ValueError, "channel %s: marks are for a durable producer or publisher",
-                     self->addr);
-        return NULL;
-    }
-    return PyLong_FromUnsignedLongLong(mark);
+    return r < 0 ? no_marks(self) : PyLong_FromUnsignedLongLong(mark);
 }
 
 static PyObject *Channel_interrupt(ChannelObject *self, PyObject *unused)

@@ -216,6 +216,20 @@ int shml__queue_try_send(shml_channel *ch, size_t arg, void **slot, uint64_t *po
 }
 
 /*
+ * The length of the message in slot s, read once (only this copy is used: ch->peeked_len):
+ * 0 with *len set, -EMSGSIZE (longer than cap), or -SHML_ECORRUPT (longer than any producer
+ * writes).
+ */
+static int slot_len(shml_channel *ch, struct shml_chan_slot *s, size_t cap, uint32_t *len)
+{
+    *len = shml__len_once(&s->len);
+    if (*len > ch->max_msg + ch->k->msg_extra)
+        return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", *len,
+                          (unsigned long long)ch->max_msg);
+    return *len > cap ? -EMSGSIZE : 0;
+}
+
+/*
  * Try once to claim the next message. Returns 0 with *slot and *pos set, -EAGAIN (empty;
  * *behind set when a live producer is writing the next message), or -EMSGSIZE (the next
  * message is longer than cap; not claimed).
@@ -227,12 +241,10 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         /* A durable consumer's first message: the one its dead predecessor was reading
            (queue_take_over()), ours already ("read by" this handle). */
         struct shml_chan_slot *s = ch->held;
-        uint32_t len = shml__len_once(&s->len);
-        if (len > ch->max_msg + ch->k->msg_extra)
-            return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
-                              (unsigned long long)ch->max_msg);
-        if (len > cap)
-            return -EMSGSIZE;
+        uint32_t len;
+        int r = slot_len(ch, s, cap, &len);
+        if (r < 0)
+            return r;
         ch->peeked_len = len;
         *slot = s;
         *pos = ch->held_pos;
@@ -250,15 +262,12 @@ int shml__queue_try_recv(shml_channel *ch, size_t cap, void **slot, uint64_t *po
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         int32_t d = (int32_t)(shml_slot_seq(st) - (uint32_t)(p + 1));
         if (d == 0 && !shml_slot_busy(st)) {
-            /* Read once, checked, and only this copy used (ch->peeked_len). Read before the
-               take: the producer wrote it before publishing (the acquire above), and nobody
-               else writes it while the state the take expects stays. */
-            uint32_t len = shml__len_once(&s->len);
-            if (len > ch->max_msg + ch->k->msg_extra)
-                return shml__fail(SHML_ECORRUPT, "message of %u bytes in slots for %llu", len,
-                                  (unsigned long long)ch->max_msg);
-            if (len > cap)
-                return -EMSGSIZE;
+            /* Read before the take: the producer wrote it before publishing (the acquire
+               above), and nobody else writes it while the state the take expects stays. */
+            uint32_t len;
+            int r = slot_len(ch, s, cap, &len);
+            if (r < 0)
+                return r;
             if (!take(ch, s, st, shml_slot_state(p + 1, ch->me, true), &h->deq, p))
                 continue; /* another consumer, or a spurious failure: look again */
             ch->peeked_len = len;
