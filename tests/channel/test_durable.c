@@ -13,13 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
-static shml_channel *open_durable(const char *addr, const char *name)
+/* Open addr as a durable endpoint `name` in `role`. */
+static shml_channel *open_durable_as(const char *addr, const char *name, unsigned role)
 {
     struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
     o.durable = name;
     shml_channel *ch;
-    ASSERT_OK(shml_channel_open(addr, SHML_CONSUMER, &o, &ch));
+    ASSERT_OK(shml_channel_open(addr, role, &o, &ch));
     return ch;
+}
+
+static shml_channel *open_durable(const char *addr, const char *name)
+{
+    return open_durable_as(addr, name, SHML_CONSUMER);
 }
 
 /* argv: channel, durable name, messages to receive first. Receive them, peek at the next one,
@@ -339,11 +345,7 @@ TEST(durable_refusals)
 
 static shml_channel *open_durable_producer(const char *addr, const char *name)
 {
-    struct shml_channel_opts o = SHML_CHANNEL_OPTS_INIT;
-    o.durable = name;
-    shml_channel *ch;
-    ASSERT_OK(shml_channel_open(addr, SHML_PRODUCER, &o, &ch));
-    return ch;
+    return open_durable_as(addr, name, SHML_PRODUCER);
 }
 
 /* argv: channel, durable name, messages (one byte each) to send, each marked 41, 42, ...;
